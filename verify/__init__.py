@@ -1,0 +1,40 @@
+"""verify: exact reconstruction of ReLU networks by tuning only normalization layers.
+
+The public API (DESIGN.md §1–2, §6)::
+
+    target = verify.TargetNetwork.random([3, 5, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode="paper")
+    result.gamma, result.beta, result.network(x), result.certificate.holds
+"""
+
+from verify._certificate import BlockCertificate, Certificate, SampledCheck
+from verify._construct import MODES, Reconstruction, reconstruct
+from verify._domains import Ball, Box, Domain
+from verify._errors import CertificateError, InfeasibleError
+from verify._networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
+from verify._scale_equation import khatri_rao
+from verify._tolerances import evaluation_tolerance, residual_tolerance
+
+__all__ = [
+    "MODES",
+    "Ball",
+    "BlockCertificate",
+    "Box",
+    "Certificate",
+    "CertificateError",
+    "Domain",
+    "FrozenNetwork",
+    "InfeasibleError",
+    "Reconstruction",
+    "SampledCheck",
+    "TargetNetwork",
+    "evaluation_tolerance",
+    "khatri_rao",
+    "minimal_width",
+    "paper_width",
+    "reconstruct",
+    "residual_tolerance",
+]
+
+__version__ = "0.1.0"

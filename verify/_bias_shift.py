@@ -1,0 +1,35 @@
+"""The bias shift that puts every odd-layer neuron in its linear regime (DESIGN §2).
+
+For an odd layer with per-neuron scale ``s`` and pre-normalization ``h = B z + c`` ranging over
+``[mid - rad, mid + rad]`` on the domain, the shift
+
+    tau = |s| * rad - s * mid + SLACK * |s| * size
+
+makes ``s * h + tau >= SLACK * |s| * size >= 0`` on the whole domain, so the ReLU after it is the
+identity there and ``u = s * h + tau`` exactly. The slack is a fixed fraction of the magnitude
+``size`` of ``h``: far above the ``(fan_in + 2) * eps`` relative rounding error of ``h``, so the
+computed pre-activations stay non-negative too, and it costs nothing (the next layer's shift
+absorbs ``tau`` exactly).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from verify._domains import AffineRange
+
+__all__ = ["SLACK", "activity_margin", "bias_shift"]
+
+SLACK = 2.0**-8
+"""Relative safety margin of the bias shift (a fraction of each neuron's pre-activation magnitude)."""
+
+
+def bias_shift(scale: np.ndarray, image: AffineRange) -> np.ndarray:
+    """Shift ``tau`` with ``scale * h + tau >= 0`` for every ``h`` in ``image`` (zero where ``scale = 0``)."""
+    magnitude = np.abs(scale)
+    return magnitude * image.rad - scale * image.mid + SLACK * magnitude * image.size
+
+
+def activity_margin(scale: np.ndarray, shift: np.ndarray, image: AffineRange) -> np.ndarray:
+    """``min over the region of scale * h + shift`` per neuron: the certificate's margin (>= 0 proves activity)."""
+    return scale * image.mid + shift - np.abs(scale) * image.rad

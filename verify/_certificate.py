@@ -1,0 +1,178 @@
+"""What a reconstruction must carry (DESIGN §6): the certificate and its checks.
+
+A certificate holds when, for every block, the scale-equation residual is within the tolerance
+a backward-stable solve guarantees and every shifted odd-layer neuron has a non-negative activity
+margin over the block's input region (which proves the linear regime on the whole domain), and
+when the sampled check ``g(x) = f(x)`` on points of the domain, boundary included, agrees to the
+evaluation tolerance. All tolerances come from `verify._tolerances`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["BlockCertificate", "Certificate", "SampledCheck"]
+
+
+@dataclass(frozen=True)
+class BlockCertificate:
+    """The figures of one block ``k`` (target layer ``k``, frozen layers ``2k-1`` and ``2k``).
+
+    Attributes
+    ----------
+    block : int
+        ``k``, 1-based.
+    width : int
+        Odd-layer width ``n_{2k-1}``.
+    live_neurons : int
+        Odd-layer neurons with non-zero scale (the others are switched off).
+    rank, needed : int
+        Numerical rank of the block's system and the rank its mode needs.
+    condition : float
+        Largest over smallest retained singular value of the system.
+    residual : float
+        ``max |s' ⊙ (A diag(γ) B) − W|``.
+    residual_ratio : float
+        ``max |E| / (|s'| |A| |γ| |B| + |W|)`` componentwise (0/0 read as 0).
+    residual_tolerance : float
+        Largest accepted ``residual_ratio``.
+    min_margin : float
+        Smallest activity margin ``min over the region of s_i h_i + tau_i`` of the odd layer.
+    solver : str
+        How the scale equation was solved.
+    """
+
+    block: int
+    width: int
+    live_neurons: int
+    rank: int
+    needed: int
+    condition: float
+    residual: float
+    residual_ratio: float
+    residual_tolerance: float
+    min_margin: float
+    solver: str
+
+    @property
+    def holds(self) -> bool:
+        """Residual within tolerance and every margin non-negative."""
+        return bool(self.residual_ratio <= self.residual_tolerance and self.min_margin >= 0)
+
+
+@dataclass(frozen=True)
+class SampledCheck:
+    """``g(x)`` against ``f(x)`` on sample points of the domain (boundary included).
+
+    Attributes
+    ----------
+    points : int
+        Number of points checked.
+    max_abs_error : float
+        ``max |g(x) − f(x)|``.
+    max_relative_error : float
+        ``max |g(x) − f(x)| / max(max |f(x)|, tiny)`` over the points.
+    error_ratio : float
+        ``max |g(x) − f(x)| / (|g|(x) + |f|(x))`` componentwise: compared with ``tolerance``.
+    tolerance : float
+        The evaluation tolerance (`verify._tolerances.evaluation_tolerance`).
+    min_odd_preactivation : float
+        Smallest normalized pre-activation of any live odd-layer neuron at the points
+        (non-negative whenever the linear regime holds; printed for inspection).
+    """
+
+    points: int
+    max_abs_error: float
+    max_relative_error: float
+    error_ratio: float
+    tolerance: float
+    min_odd_preactivation: float
+
+    @property
+    def holds(self) -> bool:
+        """The sampled error is within tolerance."""
+        return bool(self.error_ratio <= self.tolerance)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The proof-carrying part of a `Reconstruction` (DESIGN §6).
+
+    Attributes
+    ----------
+    mode : str
+        ``"paper"`` or ``"minimal"``.
+    domain : dict
+        The domain, as `Domain.to_dict` gives it.
+    blocks : tuple of BlockCertificate
+        One per target layer.
+    sampled : SampledCheck
+        The sampled check of ``g = f``.
+    """
+
+    mode: str
+    domain: dict
+    blocks: tuple[BlockCertificate, ...]
+    sampled: SampledCheck
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def holds(self) -> bool:
+        """Every block's checks and the sampled check pass."""
+        return all(b.holds for b in self.blocks) and self.sampled.holds
+
+    @property
+    def max_residual(self) -> float:
+        """Largest scale-equation residual ``max |s' ⊙ (A diag(γ) B) − W|`` over blocks."""
+        return max(b.residual for b in self.blocks)
+
+    @property
+    def min_margin(self) -> float:
+        """Smallest activity margin over all blocks (>= 0 proves the linear regime on the domain)."""
+        return min(b.min_margin for b in self.blocks)
+
+    @property
+    def max_condition(self) -> float:
+        """Largest condition number of any block's system."""
+        return max(b.condition for b in self.blocks)
+
+    def failures(self) -> list[str]:
+        """Human-readable reasons the certificate fails (empty when it holds)."""
+        reasons = []
+        for b in self.blocks:
+            if not b.residual_ratio <= b.residual_tolerance:
+                reasons.append(
+                    f"block {b.block}: scale-equation residual ratio {b.residual_ratio:.3g} exceeds "
+                    f"tolerance {b.residual_tolerance:.3g} (condition {b.condition:.3g})"
+                )
+            if not b.min_margin >= 0:
+                reasons.append(
+                    f"block {b.block}: activity margin {b.min_margin:.3g} < 0, the linear regime is not proved"
+                )
+        if not self.sampled.holds:
+            reasons.append(
+                f"sampled check: error ratio {self.sampled.error_ratio:.3g} exceeds tolerance "
+                f"{self.sampled.tolerance:.3g} (max relative error {self.sampled.max_relative_error:.3g})"
+            )
+        return reasons
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dictionary of every figure, with ``holds`` at each level."""
+        return {
+            "holds": self.holds,
+            "mode": self.mode,
+            "domain": self.domain,
+            "max_residual": self.max_residual,
+            "min_margin": self.min_margin,
+            "blocks": [asdict(b) | {"holds": b.holds} for b in self.blocks],
+            "sampled": asdict(self.sampled) | {"holds": self.sampled.holds},
+        }
+
+
+def residual_ratio(error: np.ndarray, scale_of_terms: np.ndarray) -> float:
+    """``max |error| / scale_of_terms`` componentwise, with ``0/0`` read as 0 (and ``x/0`` as inf)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(error == 0, 0.0, np.abs(error) / scale_of_terms)
+    return float(np.max(ratio, initial=0.0))

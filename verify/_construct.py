@@ -1,0 +1,235 @@
+"""The construction (DESIGN §2): solve every block, shift its odd layer, certify, return.
+
+``reconstruct`` reads as the proof:
+
+1. interval bounds through the target give each block's input region (`verify._bounds`);
+2. the block's scale equation gives the odd-layer scales ``γ`` and even-layer scales ``s'``
+   (`verify._scale_equation`);
+3. the bias shift ``tau`` puts every odd neuron in its linear regime (`verify._bias_shift`);
+4. the even layer's shift ``t' = b − s' ⊙ (A(γ ⊙ c + tau) + c')`` restores the target's bias;
+5. ``(s, t)`` become BatchNorm ``(gamma, beta)`` and the certificate is checked (`verify._certificate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify._bias_shift import activity_margin, bias_shift
+from verify._bounds import block_input_regions
+from verify._certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
+from verify._domains import Domain
+from verify._errors import CertificateError, InfeasibleError
+from verify._networks import FrozenNetwork, TargetNetwork
+from verify._scale_equation import solve_minimal, solve_paper
+from verify._tolerances import evaluation_tolerance, residual_tolerance
+
+__all__ = ["MODES", "Reconstruction", "reconstruct"]
+
+MODES = ("paper", "minimal")
+_SOLVERS = {"paper": solve_paper, "minimal": solve_minimal}
+
+
+@dataclass(frozen=True, eq=False)
+class Reconstruction:
+    """Tuned normalization parameters for a frozen network, with their certificate.
+
+    Attributes
+    ----------
+    gamma, beta : list of ndarray
+        BatchNorm weight and bias of each of the ``2L`` frozen layers: the values to load.
+    scales, shifts : list of ndarray
+        The same normalizations as per-neuron affine maps ``h -> s*h + t``.
+    certificate : Certificate
+        The figures proving ``g = f`` on the domain (it holds: failing results are never returned).
+    target, frozen : TargetNetwork, FrozenNetwork
+        The networks it was built for.
+    domain : Domain
+        The domain on which ``g = f`` is certified.
+    mode : str
+        ``"paper"`` or ``"minimal"``.
+    """
+
+    gamma: list[np.ndarray]
+    beta: list[np.ndarray]
+    scales: list[np.ndarray]
+    shifts: list[np.ndarray]
+    certificate: Certificate
+    target: TargetNetwork
+    frozen: FrozenNetwork
+    domain: Domain
+    mode: str
+
+    def network(self, x: object) -> np.ndarray:
+        """Evaluate the frozen network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``."""
+        return self.frozen.forward(x, self.gamma, self.beta)
+
+
+def reconstruct(
+    target: TargetNetwork,
+    frozen: FrozenNetwork,
+    domain: Domain,
+    mode: str = "paper",
+    *,
+    samples: int = 256,
+    seed: int = 0,
+) -> Reconstruction:
+    """Choose the frozen network's normalization parameters so that it computes ``target`` on ``domain``.
+
+    Parameters
+    ----------
+    target : TargetNetwork
+        ``f``, depth ``L``, widths ``d_0 … d_L``.
+    frozen : FrozenNetwork
+        ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``.
+    domain : Ball or Box
+        Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
+    mode : "paper" or "minimal"
+        ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
+        ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
+    samples : int
+        Number of domain points (half on the boundary) in the certificate's sampled check.
+    seed : int
+        Seed of the sample points.
+
+    Returns
+    -------
+    Reconstruction
+        ``gamma``, ``beta`` per frozen layer, ``network(x)`` and a ``certificate`` that holds.
+
+    Raises
+    ------
+    InfeasibleError
+        A block's width is below what ``mode`` needs, or its system is rank-deficient.
+    CertificateError
+        The solve finished but its certificate fails (never returned as a result).
+    ValueError
+        Mismatched architectures, a domain of the wrong dimension, or an unknown mode.
+
+    Notes
+    -----
+    Even-layer neurons beyond the first ``d_k`` are switched off (``s = t = 0``), and so are odd
+    neurons with ``γ_i = 0``. Nothing passed in is modified.
+
+    References
+    ----------
+    A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
+    Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
+    """
+    _check_arguments(target, frozen, domain, mode, samples)
+    domain = domain.resolve(target.widths[0])
+    d = target.widths
+    regions = block_input_regions(target, domain)
+    scales: list[np.ndarray] = []
+    shifts: list[np.ndarray] = []
+    blocks: list[BlockCertificate] = []
+    for k in range(1, target.depth + 1):
+        odd, even = 2 * k - 2, 2 * k - 1  # 0-based indices of frozen layers 2k-1 and 2k
+        b_mat = frozen.weights[odd][:, : d[k - 1]]  # columns fed by the live neurons of layer 2k-2
+        a_mat = frozen.weights[even][: d[k], :]  # rows that carry the target (the first d_k)
+        c_odd, c_even = frozen.biases[odd], frozen.biases[even][: d[k]]
+        w, b = target.weights[k - 1], target.biases[k - 1]
+
+        solution = _SOLVERS[mode](a_mat, b_mat, w, block=k)
+        gamma, row_scale = solution.scale, solution.row_scale
+        image = regions[k - 1].affine_range(b_mat, c_odd)
+        tau = bias_shift(gamma, image)
+        t_rows = b - row_scale * (a_mat @ (gamma * c_odd + tau) + c_even)
+
+        s_even = np.zeros(frozen.widths[even + 1])
+        t_even = np.zeros(frozen.widths[even + 1])
+        s_even[: d[k]] = row_scale
+        t_even[: d[k]] = t_rows
+        scales += [gamma, s_even]
+        shifts += [tau, t_even]
+
+        error = row_scale[:, None] * ((a_mat * gamma) @ b_mat) - w
+        terms = np.abs(row_scale)[:, None] * ((np.abs(a_mat) * np.abs(gamma)) @ np.abs(b_mat)) + np.abs(w)
+        n = b_mat.shape[0]
+        blocks.append(
+            BlockCertificate(
+                block=k,
+                width=n,
+                live_neurons=int(np.count_nonzero(gamma)),
+                rank=solution.rank,
+                needed=solution.needed,
+                condition=solution.condition,
+                residual=float(np.max(np.abs(error))),
+                residual_ratio=residual_ratio(error, terms),
+                residual_tolerance=residual_tolerance(n, d[k], d[k - 1]),
+                min_margin=float(np.min(activity_margin(gamma, tau, image))),
+                solver=solution.method,
+            )
+        )
+
+    gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
+    sampled = _sampled_check(target, frozen, domain, gamma_bn, beta_bn, blocks, samples, seed)
+    certificate = Certificate(mode=mode, domain=domain.to_dict(), blocks=tuple(blocks), sampled=sampled)
+    if not certificate.holds:
+        raise CertificateError(
+            "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
+        )
+    return Reconstruction(gamma_bn, beta_bn, scales, shifts, certificate, target, frozen, domain, mode)
+
+
+def _sampled_check(
+    target: TargetNetwork,
+    frozen: FrozenNetwork,
+    domain: Domain,
+    gamma: list[np.ndarray],
+    beta: list[np.ndarray],
+    blocks: list[BlockCertificate],
+    samples: int,
+    seed: int,
+) -> SampledCheck:
+    x = domain.sample(samples, np.random.default_rng(seed))
+    f = target(x)
+    pre = frozen.preactivations(x, gamma, beta)
+    g = pre[-1]
+    scale = frozen.magnitude(x, gamma, beta) + target.magnitude(x)
+    difference = np.abs(g - f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(difference == 0, 0.0, difference / scale)
+    live_odd = [p[:, gamma[j] != 0] for j, p in enumerate(pre) if j % 2 == 0]
+    return SampledCheck(
+        points=samples,
+        max_abs_error=float(difference.max()),
+        max_relative_error=float(difference.max() / max(float(np.abs(f).max()), np.finfo(float).tiny)),
+        error_ratio=float(ratios.max()),
+        tolerance=evaluation_tolerance(frozen.widths, target.widths, [b.residual_ratio for b in blocks]),
+        min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
+    )
+
+
+def _check_arguments(target: object, frozen: object, domain: object, mode: object, samples: object) -> None:
+    if not isinstance(target, TargetNetwork):
+        raise ValueError(f"target must be a verify.TargetNetwork, got {type(target).__name__}")
+    if not isinstance(frozen, FrozenNetwork):
+        raise ValueError(f"frozen must be a verify.FrozenNetwork, got {type(frozen).__name__}")
+    if not isinstance(domain, Domain):
+        raise ValueError(f"domain must be a verify.Ball or verify.Box, got {type(domain).__name__}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    d, n = target.widths, frozen.widths
+    if frozen.depth != target.depth:
+        raise ValueError(
+            f"frozen has {2 * frozen.depth} layers but a target of depth L = {target.depth} "
+            f"needs 2L = {2 * target.depth}"
+        )
+    if n[0] != d[0]:
+        raise ValueError(f"frozen input width n_0 = {n[0]} must equal the target's d_0 = {d[0]}")
+    if n[-1] != d[-1]:
+        raise ValueError(f"frozen output width n_{2 * target.depth} = {n[-1]} must equal the target's d_L = {d[-1]}")
+    for k in range(1, target.depth):
+        if n[2 * k] < d[k]:
+            raise InfeasibleError(
+                f"block {k}: even frozen layer {2 * k} has {n[2 * k]} neurons but must carry d_{k} = {d[k]} target "
+                f"neurons; use width >= {d[k]}",
+                block=k,
+                width=n[2 * k],
+                width_needed=d[k],
+            )
+    # Odd-layer width checks happen in the solvers, which know each layer's non-zero rows.

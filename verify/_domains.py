@@ -1,0 +1,172 @@
+"""Bounded input domains: a Euclidean ball and an axis-aligned box.
+
+A domain answers the one question the bias shift needs (DESIGN §2): for an affine map
+``h = B z + c`` the exact range of every coordinate of ``h`` over the domain, as a centre and a
+radius. It also draws sample points, boundary included, for the certificate's sampled check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify._validate import as_array
+
+__all__ = ["AffineRange", "Ball", "Box", "Domain"]
+
+
+@dataclass(frozen=True)
+class AffineRange:
+    """Range of each coordinate of ``h = B z + c`` over a region: ``h_i ∈ [mid_i - rad_i, mid_i + rad_i]``.
+
+    ``size_i`` bounds ``|B_i| |z| + |c_i|`` over the region: the magnitude that rounding errors of
+    ``h_i`` scale with.
+    """
+
+    mid: np.ndarray
+    rad: np.ndarray
+    size: np.ndarray
+
+
+class Domain:
+    """Base class of input domains (`Ball`, `Box`)."""
+
+    dim: int | None
+
+    def resolve(self, dim: int) -> Domain:
+        """Return this domain in dimension ``dim``, or raise ValueError if it has another dimension."""
+        raise NotImplementedError
+
+    def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
+        """Exact coordinate ranges of ``weight @ z + bias`` for ``z`` in the domain."""
+        raise NotImplementedError
+
+    def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest box ``(lo, hi)`` containing the domain."""
+        raise NotImplementedError
+
+    def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` points of the domain, about half on its boundary, as a ``(count, dim)`` array."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description of the domain."""
+        raise NotImplementedError
+
+
+class Ball(Domain):
+    """The closed Euclidean ball ``{x : ||x - center||_2 <= radius}``.
+
+    Parameters
+    ----------
+    radius : float
+        Positive and finite.
+    center : array of shape (d_0,) or None
+        Defaults to the origin of whatever input dimension the ball is used with.
+    """
+
+    def __init__(self, radius: float = 1.0, center: object = None) -> None:
+        radius = float(radius)
+        if not np.isfinite(radius) or radius <= 0:
+            raise ValueError(f"radius must be a positive finite number, got {radius!r}")
+        self.radius = radius
+        self.center = None if center is None else as_array(center, "center", (None,))
+        self.dim = None if self.center is None else self.center.shape[0]
+
+    def resolve(self, dim: int) -> Ball:
+        if self.center is None:
+            return Ball(self.radius, np.zeros(dim))
+        if self.dim != dim:
+            raise ValueError(f"domain center has dimension {self.dim} but the target's input has d_0 = {dim}")
+        return self
+
+    def _centre(self) -> np.ndarray:
+        if self.center is None:
+            raise ValueError("this Ball has no dimension yet; call resolve(d_0) first")
+        return self.center
+
+    def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
+        centre = self._centre()
+        rad = self.radius * np.linalg.norm(weight, axis=1)
+        return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+
+    def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
+        centre = self._centre()
+        return centre - self.radius, centre + self.radius
+
+    def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        centre = self._centre()
+        d = centre.shape[0]
+        directions = rng.standard_normal((count, d))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        radii = np.ones(count)
+        inner = count // 2
+        radii[:inner] = rng.uniform(size=inner) ** (1.0 / d)  # uniform in the ball
+        points = centre + self.radius * radii[:, None] * directions
+        points[0] = centre
+        return points
+
+    def to_dict(self) -> dict:
+        return {"kind": "ball", "radius": self.radius, "center": None if self.center is None else self.center.tolist()}
+
+    def __repr__(self) -> str:
+        return f"Ball(radius={self.radius!r}, center={'0' if self.center is None else self.center.tolist()})"
+
+
+class Box(Domain):
+    """The closed box ``{x : lo <= x <= hi}`` (componentwise).
+
+    Parameters
+    ----------
+    lo, hi : arrays of shape (d_0,)
+        Finite, with ``lo <= hi``.
+    """
+
+    def __init__(self, lo: object, hi: object) -> None:
+        self.lo = as_array(lo, "lo", (None,))
+        self.hi = as_array(hi, "hi", (self.lo.shape[0],))
+        if self.lo.shape[0] == 0:
+            raise ValueError("lo and hi must have at least one coordinate")
+        if np.any(self.lo > self.hi):
+            bad = int(np.argmax(self.lo > self.hi))
+            raise ValueError(
+                f"lo must be <= hi in every coordinate, but lo[{bad}] = {self.lo[bad]} > hi[{bad}] = {self.hi[bad]}"
+            )
+        self.dim = self.lo.shape[0]
+
+    def resolve(self, dim: int) -> Box:
+        if self.dim != dim:
+            raise ValueError(f"domain Box has dimension {self.dim} but the target's input has d_0 = {dim}")
+        return self
+
+    def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
+        centre = (self.lo + self.hi) / 2
+        half = (self.hi - self.lo) / 2
+        rad = np.abs(weight) @ half
+        return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+
+    def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.lo, self.hi
+
+    def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        d = self.dim
+        t = rng.uniform(size=(count, d))
+        inner = count // 2
+        # Boundary points: corners first, then points with one coordinate pinned to a face.
+        corners = rng.integers(0, 2, size=(count - inner, d)).astype(float)
+        faces = t[inner:].copy()
+        pinned = rng.integers(0, d, size=count - inner)
+        rows = np.arange(count - inner)
+        faces[rows, pinned] = corners[rows, pinned]
+        boundary = np.where(rows[:, None] < (count - inner) // 2, corners, faces)
+        t = np.concatenate([t[:inner], boundary])
+        points = self.lo + t * (self.hi - self.lo)
+        points[0] = (self.lo + self.hi) / 2
+        return points
+
+    def to_dict(self) -> dict:
+        return {"kind": "box", "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+
+    def __repr__(self) -> str:
+        return f"Box(lo={self.lo.tolist()}, hi={self.hi.tolist()})"

@@ -1,0 +1,404 @@
+"""The two networks of DESIGN §1: the target ReLU network and the frozen normalized network.
+
+Target ``f`` with widths ``d_0 … d_L``::
+
+    z_0 = x,   z_k = relu(W_k z_{k-1} + b_k)  (k < L),   f(x) = W_L z_{L-1} + b_L
+
+Frozen ``g`` with ``2L`` linear layers, widths ``n_0 = d_0, n_1, …, n_{2L} = d_L``, each followed
+by a BatchNorm in eval mode (frozen running mean/variance and eps) whose weight ``gamma`` and bias
+``beta`` are the only tuned parameters::
+
+    h_j = M_j u_{j-1} + c_j,   N_j(h) = gamma_j * (h - mu_j) / sqrt(v_j + eps) + beta_j
+    u_0 = x,   u_j = relu(N_j(h_j))  (j < 2L),   g(x) = N_{2L}(h_{2L})
+
+Weights use the ``torch.nn.Linear`` convention: shape ``(out, in)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from verify._validate import as_array, as_points, as_sequence
+
+__all__ = ["FrozenNetwork", "TargetNetwork", "minimal_width", "paper_width"]
+
+
+def paper_width(d_out: int, d_in: int) -> int:
+    """Odd-layer width of the paper's construction for one block: ``d_out * d_in`` (DESIGN §2)."""
+    return d_out * d_in
+
+
+def minimal_width(d_out: int, d_in: int) -> int:
+    """Smallest odd-layer width of the linear-regime construction: ``d_out * (d_in - 1) + 1``.
+
+    Below it a generic target layer has no solution with free output scales (DESIGN §2, minimal
+    mode): the homogeneous system has more equations than unknowns minus one.
+    """
+    return d_out * (d_in - 1) + 1
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+class TargetNetwork:
+    """A ReLU network ``f`` of depth ``L`` and widths ``d_0 … d_L`` (DESIGN §1).
+
+    Parameters
+    ----------
+    weights : sequence of arrays
+        ``W_1 … W_L``, ``W_k`` of shape ``(d_k, d_{k-1})`` (the ``torch.nn.Linear`` convention).
+    biases : sequence of arrays or None, optional
+        ``b_1 … b_L``, ``b_k`` of shape ``(d_k,)``; ``None`` (or a ``None`` entry) means zero.
+
+    The arrays are copied and stored read-only: later changes to the caller's arrays do not affect
+    the network.
+    """
+
+    def __init__(self, weights: Sequence[object], biases: Sequence[object] | None = None) -> None:
+        items = as_sequence(weights, "weights")
+        if not items:
+            raise ValueError("weights must hold at least one layer (depth L >= 1), got an empty list")
+        ws = [as_array(w, f"weights[{k}]", (None, None)) for k, w in enumerate(items)]
+        for k, w in enumerate(ws):
+            if w.shape[0] == 0 or w.shape[1] == 0:
+                raise ValueError(f"weights[{k}] has shape {w.shape}; every width must be >= 1")
+            if k > 0 and w.shape[1] != ws[k - 1].shape[0]:
+                raise ValueError(
+                    f"weights[{k}] has shape {w.shape} but weights[{k - 1}] has {ws[k - 1].shape[0]} outputs; "
+                    f"expected shape ({w.shape[0]}, {ws[k - 1].shape[0]}) (out, in)"
+                )
+        bs = [None] * len(ws) if biases is None else as_sequence(biases, "biases", len(ws))
+        self._weights = tuple(ws)
+        self._biases = tuple(
+            np.zeros(w.shape[0]) if b is None else as_array(b, f"biases[{k}]", (w.shape[0],))
+            for k, (w, b) in enumerate(zip(ws, bs, strict=True))
+        )
+        for b in self._biases:
+            b.setflags(write=False)
+
+    @classmethod
+    def random(cls, widths: Sequence[int], *, seed: int = 0, biases: bool = True, scale: float = 1.0) -> TargetNetwork:
+        """A target with i.i.d. Gaussian weights ``N(0, scale**2 / d_{k-1})`` and biases ``N(0, scale**2)``.
+
+        Parameters
+        ----------
+        widths : sequence of int
+            ``d_0 … d_L``, each >= 1, at least two entries.
+        seed : int
+            Seed of ``numpy.random.default_rng``; the same seed gives the same network.
+        biases : bool
+            Draw biases (default) or set them to zero.
+        scale : float
+            Positive multiplier of every weight and bias.
+        """
+        dims = _check_widths(widths, "widths")
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        rng = np.random.default_rng(seed)
+        ws, bs = [], []
+        for d_in, d_out in itertools.pairwise(dims):
+            ws.append(rng.standard_normal((d_out, d_in)) * (scale / np.sqrt(d_in)))
+            bs.append(rng.standard_normal(d_out) * scale if biases else np.zeros(d_out))
+        return cls(ws, bs)
+
+    @property
+    def weights(self) -> tuple[np.ndarray, ...]:
+        """``(W_1, …, W_L)``, read-only."""
+        return self._weights
+
+    @property
+    def biases(self) -> tuple[np.ndarray, ...]:
+        """``(b_1, …, b_L)``, read-only (zeros where none were given)."""
+        return self._biases
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """``(d_0, …, d_L)``."""
+        return (self._weights[0].shape[1], *(w.shape[0] for w in self._weights))
+
+    @property
+    def depth(self) -> int:
+        """``L``, the number of linear layers."""
+        return len(self._weights)
+
+    def __call__(self, x: object) -> np.ndarray:
+        """Evaluate ``f`` on ``x`` of shape ``(batch, d_0)`` (or ``(d_0,)``)."""
+        z, single = as_points(x, self.widths[0])
+        for k, (w, b) in enumerate(zip(self._weights, self._biases, strict=True)):
+            z = z @ w.T + b
+            if k < self.depth - 1:
+                z = _relu(z)
+        return z[0] if single else z
+
+    def magnitude(self, x: object) -> np.ndarray:
+        """Evaluate ``f`` with every weight, bias and input replaced by its absolute value.
+
+        This bounds the rounding error of evaluating ``f`` (each layer adds at most
+        ``(fan_in + 2) * eps`` times it), see `verify.evaluation_tolerance`.
+        """
+        z, single = as_points(x, self.widths[0])
+        z = np.abs(z)
+        for w, b in zip(self._weights, self._biases, strict=True):
+            z = z @ np.abs(w).T + np.abs(b)
+        return z[0] if single else z
+
+    def __repr__(self) -> str:
+        return f"TargetNetwork(widths={list(self.widths)})"
+
+
+class FrozenNetwork:
+    """A frozen network of ``2L`` linear layers, each followed by an eval-mode BatchNorm (DESIGN §1).
+
+    Parameters
+    ----------
+    weights : sequence of arrays
+        ``M_1 … M_{2L}``, ``M_j`` of shape ``(n_j, n_{j-1})``. The number of layers must be even.
+    biases : sequence of arrays or None, optional
+        Frozen linear biases ``c_j`` of shape ``(n_j,)``; ``None`` (or a ``None`` entry) means zero.
+    running_mean, running_var : sequence of arrays or None, optional
+        BatchNorm running statistics ``mu_j`` and ``v_j`` (defaults 0 and 1).
+    eps : float
+        BatchNorm ``eps >= 0``; ``v_j + eps`` must be positive everywhere.
+
+    Only the BatchNorm weight ``gamma_j`` and bias ``beta_j`` are ever solved for; everything here
+    is copied and stored read-only.
+    """
+
+    def __init__(
+        self,
+        weights: Sequence[object],
+        biases: Sequence[object] | None = None,
+        running_mean: Sequence[object] | None = None,
+        running_var: Sequence[object] | None = None,
+        eps: float = 0.0,
+    ) -> None:
+        items = as_sequence(weights, "weights")
+        if not items or len(items) % 2:
+            raise ValueError(
+                f"weights must hold an even number 2L >= 2 of layers (two frozen layers per target layer), "
+                f"got {len(items)}"
+            )
+        ms = [as_array(m, f"weights[{j}]", (None, None)) for j, m in enumerate(items)]
+        for j, m in enumerate(ms):
+            if m.shape[0] == 0 or m.shape[1] == 0:
+                raise ValueError(f"weights[{j}] has shape {m.shape}; every width must be >= 1")
+            if j > 0 and m.shape[1] != ms[j - 1].shape[0]:
+                raise ValueError(
+                    f"weights[{j}] has shape {m.shape} but weights[{j - 1}] has {ms[j - 1].shape[0]} outputs; "
+                    f"expected shape ({m.shape[0]}, {ms[j - 1].shape[0]}) (out, in)"
+                )
+        if not np.isfinite(eps) or eps < 0:
+            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+        self._weights = tuple(ms)
+        self._biases = self._per_layer(biases, "biases", 0.0)
+        self._mean = self._per_layer(running_mean, "running_mean", 0.0)
+        self._var = self._per_layer(running_var, "running_var", 1.0)
+        self._eps = float(eps)
+        for j, v in enumerate(self._var):
+            if np.any(v + self._eps <= 0):
+                raise ValueError(
+                    f"running_var[{j}] + eps must be positive for every neuron, got minimum "
+                    f"{float(np.min(v + self._eps))!r}; use a positive running variance or eps > 0"
+                )
+        self._std = tuple(np.sqrt(v + self._eps) for v in self._var)
+
+    def _per_layer(self, values: Sequence[object] | None, name: str, default: float) -> tuple[np.ndarray, ...]:
+        widths = [m.shape[0] for m in self._weights]
+        entries = [None] * len(widths) if values is None else as_sequence(values, name, len(widths))
+        out = []
+        for j, (n, v) in enumerate(zip(widths, entries, strict=True)):
+            array = np.full(n, default) if v is None else as_array(v, f"{name}[{j}]", (n,))
+            array.setflags(write=False)
+            out.append(array)
+        return tuple(out)
+
+    @classmethod
+    def for_target(
+        cls,
+        target: TargetNetwork,
+        width: str | int | float | Sequence[int] = "paper",
+        *,
+        seed: int = 1,
+        distribution: str = "gaussian",
+        biases: bool = False,
+    ) -> FrozenNetwork:
+        """A random frozen network shaped for ``target``.
+
+        Parameters
+        ----------
+        target : TargetNetwork
+            The network to be reproduced; fixes ``L``, ``n_0 = d_0`` and the even widths ``n_{2k} = d_k``.
+        width : "paper", "minimal", int, float or sequence of int
+            Odd-layer widths ``n_{2k-1}``: ``"paper"`` gives ``d_k * d_{k-1}``, ``"minimal"`` gives
+            ``d_k * (d_{k-1} - 1) + 1``, an int is used for every block, a float ``f > 0`` gives
+            ``ceil(f * d_k * d_{k-1})``, and a sequence gives one width per block.
+        seed : int
+            Seed of ``numpy.random.default_rng``.
+        distribution : "gaussian" or "uniform"
+            Weights ``N(0, 1/fan_in)`` or ``U(-sqrt(3/fan_in), sqrt(3/fan_in))`` (same variance).
+        biases : bool
+            Also draw frozen linear biases from the same distribution (scaled as if ``fan_in = 1``).
+        """
+        if not isinstance(target, TargetNetwork):
+            raise ValueError(f"target must be a TargetNetwork, got {type(target).__name__}")
+        if distribution not in ("gaussian", "uniform"):
+            raise ValueError(f"distribution must be 'gaussian' or 'uniform', got {distribution!r}")
+        d = target.widths
+        odd = _odd_widths(width, d)
+        rng = np.random.default_rng(seed)
+
+        def draw(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+            if distribution == "gaussian":
+                return rng.standard_normal(shape) / np.sqrt(fan_in)
+            bound = np.sqrt(3.0 / fan_in)
+            return rng.uniform(-bound, bound, shape)
+
+        ms, cs = [], []
+        n_prev = d[0]
+        for k in range(1, len(d)):
+            for n_out in (odd[k - 1], d[k]):
+                ms.append(draw((n_out, n_prev), n_prev))
+                cs.append(draw((n_out,), 1) if biases else None)
+                n_prev = n_out
+        return cls(ms, cs)
+
+    @property
+    def weights(self) -> tuple[np.ndarray, ...]:
+        """``(M_1, …, M_{2L})``, read-only."""
+        return self._weights
+
+    @property
+    def biases(self) -> tuple[np.ndarray, ...]:
+        """Frozen linear biases ``(c_1, …, c_{2L})`` (zeros where none were given)."""
+        return self._biases
+
+    @property
+    def running_mean(self) -> tuple[np.ndarray, ...]:
+        """BatchNorm running means ``mu_j``."""
+        return self._mean
+
+    @property
+    def running_var(self) -> tuple[np.ndarray, ...]:
+        """BatchNorm running variances ``v_j``."""
+        return self._var
+
+    @property
+    def eps(self) -> float:
+        """BatchNorm ``eps``."""
+        return self._eps
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """``(n_0, …, n_{2L})``."""
+        return (self._weights[0].shape[1], *(m.shape[0] for m in self._weights))
+
+    @property
+    def depth(self) -> int:
+        """``L``: the number of target layers this network can carry (half its layer count)."""
+        return len(self._weights) // 2
+
+    def norm_params(
+        self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Convert per-neuron affine maps ``h -> s*h + t`` to BatchNorm ``(gamma, beta)`` (DESIGN §1).
+
+        ``gamma = s * sqrt(v + eps)`` and ``beta = t + s * mu``; the inverse of `affine_maps`.
+        """
+        gamma = [np.asarray(s) * std for s, std in zip(scales, self._std, strict=True)]
+        beta = [np.asarray(t) + np.asarray(s) * mu for s, t, mu in zip(scales, shifts, self._mean, strict=True)]
+        return gamma, beta
+
+    def affine_maps(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per-neuron ``(s, t)`` of each normalization: ``s = gamma / sqrt(v + eps)``, ``t = beta - s * mu``."""
+        gs, bs = self._check_params(gamma, beta)
+        scales = [g / std for g, std in zip(gs, self._std, strict=True)]
+        shifts = [b - s * mu for b, s, mu in zip(bs, scales, self._mean, strict=True)]
+        return scales, shifts
+
+    def _check_params(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
+        widths = self.widths[1:]
+        gs = as_sequence(gamma, "gamma", len(widths))
+        bs = as_sequence(beta, "beta", len(widths))
+        gs = [as_array(g, f"gamma[{j}]", (n,)) for j, (g, n) in enumerate(zip(gs, widths, strict=True))]
+        bs = [as_array(b, f"beta[{j}]", (n,)) for j, (b, n) in enumerate(zip(bs, widths, strict=True))]
+        return gs, bs
+
+    def forward(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> np.ndarray:
+        """Evaluate ``g`` on ``x`` of shape ``(batch, n_0)`` (or ``(n_0,)``) with BatchNorm ``(gamma, beta)``.
+
+        Uses the eval-mode BatchNorm formula ``gamma * (h - mu) / sqrt(v + eps) + beta`` as torch does.
+        """
+        return self._run(x, gamma, beta)[0]
+
+    def preactivations(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> list[np.ndarray]:
+        """The normalized pre-activations ``N_j(h_j)`` of every layer ``j = 1 … 2L`` on ``x``."""
+        return self._run(x, gamma, beta)[1]
+
+    def magnitude(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> np.ndarray:
+        """Evaluate ``g`` with every quantity replaced by its absolute value (a rounding-error scale).
+
+        Each layer's rounding error is at most ``(fan_in + 4) * eps`` times this (see
+        `verify.evaluation_tolerance`).
+        """
+        gs, bs = self._check_params(gamma, beta)
+        u, single = as_points(x, self.widths[0])
+        u = np.abs(u)
+        for m, c, mu, std, g, b in zip(self._weights, self._biases, self._mean, self._std, gs, bs, strict=True):
+            h = u @ np.abs(m).T + np.abs(c)
+            u = np.abs(g) * (h + np.abs(mu)) / std + np.abs(b)
+        return u[0] if single else u
+
+    def _run(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> tuple[np.ndarray, list[np.ndarray]]:
+        gs, bs = self._check_params(gamma, beta)
+        u, single = as_points(x, self.widths[0])
+        pre = []
+        last = len(self._weights) - 1
+        for j, (m, c, mu, std, g, b) in enumerate(
+            zip(self._weights, self._biases, self._mean, self._std, gs, bs, strict=True)
+        ):
+            h = u @ m.T + c
+            n = g * (h - mu) / std + b
+            pre.append(n)
+            u = n if j == last else _relu(n)
+        return (u[0] if single else u), pre
+
+    def __repr__(self) -> str:
+        return f"FrozenNetwork(widths={list(self.widths)}, eps={self._eps})"
+
+
+def _check_widths(widths: Sequence[int], name: str) -> list[int]:
+    items = as_sequence(widths, name)
+    if len(items) < 2:
+        raise ValueError(f"{name} must list d_0 … d_L with at least two entries, got {items!r}")
+    for w in items:
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"{name} must be integers >= 1, got {items!r}")
+    return [int(w) for w in items]
+
+
+def _odd_widths(width: str | int | float | Sequence[int], d: tuple[int, ...]) -> list[int]:
+    """Resolve the ``width`` argument of `FrozenNetwork.for_target` to one odd width per block."""
+    pairs = list(zip(d[1:], d[:-1], strict=True))
+    if isinstance(width, str):
+        rules = {"paper": paper_width, "minimal": minimal_width}
+        if width not in rules:
+            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
+        return [rules[width](d_out, d_in) for d_out, d_in in pairs]
+    if isinstance(width, bool):
+        raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
+    if isinstance(width, (int, np.integer)):
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        return [int(width)] * len(pairs)
+    if isinstance(width, (float, np.floating)):
+        if not np.isfinite(width) or width <= 0:
+            raise ValueError(f"width as a multiple of the paper width must be positive and finite, got {width}")
+        return [max(1, int(np.ceil(width * paper_width(d_out, d_in) - 1e-9))) for d_out, d_in in pairs]
+    items = as_sequence(width, "width", len(pairs))
+    if any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in items):
+        raise ValueError(f"width as a list must hold one integer >= 1 per block, got {items!r}")
+    return [int(w) for w in items]
