@@ -81,6 +81,10 @@ class SampledCheck:
     min_odd_preactivation : float
         Smallest normalized pre-activation of any live odd-layer neuron at the points
         (non-negative whenever the linear regime holds; printed for inspection).
+    rtol : float
+        The accuracy demanded: ``max_relative_error <= rtol``. The rounding check above is
+        relative to the networks' absolute-value magnitudes, which a badly conditioned solution
+        (huge scales cancelling) inflates; this one is relative to the target's own outputs.
     """
 
     points: int
@@ -89,11 +93,12 @@ class SampledCheck:
     error_ratio: float
     tolerance: float
     min_odd_preactivation: float
+    rtol: float
 
     @property
     def holds(self) -> bool:
-        """The sampled error is within tolerance."""
-        return bool(self.error_ratio <= self.tolerance)
+        """The sampled error is within the rounding tolerance and within ``rtol`` of the target's outputs."""
+        return bool(self.error_ratio <= self.tolerance and self.max_relative_error <= self.rtol)
 
 
 @dataclass(frozen=True)
@@ -151,10 +156,15 @@ class Certificate:
                 reasons.append(
                     f"block {b.block}: activity margin {b.min_margin:.3g} < 0, the linear regime is not proved"
                 )
-        if not self.sampled.holds:
+        if not self.sampled.error_ratio <= self.sampled.tolerance:
             reasons.append(
-                f"sampled check: error ratio {self.sampled.error_ratio:.3g} exceeds tolerance "
-                f"{self.sampled.tolerance:.3g} (max relative error {self.sampled.max_relative_error:.3g})"
+                f"sampled check: error ratio {self.sampled.error_ratio:.3g} exceeds the rounding tolerance "
+                f"{self.sampled.tolerance:.3g}"
+            )
+        if not self.sampled.max_relative_error <= self.sampled.rtol:
+            reasons.append(
+                f"sampled check: max relative error {self.sampled.max_relative_error:.3g} of g against f exceeds "
+                f"rtol = {self.sampled.rtol:.3g} (largest block condition number {self.max_condition:.3g})"
             )
         return reasons
 

@@ -24,7 +24,7 @@ import scipy.linalg
 
 from verify._errors import InfeasibleError
 from verify._networks import minimal_width, paper_width
-from verify._tolerances import numerical_rank
+from verify._tolerances import VANISHING, numerical_rank
 
 __all__ = ["ScaleSolution", "khatri_rao", "solve_minimal", "solve_paper"]
 
@@ -167,8 +167,10 @@ def solve_minimal(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) ->
             width_needed=max(width_needed, n + 1),
         )
     rho_part = null[:r]
-    reach = np.linalg.norm(rho_part, axis=1)
-    dead = np.flatnonzero(reach <= np.sqrt(np.finfo(float).eps) * max(float(reach.max()), np.finfo(float).tiny))
+    # How far each row scale reaches on the (orthonormal, equilibrated) null basis: ~0 means ρ_a = 0
+    # on every solution, i.e. row a cannot be carried.
+    reach = np.linalg.norm(vt[rank:, :r], axis=0)
+    dead = np.flatnonzero(reach <= VANISHING)
     if dead.size:
         raise InfeasibleError(
             f"block {block}: every solution of diag(ρ) W_{block} = A diag(γ) B switches off target row(s) "
@@ -183,7 +185,7 @@ def solve_minimal(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) ->
     coefficients = np.linalg.lstsq(rho_part, np.ones(r), rcond=None)[0]
     x = null @ coefficients
     rho = x[:r]
-    if np.min(np.abs(rho)) <= np.sqrt(np.finfo(float).eps) * np.max(np.abs(rho)):
+    if np.min(np.abs(rho)) <= VANISHING * np.max(np.abs(rho)):
         # The closest-to-ones solution happens to vanish on a row; a generic combination does not.
         x = null @ np.random.default_rng(block).standard_normal(null.shape[1])
         x /= np.mean(x[:r])

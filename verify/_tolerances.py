@@ -7,6 +7,9 @@
   ``|E| <= c · eps · (|s'| |A| |γ| |B| + |W|)`` componentwise, where ``c`` counts the rounding
   errors of one entry: ``n`` products summed, plus the refinement's own residual evaluation,
   coupled across the ``d_out·d_in`` equations. We accept ``c = 4 · (n + d_out·d_in)``.
+* Vanishing row scale (minimal mode): a row scale whose component on the orthonormal, column-
+  equilibrated null basis is below ``sqrt(eps)`` is zero to working accuracy: carrying that row
+  would need ``s' = 1/ρ`` beyond ``1/sqrt(eps)`` times the others, so we report it as infeasible.
 * Evaluation: computing one layer ``N(M u + c)`` in floating point errs by at most
   ``(fan_in + 4) · eps`` times its absolute-value evaluation (dot product: ``fan_in · eps``; bias,
   centring, scaling, shift: one rounding each); errors propagate through later layers with at
@@ -23,9 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["EPS", "evaluation_tolerance", "numerical_rank", "residual_tolerance"]
+__all__ = ["EPS", "VANISHING", "evaluation_tolerance", "numerical_rank", "residual_tolerance"]
 
 EPS = float(np.finfo(np.float64).eps)
+VANISHING = float(np.sqrt(EPS))
 
 
 def numerical_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> int:
