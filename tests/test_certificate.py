@@ -50,7 +50,7 @@ def test_certificate_serializes_to_json():
 def test_negative_margin_raises_certificate_error(monkeypatch):
     """Dropping the bias shift leaves neurons inactive somewhere: the certificate must catch it."""
     monkeypatch.setattr(construct, "bias_shift", lambda scale, image: np.zeros_like(scale))
-    with pytest.raises(verify.CertificateError, match="activity margin .* < 0") as info:
+    with pytest.raises(verify.CertificateError, match=r"activity margin .* < 0") as info:
         verify.reconstruct(TARGET, FROZEN, verify.Ball(1.0))
     assert not info.value.certificate.holds
     assert info.value.certificate.failures()
