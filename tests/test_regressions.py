@@ -48,3 +48,14 @@ def test_componentwise_residual_needs_refinement(mode):
     frozen = verify.FrozenNetwork.for_target(target, width=mode, seed=25)
     result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode=mode)
     assert all(b.residual_ratio <= b.residual_tolerance for b in result.certificate.blocks)
+
+
+def test_same_seed_target_and_frozen_are_independent():
+    """Bug: TargetNetwork.random(seed=s) and FrozenNetwork.for_target(seed=s) drew from the same
+    stream, so W_1's first row equalled M_1's first row up to scale: a non-generic pair on which
+    minimal mode succeeded where `feasibility` (rightly, for generic weights) said it could not
+    (found by the sparse feasibility scan, seed 59, widths [4, 1, 2])."""
+    target = verify.TargetNetwork.random([4, 1, 2], seed=59)
+    frozen = verify.FrozenNetwork.for_target(target, width=1.0, seed=59)
+    pair = np.vstack([target.weights[0][0], frozen.weights[0][0]])
+    assert np.linalg.matrix_rank(pair) == 2

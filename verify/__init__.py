@@ -12,6 +12,7 @@ from verify._certificate import BlockCertificate, Certificate, SampledCheck
 from verify._construct import MODES, Reconstruction, reconstruct
 from verify._domains import Ball, Box, Domain
 from verify._errors import CertificateError, InfeasibleError
+from verify._feasibility import BlockFeasibility, FeasibilityReport, feasibility
 from verify._networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
 from verify._scale_equation import khatri_rao
 from verify._tolerances import evaluation_tolerance, residual_tolerance
@@ -20,16 +21,19 @@ __all__ = [
     "MODES",
     "Ball",
     "BlockCertificate",
+    "BlockFeasibility",
     "Box",
     "Certificate",
     "CertificateError",
     "Domain",
+    "FeasibilityReport",
     "FrozenNetwork",
     "InfeasibleError",
     "Reconstruction",
     "SampledCheck",
     "TargetNetwork",
     "evaluation_tolerance",
+    "feasibility",
     "khatri_rao",
     "minimal_width",
     "paper_width",

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from verify._bias_shift import activity_margin, bias_shift
+from verify._blocks import blocks, check_architecture
 from verify._bounds import block_input_regions
 from verify._certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
 from verify._domains import Domain
 from verify._errors import CertificateError, InfeasibleError
+from verify._feasibility import BlockFeasibility, block_feasibility
 from verify._networks import FrozenNetwork, TargetNetwork
 from verify._scale_equation import solve_minimal, solve_paper
 from verify._tolerances import evaluation_tolerance, residual_tolerance
@@ -124,35 +126,32 @@ def reconstruct(
     """
     _check_arguments(target, frozen, domain, mode, samples, rtol)
     domain = domain.resolve(target.widths[0])
-    d = target.widths
     regions = block_input_regions(target, domain)
     scales: list[np.ndarray] = []
     shifts: list[np.ndarray] = []
-    blocks: list[BlockCertificate] = []
-    for k in range(1, target.depth + 1):
-        odd, even = 2 * k - 2, 2 * k - 1  # 0-based indices of frozen layers 2k-1 and 2k
-        b_mat = frozen.weights[odd][:, : d[k - 1]]  # columns fed by the live neurons of layer 2k-2
-        a_mat = frozen.weights[even][: d[k], :]  # rows that carry the target (the first d_k)
-        c_odd, c_even = frozen.biases[odd], frozen.biases[even][: d[k]]
-        w, b = target.weights[k - 1], target.biases[k - 1]
-
-        solution = _SOLVERS[mode](a_mat, b_mat, w, block=k)
+    certificates: list[BlockCertificate] = []
+    for block in blocks(target, frozen):
+        k, a_mat, b_mat = block.k, block.a, block.b
+        if mode == "paper" and not (np.all(a_mat != 0) and np.all(b_mat != 0)):
+            _refuse_unmatched(block_feasibility(a_mat, b_mat, block.w, mode, block=k))
+        solution = _SOLVERS[mode](a_mat, b_mat, block.w, block=k)
         gamma, row_scale = solution.scale, solution.row_scale
-        image = regions[k - 1].affine_range(b_mat, c_odd)
+        image = regions[k - 1].affine_range(b_mat, block.c_odd)
         tau = bias_shift(gamma, image)
-        t_rows = b - row_scale * (a_mat @ (gamma * c_odd + tau) + c_even)
+        t_rows = block.bias - row_scale * (a_mat @ (gamma * block.c_odd + tau) + block.c_even)
 
-        s_even = np.zeros(frozen.widths[even + 1])
-        t_even = np.zeros(frozen.widths[even + 1])
-        s_even[: d[k]] = row_scale
-        t_even[: d[k]] = t_rows
+        d_k = a_mat.shape[0]
+        s_even = np.zeros(frozen.widths[block.even + 1])
+        t_even = np.zeros(frozen.widths[block.even + 1])
+        s_even[:d_k] = row_scale
+        t_even[:d_k] = t_rows
         scales += [gamma, s_even]
         shifts += [tau, t_even]
 
-        error = row_scale[:, None] * ((a_mat * gamma) @ b_mat) - w
-        terms = np.abs(row_scale)[:, None] * ((np.abs(a_mat) * np.abs(gamma)) @ np.abs(b_mat)) + np.abs(w)
+        error = row_scale[:, None] * ((a_mat * gamma) @ b_mat) - block.w
+        terms = np.abs(row_scale)[:, None] * ((np.abs(a_mat) * np.abs(gamma)) @ np.abs(b_mat)) + np.abs(block.w)
         n = b_mat.shape[0]
-        blocks.append(
+        certificates.append(
             BlockCertificate(
                 block=k,
                 width=n,
@@ -162,15 +161,15 @@ def reconstruct(
                 condition=solution.condition,
                 residual=float(np.max(np.abs(error))),
                 residual_ratio=residual_ratio(error, terms),
-                residual_tolerance=residual_tolerance(n, d[k], d[k - 1]),
+                residual_tolerance=residual_tolerance(n, d_k, b_mat.shape[1]),
                 min_margin=float(np.min(activity_margin(gamma, tau, image))),
                 solver=solution.method,
             )
         )
 
     gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
-    sampled = _sampled_check(target, frozen, domain, gamma_bn, beta_bn, blocks, samples, seed, rtol)
-    certificate = Certificate(mode=mode, domain=domain.to_dict(), blocks=tuple(blocks), sampled=sampled)
+    sampled = _sampled_check(target, frozen, domain, gamma_bn, beta_bn, certificates, samples, seed, rtol)
+    certificate = Certificate(mode=mode, domain=domain.to_dict(), blocks=tuple(certificates), sampled=sampled)
     if not certificate.holds:
         raise CertificateError(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
@@ -184,7 +183,7 @@ def _sampled_check(
     domain: Domain,
     gamma: list[np.ndarray],
     beta: list[np.ndarray],
-    blocks: list[BlockCertificate],
+    block_certificates: list[BlockCertificate],
     samples: int,
     seed: int,
     rtol: float,
@@ -203,19 +202,33 @@ def _sampled_check(
         max_abs_error=float(difference.max()),
         max_relative_error=float(difference.max() / max(float(np.abs(f).max()), np.finfo(float).tiny)),
         error_ratio=float(ratios.max()),
-        tolerance=evaluation_tolerance(frozen.widths, target.widths, [b.residual_ratio for b in blocks]),
+        tolerance=evaluation_tolerance(frozen.widths, target.widths, [b.residual_ratio for b in block_certificates]),
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
         rtol=rtol,
+    )
+
+
+def _refuse_unmatched(decision: BlockFeasibility) -> None:
+    """Raise InfeasibleError when the zero pattern alone rules the block out (DESIGN §4)."""
+    if decision.ok:
+        return
+    k = decision.block
+    raise InfeasibleError(
+        f"block {k}: the sparsity pattern of frozen layers {2 * k - 1}-{2 * k} allows rank at most {decision.rank} "
+        f"(maximum matching between target entries and odd neurons) but mode '{decision.mode}' needs "
+        f"{decision.needed}; {decision.unreachable} target entries are reached by no neuron. Use a denser or wider "
+        f"frozen layer (verify.feasibility tells which pass)",
+        block=k,
+        rank=decision.rank,
+        needed=decision.needed,
+        width=decision.width,
     )
 
 
 def _check_arguments(
     target: object, frozen: object, domain: object, mode: object, samples: object, rtol: object
 ) -> None:
-    if not isinstance(target, TargetNetwork):
-        raise ValueError(f"target must be a verify.TargetNetwork, got {type(target).__name__}")
-    if not isinstance(frozen, FrozenNetwork):
-        raise ValueError(f"frozen must be a verify.FrozenNetwork, got {type(frozen).__name__}")
+    check_architecture(target, frozen)
     if not isinstance(domain, Domain):
         raise ValueError(f"domain must be a verify.Ball or verify.Box, got {type(domain).__name__}")
     if mode not in MODES:
@@ -224,23 +237,3 @@ def _check_arguments(
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
     if not isinstance(rtol, (int, float, np.floating)) or not np.isfinite(rtol) or rtol <= 0:
         raise ValueError(f"rtol must be a positive finite number, got {rtol!r}")
-    d, n = target.widths, frozen.widths
-    if frozen.depth != target.depth:
-        raise ValueError(
-            f"frozen has {2 * frozen.depth} layers but a target of depth L = {target.depth} "
-            f"needs 2L = {2 * target.depth}"
-        )
-    if n[0] != d[0]:
-        raise ValueError(f"frozen input width n_0 = {n[0]} must equal the target's d_0 = {d[0]}")
-    if n[-1] != d[-1]:
-        raise ValueError(f"frozen output width n_{2 * target.depth} = {n[-1]} must equal the target's d_L = {d[-1]}")
-    for k in range(1, target.depth):
-        if n[2 * k] < d[k]:
-            raise InfeasibleError(
-                f"block {k}: even frozen layer {2 * k} has {n[2 * k]} neurons but must carry d_{k} = {d[k]} target "
-                f"neurons; use width >= {d[k]}",
-                block=k,
-                width=n[2 * k],
-                width_needed=d[k],
-            )
-    # Odd-layer width checks happen in the solvers, which know each layer's non-zero rows.

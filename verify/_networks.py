@@ -40,6 +40,14 @@ def minimal_width(d_out: int, d_in: int) -> int:
     return d_out * (d_in - 1) + 1
 
 
+_TARGET_STREAM, _FROZEN_STREAM = 1, 2
+
+
+def _generator(seed: int, stream: int) -> np.random.Generator:
+    """Independent random streams for targets and frozen networks drawn with the same seed."""
+    return np.random.default_rng([stream, seed])
+
+
 def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0)
 
@@ -89,7 +97,8 @@ class TargetNetwork:
         widths : sequence of int
             ``d_0 … d_L``, each >= 1, at least two entries.
         seed : int
-            Seed of ``numpy.random.default_rng``; the same seed gives the same network.
+            The same seed gives the same network; a `FrozenNetwork.for_target` drawn with the same
+            seed is independent of it (separate random streams).
         biases : bool
             Draw biases (default) or set them to zero.
         scale : float
@@ -98,7 +107,7 @@ class TargetNetwork:
         dims = _check_widths(widths, "widths")
         if not np.isfinite(scale) or scale <= 0:
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-        rng = np.random.default_rng(seed)
+        rng = _generator(seed, _TARGET_STREAM)
         ws, bs = [], []
         for d_in, d_out in itertools.pairwise(dims):
             ws.append(rng.standard_normal((d_out, d_in)) * (scale / np.sqrt(d_in)))
@@ -225,6 +234,7 @@ class FrozenNetwork:
         seed: int = 1,
         distribution: str = "gaussian",
         biases: bool = False,
+        density: float = 1.0,
     ) -> FrozenNetwork:
         """A random frozen network shaped for ``target``.
 
@@ -237,19 +247,25 @@ class FrozenNetwork:
             ``d_k * (d_{k-1} - 1) + 1``, an int is used for every block, a float ``f > 0`` gives
             ``ceil(f * d_k * d_{k-1})``, and a sequence gives one width per block.
         seed : int
-            Seed of ``numpy.random.default_rng``.
+            The same seed gives the same network, independent of a target drawn with that seed.
         distribution : "gaussian" or "uniform"
             Weights ``N(0, 1/fan_in)`` or ``U(-sqrt(3/fan_in), sqrt(3/fan_in))`` (same variance).
         biases : bool
             Also draw frozen linear biases from the same distribution (scaled as if ``fan_in = 1``).
+        density : float
+            ``p`` in ``(0, 1]``: every weight is kept with probability ``p`` (an independent
+            Bernoulli(p) mask per layer, exact zeros elsewhere) and kept weights are scaled by
+            ``1/sqrt(p)`` so that the variance is unchanged (DESIGN §4). ``1.0`` is dense.
         """
         if not isinstance(target, TargetNetwork):
             raise ValueError(f"target must be a TargetNetwork, got {type(target).__name__}")
         if distribution not in ("gaussian", "uniform"):
             raise ValueError(f"distribution must be 'gaussian' or 'uniform', got {distribution!r}")
+        if isinstance(density, bool) or not isinstance(density, (int, float, np.floating)) or not 0 < density <= 1:
+            raise ValueError(f"density must be a number in (0, 1], got {density!r}")
         d = target.widths
         odd = _odd_widths(width, d)
-        rng = np.random.default_rng(seed)
+        rng = _generator(seed, _FROZEN_STREAM)
 
         def draw(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
             if distribution == "gaussian":
@@ -257,11 +273,16 @@ class FrozenNetwork:
             bound = np.sqrt(3.0 / fan_in)
             return rng.uniform(-bound, bound, shape)
 
+        def masked(values: np.ndarray) -> np.ndarray:
+            if density == 1:
+                return values
+            return np.where(rng.uniform(size=values.shape) < density, values / np.sqrt(density), 0.0)
+
         ms, cs = [], []
         n_prev = d[0]
         for k in range(1, len(d)):
             for n_out in (odd[k - 1], d[k]):
-                ms.append(draw((n_out, n_prev), n_prev))
+                ms.append(masked(draw((n_out, n_prev), n_prev)))
                 cs.append(draw((n_out,), 1) if biases else None)
                 n_prev = n_out
         return cls(ms, cs)
@@ -270,6 +291,16 @@ class FrozenNetwork:
     def weights(self) -> tuple[np.ndarray, ...]:
         """``(M_1, …, M_{2L})``, read-only."""
         return self._weights
+
+    @property
+    def masks(self) -> tuple[np.ndarray, ...]:
+        """Boolean patterns ``M_j != 0`` of the frozen weights (all True for a dense network)."""
+        return tuple(m != 0 for m in self._weights)
+
+    @property
+    def density(self) -> float:
+        """Fraction of non-zero frozen weights over all layers."""
+        return sum(int(np.count_nonzero(m)) for m in self._weights) / sum(m.size for m in self._weights)
 
     @property
     def biases(self) -> tuple[np.ndarray, ...]:

@@ -1,0 +1,84 @@
+"""The pairing of target layer ``k`` with frozen layers ``2k-1`` and ``2k`` (DESIGN §2).
+
+``B`` is the part of ``M_{2k-1}`` fed by the live neurons of layer ``2k-2`` (the first ``d_{k-1}``;
+all inputs for ``k = 1``), ``A`` the rows of ``M_{2k}`` that carry the target (the first ``d_k``;
+all rows for ``k = L``). Extra neurons of even layers are switched off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify._errors import InfeasibleError
+from verify._networks import FrozenNetwork, TargetNetwork
+
+__all__ = ["Block", "blocks", "check_architecture"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """The matrices of block ``k``: ``A`` (d_k, n), ``B`` (n, d_{k-1}), frozen biases, target layer."""
+
+    k: int
+    a: np.ndarray
+    b: np.ndarray
+    c_odd: np.ndarray
+    c_even: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+
+    @property
+    def odd(self) -> int:
+        """0-based index of frozen layer ``2k-1``."""
+        return 2 * self.k - 2
+
+    @property
+    def even(self) -> int:
+        """0-based index of frozen layer ``2k``."""
+        return 2 * self.k - 1
+
+
+def blocks(target: TargetNetwork, frozen: FrozenNetwork) -> Iterator[Block]:
+    """Yield the blocks ``k = 1 … L`` (call `check_architecture` first)."""
+    d = target.widths
+    for k in range(1, target.depth + 1):
+        odd, even = 2 * k - 2, 2 * k - 1
+        yield Block(
+            k=k,
+            a=frozen.weights[even][: d[k], :],
+            b=frozen.weights[odd][:, : d[k - 1]],
+            c_odd=frozen.biases[odd],
+            c_even=frozen.biases[even][: d[k]],
+            w=target.weights[k - 1],
+            bias=target.biases[k - 1],
+        )
+
+
+def check_architecture(target: object, frozen: object) -> None:
+    """Raise ValueError (InfeasibleError for a too-narrow even layer) unless ``frozen`` can carry ``target``."""
+    if not isinstance(target, TargetNetwork):
+        raise ValueError(f"target must be a verify.TargetNetwork, got {type(target).__name__}")
+    if not isinstance(frozen, FrozenNetwork):
+        raise ValueError(f"frozen must be a verify.FrozenNetwork, got {type(frozen).__name__}")
+    d, n = target.widths, frozen.widths
+    if frozen.depth != target.depth:
+        raise ValueError(
+            f"frozen has {2 * frozen.depth} layers but a target of depth L = {target.depth} "
+            f"needs 2L = {2 * target.depth}"
+        )
+    if n[0] != d[0]:
+        raise ValueError(f"frozen input width n_0 = {n[0]} must equal the target's d_0 = {d[0]}")
+    if n[-1] != d[-1]:
+        raise ValueError(f"frozen output width n_{2 * target.depth} = {n[-1]} must equal the target's d_L = {d[-1]}")
+    for k in range(1, target.depth):
+        if n[2 * k] < d[k]:
+            raise InfeasibleError(
+                f"block {k}: even frozen layer {2 * k} has {n[2 * k]} neurons but must carry d_{k} = {d[k]} target "
+                f"neurons; use width >= {d[k]}",
+                block=k,
+                width=n[2 * k],
+                width_needed=d[k],
+            )

@@ -1,0 +1,199 @@
+"""Exact feasibility from the sparsity pattern alone (DESIGN §4).
+
+For frozen weights with a continuous density on a fixed pattern of non-zeros, the rank of a
+block's Khatri–Rao matrix ``K`` (column ``i`` = ``vec(a_i b_iᵀ)``) is, with probability 1, the size
+of a maximum matching in the bipartite graph
+
+    target entries (a, b)  <->  odd-layer neurons i,   edge iff A[a, i] != 0 and B[i, b] != 0.
+
+(Each permutation of a matched square block gives a distinct monomial ``Π A[a_i, i] B[i, b_i]``,
+since the monomial names every neuron's entry, so the determinant is a non-zero polynomial; and
+rank never exceeds the term rank.) Hopcroft–Karp (`scipy.sparse.csgraph.maximum_bipartite_matching`)
+decides it on the sparse incidence matrix; the dense ``K`` is never formed.
+
+* ``"paper"``: feasible iff the matching covers all ``d_out·d_in`` entries. A smaller matching
+  proves infeasibility for *every* value of the frozen weights (rank <= term rank).
+* ``"minimal"``: the unknowns are the row scales ``ρ_a`` (one per non-zero row of ``W``, joined to
+  the entries ``(a, b)`` with ``W[a, b] != 0``) and the neurons. A generic solution with every
+  ``ρ_a != 0`` exists iff the generic null space is non-trivial and no ``ρ_a`` lies in every
+  maximum matching (then ``ρ_a`` is not forced to zero; a generic combination is non-zero on all
+  of them). This is exact for generic ``W`` with its zero pattern; for special ``W`` the numeric
+  solve in `reconstruct` decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse
+from scipy.sparse.csgraph import maximum_bipartite_matching
+
+from verify._blocks import blocks, check_architecture
+from verify._networks import FrozenNetwork, TargetNetwork, paper_width
+
+__all__ = ["BlockFeasibility", "FeasibilityReport", "block_feasibility", "feasibility", "incidence"]
+
+
+@dataclass(frozen=True)
+class BlockFeasibility:
+    """The generic decision for one block.
+
+    Attributes
+    ----------
+    block : int
+        ``k``, 1-based.
+    mode : str
+        ``"paper"`` or ``"minimal"``.
+    width : int
+        Odd-layer width ``n``.
+    rank : int
+        Generic rank of the block's system: the maximum matching size.
+    needed : int
+        ``d_out·d_in`` (paper); for minimal, ``r + n - 1`` (one null direction).
+    ok : bool
+        Whether a generic frozen network with this pattern can carry the block.
+    unreachable : int
+        Target entries ``(a, b)`` that no neuron reaches (no ``i`` with ``A[a,i] B[i,b] != 0``).
+    forced_rows : tuple of int
+        Minimal mode: target rows whose scale is zero on every generic solution.
+    """
+
+    block: int
+    mode: str
+    width: int
+    rank: int
+    needed: int
+    ok: bool
+    unreachable: int
+    forced_rows: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeasibilityReport:
+    """Per-block generic feasibility of a (target, frozen) pair; ``ok`` iff every block is."""
+
+    mode: str
+    blocks: tuple[BlockFeasibility, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Every block is feasible."""
+        return all(b.ok for b in self.blocks)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dictionary."""
+        return {"mode": self.mode, "ok": self.ok, "blocks": [asdict(b) for b in self.blocks]}
+
+
+def incidence(a_pattern: np.ndarray, b_pattern: np.ndarray) -> scipy.sparse.csr_array:
+    """Sparse incidence of target entries ``(a, b)`` (row ``a*d_in + b``) and neurons ``i`` (column).
+
+    Entry ``[(a, b), i]`` is 1 iff ``a_pattern[a, i]`` and ``b_pattern[i, b]``: the sparsity
+    pattern of the Khatri–Rao matrix, built in memory proportional to its non-zeros.
+    """
+    d_out, n = a_pattern.shape
+    d_in = b_pattern.shape[1]
+    a_csc = scipy.sparse.csc_array(a_pattern.astype(bool))
+    b_csr = scipy.sparse.csr_array(b_pattern.astype(bool))
+    a_ptr, a_idx = a_csc.indptr.astype(np.int64), a_csc.indices.astype(np.int64)
+    b_ptr, b_idx = b_csr.indptr.astype(np.int64), b_csr.indices.astype(np.int64)
+    na, nb = np.diff(a_ptr), np.diff(b_ptr)
+    counts = na * nb
+    total = int(counts.sum())
+    neuron = np.repeat(np.arange(n, dtype=np.int64), counts)
+    local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    nb_e = nb[neuron]
+    a = a_idx[a_ptr[neuron] + local // np.maximum(nb_e, 1)]
+    b = b_idx[b_ptr[neuron] + local % np.maximum(nb_e, 1)]
+    data = np.ones(total, dtype=np.int8)
+    return scipy.sparse.csr_array((data, (a * d_in + b, neuron)), shape=(d_out * d_in, n))
+
+
+def _matching(graph: scipy.sparse.csr_array) -> np.ndarray:
+    """For each row of ``graph``, the column matched to it in a maximum matching (-1: unmatched)."""
+    if graph.nnz == 0:
+        return np.full(graph.shape[0], -1)
+    return maximum_bipartite_matching(scipy.sparse.csr_array(graph), perm_type="column")
+
+
+def _avoidable_columns(graph: scipy.sparse.csr_array, row_match: np.ndarray) -> np.ndarray:
+    """Columns that some maximum matching leaves exposed (even alternating paths from exposed columns)."""
+    n_cols = graph.shape[1]
+    matched = row_match[row_match >= 0]
+    reached = np.ones(n_cols, dtype=bool)
+    reached[matched] = False
+    frontier = np.flatnonzero(reached)
+    csc = scipy.sparse.csc_array(graph)
+    while frontier.size:
+        starts, ends = csc.indptr[frontier], csc.indptr[frontier + 1]
+        rows = np.concatenate([csc.indices[s:e] for s, e in zip(starts, ends, strict=True)]) if frontier.size else []
+        nxt = np.unique(row_match[rows])
+        nxt = nxt[(nxt >= 0) & ~reached[np.maximum(nxt, 0)]]
+        reached[nxt] = True
+        frontier = nxt
+    return reached
+
+
+def block_feasibility(a: np.ndarray, b: np.ndarray, w: np.ndarray, mode: str, *, block: int) -> BlockFeasibility:
+    """Decide one block from the zero patterns of ``A`` (d_out, n), ``B`` (n, d_in) and ``W`` (d_out, d_in)."""
+    a_pattern, b_pattern = a != 0, b != 0
+    d_out, n = a.shape
+    d_in = b.shape[1]
+    reach = a_pattern.astype(np.int64) @ b_pattern.astype(np.int64)
+    if mode == "paper":
+        needed = paper_width(d_out, d_in)
+        unreachable = int(np.count_nonzero(reach == 0))
+        if a_pattern.all() and b_pattern.all():  # dense: the graph is complete bipartite
+            rank = min(n, needed)
+        else:
+            rank = int(np.count_nonzero(_matching(incidence(a_pattern, b_pattern)) >= 0))
+        return BlockFeasibility(block, mode, n, rank, needed, rank == needed, unreachable)
+
+    rows = np.flatnonzero(np.any(w != 0, axis=1))
+    r = rows.size
+    unreachable = int(np.count_nonzero((reach[rows] == 0) & (w[rows] != 0)))
+    if r == 0:
+        return BlockFeasibility(block, mode, n, 0, 0, True, 0)
+    neurons = incidence(a_pattern[rows], b_pattern)
+    row_of, col_of = np.nonzero(w[rows] != 0)
+    weight_part = scipy.sparse.csr_array(
+        (np.ones(row_of.size, dtype=np.int8), (row_of * d_in + col_of, row_of)), shape=(r * d_in, r)
+    )
+    graph = scipy.sparse.hstack([weight_part, neurons], format="csr")
+    row_match = _matching(graph)
+    rank = int(np.count_nonzero(row_match >= 0))
+    avoidable = _avoidable_columns(graph, row_match)
+    forced = tuple(int(rows[i]) for i in np.flatnonzero(~avoidable[:r]))
+    needed = r + n - 1
+    ok = rank <= needed and not forced
+    return BlockFeasibility(block, mode, n, rank, needed, ok, unreachable, forced)
+
+
+def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper") -> FeasibilityReport:
+    """Decide from widths and zero patterns alone, with no solve, whether ``frozen`` can carry ``target``.
+
+    Parameters
+    ----------
+    target : TargetNetwork
+    frozen : FrozenNetwork
+        Dense or sparse (exact zeros); the decision is for generic values on its zero pattern.
+    mode : "paper" or "minimal"
+
+    Returns
+    -------
+    FeasibilityReport
+        ``ok`` and one `BlockFeasibility` per block (matching size, needed rank, unreachable entries).
+
+    Notes
+    -----
+    For ``"paper"`` a block is feasible iff a maximum matching between target entries and odd
+    neurons covers every entry (DESIGN §4); for ``"minimal"`` see the module notes. `reconstruct`
+    succeeds on a generic network exactly when this says ``ok``.
+    """
+    check_architecture(target, frozen)
+    if mode not in ("paper", "minimal"):
+        raise ValueError(f"mode must be 'paper' or 'minimal', got {mode!r}")
+    return FeasibilityReport(
+        mode, tuple(block_feasibility(blk.a, blk.b, blk.w, mode, block=blk.k) for blk in blocks(target, frozen))
+    )
