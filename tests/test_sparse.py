@@ -11,7 +11,7 @@ def test_incidence_is_the_pattern_of_the_khatri_rao_matrix():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((3, 9)) * (rng.uniform(size=(3, 9)) < 0.5)
     b = rng.standard_normal((9, 4)) * (rng.uniform(size=(9, 4)) < 0.5)
-    np.testing.assert_array_equal(incidence(a != 0, b != 0).toarray() != 0, verify.khatri_rao(a, b) != 0)
+    np.testing.assert_array_equal(incidence(a != 0, b != 0).toarray().T != 0, verify.khatri_rao(a, b) != 0)
 
 
 def test_dense_feasibility_is_a_width_check():

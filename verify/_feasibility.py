@@ -87,51 +87,54 @@ class FeasibilityReport:
 
 
 def incidence(a_pattern: np.ndarray, b_pattern: np.ndarray) -> scipy.sparse.csr_array:
-    """Sparse incidence of target entries ``(a, b)`` (row ``a*d_in + b``) and neurons ``i`` (column).
+    """Sparse incidence of odd neurons ``i`` (row) and target entries ``(a, b)`` (column ``a*d_in + b``).
 
-    Entry ``[(a, b), i]`` is 1 iff ``a_pattern[a, i]`` and ``b_pattern[i, b]``: the sparsity
-    pattern of the Khatri–Rao matrix, built in memory proportional to its non-zeros.
+    Entry ``[i, (a, b)]`` is 1 iff ``a_pattern[a, i]`` and ``b_pattern[i, b]``: the transposed
+    sparsity pattern of the Khatri–Rao matrix, built row by row (each neuron's entries are the
+    product of its column of ``A`` and its row of ``B``) in memory proportional to its non-zeros.
     """
     d_out, n = a_pattern.shape
     d_in = b_pattern.shape[1]
     a_csc = scipy.sparse.csc_array(a_pattern.astype(bool))
     b_csr = scipy.sparse.csr_array(b_pattern.astype(bool))
-    a_ptr, a_idx = a_csc.indptr.astype(np.int64), a_csc.indices.astype(np.int64)
-    b_ptr, b_idx = b_csr.indptr.astype(np.int64), b_csr.indices.astype(np.int64)
-    na, nb = np.diff(a_ptr), np.diff(b_ptr)
+    na, nb = np.diff(a_csc.indptr).astype(np.int64), np.diff(b_csr.indptr).astype(np.int64)
     counts = na * nb
-    total = int(counts.sum())
-    neuron = np.repeat(np.arange(n, dtype=np.int64), counts)
-    local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    nb_e = nb[neuron]
-    a = a_idx[a_ptr[neuron] + local // np.maximum(nb_e, 1)]
-    b = b_idx[b_ptr[neuron] + local % np.maximum(nb_e, 1)]
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    total = int(indptr[-1])
+    index = np.int32 if max(total, d_out * d_in, n) < 2**31 - 1 else np.int64
+    neuron = np.repeat(np.arange(n, dtype=index), counts)
+    local = np.arange(total, dtype=index) - np.repeat(indptr[:-1].astype(index), counts)
+    width = np.maximum(nb, 1).astype(index)[neuron]
+    a = a_csc.indices.astype(index)[a_csc.indptr.astype(index)[neuron] + local // width]
+    b = b_csr.indices.astype(index)[b_csr.indptr.astype(index)[neuron] + local % width]
+    del neuron, local, width
+    columns = a * index(d_in) + b
     data = np.ones(total, dtype=np.int8)
-    return scipy.sparse.csr_array((data, (a * d_in + b, neuron)), shape=(d_out * d_in, n))
+    return scipy.sparse.csr_array((data, columns, indptr.astype(index)), shape=(n, d_out * d_in))
 
 
-def _matching(graph: scipy.sparse.csr_array) -> np.ndarray:
-    """For each row of ``graph``, the column matched to it in a maximum matching (-1: unmatched)."""
+def _matching_size(graph: scipy.sparse.csr_array) -> tuple[int, np.ndarray]:
+    """Size of a maximum matching and, for each row of ``graph``, its matched column (-1: exposed)."""
     if graph.nnz == 0:
-        return np.full(graph.shape[0], -1)
-    return maximum_bipartite_matching(scipy.sparse.csr_array(graph), perm_type="column")
+        return 0, np.full(graph.shape[0], -1)
+    match = maximum_bipartite_matching(graph, perm_type="column")
+    return int(np.count_nonzero(match >= 0)), match
 
 
-def _avoidable_columns(graph: scipy.sparse.csr_array, row_match: np.ndarray) -> np.ndarray:
-    """Columns that some maximum matching leaves exposed (even alternating paths from exposed columns)."""
-    n_cols = graph.shape[1]
-    matched = row_match[row_match >= 0]
-    reached = np.ones(n_cols, dtype=bool)
-    reached[matched] = False
+def _avoidable_rows(graph: scipy.sparse.csr_array, row_match: np.ndarray) -> np.ndarray:
+    """Rows that some maximum matching leaves exposed: reached from exposed rows by even alternating paths."""
+    column_match = np.full(graph.shape[1], -1)
+    matched = np.flatnonzero(row_match >= 0)
+    column_match[row_match[matched]] = matched
+    reached = row_match < 0
     frontier = np.flatnonzero(reached)
-    csc = scipy.sparse.csc_array(graph)
     while frontier.size:
-        starts, ends = csc.indptr[frontier], csc.indptr[frontier + 1]
-        rows = np.concatenate([csc.indices[s:e] for s, e in zip(starts, ends, strict=True)]) if frontier.size else []
-        nxt = np.unique(row_match[rows])
-        nxt = nxt[(nxt >= 0) & ~reached[np.maximum(nxt, 0)]]
-        reached[nxt] = True
-        frontier = nxt
+        columns = np.concatenate([graph.indices[graph.indptr[u] : graph.indptr[u + 1]] for u in frontier])
+        following = np.unique(column_match[columns])
+        following = following[following >= 0]
+        following = following[~reached[following]]
+        reached[following] = True
+        frontier = following
     return reached
 
 
@@ -147,7 +150,7 @@ def block_feasibility(a: np.ndarray, b: np.ndarray, w: np.ndarray, mode: str, *,
         if a_pattern.all() and b_pattern.all():  # dense: the graph is complete bipartite
             rank = min(n, needed)
         else:
-            rank = int(np.count_nonzero(_matching(incidence(a_pattern, b_pattern)) >= 0))
+            rank = _matching_size(incidence(a_pattern, b_pattern))[0]
         return BlockFeasibility(block, mode, n, rank, needed, rank == needed, unreachable)
 
     rows = np.flatnonzero(np.any(w != 0, axis=1))
@@ -157,13 +160,12 @@ def block_feasibility(a: np.ndarray, b: np.ndarray, w: np.ndarray, mode: str, *,
         return BlockFeasibility(block, mode, n, 0, 0, True, 0)
     neurons = incidence(a_pattern[rows], b_pattern)
     row_of, col_of = np.nonzero(w[rows] != 0)
-    weight_part = scipy.sparse.csr_array(
-        (np.ones(row_of.size, dtype=np.int8), (row_of * d_in + col_of, row_of)), shape=(r * d_in, r)
+    scales = scipy.sparse.csr_array(
+        (np.ones(row_of.size, dtype=np.int8), (row_of, row_of * d_in + col_of)), shape=(r, r * d_in)
     )
-    graph = scipy.sparse.hstack([weight_part, neurons], format="csr")
-    row_match = _matching(graph)
-    rank = int(np.count_nonzero(row_match >= 0))
-    avoidable = _avoidable_columns(graph, row_match)
+    graph = scipy.sparse.vstack([scales, neurons], format="csr")  # rows: unknowns (ρ_a, then neurons)
+    rank, row_match = _matching_size(graph)
+    avoidable = _avoidable_rows(graph, row_match)
     forced = tuple(int(rows[i]) for i in np.flatnonzero(~avoidable[:r]))
     needed = r + n - 1
     ok = rank <= needed and not forced

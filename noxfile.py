@@ -1,0 +1,43 @@
+"""Sessions: ``tests`` (CI), ``verify`` (the main job), ``lint``, ``bench``.
+
+Each session installs the project into its own virtualenv from ``pyproject.toml``; nothing needs to
+be installed by hand but nox itself.
+"""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+RUFF = "ruff==0.17.6"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Example tests and Hypothesis properties under the fast profile."""
+    session.install("-e", ".[test]")
+    session.env["VERIFY_HYPOTHESIS_PROFILE"] = "fast"
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Check every claim of the theorem numerically (``python -m verify``), with the thorough profile."""
+    session.install("-e", ".[test]")
+    session.env["VERIFY_HYPOTHESIS_PROFILE"] = "thorough"
+    session.run("python", "-m", "verify", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: absolute times, peak memory and ratios against baselines measured in the same run."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
