@@ -52,6 +52,7 @@ from verify._domains import Ball, Box, Domain
 from verify._errors import InfeasibleError
 from verify._networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
 from verify._scale_equation import khatri_rao
+from verify._sparse_claims import SPARSE_CLAIMS
 from verify._tolerances import EPS, evaluation_tolerance
 
 __all__ = [
@@ -225,6 +226,7 @@ class Config:
         """Names of every claim this configuration can run, before the ``only`` filter."""
         names = [f"exact/{m}/{k}" for m in self.modes for k in self.domains]
         names += [f"tight/{m}" for m in self.modes]
+        names += list(SPARSE_CLAIMS)
         if self.properties:
             names.append("properties")
         return names
@@ -727,6 +729,10 @@ def run_claims(config: Config, progress: Callable[[str], None] | None = None) ->
             claims.append(_exact_claim(config, rest[0], rest[1]))
         elif kind == "tight":
             claims.append(_tight_claim(config, rest[0]))
+        elif kind == "sparse":
+            from verify._sparse_claims import sparse_claim
+
+            claims.append(sparse_claim(config, name))
         else:
             claims.append(run_properties())
     return claims
@@ -758,6 +764,19 @@ def _summary(claim: Claim) -> str:
         return (
             f"{f['refused']}/{f['blocks']} blocks refused, {f['unsolvable']}/{f['blocks']} unsolvable; "
             f"min {what} {_format(f['min_evidence'])} > {_format(f['threshold'])}"
+        )
+    if claim.name == "sparse/rank":
+        deficient = f["structurally_deficient"]
+        return f"{f['agree']}/{f['cases']} masks: matching size = numerical rank ({deficient} rank-deficient)"
+    if claim.name == "sparse/decision":
+        return "; ".join(
+            f"{m}: {c['agree']}/{c['cases']} agree ({c['feasible']} feasible, {c['infeasible']} not)"
+            for m, c in f.items()
+        )
+    if claim.name == "sparse/phase":
+        return f"p* decreasing in d: {f['decreasing']}; " + "; ".join(
+            f"{k}: p* ~ d^{v['p_star_exponent']:.2f}, non-zeros/target ~ d^{v['multiple_exponent']:.2f}"
+            for k, v in f["fits"].items()
         )
     if "reason" in f and claim.status == "skipped":
         return f"skipped: {f['reason']}"
@@ -840,6 +859,38 @@ _TIGHT_HEADER = [
 ]
 
 
+def _phase_table_rows(claims: Sequence[Claim]) -> list[list[str]]:
+    return [
+        [
+            f"{r['factor']:g}x",
+            str(r["d"]),
+            str(r["seeds"]),
+            f"{r['p_star']:.4f}",
+            f"{r['rate_at_0.8p']:.2f}",
+            f"{r['rate_at_1.25p']:.2f}",
+            f"{r['p_star_sqrt_d']:.3f}",
+            f"{r['nonzeros_multiple']:.2f}",
+            f"{r['multiple_over_sqrt_d']:.2f}",
+        ]
+        for claim in claims
+        if claim.name == "sparse/phase"
+        for r in claim.rows
+    ]
+
+
+_PHASE_HEADER = [
+    "odd width",
+    "d",
+    "seeds",
+    "p*",
+    "P(full) at 0.8p*",
+    "P(full) at 1.25p*",
+    "p*·√d",
+    "non-zeros / target",
+    "(non-zeros / target) / √d",
+]
+
+
 def make_console() -> Any:
     """A `rich.console.Console` on stdout, at least 150 columns wide when stdout is not a terminal (logs)."""
     from rich.console import Console
@@ -875,6 +926,17 @@ def render_console(claims: Sequence[Claim], console: Any = None) -> None:
         for header in _TIGHT_HEADER:
             table.add_column(header, justify="left" if header == "mode" else "right")
         for row in tight_rows:
+            table.add_row(*row)
+        console.print(table)
+    phase_rows = _phase_table_rows(claims)
+    if phase_rows:
+        table = Table(
+            title="Sparsity phase transition: full generic rank of one d x d block, odd width c·d², Bernoulli(p) masks",
+            title_justify="left",
+        )
+        for header in _PHASE_HEADER:
+            table.add_column(header, justify="right")
+        for row in phase_rows:
             table.add_row(*row)
         console.print(table)
     table = Table(title="Claims", title_justify="left")
@@ -955,6 +1017,20 @@ def render_markdown(claims: Sequence[Claim], config: Config, meta: dict[str, Any
             f"Both must exceed sqrt(eps) = {SEPARATION:.3g}.",
             "",
             _markdown_table(_TIGHT_HEADER, tight_rows),
+            "",
+        ]
+    phase_rows = _phase_table_rows(claims)
+    if phase_rows:
+        out += [
+            "## Sparse frozen networks",
+            "",
+            "One square block (d_out = d_in = d), odd width n = c·d², independent Bernoulli(p) masks on A and B "
+            "(nested across p for each seed). `p*` is where the fraction of seeds with full generic rank d² "
+            "(maximum matching, DESIGN §4) crosses 1/2, found by bisection in log p. Frozen non-zeros at p* are "
+            "p*·2·c·d³, shown as a multiple of the target layer's d² weights; the paper's claim is about √d times "
+            "the target's parameters, so the last column would be flat under that claim.",
+            "",
+            _markdown_table(_PHASE_HEADER, phase_rows),
             "",
         ]
     for claim in claims:
