@@ -1,5 +1,6 @@
 """The certificate (DESIGN §6): its figures are recomputed independently, and a failing one raises."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ FROZEN = verify.FrozenNetwork.for_target(TARGET, seed=4, biases=True)
 
 
 def test_figures_match_an_independent_recomputation():
-    result = verify.reconstruct(TARGET, FROZEN, verify.Ball(1.0, [0.5, 0.0, -0.5]))
+    result = verify.reconstruct(TARGET, FROZEN, verify.Ball(1.0, [0.5, 0.0, -0.5]), method="lstsq")
     regions = block_input_regions(TARGET, result.domain)
     for k, block in enumerate(result.certificate.blocks, start=1):
         odd, even = 2 * k - 2, 2 * k - 1
@@ -57,15 +58,13 @@ def test_negative_margin_raises_certificate_error(monkeypatch):
 
 
 def test_wrong_scales_fail_the_residual_and_sampled_checks(monkeypatch):
-    original = construct._SOLVERS["paper"]
+    original = construct.solve_with
 
-    def perturbed(a, b, w, *, block):
-        solution = original(a, b, w, block=block)
-        return type(solution)(
-            solution.scale * (1 + 1e-9), solution.row_scale, solution.rank, solution.needed, 1.0, "perturbed"
-        )
+    def perturbed(*args, **kwargs):
+        solution = original(*args, **kwargs)
+        return dataclasses.replace(solution, scale=solution.scale * (1 + 1e-9), method="perturbed")
 
-    monkeypatch.setitem(construct._SOLVERS, "paper", perturbed)
+    monkeypatch.setattr(construct, "solve_with", perturbed)
     with pytest.raises(verify.CertificateError, match="scale-equation residual ratio"):
         verify.reconstruct(TARGET, FROZEN, verify.Ball(1.0))
 

@@ -86,8 +86,19 @@ def test_bias_shift_gives_nonnegative_margin_by_brute_force():
     np.testing.assert_allclose(brute, margin, rtol=0, atol=64 * EPS * np.max(np.abs(s) * image.size))
     # margin = s*mid + tau - |s|*rad cancels terms of size |s|*(|mid| + rad): absolute rounding only.
     cancelled = 8 * EPS * np.abs(s) * (np.abs(image.mid) + image.rad + image.size)
-    assert np.all(np.abs(margin - SLACK * np.abs(s) * image.size) <= cancelled)
+    tight = np.abs(s) * image.rad - s * image.mid + SLACK * np.abs(s) * image.size
+    expected = np.where(tight >= 0, SLACK * np.abs(s) * image.size, s * image.mid - np.abs(s) * image.rad)
+    assert np.all(np.abs(margin - expected) <= cancelled)
+    assert np.all(tau >= 0) and np.all(margin >= SLACK * np.abs(s) * image.size - cancelled)
     assert tau[2] == 0 and margin[2] == 0
+
+
+def test_shift_is_zero_for_a_neuron_active_everywhere():
+    """h in [2, 4] on the box: s = 1 needs no shift; s = -1 needs 4 (plus slack)."""
+    box = verify.Box([1.0], [2.0])
+    image = box.affine_range(np.array([[2.0], [2.0]]), np.zeros(2))
+    tau = bias_shift(np.array([1.0, -1.0]), image)
+    assert tau[0] == 0 and tau[1] == 4 + SLACK * 4
 
 
 def test_interval_bounds_enclose_every_hidden_activation():

@@ -3,13 +3,15 @@
 For an odd layer with per-neuron scale ``s`` and pre-normalization ``h = B z + c`` ranging over
 ``[mid - rad, mid + rad]`` on the domain, the shift
 
-    tau = |s| * rad - s * mid + SLACK * |s| * size
+    tau = max(|s| * rad - s * mid + SLACK * |s| * size, 0)
 
 makes ``s * h + tau >= SLACK * |s| * size >= 0`` on the whole domain, so the ReLU after it is the
-identity there and ``u = s * h + tau`` exactly. The slack is a fixed fraction of the magnitude
-``size`` of ``h``: far above the ``(fan_in + 2) * eps`` relative rounding error of ``h``, so the
-computed pre-activations stay non-negative too, and it costs nothing (the next layer's shift
-absorbs ``tau`` exactly).
+identity there and ``u = s * h + tau`` exactly. A neuron already active on the whole region with
+room to spare gets no shift (``tau = 0``, never a negative one): a shift only ever raises.
+
+The slack is a fixed fraction of the magnitude ``size`` of ``h``: far above the
+``(fan_in + 2) * eps`` relative rounding error of ``h``, so the computed pre-activations stay
+non-negative too, and it costs nothing (the next layer's shift absorbs ``tau`` exactly).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ SLACK = 2.0**-8
 
 
 def bias_shift(scale: np.ndarray, image: AffineRange) -> np.ndarray:
-    """Shift ``tau`` with ``scale * h + tau >= 0`` for every ``h`` in ``image`` (zero where ``scale = 0``)."""
+    """Shift ``tau >= 0`` with ``scale * h + tau >= SLACK·|scale|·size`` for every ``h`` in ``image``."""
     magnitude = np.abs(scale)
-    return magnitude * image.rad - scale * image.mid + SLACK * magnitude * image.size
+    return np.maximum(magnitude * image.rad - scale * image.mid + SLACK * magnitude * image.size, 0.0)
 
 
 def activity_margin(scale: np.ndarray, shift: np.ndarray, image: AffineRange) -> np.ndarray:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from verify._exact import ExactCheck
+
 __all__ = ["BlockCertificate", "Certificate", "SampledCheck"]
 
 
@@ -31,7 +33,9 @@ class BlockCertificate:
     rank, needed : int
         Numerical rank of the block's system and the rank its mode needs.
     condition : float
-        Largest over smallest retained singular value of the system.
+        Condition number of the block's system: 2-norm (largest over smallest retained singular
+        value) for the SVD-based and convex solvers, 1-norm for ``direct``, LSMR's own estimate for
+        ``iterative``.
     residual : float
         ``max |s' ⊙ (A diag(γ) B) − W|``.
     residual_ratio : float
@@ -42,6 +46,8 @@ class BlockCertificate:
         Smallest activity margin ``min over the region of s_i h_i + tau_i`` of the odd layer.
     solver : str
         How the scale equation was solved.
+    diagnostics : dict
+        The solver's own figures (iterations and stop reasons, solver status and objective, …).
     """
 
     block: int
@@ -55,6 +61,7 @@ class BlockCertificate:
     residual_tolerance: float
     min_margin: float
     solver: str
+    diagnostics: dict = field(default_factory=dict)
 
     @property
     def holds(self) -> bool:
@@ -115,18 +122,25 @@ class Certificate:
         One per target layer.
     sampled : SampledCheck
         The sampled check of ``g = f``.
+    method : str
+        The ``method`` argument of `reconstruct` (each block's ``solver`` says what ran).
+    exact : ExactCheck or None
+        For ``method="exact"``: zero residual, non-negative margins and exact agreement of ``g`` and
+        ``f`` on rational points, all in rational arithmetic.
     """
 
     mode: str
     domain: dict
     blocks: tuple[BlockCertificate, ...]
     sampled: SampledCheck
-    notes: tuple[str, ...] = field(default=())
+    method: str = "auto"
+    exact: ExactCheck | None = None
 
     @property
     def holds(self) -> bool:
-        """Every block's checks and the sampled check pass."""
-        return all(b.holds for b in self.blocks) and self.sampled.holds
+        """Every block's checks, the sampled check and (for ``method="exact"``) the exact check pass."""
+        exact = self.exact is None or self.exact.holds
+        return all(b.holds for b in self.blocks) and self.sampled.holds and exact
 
     @property
     def max_residual(self) -> float:
@@ -166,6 +180,8 @@ class Certificate:
                 f"sampled check: max relative error {self.sampled.max_relative_error:.3g} of g against f exceeds "
                 f"rtol = {self.sampled.rtol:.3g} (largest block condition number {self.max_condition:.3g})"
             )
+        if self.exact is not None and not self.exact.holds:
+            reasons.append(f"exact check failed: {self.exact}")
         return reasons
 
     def to_dict(self) -> dict:
@@ -178,6 +194,8 @@ class Certificate:
             "min_margin": self.min_margin,
             "blocks": [asdict(b) | {"holds": b.holds} for b in self.blocks],
             "sampled": asdict(self.sampled) | {"holds": self.sampled.holds},
+            "method": self.method,
+            "exact": None if self.exact is None else asdict(self.exact) | {"holds": self.exact.holds},
         }
 
 

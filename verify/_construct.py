@@ -22,15 +22,19 @@ from verify._bounds import block_input_regions
 from verify._certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
 from verify._domains import Domain
 from verify._errors import CertificateError, InfeasibleError
+from verify._exact import exact_check, solve_exact
 from verify._feasibility import BlockFeasibility, block_feasibility
+from verify._interop import to_caller
 from verify._networks import FrozenNetwork, TargetNetwork
-from verify._scale_equation import solve_minimal, solve_paper
+from verify._scale_equation import solve_minimal
+from verify._solvers import METHODS, solve_with
 from verify._tolerances import evaluation_tolerance, residual_tolerance
 
-__all__ = ["MODES", "Reconstruction", "reconstruct"]
+__all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
 
 MODES = ("paper", "minimal")
-_SOLVERS = {"paper": solve_paper, "minimal": solve_minimal}
+EXACT_POINTS = 32
+"""Rational points at which ``method="exact"`` evaluates ``g`` and ``f`` exactly."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +78,8 @@ def reconstruct(
     domain: Domain,
     mode: str = "paper",
     *,
+    method: str = "auto",
+    bound: float | None = None,
     samples: int = 256,
     seed: int = 0,
     rtol: float = 1e-6,
@@ -91,6 +97,15 @@ def reconstruct(
     mode : "paper" or "minimal"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
+    method : str
+        How the paper-mode scale equation is solved (DESIGN §5): ``"auto"`` (default: ``direct`` at
+        the exact width, ``lstsq`` up to 1024 equations per block, else ``iterative``),
+        ``"direct"``, ``"lstsq"``, ``"iterative"`` (matrix-free LSMR; in torch on the tensors'
+        device for networks built from tensors), ``"l1"``, ``"linf"``, ``"box"``, ``"min_shift"``
+        (cvxpy programs) or ``"exact"`` (rational arithmetic; the certificate then carries an
+        exact check). Minimal mode has one solver (the SVD null space): ``"auto"`` or ``"lstsq"``.
+    bound : float, optional
+        ``C`` for ``method="box"`` (``|γ| <= C``).
     samples : int
         Number of domain points (half on the boundary) in the certificate's sampled check.
     seed : int
@@ -124,19 +139,32 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
-    _check_arguments(target, frozen, domain, mode, samples, rtol)
+    _check_arguments(target, frozen, domain, mode, samples, rtol, method)
     domain = domain.resolve(target.widths[0])
     regions = block_input_regions(target, domain)
+    spec = frozen.torch or target.torch
     scales: list[np.ndarray] = []
     shifts: list[np.ndarray] = []
     certificates: list[BlockCertificate] = []
+    exact_gammas: list = []
     for block in blocks(target, frozen):
         k, a_mat, b_mat = block.k, block.a, block.b
         if mode == "paper" and not (np.all(a_mat != 0) and np.all(b_mat != 0)):
             _refuse_unmatched(block_feasibility(a_mat, b_mat, block.w, mode, block=k))
-        solution = _SOLVERS[mode](a_mat, b_mat, block.w, block=k)
-        gamma, row_scale = solution.scale, solution.row_scale
         image = regions[k - 1].affine_range(b_mat, block.c_odd)
+        if mode == "minimal":
+            solution = solve_minimal(a_mat, b_mat, block.w, block=k)
+        elif method == "exact":
+            solution, gamma_q = solve_exact(a_mat, b_mat, block.w, block=k)
+            exact_gammas.append(gamma_q)
+        else:
+            operands = None
+            if spec is not None and method in ("iterative", "auto"):
+                operands = tuple(spec.tensor(m).to(dtype=_float64()) for m in (a_mat, b_mat, block.w))
+            solution = solve_with(
+                method, a_mat, b_mat, block.w, block=k, bound=bound, image=image, torch_operands=operands
+            )
+        gamma, row_scale = solution.scale, solution.row_scale
         tau = bias_shift(gamma, image)
         t_rows = block.bias - row_scale * (a_mat @ (gamma * block.c_odd + tau) + block.c_even)
 
@@ -164,17 +192,26 @@ def reconstruct(
                 residual_tolerance=residual_tolerance(n, d_k, b_mat.shape[1]),
                 min_margin=float(np.min(activity_margin(gamma, tau, image))),
                 solver=solution.method,
+                diagnostics=solution.diagnostics,
             )
         )
 
     gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
     sampled = _sampled_check(target, frozen, domain, gamma_bn, beta_bn, certificates, samples, seed, rtol)
-    certificate = Certificate(mode=mode, domain=domain.to_dict(), blocks=tuple(certificates), sampled=sampled)
+    exact = None
+    if method == "exact":
+        points = domain.sample(min(samples, EXACT_POINTS), np.random.default_rng(seed))
+        exact = exact_check(target, frozen, domain, exact_gammas, points)
+    certificate = Certificate(
+        mode=mode, domain=domain.to_dict(), blocks=tuple(certificates), sampled=sampled, method=method, exact=exact
+    )
     if not certificate.holds:
         raise CertificateError(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
         )
-    return Reconstruction(gamma_bn, beta_bn, scales, shifts, certificate, target, frozen, domain, mode)
+    return Reconstruction(
+        to_caller(gamma_bn, spec), to_caller(beta_bn, spec), scales, shifts, certificate, target, frozen, domain, mode
+    )
 
 
 def _sampled_check(
@@ -225,10 +262,23 @@ def _refuse_unmatched(decision: BlockFeasibility) -> None:
     )
 
 
+def _float64() -> object:
+    import torch
+
+    return torch.float64
+
+
 def _check_arguments(
-    target: object, frozen: object, domain: object, mode: object, samples: object, rtol: object
+    target: object, frozen: object, domain: object, mode: object, samples: object, rtol: object, method: object
 ) -> None:
     check_architecture(target, frozen)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if mode == "minimal" and method not in ("auto", "lstsq"):
+        raise ValueError(
+            f"method {method!r} solves the paper-mode equation K γ = vec(W); mode='minimal' uses the SVD null "
+            "space (method 'auto' or 'lstsq'). Use mode='paper' for this method"
+        )
     if not isinstance(domain, Domain):
         raise ValueError(f"domain must be a verify.Ball or verify.Box, got {type(domain).__name__}")
     if mode not in MODES:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from verify._interop import TorchSpec, like, torch_spec
 from verify._validate import as_array, as_points, as_sequence
 
 __all__ = ["FrozenNetwork", "TargetNetwork", "minimal_width", "paper_width"]
@@ -80,6 +81,7 @@ class TargetNetwork:
                     f"expected shape ({w.shape[0]}, {ws[k - 1].shape[0]}) (out, in)"
                 )
         bs = [None] * len(ws) if biases is None else as_sequence(biases, "biases", len(ws))
+        self._torch = torch_spec([items, bs])
         self._weights = tuple(ws)
         self._biases = tuple(
             np.zeros(w.shape[0]) if b is None else as_array(b, f"biases[{k}]", (w.shape[0],))
@@ -125,6 +127,11 @@ class TargetNetwork:
         return self._biases
 
     @property
+    def torch(self) -> TorchSpec | None:
+        """Device and dtype of the torch tensors it was built from (None for numpy input)."""
+        return self._torch
+
+    @property
     def widths(self) -> tuple[int, ...]:
         """``(d_0, …, d_L)``."""
         return (self._weights[0].shape[1], *(w.shape[0] for w in self._weights))
@@ -135,13 +142,13 @@ class TargetNetwork:
         return len(self._weights)
 
     def __call__(self, x: object) -> np.ndarray:
-        """Evaluate ``f`` on ``x`` of shape ``(batch, d_0)`` (or ``(d_0,)``)."""
+        """Evaluate ``f`` on ``x`` of shape ``(batch, d_0)`` (or ``(d_0,)``); a torch ``x`` gives a tensor."""
         z, single = as_points(x, self.widths[0])
         for k, (w, b) in enumerate(zip(self._weights, self._biases, strict=True)):
             z = z @ w.T + b
             if k < self.depth - 1:
                 z = _relu(z)
-        return z[0] if single else z
+        return like(x, z[0] if single else z)
 
     def magnitude(self, x: object) -> np.ndarray:
         """Evaluate ``f`` with every weight, bias and input replaced by its absolute value.
@@ -153,7 +160,7 @@ class TargetNetwork:
         z = np.abs(z)
         for w, b in zip(self._weights, self._biases, strict=True):
             z = z @ np.abs(w).T + np.abs(b)
-        return z[0] if single else z
+        return like(x, z[0] if single else z)
 
     def __repr__(self) -> str:
         return f"TargetNetwork(widths={list(self.widths)})"
@@ -202,6 +209,7 @@ class FrozenNetwork:
                 )
         if not np.isfinite(eps) or eps < 0:
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+        self._torch = torch_spec([items, biases or [], running_mean or [], running_var or []])
         self._weights = tuple(ms)
         self._biases = self._per_layer(biases, "biases", 0.0)
         self._mean = self._per_layer(running_mean, "running_mean", 0.0)
@@ -323,6 +331,11 @@ class FrozenNetwork:
         return self._eps
 
     @property
+    def torch(self) -> TorchSpec | None:
+        """Device and dtype of the torch tensors it was built from (None for numpy input)."""
+        return self._torch
+
+    @property
     def widths(self) -> tuple[int, ...]:
         """``(n_0, …, n_{2L})``."""
         return (self._weights[0].shape[1], *(m.shape[0] for m in self._weights))
@@ -362,8 +375,9 @@ class FrozenNetwork:
         """Evaluate ``g`` on ``x`` of shape ``(batch, n_0)`` (or ``(n_0,)``) with BatchNorm ``(gamma, beta)``.
 
         Uses the eval-mode BatchNorm formula ``gamma * (h - mu) / sqrt(v + eps) + beta`` as torch does.
+        A torch ``x`` gives a tensor on its device.
         """
-        return self._run(x, gamma, beta)[0]
+        return like(x, self._run(x, gamma, beta)[0])
 
     def preactivations(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> list[np.ndarray]:
         """The normalized pre-activations ``N_j(h_j)`` of every layer ``j = 1 … 2L`` on ``x``."""
@@ -381,7 +395,7 @@ class FrozenNetwork:
         for m, c, mu, std, g, b in zip(self._weights, self._biases, self._mean, self._std, gs, bs, strict=True):
             h = u @ np.abs(m).T + np.abs(c)
             u = np.abs(g) * (h + np.abs(mu)) / std + np.abs(b)
-        return u[0] if single else u
+        return like(x, u[0] if single else u)
 
     def _run(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> tuple[np.ndarray, list[np.ndarray]]:
         gs, bs = self._check_params(gamma, beta)

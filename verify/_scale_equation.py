@@ -17,16 +17,17 @@ equals ``W z + b`` iff
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse.linalg
 
 from verify._errors import InfeasibleError
 from verify._networks import minimal_width, paper_width
 from verify._tolerances import VANISHING, numerical_rank
 
-__all__ = ["ScaleSolution", "khatri_rao", "solve_minimal", "solve_paper"]
+__all__ = ["KhatriRaoOperator", "ScaleSolution", "khatri_rao", "solve_minimal", "solve_paper"]
 
 _REFINEMENT_STEPS = 2
 """Steps of iterative refinement after each SVD solve: one step in working precision makes the
@@ -49,6 +50,8 @@ class ScaleSolution:
         Ratio of the largest to the smallest retained singular value of the system.
     method : str
         How it was solved.
+    diagnostics : dict
+        The solver's own figures (iterations, stop reason, status, …), JSON-ready.
     """
 
     scale: np.ndarray
@@ -57,6 +60,7 @@ class ScaleSolution:
     needed: int
     condition: float
     method: str
+    diagnostics: dict = field(default_factory=dict)
 
 
 def khatri_rao(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -108,7 +112,7 @@ def solve_paper(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> S
     gamma = pseudo_solve(target)
     for _ in range(_REFINEMENT_STEPS):  # iterative refinement: componentwise small residual (Skeel)
         gamma = gamma + pseudo_solve(target - k @ gamma)
-    return ScaleSolution(gamma, np.ones(d_out), rank, needed, float(s[0] / s[-1]), "paper: SVD least squares")
+    return ScaleSolution(gamma, np.ones(d_out), rank, needed, float(s[0] / s[-1]), "lstsq: SVD minimum norm")
 
 
 def solve_minimal(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> ScaleSolution:
@@ -195,3 +199,24 @@ def solve_minimal(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) ->
     row_scale = np.zeros(d_out)
     row_scale[rows] = 1.0 / rho
     return ScaleSolution(x[r:], row_scale, rank, r + n - 1, float(s[0] / s[rank - 1]), "minimal: SVD null space")
+
+
+class KhatriRaoOperator(scipy.sparse.linalg.LinearOperator):
+    """``K`` as a matrix-free operator: two GEMMs per product, memory ``O(n·(d_out + d_in))``.
+
+    ``matvec``:  ``γ -> vec(A diag(γ) B)  = ((A * γ) @ B).reshape(-1)``
+    ``rmatvec``: ``R -> diag(Aᵀ R Bᵀ)     = rowsum((Aᵀ R) ⊙ B)`` with ``R = reshape(r, (d_out, d_in))``
+    """
+
+    def __init__(self, a: np.ndarray, b: np.ndarray) -> None:
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            raise ValueError(f"A (d_out, n) and B (n, d_in) must agree in n, got shapes {a.shape} and {b.shape}")
+        self.a, self.b = a, b
+        super().__init__(dtype=np.result_type(a, b), shape=(a.shape[0] * b.shape[1], a.shape[1]))
+
+    def _matvec(self, gamma: np.ndarray) -> np.ndarray:
+        return ((self.a * np.ravel(gamma)) @ self.b).reshape(-1)
+
+    def _rmatvec(self, residual: np.ndarray) -> np.ndarray:
+        r = np.reshape(residual, (self.a.shape[0], self.b.shape[1]))
+        return np.einsum("ij,ij->i", self.a.T @ r, self.b)

@@ -1,0 +1,169 @@
+"""Convex programs for the paper-mode scale equation ``K γ = vec(W)`` (DESIGN §5), with cvxpy.
+
+* ``l1``: ``min ‖γ‖₁`` — fewest live neurons: an optimal vertex has at most ``d_out·d_in`` non-zeros.
+* ``linf``: ``min ‖γ‖_∞`` — the smallest largest scale.
+* ``box``: ``|γ| <= C`` (``bound=C``), the smallest ``‖γ‖₂`` inside the box; infeasible when ``C``
+  is below the ``linf`` optimum, which is then reported as the smallest ``C`` that works.
+* ``min_shift``: ``min Σ_i τ_i`` with the bias shift ``τ_i = max(R_i |γ_i| − m_i γ_i, 0)``,
+  ``R_i = rad_i + SLACK·size_i`` (`verify._bias_shift`): convex in ``γ``.
+
+Every program is solved by Clarabel (an interior-point solver shipped as a wheel, silent); its
+status must be ``optimal``. Interior-point solutions satisfy ``K γ = w`` only to the solver's
+tolerance (~1e-9), so each is *polished* to working precision: ``l1`` and ``min_shift`` (linear
+programs whose optimum is a vertex) by re-solving ``K γ = w`` exactly on the ``d_out·d_in``
+columns with the largest ``|γ|`` (QR with column pivoting on ``K diag(|γ|)``), ``linf`` and
+``box`` by the minimum-norm correction ``γ + K⁺ (w − K γ)``. The solver's status, objective and
+the polish are recorded in the diagnostics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from verify._bias_shift import SLACK
+from verify._domains import AffineRange
+from verify._errors import InfeasibleError
+from verify._scale_equation import ScaleSolution, khatri_rao
+from verify._tolerances import numerical_rank
+
+__all__ = ["BOX_MARGIN", "solve_convex"]
+
+BOX_MARGIN = 1e-6
+"""The box program is solved with ``|γ| <= C·(1 − BOX_MARGIN)`` when that is still feasible, so that
+the polishing correction (of the solver's accuracy, ~1e-9 relative) cannot push ``|γ|`` past ``C``."""
+
+_SOLVER_OPTIONS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "max_iter": 500}
+
+
+def _solve(problem: object, variable: object, method: str) -> tuple[np.ndarray, dict]:
+    import cvxpy as cp
+
+    try:
+        problem.solve(solver=cp.CLARABEL, **_SOLVER_OPTIONS)
+    except cp.error.SolverError as error:
+        raise ArithmeticError(f"cvxpy/Clarabel failed on the {method} program: {error}") from None
+    status = problem.status
+    info = {"solver": "cvxpy/CLARABEL", "status": status, "objective": float(problem.value)}
+    if status not in ("optimal", "optimal_inaccurate") or variable.value is None:
+        raise ArithmeticError(f"cvxpy/Clarabel returned status {status!r} on the {method} program")
+    return np.asarray(variable.value, dtype=np.float64), info
+
+
+def _project(k: np.ndarray, gamma: np.ndarray, w: np.ndarray) -> np.ndarray:
+    for _ in range(2):
+        gamma = gamma + scipy.linalg.lstsq(k, w - k @ gamma, lapack_driver="gelsd")[0]
+    return gamma
+
+
+def _polish_on_support(k: np.ndarray, gamma: np.ndarray, w: np.ndarray, needed: int) -> tuple[np.ndarray, int]:
+    """Exact solve of ``K γ = w`` on the ``needed`` columns QR-pivoting picks from ``K diag(|γ|)``."""
+    _, r, pivots = scipy.linalg.qr(k * np.abs(gamma), mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r))
+    rank = numerical_rank(diagonal, k.shape)
+    columns = np.sort(pivots[:rank])
+    square = k[:, columns]
+    sub = scipy.linalg.lstsq(square, w, lapack_driver="gelsd")[0]
+    for _ in range(2):
+        sub = sub + scipy.linalg.lstsq(square, w - square @ sub, lapack_driver="gelsd")[0]
+    polished = np.zeros_like(gamma)
+    polished[columns] = sub
+    return polished, int(columns.size)
+
+
+def solve_convex(
+    method: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    w: np.ndarray,
+    *,
+    block: int,
+    bound: float | None = None,
+    image: AffineRange | None = None,
+) -> ScaleSolution:
+    """Solve block ``block``'s scale equation by the convex program ``method`` (see module notes)."""
+    import cvxpy as cp
+
+    d_out, n = a.shape
+    needed = d_out * b.shape[1]
+    k = khatri_rao(a, b)
+    target = w.reshape(-1)
+    gamma = cp.Variable(n)
+    constraints = [k @ gamma == target]
+    singular = scipy.linalg.svdvals(k)
+    rank = numerical_rank(singular, k.shape)
+    if rank < needed:
+        raise InfeasibleError(
+            f"block {block}: the Khatri–Rao system has rank {rank}, but mode 'paper' needs {needed}",
+            block=block,
+            rank=rank,
+            needed=needed,
+            width=n,
+            width_needed=needed,
+        )
+    condition = float(singular[0] / singular[needed - 1])
+    if method == "l1":
+        value, info = _solve(cp.Problem(cp.Minimize(cp.norm1(gamma)), constraints), gamma, method)
+        polished, live = _polish_on_support(k, value, target, needed)
+        info |= {"polish": f"exact solve on {live} support columns"}
+    elif method == "min_shift":
+        if image is None:
+            raise ValueError("method 'min_shift' needs the odd layer's input range (image)")
+        reach = image.rad + SLACK * image.size
+        shifts = cp.pos(cp.multiply(reach, cp.abs(gamma)) - cp.multiply(image.mid, gamma))
+        value, info = _solve(cp.Problem(cp.Minimize(cp.sum(shifts)), constraints), gamma, method)
+        polished, live = _polish_on_support(k, value, target, needed)
+        info |= {"polish": f"exact solve on {live} support columns"}
+    elif method == "linf":
+        value, info = _solve(cp.Problem(cp.Minimize(cp.norm_inf(gamma)), constraints), gamma, method)
+        polished = _project(k, value, target)
+        info |= {"polish": "minimum-norm correction"}
+    elif method == "box":
+        polished, info = _solve_box(k, target, gamma, constraints, bound, block=block, n=n)
+    else:
+        raise ValueError(f"unknown convex method {method!r}")
+    info["objective_after_polish"] = _objective(method, polished, image)
+    if method == "box":
+        info["bound"] = float(bound)
+    return ScaleSolution(
+        polished, np.ones(d_out), rank, needed, condition, f"{method}: cvxpy/CLARABEL + polish", diagnostics=info
+    )
+
+
+def _objective(method: str, gamma: np.ndarray, image: AffineRange | None) -> float:
+    if method == "l1":
+        return float(np.abs(gamma).sum())
+    if method in ("linf", "box"):
+        return float(np.abs(gamma).max(initial=0.0))
+    reach = image.rad + SLACK * image.size
+    return float(np.maximum(reach * np.abs(gamma) - image.mid * gamma, 0).sum())
+
+
+def _solve_box(
+    k: np.ndarray, target: np.ndarray, gamma: object, constraints: list, bound: float | None, *, block: int, n: int
+) -> tuple[np.ndarray, dict]:
+    import cvxpy as cp
+
+    if bound is None or isinstance(bound, bool) or not np.isfinite(bound) or bound <= 0:
+        raise ValueError(f"method 'box' needs bound=C, a positive finite number, got {bound!r}")
+    smallest, _ = _solve(cp.Problem(cp.Minimize(cp.norm_inf(gamma)), constraints), gamma, "linf")
+    least = float(np.abs(_project(k, smallest, target)).max())
+    if bound < least:
+        raise InfeasibleError(
+            f"block {block}: no scales with |γ| <= {bound:.6g} solve the scale equation; the smallest bound that "
+            f"works is C = {least:.6g} (the min-‖γ‖_∞ solution)",
+            block=block,
+            width=n,
+        )
+    inner = bound * (1 - BOX_MARGIN) if bound * (1 - BOX_MARGIN) >= least else bound
+    program = cp.Problem(cp.Minimize(cp.sum_squares(gamma)), [*constraints, cp.abs(gamma) <= inner])
+    value, info = _solve(program, gamma, "box")
+    polished = _project(k, value, target)
+    if np.abs(polished).max() > bound:
+        raise InfeasibleError(
+            f"block {block}: bound C = {bound:.6g} is within the solver's accuracy of the smallest feasible bound "
+            f"{least:.6g}; use C >= {least * (1 + 10 * BOX_MARGIN):.6g}",
+            block=block,
+            width=n,
+        )
+    return polished, info | {"polish": "minimum-norm correction", "smallest_bound": least, "inner_bound": inner}
