@@ -175,6 +175,8 @@ def exact_check(
     points: np.ndarray,
 ) -> ExactCheck:
     """Build the exact ``(s, t)`` of every layer from the rational ``γ`` and check them (module notes)."""
+    import flint
+
     from verify._blocks import blocks
 
     zero = _q(0.0)
@@ -187,21 +189,16 @@ def exact_check(
         tau = [max(abs(g) * (r + slack * s) - g * m, zero) for g, m, r, s in zip(gamma_q, mid, rad, size, strict=True)]
         margins = [g * m + t - abs(g) * r for g, m, t, r in zip(gamma_q, mid, tau, rad, strict=True)]
         margin = min(margins)
-        a_q = [[_q(v) for v in row] for row in block.a]
-        b_q = [[_q(v) for v in row] for row in block.b]
-        w_q = [[_q(v) for v in row] for row in block.w]
-        product = [
-            [sum((a_q[r][i] * gamma_q[i] * b_q[i][c] for i in range(len(gamma_q))), zero) for c in range(len(b_q[0]))]
-            for r in range(len(a_q))
-        ]
-        zero_residual = all(
-            p == v for prow, vrow in zip(product, w_q, strict=True) for p, v in zip(prow, vrow, strict=True)
+        # A diag(γ) B as one exact matrix product (flint clears denominators and multiplies integers).
+        scaled = flint.fmpq_mat(
+            block.a.shape[0], len(gamma_q), [_q(v) * g for row in block.a for v, g in zip(row, gamma_q, strict=True)]
         )
+        zero_residual = bool(scaled * _qmat(block.b) == _qmat(block.w))
         c_odd = [_q(v) for v in block.c_odd]
-        carried = [g * c + t for g, c, t in zip(gamma_q, c_odd, tau, strict=True)]
+        carried = flint.fmpq_mat(len(gamma_q), 1, [g * c + t for g, c, t in zip(gamma_q, c_odd, tau, strict=True)])
+        pushed = _qmat(block.a) * carried
         t_even = [
-            _q(bv) - (sum((av * u for av, u in zip(row, carried, strict=True)), zero) + _q(cv))
-            for row, bv, cv in zip(a_q, block.bias, block.c_even, strict=True)
+            _q(bv) - (pushed[r, 0] + _q(cv)) for r, (bv, cv) in enumerate(zip(block.bias, block.c_even, strict=True))
         ]
         width_even = frozen.widths[block.even + 1]
         scales_q += [list(gamma_q), [_q(1.0)] * len(t_even) + [zero] * (width_even - len(t_even))]
@@ -216,7 +213,7 @@ def exact_check(
             [max(m - r, zero) for m, r in zip(t_mid, t_rad, strict=True)],
             [max(m + r, zero) for m, r in zip(t_mid, t_rad, strict=True)],
         )
-    agree = all(_g_exact(frozen, scales_q, shifts_q, x) == _f_exact(target, x) for x in points)
+    agree = _g_exact(frozen, scales_q, shifts_q, points) == _f_exact(target, points)
     return ExactCheck(residual_zero, _float(min_margin), margins_ok, len(points), agree, per_block)
 
 
@@ -224,31 +221,34 @@ def _float(q) -> float:
     return float(Fraction(int(q.p), int(q.q)))
 
 
-def _affine(weight: np.ndarray, bias: np.ndarray, z: list) -> list:
+def _layer(weight: np.ndarray, bias: np.ndarray, inputs, scale: list | None, shift: list | None, relu: bool):
+    """Exact ``relu?(scale ⊙ (W U + b) + shift)`` on a matrix ``U`` whose columns are points."""
+    import flint
+
+    h = _qmat(weight) * inputs
     zero = _q(0.0)
-    return [
-        sum((_q(wv) * zv for wv, zv in zip(row, z, strict=True)), zero) + _q(bv)
-        for row, bv in zip(weight, bias, strict=True)
-    ]
+    rows, cols = h.nrows(), h.ncols()
+    values = []
+    for r in range(rows):
+        b_q = _q(bias[r])
+        for c in range(cols):
+            v = h[r, c] + b_q
+            if scale is not None:
+                v = scale[r] * v + shift[r]
+            values.append(max(v, zero) if relu else v)
+    return flint.fmpq_mat(rows, cols, values)
 
 
-def _f_exact(target: TargetNetwork, x: np.ndarray) -> list:
-    z = [_q(v) for v in x]
-    zero = _q(0.0)
+def _f_exact(target: TargetNetwork, points: np.ndarray):
+    z = _qmat(np.asarray(points).T)
     for k, (w, b) in enumerate(zip(target.weights, target.biases, strict=True)):
-        z = _affine(w, b, z)
-        if k < target.depth - 1:
-            z = [max(v, zero) for v in z]
+        z = _layer(w, b, z, None, None, relu=k < target.depth - 1)
     return z
 
 
-def _g_exact(frozen: FrozenNetwork, scales_q: list, shifts_q: list, x: np.ndarray) -> list:
-    u = [_q(v) for v in x]
-    zero = _q(0.0)
+def _g_exact(frozen: FrozenNetwork, scales_q: list, shifts_q: list, points: np.ndarray):
+    u = _qmat(np.asarray(points).T)
     last = len(frozen.weights) - 1
     for j, (m, c) in enumerate(zip(frozen.weights, frozen.biases, strict=True)):
-        h = _affine(m, c, u)
-        u = [s * v + t for s, v, t in zip(scales_q[j], h, shifts_q[j], strict=True)]
-        if j < last:
-            u = [max(v, zero) for v in u]
+        u = _layer(m, c, u, scales_q[j], shifts_q[j], relu=j < last)
     return u

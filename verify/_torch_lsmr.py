@@ -132,11 +132,23 @@ def lsmr(
 
 
 def lsmr_torch(
-    a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, *, atol: float, btol: float, refinement: int
+    a: torch.Tensor,
+    b: torch.Tensor,
+    w: torch.Tensor,
+    *,
+    atol: float,
+    btol: float,
+    refinement: int,
+    stop_ratio: float,
 ) -> tuple[np.ndarray, dict]:
-    """Solve ``K γ = vec(W)`` matrix-free in torch on ``a``'s device, with ``refinement`` correction solves."""
+    """Solve ``K γ = vec(W)`` matrix-free in torch on ``a``'s device.
+
+    After the first LSMR pass, up to ``refinement`` correction passes run while the componentwise
+    residual ratio ``max |r| / (|K||γ| + |w|)`` exceeds ``stop_ratio``.
+    """
     d_out, n = a.shape
     d_in = b.shape[1]
+    a_abs, b_abs = a.abs(), b.abs()
 
     def matvec(gamma: torch.Tensor) -> torch.Tensor:
         return ((a * gamma) @ b).reshape(-1)
@@ -146,13 +158,26 @@ def lsmr_torch(
 
     target = w.reshape(-1)
     gamma = torch.zeros(n, dtype=a.dtype, device=a.device)
-    iterations, stops, condition = 0, [], 1.0
+    iterations, stops, ratios, condition = 0, [], [], 1.0
+    residual = target
     for _ in range(1 + refinement):
         step, istop, itn, condition, _ = lsmr(
-            matvec, rmatvec, target - matvec(gamma), n, atol=atol, btol=btol, maxiter=20 * d_out * d_in
+            matvec, rmatvec, residual, n, atol=atol, btol=btol, maxiter=20 * d_out * d_in
         )
         gamma = gamma + step
         iterations += itn
         stops.append(istop)
-    info = {"iterations": iterations, "istop": stops, "condition_estimate": condition, "device": str(a.device)}
+        residual = target - matvec(gamma)
+        terms = ((a_abs * gamma.abs()) @ b_abs).reshape(-1) + target.abs()
+        ratio = torch.where(residual == 0, torch.zeros_like(terms), residual.abs() / terms)
+        ratios.append(float(ratio.max()))
+        if ratios[-1] <= stop_ratio:
+            break
+    info = {
+        "iterations": iterations,
+        "istop": stops,
+        "condition_estimate": condition,
+        "residual_ratios": ratios,
+        "device": str(a.device),
+    }
     return gamma.detach().cpu().numpy(), info
