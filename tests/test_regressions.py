@@ -59,3 +59,19 @@ def test_same_seed_target_and_frozen_are_independent():
     frozen = verify.FrozenNetwork.for_target(target, width=1.0, seed=59)
     pair = np.vstack([target.weights[0][0], frozen.weights[0][0]])
     assert np.linalg.matrix_rank(pair) == 2
+
+
+def test_vanishing_target_is_not_refused():
+    """Bug (found by the properties): the rtol check divided by max |f| over the samples, so a
+    target that vanishes on the domain (f ≡ 0, or a dead hidden layer) was refused for a 1e-17
+    rounding error of g, with a misleading message. Now the error is relative to |f|(x), the
+    target evaluated with absolute values, and skipped only when all of f's terms vanish."""
+    target = verify.TargetNetwork([np.zeros((1, 1))])
+    frozen = verify.FrozenNetwork(
+        [[[0.7]], [[1.3]]], biases=[[0.1], [0.3]], running_mean=[[0.2], [0.45]], running_var=[[2.0], [3.0]], eps=1e-3
+    )
+    assert verify.reconstruct(target, frozen, verify.Ball(1.0)).certificate.holds
+    tiny = verify.TargetNetwork([[[-1.0]], [[1.0]]])
+    frozen = verify.FrozenNetwork.for_target(tiny, "paper", seed=1, biases=True)
+    result = verify.reconstruct(tiny, frozen, verify.Ball(1.0, center=[1 - 1e-13]))
+    assert result.certificate.sampled.max_relative_error <= 1e-14

@@ -11,7 +11,9 @@ room to spare gets no shift (``tau = 0``, never a negative one): a shift only ev
 
 The slack is a fixed fraction of the magnitude ``size`` of ``h``: far above the
 ``(fan_in + 2) * eps`` relative rounding error of ``h``, so the computed pre-activations stay
-non-negative too, and it costs nothing (the next layer's shift absorbs ``tau`` exactly).
+non-negative too, except where ``size = 0`` (a neuron whose input is identically zero on the
+domain): there the margin is 0 and BatchNorm's rounding of ``h − mu`` can leave ``-1e-17``, which
+the ReLU zeroes at no cost to exactness. The slack costs nothing (the next layer's shift absorbs ``tau`` exactly).
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ class BlockCertificate:
     live_neurons : int
         Odd-layer neurons with non-zero scale (the others are switched off).
     rank, needed : int
-        Numerical rank of the block's system and the rank its mode needs.
+        Numerical rank of the block's system and what the mode needs: paper mode, full rank
+        ``d_k·d_{k-1}`` (``rank == needed``); minimal mode, a non-trivial null space, i.e.
+        ``rank <= needed = r + n - 1`` with ``r`` the non-zero rows of ``W_k``.
     condition : float
         Condition number of the block's system: 2-norm (largest over smallest retained singular
         value) for the SVD-based and convex solvers, 1-norm for ``direct``, LSMR's own estimate for
@@ -48,6 +50,8 @@ class BlockCertificate:
         How the scale equation was solved.
     diagnostics : dict
         The solver's own figures (iterations and stop reasons, solver status and objective, …).
+    max_scale : float
+        Largest ``|γ_i|`` (odd layer) or ``|s'_a|`` (even layer) of the block.
     """
 
     block: int
@@ -62,6 +66,7 @@ class BlockCertificate:
     min_margin: float
     solver: str
     diagnostics: dict = field(default_factory=dict)
+    max_scale: float = 0.0
 
     @property
     def holds(self) -> bool:
@@ -80,7 +85,10 @@ class SampledCheck:
     max_abs_error : float
         ``max |g(x) − f(x)|``.
     max_relative_error : float
-        ``max |g(x) − f(x)| / max(max |f(x)|, tiny)`` over the points.
+        ``max |g(x) − f(x)| / max |f|(x)`` over the points, where ``|f|`` is the target evaluated
+        with absolute values (`TargetNetwork.magnitude`, ``>= |f|``): the size of ``f``'s own
+        terms, which stays meaningful where ``f`` itself vanishes on the domain. 0 when every
+        term of ``f`` is zero (then only the rounding check applies).
     error_ratio : float
         ``max |g(x) − f(x)| / (|g|(x) + |f|(x))`` componentwise: compared with ``tolerance``.
     tolerance : float
@@ -90,8 +98,8 @@ class SampledCheck:
         (non-negative whenever the linear regime holds; printed for inspection).
     rtol : float
         The accuracy demanded: ``max_relative_error <= rtol``. The rounding check above is
-        relative to the networks' absolute-value magnitudes, which a badly conditioned solution
-        (huge scales cancelling) inflates; this one is relative to the target's own outputs.
+        relative to both networks' absolute-value magnitudes, which a badly conditioned solution
+        (huge scales cancelling) inflates; this one is relative to the target's alone.
     """
 
     points: int
@@ -153,6 +161,11 @@ class Certificate:
         return min(b.min_margin for b in self.blocks)
 
     @property
+    def max_scale(self) -> float:
+        """Largest ``|γ|`` or ``|s'|`` of any block (huge scales cancel against huge shifts)."""
+        return max(b.max_scale for b in self.blocks)
+
+    @property
     def max_condition(self) -> float:
         """Largest condition number of any block's system."""
         return max(b.condition for b in self.blocks)
@@ -178,7 +191,8 @@ class Certificate:
         if not self.sampled.max_relative_error <= self.sampled.rtol:
             reasons.append(
                 f"sampled check: max relative error {self.sampled.max_relative_error:.3g} of g against f exceeds "
-                f"rtol = {self.sampled.rtol:.3g} (largest block condition number {self.max_condition:.3g})"
+                f"rtol = {self.sampled.rtol:.3g}: the tuned network loses digits in floating point (largest block "
+                f"condition number {self.max_condition:.3g}, largest scale {self.max_scale:.3g})"
             )
         if self.exact is not None and not self.exact.holds:
             reasons.append(f"exact check failed: {self.exact}")

@@ -111,7 +111,8 @@ def reconstruct(
     seed : int
         Seed of the sample points.
     rtol : float
-        Accuracy demanded of the sampled check: ``max |g(x) - f(x)| <= rtol * max |f(x)|``. Well-
+        Accuracy demanded of the sampled check: ``max |g(x) - f(x)| <= rtol * max |f|(x)`` with
+        ``|f|`` the target evaluated with absolute values. Well-
         conditioned instances reach ~1e-13; the default 1e-6 only rejects solutions whose huge,
         cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic.
 
@@ -193,6 +194,7 @@ def reconstruct(
                 min_margin=float(np.min(activity_margin(gamma, tau, image))),
                 solver=solution.method,
                 diagnostics=solution.diagnostics,
+                max_scale=float(max(np.abs(gamma).max(initial=0.0), np.abs(row_scale).max(initial=0.0))),
             )
         )
 
@@ -229,15 +231,21 @@ def _sampled_check(
     f = target(x)
     pre = frozen.preactivations(x, gamma, beta)
     g = pre[-1]
-    scale = frozen.magnitude(x, gamma, beta) + target.magnitude(x)
+    target_size = target.magnitude(x)
+    scale = frozen.magnitude(x, gamma, beta) + target_size
     difference = np.abs(g - f)
+    # Relative to the size of f's own terms (|f| evaluated with absolute values): well defined where
+    # f vanishes on the domain but its terms do not; a target whose terms all vanish has no scale,
+    # and then only the rounding check applies.
+    size = float(target_size.max())
+    relative = float(difference.max()) / size if size > 0 else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(difference == 0, 0.0, difference / scale)
     live_odd = [p[:, gamma[j] != 0] for j, p in enumerate(pre) if j % 2 == 0]
     return SampledCheck(
         points=samples,
         max_abs_error=float(difference.max()),
-        max_relative_error=float(difference.max() / max(float(np.abs(f).max()), np.finfo(float).tiny)),
+        max_relative_error=relative,
         error_ratio=float(ratios.max()),
         tolerance=evaluation_tolerance(frozen.widths, target.widths, [b.residual_ratio for b in block_certificates]),
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
