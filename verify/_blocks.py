@@ -31,6 +31,21 @@ class Block:
     bias: np.ndarray
 
     @property
+    def pairs(self) -> int | None:
+        """``m`` if the block is paired (DESIGN §3): ``B = [B_h; −B_h]``, ``c = [c_h; −c_h]`` and
+        ``A = [A_h, −A_h]`` exactly, with ``m`` rows in each half; otherwise None."""
+        n = self.b.shape[0]
+        if n % 2:
+            return None
+        m = n // 2
+        mirrored = (
+            np.array_equal(self.b[m:], -self.b[:m])
+            and np.array_equal(self.c_odd[m:], -self.c_odd[:m])
+            and np.array_equal(self.a[:, m:], -self.a[:, :m])
+        )
+        return m if mirrored else None
+
+    @property
     def odd(self) -> int:
         """0-based index of frozen layer ``2k-1``."""
         return 2 * self.k - 2

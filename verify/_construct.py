@@ -20,7 +20,7 @@ from verify._bias_shift import activity_margin, bias_shift
 from verify._blocks import blocks, check_architecture
 from verify._bounds import block_input_regions
 from verify._certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
-from verify._domains import Domain
+from verify._domains import Ball, Domain
 from verify._errors import CertificateError, InfeasibleError
 from verify._exact import exact_check, solve_exact
 from verify._feasibility import BlockFeasibility, block_feasibility
@@ -92,8 +92,9 @@ def reconstruct(
         ``f``, depth ``L``, widths ``d_0 … d_L``.
     frozen : FrozenNetwork
         ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``.
-    domain : Ball or Box
+    domain : Ball, Box or None
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
+        ``None`` for a paired frozen network (DESIGN §3): exact on all of R^d, no bias shift.
     mode : "paper" or "minimal"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
@@ -141,6 +142,8 @@ def reconstruct(
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
     _check_arguments(target, frozen, domain, mode, samples, rtol, method)
+    if domain is None:
+        return _reconstruct_paired(target, frozen, mode, method, bound, samples, seed, rtol)
     domain = domain.resolve(target.widths[0])
     regions = block_input_regions(target, domain)
     spec = frozen.torch or target.torch
@@ -228,6 +231,19 @@ def _sampled_check(
     rtol: float,
 ) -> SampledCheck:
     x = domain.sample(samples, np.random.default_rng(seed))
+    return _sampled_check_on(target, frozen, x, gamma, beta, block_certificates, rtol)
+
+
+def _sampled_check_on(
+    target: TargetNetwork,
+    frozen: FrozenNetwork,
+    x: np.ndarray,
+    gamma: list[np.ndarray],
+    beta: list[np.ndarray],
+    block_certificates: list[BlockCertificate],
+    rtol: float,
+) -> SampledCheck:
+    samples = x.shape[0]
     f = target(x)
     pre = frozen.preactivations(x, gamma, beta)
     g = pre[-1]
@@ -270,6 +286,85 @@ def _refuse_unmatched(decision: BlockFeasibility) -> None:
     )
 
 
+PAIRED_RADII = (1.0, 1e6)
+"""A paired reconstruction is checked on points of balls of these radii (half each): exactness on
+all of R^d means far outside any ball too."""
+
+
+def _reconstruct_paired(
+    target: TargetNetwork,
+    frozen: FrozenNetwork,
+    mode: str,
+    method: str,
+    bound: float | None,
+    samples: int,
+    seed: int,
+    rtol: float,
+) -> Reconstruction:
+    """DESIGN §3: with ``[B; −B]``, ``[A, −A]`` and the same γ on both halves, ``τ = 0`` and
+    ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h`` (``σ(t) − σ(−t) = t``): no domain."""
+    spec = frozen.torch or target.torch
+    scales: list[np.ndarray] = []
+    shifts: list[np.ndarray] = []
+    certificates: list[BlockCertificate] = []
+    for block in blocks(target, frozen):
+        k, m = block.k, block.pairs
+        a_half, b_half, c_half = block.a[:, :m], block.b[:m], block.c_odd[:m]
+        if mode == "minimal":
+            solution = solve_minimal(a_half, b_half, block.w, block=k)
+        else:
+            solution = solve_with(method, a_half, b_half, block.w, block=k, bound=bound)
+        half, row_scale = solution.scale, solution.row_scale
+        t_rows = block.bias - row_scale * (a_half @ (half * c_half) + block.c_even)
+        d_k = a_half.shape[0]
+        s_even = np.zeros(frozen.widths[block.even + 1])
+        t_even = np.zeros(frozen.widths[block.even + 1])
+        s_even[:d_k] = row_scale
+        t_even[:d_k] = t_rows
+        scales += [np.concatenate([half, half]), s_even]
+        shifts += [np.zeros(2 * m), t_even]
+        error = row_scale[:, None] * ((a_half * half) @ b_half) - block.w
+        terms = np.abs(row_scale)[:, None] * ((np.abs(a_half) * np.abs(half)) @ np.abs(b_half)) + np.abs(block.w)
+        certificates.append(
+            BlockCertificate(
+                block=k,
+                width=2 * m,
+                live_neurons=2 * int(np.count_nonzero(half)),
+                rank=solution.rank,
+                needed=solution.needed,
+                condition=solution.condition,
+                residual=float(np.max(np.abs(error))),
+                residual_ratio=residual_ratio(error, terms),
+                residual_tolerance=residual_tolerance(m, d_k, b_half.shape[1]),
+                min_margin=float("inf"),
+                solver=solution.method + " (paired: σ(t) − σ(−t) = t, no shift)",
+                diagnostics=solution.diagnostics,
+                max_scale=float(max(np.abs(half).max(initial=0.0), np.abs(row_scale).max(initial=0.0))),
+            )
+        )
+    gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
+    rng = np.random.default_rng(seed)
+    dim = target.widths[0]
+    points = np.concatenate(
+        [Ball(radius, np.zeros(dim)).sample(max(1, samples // len(PAIRED_RADII)), rng) for radius in PAIRED_RADII]
+    )
+    sampled = _sampled_check_on(target, frozen, points, gamma_bn, beta_bn, certificates, rtol)
+    certificate = Certificate(
+        mode=mode,
+        domain={"kind": "R^d", "checked_on_balls_of_radius": list(PAIRED_RADII)},
+        blocks=tuple(certificates),
+        sampled=sampled,
+        method=method,
+    )
+    if not certificate.holds:
+        raise CertificateError(
+            "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
+        )
+    return Reconstruction(
+        to_caller(gamma_bn, spec), to_caller(beta_bn, spec), scales, shifts, certificate, target, frozen, None, mode
+    )
+
+
 def _float64() -> object:
     import torch
 
@@ -287,8 +382,18 @@ def _check_arguments(
             f"method {method!r} solves the paper-mode equation K γ = vec(W); mode='minimal' uses the SVD null "
             "space (method 'auto' or 'lstsq'). Use mode='paper' for this method"
         )
-    if not isinstance(domain, Domain):
-        raise ValueError(f"domain must be a verify.Ball or verify.Box, got {type(domain).__name__}")
+    if domain is None:
+        unpaired = [block.k for block in blocks(target, frozen) if block.pairs is None]
+        if unpaired:
+            raise ValueError(
+                f"domain=None (exact on all of R^d) needs a paired frozen network (DESIGN §3), but block(s) "
+                f"{unpaired} are not mirrored [B; -B], [A, -A]; give a bounded domain (verify.Ball or verify.Box) "
+                "or build the network with FrozenNetwork.for_target(..., paired=True)"
+            )
+        if method in ("exact", "min_shift"):
+            raise ValueError(f"method {method!r} needs a bounded domain; a paired network on R^d has no bias shift")
+    elif not isinstance(domain, Domain):
+        raise ValueError(f"domain must be a verify.Ball, a verify.Box or None, got {type(domain).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:

@@ -243,6 +243,7 @@ class FrozenNetwork:
         distribution: str = "gaussian",
         biases: bool = False,
         density: float = 1.0,
+        paired: bool = False,
     ) -> FrozenNetwork:
         """A random frozen network shaped for ``target``.
 
@@ -264,6 +265,11 @@ class FrozenNetwork:
             ``p`` in ``(0, 1]``: every weight is kept with probability ``p`` (an independent
             Bernoulli(p) mask per layer, exact zeros elsewhere) and kept weights are scaled by
             ``1/sqrt(p)`` so that the variance is unchanged (DESIGN §4). ``1.0`` is dense.
+        paired : bool
+            Build the looks-linear network of DESIGN §3: each odd layer is ``[B; −B]`` (frozen biases
+            ``[c; −c]``) and the next layer's columns are ``[A, −A]``. ``width`` then counts the
+            *pairs*, so the odd layers are twice as wide; `reconstruct` with ``domain=None`` is
+            exact on all of R^d.
         """
         if not isinstance(target, TargetNetwork):
             raise ValueError(f"target must be a TargetNetwork, got {type(target).__name__}")
@@ -288,6 +294,20 @@ class FrozenNetwork:
 
         ms, cs = [], []
         n_prev = d[0]
+        if paired:
+            if density != 1:
+                raise ValueError("paired=True builds dense mirrored layers; use density=1.0")
+            for k in range(1, len(d)):
+                m = odd[k - 1]
+                half = draw((m, n_prev), n_prev)
+                ms.append(np.vstack([half, -half]))
+                c = draw((m,), 1) if biases else np.zeros(m)
+                cs.append(np.concatenate([c, -c]))
+                half = draw((d[k], m), 2 * m)
+                ms.append(np.hstack([half, -half]))
+                cs.append(draw((d[k],), 1) if biases else None)
+                n_prev = d[k]
+            return cls(ms, cs)
         for k in range(1, len(d)):
             for n_out in (odd[k - 1], d[k]):
                 ms.append(masked(draw((n_out, n_prev), n_prev)))

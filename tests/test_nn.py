@@ -1,0 +1,177 @@
+"""verify.nn: PyTorch modules in, tuned BatchNorm out; BN-only training; paired networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import verify  # noqa: E402
+from verify.nn import (  # noqa: E402
+    fit_norm_layers,
+    from_module,
+    frozen_mlp,
+    load_norm_params,
+    norm_only,
+    target_from_module,
+    train_norm_only,
+)
+
+EPS = np.finfo(float).eps
+
+
+def _target(widths=(4, 4, 3), seed=1) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for j in range(1, len(widths)):
+        layers.append(nn.Linear(widths[j - 1], widths[j], dtype=torch.float64))
+        if j < len(widths) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _ball_points(count: int, radius: float, seed: int = 0) -> torch.Tensor:
+    return torch.tensor(verify.Ball(radius, np.zeros(4)).sample(count, np.random.default_rng(seed)))
+
+
+def test_issue_example_with_torch_batchnorm_forward() -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    target = _target()
+    result = fit_norm_layers(frozen, target, verify.Ball(1.0))
+    assert result.certificate.holds
+    x = _ball_points(300, 1.0)
+    with torch.no_grad():
+        torch_out = frozen.eval()(x)
+        expected = target(x)
+    # torch's BatchNorm1d eval forward against our numpy evaluation of the same parameters: the same
+    # arithmetic in a different order, so they agree to the certificate's rounding bound.
+    network = result.network(x)
+    assert torch.allclose(torch_out, network, rtol=0, atol=1e-12 * float(expected.abs().max()))
+    assert float((torch_out - expected).abs().max()) <= 1e-12 * float(expected.abs().max())
+
+
+def test_only_batchnorm_weight_and_bias_change() -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=2, biases=True)
+    with torch.no_grad():
+        for bn in (frozen[1], frozen[4]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    fit_norm_layers(frozen, _target(), verify.Box([-1.0] * 4, [1.0] * 4))
+    after = frozen.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    bn_indices = [i for i, m in enumerate(frozen) if isinstance(m, nn.BatchNorm1d)]
+    assert changed == {f"{i}.{p}" for i in bn_indices for p in ("weight", "bias")}
+
+
+def test_round_trip_numpy_torch() -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=3, biases=True)
+    network = from_module(frozen)
+    assert network.widths == (4, 16, 4, 12, 3) and network.torch is not None
+    for m, layer in zip(network.weights, [frozen[0], frozen[3], frozen[6], frozen[9]], strict=True):
+        np.testing.assert_array_equal(m, layer.weight.detach().numpy())
+    target = target_from_module(_target())
+    assert target.widths == (4, 4, 3)
+    result = verify.reconstruct(target, network, verify.Ball(1.0))
+    assert all(isinstance(g, torch.Tensor) and g.dtype == torch.float64 for g in result.gamma)
+    load_norm_params(frozen, result)
+    for bn, g, b in zip([m for m in frozen if isinstance(m, nn.BatchNorm1d)], result.gamma, result.beta, strict=True):
+        assert torch.equal(bn.weight.detach(), g) and torch.equal(bn.bias.detach(), b)
+
+
+UNSUPPORTED = [
+    pytest.param(nn.LayerNorm(16, dtype=torch.float64), "statistics of its own input", id="layernorm"),
+    pytest.param(nn.GELU(), "GELU is not piecewise linear", id="gelu"),
+    pytest.param(nn.Conv1d(1, 1, 3), "only Linear, BatchNorm1d and ReLU", id="conv"),
+    pytest.param(nn.Dropout(0.5), "Dropout in train mode", id="dropout-train"),
+]
+
+
+@pytest.mark.parametrize(("layer", "message"), UNSUPPORTED)
+def test_unsupported_layers_are_refused_by_name_and_index(layer: nn.Module, message: str) -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    modules = list(frozen)
+    modules.insert(2, layer.train())
+    with pytest.raises(ValueError, match=rf"layer 2 \({type(layer).__name__}\) is not supported: .*{message}"):
+        from_module(nn.Sequential(*modules))
+
+
+def test_structural_refusals() -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    with pytest.raises(ValueError, match="every Linear must be followed by a BatchNorm1d"):
+        from_module(nn.Sequential(*[m for m in frozen if not isinstance(m, nn.BatchNorm1d)]))
+    no_stats = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    no_stats[1] = nn.BatchNorm1d(16, track_running_stats=False, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm1d\).*batch statistics"):
+        from_module(no_stats)
+    eval_dropout = nn.Sequential(*list(frozen)[:3], nn.Dropout(0.5).eval(), *list(frozen)[3:])
+    assert from_module(eval_dropout).widths == (4, 16, 4, 12, 3)
+    with pytest.raises(ValueError, match=r"nn\.Sequential"):
+        from_module(nn.Linear(2, 2))
+
+
+def test_paired_network_is_exact_far_outside_any_ball() -> None:
+    frozen = frozen_mlp([4, 32, 4, 24, 3], seed=5, paired=True, biases=True)
+    target = _target()
+    result = fit_norm_layers(frozen, target, None)
+    assert result.domain is None and result.certificate.domain["kind"] == "R^d"
+    x = torch.tensor(np.random.default_rng(7).standard_normal((200, 4)))
+    x = x / x.norm(dim=1, keepdim=True) * 1e6  # every point at norm 1e6 (to rounding)
+    with torch.no_grad():
+        out, expected = frozen(x), target(x)
+    # Relative to the outputs' size (~1e6): rounding of O(width) terms, far below 1e-12.
+    assert float((out - expected).abs().max()) <= 1e-12 * float(expected.abs().max())
+    numpy_paired = verify.FrozenNetwork.for_target(target_from_module(target), width=3.0, paired=True, seed=1)
+    assert numpy_paired.widths == (4, 96, 4, 72, 3)
+    with pytest.raises(ValueError, match="needs a paired frozen network"):
+        fit_norm_layers(frozen_mlp([4, 16, 4, 12, 3]), target, None)
+
+
+@pytest.mark.parametrize("statistics", ["frozen", "batch"])
+def test_norm_only_training_step_keeps_running_statistics(statistics: str) -> None:
+    frozen = norm_only(frozen_mlp([4, 16, 4, 12, 3], seed=0), statistics=statistics)
+    frozen.train()  # a later .train() must not turn the drift back on
+    stats = {k: v.clone() for k, v in frozen.state_dict().items() if "running" in k}
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    bn_indices = [i for i, m in enumerate(frozen) if isinstance(m, nn.BatchNorm1d)]
+    assert trainable == {f"{i}.{p}" for i in bn_indices for p in ("weight", "bias")}
+    optimizer = torch.optim.Adam([p for p in frozen.parameters() if p.requires_grad], lr=0.1)
+    x = torch.randn(64, 4, dtype=torch.float64) * 3 + 1
+    loss = frozen(x).pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    for k, v in frozen.state_dict().items():
+        if "running" in k:
+            assert torch.equal(v, stats[k]), k
+    assert all(m.training is (statistics == "batch") for m in frozen if isinstance(m, nn.BatchNorm1d))
+
+
+def test_plain_requires_grad_false_does_drift() -> None:
+    """The pitfall norm_only exists for: without it, a train-mode forward moves the running stats."""
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0).train()
+    before = frozen[1].running_mean.clone()
+    frozen(torch.randn(64, 4, dtype=torch.float64) + 1)
+    assert not torch.equal(frozen[1].running_mean, before)
+
+
+def test_train_norm_only_decreases_the_loss() -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    curve = train_norm_only(frozen, _target(), verify.Ball(1.0), steps=200, lr=1e-2, seed=0)
+    assert len(curve.steps) == 20 and curve.steps[-1] == 200
+    assert curve.loss[-1] < 0.5 * curve.loss[0]
+    assert curve.best < curve.relative_error[0]
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        train_norm_only(frozen, _target(), verify.Ball(1.0), steps=0, lr=1e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_module_round_trip() -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, device="cuda")
+    target = _target().to("cuda")
+    result = fit_norm_layers(frozen, target, verify.Ball(1.0), method="iterative")
+    assert all(g.device.type == "cuda" for g in result.gamma)
+    x = _ball_points(100, 1.0).to("cuda")
+    with torch.no_grad():
+        assert float((frozen(x) - target(x)).abs().max()) <= 1e-12 * float(target(x).abs().max())
