@@ -73,7 +73,7 @@ INVALID = [
     pytest.param(verify.Box, {"lo": [0, 2], "hi": [1, 1]}, r"lo\[1\] = 2.0 > hi\[1\] = 1.0", id="box-order"),
     pytest.param(_reconstruct, {"domain": verify.Ball(1.0, [0.0, 0.0])}, "dimension 2 .* d_0 = 3", id="dom-dim"),
     pytest.param(_reconstruct, {"domain": verify.Box([0, 0], [1, 1])}, "dimension 2 .* d_0 = 3", id="box-dim"),
-    pytest.param(_reconstruct, {"domain": (0, 1)}, "domain must be a verify.Ball or verify.Box", id="dom-type"),
+    pytest.param(_reconstruct, {"domain": (0, 1)}, "domain must be a verify.Ball, a verify.Box or None", id="dom-type"),
     pytest.param(_reconstruct, {"mode": "exact"}, "mode must be one of", id="mode"),
     pytest.param(_reconstruct, {"samples": 0}, "samples must be an integer >= 1", id="samples"),
     pytest.param(_reconstruct, {"rtol": 0.0}, "rtol must be a positive finite number", id="rtol"),
