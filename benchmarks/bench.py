@@ -148,7 +148,27 @@ def bench_solvers(table: Table) -> None:
         )
 
 
-BENCHMARKS = {"feasibility": bench_feasibility, "solvers": bench_solvers}
+def bench_training(table: Table) -> None:
+    """Construction vs BN-only training (Adam on γ, β) on the same frozen network, 60 s budget."""
+    from verify._baseline import compare_with_training
+
+    result = compare_with_training(budget=60.0)
+    curve = result["curve"]
+    marks = [f"{e:.2e} at {t:.0f} s" for t, e in zip(curve["seconds"], curve["relative_error"], strict=True)][
+        :: max(1, len(curve["seconds"]) // 5)
+    ]
+    table.add_row(
+        f"construction vs BN-only training, frozen {result['frozen_widths']}",
+        f"{result['construction_seconds'] * 1e3:.1f} ms",
+        "",
+        f"training gets {result['time_ratio']:.0f}x the time ({result['training_budget_seconds']:.0f} s, "
+        f"{result['training_steps']} steps) and ends {result['error_ratio']:.1e}x less accurate",
+        f"construction error {result['construction_error']:.1e}; training best {result['training_best_error']:.2e}; "
+        "curve: " + ", ".join(marks),
+    )
+
+
+BENCHMARKS = {"feasibility": bench_feasibility, "solvers": bench_solvers, "training": bench_training}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -175,3 +175,17 @@ def test_cuda_module_round_trip() -> None:
     x = _ball_points(100, 1.0).to("cuda")
     with torch.no_grad():
         assert float((frozen(x) - target(x)).abs().max()) <= 1e-12 * float(target(x).abs().max())
+
+
+def test_baseline_claim_compares_construction_with_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verify import _baseline
+    from verify._report import Config, run_claims
+
+    monkeypatch.setitem(_baseline.BUDGETS, "quick", 0.5)
+    config = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("baseline/*",))
+    (claim,) = run_claims(config)
+    assert claim.passed, claim.figures
+    f = claim.figures
+    assert f["construction_error"] <= 1e-10 < f["training_best_error"]
+    assert f["time_ratio"] == pytest.approx(0.5 / f["construction_seconds"])
+    assert claim.rows and all(r["relative_error"] > 0 for r in claim.rows)

@@ -227,6 +227,7 @@ class Config:
         names = [f"exact/{m}/{k}" for m in self.modes for k in self.domains]
         names += [f"tight/{m}" for m in self.modes]
         names += list(SPARSE_CLAIMS)
+        names.append("baseline/training")
         if self.properties:
             names.append("properties")
         return names
@@ -729,6 +730,10 @@ def run_claims(config: Config, progress: Callable[[str], None] | None = None) ->
             claims.append(_exact_claim(config, rest[0], rest[1]))
         elif kind == "tight":
             claims.append(_tight_claim(config, rest[0]))
+        elif kind == "baseline":
+            from verify._baseline import baseline_claim
+
+            claims.append(baseline_claim(config))
         elif kind == "sparse":
             from verify._sparse_claims import sparse_claim
 
@@ -764,6 +769,12 @@ def _summary(claim: Claim) -> str:
         return (
             f"{f['refused']}/{f['blocks']} blocks refused, {f['unsolvable']}/{f['blocks']} unsolvable; "
             f"min {what} {_format(f['min_evidence'])} > {_format(f['threshold'])}"
+        )
+    if claim.name == "baseline/training" and claim.status != "skipped":
+        return (
+            f"construction {f['construction_seconds'] * 1e3:.1f} ms to error {f['construction_error']:.1e}; "
+            f"training {f['training_budget_seconds']:g} s ({f['training_steps']} steps) to best error "
+            f"{f['training_best_error']:.2e}: {f['time_ratio']:.0f}x the time, {f['error_ratio']:.1e}x the error"
         )
     if claim.name == "sparse/rank":
         deficient = f["structurally_deficient"]
@@ -1033,6 +1044,19 @@ def render_markdown(claims: Sequence[Claim], config: Config, meta: dict[str, Any
             _markdown_table(_PHASE_HEADER, phase_rows),
             "",
         ]
+    for claim in claims:
+        if claim.name == "baseline/training" and claim.rows:
+            out += [
+                "## Construction vs BN-only training",
+                "",
+                f"{claim.statement}. {_summary(claim)}. Training curve (relative error on 1024 held-out points):",
+                "",
+                _markdown_table(
+                    ["seconds", "max|g-f|/max|f|"],
+                    [[f"{r['seconds']:.2f}", f"{r['relative_error']:.3e}"] for r in claim.rows],
+                ),
+                "",
+            ]
     for claim in claims:
         if claim.name == "properties":
             out += ["## Property suite", "", f"`{claim.command}` (from the project root): {_summary(claim)}", ""]
