@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verify._bias_shift import activity_margin, bias_shift
-from verify._blocks import blocks, check_architecture
+from verify._blocks import Block, blocks, check_architecture
 from verify._bounds import block_input_regions
 from verify._certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
 from verify._domains import Ball, Domain
@@ -26,7 +26,7 @@ from verify._exact import exact_check, solve_exact
 from verify._feasibility import BlockFeasibility, block_feasibility
 from verify._interop import to_caller
 from verify._networks import FrozenNetwork, TargetNetwork
-from verify._scale_equation import solve_minimal
+from verify._scale_equation import ScaleSolution, solve_minimal
 from verify._solvers import METHODS, solve_with
 from verify._tolerances import evaluation_tolerance, residual_tolerance
 
@@ -170,34 +170,13 @@ def reconstruct(
             )
         gamma, row_scale = solution.scale, solution.row_scale
         tau = bias_shift(gamma, image)
-        t_rows = block.bias - row_scale * (a_mat @ (gamma * block.c_odd + tau) + block.c_even)
-
-        d_k = a_mat.shape[0]
-        s_even = np.zeros(frozen.widths[block.even + 1])
-        t_even = np.zeros(frozen.widths[block.even + 1])
-        s_even[:d_k] = row_scale
-        t_even[:d_k] = t_rows
+        s_even, t_even = _even_layer(block, frozen, row_scale, a_mat, gamma * block.c_odd + tau)
         scales += [gamma, s_even]
         shifts += [tau, t_even]
 
-        error = row_scale[:, None] * ((a_mat * gamma) @ b_mat) - block.w
-        terms = np.abs(row_scale)[:, None] * ((np.abs(a_mat) * np.abs(gamma)) @ np.abs(b_mat)) + np.abs(block.w)
-        n = b_mat.shape[0]
         certificates.append(
-            BlockCertificate(
-                block=k,
-                width=n,
-                live_neurons=int(np.count_nonzero(gamma)),
-                rank=solution.rank,
-                needed=solution.needed,
-                condition=solution.condition,
-                residual=float(np.max(np.abs(error))),
-                residual_ratio=residual_ratio(error, terms),
-                residual_tolerance=residual_tolerance(n, d_k, b_mat.shape[1]),
-                min_margin=float(np.min(activity_margin(gamma, tau, image))),
-                solver=solution.method,
-                diagnostics=solution.diagnostics,
-                max_scale=float(max(np.abs(gamma).max(initial=0.0), np.abs(row_scale).max(initial=0.0))),
+            _certify_block(
+                k, solution, a_mat, b_mat, block.w, min_margin=float(np.min(activity_margin(gamma, tau, image)))
             )
         )
 
@@ -269,6 +248,56 @@ def _sampled_check_on(
     )
 
 
+def _even_layer(
+    block: Block, frozen: FrozenNetwork, row_scale: np.ndarray, a: np.ndarray, carried: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The even layer's per-neuron ``(s, t)``: the scales ``s'`` and the shift restoring the target's bias,
+
+        t' = b_k − s' ⊙ (A (γ ⊙ c + τ) + c')      (``carried = γ ⊙ c + τ``: what the odd layer adds)
+
+    on the ``d_k`` live rows; the extra neurons are switched off (``s = t = 0``)."""
+    width = frozen.widths[block.even + 1]
+    d_k = a.shape[0]
+    s_even, t_even = np.zeros(width), np.zeros(width)
+    s_even[:d_k] = row_scale
+    t_even[:d_k] = block.bias - row_scale * (a @ carried + block.c_even)
+    return s_even, t_even
+
+
+def _certify_block(
+    k: int,
+    solution: ScaleSolution,
+    a: np.ndarray,
+    b: np.ndarray,
+    w: np.ndarray,
+    *,
+    min_margin: float,
+    pairs: bool = False,
+) -> BlockCertificate:
+    """The block's figures: the scale-equation residual ``s' ⊙ (A diag(γ) B) − W`` and its ratio to
+    the terms summed, the solver's rank, condition and diagnostics, and the activity margin. For a
+    paired block ``A``, ``B`` are the halves and every figure counts both halves' neurons."""
+    gamma, row_scale = solution.scale, solution.row_scale
+    error = row_scale[:, None] * ((a * gamma) @ b) - w
+    terms = np.abs(row_scale)[:, None] * ((np.abs(a) * np.abs(gamma)) @ np.abs(b)) + np.abs(w)
+    copies = 2 if pairs else 1
+    return BlockCertificate(
+        block=k,
+        width=copies * b.shape[0],
+        live_neurons=copies * int(np.count_nonzero(gamma)),
+        rank=solution.rank,
+        needed=solution.needed,
+        condition=solution.condition,
+        residual=float(np.max(np.abs(error))),
+        residual_ratio=residual_ratio(error, terms),
+        residual_tolerance=residual_tolerance(b.shape[0], a.shape[0], b.shape[1]),
+        min_margin=min_margin,
+        solver=solution.method + (" (paired: σ(t) − σ(−t) = t, no shift)" if pairs else ""),
+        diagnostics=solution.diagnostics,
+        max_scale=float(max(np.abs(gamma).max(initial=0.0), np.abs(row_scale).max(initial=0.0))),
+    )
+
+
 def _refuse_unmatched(decision: BlockFeasibility) -> None:
     """Raise InfeasibleError when the zero pattern alone rules the block out (DESIGN §4)."""
     if decision.ok:
@@ -315,33 +344,10 @@ def _reconstruct_paired(
         else:
             solution = solve_with(method, a_half, b_half, block.w, block=k, bound=bound)
         half, row_scale = solution.scale, solution.row_scale
-        t_rows = block.bias - row_scale * (a_half @ (half * c_half) + block.c_even)
-        d_k = a_half.shape[0]
-        s_even = np.zeros(frozen.widths[block.even + 1])
-        t_even = np.zeros(frozen.widths[block.even + 1])
-        s_even[:d_k] = row_scale
-        t_even[:d_k] = t_rows
+        s_even, t_even = _even_layer(block, frozen, row_scale, a_half, half * c_half)
         scales += [np.concatenate([half, half]), s_even]
         shifts += [np.zeros(2 * m), t_even]
-        error = row_scale[:, None] * ((a_half * half) @ b_half) - block.w
-        terms = np.abs(row_scale)[:, None] * ((np.abs(a_half) * np.abs(half)) @ np.abs(b_half)) + np.abs(block.w)
-        certificates.append(
-            BlockCertificate(
-                block=k,
-                width=2 * m,
-                live_neurons=2 * int(np.count_nonzero(half)),
-                rank=solution.rank,
-                needed=solution.needed,
-                condition=solution.condition,
-                residual=float(np.max(np.abs(error))),
-                residual_ratio=residual_ratio(error, terms),
-                residual_tolerance=residual_tolerance(m, d_k, b_half.shape[1]),
-                min_margin=float("inf"),
-                solver=solution.method + " (paired: σ(t) − σ(−t) = t, no shift)",
-                diagnostics=solution.diagnostics,
-                max_scale=float(max(np.abs(half).max(initial=0.0), np.abs(row_scale).max(initial=0.0))),
-            )
-        )
+        certificates.append(_certify_block(k, solution, a_half, b_half, block.w, min_margin=float("inf"), pairs=True))
     gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
     rng = np.random.default_rng(seed)
     dim = target.widths[0]

@@ -24,7 +24,7 @@ import scipy.linalg
 from verify._bias_shift import SLACK
 from verify._domains import AffineRange
 from verify._errors import InfeasibleError
-from verify._scale_equation import ScaleSolution, khatri_rao
+from verify._scale_equation import ScaleSolution, khatri_rao, rank_error
 from verify._tolerances import numerical_rank
 
 __all__ = ["BOX_MARGIN", "solve_convex"]
@@ -93,14 +93,7 @@ def solve_convex(
     singular = scipy.linalg.svdvals(k)
     rank = numerical_rank(singular, k.shape)
     if rank < needed:
-        raise InfeasibleError(
-            f"block {block}: the Khatri–Rao system has rank {rank}, but mode 'paper' needs {needed}",
-            block=block,
-            rank=rank,
-            needed=needed,
-            width=n,
-            width_needed=needed,
-        )
+        raise rank_error(block, rank, needed, n)
     condition = float(singular[0] / singular[needed - 1])
     if method == "l1":
         value, info = _solve(cp.Problem(cp.Minimize(cp.norm1(gamma)), constraints), gamma, method)

@@ -29,8 +29,7 @@ import scipy.linalg
 from verify._domains import Ball, Box, Domain
 from verify._errors import InfeasibleError
 from verify._networks import FrozenNetwork, TargetNetwork
-from verify._scale_equation import ScaleSolution, khatri_rao
-from verify._solvers import _width_check
+from verify._scale_equation import ScaleSolution, check_paper_width, khatri_rao, rank_error
 from verify._tolerances import numerical_rank
 
 __all__ = ["ExactCheck", "exact_check", "solve_exact"]
@@ -56,7 +55,7 @@ def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> t
     """Exact rational ``γ`` with ``K γ = vec(W)``; returns the float solution and the rationals."""
     import flint
 
-    d_out, _, needed = _width_check(a, b, block)
+    d_out, _, needed = check_paper_width(a, b, block)
     k = khatri_rao(a, b)
     n = k.shape[1]
     if n == needed:
@@ -65,10 +64,7 @@ def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> t
         _, r, pivots = scipy.linalg.qr(k, mode="economic", pivoting=True)
         rank = numerical_rank(np.abs(np.diag(r)), k.shape)
         if rank < needed:
-            raise InfeasibleError(
-                f"block {block}: the Khatri–Rao system has rank {rank}, but mode 'paper' needs {needed}",
-                block=block, rank=rank, needed=needed, width=n, width_needed=needed,
-            )  # fmt: skip
+            raise rank_error(block, rank, needed, n)
         columns = np.sort(pivots[:needed])
     # K's entries A[a,i]·B[i,b] are products of dyadic rationals: form them exactly.
     a_q = [[_q(v) for v in row] for row in a]

@@ -71,11 +71,8 @@ def khatri_rao(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return scipy.linalg.khatri_rao(a, b.T)
 
 
-def solve_paper(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> ScaleSolution:
-    """Solve ``A diag(γ) B = W`` with ``s' = 1``: the minimum-norm ``γ``, via the SVD of ``K``.
-
-    Raises `InfeasibleError` if ``n < d_out·d_in`` or ``rank K < d_out·d_in``.
-    """
+def check_paper_width(a: np.ndarray, b: np.ndarray, block: int) -> tuple[int, int, int]:
+    """``(d_out, d_in, d_out·d_in)``, or `InfeasibleError` if the odd layer has fewer than ``d_out·d_in`` neurons."""
     d_out, n = a.shape
     d_in = b.shape[1]
     needed = paper_width(d_out, d_in)
@@ -90,20 +87,34 @@ def solve_paper(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> S
             width=n,
             width_needed=needed,
         )
+    return d_out, d_in, needed
+
+
+def rank_error(block: int, rank: int, needed: int, n: int) -> InfeasibleError:
+    """The `InfeasibleError` for a paper-mode block whose Khatri–Rao system has rank below ``needed``."""
+    return InfeasibleError(
+        f"block {block}: the Khatri–Rao system of frozen layers {2 * block - 1}-{2 * block} has rank {rank}, "
+        f"but mode 'paper' needs full rank {needed} = d_{block}*d_{block - 1}; the frozen weights are not "
+        f"generic (width {n}). A generic frozen layer of width >= {needed} would work",
+        block=block,
+        rank=rank,
+        needed=needed,
+        width=n,
+        width_needed=needed,
+    )
+
+
+def solve_paper(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> ScaleSolution:
+    """Solve ``A diag(γ) B = W`` with ``s' = 1``: the minimum-norm ``γ``, via the SVD of ``K``.
+
+    Raises `InfeasibleError` if ``n < d_out·d_in`` or ``rank K < d_out·d_in``.
+    """
+    d_out, _, needed = check_paper_width(a, b, block)
     k = khatri_rao(a, b)
     u, s, vt = scipy.linalg.svd(k, full_matrices=False)
     rank = numerical_rank(s, k.shape)
     if rank < needed:
-        raise InfeasibleError(
-            f"block {block}: the Khatri–Rao system of frozen layers {2 * block - 1}-{2 * block} has rank {rank}, "
-            f"but mode 'paper' needs full rank {needed} = d_{block}*d_{block - 1}; the frozen weights are not "
-            f"generic (width {n}). A generic frozen layer of width >= {needed} would work",
-            block=block,
-            rank=rank,
-            needed=needed,
-            width=n,
-            width_needed=needed,
-        )
+        raise rank_error(block, rank, needed, k.shape[1])
     target = w.reshape(-1)
 
     def pseudo_solve(rhs: np.ndarray) -> np.ndarray:

@@ -24,9 +24,15 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from verify._errors import InfeasibleError
-from verify._networks import minimal_width, paper_width
-from verify._scale_equation import KhatriRaoOperator, ScaleSolution, khatri_rao, solve_paper
+from verify._networks import paper_width
+from verify._scale_equation import (
+    KhatriRaoOperator,
+    ScaleSolution,
+    check_paper_width,
+    khatri_rao,
+    rank_error,
+    solve_paper,
+)
 from verify._tolerances import numerical_rank, residual_tolerance
 
 __all__ = ["AUTO_LSTSQ_LIMIT", "METHODS", "choose", "solve_direct", "solve_iterative", "solve_with"]
@@ -45,40 +51,9 @@ _LSMR_TOL = 1e-15
 ``istop = 4/5`` (machine precision) or on convergence of ``‖Kᵀr‖``; refinement follows."""
 
 
-def _width_check(a: np.ndarray, b: np.ndarray, block: int) -> tuple[int, int, int]:
-    d_out, n = a.shape
-    d_in = b.shape[1]
-    needed = paper_width(d_out, d_in)
-    if n < needed:
-        raise InfeasibleError(
-            f"block {block}: mode 'paper' needs an odd-layer width n_{2 * block - 1} >= d_{block}*d_{block - 1} = "
-            f"{d_out}*{d_in} = {needed}, got {n}; the Khatri–Rao system has rank at most {n} of {needed} needed. "
-            f"Use width >= {needed}, or mode='minimal' (width >= {minimal_width(d_out, d_in)})",
-            block=block,
-            rank=None,
-            needed=needed,
-            width=n,
-            width_needed=needed,
-        )
-    return d_out, d_in, needed
-
-
-def _rank_error(block: int, rank: int, needed: int, n: int) -> InfeasibleError:
-    return InfeasibleError(
-        f"block {block}: the Khatri–Rao system of frozen layers {2 * block - 1}-{2 * block} has rank {rank}, "
-        f"but mode 'paper' needs full rank {needed} = d_{block}*d_{block - 1}; the frozen weights are not "
-        f"generic (width {n}). A generic frozen layer of width >= {needed} would work",
-        block=block,
-        rank=rank,
-        needed=needed,
-        width=n,
-        width_needed=needed,
-    )
-
-
 def solve_direct(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> ScaleSolution:
     """Square solve: LU on ``K`` restricted to ``d_out·d_in`` columns chosen by QR with column pivoting."""
-    d_out, _, needed = _width_check(a, b, block)
+    d_out, _, needed = check_paper_width(a, b, block)
     k = khatri_rao(a, b)
     n = k.shape[1]
     if n == needed:
@@ -87,7 +62,7 @@ def solve_direct(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> 
         _, r, pivots = scipy.linalg.qr(k, mode="economic", pivoting=True)
         diagonal = np.abs(np.diag(r))
         if numerical_rank(diagonal, k.shape) < needed:
-            raise _rank_error(block, numerical_rank(diagonal, k.shape), needed, n)
+            raise rank_error(block, numerical_rank(diagonal, k.shape), needed, n)
         columns = np.sort(pivots[:needed])
     square = k[:, columns]
     with warnings.catch_warnings():
@@ -97,7 +72,7 @@ def solve_direct(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> 
     if numerical_rank(diagonal, square.shape) < needed:  # LU is not rank-revealing: the SVD says how bad
         rank = numerical_rank(scipy.linalg.svdvals(square), square.shape)
         if rank < needed:
-            raise _rank_error(block, rank, needed, n)
+            raise rank_error(block, rank, needed, n)
     rank = needed
     target = w.reshape(-1)
     sub = scipy.linalg.lu_solve((lu, piv), target)
@@ -129,13 +104,13 @@ def solve_iterative(a: Any, b: Any, w: Any, *, block: int) -> ScaleSolution:
     if _is_torch(a):
         from verify._torch_lsmr import lsmr_torch
 
-        d_out, _, needed = _width_check(_shape_only(a), _shape_only(b), block)
+        d_out, _, needed = check_paper_width(_shape_only(a), _shape_only(b), block)
         tolerance = residual_tolerance(a.shape[1], d_out, needed // d_out) / _REFINE_BELOW
         gamma, info = lsmr_torch(
             a, b, w, atol=_LSMR_TOL, btol=_LSMR_TOL, refinement=_REFINEMENT_STEPS, stop_ratio=tolerance
         )
         return _iterative_solution(gamma, d_out, needed, info, "iterative: LSMR (torch, " + str(a.device) + ")")
-    d_out, d_in, needed = _width_check(a, b, block)
+    d_out, d_in, needed = check_paper_width(a, b, block)
     operator = KhatriRaoOperator(a, b)
     magnitude = KhatriRaoOperator(np.abs(a), np.abs(b))
     target = w.reshape(-1)
@@ -211,6 +186,6 @@ def solve_with(
     if method in ("l1", "linf", "box", "min_shift"):
         from verify._convex import solve_convex
 
-        _width_check(a, b, block)
+        check_paper_width(a, b, block)
         return solve_convex(method, a, b, w, block=block, bound=options.get("bound"), image=options.get("image"))
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
