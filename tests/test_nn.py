@@ -36,8 +36,28 @@ def _ball_points(count: int, radius: float, seed: int = 0) -> torch.Tensor:
     return torch.tensor(verify.Ball(radius, np.zeros(4)).sample(count, np.random.default_rng(seed)))
 
 
-def test_issue_example_with_torch_batchnorm_forward() -> None:
+def test_issue_example_verbatim_in_float32() -> None:
+    """The example of the issue as written: torch's default dtype (float32) everywhere. The solve is
+    float64; the module computes in float32, so the rounding bound of the certificate holds with
+    float32's eps in place of float64's (every rounding, the loaded γ and β included, is float32)."""
     frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    target = torch.nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    result = fit_norm_layers(frozen, target, verify.Ball(1.0))
+    x = _ball_points(500, 1.0).float()
+    with torch.no_grad():
+        out, expected = frozen.eval()(x), target(x)
+    x64 = x.double().numpy()
+    scale = result.frozen.magnitude(x64, result.gamma, result.beta) + result.target.magnitude(x64)
+    ratio = np.finfo(np.float32).eps / np.finfo(np.float64).eps
+    tolerance = ratio * verify.evaluation_tolerance(
+        result.frozen.widths, result.target.widths, [b.residual_ratio for b in result.certificate.blocks]
+    )
+    assert out.dtype == torch.float32
+    assert np.all(np.abs((out - expected).double().numpy()) <= tolerance * scale)
+
+
+def test_issue_example_with_torch_batchnorm_forward() -> None:
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
     target = _target()
     result = fit_norm_layers(frozen, target, verify.Ball(1.0))
     assert result.certificate.holds
@@ -53,7 +73,7 @@ def test_issue_example_with_torch_batchnorm_forward() -> None:
 
 
 def test_only_batchnorm_weight_and_bias_change() -> None:
-    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=2, biases=True)
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=2, biases=True, dtype=torch.float64)
     with torch.no_grad():
         for bn in (frozen[1], frozen[4]):
             bn.running_mean.uniform_(-1, 1)
@@ -67,7 +87,7 @@ def test_only_batchnorm_weight_and_bias_change() -> None:
 
 
 def test_round_trip_numpy_torch() -> None:
-    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=3, biases=True)
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=3, biases=True, dtype=torch.float64)
     network = from_module(frozen)
     assert network.widths == (4, 16, 4, 12, 3) and network.torch is not None
     for m, layer in zip(network.weights, [frozen[0], frozen[3], frozen[6], frozen[9]], strict=True):
@@ -91,7 +111,7 @@ UNSUPPORTED = [
 
 @pytest.mark.parametrize(("layer", "message"), UNSUPPORTED)
 def test_unsupported_layers_are_refused_by_name_and_index(layer: nn.Module, message: str) -> None:
-    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
     modules = list(frozen)
     modules.insert(2, layer.train())
     with pytest.raises(ValueError, match=rf"layer 2 \({type(layer).__name__}\) is not supported: .*{message}"):
@@ -99,10 +119,10 @@ def test_unsupported_layers_are_refused_by_name_and_index(layer: nn.Module, mess
 
 
 def test_structural_refusals() -> None:
-    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
     with pytest.raises(ValueError, match="every Linear must be followed by a BatchNorm1d"):
         from_module(nn.Sequential(*[m for m in frozen if not isinstance(m, nn.BatchNorm1d)]))
-    no_stats = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    no_stats = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
     no_stats[1] = nn.BatchNorm1d(16, track_running_stats=False, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm1d\).*batch statistics"):
         from_module(no_stats)
@@ -113,7 +133,7 @@ def test_structural_refusals() -> None:
 
 
 def test_paired_network_is_exact_far_outside_any_ball() -> None:
-    frozen = frozen_mlp([4, 32, 4, 24, 3], seed=5, paired=True, biases=True)
+    frozen = frozen_mlp([4, 32, 4, 24, 3], seed=5, paired=True, biases=True, dtype=torch.float64)
     target = _target()
     result = fit_norm_layers(frozen, target, None)
     assert result.domain is None and result.certificate.domain["kind"] == "R^d"
@@ -126,12 +146,12 @@ def test_paired_network_is_exact_far_outside_any_ball() -> None:
     numpy_paired = verify.FrozenNetwork.for_target(target_from_module(target), width=3.0, paired=True, seed=1)
     assert numpy_paired.widths == (4, 96, 4, 72, 3)
     with pytest.raises(ValueError, match="needs a paired frozen network"):
-        fit_norm_layers(frozen_mlp([4, 16, 4, 12, 3]), target, None)
+        fit_norm_layers(frozen_mlp([4, 16, 4, 12, 3], dtype=torch.float64), target, None)
 
 
 @pytest.mark.parametrize("statistics", ["frozen", "batch"])
 def test_norm_only_training_step_keeps_running_statistics(statistics: str) -> None:
-    frozen = norm_only(frozen_mlp([4, 16, 4, 12, 3], seed=0), statistics=statistics)
+    frozen = norm_only(frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64), statistics=statistics)
     frozen.train()  # a later .train() must not turn the drift back on
     stats = {k: v.clone() for k, v in frozen.state_dict().items() if "running" in k}
     trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
@@ -150,14 +170,14 @@ def test_norm_only_training_step_keeps_running_statistics(statistics: str) -> No
 
 def test_plain_requires_grad_false_does_drift() -> None:
     """The pitfall norm_only exists for: without it, a train-mode forward moves the running stats."""
-    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0).train()
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64).train()
     before = frozen[1].running_mean.clone()
     frozen(torch.randn(64, 4, dtype=torch.float64) + 1)
     assert not torch.equal(frozen[1].running_mean, before)
 
 
 def test_train_norm_only_decreases_the_loss() -> None:
-    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
     curve = train_norm_only(frozen, _target(), verify.Ball(1.0), steps=200, lr=1e-2, seed=0)
     assert len(curve.steps) == 20 and curve.steps[-1] == 200
     assert curve.loss[-1] < 0.5 * curve.loss[0]
@@ -168,7 +188,7 @@ def test_train_norm_only_decreases_the_loss() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_module_round_trip() -> None:
-    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, device="cuda")
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, device="cuda", dtype=torch.float64)
     target = _target().to("cuda")
     result = fit_norm_layers(frozen, target, verify.Ball(1.0), method="iterative")
     assert all(g.device.type == "cuda" for g in result.gamma)

@@ -42,7 +42,7 @@ def compare_with_training(
     frozen_widths = [widths[0]]
     for j in range(1, len(widths)):
         frozen_widths += [widths[j] * widths[j - 1], widths[j]]
-    frozen = frozen_mlp(frozen_widths, seed=seed)
+    frozen = frozen_mlp(frozen_widths, seed=seed, dtype=torch.float64)
     trained = copy.deepcopy(frozen)
     domain = verify.Ball(1.0)
 

@@ -276,21 +276,25 @@ def frozen_mlp(
     paired: bool = False,
     biases: bool = False,
     eps: float = 1e-5,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> nn.Sequential:
     """A random frozen ``Linear -> BatchNorm1d -> ReLU`` stack with widths ``n_0 … n_{2L}``, in eval mode.
 
     Linear weights are ``N(0, 1/fan_in)`` (torch generator seeded by ``seed``); BatchNorm starts at
-    weight 1, bias 0, running mean 0, variance 1. ``paired=True`` builds the looks-linear network
-    of DESIGN §3: every odd layer is ``[B; −B]`` (its width must be even) and the next layer's
-    columns are ``[A, −A]``, so `verify.reconstruct` with ``domain=None`` is exact on all of R^d.
+    weight 1, bias 0, running mean 0, variance 1. ``dtype`` defaults to torch's default dtype (so
+    the module takes the same inputs as an ``nn.Linear`` built next to it); the construction is
+    solved in float64 either way, and ``dtype=torch.float64`` keeps its full accuracy in the module.
+    ``paired=True`` builds the looks-linear network of DESIGN §3: every odd layer is ``[B; −B]``
+    (its width must be even) and the next layer's columns are ``[A, −A]``, so `verify.reconstruct`
+    with ``domain=None`` is exact on all of R^d.
     """
     dims = [int(w) for w in widths]
     if len(dims) < 3 or len(dims) % 2 == 0 or any(w < 1 for w in dims):
         raise ValueError(f"widths must list n_0 … n_2L (an odd number >= 3 of integers >= 1), got {list(widths)!r}")
     if paired and any(dims[j] % 2 for j in range(1, len(dims), 2)):
         raise ValueError(f"paired=True needs even odd-layer widths n_1, n_3, …, got {dims[1::2]}")
+    dtype = torch.get_default_dtype() if dtype is None else dtype
     generator = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     previous_half = None
