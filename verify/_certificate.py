@@ -167,8 +167,9 @@ class Certificate:
 
     @property
     def max_condition(self) -> float:
-        """Largest condition number of any block's system."""
-        return max(b.condition for b in self.blocks)
+        """Largest condition number of any block's system (blocks whose solver computed none are skipped)."""
+        known = [b.condition for b in self.blocks if not np.isnan(b.condition)]
+        return max(known, default=float("nan"))
 
     def failures(self) -> list[str]:
         """Human-readable reasons the certificate fails (empty when it holds)."""

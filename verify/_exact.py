@@ -86,9 +86,14 @@ def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> t
         gamma_q[column] = solution[position, 0]
     gamma = np.array([float(Fraction(int(g.p), int(g.q))) for g in gamma_q])
     float_solution = ScaleSolution(
-        gamma, np.ones(d_out), needed, needed, float("nan"), "exact: rational solve (python-flint)",
+        gamma,
+        np.ones(d_out),
+        needed,
+        needed,
+        float(np.linalg.cond(k[:, columns])),
+        "exact: rational solve (python-flint)",
         diagnostics={"columns": int(columns.size), "max_denominator_bits": max(int(g.q).bit_length() for g in gamma_q)},
-    )  # fmt: skip
+    )
     return float_solution, gamma_q
 
 
