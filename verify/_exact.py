@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-import scipy.linalg
 
 from verify._domains import Ball, Box, Domain
 from verify._errors import InfeasibleError
 from verify._networks import FrozenNetwork, TargetNetwork
-from verify._scale_equation import ScaleSolution, check_paper_width, khatri_rao, rank_error
-from verify._tolerances import numerical_rank
+from verify._scale_equation import ScaleSolution, check_paper_width, khatri_rao, square_columns
 
 __all__ = ["ExactCheck", "exact_check", "solve_exact"]
 
@@ -58,14 +56,7 @@ def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> t
     d_out, _, needed = check_paper_width(a, b, block)
     k = khatri_rao(a, b)
     n = k.shape[1]
-    if n == needed:
-        columns = np.arange(n)
-    else:
-        _, r, pivots = scipy.linalg.qr(k, mode="economic", pivoting=True)
-        rank = numerical_rank(np.abs(np.diag(r)), k.shape)
-        if rank < needed:
-            raise rank_error(block, rank, needed, n)
-        columns = np.sort(pivots[:needed])
+    columns = square_columns(k, needed, block)
     # K's entries A[a,i]·B[i,b] are products of dyadic rationals: form them exactly.
     a_q = [[_q(v) for v in row] for row in a]
     b_q = [[_q(v) for v in row] for row in b]

@@ -104,6 +104,19 @@ def rank_error(block: int, rank: int, needed: int, n: int) -> InfeasibleError:
     )
 
 
+def square_columns(k: np.ndarray, needed: int, block: int) -> np.ndarray:
+    """``needed`` well-conditioned columns of ``K`` (all of them at the exact width), chosen by QR
+    with column pivoting; `InfeasibleError` if ``K`` has rank below ``needed``."""
+    n = k.shape[1]
+    if n == needed:
+        return np.arange(n)
+    _, r, pivots = scipy.linalg.qr(k, mode="economic", pivoting=True)
+    rank = numerical_rank(np.abs(np.diag(r)), k.shape)
+    if rank < needed:
+        raise rank_error(block, rank, needed, n)
+    return np.sort(pivots[:needed])
+
+
 def solve_paper(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> ScaleSolution:
     """Solve ``A diag(γ) B = W`` with ``s' = 1``: the minimum-norm ``γ``, via the SVD of ``K``.
 

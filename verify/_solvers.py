@@ -32,6 +32,7 @@ from verify._scale_equation import (
     khatri_rao,
     rank_error,
     solve_paper,
+    square_columns,
 )
 from verify._tolerances import numerical_rank, residual_tolerance
 
@@ -56,14 +57,7 @@ def solve_direct(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> 
     d_out, _, needed = check_paper_width(a, b, block)
     k = khatri_rao(a, b)
     n = k.shape[1]
-    if n == needed:
-        columns = np.arange(n)
-    else:
-        _, r, pivots = scipy.linalg.qr(k, mode="economic", pivoting=True)
-        diagonal = np.abs(np.diag(r))
-        if numerical_rank(diagonal, k.shape) < needed:
-            raise rank_error(block, numerical_rank(diagonal, k.shape), needed, n)
-        columns = np.sort(pivots[:needed])
+    columns = square_columns(k, needed, block)
     square = k[:, columns]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # singularity is checked below
