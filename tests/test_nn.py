@@ -16,6 +16,7 @@ from verify.nn import (  # noqa: E402
     load_norm_params,
     norm_only,
     target_from_module,
+    target_mlp,
     train_norm_only,
 )
 
@@ -23,13 +24,7 @@ EPS = np.finfo(float).eps
 
 
 def _target(widths=(4, 4, 3), seed=1) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for j in range(1, len(widths)):
-        layers.append(nn.Linear(widths[j - 1], widths[j], dtype=torch.float64))
-        if j < len(widths) - 1:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return target_mlp(widths, seed=seed, dtype=torch.float64)
 
 
 def _ball_points(count: int, radius: float, seed: int = 0) -> torch.Tensor:
@@ -209,3 +204,13 @@ def test_baseline_claim_compares_construction_with_training(monkeypatch: pytest.
     assert f["construction_error"] <= 1e-10 < f["training_best_error"]
     assert f["time_ratio"] == pytest.approx(0.5 / f["construction_seconds"])
     assert claim.rows and all(r["relative_error"] > 0 for r in claim.rows)
+
+
+def test_target_mlp_is_seeded_and_leaves_the_global_generator_alone() -> None:
+    state = torch.random.get_rng_state()
+    first, second = target_mlp([3, 5, 2], seed=4), target_mlp([3, 5, 2], seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    )
+    assert target_from_module(first).widths == (3, 5, 2)

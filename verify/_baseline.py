@@ -28,17 +28,10 @@ def compare_with_training(
     curve's own measure, `verify.nn.TrainingCurve`).
     """
     import torch
-    from torch import nn
 
-    from verify.nn import fit_norm_layers, frozen_mlp, train_norm_only
+    from verify.nn import fit_norm_layers, frozen_mlp, target_mlp, train_norm_only
 
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for j in range(1, len(widths)):
-        layers.append(nn.Linear(widths[j - 1], widths[j], dtype=torch.float64))
-        if j < len(widths) - 1:
-            layers.append(nn.ReLU())
-    target = nn.Sequential(*layers)
+    target = target_mlp(widths, seed=seed, dtype=torch.float64)
     frozen_widths = [widths[0]]
     for j in range(1, len(widths)):
         frozen_widths += [widths[j] * widths[j - 1], widths[j]]

@@ -40,6 +40,7 @@ __all__ = [
     "load_norm_params",
     "norm_only",
     "target_from_module",
+    "target_mlp",
     "train_norm_only",
 ]
 
@@ -267,6 +268,25 @@ def train_norm_only(
         if time_budget is not None and elapsed > time_budget:
             break
     return curve
+
+
+def target_mlp(
+    widths: Sequence[int], *, seed: int = 0, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+) -> nn.Sequential:
+    """A random target ``Linear -> ReLU -> … -> Linear`` with widths ``d_0 … d_L`` (torch's default
+    ``nn.Linear`` initialization, seeded by ``seed`` without touching the global generator)."""
+    dims = [int(w) for w in widths]
+    if len(dims) < 2 or any(w < 1 for w in dims):
+        raise ValueError(f"widths must list d_0 … d_L (at least two integers >= 1), got {list(widths)!r}")
+    layers: list[nn.Module] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for j in range(1, len(dims)):
+            layers.append(nn.Linear(dims[j - 1], dims[j], dtype=dtype))
+            if j < len(dims) - 1:
+                layers.append(nn.ReLU())
+    module = nn.Sequential(*layers)
+    return module if device is None else module.to(device)
 
 
 def frozen_mlp(
