@@ -1,0 +1,141 @@
+"""Where the cases of a sweep run: this process, a local process pool, or a Dask cluster.
+
+Every claim of ``python -m verify`` is a sweep of independent cases, each a module-level function
+of plain, picklable arguments (widths, seeds, mode names) that seeds its own random numbers. So
+where a case runs changes nothing in its result, only how long the sweep takes::
+
+    with Runner() as runner:                                   # local process pool, one worker per CPU
+        results = runner.map(case_function, [(mode, widths, seed), ...])
+    with Runner(scheduler="tcp://10.0.0.5:8786") as runner:    # Dask distributed (``dask scheduler``)
+        results = runner.map(case_function, cases)              # the same list, in the same order
+
+The local pool uses the ``spawn`` start method: forking a process that already holds BLAS and torch
+thread pools can deadlock, and spawned workers import ``verify`` afresh, as Dask workers do.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["Runner"]
+
+_ADDRESS = re.compile(r"^((tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.\-\[\]:]+:\d+)$")
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a Dask scheduler before giving up with an error naming the address."""
+
+
+class Runner:
+    """Runs the cases of sweeps in this process, a local process pool, or on a Dask cluster.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a Dask distributed scheduler (``tcp://host:port``, ``tls://…`` or ``host:port``).
+        ``None`` runs locally.
+    workers : int, optional
+        Local process pool size (default: the number of CPUs); ``1`` runs every case in this process
+        with no pool. Ignored with a scheduler (the cluster has its own workers).
+
+    The pool or the Dask client is created at the first `map` and reused until `close` (or the end
+    of a ``with`` block).
+    """
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
+        if scheduler is not None and (not isinstance(scheduler, str) or not _ADDRESS.match(scheduler)):
+            raise ValueError(
+                f"scheduler must be the address of a Dask scheduler such as tcp://10.0.0.5:8786 or "
+                f"127.0.0.1:8786, got {scheduler!r}"
+            )
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be an integer >= 1 (or None for one per CPU), got {workers!r}")
+        self.scheduler = scheduler
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self._pool: concurrent.futures.Executor | None = None
+        self._client: Any = None
+
+    def describe(self) -> str:
+        """Where cases run, in words: ``in-process``, ``local process pool (2 workers)`` or the Dask address."""
+        if self.scheduler is not None:
+            return f"Dask scheduler {self.scheduler}"
+        return "this process (no pool)" if self.workers == 1 else f"a local process pool ({self.workers} workers)"
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut the process pool down, or disconnect from the Dask scheduler (the cluster keeps running)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _dask(self) -> Any:
+        if self._client is None:
+            try:
+                from distributed import Client
+            except ImportError as error:  # pragma: no cover - distributed is a dependency
+                raise ValueError(
+                    "--scheduler needs Dask's distributed package: pip install 'dask[distributed]'"
+                ) from error
+            try:
+                self._client = Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError) as error:
+                raise OSError(
+                    f"cannot reach the Dask scheduler at {self.scheduler} within {CONNECT_TIMEOUT:g} s ({error}); "
+                    "start one with `dask scheduler` and workers with `dask worker ADDRESS`, or leave out "
+                    "--scheduler to run on a local process pool"
+                ) from error
+        return self._client
+
+    def map(
+        self, function: Callable[..., Any], cases: Sequence[tuple], *, on_done: Callable[[], None] | None = None
+    ) -> list:
+        """``function(*case)`` for every case; results in the order of ``cases``.
+
+        ``on_done()`` is called once per finished case, in this process (for a progress bar). An
+        exception raised by a case propagates. ``function`` must be importable by name (module level)
+        unless the runner is in-process.
+        """
+        cases = [tuple(case) for case in cases]
+        if not cases:
+            return []
+        if self.scheduler is not None:
+            return self._map_dask(function, cases, on_done)
+        if self.workers == 1:
+            results = []
+            for case in cases:
+                results.append(function(*case))
+                if on_done is not None:
+                    on_done()
+            return results
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        futures = {self._pool.submit(function, *case): i for i, case in enumerate(cases)}
+        return self._gather(futures, concurrent.futures.as_completed(futures), len(cases), on_done)
+
+    def _map_dask(self, function: Callable[..., Any], cases: list[tuple], on_done: Callable[[], None] | None) -> list:
+        from distributed import as_completed
+
+        client = self._dask()
+        futures = {client.submit(function, *case, pure=False): i for i, case in enumerate(cases)}
+        return self._gather(futures, as_completed(list(futures), loop=client.loop), len(cases), on_done)
+
+    @staticmethod
+    def _gather(futures: dict, completed: Any, count: int, on_done: Callable[[], None] | None) -> list:
+        results: list[Any] = [None] * count
+        for future in completed:
+            results[futures[future]] = future.result()
+            if on_done is not None:
+                on_done()
+        return results
