@@ -11,6 +11,7 @@ from verify._feasibility import BlockFeasibility
 from verify._report import Config, run_claims
 
 TINY_SIZES = {"rank_cases": 40, "decision_cases": 24, "ds": (4, 8, 16), "seeds_small": 12, "seeds_large": 12}
+TINY_SIZES |= {"map_d": 4, "map_seeds": 12}
 CONFIG = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("sparse/*",))
 
 
