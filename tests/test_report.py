@@ -111,7 +111,7 @@ def test_tightness_claimed_at_a_feasible_width_fails(
     assert claim.status == "failed"
     assert "returned a result" in claim.failures[0]["reason"]
     assert "has shape" in claim.failures[0]["reason"]  # the homogeneous system is no longer square
-    assert main(["--only", "tight/minimal", "--seeds", "1", "--out", str(tmp_path)]) == 1
+    assert main(["--workers", "1", "--only", "tight/minimal", "--seeds", "1", "--out", str(tmp_path)]) == 1
     assert "FAIL" in capsys.readouterr().out
     document = json.loads((tmp_path / "verify.json").read_text(encoding="utf-8"))
     assert document["passed"] is False and [c["passed"] for c in document["claims"]] == [False]
@@ -196,7 +196,7 @@ def test_pytest_summary_parsing() -> None:
 
 def test_main_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "reports"
-    assert main(["--only", "tight/paper", "--seeds", "1", "--no-properties", "--out", str(out)]) == 0
+    assert main(["--workers", "1", "--only", "tight/paper", "--seeds", "1", "--no-properties", "--out", str(out)]) == 0
     assert (out / "verify.md").is_file()
     document = json.loads((out / "verify.json").read_text(encoding="utf-8"))
     assert [c["name"] for c in document["claims"]] == ["tight/paper"]

@@ -11,13 +11,16 @@ import sys
 import time
 from collections.abc import Sequence
 
+from verify._progress import Sweep
 from verify._report import DOMAIN_KINDS, Config, make_console, render_console, run_claims, write_report
+from verify._sweeps import Runner
 
 __all__ = ["main"]
 
 _DESCRIPTION = f"""\
 Check numerically, on a fixed grid of random targets, every claim of the construction (DESIGN.md),
-print the verdicts as tables, and write OUT/verify.md and OUT/verify.json.
+print the verdicts as tables, and write OUT/verify.md, OUT/verify.json and OUT/figures/*.png.
+Cases run on a local process pool (--workers) or a Dask cluster (--scheduler).
 
 Claims:
   exact/<mode>/<domain>  For each target (widths from 1 to 12, depths 1-4), seed s and domain
@@ -31,6 +34,22 @@ Claims:
                          no solution independently: paper, the least-squares residual of the
                          Khatri-Rao system is > sqrt(eps); minimal, sigma_min/sigma_max of the square
                          homogeneous matrix [W-part | -K] is > sqrt(eps).
+  threshold/<mode>       Single blocks of several shapes at odd widths threshold-3 ... threshold+3:
+                         every width below the threshold is refused, every width at or above it is
+                         certified (figure width.png: success rate against width - threshold).
+  certificate/exact      reconstruct(method="exact") on small targets: the rational certificate
+                         (python-flint) proves residual exactly 0 and g = f exactly on rational
+                         points, and rejects a solution perturbed by one ulp (a control).
+  paired/Rd              Paired frozen networks ([B; -B], [A, -A]) with domain=None: g = f on
+                         spheres of radius 1, 1e3, 1e6, 1e9 (exact on all of R^d).
+  sparse/rank            Maximum matching size = numerical rank of masked Khatri-Rao matrices.
+  sparse/decision        reconstruct succeeds exactly when verify.feasibility says so.
+  sparse/phase           The density threshold p*(d) at 1x, 2x, 4x the paper width, and its fit.
+  sparse/map             Full-rank rate over width x density with the fitted p*(c) (density.png).
+  baseline/training      The construction against Adam on the BatchNorm parameters alone, same
+                         frozen network (error_vs_time.png).
+  solvers/speed          Solver speed ratios measured in this run: iterative (LSMR) and direct
+                         against dense lstsq, each solution within 1e-10 of lstsq's.
   properties             pytest on the properties/ package of a source checkout, in a subprocess,
                          with VERIFY_HYPOTHESIS_PROFILE=thorough (unless already set). Without a
                          source checkout or pytest it is recorded as skipped, which is not a pass.
@@ -46,6 +65,10 @@ examples:
   python -m verify --no-properties      numeric claims only
   python -m verify --only 'tight/*'     the tightness claims only
   python -m verify --full --seeds 8     bigger grid, 8 seeds
+  python -m verify --scheduler tcp://10.0.0.5:8786
+                                        sweeps on a Dask cluster
+  python -m verify reconstruct --target target.pt --frozen frozen.pt --domain ball:1.0 --out tuned.pt
+                                        tune a saved frozen network (see: python -m verify reconstruct --help)
 """
 
 
@@ -98,6 +121,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="GLOB",
         help="run only the claims whose name matches GLOB (repeatable), e.g. 'exact/paper/*' or properties",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="local process pool size (default: the number of CPUs; 1 runs every case in this process)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the sweeps on a Dask distributed cluster, e.g. tcp://10.0.0.5:8786 (start one with "
+        "`dask scheduler` and `dask worker ADDRESS`; workers need verify installed). Results are identical "
+        "to the local run: every case is seeded",
+    )
     parser.add_argument("--list", action="store_true", help="list the claim names and exit")
     return parser
 
@@ -115,7 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 if every selected claim passed, 1 if any failed or was skipped, 2 if no claim was selected.
     """
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["reconstruct"]:
+        from verify._saved_models import main as reconstruct_main
+
+        return reconstruct_main(arguments[1:])
+    args = _parser().parse_args(arguments)
     options = {"properties": not args.no_properties, "only": tuple(args.only)}
     seeds = {} if args.seeds is None else {"seeds": args.seeds}
     config = Config.full(**seeds, **options) if args.grid == "full" else Config.quick(**seeds, **options)
@@ -128,9 +169,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     console = make_console()
+    try:
+        runner = Runner(scheduler=args.scheduler, workers=args.workers)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    with console.status("checking claims") as status:
-        claims = run_claims(config, progress=lambda name: status.update(f"checking {name}"))
+    console.print(f"checking {len(names)} claims; cases run on {runner.describe()}", highlight=False)
+    try:
+        with Sweep(runner, console) as sweep:
+            claims = run_claims(config, sweep=sweep)
+    except (OSError, TimeoutError) as error:  # the Dask scheduler could not be reached
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     wall = time.perf_counter() - start
     command = shlex.join(["python", "-m", "verify", *(sys.argv[1:] if argv is None else argv)])
     numeric = sum(c.seconds for c in claims if c.name != "properties")

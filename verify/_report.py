@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy
@@ -54,6 +54,9 @@ from verify._networks import FrozenNetwork, TargetNetwork, minimal_width, paper_
 from verify._scale_equation import khatri_rao
 from verify._sparse_claims import SPARSE_CLAIMS
 from verify._tolerances import EPS, evaluation_tolerance
+
+if TYPE_CHECKING:
+    from verify._progress import Sweep
 
 __all__ = [
     "DOMAIN_KINDS",
@@ -226,8 +229,10 @@ class Config:
         """Names of every claim this configuration can run, before the ``only`` filter."""
         names = [f"exact/{m}/{k}" for m in self.modes for k in self.domains]
         names += [f"tight/{m}" for m in self.modes]
+        names += [f"threshold/{m}" for m in self.modes]
+        names += ["certificate/exact", "paired/Rd"]
         names += list(SPARSE_CLAIMS)
-        names.append("baseline/training")
+        names += ["baseline/training", "solvers/speed"]
         if self.properties:
             names.append("properties")
         return names
@@ -344,7 +349,7 @@ def _exact_reproducer(mode: str, widths: Sequence[int], seed: int, domain: Domai
     return f'python -c "{code}"'
 
 
-def _exact_case(mode: str, widths: tuple[int, ...], seed: int, kind: str, points: int) -> dict[str, Any]:
+def exact_case(mode: str, widths: tuple[int, ...], seed: int, kind: str, points: int) -> dict[str, Any]:
     """Build, reconstruct and check one case on fresh points; a failing case is recorded, never raised."""
     start = time.perf_counter()
     case: dict[str, Any] = {"mode": mode, "widths": list(widths), "seed": seed, "domain": kind}
@@ -399,12 +404,13 @@ def _exact_check(mode: str, widths: tuple[int, ...], seed: int, kind: str, point
     return figures
 
 
-def _exact_claim(config: Config, mode: str, kind: str) -> Claim:
+def _exact_claim(config: Config, mode: str, kind: str, sweep: Sweep) -> Claim:
     name = f"exact/{mode}/{kind}"
     start = time.perf_counter()
-    cases = [
-        _exact_case(mode, widths, seed, kind, config.points) for widths in config.architectures for seed in config.seeds
-    ]
+    cases = sweep.map(
+        exact_case,
+        [(mode, widths, seed, kind, config.points) for widths in config.architectures for seed in config.seeds],
+    )
     rows = []
     for depth in sorted({len(c["widths"]) - 1 for c in cases}):
         group = [c for c in cases if len(c["widths"]) - 1 == depth]
@@ -509,7 +515,7 @@ def _tight_reproducer(mode: str, widths: Sequence[int], seed: int, odd: Sequence
     return f'python -c "{code}"'
 
 
-def _tight_case(mode: str, widths: tuple[int, ...], seed: int, block: int) -> dict[str, Any]:
+def tight_case(mode: str, widths: tuple[int, ...], seed: int, block: int) -> dict[str, Any]:
     """One neuron below ``mode``'s width in ``block``: refused by reconstruct, and unsolvable."""
     start = time.perf_counter()
     rule = paper_width if mode == "paper" else minimal_width
@@ -568,18 +574,19 @@ def _tight_check(mode: str, widths: tuple[int, ...], seed: int, block: int, odd:
     return figures
 
 
-def _tight_claim(config: Config, mode: str) -> Claim:
+def _tight_claim(config: Config, mode: str, sweep: Sweep) -> Claim:
     name = f"tight/{mode}"
     start = time.perf_counter()
     rule = paper_width if mode == "paper" else minimal_width
-    cases, skipped = [], 0
+    arguments, skipped = [], 0
     for widths in config.architectures:
         for seed in config.seeds:
             for block in range(1, len(widths)):
                 if rule(widths[block], widths[block - 1]) - 1 < 1:
                     skipped += 1  # the width would be 0: nothing to test
                     continue
-                cases.append(_tight_case(mode, widths, seed, block))
+                arguments.append((mode, widths, seed, block))
+    cases = sweep.map(tight_case, arguments)
     rows = []
     for depth in sorted({len(c["widths"]) - 1 for c in cases}):
         group = [c for c in cases if len(c["widths"]) - 1 == depth]
@@ -703,7 +710,9 @@ def _pytest_reason(code: int, counts: dict[str, int]) -> str:
 # The job
 
 
-def run_claims(config: Config, progress: Callable[[str], None] | None = None) -> list[Claim]:
+def run_claims(
+    config: Config, progress: Callable[[str], None] | None = None, sweep: Sweep | None = None
+) -> list[Claim]:
     """Check every selected claim of ``config`` and return them in report order.
 
     Parameters
@@ -712,35 +721,58 @@ def run_claims(config: Config, progress: Callable[[str], None] | None = None) ->
         The grid and the selection (``config.only``, ``config.properties``).
     progress : callable, optional
         Called with each claim's name before it runs (for a status line).
+    sweep : verify._progress.Sweep, optional
+        Where the claims' cases run and how their progress is drawn; the default runs them one
+        after another in this process, silently. Results do not depend on it (every case is seeded).
 
     Returns
     -------
     list of Claim
-        Exactness claims (mode × domain), tightness claims (per mode), then the property suite.
-        Failing cases never raise: they make their claim fail, with reasons and reproducers.
+        In the order of `Config.claim_names`. Failing cases never raise: they make their claim fail,
+        with reasons and reproducers.
     """
+    from verify._progress import Sweep
+
+    sweep = sweep if sweep is not None else Sweep()
     claims = []
     for name in config.claim_names():
         if not config.selected(name):
             continue
         if progress is not None:
             progress(name)
-        kind, *rest = name.split("/")
-        if kind == "exact":
-            claims.append(_exact_claim(config, rest[0], rest[1]))
-        elif kind == "tight":
-            claims.append(_tight_claim(config, rest[0]))
-        elif kind == "baseline":
-            from verify._baseline import baseline_claim
-
-            claims.append(baseline_claim(config))
-        elif kind == "sparse":
-            from verify._sparse_claims import sparse_claim
-
-            claims.append(sparse_claim(config, name))
-        else:
-            claims.append(run_properties())
+        sweep.start(name)
+        claims.append(_run_claim(config, name, sweep))
+        sweep.finish()
     return claims
+
+
+def _run_claim(config: Config, name: str, sweep: Sweep) -> Claim:
+    kind, *rest = name.split("/")
+    if kind == "exact":
+        return _exact_claim(config, rest[0], rest[1], sweep)
+    if kind == "tight":
+        return _tight_claim(config, rest[0], sweep)
+    if kind == "threshold":
+        from verify._width_claims import threshold_claim
+
+        return threshold_claim(config, name, sweep)
+    if name == "paired/Rd":
+        from verify._paired_claim import paired_claim
+
+        return paired_claim(config, sweep)
+    if name in ("certificate/exact", "solvers/speed"):
+        from verify._solver_claims import solver_claim
+
+        return solver_claim(config, name, sweep)
+    if kind == "baseline":
+        from verify._baseline import baseline_claim
+
+        return baseline_claim(config)
+    if kind == "sparse":
+        from verify._sparse_claims import sparse_claim
+
+        return sparse_claim(config, name, sweep)
+    return run_properties()
 
 
 def _format(value: Any, digits: int = 2) -> str:
@@ -775,6 +807,35 @@ def _summary(claim: Claim) -> str:
             f"construction {f['construction_seconds'] * 1e3:.1f} ms to error {f['construction_error']:.1e}; "
             f"training {f['training_budget_seconds']:g} s ({f['training_steps']} steps) to best error "
             f"{f['training_best_error']:.2e}: {f['time_ratio']:.0f}x the time, {f['error_ratio']:.1e}x the error"
+        )
+    if claim.name.startswith("threshold/"):
+        return (
+            f"{f['cases'] - f['wrong']}/{f['cases']} cases as predicted; success rate {f['rate_below']:.2f} below "
+            f"the threshold, {f['rate_at_or_above']:.2f} at or above it ({len(f['shapes'])} block shapes)"
+        )
+    if claim.name == "paired/Rd":
+        return (
+            f"{f['passed']}/{f['cases']} cases exact on spheres of radius up to {max(f['radii']):g}; max |g-f|/max|f| "
+            f"{_format(f['max_relative_error'])}, worst error/tolerance {_format(f['max_error_over_tolerance'])}; "
+            f"unpaired control at radius 1e3: median error {_format(f['unpaired_median_relative_error_at_1e3'])}"
+        )
+    if claim.name == "certificate/exact":
+        return (
+            f"{f['passed']}/{f['cases']} exact certificates (residual exactly 0, g = f exactly on "
+            f"{f['fresh_points']} rational points); perturbed controls rejected {f['controls_detected']}/{f['cases']}; "
+            f"denominators up to {f['max_denominator_bits']} bits"
+        )
+    if claim.name == "solvers/speed":
+        return (
+            f"d = {f['d']}: iterative {f['iterative_ratio_vs_lstsq']:.1f}x and direct "
+            f"{f['direct_ratio_vs_lstsq']:.1f}x faster than lstsq; "
+            f"max relative difference {_format(f['max_relative_error'])}"
+        )
+    if claim.name == "sparse/map":
+        fit = f["map"]["fit"]
+        return (
+            f"{f['cells']} cells (d = {f['map']['d']}, {f['map']['seeds']} seeds), {f['violations']} violations; "
+            f"fitted p* = {fit['coefficient']:.3f}·c^{fit['exponent']:.2f}"
         )
     if claim.name == "sparse/rank":
         deficient = f["structurally_deficient"]
@@ -910,46 +971,65 @@ def make_console() -> Any:
     return console if console.is_terminal else Console(width=max(console.width, 150))
 
 
+def _width_table_rows(claims: Sequence[Claim]) -> tuple[list[str], list[list[str]]]:
+    """Success rate per block shape (rows) and offset from the threshold (columns), both modes."""
+    rows = [r for c in claims if c.name.startswith("threshold/") for r in c.rows]
+    offsets = sorted({r["offset"] for r in rows})
+    table: dict[tuple[str, str], dict[int, str]] = {}
+    for r in rows:
+        key = (r["mode"], f"{r['shape'][0]}x{r['shape'][1]}")
+        table.setdefault(key, {})[r["offset"]] = f"{r['succeeded'] / r['cases']:.2f}"
+    header = ["mode", "block", *(f"{o:+d}" for o in offsets)]
+    return header, [[mode, shape, *(cells.get(o, "") for o in offsets)] for (mode, shape), cells in table.items()]
+
+
+def _print_table(console: Any, title: str, header: Sequence[str], rows: Sequence[Sequence[str]], text: int) -> None:
+    """Print a rich table whose first ``text`` columns are left-aligned labels, the rest numbers."""
+    from rich.table import Table
+
+    if not rows:
+        return
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i < text else "right", no_wrap=i < text)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def render_console(claims: Sequence[Claim], console: Any = None) -> None:
-    """Print the claims as rich tables: per-depth exactness and tightness, then one line per claim."""
+    """Print the claims as rich tables (exactness, tightness, width, sparsity), then one line per claim."""
     from rich.table import Table
 
     if console is None:
         console = make_console()
-    exact_rows = _exact_table_rows(claims)
-    if exact_rows:
-        table = Table(
-            title="Exactness on the domain (fresh points, boundary included; rel err = max|g-f| / max|f|)",
-            title_justify="left",
-        )
-        for header in _EXACT_HEADER:
-            text = header in ("mode", "domain")
-            table.add_column(header, justify="left" if text else "right", no_wrap=text)
-        for row in exact_rows:
-            table.add_row(*row)
-        console.print(table)
-    tight_rows = _tight_table_rows(claims)
-    if tight_rows:
-        table = Table(
-            title="Tightness: one neuron below each mode's width (evidence: paper LS residual, minimal σ_min/σ_max)",
-            title_justify="left",
-        )
-        for header in _TIGHT_HEADER:
-            table.add_column(header, justify="left" if header == "mode" else "right")
-        for row in tight_rows:
-            table.add_row(*row)
-        console.print(table)
-    phase_rows = _phase_table_rows(claims)
-    if phase_rows:
-        table = Table(
-            title="Sparsity phase transition: full generic rank of one d x d block, odd width c·d², Bernoulli(p) masks",
-            title_justify="left",
-        )
-        for header in _PHASE_HEADER:
-            table.add_column(header, justify="right")
-        for row in phase_rows:
-            table.add_row(*row)
-        console.print(table)
+    _print_table(
+        console,
+        "Exactness on the domain (fresh points, boundary included; rel err = max|g-f| / max|f|)",
+        _EXACT_HEADER,
+        _exact_table_rows(claims),
+        text=2,
+    )
+    _print_table(
+        console,
+        "Tightness: one neuron below each mode's width (evidence: paper LS residual, minimal σ_min/σ_max)",
+        _TIGHT_HEADER,
+        _tight_table_rows(claims),
+        text=1,
+    )
+    _print_table(
+        console,
+        "Success rate against odd width n − threshold (one block, all seeds)",
+        *_width_table_rows(claims),
+        text=2,
+    )
+    _print_table(
+        console,
+        "Sparsity phase transition: full generic rank of one d x d block, odd width c·d², Bernoulli(p) masks",
+        _PHASE_HEADER,
+        _phase_table_rows(claims),
+        text=0,
+    )
     table = Table(title="Claims", title_justify="left")
     table.add_column("claim")
     table.add_column("verdict")
@@ -963,7 +1043,8 @@ def render_console(claims: Sequence[Claim], console: Any = None) -> None:
     for claim in claims:
         for failure in claim.failures[:5]:
             console.print(f"[red]{claim.name}[/] {failure['case']}: {failure['reason']}", highlight=False)
-            console.print(f"  reproduce: {failure['reproduce']}", highlight=False, soft_wrap=True)
+            if "reproduce" in failure:
+                console.print(f"  reproduce: {failure['reproduce']}", highlight=False, soft_wrap=True)
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -973,9 +1054,79 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join([line(header), "|" + "|".join(" --- " for _ in header) + "|", *(line(row) for row in rows)])
 
 
-def render_markdown(claims: Sequence[Claim], config: Config, meta: dict[str, Any] | None = None) -> str:
-    """The markdown report: verdicts, per-depth tables, failures, and the command of every claim."""
+def _plot(plots: dict[str, str], key: str, caption: str) -> list[str]:
+    """Markdown lines embedding figure ``key`` (a path relative to the report) if it was written."""
+    return [f"![{caption}]({plots[key]})", ""] if key in plots else []
+
+
+def _rows_table(rows: Sequence[dict[str, Any]], columns: dict[str, str]) -> str:
+    """A markdown table of ``rows`` with ``columns`` mapping a header to its row key."""
+
+    def cell(value: Any) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    return _markdown_table(list(columns), [[cell(r.get(key, "")) for key in columns.values()] for r in rows])
+
+
+def _extra_sections(claims: Sequence[Claim], plots: dict[str, str]) -> list[str]:
+    """Sections of the width-threshold, paired, exact-certificate and solver-speed claims."""
+    by_name = {c.name: c for c in claims}
+    out: list[str] = []
+    threshold = [by_name[n] for n in ("threshold/paper", "threshold/minimal") if n in by_name]
+    if threshold:
+        out += [
+            "## Success rate against width",
+            "",
+            *_plot(plots, "width", "Success rate against odd width minus the threshold, paper and minimal mode"),
+            "One block `[d_in, d_out]` per shape, odd width `n` from threshold − 3 to threshold + 3 (paper "
+            "`d_out·d_in`, minimal `d_out(d_in − 1) + 1`), every seed. Success = `reconstruct` returns a "
+            "certified result; below the threshold every case must be refused with `InfeasibleError`.",
+            "",
+        ]
+        rows = [r | {"rate": r["succeeded"] / r["cases"]} for c in threshold for r in c.rows]
+        columns = {"mode": "mode", "block": "shape", "n": "width", "n − threshold": "offset", "cases": "cases"}
+        out += [_rows_table(rows, columns | {"success rate": "rate"}), ""]
+    if "paired/Rd" in by_name:
+        claim = by_name["paired/Rd"]
+        out += [
+            "## Paired networks on all of R^d",
+            "",
+            f"{claim.statement}. {_summary(claim)}.",
+            "",
+            _rows_table(
+                claim.rows,
+                {
+                    "radius": "radius",
+                    "cases": "cases",
+                    "max |g−f| / max |f|": "max_relative_error",
+                    "worst error / tolerance": "max_error_over_tolerance",
+                },
+            ),
+            "",
+        ]
+    for name, title in (("certificate/exact", "Exact rational certificate"), ("solvers/speed", "Solver speed")):
+        if name in by_name:
+            claim = by_name[name]
+            out += [f"## {title}", "", f"{claim.statement}. {_summary(claim)}.", ""]
+            if claim.rows:
+                keys = list(dict.fromkeys(k for r in claim.rows for k in r))
+                out += [_rows_table(claim.rows, {k: k for k in keys}), ""]
+    return out
+
+
+def render_markdown(
+    claims: Sequence[Claim],
+    config: Config,
+    meta: dict[str, Any] | None = None,
+    plots: dict[str, str] | None = None,
+) -> str:
+    """The markdown report: verdicts, tables, figures, failures, and the command of every claim.
+
+    ``plots`` maps a figure name (``width``, ``density``, ``error_vs_time``) to its path relative to
+    the report; the figures that are present are embedded.
+    """
     meta = meta or {}
+    plots = plots or {}
     passed = all(c.passed for c in claims)
     out = [
         "# Verification report",
@@ -1035,6 +1186,7 @@ def render_markdown(claims: Sequence[Claim], config: Config, meta: dict[str, Any
         out += [
             "## Sparse frozen networks",
             "",
+            *_plot(plots, "density", "Full-rank rate against density and width, with the fitted threshold"),
             "One square block (d_out = d_in = d), odd width n = c·d², independent Bernoulli(p) masks on A and B "
             "(nested across p for each seed). `p*` is where the fraction of seeds with full generic rank d² "
             "(maximum matching, DESIGN §4) crosses 1/2, found by bisection in log p. Frozen non-zeros at p* are "
@@ -1044,11 +1196,13 @@ def render_markdown(claims: Sequence[Claim], config: Config, meta: dict[str, Any
             _markdown_table(_PHASE_HEADER, phase_rows),
             "",
         ]
+    out += _extra_sections(claims, plots)
     for claim in claims:
         if claim.name == "baseline/training" and claim.rows:
             out += [
                 "## Construction vs BN-only training",
                 "",
+                *_plot(plots, "error_vs_time", "Error against wall time: the construction and BN-only training"),
                 f"{claim.statement}. {_summary(claim)}. Training curve (relative error on 1024 held-out points):",
                 "",
                 _markdown_table(
@@ -1067,7 +1221,9 @@ def render_markdown(claims: Sequence[Claim], config: Config, meta: dict[str, Any
     if failing:
         out += ["## Failures", ""]
         for claim, failure in failing:
-            out += [f"- {claim.name}, {failure['case']}: {failure['reason']}", f"  `{failure['reproduce']}`"]
+            out.append(f"- {claim.name}, {failure['case']}: {failure['reason']}")
+            if "reproduce" in failure:
+                out.append(f"  `{failure['reproduce']}`")
         out.append("")
     out += [
         "## Grid",
@@ -1108,24 +1264,43 @@ def environment() -> dict[str, str]:
     }
 
 
+_PLOTS = {
+    "threshold/paper": ("width",),
+    "threshold/minimal": ("width",),
+    "sparse/map": ("density",),
+    "baseline/training": ("error_vs_time",),
+}
+"""Which figure shows which claim (``plots`` of each claim in the JSON)."""
+
+
 def write_report(
     claims: Sequence[Claim], out_dir: str | os.PathLike[str], config: Config, meta: dict[str, Any] | None = None
 ) -> tuple[Path, Path]:
-    """Write ``verify.md`` and ``verify.json`` into ``out_dir`` (created if needed); return their paths.
+    """Write ``verify.md``, ``verify.json`` and ``figures/*.png`` into ``out_dir`` (created if needed).
 
-    The JSON holds ``passed`` (every claim passed), ``config``, ``meta`` and ``claims``: a list of
+    Returns the paths of the markdown and the JSON. The JSON holds ``plots`` (figure name to path
+    relative to ``out_dir``) and ``passed`` (every claim passed), ``config``, ``meta`` and ``claims``: a list of
     `Claim.to_dict` entries, each with ``name``, ``passed``, ``status``, ``figures`` and ``command``.
     """
+    from verify._figures import write_figures
+
     meta = {"versions": environment()} | (meta or {})
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    plots = {key: path.relative_to(directory).as_posix() for key, path in write_figures(claims, directory).items()}
     markdown = directory / "verify.md"
-    markdown.write_text(render_markdown(claims, config, meta), encoding="utf-8")
+    markdown.write_text(render_markdown(claims, config, meta, plots), encoding="utf-8")
+    entries = []
+    for claim in claims:
+        entry = claim.to_dict()
+        entry["plots"] = [plots[key] for key in _PLOTS.get(claim.name, ()) if key in plots]
+        entries.append(entry)
     document = {
         "passed": all(c.passed for c in claims),
         "config": config.to_dict(),
         "meta": meta,
-        "claims": [c.to_dict() for c in claims],
+        "plots": plots,
+        "claims": entries,
     }
     report = directory / "verify.json"
     report.write_text(json.dumps(_json_ready(document), indent=2, allow_nan=False) + "\n", encoding="utf-8")
