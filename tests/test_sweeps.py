@@ -7,7 +7,6 @@ a `distributed.LocalCluster` on loopback (two worker processes).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import pytest
@@ -35,7 +34,7 @@ CONFIG = Config(
 
 
 def _without_times(claims: list) -> list:
-    """Claims as dictionaries without wall times (the only thing that may differ between runners)."""
+    """Claims (or their JSON dictionaries) without wall times, the only thing that may differ between runners."""
 
     def strip(value: object) -> object:
         if isinstance(value, dict):
@@ -44,7 +43,7 @@ def _without_times(claims: list) -> list:
             return [strip(v) for v in value]
         return value
 
-    return [strip(dataclasses.replace(c, seconds=0.0).to_dict()) for c in claims]
+    return [strip(c if isinstance(c, dict) else c.to_dict()) for c in claims]
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +132,30 @@ def test_an_unreachable_scheduler_is_named(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_no_cases_is_an_empty_list() -> None:
     assert Runner(workers=2).map(full_rank_rate, []) == []
+
+
+def test_the_command_line_on_dask_writes_the_same_report(cluster, tmp_path) -> None:
+    import json
+
+    from verify.__main__ import main
+
+    def claims(out: str) -> list:
+        document = json.loads((tmp_path / out / "verify.json").read_text(encoding="utf-8"))
+        return _without_times(document["claims"])
+
+    arguments = ["--only", "threshold/minimal", "--only", "paired/Rd", "--no-properties", "--seeds", "1"]
+    assert main([*arguments, "--workers", "1", "--out", str(tmp_path / "local")]) == 0
+    assert main([*arguments, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "dask")]) == 0
+    assert claims("dask") == claims("local")
+    assert (tmp_path / "dask" / "figures" / "width.png").is_file()
+
+
+def test_the_command_line_names_an_unreachable_scheduler(monkeypatch, tmp_path, capsys) -> None:
+    import verify._sweeps as sweeps
+    from verify.__main__ import main
+
+    monkeypatch.setattr(sweeps, "CONNECT_TIMEOUT", 1.0)
+    code = main(["--only", "threshold/paper", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path)])
+    assert code == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
+    assert main(["--scheduler", "nonsense", "--out", str(tmp_path)]) == 2

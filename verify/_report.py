@@ -1083,9 +1083,8 @@ def _extra_sections(claims: Sequence[Claim], plots: dict[str, str]) -> list[str]
             "certified result; below the threshold every case must be refused with `InfeasibleError`.",
             "",
         ]
-        rows = [r | {"rate": r["succeeded"] / r["cases"]} for c in threshold for r in c.rows]
-        columns = {"mode": "mode", "block": "shape", "n": "width", "n − threshold": "offset", "cases": "cases"}
-        out += [_rows_table(rows, columns | {"success rate": "rate"}), ""]
+        header, rows = _width_table_rows(threshold)
+        out += ["Success rate per block shape and `n − threshold`:", "", _markdown_table(header, rows), ""]
     if "paired/Rd" in by_name:
         claim = by_name["paired/Rd"]
         out += [
@@ -1104,13 +1103,39 @@ def _extra_sections(claims: Sequence[Claim], plots: dict[str, str]) -> list[str]
             ),
             "",
         ]
-    for name, title in (("certificate/exact", "Exact rational certificate"), ("solvers/speed", "Solver speed")):
+    sections = (
+        (
+            "certificate/exact",
+            "Exact rational certificate",
+            {
+                "target": "widths",
+                "seed": "seed",
+                "certificate": "exact_holds",
+                "denominator bits": "max_denominator_bits",
+                "one-ulp control rejected by": "control_failed_parts",
+                "seconds": "seconds",
+            },
+        ),
+        (
+            "solvers/speed",
+            "Solver speed",
+            {
+                "method": "method",
+                "d": "d",
+                "n": "n",
+                "seconds": "seconds",
+                "lstsq on the same system (s)": "baseline_seconds",
+                "speed-up vs lstsq": "ratio_vs_lstsq",
+                "relative difference to lstsq": "relative_error",
+            },
+        ),
+    )
+    for name, title, columns in sections:
         if name in by_name:
             claim = by_name[name]
             out += [f"## {title}", "", f"{claim.statement}. {_summary(claim)}.", ""]
             if claim.rows:
-                keys = list(dict.fromkeys(k for r in claim.rows for k in r))
-                out += [_rows_table(claim.rows, {k: k for k in keys}), ""]
+                out += [_rows_table(claim.rows, columns), ""]
     return out
 
 
