@@ -24,7 +24,7 @@ distributed = pytest.importorskip("distributed")
 CASES = [(d, factor, p, tuple(range(6))) for d in (3, 4) for factor in (1.0, 2.0) for p in (0.2, 0.5, 0.9)]
 EXPECTED = [full_rank_rate(*case) for case in CASES]
 CONFIG = Config(
-    architectures=((2, 3), (3, 2, 2)),
+    architectures=((2, 3), (3, 2, 2), (12, 12, 12), (5, 12, 5, 12, 5)),
     seeds=(0, 1),
     points=16,
     domains=("ball",),
@@ -53,7 +53,7 @@ def cluster():
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: a fixed one may be taken on a shared machine
         silence_logs=logging.ERROR,
     ) as local_cluster:
         yield local_cluster

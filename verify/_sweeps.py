@@ -11,6 +11,12 @@ where a case runs changes nothing in its result, only how long the sweep takes::
 
 The local pool uses the ``spawn`` start method: forking a process that already holds BLAS and torch
 thread pools can deadlock, and spawned workers import ``verify`` afresh, as Dask workers do.
+
+Every case runs with BLAS limited to one thread (threadpoolctl), whatever the backend: a
+multithreaded GEMM sums in an order that depends on the thread count, which changes results in
+the last bits. One thread per case makes them bit-identical between this process, the pool and a
+Dask worker on the same kind of CPU (different CPU instruction sets can still round differently;
+the verdicts do not depend on it).
 """
 
 from __future__ import annotations
@@ -22,11 +28,19 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "single_threaded"]
 
 _ADDRESS = re.compile(r"^((tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.\-\[\]:]+:\d+)$")
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a Dask scheduler before giving up with an error naming the address."""
+
+
+def single_threaded(function: Callable[..., Any], *case: Any) -> Any:
+    """``function(*case)`` with BLAS (OpenBLAS, MKL, BLIS) and OpenMP limited to one thread."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return function(*case)
 
 
 class Runner:
@@ -114,21 +128,21 @@ class Runner:
         if self.workers == 1:
             results = []
             for case in cases:
-                results.append(function(*case))
+                results.append(single_threaded(function, *case))
                 if on_done is not None:
                     on_done()
             return results
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
-        futures = {self._pool.submit(function, *case): i for i, case in enumerate(cases)}
+        futures = {self._pool.submit(single_threaded, function, *case): i for i, case in enumerate(cases)}
         return self._gather(futures, concurrent.futures.as_completed(futures), len(cases), on_done)
 
     def _map_dask(self, function: Callable[..., Any], cases: list[tuple], on_done: Callable[[], None] | None) -> list:
         from distributed import as_completed
 
         client = self._dask()
-        futures = {client.submit(function, *case, pure=False): i for i, case in enumerate(cases)}
+        futures = {client.submit(single_threaded, function, *case, pure=False): i for i, case in enumerate(cases)}
         return self._gather(futures, as_completed(list(futures), loop=client.loop), len(cases), on_done)
 
     @staticmethod
