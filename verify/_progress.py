@@ -40,9 +40,17 @@ class Sweep:
 
     def __enter__(self) -> Sweep:
         if self._console is not None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(
+                SpinnerColumn(finished_text="✓"),  # alive during claims without cases (training, pytest)
                 TextColumn("{task.description:<22}"),
                 BarColumn(),
                 MofNCompleteColumn(),

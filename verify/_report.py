@@ -21,6 +21,13 @@ Claims (each one a `Claim`, named so that ``python -m verify --only NAME`` rerun
 ``properties``
     The Hypothesis property suite (``properties/``) passes under the ``thorough`` profile.
 
+The other claims live with their own idea: ``threshold/*`` in `verify._width_claims`,
+``paired/Rd`` in `verify._paired_claim`, ``certificate/exact`` and ``solvers/speed`` in
+`verify._solver_claims`, ``sparse/*`` in `verify._sparse_claims`, ``baseline/training`` in
+`verify._baseline`. Every claim runs its cases through a `verify._progress.Sweep` (this process, a
+local process pool or a Dask cluster: `verify._sweeps.Runner`); `write_report` draws the figures
+(`verify._figures`).
+
 Everything is deterministic: targets use seed ``s``, frozen networks ``1000 + s``, fresh points
 ``2000 + s``, for ``s`` in ``config.seeds``.
 """
