@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+import verify
 from verify import _solver_claims
 from verify._report import Config
 from verify._solver_claims import SOLVER_CLAIMS, exact_case, solver_claim, speed_verdict
@@ -33,6 +34,7 @@ def test_exact_claim_passes_on_tiny_cases(tiny_targets):
     assert claim.figures["max_denominator_bits"] > 0
     assert all(r["residual_is_zero"] and r["agree"] and r["fresh_check_holds"] for r in claim.rows)
     assert claim.command.endswith("--only certificate/exact")
+    assert claim.figures["modes"] == ["paper"] and "Paper mode only" in claim.statement
     json.dumps(claim.to_dict(), allow_nan=False)
 
 
@@ -51,6 +53,14 @@ def test_exact_control_bites(tiny_targets, monkeypatch):
     assert "control not detected" in claim.failures[0]["reason"]
     assert claim.failures[0]["reproduce"].startswith('python -c "from verify._solver_claims import exact_case;')
     json.dumps(claim.to_dict(), allow_nan=False)
+
+
+def test_exact_method_is_paper_mode_only():
+    # The claim checks paper mode only and says so; this keeps that statement true.
+    target = verify.TargetNetwork.random([2, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, width="minimal", seed=1)
+    with pytest.raises(ValueError, match="paper-mode equation"):
+        verify.reconstruct(target, frozen, verify.Ball(1.0), mode="minimal", method="exact")
 
 
 def test_exact_case_records_an_error_instead_of_raising():
