@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 import verify
-from verify._feasibility import block_feasibility
+from verify.core.feasibility import block_feasibility
 
 
 def measure(function: Callable[[], object], repeats: int = 3) -> tuple[float, float, object]:
@@ -81,9 +81,9 @@ def _dense_block(d: int, factor: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 def bench_solvers(table: Table) -> None:
     """DESIGN §5: iterative vs lstsq, iterative at scale, operator GFLOP/s, direct, exact rationals."""
-    from verify._exact import solve_exact
-    from verify._scale_equation import KhatriRaoOperator
-    from verify._solvers import solve_with
+    from verify.core.scale_equation import KhatriRaoOperator
+    from verify.solvers.exact import solve_exact
+    from verify.solvers.registry import solve_with
 
     for d in (32, 48, 64):
         a, b, w = _dense_block(d, 2.0, seed=d)
@@ -150,7 +150,7 @@ def bench_solvers(table: Table) -> None:
 
 def bench_training(table: Table) -> None:
     """Construction vs BN-only training (Adam on γ, β) on the same frozen network, 60 s budget."""
-    from verify._baseline import compare_with_training
+    from verify.job.baseline import compare_with_training
 
     result = compare_with_training(budget=60.0)
     curve = result["curve"]

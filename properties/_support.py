@@ -58,7 +58,7 @@ def solve(instance: Instance, *, samples: int = 256, seed: int = 0) -> verify.Re
 
 
 def exactness_tolerance(target: verify.TargetNetwork, frozen: verify.FrozenNetwork) -> float:
-    """The largest ``|g − f| / (|g| + |f|)`` a correct reconstruction can show (DESIGN §2, `verify._tolerances`).
+    """The largest ``|g − f| / (|g| + |f|)`` a correct reconstruction can show (DESIGN §2, `verify.core.tolerances`).
 
     ``verify.evaluation_tolerance`` with every block's scale-equation residual at the largest
     value a certificate accepts, ``verify.residual_tolerance(n_{2k-1}, d_k, d_{k-1})``: so the

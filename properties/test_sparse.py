@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import verify
 from properties.strategies import seeds, targets
-from verify._feasibility import block_feasibility
+from verify.core.feasibility import block_feasibility
 
 DENSITIES = st.floats(0.05, 1.0)
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import verify
-import verify._construct as construct
-from verify._bounds import block_input_regions
-from verify._tolerances import EPS
+import verify.construction.reconstruct as construct
+from verify.core.bounds import block_input_regions
+from verify.core.tolerances import EPS
 
 TARGET = verify.TargetNetwork.random([3, 4, 2], seed=3)
 FROZEN = verify.FrozenNetwork.for_target(TARGET, seed=4, biases=True)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import verify
-import verify._paired_claim as paired_module
-import verify._sparse_claims as sparse_module
-import verify._width_claims as width_module
-from verify._report import Config, run_claims
+import verify.job.paired_claim as paired_module
+import verify.job.sparse_claims as sparse_module
+import verify.job.width_claims as width_module
+from verify.job.report import Config, run_claims
 
 SMALL = Config(architectures=((2, 2),), seeds=(0, 1), points=64, properties=False, grid="custom")
 
@@ -103,7 +103,7 @@ def test_sparse_map_claim_fails_on_an_impossible_rate(monkeypatch: pytest.Monkey
 
 def test_baseline_claim_keeps_a_log_spaced_curve_for_the_figure(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
-    import verify._baseline as baseline
+    import verify.job.baseline as baseline
 
     monkeypatch.setitem(baseline.BUDGETS, "quick", 0.5)
     claim = _one("baseline/training")

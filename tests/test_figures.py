@@ -1,4 +1,4 @@
-"""The report's figures (`verify._figures`): written as PNGs from claim data, skipped when a claim did not run."""
+"""The report's figures (`verify.job.figures`): written as PNGs from claim data, skipped when a claim did not run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from verify._figures import density_heatmap, error_time_figure, width_figure, write_figures
+from verify.job.figures import density_heatmap, error_time_figure, width_figure, write_figures
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SIZE = (960, 600)  # 6.4 × 4 in at 150 dpi
@@ -147,5 +147,5 @@ def test_bad_data_is_refused_with_what_is_wrong(call: Any, message: str, tmp_pat
 
 
 def test_importing_verify_does_not_import_matplotlib() -> None:
-    code = "import sys, verify, verify._figures; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, verify, verify.job.figures; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import verify
-from verify._bias_shift import SLACK, activity_margin, bias_shift
-from verify._bounds import block_input_regions
+from verify.core.bias_shift import SLACK, activity_margin, bias_shift
+from verify.core.bounds import block_input_regions
 
 EPS = np.finfo(float).eps
 RNG = np.random.default_rng(2023)

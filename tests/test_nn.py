@@ -193,8 +193,8 @@ def test_cuda_module_round_trip() -> None:
 
 
 def test_baseline_claim_compares_construction_with_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    from verify import _baseline
-    from verify._report import Config, run_claims
+    from verify.job import baseline as _baseline
+    from verify.job.report import Config, run_claims
 
     monkeypatch.setitem(_baseline.BUDGETS, "quick", 0.5)
     config = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("baseline/*",))

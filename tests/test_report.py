@@ -1,4 +1,4 @@
-"""The verification job (``python -m verify``, `verify._report`) on tiny grids: verdicts, files, exit codes."""
+"""The verification job (``python -m verify``, `verify.job.report`) on tiny grids: verdicts, files, exit codes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import verify
-from verify import _report
 from verify.__main__ import main
-from verify._report import Claim, Config, khatri_rao_residual, minimal_system_separation, run_claims, write_report
+from verify.job import report as _report
+from verify.job.report import Claim, Config, khatri_rao_residual, minimal_system_separation, run_claims, write_report
 
 TINY = Config(architectures=((2, 3), (3, 2, 2)), seeds=(0,), points=16, properties=False, only=("exact/*", "tight/*"))
 """Two targets, one seed, every mode and domain: about a tenth of a second (sparse claims: see test_sparse_claims)."""

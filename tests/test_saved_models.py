@@ -1,4 +1,4 @@
-"""``python -m verify reconstruct``: saved state dicts in, tuned frozen state dict out (verify._saved_models)."""
+"""``python -m verify reconstruct``: saved state dicts in, tuned frozen state dict out (verify.cli.reconstruct)."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ import math
 import pytest
 
 import verify
-from verify import _solver_claims
-from verify._report import Config
-from verify._solver_claims import SOLVER_CLAIMS, exact_case, solver_claim, speed_verdict
+from verify.job import solver_claims as _solver_claims
+from verify.job.report import Config
+from verify.job.solver_claims import SOLVER_CLAIMS, exact_case, solver_claim, speed_verdict
 
 
 class _Serial:
@@ -51,7 +51,7 @@ def test_exact_control_bites(tiny_targets, monkeypatch):
     assert claim.figures["controls_detected"] == 0
     assert len(claim.failures) == 2
     assert "control not detected" in claim.failures[0]["reason"]
-    assert claim.failures[0]["reproduce"].startswith('python -c "from verify._solver_claims import exact_case;')
+    assert claim.failures[0]["reproduce"].startswith('python -c "from verify.job.solver_claims import exact_case;')
     json.dumps(claim.to_dict(), allow_nan=False)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import verify
-from verify._scale_equation import KhatriRaoOperator
-from verify._solvers import METHODS, choose
+from verify.core.scale_equation import KhatriRaoOperator
+from verify.solvers.registry import METHODS, choose
 
 torch = pytest.importorskip("torch")
 
@@ -28,7 +28,7 @@ def test_every_method_reproduces_the_target(method: str, width: object) -> None:
     result = verify.reconstruct(TARGET, frozen, DOMAIN, method=method, **OPTIONS.get(method, {}))
     assert result.certificate.holds and result.certificate.method == method
     x = DOMAIN.sample(300, np.random.default_rng(5))
-    # Same derived tolerance as the certificate's sampled check (see verify._tolerances).
+    # Same derived tolerance as the certificate's sampled check (see verify.core.tolerances).
     scale = frozen.magnitude(x, result.gamma, result.beta) + TARGET.magnitude(x)
     tolerance = verify.evaluation_tolerance(
         frozen.widths, TARGET.widths, [b.residual_ratio for b in result.certificate.blocks]
@@ -95,7 +95,7 @@ def test_exact_has_residual_exactly_zero_and_agrees_exactly() -> None:
 def test_exact_check_catches_a_wrong_rational_solution(monkeypatch: pytest.MonkeyPatch) -> None:
     import flint
 
-    from verify import _construct
+    from verify.construction import reconstruct as _construct
 
     real = _construct.solve_exact
 

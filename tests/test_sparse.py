@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import verify
-from verify._feasibility import block_feasibility, incidence
+from verify.core.feasibility import block_feasibility, incidence
 
 
 def test_incidence_is_the_pattern_of_the_khatri_rao_matrix():

@@ -1,4 +1,4 @@
-"""The sparse claims of the verification job (`verify._sparse_claims`), on reduced sizes."""
+"""The sparse claims of the verification job (`verify.job.sparse_claims`), on reduced sizes."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from verify import _sparse_claims
-from verify._feasibility import BlockFeasibility
-from verify._report import Config, run_claims
+from verify.core.feasibility import BlockFeasibility
+from verify.job import sparse_claims as _sparse_claims
+from verify.job.report import Config, run_claims
 
 TINY_SIZES = {"rank_cases": 40, "decision_cases": 24, "ds": (4, 8, 16), "seeds_small": 12, "seeds_large": 12}
 TINY_SIZES |= {"map_d": 4, "map_seeds": 12}

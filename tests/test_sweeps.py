@@ -1,4 +1,4 @@
-"""Where sweeps run (`verify._sweeps.Runner`): in-process, a local process pool, a Dask cluster.
+"""Where sweeps run (`verify.job.sweeps.Runner`): in-process, a local process pool, a Dask cluster.
 
 The issue's contract: sweeps run on a local process pool by default and on a Dask distributed
 cluster given ``--scheduler ADDRESS``, with results identical to the local run. The Dask tests start
@@ -11,11 +11,11 @@ import logging
 
 import pytest
 
-from verify._progress import Sweep
-from verify._report import Config, run_claims
-from verify._sparsity import full_rank_rate
-from verify._sweeps import Runner
-from verify._width_claims import threshold_case
+from verify.core.sparsity import full_rank_rate
+from verify.job.progress import Sweep
+from verify.job.report import Config, run_claims
+from verify.job.sweeps import Runner
+from verify.job.width_claims import threshold_case
 
 distributed = pytest.importorskip("distributed")
 
@@ -123,7 +123,7 @@ def test_a_bad_worker_count_is_refused(workers: object) -> None:
 
 
 def test_an_unreachable_scheduler_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    import verify._sweeps as sweeps
+    import verify.job.sweeps as sweeps
 
     monkeypatch.setattr(sweeps, "CONNECT_TIMEOUT", 1.0)
     with Runner(scheduler="tcp://127.0.0.1:1") as runner, pytest.raises(OSError, match=r"tcp://127\.0\.0\.1:1\b"):
@@ -151,7 +151,7 @@ def test_the_command_line_on_dask_writes_the_same_report(cluster, tmp_path) -> N
 
 
 def test_the_command_line_names_an_unreachable_scheduler(monkeypatch, tmp_path, capsys) -> None:
-    import verify._sweeps as sweeps
+    import verify.job.sweeps as sweeps
     from verify.__main__ import main
 
     monkeypatch.setattr(sweeps, "CONNECT_TIMEOUT", 1.0)

@@ -8,14 +8,14 @@ The public API (DESIGN.md §1–2, §6)::
     result.gamma, result.beta, result.network(x), result.certificate.holds
 """
 
-from verify._certificate import BlockCertificate, Certificate, SampledCheck
-from verify._construct import MODES, Reconstruction, reconstruct
-from verify._domains import Ball, Box, Domain
-from verify._errors import CertificateError, InfeasibleError
-from verify._feasibility import BlockFeasibility, FeasibilityReport, feasibility
-from verify._networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
-from verify._scale_equation import khatri_rao
-from verify._tolerances import evaluation_tolerance, residual_tolerance
+from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
+from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
+from verify.core.domains import Ball, Box, Domain
+from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.feasibility import BlockFeasibility, FeasibilityReport, feasibility
+from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
+from verify.core.scale_equation import khatri_rao
+from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 
 __all__ = [
     "MODES",

@@ -1,6 +1,6 @@
 """``python -m verify``: check every claim of DESIGN.md numerically, print it, write the report.
 
-See `main` and ``python -m verify --help``; the work is done by `verify._report`.
+See `main` and ``python -m verify --help``; the work is done by `verify.job.report`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from verify._progress import Sweep
-from verify._report import DOMAIN_KINDS, Config, make_console, render_console, run_claims, write_report
-from verify._sweeps import Runner
+from verify.job.progress import Sweep
+from verify.job.report import DOMAIN_KINDS, Config, make_console, render_console, run_claims, write_report
+from verify.job.sweeps import Runner
 
 __all__ = ["main"]
 
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["reconstruct"]:
-        from verify._saved_models import main as reconstruct_main
+        from verify.cli.reconstruct import main as reconstruct_main
 
         return reconstruct_main(arguments[1:])
     args = _parser().parse_args(arguments)

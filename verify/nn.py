@@ -28,9 +28,9 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from verify._construct import Reconstruction, reconstruct
-from verify._domains import Domain
-from verify._networks import FrozenNetwork, TargetNetwork
+from verify.construction.reconstruct import Reconstruction, reconstruct
+from verify.core.domains import Domain
+from verify.core.networks import FrozenNetwork, TargetNetwork
 
 __all__ = [
     "TrainingCurve",

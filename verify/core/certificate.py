@@ -4,7 +4,7 @@ A certificate holds when, for every block, the scale-equation residual is within
 a backward-stable solve guarantees and every shifted odd-layer neuron has a non-negative activity
 margin over the block's input region (which proves the linear regime on the whole domain), and
 when the sampled check ``g(x) = f(x)`` on points of the domain, boundary included, agrees to the
-evaluation tolerance. All tolerances come from `verify._tolerances`.
+evaluation tolerance. All tolerances come from `verify.core.tolerances`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from verify._exact import ExactCheck
+from verify.solvers.exact import ExactCheck
 
 __all__ = ["BlockCertificate", "Certificate", "SampledCheck"]
 
@@ -92,7 +92,7 @@ class SampledCheck:
     error_ratio : float
         ``max |g(x) − f(x)| / (|g|(x) + |f|(x))`` componentwise: compared with ``tolerance``.
     tolerance : float
-        The evaluation tolerance (`verify._tolerances.evaluation_tolerance`).
+        The evaluation tolerance (`verify.core.tolerances.evaluation_tolerance`).
     min_odd_preactivation : float
         Smallest normalized pre-activation of any live odd-layer neuron at the points
         (non-negative whenever the linear regime holds; printed for inspection).

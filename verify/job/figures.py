@@ -422,7 +422,7 @@ def write_figures(claims: Sequence[Any], directory: PathLike) -> dict[str, Path]
     ----------
     claims
         Objects with ``name``, ``status``, ``figures`` (dict) and ``rows`` (list of dicts), as
-        `verify._report.Claim`. Used: the rows of ``threshold/paper`` and ``threshold/minimal``
+        `verify.job.report.Claim`. Used: the rows of ``threshold/paper`` and ``threshold/minimal``
         (``width.png``), ``figures["map"]`` of ``sparse/map`` (``density.png``) and the ``figures``
         of ``baseline/training`` (``error_vs_time.png``).
     directory

@@ -21,12 +21,12 @@ Claims (each one a `Claim`, named so that ``python -m verify --only NAME`` rerun
 ``properties``
     The Hypothesis property suite (``properties/``) passes under the ``thorough`` profile.
 
-The other claims live with their own idea: ``threshold/*`` in `verify._width_claims`,
-``paired/Rd`` in `verify._paired_claim`, ``certificate/exact`` and ``solvers/speed`` in
-`verify._solver_claims`, ``sparse/*`` in `verify._sparse_claims`, ``baseline/training`` in
-`verify._baseline`. Every claim runs its cases through a `verify._progress.Sweep` (this process, a
-local process pool or a Dask cluster: `verify._sweeps.Runner`); `write_report` draws the figures
-(`verify._figures`).
+The other claims live with their own idea: ``threshold/*`` in `verify.job.width_claims`,
+``paired/Rd`` in `verify.job.paired_claim`, ``certificate/exact`` and ``solvers/speed`` in
+`verify.job.solver_claims`, ``sparse/*`` in `verify.job.sparse_claims`, ``baseline/training`` in
+`verify.job.baseline`. Every claim runs its cases through a `verify.job.progress.Sweep` (this process, a
+local process pool or a Dask cluster: `verify.job.sweeps.Runner`); `write_report` draws the figures
+(`verify.job.figures`).
 
 Everything is deterministic: targets use seed ``s``, frozen networks ``1000 + s``, fresh points
 ``2000 + s``, for ``s`` in ``config.seeds``.
@@ -54,16 +54,16 @@ import scipy
 import scipy.linalg
 
 import verify
-from verify._construct import MODES
-from verify._domains import Ball, Box, Domain
-from verify._errors import InfeasibleError
-from verify._networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
-from verify._scale_equation import khatri_rao
-from verify._sparse_claims import SPARSE_CLAIMS
-from verify._tolerances import EPS, evaluation_tolerance
+from verify.construction.reconstruct import MODES
+from verify.core.domains import Ball, Box, Domain
+from verify.core.errors import InfeasibleError
+from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
+from verify.core.scale_equation import khatri_rao
+from verify.core.tolerances import EPS, evaluation_tolerance
+from verify.job.sparse_claims import SPARSE_CLAIMS
 
 if TYPE_CHECKING:
-    from verify._progress import Sweep
+    from verify.job.progress import Sweep
 
 __all__ = [
     "DOMAIN_KINDS",
@@ -728,7 +728,7 @@ def run_claims(
         The grid and the selection (``config.only``, ``config.properties``).
     progress : callable, optional
         Called with each claim's name before it runs (for a status line).
-    sweep : verify._progress.Sweep, optional
+    sweep : verify.job.progress.Sweep, optional
         Where the claims' cases run and how their progress is drawn; the default runs them one
         after another in this process, silently. Results do not depend on it (every case is seeded).
 
@@ -738,7 +738,7 @@ def run_claims(
         In the order of `Config.claim_names`. Failing cases never raise: they make their claim fail,
         with reasons and reproducers.
     """
-    from verify._progress import Sweep
+    from verify.job.progress import Sweep
 
     sweep = sweep if sweep is not None else Sweep()
     claims = []
@@ -760,23 +760,23 @@ def _run_claim(config: Config, name: str, sweep: Sweep) -> Claim:
     if kind == "tight":
         return _tight_claim(config, rest[0], sweep)
     if kind == "threshold":
-        from verify._width_claims import threshold_claim
+        from verify.job.width_claims import threshold_claim
 
         return threshold_claim(config, name, sweep)
     if name == "paired/Rd":
-        from verify._paired_claim import paired_claim
+        from verify.job.paired_claim import paired_claim
 
         return paired_claim(config, sweep)
     if name in ("certificate/exact", "solvers/speed"):
-        from verify._solver_claims import solver_claim
+        from verify.job.solver_claims import solver_claim
 
         return solver_claim(config, name, sweep)
     if kind == "baseline":
-        from verify._baseline import baseline_claim
+        from verify.job.baseline import baseline_claim
 
         return baseline_claim(config)
     if kind == "sparse":
-        from verify._sparse_claims import sparse_claim
+        from verify.job.sparse_claims import sparse_claim
 
         return sparse_claim(config, name, sweep)
     return run_properties()
@@ -1314,7 +1314,7 @@ def write_report(
     relative to ``out_dir``) and ``passed`` (every claim passed), ``config``, ``meta`` and ``claims``: a list of
     `Claim.to_dict` entries, each with ``name``, ``passed``, ``status``, ``figures`` and ``command``.
     """
-    from verify._figures import write_figures
+    from verify.job.figures import write_figures
 
     meta = {"versions": environment()} | (meta or {})
     directory = Path(out_dir)

@@ -6,7 +6,7 @@ A `Sweep` is what every claim of ``python -m verify`` runs its cases through::
         sweep.start("exact/paper/ball")
         results = sweep.map(case_function, cases)    # in order; the bar advances as cases finish
 
-`Sweep.map` sends the cases to the `verify._sweeps.Runner` (this process, a local process pool or a
+`Sweep.map` sends the cases to the `verify.job.sweeps.Runner` (this process, a local process pool or a
 Dask cluster) and adds their number to the current claim's bar, so a claim that maps several
 sweeps shows them all. Without a console (tests, library use) nothing is drawn.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from verify._sweeps import Runner
+from verify.job.sweeps import Runner
 
 __all__ = ["Sweep"]
 

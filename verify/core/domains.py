@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify._validate import as_array
+from verify.core.validate import as_array
 
 __all__ = ["AffineRange", "Ball", "Box", "Domain"]
 

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import verify
-from verify._feasibility import block_feasibility
-from verify._sparsity import fit_threshold_exponent, full_rank_rate, threshold_density
+from verify.core.feasibility import block_feasibility
+from verify.core.sparsity import fit_threshold_exponent, full_rank_rate, threshold_density
 
 if TYPE_CHECKING:
-    from verify._progress import Sweep
-    from verify._report import Claim, Config
+    from verify.job.progress import Sweep
+    from verify.job.report import Claim, Config
 
 __all__ = ["SPARSE_CLAIMS", "sparse_claim"]
 
@@ -75,7 +75,7 @@ SQRT_EXPONENT_BAND = 0.25
 
 def sparse_claim(config: Config, name: str, sweep: Sweep | None = None) -> Claim:
     """Run one of `SPARSE_CLAIMS` with the sizes of ``config.grid`` (quick or full), cases through ``sweep``."""
-    from verify._progress import Sweep
+    from verify.job.progress import Sweep
 
     sizes = SIZES["full" if config.grid == "full" else "quick"]
     runners = {
@@ -88,7 +88,7 @@ def sparse_claim(config: Config, name: str, sweep: Sweep | None = None) -> Claim
 
 
 def _claim(config: Config, name: str, statement: str, ok: bool, figures: dict, start: float, **extra: Any) -> Claim:
-    from verify._report import Claim
+    from verify.job.report import Claim
 
     return Claim(
         name=name,

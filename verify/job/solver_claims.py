@@ -2,9 +2,9 @@
 
 ``certificate/exact``
     For small targets (paper mode, ``Ball(1.0)``), ``reconstruct(..., method="exact")`` returns a
-    result whose certificate holds, with its exact part (`verify._exact.ExactCheck`) confirming in
+    result whose certificate holds, with its exact part (`verify.solvers.exact.ExactCheck`) confirming in
     rational arithmetic a zero scale-equation residual, non-negative activity margins and exact
-    agreement ``g(x) = f(x)``. Independently, the same exact check (`verify._exact.exact_check`) is
+    agreement ``g(x) = f(x)``. Independently, the same exact check (`verify.solvers.exact.exact_check`) is
     run on the rational solution at fresh rational points, and, as a falsification control, on the
     same solution with one live ``γ`` entry moved by one ulp (`numpy.nextafter`): the control must
     be rejected, which shows the check can fail. Paper mode only: ``method="exact"`` solves the
@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import verify
-from verify._blocks import blocks
-from verify._exact import _q, exact_check, solve_exact
-from verify._solvers import solve_with
+from verify.core.blocks import blocks
+from verify.solvers.exact import _q, exact_check, solve_exact
+from verify.solvers.registry import solve_with
 
 if TYPE_CHECKING:
-    from verify._progress import Sweep
-    from verify._report import Claim, Config
+    from verify.job.progress import Sweep
+    from verify.job.report import Claim, Config
 
 __all__ = [
     "EXACT_POINTS",
@@ -83,7 +83,7 @@ def exact_case(widths: tuple[int, ...], seed: int) -> dict[str, Any]:
     """Exact reconstruction of target ``widths`` (seed ``seed``) on ``Ball(1.0)`` with its falsification control.
 
     The case passes when the certificate of ``reconstruct(..., method="exact")`` holds (with its exact
-    part), `verify._exact.exact_check` confirms the rational solution at `EXACT_POINTS` fresh points,
+    part), `verify.solvers.exact.exact_check` confirms the rational solution at `EXACT_POINTS` fresh points,
     and rejects the same solution with its largest live ``γ`` (in block ``1 + seed mod L``) moved by
     one ulp. Returns a JSON-ready dict; never raises (an exception is the case's ``reason``).
     """
@@ -237,7 +237,7 @@ def speed_verdict(rows: list[dict[str, Any]]) -> tuple[bool, list[str]]:
 
 
 def _exact_claim(config: Config, name: str, sweep: Sweep) -> Claim:
-    from verify._report import Claim
+    from verify.job.report import Claim
 
     start = time.perf_counter()
     targets = EXACT_TARGETS["full" if config.grid == "full" else "quick"]
@@ -248,7 +248,7 @@ def _exact_claim(config: Config, name: str, sweep: Sweep) -> Claim:
             "case": f"paper, exact: widths={r['widths']} seed={r['seed']}",
             "reason": r["reason"],
             "reproduce": (
-                'python -c "from verify._solver_claims import exact_case; '
+                'python -c "from verify.job.solver_claims import exact_case; '
                 f'print(exact_case({tuple(r["widths"])!r}, {r["seed"]}))"'
             ),
         }
@@ -288,7 +288,7 @@ def _exact_claim(config: Config, name: str, sweep: Sweep) -> Claim:
 
 
 def _speed_claim(config: Config, name: str) -> Claim:
-    from verify._report import Claim
+    from verify.job.report import Claim
 
     start = time.perf_counter()
     d = SIZES.get(config.grid, SIZES["quick"])
@@ -309,7 +309,7 @@ def _speed_claim(config: Config, name: str) -> Claim:
         {
             "case": f"one block d={d}",
             "reason": reason,
-            "reproduce": f'python -c "from verify._solver_claims import speed_rows; print(speed_rows({d}))"',
+            "reproduce": f'python -c "from verify.job.solver_claims import speed_rows; print(speed_rows({d}))"',
         }
         for reason in reasons
     ]

@@ -23,9 +23,9 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from verify._errors import InfeasibleError
-from verify._networks import minimal_width, paper_width
-from verify._tolerances import VANISHING, numerical_rank
+from verify.core.errors import InfeasibleError
+from verify.core.networks import minimal_width, paper_width
+from verify.core.tolerances import VANISHING, numerical_rank
 
 __all__ = ["KhatriRaoOperator", "ScaleSolution", "khatri_rao", "solve_minimal", "solve_paper"]
 

@@ -25,10 +25,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from verify._domains import Ball, Box, Domain
-from verify._errors import InfeasibleError
-from verify._networks import FrozenNetwork, TargetNetwork
-from verify._scale_equation import ScaleSolution, check_paper_width, khatri_rao, square_columns
+from verify.core.domains import Ball, Box, Domain
+from verify.core.errors import InfeasibleError
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.scale_equation import ScaleSolution, check_paper_width, khatri_rao, square_columns
 
 __all__ = ["ExactCheck", "exact_check", "solve_exact"]
 
@@ -169,7 +169,7 @@ def exact_check(
     """Build the exact ``(s, t)`` of every layer from the rational ``γ`` and check them (module notes)."""
     import flint
 
-    from verify._blocks import blocks
+    from verify.core.blocks import blocks
 
     zero = _q(0.0)
     slack = _q(float(SLACK_Q))

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import verify
-from verify._tolerances import evaluation_tolerance
+from verify.core.tolerances import evaluation_tolerance
 
 if TYPE_CHECKING:
-    from verify._progress import Sweep
-    from verify._report import Claim, Config
+    from verify.job.progress import Sweep
+    from verify.job.report import Claim, Config
 
 __all__ = ["ARCHITECTURES", "PAIRED_CLAIM", "RADII", "paired_case", "paired_claim"]
 
@@ -87,7 +87,7 @@ def paired_case(mode: str, widths: tuple[int, ...], seed: int, points: int) -> d
 
 def paired_claim(config: Config, sweep: Sweep) -> Claim:
     """Run ``paired/Rd`` (see the module docstring) through ``sweep``."""
-    from verify._report import Claim
+    from verify.job.report import Claim
 
     start = time.perf_counter()
     architectures = ARCHITECTURES["full" if config.grid == "full" else "quick"]

@@ -5,7 +5,7 @@
 * ``box``: ``|γ| <= C`` (``bound=C``), the smallest ``‖γ‖₂`` inside the box; infeasible when ``C``
   is below the ``linf`` optimum, which is then reported as the smallest ``C`` that works.
 * ``min_shift``: ``min Σ_i τ_i`` with the bias shift ``τ_i = max(R_i |γ_i| − m_i γ_i, 0)``,
-  ``R_i = rad_i + SLACK·size_i`` (`verify._bias_shift`): convex in ``γ``.
+  ``R_i = rad_i + SLACK·size_i`` (`verify.core.bias_shift`): convex in ``γ``.
 
 Every program is solved by Clarabel (an interior-point solver shipped as a wheel, silent); its
 status must be ``optimal``. Interior-point solutions satisfy ``K γ = w`` only to the solver's
@@ -21,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from verify._bias_shift import SLACK
-from verify._domains import AffineRange
-from verify._errors import InfeasibleError
-from verify._scale_equation import ScaleSolution, khatri_rao, rank_error
-from verify._tolerances import numerical_rank
+from verify.core.bias_shift import SLACK
+from verify.core.domains import AffineRange
+from verify.core.errors import InfeasibleError
+from verify.core.scale_equation import ScaleSolution, khatri_rao, rank_error
+from verify.core.tolerances import numerical_rank
 
 __all__ = ["BOX_MARGIN", "solve_convex"]
 

@@ -2,7 +2,7 @@
 
 For one square block (``d_out = d_in = d``) with odd width ``n = c·d²`` and independent
 Bernoulli(p) masks on ``A`` and ``B``, the probability that a generic frozen block has full rank is
-estimated from masks alone (maximum matchings, `verify._feasibility`), and the threshold density
+estimated from masks alone (maximum matchings, `verify.core.feasibility`), and the threshold density
 ``p*(d)`` is where that probability crosses 1/2. Frozen non-zeros at the threshold,
 ``p*·(n·d + d·n)``, are compared with the target layer's ``d²`` parameters.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify._feasibility import block_feasibility
+from verify.core.feasibility import block_feasibility
 
 __all__ = ["ThresholdFit", "fit_threshold_exponent", "full_rank_rate", "threshold_density"]
 

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from verify._interop import TorchSpec, like, torch_spec
-from verify._validate import as_array, as_points, as_sequence
+from verify.core.interop import TorchSpec, like, torch_spec
+from verify.core.validate import as_array, as_points, as_sequence
 
 __all__ = ["FrozenNetwork", "TargetNetwork", "minimal_width", "paper_width"]
 

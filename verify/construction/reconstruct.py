@@ -2,12 +2,12 @@
 
 ``reconstruct`` reads as the proof:
 
-1. interval bounds through the target give each block's input region (`verify._bounds`);
+1. interval bounds through the target give each block's input region (`verify.core.bounds`);
 2. the block's scale equation gives the odd-layer scales ``γ`` and even-layer scales ``s'``
-   (`verify._scale_equation`);
-3. the bias shift ``tau`` puts every odd neuron in its linear regime (`verify._bias_shift`);
+   (`verify.core.scale_equation`);
+3. the bias shift ``tau`` puts every odd neuron in its linear regime (`verify.core.bias_shift`);
 4. the even layer's shift ``t' = b − s' ⊙ (A(γ ⊙ c + tau) + c')`` restores the target's bias;
-5. ``(s, t)`` become BatchNorm ``(gamma, beta)`` and the certificate is checked (`verify._certificate`).
+5. ``(s, t)`` become BatchNorm ``(gamma, beta)`` and the certificate is checked (`verify.core.certificate`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify._bias_shift import activity_margin, bias_shift
-from verify._blocks import Block, blocks, check_architecture
-from verify._bounds import block_input_regions
-from verify._certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
-from verify._domains import Ball, Domain
-from verify._errors import CertificateError, InfeasibleError
-from verify._exact import exact_check, solve_exact
-from verify._feasibility import BlockFeasibility, block_feasibility
-from verify._interop import to_caller
-from verify._networks import FrozenNetwork, TargetNetwork
-from verify._scale_equation import ScaleSolution, solve_minimal
-from verify._solvers import METHODS, solve_with
-from verify._tolerances import evaluation_tolerance, residual_tolerance
+from verify.core.bias_shift import activity_margin, bias_shift
+from verify.core.blocks import Block, blocks, check_architecture
+from verify.core.bounds import block_input_regions
+from verify.core.certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
+from verify.core.domains import Ball, Domain
+from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.feasibility import BlockFeasibility, block_feasibility
+from verify.core.interop import to_caller
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.scale_equation import ScaleSolution, solve_minimal
+from verify.core.tolerances import evaluation_tolerance, residual_tolerance
+from verify.solvers.exact import exact_check, solve_exact
+from verify.solvers.registry import METHODS, solve_with
 
 __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from verify._domains import AffineRange
+from verify.core.domains import AffineRange
 
 __all__ = ["SLACK", "activity_margin", "bias_shift"]
 

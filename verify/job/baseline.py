@@ -70,7 +70,7 @@ BUDGETS = {"quick": 10.0, "full": 60.0}
 def baseline_claim(config: Any) -> Any:
     """The verification job's claim: the construction reaches ``<= 1e-10`` relative error, and BN-only
     training of the same frozen network does not get as close within the budget."""
-    from verify._report import Claim
+    from verify.job.report import Claim
 
     start = time.perf_counter()
     budget = BUDGETS["full" if config.grid == "full" else "quick"]

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify._errors import InfeasibleError
-from verify._networks import FrozenNetwork, TargetNetwork
+from verify.core.errors import InfeasibleError
+from verify.core.networks import FrozenNetwork, TargetNetwork
 
 __all__ = ["Block", "blocks", "check_architecture"]
 

@@ -16,11 +16,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import verify
-from verify._networks import minimal_width, paper_width
+from verify.core.networks import minimal_width, paper_width
 
 if TYPE_CHECKING:
-    from verify._progress import Sweep
-    from verify._report import Claim, Config
+    from verify.job.progress import Sweep
+    from verify.job.report import Claim, Config
 
 __all__ = ["OFFSETS", "SHAPES", "THRESHOLD_CLAIMS", "threshold_case", "threshold_claim"]
 
@@ -59,7 +59,7 @@ def threshold_case(mode: str, d_out: int, d_in: int, width: int, seed: int) -> d
 
 def threshold_claim(config: Config, name: str, sweep: Sweep) -> Claim:
     """Run ``threshold/paper`` or ``threshold/minimal`` (see the module docstring) through ``sweep``."""
-    from verify._report import Claim
+    from verify.job.report import Claim
 
     start = time.perf_counter()
     mode = name.split("/")[1]

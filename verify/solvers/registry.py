@@ -2,8 +2,8 @@
 
 Every method returns a `ScaleSolution` whose ``method`` names what ran and whose ``diagnostics``
 hold the solver's own figures (iterations, stop reason, status, chosen columns), so that the
-certificate can report them. The convex methods live in `verify._convex`, the exact one in
-`verify._exact`; this module holds the direct, least-squares and iterative solves and the
+certificate can report them. The convex methods live in `verify.solvers.convex`, the exact one in
+`verify.solvers.exact`; this module holds the direct, least-squares and iterative solves and the
 dispatch.
 
 * ``direct``: LU on a square ``K``; for ``n > d_out·d_in`` a well-conditioned square column
@@ -24,8 +24,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from verify._networks import paper_width
-from verify._scale_equation import (
+from verify.core.networks import paper_width
+from verify.core.scale_equation import (
     KhatriRaoOperator,
     ScaleSolution,
     check_paper_width,
@@ -34,7 +34,7 @@ from verify._scale_equation import (
     solve_paper,
     square_columns,
 )
-from verify._tolerances import numerical_rank, residual_tolerance
+from verify.core.tolerances import numerical_rank, residual_tolerance
 
 __all__ = ["AUTO_LSTSQ_LIMIT", "METHODS", "choose", "solve_direct", "solve_iterative", "solve_with"]
 
@@ -90,13 +90,13 @@ def solve_iterative(a: Any, b: Any, w: Any, *, block: int) -> ScaleSolution:
     """Matrix-free LSMR on ``K γ = vec(W)`` (never forming ``K``), plus iterative refinement.
 
     ``a``, ``b``, ``w`` may be numpy arrays (scipy's LSMR with a `KhatriRaoOperator`) or torch
-    tensors (the same iteration in torch, on their device; see `verify._torch_lsmr`). Returns
+    tensors (the same iteration in torch, on their device; see `verify.solvers.torch_lsmr`). Returns
     ``γ`` as a numpy array. Rank is not computed (that needs the factorization this method
     avoids); ``rank`` reports the needed value when the final residual is at rounding level, and
     the certificate's residual check is what proves the solve.
     """
     if _is_torch(a):
-        from verify._torch_lsmr import lsmr_torch
+        from verify.solvers.torch_lsmr import lsmr_torch
 
         d_out, _, needed = check_paper_width(_shape_only(a), _shape_only(b), block)
         tolerance = residual_tolerance(a.shape[1], d_out, needed // d_out) / _REFINE_BELOW
@@ -178,7 +178,7 @@ def solve_with(
         operands = options.get("torch_operands")
         return solve_iterative(*(operands or (a, b, w)), block=block)
     if method in ("l1", "linf", "box", "min_shift"):
-        from verify._convex import solve_convex
+        from verify.solvers.convex import solve_convex
 
         check_paper_width(a, b, block)
         return solve_convex(method, a, b, w, block=block, bound=options.get("bound"), image=options.get("image"))

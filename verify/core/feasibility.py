@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from verify._blocks import blocks, check_architecture
-from verify._networks import FrozenNetwork, TargetNetwork, paper_width
+from verify.core.blocks import blocks, check_architecture
+from verify.core.networks import FrozenNetwork, TargetNetwork, paper_width
 
 __all__ = ["BlockFeasibility", "FeasibilityReport", "block_feasibility", "feasibility", "incidence"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from verify._domains import Box, Domain
-from verify._networks import TargetNetwork
+from verify.core.domains import Box, Domain
+from verify.core.networks import TargetNetwork
 
 __all__ = ["block_input_regions"]
 

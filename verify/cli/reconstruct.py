@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from verify._construct import MODES
-from verify._domains import Ball, Box, Domain
-from verify._errors import CertificateError, InfeasibleError
-from verify._networks import paper_width
-from verify._solvers import METHODS
+from verify.construction.reconstruct import MODES
+from verify.core.domains import Ball, Box, Domain
+from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.networks import paper_width
+from verify.solvers.registry import METHODS
 
 __all__ = [
     "DomainSpec",
