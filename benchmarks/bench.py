@@ -80,7 +80,7 @@ def _dense_block(d: int, factor: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def bench_solvers(table: Table) -> None:
-    """DESIGN §5: iterative vs lstsq, iterative at scale, operator GFLOP/s, direct, exact rationals."""
+    """docs/design.md §5: iterative vs lstsq, iterative at scale, operator GFLOP/s, direct, exact rationals."""
     from verify.core.scale_equation import KhatriRaoOperator
     from verify.solvers.exact import solve_exact
     from verify.solvers.registry import solve_with

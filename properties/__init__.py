@@ -1,4 +1,4 @@
-"""Hypothesis strategies and property tests for `verify` (DESIGN.md §1–2, §6).
+"""Hypothesis strategies and property tests for `verify` (docs/design.md §1–2, §6).
 
 The strategies are public, for reuse in other test suites::
 

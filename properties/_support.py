@@ -1,7 +1,7 @@
 """Shared pieces of the property tests: solving an instance, tolerances, independent recomputations.
 
 Everything a property compares against is recomputed here from the public API and the formulas
-of DESIGN.md, not read back from the certificate the code reports about itself; the tolerances
+of docs/design.md, not read back from the certificate the code reports about itself; the tolerances
 come from `verify.evaluation_tolerance` and `verify.residual_tolerance` (machine epsilon and the
 widths only).
 """
@@ -31,7 +31,7 @@ EPS = float(np.finfo(np.float64).eps)
 def solve(instance: Instance, *, samples: int = 256, seed: int = 0) -> verify.Reconstruction:
     """``verify.reconstruct(*instance, samples=samples, seed=seed)``, discarding its accuracy refusals.
 
-    DESIGN §6 makes a failing certificate an error, and the properties are about the results that
+    docs/design.md §6 makes a failing certificate an error, and the properties are about the results that
     are returned. `verify.reconstruct` also refuses (`verify.CertificateError`) a reconstruction
     whose proof holds (every block's residual and margin) and whose sampled error is within the
     rounding tolerance, when ``max |g − f| > rtol · max |f|`` on its sample points: ``g`` is exact
@@ -58,7 +58,8 @@ def solve(instance: Instance, *, samples: int = 256, seed: int = 0) -> verify.Re
 
 
 def exactness_tolerance(target: verify.TargetNetwork, frozen: verify.FrozenNetwork) -> float:
-    """The largest ``|g − f| / (|g| + |f|)`` a correct reconstruction can show (DESIGN §2, `verify.core.tolerances`).
+    """The largest ``|g − f| / (|g| + |f|)`` a correct reconstruction can show
+    (docs/design.md §2, `verify.core.tolerances`).
 
     ``verify.evaluation_tolerance`` with every block's scale-equation residual at the largest
     value a certificate accepts, ``verify.residual_tolerance(n_{2k-1}, d_k, d_{k-1})``: so the
@@ -80,7 +81,7 @@ def error_ratio(g: np.ndarray, f: np.ndarray, scale: np.ndarray) -> float:
 def block_matrices(
     target: verify.TargetNetwork, frozen: verify.FrozenNetwork, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(A, B, c, c')`` of block ``k`` (DESIGN §2).
+    """``(A, B, c, c')`` of block ``k`` (docs/design.md §2).
 
     ``B``: the columns of ``M_{2k-1}`` fed by live neurons; ``A``: the rows of ``M_{2k}`` carrying the
     target; ``c``: the odd layer's frozen biases; ``c'``: the even layer's, on those rows.
@@ -92,7 +93,7 @@ def block_matrices(
 
 
 def block_regions(target: verify.TargetNetwork, domain: verify.Domain) -> list[verify.Domain]:
-    """Regions enclosing each block's input ``z_{k-1}`` on ``domain`` (DESIGN §2, interval bound propagation).
+    """Regions enclosing each block's input ``z_{k-1}`` on ``domain`` (docs/design.md §2, interval bound propagation).
 
     Block 1's region is the domain; block ``k``'s is the box ``[relu(mid − rad), relu(mid + rad)]``
     of ``relu(W_{k-1} z + b_{k-1})`` over block ``k−1``'s region, from `verify.Domain.affine_range`.

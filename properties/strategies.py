@@ -1,4 +1,4 @@
-"""Hypothesis strategies for the objects of DESIGN §1: targets, frozen networks, domains, instances.
+"""Hypothesis strategies for the objects of docs/design.md §1: targets, frozen networks, domains, instances.
 
 Every strategy is a plural noun for what it draws, takes keyword-only options with bounds as
 ``min_*``/``max_*`` pairs, and validates its arguments when it is built (not when it is first
@@ -7,7 +7,7 @@ Arguments documented as "a value or a strategy" accept either.
 
 Array values are never drawn element by element: each object draws one integer seed and fills
 its arrays from ``numpy.random.default_rng(seed)`` (Gaussian or uniform). The weights therefore
-have a continuous joint density, which the theorem's "with probability 1" needs (DESIGN §2), and
+have a continuous joint density, which the theorem's "with probability 1" needs (docs/design.md §2), and
 shrinking only has to shrink a few integers and scale exponents. Whatever is structural (widths,
 depths, which rows are zero, which options are on) is drawn by Hypothesis, so it shrinks.
 
@@ -147,13 +147,13 @@ def _log_uniform(low: float, high: float) -> SearchStrategy[float]:
 
 
 # --------------------------------------------------------------------------------------------
-# Targets (DESIGN §1: f with widths d_0 … d_L).
+# Targets (docs/design.md §1: f with widths d_0 … d_L).
 
 
 def target_widths(
     *, min_depth: int = 1, max_depth: int = 3, min_width: int = 1, max_width: int = 8
 ) -> SearchStrategy[list[int]]:
-    """Widths ``[d_0, …, d_L]`` of a target network (DESIGN §1).
+    """Widths ``[d_0, …, d_L]`` of a target network (docs/design.md §1).
 
     Depth ``L`` in ``[min_depth, max_depth]``, each ``d_k`` in ``[min_width, max_width]``.
 
@@ -189,7 +189,7 @@ def targets(
     biases: bool | SearchStrategy[bool] | None = None,
     degenerate: bool | SearchStrategy[bool] | None = False,
 ) -> SearchStrategy[verify.TargetNetwork]:
-    """Target ReLU networks ``f`` (DESIGN §1) with generic (Gaussian) weights.
+    """Target ReLU networks ``f`` (docs/design.md §1) with generic (Gaussian) weights.
 
     Layer ``k`` has ``W_k = scale_k · G / sqrt(d_{k-1})`` with ``G`` standard Gaussian and
     ``scale_k`` log-uniform in ``[min_scale, max_scale]``, drawn per layer (so a deep network's
@@ -266,7 +266,7 @@ def _targets(
 
 
 # --------------------------------------------------------------------------------------------
-# Frozen networks (DESIGN §1: g with 2L layers, eval-mode BatchNorm after each).
+# Frozen networks (docs/design.md §1: g with 2L layers, eval-mode BatchNorm after each).
 
 
 def frozen_networks(
@@ -283,12 +283,12 @@ def frozen_networks(
     min_scale: float = 1e-2,
     max_scale: float = 1e2,
 ) -> SearchStrategy[verify.FrozenNetwork]:
-    """Frozen networks ``g`` shaped for ``target`` (DESIGN §1): ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``.
+    """Frozen networks ``g`` shaped for ``target`` (docs/design.md §1): ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``.
 
     Block ``k``'s odd layer ``2k-1`` has the width of ``width``'s rule plus ``extra_odd`` neurons,
     and its even layer ``2k`` has ``d_k`` neurons plus ``extra_even`` (only for ``k < L``: the
     last layer is the output). Extra even neurons feed extra columns of the next odd layer, which
-    the construction must ignore (DESIGN §2: they are switched off). Weights are i.i.d.
+    the construction must ignore (docs/design.md §2: they are switched off). Weights are i.i.d.
     ``scale_j · X / sqrt(fan_in)`` with ``X`` standard Gaussian or uniform with variance 1 and
     ``scale_j`` log-uniform per layer.
 
@@ -408,7 +408,7 @@ def _frozen_networks(
 
 
 # --------------------------------------------------------------------------------------------
-# Domains (DESIGN §2: a bounded input domain, ball or box).
+# Domains (docs/design.md §2: a bounded input domain, ball or box).
 
 
 def domains(
@@ -512,7 +512,7 @@ def instances(
 ) -> SearchStrategy[Instance]:
     """Feasible instances ``(target, frozen, domain, mode)`` of `verify.reconstruct`, drawn together.
 
-    The frozen network is wide enough for the mode (DESIGN §2): ``"paper"`` mode gets the paper
+    The frozen network is wide enough for the mode (docs/design.md §2): ``"paper"`` mode gets the paper
     width ``d_k d_{k-1}``, ``"minimal"`` mode the minimal width ``d_k (d_{k-1} - 1) + 1`` or the
     paper width, each plus ``extra_odd`` neurons; hidden even layers get ``extra_even`` neurons.
     Everything else (frozen distribution, frozen biases, running statistics, domain placement,

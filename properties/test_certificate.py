@@ -1,4 +1,7 @@
-"""What every returned reconstruction carries (DESIGN §6) and how its normalizations look (DESIGN §1–2)."""
+"""What every returned reconstruction carries (docs/design.md §6).
+
+And how its normalizations look (docs/design.md §1–2).
+"""
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from properties.strategies import instances, seeds
 @pytest.mark.parametrize("mode", verify.MODES)
 @given(data=st.data(), seed=seeds())
 def test_every_returned_certificate_holds(mode, data, seed):
-    """DESIGN §6 (a result that fails its certificate is an error, never a return value) and §2.
+    """docs/design.md §6 (a result that fails its certificate is an error, never a return value) and §2.
 
     For every returned result: ``certificate.holds``; every block's activity margin is ``>= 0``
     (the linear regime is proved); every block's scale-equation residual ratio is within
@@ -50,7 +53,7 @@ def test_every_returned_certificate_holds(mode, data, seed):
 @pytest.mark.parametrize("mode", verify.MODES)
 @given(data=st.data())
 def test_normalizations_have_the_shape_of_the_construction(mode, data):
-    """DESIGN §1–2: which neurons are switched off, the even-layer scales, and ``(γ, β) ↔ (s, t)``.
+    """docs/design.md §1–2: which neurons are switched off, the even-layer scales, and ``(γ, β) ↔ (s, t)``.
 
     * Extra neurons of an even layer (beyond the first ``d_k``) are switched off: ``γ = β = 0``
       (so ``s = t = 0``), as are odd neurons with ``s = 0``.

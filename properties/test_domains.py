@@ -1,4 +1,4 @@
-"""The two questions the construction asks a domain (DESIGN §2, §6): exact affine ranges and sample points."""
+"""The two questions the construction asks a domain (docs/design.md §2, §6): exact affine ranges and sample points."""
 
 import numpy as np
 from hypothesis import given
@@ -12,7 +12,7 @@ DIMENSIONS = st.integers(1, 6)
 
 @given(data=st.data(), dim=DIMENSIONS, count=st.integers(1, 64), seed=seeds())
 def test_samples_lie_in_the_domain_about_half_on_its_boundary(data, dim, count, seed):
-    """DESIGN §6 (the sampled check uses points of the domain, boundary included): `verify.Domain.sample`.
+    """docs/design.md §6 (the sampled check uses points of the domain, boundary included): `verify.Domain.sample`.
 
     ``count`` points of dimension ``dim``; the first is the centre; all lie in the domain and at
     least ``count − count // 2`` of them (one less when ``count = 1``: the centre replaces it) on
@@ -40,7 +40,9 @@ def test_samples_lie_in_the_domain_about_half_on_its_boundary(data, dim, count, 
 
 @given(data=st.data(), dim=DIMENSIONS, rows=st.integers(1, 6), seed=seeds())
 def test_affine_range_is_the_exact_range_over_the_domain(data, dim, rows, seed):
-    """DESIGN §2 (the bias shift needs ``min over the domain of (B z + c)_i``, in closed form: centre and radius).
+    """docs/design.md §2: the bias shift needs ``min over the domain of (B z + c)_i``, in closed form.
+
+    The closed form is centre and radius.
 
     For a generic ``B`` and ``c``, ``Domain.affine_range(B, c)`` gives ``[mid − rad, mid + rad]``:
     every sample point maps inside it, and both ends are attained, at the box corner

@@ -1,4 +1,4 @@
-"""Exactness on the domain and the linear regime behind it (DESIGN §2)."""
+"""Exactness on the domain and the linear regime behind it (docs/design.md §2)."""
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ FRESH_POINTS = 64
 @pytest.mark.parametrize("mode", verify.MODES)
 @given(data=st.data(), seed=seeds(), samples=st.integers(1, 8))
 def test_reconstruction_equals_target_on_fresh_points_of_the_domain(mode, data, seed, samples):
-    """DESIGN §2 (one block equals ``W_k z + b_k`` on D, so ``g = f`` on D): exactness up to rounding.
+    """docs/design.md §2 (one block equals ``W_k z + b_k`` on D, so ``g = f`` on D): exactness up to rounding.
 
     ``result.network(x)`` is compared with ``target(x)`` on fresh points of the domain, about half
     of them on its boundary, drawn with a seed sequence other than the certificate's, and with
@@ -38,7 +38,7 @@ def test_reconstruction_equals_target_on_fresh_points_of_the_domain(mode, data, 
 @pytest.mark.parametrize("mode", verify.MODES)
 @given(data=st.data(), seed=seeds())
 def test_every_live_odd_neuron_is_active_on_the_whole_domain(mode, data, seed):
-    """DESIGN §2 (linear regime by a bias shift): every odd neuron with ``γ_i != 0`` is active on D.
+    """docs/design.md §2 (linear regime by a bias shift): every odd neuron with ``γ_i != 0`` is active on D.
 
     For block ``k``, let ``[mid_i − rad_i, mid_i + rad_i]`` be the range of ``(B z + c)_i`` over an
     enclosure of the block's input ``z_{k-1}`` (the domain for ``k = 1``, then boxes from interval

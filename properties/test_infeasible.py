@@ -1,4 +1,4 @@
-"""The width thresholds of the construction are tight (DESIGN §2) and reported as `verify.InfeasibleError`."""
+"""The width thresholds of the construction are tight (docs/design.md §2) and reported as `verify.InfeasibleError`."""
 
 import pytest
 from hypothesis import given
@@ -21,7 +21,9 @@ def frozen_for(target: verify.TargetNetwork, widths: list[int], data: st.DataObj
 @pytest.mark.parametrize("mode", verify.MODES)
 @given(data=st.data(), seed=seeds())
 def test_one_neuron_below_the_mode_width_is_infeasible_and_the_width_itself_is_not(mode, data, seed):
-    """DESIGN §2: paper mode needs ``n >= d_k d_{k-1}``, minimal mode ``n >= d_k (d_{k-1} − 1) + 1`` (generic ``W_k``).
+    """docs/design.md §2: paper mode needs ``n >= d_k d_{k-1}``.
+
+    Minimal mode needs ``n >= d_k (d_{k-1} − 1) + 1`` (generic ``W_k``).
 
     A generic target (no zero rows or columns, every width >= 2 so that one neuron less is still
     a width) and a frozen network from ``FrozenNetwork.for_target`` with ``verify.paper_width`` /
@@ -47,7 +49,7 @@ def test_one_neuron_below_the_mode_width_is_infeasible_and_the_width_itself_is_n
 
 @given(data=st.data(), seed=seeds())
 def test_minimal_mode_with_zero_rows_needs_only_r_times_d_in_minus_1_plus_1(data, seed):
-    """DESIGN §2, minimal mode: zero rows of ``W_k`` are switched off, so only its ``r`` non-zero rows count.
+    """docs/design.md §2, minimal mode: zero rows of ``W_k`` are switched off, so only its ``r`` non-zero rows count.
 
     Block ``k`` of a target gets ``d_k − r`` zero rows (``1 <= r < d_k``). Width
     ``r (d_{k-1} − 1) + 1`` (below ``verify.minimal_width(d_k, d_{k-1})``) reconstructs, and one
@@ -78,7 +80,7 @@ def test_minimal_mode_with_zero_rows_needs_only_r_times_d_in_minus_1_plus_1(data
 @pytest.mark.parametrize("mode", verify.MODES)
 @given(data=st.data(), seed=seeds())
 def test_an_even_layer_narrower_than_its_target_layer_is_infeasible(mode, data, seed):
-    """DESIGN §2: even layer ``2k`` carries the ``d_k`` target neurons, so ``n_{2k} >= d_k`` (``k < L``).
+    """docs/design.md §2: even layer ``2k`` carries the ``d_k`` target neurons, so ``n_{2k} >= d_k`` (``k < L``).
 
     A frozen network whose even layer ``2k`` lost one neuron (and the next odd layer the matching
     column) raises `verify.InfeasibleError` with ``block = k`` and ``width_needed = d_k``.

@@ -1,4 +1,4 @@
-"""Nothing passed in is modified, and the same inputs give the same output bit for bit (DESIGN §6)."""
+"""Nothing passed in is modified, and the same inputs give the same output bit for bit (docs/design.md §6)."""
 
 import numpy as np
 from hypothesis import given
@@ -59,7 +59,7 @@ def held_arrays(instance: Instance) -> dict[str, np.ndarray]:
 
 @given(instance=instances(), seed=seeds())
 def test_reconstruct_leaves_networks_domain_and_caller_arrays_bit_identical(instance, seed):
-    """DESIGN §6 and `verify.reconstruct`'s Notes ("nothing passed in is modified"); the constructors copy.
+    """docs/design.md §6 and `verify.reconstruct`'s Notes ("nothing passed in is modified"); the constructors copy.
 
     The networks and the domain are built from caller-owned numpy arrays. Then:
 
@@ -97,7 +97,7 @@ def test_reconstruct_leaves_networks_domain_and_caller_arrays_bit_identical(inst
 
 @given(instance=instances(), seed=seeds())
 def test_same_inputs_give_bit_identical_results(instance, seed):
-    """DESIGN §6 (a result is reproducible): `verify.reconstruct` is deterministic.
+    """docs/design.md §6 (a result is reproducible): `verify.reconstruct` is deterministic.
 
     Solving the same instance twice, and once more from networks and a domain rebuilt from copies
     of its arrays, gives bit-identical ``gamma``, ``beta``, ``scales`` and ``shifts`` and equal

@@ -1,4 +1,4 @@
-"""Sparse frozen networks (DESIGN §4): the mask decides, exactly."""
+"""Sparse frozen networks (docs/design.md §4): the mask decides, exactly."""
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ DENSITIES = st.floats(0.05, 1.0)
 
 @given(d_out=st.integers(1, 6), d_in=st.integers(1, 6), factor=st.floats(0.3, 2.5), density=DENSITIES, seed=seeds())
 def test_matching_size_equals_numerical_rank(d_out, d_in, factor, density, seed):
-    """DESIGN §4: for Gaussian values on a Bernoulli mask, rank K = maximum matching size (w.p. 1).
+    """docs/design.md §4: for Gaussian values on a Bernoulli mask, rank K = maximum matching size (w.p. 1).
 
     The numerical rank uses NumPy's default threshold (``σ_max · max(shape) · eps``); K here is at
     most 36 x 90 with O(1) entries, so a generic K is far from that threshold."""
@@ -35,7 +35,7 @@ def test_matching_size_equals_numerical_rank(d_out, d_in, factor, density, seed)
     seed=seeds(),
 )
 def test_feasibility_decides_reconstruction(mode, target, factor, density, seed):
-    """DESIGN §4: `reconstruct` succeeds exactly when `feasibility` says so; zeros stay zeros."""
+    """docs/design.md §4: `reconstruct` succeeds exactly when `feasibility` says so; zeros stay zeros."""
     frozen = verify.FrozenNetwork.for_target(target, width=factor, density=density, seed=seed)
     masks = [m.copy() for m in frozen.masks]
     report = verify.feasibility(target, frozen, mode)

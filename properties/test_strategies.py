@@ -193,7 +193,7 @@ def test_domains_honour_their_options(data):
 
 @given(data=st.data())
 def test_instances_are_feasible_for_their_mode(data):
-    """`instances` draws the requested mode with a frozen network wide enough for it (DESIGN §2)."""
+    """`instances` draws the requested mode with a frozen network wide enough for it (docs/design.md §2)."""
     modes = data.draw(st.sampled_from([("paper",), ("minimal",), verify.MODES]), label="modes")
     target, frozen, domain, mode = data.draw(instances(modes=modes), label="instance")
     assert mode in modes

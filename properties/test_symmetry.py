@@ -1,4 +1,4 @@
-"""The scale symmetry ``(γ, s') ~ (cγ, s'/c)`` of one block (DESIGN §2, last bullet)."""
+"""The scale symmetry ``(γ, s') ~ (cγ, s'/c)`` of one block (docs/design.md §2, last bullet)."""
 
 import math
 
@@ -18,7 +18,7 @@ FACTORS = st.floats(math.log(1e-3), math.log(1e3)).map(math.exp)
 def rescaled(result: verify.Reconstruction, factors: list[float]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The affine maps ``(s, t)`` of ``result`` with each block's ``(γ, τ, s')`` replaced by ``(cγ, cτ, s'/c)``.
 
-    The even layer's shift is recomputed by the formula of DESIGN §2,
+    The even layer's shift is recomputed by the formula of docs/design.md §2,
     ``t' = b_k − s' ⊙ (A(γ ⊙ c + τ) + c')``: it changes by ``s' ⊙ c' (1 − 1/c)``, so it is left
     unchanged only when the even layer's frozen biases ``c'`` are zero. Switched-off rows stay off.
     """
@@ -39,11 +39,11 @@ def rescaled(result: verify.Reconstruction, factors: list[float]) -> tuple[list[
 @pytest.mark.parametrize("mode", verify.MODES)
 @given(data=st.data(), seed=seeds())
 def test_rescaling_a_block_by_c_and_its_row_scales_by_1_over_c_keeps_the_network(mode, data, seed):
-    """DESIGN §2, scale symmetry: ``(γ, s')`` and ``(cγ, s'/c)`` give the same block, for every ``c > 0``.
+    """docs/design.md §2, scale symmetry: ``(γ, s')`` and ``(cγ, s'/c)`` give the same block, for every ``c > 0``.
 
     Every block ``k`` of a reconstruction is rescaled by its own ``c_k``: the odd layer's whole
     affine map ``(s, t) = (γ, τ)`` by ``c_k`` (the ReLU commutes with it since ``c_k > 0``), the
-    even layer's live row scales ``s'`` by ``1/c_k``, and its shift ``t'`` recomputed by DESIGN §2's
+    even layer's live row scales ``s'`` by ``1/c_k``, and its shift ``t'`` recomputed by docs/design.md §2's
     formula. Converted with ``frozen.norm_params`` and evaluated with ``frozen.forward``, the
     network equals ``result.network`` on fresh points of the domain, up to the rounding of both
     evaluations: ``|g_c − g| <= tol · (|g_c| + |g|)`` with the magnitude evaluations

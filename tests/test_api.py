@@ -48,7 +48,7 @@ def test_width_rules(width, odd):
 
 
 def test_gamma_beta_are_what_torch_batchnorm_would_load():
-    """Hand-written eval-mode BatchNorm formula against FrozenNetwork.forward (DESIGN §1)."""
+    """Hand-written eval-mode BatchNorm formula against FrozenNetwork.forward (docs/design.md §1)."""
     target = verify.TargetNetwork.random([2, 3, 2], seed=4)
     base = verify.FrozenNetwork.for_target(target, seed=5, biases=True)
     rng = np.random.default_rng(6)

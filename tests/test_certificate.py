@@ -1,4 +1,4 @@
-"""The certificate (DESIGN §6): its figures are recomputed independently, and a failing one raises."""
+"""The certificate (docs/design.md §6): its figures are recomputed independently, and a failing one raises."""
 
 import dataclasses
 import json

@@ -129,7 +129,7 @@ def test_width_below_mode_is_infeasible(mode, odd, block, needed):
 
 
 def test_rank_deficient_frozen_layer_is_infeasible():
-    """Duplicated frozen neurons: width is enough, rank is not (DESIGN §7: non-generic weights)."""
+    """Duplicated frozen neurons: width is enough, rank is not (docs/design.md §7: non-generic weights)."""
     ms = list(F.weights)
     ms[0] = ms[0].copy()
     ms[0][1] = ms[0][0]

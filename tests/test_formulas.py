@@ -1,4 +1,4 @@
-"""Each building block of the construction against a hand-written formula (DESIGN §1–2).
+"""Each building block of the construction against a hand-written formula (docs/design.md §1–2).
 
 Tolerances: every comparison here is of two evaluations of the same finite sum of at most a few
 dozen terms of size O(1), so they agree to a small multiple of ``eps`` times the sum of absolute

@@ -232,7 +232,7 @@ def test_layernorm_is_refused_naming_design_7(
     frozen = _save_state(layer_norm, tmp_path / "ln.pt")
     assert _cli("--target", files["target"], "--frozen", frozen, "--out", tmp_path / "o.pt") == 2
     line = _error_line(capsys)
-    assert "layer 1" in line and "LayerNorm is unsupported" in line and "DESIGN §7" in line
+    assert "layer 1" in line and "LayerNorm is unsupported" in line and "docs/design.md §7" in line
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The solvers of DESIGN §5 behind `reconstruct(..., method=...)`."""
+"""The solvers of docs/design.md §5 behind `reconstruct(..., method=...)`."""
 
 from __future__ import annotations
 

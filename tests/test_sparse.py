@@ -1,4 +1,4 @@
-"""Sparse frozen networks (DESIGN §4): feasibility from the mask alone, and what reconstruct does."""
+"""Sparse frozen networks (docs/design.md §4): feasibility from the mask alone, and what reconstruct does."""
 
 import numpy as np
 import pytest

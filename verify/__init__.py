@@ -1,6 +1,6 @@
 """verify: exact reconstruction of ReLU networks by tuning only normalization layers.
 
-The public API (DESIGN.md §1–2, §6)::
+The public API (docs/design.md §1–2, §6)::
 
     target = verify.TargetNetwork.random([3, 5, 2], seed=0)
     frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)

@@ -1,4 +1,4 @@
-"""``python -m verify``: check every claim of DESIGN.md numerically, print it, write the report.
+"""``python -m verify``: check every claim of docs/design.md numerically, print it, write the report.
 
 See `main` and ``python -m verify --help``; the work is done by `verify.job.report`.
 """
@@ -18,7 +18,7 @@ from verify.job.sweeps import Runner
 __all__ = ["main"]
 
 _DESCRIPTION = f"""\
-Check numerically, on a fixed grid of random targets, every claim of the construction (DESIGN.md),
+Check numerically, on a fixed grid of random targets, every claim of the construction (docs/design.md),
 print the verdicts as tables, and write OUT/verify.md, OUT/verify.json and OUT/figures/*.png.
 Cases run on a local process pool (--workers) or a Dask cluster (--scheduler).
 

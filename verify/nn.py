@@ -12,7 +12,7 @@
 Only ``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are read (``Dropout``
 and ``Identity`` in eval mode are skipped as the identity). Anything else is refused with a
 `ValueError` naming the layer, its index and why: LayerNorm's statistics depend on the input
-(``LN(c·h) = LN(h)``, DESIGN §7), other activations break the ReLU identities the construction
+(``LN(c·h) = LN(h)``, docs/design.md §7), other activations break the ReLU identities the construction
 uses, convolutions and attention are not per-neuron affine maps of an MLP.
 """
 
@@ -47,8 +47,8 @@ __all__ = [
 _IDENTITY_IN_EVAL = (nn.Dropout, nn.Identity)
 _WHY = {
     nn.LayerNorm: "LayerNorm normalizes with statistics of its own input (LN(c·h) = LN(h) for c > 0), so tuning "
-    "it cannot reproduce a target that is not scale-invariant (DESIGN §7); use BatchNorm1d",
-    nn.GroupNorm: "GroupNorm normalizes with statistics of its own input (DESIGN §7); use BatchNorm1d",
+    "it cannot reproduce a target that is not scale-invariant (docs/design.md §7); use BatchNorm1d",
+    nn.GroupNorm: "GroupNorm normalizes with statistics of its own input (docs/design.md §7); use BatchNorm1d",
     nn.GELU: "the construction needs ReLU (σ(t) = t when active, σ(t) − σ(−t) = t); GELU is not piecewise linear",
     nn.Sigmoid: "the construction needs ReLU; Sigmoid is not piecewise linear",
     nn.Tanh: "the construction needs ReLU; Tanh is not piecewise linear",
@@ -305,7 +305,7 @@ def frozen_mlp(
     weight 1, bias 0, running mean 0, variance 1. ``dtype`` defaults to torch's default dtype (so
     the module takes the same inputs as an ``nn.Linear`` built next to it); the construction is
     solved in float64 either way, and ``dtype=torch.float64`` keeps its full accuracy in the module.
-    ``paired=True`` builds the looks-linear network of DESIGN §3: every odd layer is ``[B; −B]``
+    ``paired=True`` builds the looks-linear network of docs/design.md §3: every odd layer is ``[B; −B]``
     (its width must be even) and the next layer's columns are ``[A, −A]``, so `verify.reconstruct`
     with ``domain=None`` is exact on all of R^d.
     """

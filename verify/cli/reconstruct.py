@@ -65,7 +65,8 @@ CHECK_POINTS = 256
 _RESAVE = "save the weights alone with torch.save(model.state_dict(), path)"
 _LAYERNORM_WHY = (
     "LayerNorm is unsupported: it normalizes with statistics of its own input (LN(c·h) = LN(h) for c > 0), so tuning "
-    "it cannot reproduce a target that is not scale-invariant (DESIGN §7); the frozen network needs BatchNorm1d "
+    "it cannot reproduce a target that is not scale-invariant (docs/design.md §7); "
+    "the frozen network needs BatchNorm1d "
     "with running statistics"
 )
 
@@ -612,7 +613,10 @@ def _parser() -> argparse.ArgumentParser:
         help="paper: odd widths >= d_k*d_(k-1); minimal: >= d_k*(d_(k-1)-1)+1 (default: paper)",
     )
     parser.add_argument(
-        "--method", choices=METHODS, default="auto", help="solver of the scale equation, DESIGN §5 (default: auto)"
+        "--method",
+        choices=METHODS,
+        default="auto",
+        help="solver of the scale equation, docs/design.md §5 (default: auto)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the certificate's sample points (default: 0)")
     parser.add_argument(

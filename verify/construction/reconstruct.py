@@ -1,4 +1,4 @@
-"""The construction (DESIGN §2): solve every block, shift its odd layer, certify, return.
+"""The construction (docs/design.md §2): solve every block, shift its odd layer, certify, return.
 
 ``reconstruct`` reads as the proof:
 
@@ -94,12 +94,12 @@ def reconstruct(
         ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``.
     domain : Ball, Box or None
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
-        ``None`` for a paired frozen network (DESIGN §3): exact on all of R^d, no bias shift.
+        ``None`` for a paired frozen network (docs/design.md §3): exact on all of R^d, no bias shift.
     mode : "paper" or "minimal"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
     method : str
-        How the paper-mode scale equation is solved (DESIGN §5): ``"auto"`` (default: ``direct`` at
+        How the paper-mode scale equation is solved (docs/design.md §5): ``"auto"`` (default: ``direct`` at
         the exact width, ``lstsq`` up to 1024 equations per block, else ``iterative``),
         ``"direct"``, ``"lstsq"``, ``"iterative"`` (matrix-free LSMR; in torch on the tensors'
         device for networks built from tensors), ``"l1"``, ``"linf"``, ``"box"``, ``"min_shift"``
@@ -299,7 +299,7 @@ def _certify_block(
 
 
 def _refuse_unmatched(decision: BlockFeasibility) -> None:
-    """Raise InfeasibleError when the zero pattern alone rules the block out (DESIGN §4)."""
+    """Raise InfeasibleError when the zero pattern alone rules the block out (docs/design.md §4)."""
     if decision.ok:
         return
     k = decision.block
@@ -330,7 +330,7 @@ def _reconstruct_paired(
     seed: int,
     rtol: float,
 ) -> Reconstruction:
-    """DESIGN §3: with ``[B; −B]``, ``[A, −A]`` and the same γ on both halves, ``τ = 0`` and
+    """docs/design.md §3: with ``[B; −B]``, ``[A, −A]`` and the same γ on both halves, ``τ = 0`` and
     ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h`` (``σ(t) − σ(−t) = t``): no domain."""
     spec = frozen.torch or target.torch
     scales: list[np.ndarray] = []
@@ -392,7 +392,7 @@ def _check_arguments(
         unpaired = [block.k for block in blocks(target, frozen) if block.pairs is None]
         if unpaired:
             raise ValueError(
-                f"domain=None (exact on all of R^d) needs a paired frozen network (DESIGN §3), but block(s) "
+                f"domain=None (exact on all of R^d) needs a paired frozen network (docs/design.md §3), but block(s) "
                 f"{unpaired} are not mirrored [B; -B], [A, -A]; give a bounded domain (verify.Ball or verify.Box) "
                 "or build the network with FrozenNetwork.for_target(..., paired=True)"
             )

@@ -1,4 +1,4 @@
-"""The bias shift that puts every odd-layer neuron in its linear regime (DESIGN §2).
+"""The bias shift that puts every odd-layer neuron in its linear regime (docs/design.md §2).
 
 For an odd layer with per-neuron scale ``s`` and pre-normalization ``h = B z + c`` ranging over
 ``[mid - rad, mid + rad]`` on the domain, the shift

@@ -1,4 +1,4 @@
-"""The pairing of target layer ``k`` with frozen layers ``2k-1`` and ``2k`` (DESIGN §2).
+"""The pairing of target layer ``k`` with frozen layers ``2k-1`` and ``2k`` (docs/design.md §2).
 
 ``B`` is the part of ``M_{2k-1}`` fed by the live neurons of layer ``2k-2`` (the first ``d_{k-1}``;
 all inputs for ``k = 1``), ``A`` the rows of ``M_{2k}`` that carry the target (the first ``d_k``;
@@ -32,7 +32,7 @@ class Block:
 
     @property
     def pairs(self) -> int | None:
-        """``m`` if the block is paired (DESIGN §3): ``B = [B_h; −B_h]``, ``c = [c_h; −c_h]`` and
+        """``m`` if the block is paired (docs/design.md §3): ``B = [B_h; −B_h]``, ``c = [c_h; −c_h]`` and
         ``A = [A_h, −A_h]`` exactly, with ``m`` rows in each half; otherwise None."""
         n = self.b.shape[0]
         if n % 2:

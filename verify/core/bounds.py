@@ -1,4 +1,4 @@
-"""Interval bound propagation through the *target* (DESIGN §2).
+"""Interval bound propagation through the *target* (docs/design.md §2).
 
 On a bounded domain every hidden activation ``z_k`` of the target lies in a box. The boxes are
 outer enclosures (exact per coordinate for the first layer, since a domain gives the exact range

@@ -1,4 +1,4 @@
-"""What a reconstruction must carry (DESIGN §6): the certificate and its checks.
+"""What a reconstruction must carry (docs/design.md §6): the certificate and its checks.
 
 A certificate holds when, for every block, the scale-equation residual is within the tolerance
 a backward-stable solve guarantees and every shifted odd-layer neuron has a non-negative activity
@@ -118,7 +118,7 @@ class SampledCheck:
 
 @dataclass(frozen=True)
 class Certificate:
-    """The proof-carrying part of a `Reconstruction` (DESIGN §6).
+    """The proof-carrying part of a `Reconstruction` (docs/design.md §6).
 
     Attributes
     ----------

@@ -1,6 +1,6 @@
 """Bounded input domains: a Euclidean ball and an axis-aligned box.
 
-A domain answers the one question the bias shift needs (DESIGN §2): for an affine map
+A domain answers the one question the bias shift needs (docs/design.md §2): for an affine map
 ``h = B z + c`` the exact range of every coordinate of ``h`` over the domain, as a centre and a
 radius. It also draws sample points, boundary included, for the certificate's sampled check.
 """

@@ -2,7 +2,7 @@
 
 `InfeasibleError` is the honest "the theorem does not apply here" answer: the frozen widths are
 below what the chosen mode needs, or the Khatri–Rao system of a block is rank-deficient.
-`CertificateError` means a solve finished but its certificate (DESIGN §6) failed; such a result is
+`CertificateError` means a solve finished but its certificate (docs/design.md §6) failed; such a result is
 never returned.
 """
 

@@ -1,4 +1,4 @@
-"""Exact feasibility from the sparsity pattern alone (DESIGN §4).
+"""Exact feasibility from the sparsity pattern alone (docs/design.md §4).
 
 For frozen weights with a continuous density on a fixed pattern of non-zeros, the rank of a
 block's Khatri–Rao matrix ``K`` (column ``i`` = ``vec(a_i b_iᵀ)``) is, with probability 1, the size
@@ -190,7 +190,7 @@ def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper
     Notes
     -----
     For ``"paper"`` a block is feasible iff a maximum matching between target entries and odd
-    neurons covers every entry (DESIGN §4); for ``"minimal"`` see the module notes. `reconstruct`
+    neurons covers every entry (docs/design.md §4); for ``"minimal"`` see the module notes. `reconstruct`
     succeeds on a generic network exactly when this says ``ok``.
     """
     check_architecture(target, frozen)

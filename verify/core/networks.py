@@ -1,4 +1,4 @@
-"""The two networks of DESIGN §1: the target ReLU network and the frozen normalized network.
+"""The two networks of docs/design.md §1: the target ReLU network and the frozen normalized network.
 
 Target ``f`` with widths ``d_0 … d_L``::
 
@@ -28,14 +28,14 @@ __all__ = ["FrozenNetwork", "TargetNetwork", "minimal_width", "paper_width"]
 
 
 def paper_width(d_out: int, d_in: int) -> int:
-    """Odd-layer width of the paper's construction for one block: ``d_out * d_in`` (DESIGN §2)."""
+    """Odd-layer width of the paper's construction for one block: ``d_out * d_in`` (docs/design.md §2)."""
     return d_out * d_in
 
 
 def minimal_width(d_out: int, d_in: int) -> int:
     """Smallest odd-layer width of the linear-regime construction: ``d_out * (d_in - 1) + 1``.
 
-    Below it a generic target layer has no solution with free output scales (DESIGN §2, minimal
+    Below it a generic target layer has no solution with free output scales (docs/design.md §2, minimal
     mode): the homogeneous system has more equations than unknowns minus one.
     """
     return d_out * (d_in - 1) + 1
@@ -54,7 +54,7 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 
 class TargetNetwork:
-    """A ReLU network ``f`` of depth ``L`` and widths ``d_0 … d_L`` (DESIGN §1).
+    """A ReLU network ``f`` of depth ``L`` and widths ``d_0 … d_L`` (docs/design.md §1).
 
     Parameters
     ----------
@@ -167,7 +167,7 @@ class TargetNetwork:
 
 
 class FrozenNetwork:
-    """A frozen network of ``2L`` linear layers, each followed by an eval-mode BatchNorm (DESIGN §1).
+    """A frozen network of ``2L`` linear layers, each followed by an eval-mode BatchNorm (docs/design.md §1).
 
     Parameters
     ----------
@@ -264,9 +264,9 @@ class FrozenNetwork:
         density : float
             ``p`` in ``(0, 1]``: every weight is kept with probability ``p`` (an independent
             Bernoulli(p) mask per layer, exact zeros elsewhere) and kept weights are scaled by
-            ``1/sqrt(p)`` so that the variance is unchanged (DESIGN §4). ``1.0`` is dense.
+            ``1/sqrt(p)`` so that the variance is unchanged (docs/design.md §4). ``1.0`` is dense.
         paired : bool
-            Build the looks-linear network of DESIGN §3: each odd layer is ``[B; −B]`` (frozen biases
+            Build the looks-linear network of docs/design.md §3: each odd layer is ``[B; −B]`` (frozen biases
             ``[c; −c]``) and the next layer's columns are ``[A, −A]``. ``width`` then counts the
             *pairs*, so the odd layers are twice as wide; `reconstruct` with ``domain=None`` is
             exact on all of R^d.
@@ -368,7 +368,7 @@ class FrozenNetwork:
     def norm_params(
         self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Convert per-neuron affine maps ``h -> s*h + t`` to BatchNorm ``(gamma, beta)`` (DESIGN §1).
+        """Convert per-neuron affine maps ``h -> s*h + t`` to BatchNorm ``(gamma, beta)`` (docs/design.md §1).
 
         ``gamma = s * sqrt(v + eps)`` and ``beta = t + s * mu``; the inverse of `affine_maps`.
         """

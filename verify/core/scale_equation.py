@@ -1,4 +1,4 @@
-"""The scale equation of one block (DESIGN §2) and its two solves.
+"""The scale equation of one block (docs/design.md §2) and its two solves.
 
 Block ``k`` maps ``z = z_{k-1}`` through frozen layers ``2k-1`` (columns ``B`` of ``M_{2k-1}`` fed by
 live neurons, shape ``(n, d_in)``) and ``2k`` (rows ``A`` of ``M_{2k}`` that carry the target, shape

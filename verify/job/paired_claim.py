@@ -1,4 +1,4 @@
-"""The verification job's claim about paired frozen networks: exact on all of R^d (DESIGN §3).
+"""The verification job's claim about paired frozen networks: exact on all of R^d (docs/design.md §3).
 
 ``paired/Rd``
     With mirrored frozen weights ``[B; −B]``, ``[A, −A]`` (``FrozenNetwork.for_target(...,

@@ -1,8 +1,8 @@
-"""The verification job behind ``python -m verify``: every claim of DESIGN.md checked numerically.
+"""The verification job behind ``python -m verify``: every claim of docs/design.md checked numerically.
 
 Claims (each one a `Claim`, named so that ``python -m verify --only NAME`` reruns it):
 
-``exact/<mode>/<domain>`` (DESIGN §2, §6)
+``exact/<mode>/<domain>`` (docs/design.md §2, §6)
     For every target of the grid and every seed, ``reconstruct`` returns a result whose certificate
     holds, and on fresh points of the domain (boundary included, drawn independently of the
     certificate's own) the tuned frozen network ``g`` agrees with the target ``f`` to the same
@@ -12,7 +12,7 @@ Claims (each one a `Claim`, named so that ``python -m verify --only NAME`` rerun
         max |g(x) - f(x)| / max |f(x)|           <=  certificate.sampled.rtol
 
     ``max |g - f| / max |f|`` is the human figure of the report.
-``tight/<mode>`` (DESIGN §2, tightness)
+``tight/<mode>`` (docs/design.md §2, tightness)
     One neuron below the mode's odd-layer width in one block (``paper_width - 1`` or
     ``minimal_width - 1``), ``reconstruct`` raises `verify.InfeasibleError` naming that block, and
     independent linear algebra shows the block's system really has no solution for the (generic)
@@ -1221,7 +1221,8 @@ def render_markdown(
             *_plot(plots, "density", "Full-rank rate against density and width, with the fitted threshold"),
             "One square block (d_out = d_in = d), odd width n = c·d², independent Bernoulli(p) masks on A and B "
             "(nested across p for each seed). `p*` is where the fraction of seeds with full generic rank d² "
-            "(maximum matching, DESIGN §4) crosses 1/2, found by bisection in log p. Frozen non-zeros at p* are "
+            "(maximum matching, docs/design.md §4) crosses 1/2, found by bisection in log p. "
+            "Frozen non-zeros at p* are "
             "p*·2·c·d³, shown as a multiple of the target layer's d² weights; the paper's claim is about √d times "
             "the target's parameters, so the last column would be flat under that claim.",
             "",

@@ -1,4 +1,4 @@
-"""Claims of the verification job about the solvers (DESIGN §5): the exact certificate and solver speed.
+"""Claims of the verification job about the solvers (docs/design.md §5): the exact certificate and solver speed.
 
 ``certificate/exact``
     For small targets (paper mode, ``Ball(1.0)``), ``reconstruct(..., method="exact")`` returns a

@@ -1,4 +1,4 @@
-"""Claims of the verification job about sparse frozen networks (DESIGN §4).
+"""Claims of the verification job about sparse frozen networks (docs/design.md §4).
 
 ``sparse/rank``
     On random masks with Gaussian values, the maximum matching size of the block's bipartite graph

@@ -1,6 +1,6 @@
 """Claims of the verification job about the odd-layer width: where reconstruction starts to work.
 
-``threshold/<mode>`` (DESIGN §2)
+``threshold/<mode>`` (docs/design.md §2)
     For single-block targets ``[d_in, d_out]`` of several shapes and a sweep of odd widths ``n``
     around the mode's threshold (paper ``d_out·d_in``, minimal ``d_out(d_in − 1) + 1``), the
     success rate of `verify.reconstruct` over seeds is 0 below the threshold (every case is refused

@@ -1,4 +1,4 @@
-"""Convex programs for the paper-mode scale equation ``K γ = vec(W)`` (DESIGN §5), with cvxpy.
+"""Convex programs for the paper-mode scale equation ``K γ = vec(W)`` (docs/design.md §5), with cvxpy.
 
 * ``l1``: ``min ‖γ‖₁`` — fewest live neurons: an optimal vertex has at most ``d_out·d_in`` non-zeros.
 * ``linf``: ``min ‖γ‖_∞`` — the smallest largest scale.

@@ -1,4 +1,4 @@
-"""Exact rational reconstruction (DESIGN §5, ``method="exact"``), with python-flint.
+"""Exact rational reconstruction (docs/design.md §5, ``method="exact"``), with python-flint.
 
 Every float64 is a dyadic rational, so the frozen and target weights, the domain and the sample
 points are rationals exactly. Over ``Q`` the paper-mode scale equation ``K γ = vec(W)`` is solved

@@ -1,4 +1,4 @@
-"""Solvers of the paper-mode scale equation ``K γ = vec(W)`` behind one interface (DESIGN §5).
+"""Solvers of the paper-mode scale equation ``K γ = vec(W)`` behind one interface (docs/design.md §5).
 
 Every method returns a `ScaleSolution` whose ``method`` names what ran and whose ``diagnostics``
 hold the solver's own figures (iterations, stop reason, status, chosen columns), so that the

@@ -1,4 +1,4 @@
-"""LSMR in torch, on the tensors' device, for the Khatri–Rao operator (DESIGN §5, ``iterative``).
+"""LSMR in torch, on the tensors' device, for the Khatri–Rao operator (docs/design.md §5, ``iterative``).
 
 A line-by-line port of scipy's ``scipy.sparse.linalg.lsmr`` (Fong & Saunders, 2011) with
 ``damp = 0``: the scalar recurrences run on the host in Python floats, the vectors stay on the
