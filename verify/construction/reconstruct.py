@@ -19,12 +19,13 @@ import numpy as np
 from verify.core.bias_shift import activity_margin, bias_shift
 from verify.core.blocks import Block, blocks, check_architecture
 from verify.core.bounds import block_input_regions
-from verify.core.certificate import BlockCertificate, Certificate, SampledCheck, residual_ratio
+from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.domains import Ball, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.feasibility import BlockFeasibility, block_feasibility
 from verify.core.interop import to_caller
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.numerics import residual_ratio
 from verify.core.scale_equation import ScaleSolution, solve_minimal
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 from verify.solvers.exact import exact_check, solve_exact
