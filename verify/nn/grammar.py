@@ -126,7 +126,7 @@ FROZEN = Grammar(
         NORM: (RELU,),  # then a ReLU (or the end: the output is the last BatchNorm1d)
         RELU: (LINEAR,),
     },
-    last=(NORM, RELU),  # a trailing ReLU is accepted by the module reader, as before
+    last=(NORM,),  # the output is the last BatchNorm1d: a ReLU after it would change it
 )
 """Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d: the frozen network g (docs/design.md §1)."""
 

@@ -62,7 +62,9 @@ def _frozen_refusal(previous: Step | None, step: Step | None) -> ValueError:
             return ValueError(
                 "a frozen network is Linear -> BatchNorm1d -> ReLU -> …; the Sequential holds none of these layers"
             )
-        return _refuse(*previous[1], "the last BatchNorm1d is the output: no ReLU may follow it")
+        return _refuse(
+            *previous[1], "a frozen network ends with its last BatchNorm1d (the output); no ReLU may follow it"
+        )
     if previous is not None and previous[0] is NORM:
         return _refuse(*step[1], "expected a ReLU after each BatchNorm1d but the last")
     return _refuse(*step[1], "expected a Linear here (the pattern is Linear -> BatchNorm1d -> ReLU)")
