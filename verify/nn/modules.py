@@ -18,7 +18,7 @@ from verify.nn.grammar import FROZEN, LINEAR, NORM, REFUSED, RELU, SKIPPED, TARG
 
 __all__ = ["from_module", "linear_widths", "norm_layers", "target_from_module"]
 
-_KINDS = ((nn.Linear, LINEAR), (nn.BatchNorm1d, NORM), (nn.ReLU, RELU))
+_KINDS = tuple((getattr(nn, kind.name), kind) for kind in (LINEAR, NORM, RELU))
 _SKIPPED = tuple(getattr(nn, name) for name in SKIPPED)
 _REFUSED = tuple((getattr(nn, name), why) for name, why in REFUSED.items())
 

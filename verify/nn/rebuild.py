@@ -12,6 +12,7 @@ index and, where there is one, the key.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -188,61 +189,55 @@ def _leading_gap(layer: SavedLayer, where: str) -> StateDictError:
     )
 
 
-def _target_refusal(where: str) -> Refusal:
-    def refuse(previous: Step | None, step: Step | None) -> StateDictError:
-        if step is None:  # a target may end after any Linear: only an empty one ends too early
-            return _no_layers(where)
-        kind, layer = step
-        if previous is None and kind is RELU:
-            return _leading_gap(layer, where)
-        if kind is not LINEAR:
-            return StateDictError(
-                f"{where}: layer {layer.index} is a {layer.kind}, but a target is Linear -> ReLU -> … -> Linear "
-                "without normalization (did you swap --target and --frozen?)"
-            )
+def _target_refusal(where: str, previous: Step | None, step: Step | None) -> StateDictError:
+    if step is None:  # a target may end after any Linear: only an empty one ends too early
+        return _no_layers(where)
+    kind, layer = step
+    if previous is None and kind is RELU:
+        return _leading_gap(layer, where)
+    if kind is not LINEAR:
         return StateDictError(
-            f"{where}: Linear layers {previous[1].index} and {layer.index} have nothing between them; a target "
-            "needs a ReLU (a layer without parameters) between consecutive Linear layers"
+            f"{where}: layer {layer.index} is a {layer.kind}, but a target is Linear -> ReLU -> … -> Linear "
+            "without normalization (did you swap --target and --frozen?)"
         )
+    return StateDictError(
+        f"{where}: Linear layers {previous[1].index} and {layer.index} have nothing between them; a target "
+        "needs a ReLU (a layer without parameters) between consecutive Linear layers"
+    )
 
-    return refuse
 
-
-def _frozen_refusal(where: str) -> Refusal:
-    def refuse(previous: Step | None, step: Step | None) -> StateDictError:
-        if previous is None and step is None:
-            return _no_layers(where)
-        if step is None:  # a saved stack ends on a layer with parameters: here a Linear
-            return StateDictError(
-                f"{where}: Linear layer {previous[1].index} is not followed by a BatchNorm1d; every Linear of a "
-                "frozen network is followed by the BatchNorm1d whose weight and bias are tuned (did you swap "
-                "--target and --frozen?)"
-            )
-        kind, layer = step
-        if previous is None and kind is RELU:
-            return _leading_gap(layer, where)
-        if previous is not None and previous[0] is LINEAR:
-            before = previous[1]
-            found = (
-                f"layer {layer.index} is a {layer.kind}"
-                if layer.kind != NORM.name
-                else f"it is at index {layer.index}, after a layer without parameters (a ReLU before BatchNorm1d?)"
-            )
-            return StateDictError(
-                f"{where}: Linear layer {before.index} must be followed directly by a BatchNorm1d at index "
-                f"{before.index + 1}, but {found} (did you swap --target and --frozen?)"
-            )
-        if kind is LINEAR:
-            return StateDictError(
-                f"{where}: Linear layer {layer.index} follows BatchNorm1d layer {previous[1].index} directly; "
-                "expected a ReLU (a layer without parameters) between them"
-            )
+def _frozen_refusal(where: str, previous: Step | None, step: Step | None) -> StateDictError:
+    if previous is None and step is None:
+        return _no_layers(where)
+    if step is None:  # a saved stack ends on a layer with parameters: here a Linear
         return StateDictError(
-            f"{where}: layer {layer.index} is a {layer.kind} where a Linear is expected; a frozen network is "
-            "Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d"
+            f"{where}: Linear layer {previous[1].index} is not followed by a BatchNorm1d; every Linear of a "
+            "frozen network is followed by the BatchNorm1d whose weight and bias are tuned (did you swap "
+            "--target and --frozen?)"
         )
-
-    return refuse
+    kind, layer = step
+    if previous is None and kind is RELU:
+        return _leading_gap(layer, where)
+    if previous is not None and previous[0] is LINEAR:
+        before = previous[1]
+        found = (
+            f"layer {layer.index} is a {layer.kind}"
+            if layer.kind != NORM.name
+            else f"it is at index {layer.index}, after a layer without parameters (a ReLU before BatchNorm1d?)"
+        )
+        return StateDictError(
+            f"{where}: Linear layer {before.index} must be followed directly by a BatchNorm1d at index "
+            f"{before.index + 1}, but {found} (did you swap --target and --frozen?)"
+        )
+    if kind is LINEAR:
+        return StateDictError(
+            f"{where}: Linear layer {layer.index} follows BatchNorm1d layer {previous[1].index} directly; "
+            "expected a ReLU (a layer without parameters) between them"
+        )
+    return StateDictError(
+        f"{where}: layer {layer.index} is a {layer.kind} where a Linear is expected; a frozen network is "
+        "Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d"
+    )
 
 
 def _rebuild(
@@ -274,7 +269,7 @@ def target_module(state: Mapping[str, Any], where: str = "--target") -> nn.Seque
     with adjacent indices, BatchNorm layers and any non-Linear entry are refused (grammar
     `verify.nn.grammar.TARGET`). The tensors are copied: ``state`` is not modified.
     """
-    module, _ = _rebuild(state, where, TARGET, _target_refusal(where), eps=0.0)
+    module, _ = _rebuild(state, where, TARGET, functools.partial(_target_refusal, where), eps=0.0)
     return module
 
 
@@ -289,4 +284,4 @@ def frozen_module(
     is used for every layer. Returns the module and, per BatchNorm layer, the key prefix of its
     entries (``"1."``, ``"module.4."``, …). The tensors are copied: ``state`` is not modified.
     """
-    return _rebuild(state, where, FROZEN, _frozen_refusal(where), eps)
+    return _rebuild(state, where, FROZEN, functools.partial(_frozen_refusal, where), eps)
