@@ -5,33 +5,32 @@
     python -m verify reconstruct --target target.pt --frozen frozen.pt --domain ball:1.0 --out tuned.pt
 
 Both inputs are plain PyTorch state dicts (``torch.save(model.state_dict(), path)``), read with
-``torch.load(..., weights_only=True)`` only: no pickled code is ever run. A state dict records
-tensors, not layer types, so the architecture is inferred from the keys ``<layer index>.<name>``
-of an ``nn.Sequential`` and the tensors' shapes (`read_layers`): a 2-D ``weight`` is a Linear, a
-``weight``/``bias`` with ``running_mean``/``running_var`` a BatchNorm1d. Layers without
-parameters leave gaps in the indices; every gap between two Linear layers is read as a ReLU.
+``torch.load(..., weights_only=True)`` only (`verify.nn.state_dict.load_state_dict`): no pickled
+code is ever run. A state dict records tensors, not layer types, so the architecture is inferred
+from its keys and shapes and rebuilt by the grammar of `verify.nn.grammar`
+(`verify.nn.rebuild.target_module`, `verify.nn.rebuild.frozen_module`): each gap in the layer
+indices between two Linear layers is read as a ReLU.
 
 The target ``Linear -> ReLU -> … -> Linear`` and the frozen ``Linear -> BatchNorm1d -> ReLU …``
-stack (what `verify.nn.frozen_mlp` builds) are rebuilt as modules and solved with
-`verify.nn.fit_norm_layers`. The output is the frozen state dict with only the BatchNorm ``weight``
-and ``bias`` replaced (same keys, same dtypes), written atomically, never over an input.
+stack (what `verify.nn.frozen_mlp` builds) are solved with `verify.nn.fit_norm_layers`. The output
+is the frozen state dict with only the BatchNorm ``weight`` and ``bias`` replaced (same keys, same
+dtypes, `verify.nn.state_dict.tuned_state_dict`), written atomically, never over an input.
+
+This module is the command only: its options, the checks of ``--domain`` and ``--out``, its
+messages and exit codes. PyTorch is imported when the command runs, so ``--help`` needs none.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import importlib.util
 import itertools
 import math
 import os
-import pickle
-import re
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,34 +40,12 @@ from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.networks import paper_width
 from verify.solvers.registry import METHODS
 
-__all__ = [
-    "DomainSpec",
-    "SavedLayer",
-    "UsageError",
-    "check_out_path",
-    "frozen_module",
-    "load_state_dict",
-    "main",
-    "parse_domain",
-    "read_layers",
-    "target_module",
-    "tuned_state_dict",
-    "write_atomically",
-]
+__all__ = ["DomainSpec", "UsageError", "check_out_path", "main", "parse_domain"]
 
 PROG = "python -m verify reconstruct"
 DOMAIN_FORMS = "ball:R, ball:R@c1,...,cd, box:LO,HI or all"
-SUPPORTED_DTYPES = ("float32", "float64")
 CHECK_POINTS = 256
 """Points of the torch forward check of the tuned module against the target module."""
-
-_RESAVE = "save the weights alone with torch.save(model.state_dict(), path)"
-_LAYERNORM_WHY = (
-    "LayerNorm is unsupported: it normalizes with statistics of its own input (LN(c·h) = LN(h) for c > 0), so tuning "
-    "it cannot reproduce a target that is not scale-invariant (docs/design.md §7); "
-    "the frozen network needs BatchNorm1d "
-    "with running statistics"
-)
 
 
 class UsageError(ValueError):
@@ -159,65 +136,7 @@ def parse_domain(text: str) -> DomainSpec:
     raise UsageError(f"--domain {text!r} is not understood; expected {DOMAIN_FORMS}")
 
 
-# --------------------------------------------------------------------------------------------- files
-
-
-def _import_torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise UsageError(f"{PROG} needs PyTorch: pip install 'verify[torch]'") from None
-    return torch
-
-
-def load_state_dict(path: str | os.PathLike, option: str) -> dict[str, Any]:
-    """Read a state dict with ``torch.load(path, map_location="cpu", weights_only=True)`` and check it.
-
-    ``option`` (``"--target"``, ``"--frozen"``) names the file in messages. Raises UsageError when
-    the file is missing, is not a PyTorch file, holds pickled objects that ``weights_only=True``
-    refuses (a whole module saved with ``torch.save(model)``), or is not a flat mapping from
-    string keys to floating-point tensors of one dtype. The file is only read.
-    """
-    torch = _import_torch()
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{option} {str(path)!r}: no such file")
-    if not path.is_file():
-        raise UsageError(f"{option} {str(path)!r} is not a file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise UsageError(
-            f"{option} {str(path)!r} holds pickled Python objects (e.g. a whole module saved with torch.save(model)), "
-            f"which torch.load(..., weights_only=True) refuses to run; a state dict is expected: {_RESAVE} "
-            "(load the old file with weights_only=False only if you trust it)"
-        ) from None
-    except Exception as error:  # torch raises RuntimeError, KeyError, EOFError, … on files it cannot parse
-        kind = type(error).__name__
-        raise UsageError(f"{option} {str(path)!r} could not be read as a PyTorch file ({kind})") from None
-    if not isinstance(state, Mapping):
-        raise UsageError(
-            f"{option} {str(path)!r} holds a {type(state).__name__}, not a state dict; a state dict is expected: "
-            f"{_RESAVE}"
-        )
-    if not state:
-        raise UsageError(f"{option} {str(path)!r} holds an empty dict; a state dict is expected: {_RESAVE}")
-    bad = [key for key, value in state.items() if not isinstance(key, str) or not isinstance(value, torch.Tensor)]
-    if bad:
-        first = bad[0]
-        raise UsageError(
-            f"{option} {str(path)!r} is not a state dict: entry {first!r} holds a {type(state[first]).__name__}, "
-            f"not a tensor (a checkpoint with several entries?); a state dict is expected: {_RESAVE}"
-        )
-    dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()})
-    if not dtypes:
-        raise UsageError(f"{option} {str(path)!r} holds no floating-point tensors")
-    if len(dtypes) > 1 or dtypes[0] not in SUPPORTED_DTYPES:
-        raise UsageError(
-            f"{option} {str(path)!r} holds tensors of dtype {', '.join(dtypes)}; expected one of "
-            f"{' or '.join(SUPPORTED_DTYPES)} throughout"
-        )
-    return state
+# --------------------------------------------------------------------------------------------- files and networks
 
 
 def check_out_path(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike], *, force: bool) -> Path:
@@ -246,263 +165,6 @@ def check_out_path(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
     return out
 
 
-def write_atomically(state: Mapping[str, Any], out: Path) -> None:
-    """``torch.save(state, out)`` through a temporary file in the same directory and `os.replace`.
-
-    A reader never sees a half-written file, and a failed write leaves ``out`` as it was. The new
-    file gets the mode of the file it replaces, or the umask default (``0o666 & ~umask``).
-    """
-    torch = _import_torch()
-    out = Path(out)
-    if out.exists():
-        mode = out.stat().st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    handle, temporary = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-# --------------------------------------------------------------------------------------------- architecture
-
-
-@dataclass(frozen=True)
-class SavedLayer:
-    """One layer with parameters in a saved ``nn.Sequential``.
-
-    Attributes
-    ----------
-    index : int
-        Its position in the Sequential (the integer in its keys).
-    kind : str
-        ``"Linear"`` or ``"BatchNorm1d"``.
-    keys : dict
-        Parameter name (``weight``, ``bias``, ``running_mean``, …) -> key in the state dict.
-    in_features, out_features : int
-        Input and output widths (equal for BatchNorm1d).
-    """
-
-    index: int
-    kind: str
-    keys: dict[str, str] = field(compare=False)
-    in_features: int
-    out_features: int
-
-
-_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<index>\d+)\.(?P<name>[^.]+)$")
-_BN_NAMES = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
-
-
-def _shape(tensor: Any) -> str:
-    return "(" + ", ".join(str(s) for s in tensor.shape) + ("," if tensor.dim() == 1 else "") + ")"
-
-
-def _classify(index: int, entries: dict[str, Any], keys: dict[str, str], where: str) -> SavedLayer:
-    unknown = sorted(set(entries) - _BN_NAMES)
-    if unknown:
-        raise UsageError(
-            f"{where} layer {index}: unexpected entry {keys[unknown[0]]!r}; only Linear (weight, bias) and "
-            "BatchNorm1d (weight, bias, running_mean, running_var) layers are supported"
-        )
-    weight, bias = entries.get("weight"), entries.get("bias")
-    if "running_mean" in entries or "running_var" in entries:
-        missing = [n for n in ("running_mean", "running_var") if n not in entries]
-        if missing:
-            raise UsageError(f"{where} layer {index}: BatchNorm1d statistics without {missing[0]!r}")
-        if weight is None or bias is None:
-            raise UsageError(
-                f"{where} layer {index}: a BatchNorm1d without weight and bias (affine=False) has nothing to tune; "
-                "build it with affine=True"
-            )
-        width = entries["running_mean"].shape[0] if entries["running_mean"].dim() == 1 else -1
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            if entries[name].dim() != 1 or entries[name].shape[0] != width:
-                raise UsageError(
-                    f"{where} layer {index}: BatchNorm1d entry {keys[name]!r} has shape {_shape(entries[name])}, "
-                    f"expected ({width},) like its running_mean"
-                )
-        return SavedLayer(index, "BatchNorm1d", keys, width, width)
-    if weight is None:
-        raise UsageError(f"{where} layer {index}: {keys['bias']!r} without a weight is no supported layer")
-    if weight.dim() == 1:
-        raise UsageError(
-            f"{where} layer {index}: a 1-D weight {_shape(weight)} without running_mean/running_var is a LayerNorm "
-            f"(or GroupNorm, RMSNorm, BatchNorm1d with track_running_stats=False); {_LAYERNORM_WHY}"
-        )
-    if weight.dim() >= 3:
-        raise UsageError(
-            f"{where} layer {index}: {keys['weight']!r} has a {weight.dim()}-D shape {_shape(weight)}, a "
-            f"convolution (Conv{weight.dim() - 2}d); only Linear layers (2-D weight) are supported: a convolution is "
-            "not a per-neuron affine map of an MLP"
-        )
-    if weight.dim() != 2:
-        raise UsageError(f"{where} layer {index}: {keys['weight']!r} is a scalar; expected a Linear weight (out, in)")
-    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[0]):
-        raise UsageError(
-            f"{where} layer {index}: Linear bias {keys['bias']!r} has shape {_shape(bias)}, expected "
-            f"({weight.shape[0]},) for weight {_shape(weight)}"
-        )
-    return SavedLayer(index, "Linear", keys, int(weight.shape[1]), int(weight.shape[0]))
-
-
-def read_layers(state: Mapping[str, Any], where: str) -> list[SavedLayer]:
-    """The layers with parameters of a saved ``nn.Sequential``, by index; UsageError naming the key otherwise.
-
-    Keys must read ``<prefix><index>.<name>`` with one prefix shared by all keys (``""``,
-    ``"module."``, ``"net."``, …). ``where`` names the file in messages.
-    """
-    groups: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
-    prefixes = set()
-    for key, value in state.items():
-        match = _KEY.match(key)
-        if match is None:
-            raise UsageError(
-                f"{where}: key {key!r} is not '<layer index>.<name>' as an nn.Sequential saves it; a model with "
-                "named submodules is not supported (rebuild it as nn.Sequential of Linear/BatchNorm1d/ReLU)"
-            )
-        prefixes.add(match["prefix"])
-        entries, keys = groups.setdefault(int(match["index"]), ({}, {}))
-        entries[match["name"]], keys[match["name"]] = value, key
-    if len(prefixes) > 1:
-        shown = ", ".join(repr(p) for p in sorted(prefixes))
-        raise UsageError(f"{where}: keys have different prefixes ({shown}); expected one nn.Sequential")
-    return [_classify(index, *groups[index], where) for index in sorted(groups)]
-
-
-def _check_chain(previous: SavedLayer, layer: SavedLayer, where: str) -> None:
-    if layer.in_features != previous.out_features:
-        raise UsageError(
-            f"{where}: layer {layer.index} ({layer.kind}) takes {layer.in_features} inputs but layer "
-            f"{previous.index} ({previous.kind}) before it gives {previous.out_features}"
-        )
-
-
-def _check_start(layers: list[SavedLayer], where: str) -> None:
-    if layers[0].index != 0:
-        raise UsageError(
-            f"{where}: the first layer with parameters is layer {layers[0].index}; layers before it have none, so a "
-            "state dict cannot say what they are. Expected the first Linear at index 0"
-        )
-
-
-def _linear(layer: SavedLayer, state: Mapping[str, Any]) -> Any:
-    torch = _import_torch()
-    weight = state[layer.keys["weight"]]
-    bias = state.get(layer.keys.get("bias", ""))
-    module = torch.nn.utils.skip_init(
-        torch.nn.Linear, layer.in_features, layer.out_features, bias=bias is not None, dtype=weight.dtype
-    )
-    with torch.no_grad():
-        module.weight.copy_(weight)
-        if bias is not None:
-            module.bias.copy_(bias)
-    return module
-
-
-def target_module(state: Mapping[str, Any], where: str = "--target") -> Any:
-    """Rebuild a target ``Linear -> ReLU -> … -> Linear`` ``nn.Sequential`` (eval mode) from its state dict.
-
-    Every gap in the layer indices between two Linear layers is read as a ReLU; Linear layers
-    with adjacent indices, BatchNorm layers and any non-Linear entry are refused. The tensors are
-    copied: ``state`` is not modified.
-    """
-    torch = _import_torch()
-    layers = read_layers(state, where)
-    _check_start(layers, where)
-    modules = []
-    for position, layer in enumerate(layers):
-        if layer.kind != "Linear":
-            raise UsageError(
-                f"{where}: layer {layer.index} is a {layer.kind}, but a target is Linear -> ReLU -> … -> Linear "
-                "without normalization (did you swap --target and --frozen?)"
-            )
-        if position:
-            previous = layers[position - 1]
-            if layer.index == previous.index + 1:
-                raise UsageError(
-                    f"{where}: Linear layers {previous.index} and {layer.index} have nothing between them; a target "
-                    "needs a ReLU (a layer without parameters) between consecutive Linear layers"
-                )
-            _check_chain(previous, layer, where)
-            modules.append(torch.nn.ReLU())
-        modules.append(_linear(layer, state))
-    return torch.nn.Sequential(*modules).eval()
-
-
-def frozen_module(state: Mapping[str, Any], where: str = "--frozen", *, eps: float = 1e-5) -> tuple[Any, list[str]]:
-    """Rebuild a frozen ``Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d`` stack (eval mode).
-
-    This is what `verify.nn.frozen_mlp` builds: each Linear is followed directly (next index) by a
-    BatchNorm1d with running statistics and weight/bias, and every later Linear by a gap (a ReLU).
-    A state dict does not record BatchNorm's ``eps``; ``eps`` is used for every layer. Returns the
-    module and, per BatchNorm layer, the key prefix of its entries (``"1."``, ``"module.4."``, …).
-    The tensors are copied: ``state`` is not modified.
-    """
-    torch = _import_torch()
-    layers = read_layers(state, where)
-    _check_start(layers, where)
-    modules, norm_prefixes = [], []
-    for position, layer in enumerate(layers):
-        previous = layers[position - 1] if position else None
-        if position % 2 == 0:
-            if layer.kind != "Linear":
-                raise UsageError(
-                    f"{where}: layer {layer.index} is a {layer.kind} where a Linear is expected; a frozen network is "
-                    "Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d"
-                )
-            if previous is not None:
-                if layer.index == previous.index + 1:
-                    raise UsageError(
-                        f"{where}: Linear layer {layer.index} follows BatchNorm1d layer {previous.index} directly; "
-                        "expected a ReLU (a layer without parameters) between them"
-                    )
-                _check_chain(previous, layer, where)
-                modules.append(torch.nn.ReLU())
-            modules.append(_linear(layer, state))
-            if position + 1 == len(layers):
-                raise UsageError(
-                    f"{where}: Linear layer {layer.index} is not followed by a BatchNorm1d; every Linear of a frozen "
-                    "network is followed by the BatchNorm1d whose weight and bias are tuned (did you swap --target "
-                    "and --frozen?)"
-                )
-            continue
-        if layer.kind != "BatchNorm1d" or layer.index != previous.index + 1:
-            found = (
-                f"layer {layer.index} is a {layer.kind}"
-                if layer.kind != "BatchNorm1d"
-                else f"it is at index {layer.index}, after a layer without parameters (a ReLU before BatchNorm1d?)"
-            )
-            raise UsageError(
-                f"{where}: Linear layer {previous.index} must be followed directly by a BatchNorm1d at index "
-                f"{previous.index + 1}, but {found} (did you swap --target and --frozen?)"
-            )
-        _check_chain(previous, layer, where)
-        norm = torch.nn.BatchNorm1d(layer.out_features, eps=eps, dtype=state[layer.keys["weight"]].dtype)
-        with torch.no_grad():
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                getattr(norm, name).copy_(state[layer.keys[name]])
-            if "num_batches_tracked" in layer.keys:
-                norm.num_batches_tracked.copy_(state[layer.keys["num_batches_tracked"]])
-        modules.append(norm)
-        norm_prefixes.append(layer.keys["weight"].removesuffix("weight"))
-    return torch.nn.Sequential(*modules).eval(), norm_prefixes
-
-
-def _widths(module: Any) -> list[int]:
-    linears = [m for m in module if type(m).__name__ == "Linear"]
-    return [linears[0].in_features] + [m.out_features for m in linears]
-
-
 def _suggestion(d: Sequence[int], paired: bool) -> str:
     """frozen_mlp widths that work for a target of widths ``d`` in paper mode."""
     widths = [d[0]]
@@ -512,6 +174,13 @@ def _suggestion(d: Sequence[int], paired: bool) -> str:
 
 
 def _check_pair(d: Sequence[int], n: Sequence[int], paired: bool) -> None:
+    """Refuse frozen widths ``n`` whose depth, input or output width cannot carry target widths ``d``.
+
+    The conditions of `verify.core.blocks.check_architecture` (docs/design.md §1), checked on the
+    rebuilt stacks in the command's words with a `verify.nn.frozen_mlp` hint, before a
+    `verify.FrozenNetwork` exists: a stack with an odd number of Linear -> BatchNorm1d layers
+    cannot become one. The narrow-even-layer case is left to the fit (its InfeasibleError).
+    """
     hint = _suggestion(d, paired)
     if len(n) - 1 != 2 * (len(d) - 1):
         raise UsageError(
@@ -524,42 +193,14 @@ def _check_pair(d: Sequence[int], n: Sequence[int], paired: bool) -> None:
         raise UsageError(f"the target gives {d[-1]} outputs but the frozen network gives {n[-1]}; {hint}")
 
 
-def tuned_state_dict(frozen_state: Mapping[str, Any], module: Any, norm_prefixes: Sequence[str]) -> dict[str, Any]:
-    """``frozen_state`` with each BatchNorm ``weight``/``bias`` taken from ``module`` (same keys, order, dtypes).
-
-    Every other entry (Linear weights and biases, running statistics, ``num_batches_tracked``) is
-    the input's own tensor; ``frozen_state`` itself is not modified. torch's ``_metadata`` (layer
-    versions) is carried over.
-    """
-    norms = [m for m in module if type(m).__name__ == "BatchNorm1d"]
-    replaced = {}
-    for prefix, norm in zip(norm_prefixes, norms, strict=True):
-        for name in ("weight", "bias"):
-            original = frozen_state[prefix + name]
-            replaced[prefix + name] = getattr(norm, name).detach().to(dtype=original.dtype).clone()
-    out = collections.OrderedDict((key, replaced.get(key, value)) for key, value in frozen_state.items())
-    metadata = getattr(frozen_state, "_metadata", None)
-    if metadata is not None:
-        out._metadata = metadata  # type: ignore[attr-defined]
-    return out
-
-
-def _torch_check(target: Any, frozen: Any, spec: DomainSpec, dim: int, seed: int) -> float:
-    """``max |g − f| / max |f|`` of the tuned module against the target module on fresh domain points."""
-    torch = _import_torch()
+def _check_points(spec: DomainSpec, dim: int, seed: int) -> np.ndarray:
+    """Fresh points for the torch forward check: in the domain, or at radii 1 and 1e6 for all of R^d."""
     rng = np.random.default_rng(seed + 1)
     domain = spec.build(dim)
     if domain is None:
         half = CHECK_POINTS // 2
-        points = np.vstack([Ball(radius, np.zeros(dim)).sample(half, rng) for radius in (1.0, 1e6)])
-    else:
-        points = domain.resolve(dim).sample(CHECK_POINTS, rng)
-    dtypes = (next(target.parameters()).dtype, next(frozen.parameters()).dtype)
-    with torch.no_grad():
-        f = target(torch.tensor(points, dtype=dtypes[0])).double()
-        g = frozen(torch.tensor(points, dtype=dtypes[1])).double()
-    error, size = float((g - f).abs().max()), float(f.abs().max())
-    return error / size if size > 0 else error
+        return np.vstack([Ball(radius, np.zeros(dim)).sample(half, rng) for radius in (1.0, 1e6)])
+    return domain.resolve(dim).sample(CHECK_POINTS, rng)
 
 
 # --------------------------------------------------------------------------------------------- command
@@ -632,7 +273,14 @@ def _error(message: str, status: int = 2) -> int:
 
 
 def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError(f"{PROG} needs PyTorch: pip install 'verify[torch]'")
+    # The PyTorch edge, imported only now; verify.nn.fit_norm_layers is looked up at each run.
     from verify.nn import fit_norm_layers
+    from verify.nn.fit import forward_error
+    from verify.nn.modules import linear_widths
+    from verify.nn.rebuild import frozen_module, target_module
+    from verify.nn.state_dict import StateDictError, load_state_dict, tuned_state_dict, write_atomically
 
     spec = parse_domain(args.domain)
     if not math.isfinite(args.bn_eps) or args.bn_eps < 0:
@@ -642,11 +290,14 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         if not Path(path).exists():
             raise UsageError(f"{option} {path!r}: no such file")
     out = check_out_path(args.out, inputs, force=args.force)
-    target_state = load_state_dict(args.target, "--target")
-    frozen_state = load_state_dict(args.frozen, "--frozen")
-    target = target_module(target_state, f"--target {args.target!r}")
-    frozen, norm_prefixes = frozen_module(frozen_state, f"--frozen {args.frozen!r}", eps=args.bn_eps)
-    d, n = _widths(target), _widths(frozen)
+    try:
+        target_state = load_state_dict(args.target, "--target")
+        frozen_state = load_state_dict(args.frozen, "--frozen")
+        target = target_module(target_state, f"--target {args.target!r}")
+        frozen, norm_prefixes = frozen_module(frozen_state, f"--frozen {args.frozen!r}", eps=args.bn_eps)
+    except StateDictError as error:
+        raise UsageError(str(error)) from None
+    d, n = linear_widths(target), linear_widths(frozen)
     _check_pair(d, n, spec.kind == "all")
     domain = spec.build(d[0])
     try:
@@ -660,7 +311,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         hint = "; save a paired one: verify.nn.frozen_mlp(widths, paired=True)" if paired else ""
         raise UsageError(f"{error}{hint}") from None
     state = tuned_state_dict(frozen_state, frozen, norm_prefixes)
-    relative = _torch_check(target, frozen, spec, d[0], args.seed)
+    relative = forward_error(frozen, target, _check_points(spec, d[0], args.seed))
     try:
         write_atomically(state, out)
     except OSError as error:

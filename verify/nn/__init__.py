@@ -1,0 +1,41 @@
+"""PyTorch modules in, tuned BatchNorm out (needs torch; ``pip install verify[torch]``).
+
+::
+
+    from verify.nn import frozen_mlp, from_module, load_norm_params, fit_norm_layers, norm_only
+
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)   # Linear -> BatchNorm1d -> ReLU ..., last Linear -> BatchNorm1d
+    target = torch.nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    result = fit_norm_layers(frozen, target, verify.Ball(1.0))   # solves, loads BN weight/bias in place
+    frozen.eval()(x)  ≈  target(x)                               # torch's own BatchNorm1d forward
+
+Only ``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are read (``Dropout``
+and ``Identity`` in eval mode are skipped as the identity). Anything else is refused with a
+`ValueError` naming the layer, its index and why: LayerNorm's statistics depend on the input
+(``LN(c·h) = LN(h)``, docs/design.md §7), other activations break the ReLU identities the construction
+uses, convolutions and attention are not per-neuron affine maps of an MLP.
+
+Modules: `grammar` (the one table of which layer may follow which), `modules` (torch modules read
+into `verify.FrozenNetwork` / `verify.TargetNetwork`), `mlp` (random stacks to start from), `fit`
+(solve and load γ, β), `training` (the BN-only training baseline), `state_dict` (saved state dicts
+read, copied with new γ, β, written) and `rebuild` (a saved ``nn.Sequential`` rebuilt by the grammar).
+"""
+
+from __future__ import annotations
+
+from verify.nn.fit import fit_norm_layers, load_norm_params
+from verify.nn.mlp import frozen_mlp, target_mlp
+from verify.nn.modules import from_module, target_from_module
+from verify.nn.training import TrainingCurve, norm_only, train_norm_only
+
+__all__ = [
+    "TrainingCurve",
+    "fit_norm_layers",
+    "from_module",
+    "frozen_mlp",
+    "load_norm_params",
+    "norm_only",
+    "target_from_module",
+    "target_mlp",
+    "train_norm_only",
+]

@@ -1,0 +1,64 @@
+"""Solve for the BatchNorm parameters of a torch module, load them, and check the module's own forward.
+
+`fit_norm_layers` reads both modules (`verify.nn.modules`), calls `verify.reconstruct`
+(docs/design.md §2–§6) and loads γ, β into the frozen module with `load_norm_params`;
+`forward_error` compares the tuned module with the target through torch's forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from verify.construction.reconstruct import Reconstruction, reconstruct
+from verify.core.domains import Domain
+from verify.nn.grammar import NORM
+from verify.nn.modules import from_module, norm_layers, target_from_module
+
+__all__ = ["fit_norm_layers", "forward_error", "load_norm_params"]
+
+
+def load_norm_params(module: nn.Module, result: Reconstruction) -> None:
+    """Write ``result.gamma`` / ``result.beta`` into the module's BatchNorm ``weight`` / ``bias``, in place.
+
+    Nothing else changes: running statistics, eps, Linear weights and biases keep their values.
+    """
+    norms = norm_layers(module)
+    if len(norms) != len(result.gamma):
+        raise ValueError(f"the module has {len(norms)} BatchNorm layers but the result tunes {len(result.gamma)}")
+    with torch.no_grad():
+        for j, (bn, gamma, beta) in enumerate(zip(norms, result.gamma, result.beta, strict=True)):
+            if bn.weight.shape[0] != len(gamma):
+                raise ValueError(f"BatchNorm {j} has {bn.weight.shape[0]} features but the result has {len(gamma)}")
+            for name, value in zip(NORM.tunes, (gamma, beta), strict=True):
+                tensor = torch.as_tensor(np.asarray(value.cpu() if hasattr(value, "cpu") else value))
+                getattr(bn, name).copy_(tensor)
+
+
+def fit_norm_layers(
+    frozen: nn.Sequential, target: nn.Sequential, domain: Domain | None, **options: object
+) -> Reconstruction:
+    """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
+
+    Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, …), loads
+    the BN weight and bias into ``frozen`` in place and returns the `Reconstruction` (its
+    certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
+    all of R^d, docs/design.md §3).
+    """
+    result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
+    load_norm_params(frozen, result)
+    return result
+
+
+def forward_error(frozen: nn.Module, target: nn.Module, points: np.ndarray) -> float:
+    """``max |g − f| / max |f|`` of the modules' own forwards on ``points`` (``max |g − f|`` if ``f = 0``).
+
+    Each module gets the points in the dtype of its parameters; both outputs are compared in float64.
+    """
+    dtypes = (next(target.parameters()).dtype, next(frozen.parameters()).dtype)
+    with torch.no_grad():
+        f = target(torch.tensor(points, dtype=dtypes[0])).double()
+        g = frozen(torch.tensor(points, dtype=dtypes[1])).double()
+    error, size = float((g - f).abs().max()), float(f.abs().max())
+    return error / size if size > 0 else error

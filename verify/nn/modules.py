@@ -1,0 +1,124 @@
+"""Torch modules in, numpy networks out: read an ``nn.Sequential`` by the grammar of `verify.nn.grammar`.
+
+Only ``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are read (``Dropout`` and
+``Identity`` in eval mode are skipped as the identity). Anything else is refused with a `ValueError`
+naming the layer, its index and why (docs/design.md §7 for the normalizations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.nn.grammar import FROZEN, LINEAR, NORM, REFUSED, RELU, SKIPPED, TARGET, Grammar, LayerKind, walk
+
+__all__ = ["from_module", "linear_widths", "norm_layers", "target_from_module"]
+
+_KINDS = tuple((getattr(nn, kind.name), kind) for kind in (LINEAR, NORM, RELU))
+_SKIPPED = tuple(getattr(nn, name) for name in SKIPPED)
+_REFUSED = tuple((getattr(nn, name), why) for name, why in REFUSED.items())
+
+Layer = tuple[int, nn.Module]
+"""A layer of the Sequential with its index there."""
+Step = tuple[LayerKind, Layer]
+Refusal = Callable[[Step | None, Step | None], ValueError]
+
+
+def _refuse(index: int, layer: nn.Module, why: str) -> ValueError:
+    return ValueError(f"layer {index} ({type(layer).__name__}) is not supported: {why}")
+
+
+def _steps(module: nn.Module) -> list[Step]:
+    """Every layer the grammar knows, with its kind; the identity layers skipped, any other refused."""
+    if not isinstance(module, nn.Sequential):
+        raise ValueError(
+            f"expected an nn.Sequential of Linear / BatchNorm1d / ReLU layers, got {type(module).__name__}"
+        )
+    steps = []
+    for index, layer in enumerate(module):
+        if isinstance(layer, _SKIPPED):
+            if layer.training and isinstance(layer, nn.Dropout) and layer.p > 0:
+                raise _refuse(index, layer, "Dropout in train mode is random; call module.eval() first")
+            continue
+        kind = next((kind for cls, kind in _KINDS if isinstance(layer, cls)), None)
+        if kind is None:
+            why = next((w for cls, w in _REFUSED if isinstance(layer, cls)), None)
+            raise _refuse(
+                index, layer, why or "only Linear, BatchNorm1d and ReLU (and eval-mode Dropout) are understood"
+            )
+        steps.append((kind, (index, layer)))
+    return steps
+
+
+def _frozen_refusal(previous: Step | None, step: Step | None) -> ValueError:
+    if previous is not None and previous[0] is LINEAR:
+        return _refuse(*previous[1], "every Linear must be followed by a BatchNorm1d (its γ, β are what is tuned)")
+    if step is None:
+        if previous is None:
+            return ValueError(
+                "a frozen network is Linear -> BatchNorm1d -> ReLU -> …; the Sequential holds none of these layers"
+            )
+        return _refuse(
+            *previous[1], "a frozen network ends with its last BatchNorm1d (the output); no ReLU may follow it"
+        )
+    if previous is not None and previous[0] is NORM:
+        return _refuse(*step[1], "expected a ReLU after each BatchNorm1d but the last")
+    return _refuse(*step[1], "expected a Linear here (the pattern is Linear -> BatchNorm1d -> ReLU)")
+
+
+def _target_refusal(previous: Step | None, step: Step | None) -> ValueError:
+    if step is None:
+        return ValueError("a target must end with a Linear layer")
+    return _refuse(*step[1], "a target is Linear -> ReLU -> … -> Linear")
+
+
+def _read(module: nn.Module, grammar: Grammar, refusal: Refusal) -> tuple[dict[str, list[Any]], float | None]:
+    """Walk ``module`` by ``grammar``; collect what each kind reads (its ``reads`` tensors) and the BN eps."""
+    read: dict[str, list[Any]] = {name: [] for kind in (LINEAR, NORM) for name in kind.reads}
+    eps = None
+    for kind, (index, layer) in walk(grammar, _steps(module), refusal):
+        if kind is NORM:
+            if not layer.track_running_stats or layer.running_mean is None:
+                raise _refuse(index, layer, "BatchNorm1d without running statistics normalizes with batch statistics")
+            if not layer.affine:
+                raise _refuse(index, layer, "BatchNorm1d with affine=False has no weight and bias to tune")
+            if eps is not None and layer.eps != eps:
+                raise _refuse(index, layer, f"every BatchNorm1d must share one eps (found {layer.eps} and {eps})")
+            eps = layer.eps
+        for name in kind.reads:
+            tensor = getattr(layer, name)
+            read[name].append(None if tensor is None else tensor.detach())
+    return read, eps
+
+
+def from_module(module: nn.Sequential) -> FrozenNetwork:
+    """Read a frozen ``Linear -> BatchNorm1d (-> ReLU)`` stack into a `verify.FrozenNetwork` (docs/design.md §1).
+
+    Frozen Linear biases, BN running statistics and eps are read; BN weight/bias are what will be
+    tuned. Every Linear must be followed by a BatchNorm1d with running statistics and an affine
+    part, and every BatchNorm1d but the last by a ReLU (grammar `verify.nn.grammar.FROZEN`). The
+    result remembers the module's device and dtype, so reconstructions give tensors back there.
+    """
+    read, eps = _read(module, FROZEN, _frozen_refusal)
+    return FrozenNetwork(read["weight"], read["bias"], read["running_mean"], read["running_var"], eps=float(eps))
+
+
+def target_from_module(module: nn.Sequential) -> TargetNetwork:
+    """Read a target ``Linear -> ReLU -> … -> Linear`` stack into a `verify.TargetNetwork` (docs/design.md §1)."""
+    read, _ = _read(module, TARGET, _target_refusal)
+    return TargetNetwork(read["weight"], read["bias"])
+
+
+def norm_layers(module: nn.Module) -> list[_BatchNorm]:
+    """Every BatchNorm layer of ``module`` in order, selected by type (never by parameter name)."""
+    return [m for m in module.modules() if isinstance(m, _BatchNorm)]
+
+
+def linear_widths(module: nn.Module) -> list[int]:
+    """The widths ``n_0 … n_m`` of the Linear layers of a Sequential: the first's inputs, then each one's outputs."""
+    linears = [m for m in module if isinstance(m, nn.Linear)]
+    return [linears[0].in_features] + [m.out_features for m in linears]
