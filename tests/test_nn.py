@@ -127,6 +127,14 @@ def test_structural_refusals() -> None:
         from_module(nn.Linear(2, 2))
 
 
+def test_relu_after_the_last_batchnorm_is_refused() -> None:
+    # Regression: a frozen stack ending in BatchNorm1d -> ReLU was read with its last ReLU ignored, so
+    # the certificate held for a network that was not the module (error up to 1.0 against the target).
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"layer 11 \(ReLU\) is not supported: .*no ReLU may follow it"):
+        from_module(nn.Sequential(*frozen, nn.ReLU()))
+
+
 def test_paired_network_is_exact_far_outside_any_ball() -> None:
     frozen = frozen_mlp([4, 32, 4, 24, 3], seed=5, paired=True, biases=True, dtype=torch.float64)
     target = _target()
