@@ -1,4 +1,4 @@
-"""The verification job (``python -m verify``, `verify.job.report`) on tiny grids: verdicts, files, exit codes."""
+"""The verification job (``python -m verify``, `verify.job.runner`) on tiny grids: verdicts, files, exit codes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,14 @@ import pytest
 
 import verify
 from verify.__main__ import main
-from verify.job import report as _report
-from verify.job.report import Claim, Config, khatri_rao_residual, minimal_system_separation, run_claims, write_report
+from verify.job.claim import Claim
+from verify.job.claims import exact as _exact
+from verify.job.claims import properties as _properties
+from verify.job.claims import tight as _tight
+from verify.job.claims.tight import SEPARATION, khatri_rao_residual, minimal_system_separation
+from verify.job.config import DOMAIN_KINDS, Config
+from verify.job.report import write_report
+from verify.job.runner import run_claims
 
 TINY = Config(architectures=((2, 3), (3, 2, 2)), seeds=(0,), points=16, properties=False, only=("exact/*", "tight/*"))
 """Two targets, one seed, every mode and domain: about a tenth of a second (sparse claims: see test_sparse_claims)."""
@@ -38,9 +44,7 @@ def tiny_claims() -> list[Claim]:
 
 def test_tiny_grid_passes(tiny_claims: list[Claim]) -> None:
     names = [c.name for c in tiny_claims]
-    expected = [f"exact/{m}/{k}" for m in verify.MODES for k in _report.DOMAIN_KINDS] + [
-        f"tight/{m}" for m in verify.MODES
-    ]
+    expected = [f"exact/{m}/{k}" for m in verify.MODES for k in DOMAIN_KINDS] + [f"tight/{m}" for m in verify.MODES]
     assert names == expected
     for claim in tiny_claims:
         assert claim.passed, (claim.name, claim.failures)
@@ -59,7 +63,7 @@ def test_tightness_counts_and_skips(tiny_claims: list[Claim]) -> None:
     assert minimal["blocks"] == 3 and minimal["skipped_blocks"] == 0
     for figures in (paper, minimal):
         assert figures["refused"] == figures["unsolvable"] == figures["blocks"]
-        assert figures["min_evidence"] > _report.SEPARATION
+        assert figures["min_evidence"] > SEPARATION
 
 
 def test_run_is_deterministic(tiny_claims: list[Claim]) -> None:
@@ -88,7 +92,7 @@ def test_report_files(tiny_claims: list[Claim], tmp_path: Path) -> None:
 
 def test_failing_exactness_fails_the_claim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A tolerance no computation can meet: every case fails, with a reason and a reproducer."""
-    monkeypatch.setattr(_report, "evaluation_tolerance", lambda *args: -1.0)
+    monkeypatch.setattr(_exact, "evaluation_tolerance", lambda *args: -1.0)
     config = Config(architectures=((2, 3),), seeds=(0,), points=8, properties=False, only=("exact/*",))
     claims = run_claims(config)
     assert claims and not any(c.passed for c in claims)
@@ -104,7 +108,7 @@ def test_tightness_claimed_at_a_feasible_width_fails(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Shift the claimed bound up by one: 'one below' is then the true minimal width, which works."""
-    monkeypatch.setattr(_report, "minimal_width", lambda d_out, d_in: verify.minimal_width(d_out, d_in) + 1)
+    monkeypatch.setattr(_tight, "minimal_width", lambda d_out, d_in: verify.minimal_width(d_out, d_in) + 1)
     tiny = TINY.architectures
     monkeypatch.setattr(Config, "quick", classmethod(lambda cls, seeds=3, **options: cls(tiny, (0,), **options)))
     (claim,) = run_claims(Config(architectures=((3, 2),), seeds=(0,), properties=False, only=("tight/minimal",)))
@@ -138,19 +142,19 @@ def test_tightness_evidence_separates_solvable_from_unsolvable() -> None:
         definition = np.einsum("ai,ib->abi", a, b).reshape(d_out * d_in, n)  # column i = vec(a_i b_iᵀ)
         gamma = np.linalg.lstsq(definition, w.reshape(-1), rcond=None)[0]
         assert residual == pytest.approx(np.linalg.norm(definition @ gamma - w.reshape(-1)) / np.linalg.norm(w))
-        assert (residual < 1e-12) if expect_solvable else (residual > _report.SEPARATION)
+        assert (residual < 1e-12) if expect_solvable else (residual > SEPARATION)
     n = verify.minimal_width(d_out, d_in) - 1
     ratio, shape = minimal_system_separation(rng.standard_normal((d_out, n)), rng.standard_normal((n, d_in)), w)
     assert shape == (d_out * d_in, d_out + n) and shape[0] == shape[1]
-    assert ratio > _report.SEPARATION
+    assert ratio > SEPARATION
     n = verify.minimal_width(d_out, d_in)
     ratio, shape = minimal_system_separation(rng.standard_normal((d_out, n)), rng.standard_normal((n, d_in)), w)
     assert shape[1] == shape[0] + 1 and ratio == 0.0  # more unknowns than equations: always solvable
 
 
 def test_properties_unavailable_is_skipped_not_passed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(_report, "_properties_dir", lambda: None)
-    claim = _report.run_properties()
+    monkeypatch.setattr(_properties, "_properties_dir", lambda: None)
+    claim = _properties.run_properties()
     assert claim.status == "skipped" and not claim.passed
     assert "not a source checkout" in claim.figures["reason"]
     assert main(["--only", "properties", "--out", str(tmp_path)]) == 1
@@ -179,9 +183,9 @@ def test_properties_subprocess(
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "test_stand_in.py").write_text(body)
-    monkeypatch.setattr(_report, "_properties_dir", lambda: package)
+    monkeypatch.setattr(_properties, "_properties_dir", lambda: package)
     monkeypatch.delenv("VERIFY_HYPOTHESIS_PROFILE", raising=False)
-    claim = _report.run_properties(timeout=120)
+    claim = _properties.run_properties(timeout=120)
     assert claim.status == status
     assert claim.figures["profile"] == "thorough"
     assert {k: claim.figures[k] for k in counts} == counts
@@ -190,7 +194,7 @@ def test_properties_subprocess(
 
 def test_pytest_summary_parsing() -> None:
     lines = ["....F", "FAILED properties/test_x.py::test_y", "1 failed, 11 passed, 2 skipped, 1 error in 3.10s"]
-    counts = _report._pytest_counts(lines)
+    counts = _properties._pytest_counts(lines)
     assert counts == {"passed": 11, "failed": 1, "errors": 1, "skipped": 2, "xfailed": 0, "xpassed": 0}
 
 
