@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 import verify
 from verify.__main__ import main
+from verify.job import registry
 from verify.job.claim import Claim
 from verify.job.claims import exact as _exact
 from verify.job.claims import properties as _properties
@@ -241,3 +243,75 @@ def test_invalid_config(kwargs: dict, message: str) -> None:
     arguments = {"architectures": ((2, 2),)} | kwargs
     with pytest.raises(ValueError, match=message):
         Config(**arguments)
+
+
+@pytest.fixture
+def toy_claim():
+    """A claim family registered by this test only (and removed after it): ``toy/<mode>``."""
+
+    def summary(claim: Claim) -> str:
+        return f"the answer is {claim.figures['answer']}"
+
+    def table(claims: list[Claim]) -> registry.Table:
+        rows = [[c.name, str(c.figures["answer"])] for c in claims]
+        return registry.Table(["toy", "answer"], rows, title="Toy answers", labels=1)
+
+    def section(claims: list[Claim], config: Config) -> list:
+        return [registry.Paragraph("Toy section text."), table(claims)]
+
+    @registry.register(
+        "toy/{mode}",
+        axes=lambda config: {"mode": config.modes},
+        order=15,
+        statement="A toy claim: the answer is 42.",
+        summary=summary,
+        sizes={"quick": {"answer": 42}, "full": {"answer": 43}},
+        table=table,
+        section=registry.Section("Toy answers", 15, section),
+    )
+    def run(config: Config, name: str, sweep: object) -> Claim:
+        answer = config.sizes_for("toy")["answer"]
+        return Claim(name, "the toy claim holds", "passed", {"answer": answer}, config.command(name))
+
+    yield "toy/{mode}"
+    registry.unregister("toy/{mode}")
+
+
+def test_a_registered_claim_is_listed_run_and_rendered_everywhere(
+    toy_claim: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One registration is all a new claim needs: --help, --list, console, markdown and JSON show it."""
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    assert "toy/<mode>" in capsys.readouterr().out
+    assert main(["--list", "--no-properties"]) == 0
+    listed = capsys.readouterr().out.split()
+    at = listed.index("toy/paper")  # order 15: after the exactness claims (10), before the tightness ones (20)
+    assert listed[at - 1 : at + 3] == ["exact/minimal/box-far", "toy/paper", "toy/minimal", "tight/paper"]
+    out = tmp_path / "reports"
+    assert main(["--workers", "1", "--only", "toy/*", "--no-properties", "--out", str(out)]) == 0
+    console = capsys.readouterr().out
+    assert "Toy answers" in console and "the answer is 42" in console and "toy/minimal" in console
+    document = json.loads((out / "verify.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in document["claims"]] == ["toy/paper", "toy/minimal"]
+    assert document["claims"][0]["figures"] == {"answer": 42} and document["claims"][0]["plots"] == []
+    assert document["claims"][0]["command"] == "python -m verify --only toy/paper"
+    text = (out / "verify.md").read_text(encoding="utf-8")
+    assert "## Toy answers\n\nToy section text.\n\n| toy | answer |" in text
+    assert "| toy/paper | PASS | the answer is 42 |" in text and "- **toy/paper**: the toy claim holds." in text
+
+
+def test_config_sizes_override_what_a_claim_declares(toy_claim: str) -> None:
+    config = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("toy/paper",))
+    assert [c.figures["answer"] for c in run_claims(config)] == [42]
+    assert [c.figures["answer"] for c in run_claims(dataclasses.replace(config, grid="full"))] == [43]
+    shrunk = dataclasses.replace(config, sizes={"toy": {"answer": 7}})
+    assert [c.figures["answer"] for c in run_claims(shrunk)] == [7]
+    with pytest.raises(ValueError, match="has no sizes"):
+        run_claims(dataclasses.replace(config, sizes={"toy": {"answr": 7}}))
+
+
+def test_an_unregistered_claim_is_gone() -> None:
+    config = Config(architectures=((2, 2),), properties=False)
+    assert not any(name.startswith("toy/") for name in config.claim_names())
