@@ -47,6 +47,7 @@ __all__ = [
     "register",
     "spec_of",
     "specs",
+    "statement_and_rows",
     "summary",
     "unregister",
 ]
@@ -107,6 +108,20 @@ class Code:
 
 
 Block = Paragraph | Table | Image | Bullets | Code
+
+
+def statement_and_rows(columns: Mapping[str, str]) -> Callable[[Sequence[Claim], Any], list[Block]]:
+    """A section body: per claim, ``<statement>. <summary>.`` then, if it has rows, `Table.of_rows` of ``columns``."""
+
+    def body(claims: Sequence[Claim], config: Any) -> list[Block]:
+        blocks: list[Block] = []
+        for claim in claims:
+            blocks.append(Paragraph(f"{claim.statement}. {summary(claim)}."))
+            if claim.rows:
+                blocks.append(Table.of_rows(claim.rows, columns))
+        return blocks
+
+    return body
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from verify.core.blocks import blocks
 from verify.job.claim import MAX_FAILURES, Claim, python_command
 from verify.job.config import Config
 from verify.job.progress import Sweep
-from verify.job.registry import Paragraph, Section, Table, register
+from verify.job.registry import Section, register, statement_and_rows
 from verify.solvers.exact import _float, _q, exact_check, solve_exact
 
 __all__ = ["exact_case"]
@@ -130,15 +129,6 @@ _COLUMNS = {
 }
 
 
-def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
-    blocks_: list[Any] = []
-    for claim in claims:
-        blocks_.append(Paragraph(f"{claim.statement}. {_summary(claim)}."))
-        if claim.rows:
-            blocks_.append(Table.of_rows(claim.rows, _COLUMNS))
-    return blocks_
-
-
 _STATEMENT = """\
 reconstruct(method="exact") on small targets: the rational certificate
 (python-flint) proves residual exactly 0 and g = f exactly on rational
@@ -157,7 +147,7 @@ points, and rejects a solution perturbed by one ulp (a control)."""
             "points": _POINTS,
         },
     },
-    section=Section("Exact rational certificate", 60, _section),
+    section=Section("Exact rational certificate", 60, statement_and_rows(_COLUMNS)),
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``certificate/exact`` (see the module docstring), cases through ``sweep``."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from verify.job.agreement import fresh_errors
 from verify.job.claim import MAX_FAILURES, Claim, python_command, sci
 from verify.job.config import Config
 from verify.job.progress import Sweep
-from verify.job.registry import Paragraph, Section, Table, register
+from verify.job.registry import Section, register, statement_and_rows
 
 __all__ = ["RADII", "paired_case"]
 
@@ -90,14 +89,6 @@ _COLUMNS = {
 }
 
 
-def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
-    return [
-        block
-        for claim in claims
-        for block in (Paragraph(f"{claim.statement}. {_summary(claim)}."), Table.of_rows(claim.rows, _COLUMNS))
-    ]
-
-
 _STATEMENT = """\
 Paired frozen networks ([B; -B], [A, -A]) with domain=None: g = f on
 spheres of radius 1, 1e3, 1e6, 1e9 (exact on all of R^d)."""
@@ -124,7 +115,7 @@ spheres of radius 1, 1e3, 1e6, 1e9 (exact on all of R^d)."""
             )
         },
     },
-    section=Section("Paired networks on all of R^d", 50, _section),
+    section=Section("Paired networks on all of R^d", 50, statement_and_rows(_COLUMNS)),
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``paired/Rd`` (see the module docstring), cases through ``sweep``."""

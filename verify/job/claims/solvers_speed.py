@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from verify.job.claim import Claim, python_command, sci
 from verify.job.config import Config
 from verify.job.progress import Sweep
-from verify.job.registry import Paragraph, Section, Table, register
+from verify.job.registry import Section, register, statement_and_rows
 from verify.solvers.registry import solve_with
 
 __all__ = ["MAX_RELATIVE_ERROR", "MIN_ITERATIVE_SPEEDUP", "speed_rows", "speed_verdict"]
@@ -133,15 +132,6 @@ _COLUMNS = {
 }
 
 
-def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
-    blocks: list[Any] = []
-    for claim in claims:
-        blocks.append(Paragraph(f"{claim.statement}. {_summary(claim)}."))
-        if claim.rows:
-            blocks.append(Table.of_rows(claim.rows, _COLUMNS))
-    return blocks
-
-
 _STATEMENT = """\
 Solver speed ratios measured in this run: iterative (LSMR) and direct
 against dense lstsq, each solution within 1e-10 of lstsq's."""
@@ -153,7 +143,7 @@ against dense lstsq, each solution within 1e-10 of lstsq's."""
     statement=_STATEMENT,
     summary=_summary,
     sizes={"quick": {"d": 32}, "full": {"d": 48}},
-    section=Section("Solver speed", 70, _section),
+    section=Section("Solver speed", 70, statement_and_rows(_COLUMNS)),
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``solvers/speed`` in this process (timings are not sent to the sweep's workers)."""
