@@ -310,6 +310,8 @@ def test_config_sizes_override_what_a_claim_declares(toy_claim: str) -> None:
     assert [c.figures["answer"] for c in run_claims(shrunk)] == [7]
     with pytest.raises(ValueError, match="has no sizes"):
         run_claims(dataclasses.replace(config, sizes={"toy": {"answr": 7}}))
+    with pytest.raises(ValueError, match="names no claim family"):
+        run_claims(dataclasses.replace(config, sizes={"tyo": {"answer": 7}}))
 
 
 def test_an_unregistered_claim_is_gone() -> None:

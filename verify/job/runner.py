@@ -51,7 +51,16 @@ def run_claims(
     list of Claim
         In the order of `Config.claim_names`. Failing cases never raise: they make their claim fail,
         with reasons and reproducers.
+
+    Raises
+    ------
+    ValueError
+        If ``config.sizes`` overrides a family that is not registered (a typo would otherwise be ignored).
     """
+    families = {spec.key for spec in registry.specs()}
+    unknown = sorted(set(config.sizes) - families)
+    if unknown:
+        raise ValueError(f"config.sizes names no claim family: {unknown}; the families are {sorted(families)}")
     sweep = sweep if sweep is not None else Sweep()
     claims = []
     for name in config.claim_names():
