@@ -150,7 +150,7 @@ def bench_solvers(table: Table) -> None:
 
 def bench_training(table: Table) -> None:
     """Construction vs BN-only training (Adam on γ, β) on the same frozen network, 60 s budget."""
-    from verify.job.baseline import compare_with_training
+    from verify.job.claims.baseline import compare_with_training
 
     result = compare_with_training(budget=60.0)
     curve = result["curve"]

@@ -11,24 +11,25 @@ import numpy as np
 import pytest
 
 import verify
-import verify.job.paired_claim as paired_module
-import verify.job.sparse_claims as sparse_module
-import verify.job.width_claims as width_module
-from verify.job.report import Config, run_claims
+import verify.job.claims.paired as paired_module
+import verify.job.claims.sparse_map as sparse_module
+import verify.job.claims.threshold as width_module
+from verify.job.config import Config
+from verify.job.runner import run_claims
 
 SMALL = Config(architectures=((2, 2),), seeds=(0, 1), points=64, properties=False, grid="custom")
 
 
-def _one(name: str, config: Config = SMALL) -> object:
-    (claim,) = run_claims(dataclasses.replace(config, only=(name,)))
+def _one(name: str, config: Config = SMALL, sizes: dict | None = None) -> object:
+    """Run claim ``name`` alone on ``config``, with ``sizes`` (family key to sizes) overriding the declared ones."""
+    (claim,) = run_claims(dataclasses.replace(config, only=(name,), sizes=sizes or {}))
     json.dumps(claim.to_dict(), allow_nan=False)
     return claim
 
 
 @pytest.mark.parametrize("mode", verify.MODES)
-def test_threshold_claim_passes_with_a_step_at_the_threshold(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(width_module.SHAPES, "quick", ((2, 2), (3, 2)))
-    claim = _one(f"threshold/{mode}")
+def test_threshold_claim_passes_with_a_step_at_the_threshold(mode: str) -> None:
+    claim = _one(f"threshold/{mode}", sizes={"threshold": {"shapes": ((2, 2), (3, 2))}})
     assert claim.passed, claim.failures
     assert claim.figures["rate_below"] == 0.0 and claim.figures["rate_at_or_above"] == 1.0
     offsets = {r["offset"] for r in claim.rows}
@@ -41,17 +42,15 @@ def test_threshold_claim_passes_with_a_step_at_the_threshold(mode: str, monkeypa
 
 
 def test_threshold_claim_fails_when_a_too_narrow_width_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(width_module.SHAPES, "quick", ((2, 2),))
     monkeypatch.setattr(width_module, "threshold_case", lambda *case: {"succeeded": True, "outcome": "certified"})
-    claim = _one("threshold/paper")
+    claim = _one("threshold/paper", sizes={"threshold": {"shapes": ((2, 2),)}})
     assert not claim.passed
     assert claim.figures["rate_below"] == 1.0
     assert "expected infeasible, got certified" in claim.failures[0]["reason"]
 
 
-def test_paired_claim_is_exact_far_outside_any_ball(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(paired_module.ARCHITECTURES, "quick", ((3, 2), (2, 3, 2)))
-    claim = _one("paired/Rd")
+def test_paired_claim_is_exact_far_outside_any_ball() -> None:
+    claim = _one("paired/Rd", sizes={"paired/Rd": {"architectures": ((3, 2), (2, 3, 2))}})
     assert claim.passed, claim.failures
     assert claim.figures["cases"] == 2 * 2 * len(verify.MODES)
     assert [row["radius"] for row in claim.rows] == list(paired_module.RADII)
@@ -60,7 +59,6 @@ def test_paired_claim_is_exact_far_outside_any_ball(monkeypatch: pytest.MonkeyPa
 
 
 def test_paired_claim_fails_for_a_perturbed_solution(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(paired_module.ARCHITECTURES, "quick", ((3, 2),))
     real = verify.reconstruct
 
     def perturbed(target, frozen, domain, mode="paper", **options):
@@ -74,15 +72,13 @@ def test_paired_claim_fails_for_a_perturbed_solution(monkeypatch: pytest.MonkeyP
         return dataclasses.replace(result, gamma=gamma)
 
     monkeypatch.setattr(paired_module.verify, "reconstruct", perturbed)
-    claim = _one("paired/Rd")
+    claim = _one("paired/Rd", sizes={"paired/Rd": {"architectures": ((3, 2),)}})
     assert not claim.passed
     assert "error ratios" in claim.failures[0]["reason"]
 
 
-def test_sparse_map_claim_and_its_heat_map_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sparse_module.SIZES["quick"], "map_seeds", 16)
-    monkeypatch.setitem(sparse_module.SIZES["quick"], "map_d", 6)
-    claim = _one("sparse/map")
+def test_sparse_map_claim_and_its_heat_map_data() -> None:
+    claim = _one("sparse/map", sizes={"sparse/map": {"seeds": 16, "d": 6}})
     assert claim.passed, claim.failures
     data = claim.figures["map"]
     assert len(data["rate"]) == len(data["factors"]) and all(len(r) == len(data["densities"]) for r in data["rate"])
@@ -93,20 +89,15 @@ def test_sparse_map_claim_and_its_heat_map_data(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_sparse_map_claim_fails_on_an_impossible_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sparse_module.SIZES["quick"], "map_seeds", 4)
-    monkeypatch.setitem(sparse_module.SIZES["quick"], "map_d", 4)
     monkeypatch.setattr(sparse_module, "full_rank_rate", lambda d, c, p, seeds: 1.0)
-    claim = _one("sparse/map")
+    claim = _one("sparse/map", sizes={"sparse/map": {"seeds": 4, "d": 4}})
     assert not claim.passed
     assert any("c = 0.75 < 1" in f["reason"] for f in claim.failures)
 
 
-def test_baseline_claim_keeps_a_log_spaced_curve_for_the_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_baseline_claim_keeps_a_log_spaced_curve_for_the_figure() -> None:
     pytest.importorskip("torch")
-    import verify.job.baseline as baseline
-
-    monkeypatch.setitem(baseline.BUDGETS, "quick", 0.5)
-    claim = _one("baseline/training")
+    claim = _one("baseline/training", sizes={"baseline/training": {"budget": 0.5}})
     curve = claim.figures["curve"]
     assert 0 < len(curve["seconds"]) <= 300
     assert np.all(np.diff(curve["seconds"]) > 0)

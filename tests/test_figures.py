@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from verify.job.figures import density_heatmap, error_time_figure, width_figure, write_figures
+import verify.job.claims  # noqa: F401  (registers the claim families whose figures write_figures draws)
+from verify.job.figures import density_heatmap, error_time_figure, width_figure
+from verify.job.report import write_figures
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SIZE = (960, 600)  # 6.4 × 4 in at 150 dpi

@@ -200,12 +200,12 @@ def test_cuda_module_round_trip() -> None:
         assert float((frozen(x) - target(x)).abs().max()) <= 1e-12 * float(target(x).abs().max())
 
 
-def test_baseline_claim_compares_construction_with_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    from verify.job import baseline as _baseline
-    from verify.job.report import Config, run_claims
+def test_baseline_claim_compares_construction_with_training() -> None:
+    from verify.job.config import Config
+    from verify.job.runner import run_claims
 
-    monkeypatch.setitem(_baseline.BUDGETS, "quick", 0.5)
-    config = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("baseline/*",))
+    sizes = {"baseline/training": {"budget": 0.5}}
+    config = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("baseline/*",), sizes=sizes)
     (claim,) = run_claims(config)
     assert claim.passed, claim.figures
     f = claim.figures

@@ -1,7 +1,8 @@
-"""The verification job (``python -m verify``, `verify.job.report`) on tiny grids: verdicts, files, exit codes."""
+"""The verification job (``python -m verify``, `verify.job.runner`) on tiny grids: verdicts, files, exit codes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -13,8 +14,15 @@ import pytest
 
 import verify
 from verify.__main__ import main
-from verify.job import report as _report
-from verify.job.report import Claim, Config, khatri_rao_residual, minimal_system_separation, run_claims, write_report
+from verify.job import registry
+from verify.job.claim import Claim
+from verify.job.claims import exact as _exact
+from verify.job.claims import properties as _properties
+from verify.job.claims import tight as _tight
+from verify.job.claims.tight import SEPARATION, khatri_rao_residual, minimal_system_separation
+from verify.job.config import DOMAIN_KINDS, Config
+from verify.job.report import write_report
+from verify.job.runner import run_claims
 
 TINY = Config(architectures=((2, 3), (3, 2, 2)), seeds=(0,), points=16, properties=False, only=("exact/*", "tight/*"))
 """Two targets, one seed, every mode and domain: about a tenth of a second (sparse claims: see test_sparse_claims)."""
@@ -38,9 +46,7 @@ def tiny_claims() -> list[Claim]:
 
 def test_tiny_grid_passes(tiny_claims: list[Claim]) -> None:
     names = [c.name for c in tiny_claims]
-    expected = [f"exact/{m}/{k}" for m in verify.MODES for k in _report.DOMAIN_KINDS] + [
-        f"tight/{m}" for m in verify.MODES
-    ]
+    expected = [f"exact/{m}/{k}" for m in verify.MODES for k in DOMAIN_KINDS] + [f"tight/{m}" for m in verify.MODES]
     assert names == expected
     for claim in tiny_claims:
         assert claim.passed, (claim.name, claim.failures)
@@ -59,7 +65,7 @@ def test_tightness_counts_and_skips(tiny_claims: list[Claim]) -> None:
     assert minimal["blocks"] == 3 and minimal["skipped_blocks"] == 0
     for figures in (paper, minimal):
         assert figures["refused"] == figures["unsolvable"] == figures["blocks"]
-        assert figures["min_evidence"] > _report.SEPARATION
+        assert figures["min_evidence"] > SEPARATION
 
 
 def test_run_is_deterministic(tiny_claims: list[Claim]) -> None:
@@ -88,7 +94,7 @@ def test_report_files(tiny_claims: list[Claim], tmp_path: Path) -> None:
 
 def test_failing_exactness_fails_the_claim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A tolerance no computation can meet: every case fails, with a reason and a reproducer."""
-    monkeypatch.setattr(_report, "evaluation_tolerance", lambda *args: -1.0)
+    monkeypatch.setattr(_exact, "evaluation_tolerance", lambda *args: -1.0)
     config = Config(architectures=((2, 3),), seeds=(0,), points=8, properties=False, only=("exact/*",))
     claims = run_claims(config)
     assert claims and not any(c.passed for c in claims)
@@ -104,7 +110,7 @@ def test_tightness_claimed_at_a_feasible_width_fails(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Shift the claimed bound up by one: 'one below' is then the true minimal width, which works."""
-    monkeypatch.setattr(_report, "minimal_width", lambda d_out, d_in: verify.minimal_width(d_out, d_in) + 1)
+    monkeypatch.setattr(_tight, "minimal_width", lambda d_out, d_in: verify.minimal_width(d_out, d_in) + 1)
     tiny = TINY.architectures
     monkeypatch.setattr(Config, "quick", classmethod(lambda cls, seeds=3, **options: cls(tiny, (0,), **options)))
     (claim,) = run_claims(Config(architectures=((3, 2),), seeds=(0,), properties=False, only=("tight/minimal",)))
@@ -138,19 +144,19 @@ def test_tightness_evidence_separates_solvable_from_unsolvable() -> None:
         definition = np.einsum("ai,ib->abi", a, b).reshape(d_out * d_in, n)  # column i = vec(a_i b_iᵀ)
         gamma = np.linalg.lstsq(definition, w.reshape(-1), rcond=None)[0]
         assert residual == pytest.approx(np.linalg.norm(definition @ gamma - w.reshape(-1)) / np.linalg.norm(w))
-        assert (residual < 1e-12) if expect_solvable else (residual > _report.SEPARATION)
+        assert (residual < 1e-12) if expect_solvable else (residual > SEPARATION)
     n = verify.minimal_width(d_out, d_in) - 1
     ratio, shape = minimal_system_separation(rng.standard_normal((d_out, n)), rng.standard_normal((n, d_in)), w)
     assert shape == (d_out * d_in, d_out + n) and shape[0] == shape[1]
-    assert ratio > _report.SEPARATION
+    assert ratio > SEPARATION
     n = verify.minimal_width(d_out, d_in)
     ratio, shape = minimal_system_separation(rng.standard_normal((d_out, n)), rng.standard_normal((n, d_in)), w)
     assert shape[1] == shape[0] + 1 and ratio == 0.0  # more unknowns than equations: always solvable
 
 
 def test_properties_unavailable_is_skipped_not_passed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(_report, "_properties_dir", lambda: None)
-    claim = _report.run_properties()
+    monkeypatch.setattr(_properties, "_properties_dir", lambda: None)
+    claim = _properties.run_properties()
     assert claim.status == "skipped" and not claim.passed
     assert "not a source checkout" in claim.figures["reason"]
     assert main(["--only", "properties", "--out", str(tmp_path)]) == 1
@@ -179,9 +185,9 @@ def test_properties_subprocess(
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "test_stand_in.py").write_text(body)
-    monkeypatch.setattr(_report, "_properties_dir", lambda: package)
+    monkeypatch.setattr(_properties, "_properties_dir", lambda: package)
     monkeypatch.delenv("VERIFY_HYPOTHESIS_PROFILE", raising=False)
-    claim = _report.run_properties(timeout=120)
+    claim = _properties.run_properties(timeout=120)
     assert claim.status == status
     assert claim.figures["profile"] == "thorough"
     assert {k: claim.figures[k] for k in counts} == counts
@@ -190,7 +196,7 @@ def test_properties_subprocess(
 
 def test_pytest_summary_parsing() -> None:
     lines = ["....F", "FAILED properties/test_x.py::test_y", "1 failed, 11 passed, 2 skipped, 1 error in 3.10s"]
-    counts = _report._pytest_counts(lines)
+    counts = _properties._pytest_counts(lines)
     assert counts == {"passed": 11, "failed": 1, "errors": 1, "skipped": 2, "xfailed": 0, "xpassed": 0}
 
 
@@ -237,3 +243,77 @@ def test_invalid_config(kwargs: dict, message: str) -> None:
     arguments = {"architectures": ((2, 2),)} | kwargs
     with pytest.raises(ValueError, match=message):
         Config(**arguments)
+
+
+@pytest.fixture
+def toy_claim():
+    """A claim family registered by this test only (and removed after it): ``toy/<mode>``."""
+
+    def summary(claim: Claim) -> str:
+        return f"the answer is {claim.figures['answer']}"
+
+    def table(claims: list[Claim]) -> registry.Table:
+        rows = [[c.name, str(c.figures["answer"])] for c in claims]
+        return registry.Table(["toy", "answer"], rows, title="Toy answers", labels=1)
+
+    def section(claims: list[Claim], config: Config) -> list:
+        return [registry.Paragraph("Toy section text."), table(claims)]
+
+    @registry.register(
+        "toy/{mode}",
+        axes=lambda config: {"mode": config.modes},
+        order=15,
+        statement="A toy claim: the answer is 42.",
+        summary=summary,
+        sizes={"quick": {"answer": 42}, "full": {"answer": 43}},
+        table=table,
+        section=registry.Section("Toy answers", 15, section),
+    )
+    def run(config: Config, name: str, sweep: object) -> Claim:
+        answer = config.sizes_for("toy")["answer"]
+        return Claim(name, "the toy claim holds", "passed", {"answer": answer}, config.command(name))
+
+    yield "toy/{mode}"
+    registry.unregister("toy/{mode}")
+
+
+def test_a_registered_claim_is_listed_run_and_rendered_everywhere(
+    toy_claim: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One registration is all a new claim needs: --help, --list, console, markdown and JSON show it."""
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    assert "toy/<mode>" in capsys.readouterr().out
+    assert main(["--list", "--no-properties"]) == 0
+    listed = capsys.readouterr().out.split()
+    at = listed.index("toy/paper")  # order 15: after the exactness claims (10), before the tightness ones (20)
+    assert listed[at - 1 : at + 3] == ["exact/minimal/box-far", "toy/paper", "toy/minimal", "tight/paper"]
+    out = tmp_path / "reports"
+    assert main(["--workers", "1", "--only", "toy/*", "--no-properties", "--out", str(out)]) == 0
+    console = capsys.readouterr().out
+    assert "Toy answers" in console and "the answer is 42" in console and "toy/minimal" in console
+    document = json.loads((out / "verify.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in document["claims"]] == ["toy/paper", "toy/minimal"]
+    assert document["claims"][0]["figures"] == {"answer": 42} and document["claims"][0]["plots"] == []
+    assert document["claims"][0]["command"] == "python -m verify --only toy/paper"
+    text = (out / "verify.md").read_text(encoding="utf-8")
+    assert "## Toy answers\n\nToy section text.\n\n| toy | answer |" in text
+    assert "| toy/paper | PASS | the answer is 42 |" in text and "- **toy/paper**: the toy claim holds." in text
+
+
+def test_config_sizes_override_what_a_claim_declares(toy_claim: str) -> None:
+    config = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("toy/paper",))
+    assert [c.figures["answer"] for c in run_claims(config)] == [42]
+    assert [c.figures["answer"] for c in run_claims(dataclasses.replace(config, grid="full"))] == [43]
+    shrunk = dataclasses.replace(config, sizes={"toy": {"answer": 7}})
+    assert [c.figures["answer"] for c in run_claims(shrunk)] == [7]
+    with pytest.raises(ValueError, match="has no sizes"):
+        run_claims(dataclasses.replace(config, sizes={"toy": {"answr": 7}}))
+    with pytest.raises(ValueError, match="names no claim family"):
+        run_claims(dataclasses.replace(config, sizes={"tyo": {"answer": 7}}))
+
+
+def test_an_unregistered_claim_is_gone() -> None:
+    config = Config(architectures=((2, 2),), properties=False)
+    assert not any(name.startswith("toy/") for name in config.claim_names())

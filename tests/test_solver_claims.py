@@ -8,9 +8,11 @@ import math
 import pytest
 
 import verify
-from verify.job import solver_claims as _solver_claims
-from verify.job.report import Config
-from verify.job.solver_claims import SOLVER_CLAIMS, exact_case, solver_claim, speed_verdict
+from verify.job.claims import certificate_exact as _certificate
+from verify.job.claims.certificate_exact import exact_case
+from verify.job.claims.solvers_speed import speed_verdict
+from verify.job.config import Config
+from verify.job.runner import run_claim
 
 
 class _Serial:
@@ -18,17 +20,15 @@ class _Serial:
         return [f(*c) for c in cases]
 
 
-def _config() -> Config:
-    return Config(((2, 2),), seeds=(0,), properties=False, grid="custom")
+TINY_TARGETS = {"certificate/exact": {"targets": ((2, 2), (2, 3, 2))}}
 
 
-@pytest.fixture
-def tiny_targets(monkeypatch):
-    monkeypatch.setitem(_solver_claims.EXACT_TARGETS, "quick", ((2, 2), (2, 3, 2)))
+def _config(sizes: dict | None = None) -> Config:
+    return Config(((2, 2),), seeds=(0,), properties=False, grid="custom", sizes=sizes or {})
 
 
-def test_exact_claim_passes_on_tiny_cases(tiny_targets):
-    claim = solver_claim(_config(), "certificate/exact", _Serial())
+def test_exact_claim_passes_on_tiny_cases():
+    claim = run_claim(_config(TINY_TARGETS), "certificate/exact", _Serial())
     assert claim.status == "passed", claim.failures
     assert claim.figures["cases"] == claim.figures["passed"] == claim.figures["controls_detected"] == 2
     assert claim.figures["max_denominator_bits"] > 0
@@ -38,20 +38,22 @@ def test_exact_claim_passes_on_tiny_cases(tiny_targets):
     json.dumps(claim.to_dict(), allow_nan=False)
 
 
-def test_exact_control_bites(tiny_targets, monkeypatch):
-    real = _solver_claims.exact_check
+def test_exact_control_bites(monkeypatch):
+    real = _certificate.exact_check
 
     def always_holds(*args):
         check = real(*args)
         return type(check)(True, check.min_margin, True, check.points, True, check.blocks)
 
-    monkeypatch.setattr(_solver_claims, "exact_check", always_holds)
-    claim = solver_claim(_config(), "certificate/exact", _Serial())
+    monkeypatch.setattr(_certificate, "exact_check", always_holds)
+    claim = run_claim(_config(TINY_TARGETS), "certificate/exact", _Serial())
     assert claim.status == "failed"
     assert claim.figures["controls_detected"] == 0
     assert len(claim.failures) == 2
     assert "control not detected" in claim.failures[0]["reason"]
-    assert claim.failures[0]["reproduce"].startswith('python -c "from verify.job.solver_claims import exact_case;')
+    assert claim.failures[0]["reproduce"].startswith(
+        'python -c "from verify.job.claims.certificate_exact import exact_case;'
+    )
     json.dumps(claim.to_dict(), allow_nan=False)
 
 
@@ -68,9 +70,8 @@ def test_exact_case_records_an_error_instead_of_raising():
     assert case["passed"] is False and "Error" in case["reason"]
 
 
-def test_speed_claim_rows(monkeypatch):
-    monkeypatch.setitem(_solver_claims.SIZES, "custom", 8)
-    claim = solver_claim(_config(), "solvers/speed", _Serial())
+def test_speed_claim_rows():
+    claim = run_claim(_config({"solvers/speed": {"d": 8}}), "solvers/speed", _Serial())
     assert [r["method"] for r in claim.rows] == ["lstsq", "iterative", "direct"]
     for row in claim.rows:
         assert row["d"] == 8
@@ -100,6 +101,7 @@ def test_speed_verdict():
 
 
 def test_unknown_name():
-    assert SOLVER_CLAIMS == ("certificate/exact", "solvers/speed")
+    solver_claims = [n for n in _config().claim_names() if n.startswith(("certificate/", "solvers/"))]
+    assert solver_claims == ["certificate/exact", "solvers/speed"]
     with pytest.raises(ValueError, match="claim name"):
-        solver_claim(_config(), "solvers/nope", _Serial())
+        run_claim(_config(), "solvers/nope", _Serial())

@@ -1,4 +1,4 @@
-"""The sparse claims of the verification job (`verify.job.sparse_claims`), on reduced sizes."""
+"""The sparse claims of the verification job (`verify.job.claims.sparse_*`), on reduced sizes."""
 
 from __future__ import annotations
 
@@ -7,22 +7,23 @@ import dataclasses
 import pytest
 
 from verify.core.feasibility import BlockFeasibility
-from verify.job import sparse_claims as _sparse_claims
-from verify.job.report import Config, run_claims
+from verify.job.claims import sparse_decision as _sparse_decision
+from verify.job.claims import sparse_rank as _sparse_rank
+from verify.job.config import Config
+from verify.job.runner import run_claims
 
-TINY_SIZES = {"rank_cases": 40, "decision_cases": 24, "ds": (4, 8, 16), "seeds_small": 12, "seeds_large": 12}
-TINY_SIZES |= {"map_d": 4, "map_seeds": 12}
-CONFIG = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("sparse/*",))
+TINY_SIZES = {
+    "sparse/rank": {"cases": 40},
+    "sparse/decision": {"cases": 24},
+    "sparse/phase": {"ds": (4, 8, 16), "seeds_small": 12, "seeds_large": 12},
+    "sparse/map": {"d": 4, "seeds": 12},
+}
+CONFIG = Config(architectures=((2, 2),), seeds=(0,), properties=False, only=("sparse/*",), sizes=TINY_SIZES)
 
 
-@pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(_sparse_claims.SIZES, "quick", TINY_SIZES)
-
-
-def test_sparse_claims_pass_and_report_figures(tiny: None) -> None:
+def test_sparse_claims_pass_and_report_figures() -> None:
     claims = {c.name: c for c in run_claims(CONFIG)}
-    assert list(claims) == list(_sparse_claims.SPARSE_CLAIMS)
+    assert list(claims) == ["sparse/rank", "sparse/decision", "sparse/phase", "sparse/map"]
     assert all(c.passed for c in claims.values()), {n: (c.figures, c.failures) for n, c in claims.items()}
     assert claims["sparse/rank"].figures["agree"] == 40
     decision = claims["sparse/decision"].figures
@@ -36,26 +37,26 @@ def test_sparse_claims_pass_and_report_figures(tiny: None) -> None:
         assert r["nonzeros_multiple"] == pytest.approx(r["p_star"] * 2 * r["factor"] * r["d"])
 
 
-def test_rank_claim_fails_when_matching_is_wrong(tiny: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _sparse_claims.block_feasibility
+def test_rank_claim_fails_when_matching_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = _sparse_rank.block_feasibility
 
     def off_by_one(*args: object, **kwargs: object) -> BlockFeasibility:
         decision = real(*args, **kwargs)
         return dataclasses.replace(decision, rank=decision.rank + 1)
 
-    monkeypatch.setattr(_sparse_claims, "block_feasibility", off_by_one)
+    monkeypatch.setattr(_sparse_rank, "block_feasibility", off_by_one)
     (claim,) = run_claims(dataclasses.replace(CONFIG, only=("sparse/rank",)))
     assert not claim.passed and claim.failures and "matching" in claim.failures[0]["reason"]
 
 
-def test_decision_claim_fails_when_feasibility_lies(tiny: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _sparse_claims.verify.feasibility
+def test_decision_claim_fails_when_feasibility_lies(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = _sparse_decision.verify.feasibility
 
     def always_ok(*args: object, **kwargs: object):
         report = real(*args, **kwargs)
         blocks = tuple(dataclasses.replace(b, ok=True) for b in report.blocks)
         return dataclasses.replace(report, blocks=blocks)
 
-    monkeypatch.setattr(_sparse_claims.verify, "feasibility", always_ok)
+    monkeypatch.setattr(_sparse_decision.verify, "feasibility", always_ok)
     (claim,) = run_claims(dataclasses.replace(CONFIG, only=("sparse/decision",)))
     assert not claim.passed and claim.failures

@@ -12,10 +12,11 @@ import logging
 import pytest
 
 from verify.core.sparsity import full_rank_rate
+from verify.job.claims.threshold import threshold_case
+from verify.job.config import Config
 from verify.job.progress import Sweep
-from verify.job.report import Config, run_claims
+from verify.job.runner import run_claims
 from verify.job.sweeps import Runner
-from verify.job.width_claims import threshold_case
 
 distributed = pytest.importorskip("distributed")
 

@@ -9,7 +9,8 @@
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through
 ``pyplot``: nothing global changes and no display is needed. matplotlib is imported inside the
-functions only, so ``import verify`` does not pay for it.
+functions only, so ``import verify`` does not pay for it. Which claim feeds which figure is declared
+by the claim (`verify.job.registry.Figure`); `verify.job.report.write_figures` draws them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ERROR_FLOOR", "density_heatmap", "error_time_figure", "width_figure", "write_figures"]
+__all__ = ["ERROR_FLOOR", "density_heatmap", "error_time_figure", "width_figure"]
 
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 """Okabe–Ito: distinguishable under the common colour-vision deficiencies."""
@@ -410,39 +411,3 @@ def error_time_figure(data: Mapping[str, Any], path: PathLike) -> Path:
     axis.legend(fontsize=8, loc="center right", framealpha=0.92)
     axis.set_title("Error vs wall time: construction vs BN-only training, same frozen network", fontsize=10.5)
     return _save(figure, path)
-
-
-# ----------------------------------------------------------------------------------------------- report
-
-
-def write_figures(claims: Sequence[Any], directory: PathLike) -> dict[str, Path]:
-    """Draw every figure whose claims ran into ``directory/figures/`` (created when something is drawn).
-
-    Parameters
-    ----------
-    claims
-        Objects with ``name``, ``status``, ``figures`` (dict) and ``rows`` (list of dicts), as
-        `verify.job.report.Claim`. Used: the rows of ``threshold/paper`` and ``threshold/minimal``
-        (``width.png``), ``figures["map"]`` of ``sparse/map`` (``density.png``) and the ``figures``
-        of ``baseline/training`` (``error_vs_time.png``).
-    directory
-        The report directory; the PNGs go into its ``figures`` subdirectory.
-
-    Returns
-    -------
-    dict[str, Path]
-        Figure name (``width``, ``density``, ``error_vs_time``) to the path written. A figure is
-        left out when its claims are absent, skipped, or carry no data for it (a claim that failed
-        before measuring anything).
-    """
-    ran = {c.name: c for c in claims if c.status != "skipped"}
-    out = Path(directory) / "figures"
-    written: dict[str, Path] = {}
-    width_rows = [r for name in ("threshold/paper", "threshold/minimal") if name in ran for r in ran[name].rows]
-    if width_rows:
-        written["width"] = width_figure(width_rows, out / "width.png")
-    if "sparse/map" in ran and "map" in ran["sparse/map"].figures:
-        written["density"] = density_heatmap(ran["sparse/map"].figures["map"], out / "density.png")
-    if "baseline/training" in ran and "curve" in ran["baseline/training"].figures:
-        written["error_vs_time"] = error_time_figure(ran["baseline/training"].figures, out / "error_vs_time.png")
-    return written

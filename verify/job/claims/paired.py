@@ -1,54 +1,41 @@
-"""The verification job's claim about paired frozen networks: exact on all of R^d (docs/design.md §3).
+"""Claim ``paired/Rd``: paired frozen networks are exact on all of R^d (docs/design.md §3).
 
-``paired/Rd``
-    With mirrored frozen weights ``[B; −B]``, ``[A, −A]`` (``FrozenNetwork.for_target(...,
-    paired=True)``), ``reconstruct(target, frozen, None)`` needs no bias shift, so ``g = f`` holds
-    on the whole input space, not only on a bounded domain. Checked on fresh points of spheres of
-    radius 1, 10³, 10⁶ and 10⁹ (independent of the certificate's own points) to the same derived
-    rounding tolerance as the exactness claims, in both modes. As a control, the unpaired frozen
-    network of the same shape, reconstructed on the unit ball, is evaluated on the same far points:
-    its error there (reported, not required) shows what the pairing buys.
+With mirrored frozen weights ``[B; −B]``, ``[A, −A]`` (``FrozenNetwork.for_target(...,
+paired=True)``), ``reconstruct(target, frozen, None)`` needs no bias shift, so ``g = f`` holds on
+the whole input space, not only on a bounded domain. Checked on fresh points of spheres of radius
+1, 10³, 10⁶ and 10⁹ (independent of the certificate's own points) to the same derived rounding
+tolerance as the exactness claims, in both modes. As a control, the unpaired frozen network of
+the same shape, reconstructed on the unit ball, is evaluated on the same far points: its error
+there (reported, not required) shows what the pairing buys.
+
+Sizes: ``architectures``, the targets' widths.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 import verify
 from verify.core.tolerances import evaluation_tolerance
+from verify.job.agreement import fresh_errors
+from verify.job.claim import MAX_FAILURES, Claim, python_command, sci
+from verify.job.config import Config
+from verify.job.progress import Sweep
+from verify.job.registry import Section, register, statement_and_rows
 
-if TYPE_CHECKING:
-    from verify.job.progress import Sweep
-    from verify.job.report import Claim, Config
+__all__ = ["RADII", "paired_case"]
 
-__all__ = ["ARCHITECTURES", "PAIRED_CLAIM", "RADII", "paired_case", "paired_claim"]
-
-PAIRED_CLAIM = "paired/Rd"
 RADII = (1.0, 1e3, 1e6, 1e9)
 """Radii of the spheres the fresh points are drawn on."""
-ARCHITECTURES = {
-    "quick": ((3, 2), (5, 5), (2, 3, 5), (5, 8, 3), (12, 5, 1, 8), (3, 8, 5, 12)),
-    "full": ((3, 2), (5, 5), (8, 8), (2, 3, 5), (5, 8, 3), (12, 8, 12), (12, 5, 1, 8), (3, 8, 5, 12), (8, 8, 8, 8, 8)),
-}
 
 
 def _sphere(dim: int, radius: float, count: int, rng: np.random.Generator) -> np.ndarray:
     x = rng.standard_normal((count, dim))
     return radius * x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _errors(result: Any, target: verify.TargetNetwork, x: np.ndarray) -> tuple[float, float]:
-    """``max |g−f| / (|g|+|f|)`` and ``max |g−f| / max |f|`` on the points ``x``."""
-    f = target(x)
-    difference = np.abs(result.network(x) - f)
-    scale = result.frozen.magnitude(x, result.gamma, result.beta) + target.magnitude(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(np.where(difference == 0, 0.0, difference / scale).max())
-    return ratio, float(difference.max() / max(float(np.abs(f).max()), np.finfo(float).tiny))
 
 
 def paired_case(mode: str, widths: tuple[int, ...], seed: int, points: int) -> dict[str, Any]:
@@ -62,7 +49,7 @@ def paired_case(mode: str, widths: tuple[int, ...], seed: int, points: int) -> d
         tolerance = evaluation_tolerance(frozen.widths, target.widths, ratios)
         rtol = result.certificate.sampled.rtol
         rng = np.random.default_rng(2000 + seed)
-        per_radius = [_errors(result, target, _sphere(widths[0], r, points, rng)) for r in RADII]
+        per_radius = [fresh_errors(result, target, _sphere(widths[0], r, points, rng)) for r in RADII]
         unpaired = verify.FrozenNetwork.for_target(target, width=mode, seed=1000 + seed)
         control = verify.reconstruct(target, unpaired, verify.Ball(1.0), mode=mode)
         far = _sphere(widths[0], 1e3, points, np.random.default_rng(3000 + seed))
@@ -72,7 +59,7 @@ def paired_case(mode: str, widths: tuple[int, ...], seed: int, points: int) -> d
             "rtol": rtol,
             "error_ratio": [e[0] for e in per_radius],
             "relative_error": [e[1] for e in per_radius],
-            "unpaired_relative_error_at_1e3": _errors(control, target, far)[1],
+            "unpaired_relative_error_at_1e3": fresh_errors(control, target, far)[1],
         }
         case["passed"] = case["holds"] and all(e[0] <= tolerance and e[1] <= rtol for e in per_radius)
         if not case["passed"]:
@@ -85,12 +72,55 @@ def paired_case(mode: str, widths: tuple[int, ...], seed: int, points: int) -> d
     return case
 
 
-def paired_claim(config: Config, sweep: Sweep) -> Claim:
-    """Run ``paired/Rd`` (see the module docstring) through ``sweep``."""
-    from verify.job.report import Claim
+def _summary(claim: Claim) -> str:
+    f = claim.figures
+    return (
+        f"{f['passed']}/{f['cases']} cases exact on spheres of radius up to {max(f['radii']):g}; max |g-f|/max|f| "
+        f"{sci(f['max_relative_error'])}, worst error/tolerance {sci(f['max_error_over_tolerance'])}; "
+        f"unpaired control at radius 1e3: median error {sci(f['unpaired_median_relative_error_at_1e3'])}"
+    )
 
+
+_COLUMNS = {
+    "radius": "radius",
+    "cases": "cases",
+    "max |g−f| / max |f|": "max_relative_error",
+    "worst error / tolerance": "max_error_over_tolerance",
+}
+
+
+_STATEMENT = """\
+Paired frozen networks ([B; -B], [A, -A]) with domain=None: g = f on
+spheres of radius 1, 1e3, 1e6, 1e9 (exact on all of R^d)."""
+
+
+@register(
+    "paired/Rd",
+    order=50,
+    statement=_STATEMENT,
+    summary=_summary,
+    sizes={
+        "quick": {"architectures": ((3, 2), (5, 5), (2, 3, 5), (5, 8, 3), (12, 5, 1, 8), (3, 8, 5, 12))},
+        "full": {
+            "architectures": (
+                (3, 2),
+                (5, 5),
+                (8, 8),
+                (2, 3, 5),
+                (5, 8, 3),
+                (12, 8, 12),
+                (12, 5, 1, 8),
+                (3, 8, 5, 12),
+                (8, 8, 8, 8, 8),
+            )
+        },
+    },
+    section=Section("Paired networks on all of R^d", 50, statement_and_rows(_COLUMNS)),
+)
+def run(config: Config, name: str, sweep: Sweep) -> Claim:
+    """Check ``paired/Rd`` (see the module docstring), cases through ``sweep``."""
     start = time.perf_counter()
-    architectures = ARCHITECTURES["full" if config.grid == "full" else "quick"]
+    architectures = config.sizes_for("paired/Rd")["architectures"]
     points = max(2, config.points // len(RADII))
     cases = [(mode, widths, seed, points) for mode in config.modes for widths in architectures for seed in config.seeds]
     results = sweep.map(paired_case, cases)
@@ -118,28 +148,22 @@ def paired_claim(config: Config, sweep: Sweep) -> Claim:
         {
             "case": f"{r['mode']}: widths={r['widths']} seed={r['seed']}",
             "reason": r["reason"],
-            "reproduce": (
-                'python -c "import verify; '
-                f"t = verify.TargetNetwork.random({r['widths']!r}, seed={r['seed']}); "
-                f"fr = verify.FrozenNetwork.for_target(t, width={r['mode']!r}, seed={1000 + r['seed']}, paired=True); "
-                f'print(verify.reconstruct(t, fr, None, mode={r["mode"]!r}).certificate.holds)"'
+            "reproduce": python_command(
+                "import verify",
+                f"t = verify.TargetNetwork.random({r['widths']!r}, seed={r['seed']})",
+                f"fr = verify.FrozenNetwork.for_target(t, width={r['mode']!r}, seed={1000 + r['seed']}, paired=True)",
+                f"print(verify.reconstruct(t, fr, None, mode={r['mode']!r}).certificate.holds)",
             ),
         }
         for r in results
         if not r["passed"]
-    ][:20]
+    ][:MAX_FAILURES]
     statement = (
         "paired frozen networks ([B; -B], [A, -A]) reconstructed with domain=None are exact on all of R^d: "
         f"g = f within the derived rounding tolerance and rtol on {points} fresh points of each sphere of radius "
         f"{', '.join(f'{r:g}' for r in RADII)}, both modes"
     )
-    return Claim(
-        PAIRED_CLAIM,
-        statement,
-        "passed" if results and figures["passed"] == len(results) else "failed",
-        figures,
-        config.command(PAIRED_CLAIM),
-        rows=rows,
-        failures=failures,
-        seconds=time.perf_counter() - start,
+    passed = bool(results) and figures["passed"] == len(results)
+    return Claim.checked(
+        name, statement, passed, figures, config.command(name), started=start, rows=rows, failures=failures
     )

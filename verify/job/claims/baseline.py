@@ -1,20 +1,28 @@
-"""Construction against BN-only training (Frankle, Schwab, Morcos 2021) on the same frozen network.
+"""Claim ``baseline/training``: the construction against BN-only training on the same frozen network.
 
-Used by ``nox -s bench`` and by the verification job's ``baseline/training`` claim: build one
-random target and one frozen network, time `verify.nn.fit_norm_layers` (the construction), then
-train a fresh copy of the same frozen network with `verify.nn.train_norm_only` for a fixed time
-budget and record its error curve.
+BN-only training is Frankle, Schwab, Morcos (2021). `compare_with_training` (also used by ``nox -s
+bench``) builds one random target and one frozen network, times `verify.nn.fit_norm_layers` (the
+construction), then trains a fresh copy of the same frozen network with `verify.nn.train_norm_only`
+for a fixed time budget and records its error curve. The claim: the construction reaches ``<=
+1e-10`` relative error, and training does not get as close within the budget. Sizes: ``budget``,
+the training time in seconds. Skipped (not a pass) without torch.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 import verify
+from verify.job.claim import Claim
+from verify.job.config import Config
+from verify.job.figures import error_time_figure
+from verify.job.progress import Sweep
+from verify.job.registry import Figure, Image, Paragraph, Section, Table, register
 
 __all__ = ["compare_with_training"]
 
@@ -62,27 +70,63 @@ def compare_with_training(
     }
 
 
-BASELINE_CLAIM = "baseline/training"
-BUDGETS = {"quick": 10.0, "full": 60.0}
-"""Training time budget (seconds) of the verification job's baseline claim, per grid."""
+def _summary(claim: Claim) -> str:
+    f = claim.figures
+    return (
+        f"construction {f['construction_seconds'] * 1e3:.1f} ms to error {f['construction_error']:.1e}; "
+        f"training {f['training_budget_seconds']:g} s ({f['training_steps']} steps) to best error "
+        f"{f['training_best_error']:.2e}: {f['time_ratio']:.0f}x the time, {f['error_ratio']:.1e}x the error"
+    )
 
 
-def baseline_claim(config: Any) -> Any:
-    """The verification job's claim: the construction reaches ``<= 1e-10`` relative error, and BN-only
-    training of the same frozen network does not get as close within the budget."""
-    from verify.job.report import Claim
+def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
+    blocks: list[Any] = []
+    for claim in claims:
+        if claim.rows:
+            blocks += [
+                Image("error_vs_time", "Error against wall time: the construction and BN-only training"),
+                Paragraph(
+                    f"{claim.statement}. {_summary(claim)}. Training curve (relative error on 1024 held-out points):"
+                ),
+                Table(
+                    ["seconds", "max|g-f|/max|f|"],
+                    [[f"{r['seconds']:.2f}", f"{r['relative_error']:.3e}"] for r in claim.rows],
+                ),
+            ]
+    return blocks
 
+
+def _curve_data(claims: Sequence[Any]) -> dict[str, Any] | None:
+    return next((c.figures for c in claims if "curve" in c.figures), None)
+
+
+_STATEMENT = """\
+The construction against Adam on the BatchNorm parameters alone, same
+frozen network (error_vs_time.png)."""
+
+
+@register(
+    "baseline/training",
+    order=70,
+    statement=_STATEMENT,
+    summary=_summary,
+    sizes={"quick": {"budget": 10.0}, "full": {"budget": 60.0}},
+    section=Section("Construction vs BN-only training", 80, _section),
+    figures=(Figure("error_vs_time", error_time_figure, _curve_data),),
+)
+def run(config: Config, name: str, sweep: Sweep) -> Claim:
+    """Check ``baseline/training`` in this process (a timed comparison: not sent to the sweep's workers)."""
     start = time.perf_counter()
-    budget = BUDGETS["full" if config.grid == "full" else "quick"]
+    budget = config.sizes_for("baseline/training")["budget"]
     try:
         import torch  # noqa: F401
     except ImportError:
         return Claim(
-            BASELINE_CLAIM,
+            name,
             "construction vs BN-only training",
             "skipped",
             {"reason": "torch is not installed (pip install verify[torch])"},
-            config.command(BASELINE_CLAIM),
+            config.command(name),
         )
     figures = compare_with_training(budget=budget)
     curve = figures["curve"]
@@ -100,12 +144,4 @@ def baseline_claim(config: Any) -> Any:
         f"and Adam on the BatchNorm weight/bias alone (lr 1e-2, batch 256) does not reach the construction's error "
         f"within {budget:g} s"
     )
-    return Claim(
-        BASELINE_CLAIM,
-        statement,
-        "passed" if passed else "failed",
-        figures,
-        config.command(BASELINE_CLAIM),
-        rows=rows,
-        seconds=time.perf_counter() - start,
-    )
+    return Claim.checked(name, statement, passed, figures, config.command(name), started=start, rows=rows)

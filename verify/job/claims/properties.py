@@ -1,0 +1,126 @@
+"""Claim ``properties``: the Hypothesis property suite (``properties/``) passes under the thorough profile.
+
+pytest runs on the ``properties`` package of a source checkout, in a subprocess, with
+``VERIFY_HYPOTHESIS_PROFILE=thorough`` (unless already set). Without a source checkout or pytest the
+claim is recorded as skipped, which is not a pass. Not a numeric claim: its time is left out of the
+job's numeric time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import verify
+from verify.job.claim import Claim
+from verify.job.config import Config
+from verify.job.progress import Sweep
+from verify.job.registry import Bullets, Code, Paragraph, Section, register, summary
+
+__all__ = ["run_properties"]
+
+_STATEMENT = "the Hypothesis property suite (properties/) passes under the thorough profile"
+_NAME = "properties"
+
+
+def _properties_dir() -> Path | None:
+    """The ``properties`` package next to the installed ``verify`` (a source checkout), or None."""
+    candidate = Path(verify.__file__).resolve().parent.parent / "properties"
+    return candidate if (candidate / "__init__.py").is_file() else None
+
+
+def run_properties(timeout: float | None = None) -> Claim:
+    """Run ``pytest properties -q -p no:cacheprovider`` in a subprocess with the thorough profile.
+
+    ``VERIFY_HYPOTHESIS_PROFILE`` is set to ``thorough`` unless already set. The claim passes iff
+    pytest exits 0 with at least one passed test and no failure or error; it is ``"skipped"`` (which
+    is not a pass) when there is no source checkout next to ``verify`` or pytest is not importable.
+    """
+    directory = _properties_dir()
+    profile = os.environ.get("VERIFY_HYPOTHESIS_PROFILE", "thorough")
+    command = f"VERIFY_HYPOTHESIS_PROFILE={profile} python -m pytest properties -q -p no:cacheprovider"
+    reason = None
+    if directory is None:
+        reason = f"no properties/ package next to {Path(verify.__file__).resolve().parent} (not a source checkout)"
+    elif importlib.util.find_spec("pytest") is None:
+        reason = "pytest is not importable (install the 'test' extra: pip install -e '.[test]')"
+    if reason is not None:
+        return Claim(_NAME, _STATEMENT, "skipped", {"reason": reason, "profile": profile}, command)
+    start = time.perf_counter()
+    env = dict(os.environ)
+    env["VERIFY_HYPOTHESIS_PROFILE"] = profile
+    argv = [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider"]
+    try:
+        done = subprocess.run(
+            argv, cwd=directory.parent, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        figures = {"profile": profile, "reason": f"pytest did not finish within {timeout} s"}
+        return Claim.checked(_NAME, _STATEMENT, False, figures, command, started=start)
+    output = (done.stdout + done.stderr).strip().splitlines()
+    counts = _pytest_counts(output)
+    failing = [line.split(" ", 1)[1] for line in output if line.startswith(("FAILED ", "ERROR "))]
+    figures: dict[str, Any] = {"profile": profile, "exit_code": done.returncode, **counts}
+    figures |= {"failing_tests": failing, "tail": output[-15:]}
+    passed = done.returncode == 0 and counts["passed"] > 0 and counts["failed"] == counts["errors"] == 0
+    if not passed:
+        figures["reason"] = _pytest_reason(done.returncode, counts)
+    return Claim.checked(_NAME, _STATEMENT, passed, figures, command, started=start)
+
+
+def _pytest_counts(lines: Sequence[str]) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
+    summary = next((line for line in reversed(lines) if re.search(r"\d+ (passed|failed|error|skipped)", line)), "")
+    for number, word in re.findall(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)", summary):
+        counts["errors" if word.startswith("error") else word] += int(number)
+    return counts
+
+
+def _pytest_reason(code: int, counts: dict[str, int]) -> str:
+    if code == 5 or counts["passed"] == 0:
+        return f"pytest collected no passing test (exit code {code}): an empty suite proves nothing"
+    return f"pytest exit code {code}: {counts['failed']} failed, {counts['errors']} errors"
+
+
+def _summary(claim: Claim) -> str:
+    f = claim.figures
+    text = f"{f.get('passed', 0)} passed, {f.get('failed', 0)} failed, {f.get('errors', 0)} errors"
+    text += f" (profile {f.get('profile')})"
+    return text + (f"; {f['reason']}" if "reason" in f else "")
+
+
+def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
+    blocks: list[Any] = []
+    for claim in claims:
+        blocks.append(Paragraph(f"`{claim.command}` (from the project root): {summary(claim)}"))
+        blocks.append(Bullets([f"failing: `{test}`" for test in claim.figures.get("failing_tests", [])]))
+        if claim.figures.get("tail"):
+            blocks.append(Code(claim.figures["tail"]))
+    return blocks
+
+
+_HELP = """\
+pytest on the properties/ package of a source checkout, in a subprocess,
+with VERIFY_HYPOTHESIS_PROFILE=thorough (unless already set). Without a
+source checkout or pytest it is recorded as skipped, which is not a pass."""
+
+
+@register(
+    _NAME,
+    order=90,
+    statement=_HELP,
+    summary=_summary,
+    enabled=lambda config: config.properties,
+    section=Section("Property suite", 90, _section),
+    numeric=False,
+)
+def run(config: Config, name: str, sweep: Sweep) -> Claim:
+    """Check ``properties`` (see `run_properties`); the suite runs in its own subprocess, not through ``sweep``."""
+    return run_properties()
