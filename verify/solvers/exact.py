@@ -20,11 +20,11 @@ about a second per block.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
+from verify.core.certificate import ExactCheck
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork
@@ -86,39 +86,6 @@ def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> t
         diagnostics={"columns": int(columns.size), "max_denominator_bits": max(int(g.q).bit_length() for g in gamma_q)},
     )
     return float_solution, gamma_q
-
-
-@dataclass(frozen=True)
-class ExactCheck:
-    """The exact part of a certificate (``method="exact"``).
-
-    Attributes
-    ----------
-    residual_is_zero : bool
-        ``K γ = vec(W)`` holds exactly over the rationals in every block.
-    min_margin : float
-        The smallest exact activity margin (rounded to float for display).
-    margins_nonnegative : bool
-        Every exact margin is ``>= 0``: the linear regime holds on the whole domain, exactly.
-    points : int
-        Rational points of the domain at which ``g`` and ``f`` were evaluated exactly.
-    agree : bool
-        ``g(x) == f(x)`` exactly at every point.
-    blocks : list of dict
-        Per block: ``residual_is_zero`` and ``min_margin``.
-    """
-
-    residual_is_zero: bool
-    min_margin: float
-    margins_nonnegative: bool
-    points: int
-    agree: bool
-    blocks: list = field(default_factory=list)
-
-    @property
-    def holds(self) -> bool:
-        """Zero residual, non-negative margins and exact agreement."""
-        return self.residual_is_zero and self.margins_nonnegative and self.agree
 
 
 def _ball_radius_bound(radius: float, row: np.ndarray):
