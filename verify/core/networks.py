@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from verify.core.channels import Channels, DenseChannels
 from verify.core.interop import TorchSpec, like, torch_spec
 from verify.core.validate import as_array, as_points, as_sequence
 
@@ -319,6 +320,11 @@ class FrozenNetwork:
     def weights(self) -> tuple[np.ndarray, ...]:
         """``(M_1, …, M_{2L})``, read-only."""
         return self._weights
+
+    @property
+    def channels(self) -> tuple[Channels, ...]:
+        """What each layer's normalization scales (`verify.core.channels`): here one channel per neuron."""
+        return tuple(DenseChannels(m.shape[0]) for m in self._weights)
 
     @property
     def masks(self) -> tuple[np.ndarray, ...]:
