@@ -229,6 +229,11 @@ class ScaleEquation:
             )
         return needed
 
+    def square_subset(self, block: int) -> np.ndarray:
+        """``d_out·d_in`` well-conditioned columns of ``K`` for a square paper-mode solve (`square_columns`);
+        `InfeasibleError` if the layer is too narrow or ``K`` rank-deficient."""
+        return square_columns(self.k, self.check_paper_width(block), block)
+
 
 def as_equation(operands: tuple) -> ScaleEquation:
     """``(equation,)`` or the three matrices ``(a, b, w)`` as a `ScaleEquation` (the solvers' two call forms)."""

@@ -101,31 +101,38 @@ def solve_convex(
     if rank < needed:
         raise rank_error(block, rank, needed, n)
     condition = float(singular[0] / singular[needed - 1])
-    if method == "l1":
-        value, info = _solve(cp.Problem(cp.Minimize(cp.norm1(gamma)), constraints), gamma, method)
-        polished, live = _polish_on_support(k, value, target, needed)
-        info |= {"polish": f"exact solve on {live} support columns"}
-    elif method == "min_shift":
-        if image is None:
-            raise ValueError("method 'min_shift' needs the odd layer's input range (image)")
-        shifts = bias_shift(gamma, image, cvxpy_arithmetic())
-        value, info = _solve(cp.Problem(cp.Minimize(cp.sum(shifts)), constraints), gamma, method)
-        polished, live = _polish_on_support(k, value, target, needed)
-        info |= {"polish": f"exact solve on {live} support columns"}
-    elif method == "linf":
-        value, info = _solve(cp.Problem(cp.Minimize(cp.norm_inf(gamma)), constraints), gamma, method)
-        polished = _project(k, value, target)
-        info |= {"polish": "minimum-norm correction"}
-    elif method == "box":
+    if method == "box":
         polished, info = _solve_box(k, target, gamma, constraints, bound, block=block, n=n)
     else:
-        raise ValueError(f"unknown convex method {method!r}")
+        objective = _program_objective(method, gamma, image)
+        value, info = _solve(cp.Problem(cp.Minimize(objective), constraints), gamma, method)
+        if method == "linf":
+            polished = _project(k, value, target)
+            info["polish"] = "minimum-norm correction"
+        else:  # linear programs: the optimum is a vertex, re-solved exactly on its support
+            polished, live = _polish_on_support(k, value, target, needed)
+            info["polish"] = f"exact solve on {live} support columns"
     info["objective_after_polish"] = _objective(method, polished, image)
     if method == "box":
         info["bound"] = float(bound)
     return ScaleSolution(
         polished, np.ones(d_out), rank, needed, condition, f"{method}: cvxpy/CLARABEL + polish", diagnostics=info
     )
+
+
+def _program_objective(method: str, gamma: object, image: AffineRange | None) -> object:
+    """The cvxpy objective of ``l1``, ``linf`` or ``min_shift`` in the variable ``gamma``."""
+    import cvxpy as cp
+
+    if method == "l1":
+        return cp.norm1(gamma)
+    if method == "linf":
+        return cp.norm_inf(gamma)
+    if method == "min_shift":
+        if image is None:
+            raise ValueError("method 'min_shift' needs the odd layer's input range (image)")
+        return cp.sum(bias_shift(gamma, image, cvxpy_arithmetic()))
+    raise ValueError(f"unknown convex method {method!r}")
 
 
 def _objective(method: str, gamma: np.ndarray, image: AffineRange | None) -> float:
@@ -143,7 +150,7 @@ def _solve_box(
 
     if bound is None or isinstance(bound, bool) or not np.isfinite(bound) or bound <= 0:
         raise ValueError(f"method 'box' needs bound=C, a positive finite number, got {bound!r}")
-    smallest, _ = _solve(cp.Problem(cp.Minimize(cp.norm_inf(gamma)), constraints), gamma, "linf")
+    smallest, _ = _solve(cp.Problem(cp.Minimize(_program_objective("linf", gamma, None)), constraints), gamma, "linf")
     least = float(np.abs(_project(k, smallest, target)).max())
     if bound < least:
         raise InfeasibleError(

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.linalg
 
 from verify.core.numerics import refine
-from verify.core.scale_equation import ScaleEquation, ScaleSolution, rank_error, square_columns
+from verify.core.scale_equation import ScaleEquation, ScaleSolution, rank_error
 from verify.core.tolerances import numerical_rank
 
 __all__ = ["solve_direct"]
@@ -21,11 +21,9 @@ __all__ = ["solve_direct"]
 
 def solve_direct(equation: ScaleEquation, *, block: int) -> ScaleSolution:
     """Square solve: LU on ``K`` restricted to ``d_out·d_in`` columns chosen by QR with column pivoting."""
-    needed = equation.check_paper_width(block)
-    k = equation.k
-    n = k.shape[1]
-    columns = square_columns(k, needed, block)
-    square = k[:, columns]
+    columns = equation.square_subset(block)
+    needed, n = columns.size, equation.n
+    square = equation.k[:, columns]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # singularity is checked below
         lu, piv = scipy.linalg.lu_factor(square, check_finite=False)

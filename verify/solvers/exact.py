@@ -33,7 +33,7 @@ from verify.core.certificate import ExactCheck
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.scale_equation import ScaleSolution, as_equation, square_columns
+from verify.core.scale_equation import ScaleSolution, as_equation
 
 __all__ = ["ExactCheck", "exact_check", "rational_arithmetic", "solve_exact"]
 
@@ -81,10 +81,8 @@ def solve_exact(*operands: object, block: int) -> tuple[ScaleSolution, list]:
     import flint
 
     equation = as_equation(operands)
-    needed = equation.check_paper_width(block)
-    k = equation.k
-    n = k.shape[1]
-    columns = square_columns(k, needed, block)
+    columns = equation.square_subset(block)
+    needed, n, k = columns.size, equation.n, equation.k
     # K's entries A[a,i]·B[i,b] are products of dyadic rationals: form them exactly.
     square = flint.fmpq_mat(needed, needed, list(equation.columns(columns, _rationals).ravel()))
     try:

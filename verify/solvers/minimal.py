@@ -32,16 +32,20 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
     if r == 0:
         return ScaleSolution(np.zeros(n), np.zeros(d_out), 0, 0, 1.0, "minimal: zero layer")
     width_needed = minimal_width(r, d_in)
+
+    def refusal(message: str, rank: int | None, width: int) -> InfeasibleError:
+        """The block's `InfeasibleError`: ``needed = r + n - 1`` (one null direction), ``width`` would work."""
+        return InfeasibleError(
+            f"block {block}: {message}", block=block, rank=rank, needed=r + n - 1, width=n, width_needed=width
+        )
+
     if n < width_needed:
-        raise InfeasibleError(
-            f"block {block}: mode 'minimal' needs an odd-layer width n_{2 * block - 1} >= r*(d_{block - 1}-1)+1 = "
+        raise refusal(
+            f"mode 'minimal' needs an odd-layer width n_{2 * block - 1} >= r*(d_{block - 1}-1)+1 = "
             f"{r}*({d_in}-1)+1 = {width_needed} (r = {r} non-zero rows of W_{block}), got {n}. "
             f"Use width >= {width_needed}",
-            block=block,
-            rank=None,
-            needed=r + n - 1,
-            width=n,
-            width_needed=width_needed,
+            None,
+            width_needed,
         )
     weight_part = np.zeros((r, d_in, r))
     weight_part[np.arange(r), :, np.arange(r)] = w[rows]
@@ -62,15 +66,12 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
         return x
 
     if null.shape[1] == 0:
-        raise InfeasibleError(
-            f"block {block}: the homogeneous system diag(ρ) W_{block} = A diag(γ) B has only the trivial solution "
+        raise refusal(
+            f"the homogeneous system diag(ρ) W_{block} = A diag(γ) B has only the trivial solution "
             f"(rank {rank} of {r + n} unknowns; needed rank <= {r + n - 1}) at width {n}; "
             f"use width >= {width_needed}",
-            block=block,
-            rank=rank,
-            needed=r + n - 1,
-            width=n,
-            width_needed=max(width_needed, n + 1),
+            rank,
+            max(width_needed, n + 1),
         )
     rho_part = null[:r]
     # How far each row scale reaches on the (orthonormal, equilibrated) null basis: ~0 means ρ_a = 0
@@ -78,15 +79,12 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
     reach = np.linalg.norm(vt[rank:, :r], axis=0)
     dead = np.flatnonzero(reach <= VANISHING)
     if dead.size:
-        raise InfeasibleError(
-            f"block {block}: every solution of diag(ρ) W_{block} = A diag(γ) B switches off target row(s) "
+        raise refusal(
+            f"every solution of diag(ρ) W_{block} = A diag(γ) B switches off target row(s) "
             f"{rows[dead].tolist()} (ρ = 0 there); no minimal-mode solution exists at width {n}. "
             f"Try mode='paper' with width >= {paper_width(d_out, d_in)}",
-            block=block,
-            rank=rank,
-            needed=r + n - 1,
-            width=n,
-            width_needed=paper_width(d_out, d_in),
+            rank,
+            paper_width(d_out, d_in),
         )
     coefficients = np.linalg.lstsq(rho_part, np.ones(r), rcond=None)[0]
     x = null @ coefficients
