@@ -162,23 +162,20 @@ def reconstruct(
         regions = block_input_regions(target, domain)
         points = domain.sample(samples, np.random.default_rng(seed))
         described = domain.to_dict()
-    scales: list[np.ndarray] = []
-    shifts: list[np.ndarray] = []
-    certificates: list[BlockCertificate] = []
-    exact_gammas: list = []
-    for block in blocks(target, frozen):
-        region = None if regions is None else regions[block.k - 1]
-        odd, even, certificate = _tune_block(block, frozen, region, mode, method, bound, spec, exact_gammas)
-        scales += [odd[0], even[0]]
-        shifts += [odd[1], even[1]]
-        certificates.append(certificate)
+    tuned = [
+        _tune_block(block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec)
+        for block in blocks(target, frozen)
+    ]
+    scales = [layer[0] for t in tuned for layer in (t.odd, t.even)]
+    shifts = [layer[1] for t in tuned for layer in (t.odd, t.even)]
+    certificates = [t.certificate for t in tuned]
 
     gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
-    sampled = _sampled_check_on(target, frozen, points, gamma_bn, beta_bn, certificates, rtol)
+    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol)
     exact = None
     if method == "exact":
         points = domain.sample(min(samples, EXACT_POINTS), np.random.default_rng(seed))
-        exact = exact_check(target, frozen, domain, exact_gammas, points)
+        exact = exact_check(target, frozen, domain, [t.rational for t in tuned], points)
     certificate = Certificate(
         mode=mode, domain=described, blocks=tuple(certificates), sampled=sampled, method=method, exact=exact
     )
@@ -191,8 +188,15 @@ def reconstruct(
     )
 
 
-_Layer = tuple[np.ndarray, np.ndarray]
-"""One frozen layer's per-neuron affine map ``(s, t)``."""
+@dataclass(frozen=True)
+class _TunedBlock:
+    """One block's part of the result: the per-neuron ``(s, t)`` of its odd and even layers, its
+    certificate and, for ``method="exact"``, the rational ``γ``."""
+
+    odd: tuple[np.ndarray, np.ndarray]
+    even: tuple[np.ndarray, np.ndarray]
+    certificate: BlockCertificate
+    rational: list | None = None
 
 
 def _tune_block(
@@ -203,8 +207,7 @@ def _tune_block(
     method: str,
     bound: float | None,
     spec: TorchSpec | None,
-    exact_gammas: list,
-) -> tuple[_Layer, _Layer, BlockCertificate]:
+) -> _TunedBlock:
     """Block ``k`` of the construction: the odd and even layers' ``(s, t)`` and the block's certificate.
 
     A shifted block (``region`` given, docs/design.md §2) solves its equation, shifts its odd layer by
@@ -217,11 +220,11 @@ def _tune_block(
     image = None if paired else block.odd_range(region)
     if not paired and mode == "paper" and not equation.full_pattern:
         _refuse_unmatched(equation_feasibility(equation, mode, block=block.k))
+    rational = None
     if mode == "minimal":
         solution = solve_with("minimal", equation, block=block.k)
-    elif method == "exact":
-        solution, gamma_q = solve_exact(equation.a, equation.b, equation.w, block=block.k)
-        exact_gammas.append(gamma_q)
+    elif method == "exact":  # the rationals are needed for the exact check, so not via the registry
+        solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
     else:
         device = None if paired else spec  # a paired block solves in numpy
         solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
@@ -236,10 +239,11 @@ def _tune_block(
         carried = gamma * block.c_odd + tau
         min_margin = float(np.min(activity_margin(gamma, tau, image)))
     even = _even_layer(block, frozen, row_scale, equation.a, carried)
-    return odd, even, _certify_block(block.k, solution, equation, min_margin=min_margin, pairs=paired)
+    certificate = _certify_block(block.k, solution, equation, min_margin=min_margin, pairs=paired)
+    return _TunedBlock(odd, even, certificate, rational)
 
 
-def _sampled_check_on(
+def _sampled_check(
     target: TargetNetwork,
     frozen: FrozenNetwork,
     x: np.ndarray,
@@ -248,6 +252,7 @@ def _sampled_check_on(
     block_certificates: list[BlockCertificate],
     rtol: float,
 ) -> SampledCheck:
+    """The certificate's sampled check of ``g`` against ``f`` at the points ``x`` (docs/design.md §6)."""
     samples = x.shape[0]
     f = target(x)
     pre = frozen.preactivations(x, gamma, beta)
