@@ -12,6 +12,10 @@ and then:
 * an exact evaluation of ``g`` (per-neuron affine maps ``(s, t)``) and ``f`` on rational points of
   the domain agrees exactly.
 
+The bias shift, the margins and the interval bounds are the formulas of `verify.core.bias_shift`
+and `verify.core.bounds` evaluated in `rational_arithmetic`; ``K``'s columns come from the
+equation's own builder with rational entries.
+
 The float ``(γ, β)`` returned to the caller are the roundings of these rationals; the exact check
 is about the rational parameters. Cost grows like ``d⁶`` with large rationals: ``d <= 16`` in
 about a second per block.
@@ -167,8 +171,8 @@ def exact_check(
     for block, gamma_q, region in zip(blocks(target, frozen), gammas_q, regions, strict=True):
         gamma = np.array(gamma_q, dtype=object)
         image = block.odd_range(region, arithmetic)
-        tau = list(bias_shift(gamma, image, arithmetic))
-        margin = min(activity_margin(gamma, np.array(tau, dtype=object), image, arithmetic))
+        tau = bias_shift(gamma, image, arithmetic)
+        margin = min(activity_margin(gamma, tau, image, arithmetic))
         # A diag(γ) B as one exact matrix product (flint clears denominators and multiplies integers).
         scaled = flint.fmpq_mat(
             block.a.shape[0], len(gamma_q), [_q(v) * g for row in block.a for v, g in zip(row, gamma_q, strict=True)]
@@ -182,7 +186,7 @@ def exact_check(
         ]
         width_even = frozen.widths[block.even + 1]
         scales_q += [list(gamma_q), [_q(1.0)] * len(t_even) + [zero] * (width_even - len(t_even))]
-        shifts_q += [tau, t_even + [zero] * (width_even - len(t_even))]
+        shifts_q += [list(tau), t_even + [zero] * (width_even - len(t_even))]
         residual_zero &= zero_residual
         margins_ok &= margin >= 0
         min_margin = margin if min_margin is None else min(min_margin, margin)
