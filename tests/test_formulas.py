@@ -136,3 +136,74 @@ def test_target_forward_matches_formula():
     target = verify.TargetNetwork([w1, w2], [b1, b2])
     x = RNG.standard_normal((10, 3))
     np.testing.assert_array_equal(target(x), np.maximum(x @ w1.T + b1, 0) @ w2.T + b2)
+
+
+def test_bias_shift_is_one_formula_in_float_and_in_rationals():
+    """The float shift and margin are the rational ones rounded (docs/design.md §2): one formula, two arithmetics."""
+    from fractions import Fraction
+
+    from verify.solvers.exact import rational_arithmetic
+
+    pytest.importorskip("flint")
+    rationals = rational_arithmetic()
+    scale, mid, rad = RNG.standard_normal(9), RNG.standard_normal(9), RNG.uniform(0, 2, 9)
+    size = np.abs(mid) + rad
+    image = verify.core.domains.AffineRange(mid, rad, size)
+    exact_image = verify.core.domains.AffineRange(
+        *(np.array([rationals.constant(v) for v in x]) for x in (mid, rad, size))
+    )
+    exact_scale = np.array([rationals.constant(v) for v in scale])
+    tau, tau_q = bias_shift(scale, image), bias_shift(exact_scale, exact_image, rationals)
+    margin_q = activity_margin(exact_scale, tau_q, exact_image, rationals)
+    as_float = [float(Fraction(int(q.p), int(q.q))) for q in tau_q]
+    assert np.all(np.abs(tau - as_float) <= 64 * EPS * (np.abs(scale) * (np.abs(mid) + rad + size)))
+    assert all(m >= 0 for m in margin_q)
+    slack = rationals.constant(SLACK)
+    by_hand = [
+        max(abs(s) * (r + slack * z) - s * m, 0)
+        for s, m, r, z in zip(exact_scale, exact_image.mid, exact_image.rad, exact_image.size, strict=True)
+    ]
+    assert list(tau_q) == by_hand
+
+
+def test_relu_box_is_the_interval_of_relu():
+    from verify.core.bounds import relu_box
+
+    image = verify.core.domains.AffineRange(np.array([-2.0, 0.5, 3.0]), np.array([1.0, 1.0, 0.5]), np.ones(3))
+    lo, hi = relu_box(image)
+    assert np.array_equal(lo, [0.0, 0.0, 2.5]) and np.array_equal(hi, [0.0, 1.5, 3.5])
+
+
+def test_dense_layers_have_one_channel_per_neuron():
+    """The channel seam (verify.core.channels): dense layers count neurons and leave ranges per neuron."""
+    from verify.core.blocks import blocks
+    from verify.core.channels import DenseChannels
+
+    target = verify.TargetNetwork.random([3, 4, 2], seed=3)
+    frozen = verify.FrozenNetwork.for_target(target, seed=4)
+    assert frozen.channels == tuple(DenseChannels(n) for n in frozen.widths[1:])
+    assert [c.count for c in frozen.channels] == list(frozen.widths[1:])
+    regions = block_input_regions(target, verify.Ball(1.0, np.zeros(3)))
+    for block, region in zip(blocks(target, frozen), regions, strict=True):
+        image = region.affine_range(block.b, block.c_odd)
+        assert block.channels.reduce_range(image) is image
+    with pytest.raises(ValueError, match="does not fit a dense layer"):
+        DenseChannels(5).reduce_range(image)
+
+
+def test_the_construction_reads_ranges_through_the_channels(monkeypatch):
+    """Every block's odd-layer range passes through its layer's `Channels.reduce_range` once."""
+    from verify.core.channels import DenseChannels
+
+    seen = []
+
+    class Spy(DenseChannels):
+        def reduce_range(self, image):
+            seen.append(self.width)
+            return super().reduce_range(image)
+
+    monkeypatch.setattr(verify.FrozenNetwork, "channels", property(lambda self: tuple(Spy(n) for n in self.widths[1:])))
+    target = verify.TargetNetwork.random([3, 4, 2], seed=3)
+    frozen = verify.FrozenNetwork.for_target(target, seed=4)
+    assert verify.reconstruct(target, frozen, verify.Ball(1.0)).certificate.holds
+    assert seen == [frozen.widths[1], frozen.widths[3]]

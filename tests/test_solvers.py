@@ -165,3 +165,68 @@ def test_cuda_iterative_stays_on_the_device() -> None:
     reference = verify.reconstruct(TARGET, frozen, DOMAIN, method="iterative")
     for g_t, g_n in zip(result.gamma, reference.gamma, strict=True):
         assert float((g_t.cpu() - torch.from_numpy(g_n)).abs().max()) <= 1e-10 * max(1.0, float(np.abs(g_n).max()))
+
+
+def _equation(d_out: int = 3, d_in: int = 2, n: int = 9, seed: int = 7):
+    from verify.core.scale_equation import ScaleEquation
+
+    rng = np.random.default_rng(seed)
+    return ScaleEquation(
+        rng.standard_normal((d_out, n)), rng.standard_normal((n, d_in)), rng.standard_normal((d_out, d_in))
+    )
+
+
+def test_scale_equation_builds_k_once_and_agrees_with_its_operators() -> None:
+    equation = _equation()
+    assert (equation.d_out, equation.d_in, equation.n, equation.needed) == (3, 2, 9, 6)
+    assert equation.k is equation.k  # built once, on first use
+    assert np.array_equal(equation.k, verify.khatri_rao(equation.a, equation.b))
+    gamma = np.random.default_rng(1).standard_normal(9)
+    assert np.array_equal(equation.operator.matvec(gamma), ((equation.a * gamma) @ equation.b).reshape(-1))
+    error, terms = equation.residual(gamma)
+    assert np.array_equal(error, (equation.a * gamma) @ equation.b - equation.w)
+    assert np.array_equal(terms.reshape(-1), equation.magnitude.matvec(np.abs(gamma)) + np.abs(equation.target))
+    assert np.array_equal(equation.columns(np.array([4, 1])), equation.k[:, [4, 1]])
+    assert np.array_equal(equation.rows([2, 0]).k, verify.khatri_rao(equation.a[[2, 0]], equation.b))
+    with pytest.raises(ValueError, match="must agree"):
+        type(equation)(equation.a, equation.b[:4], equation.w)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("auto", "min_shift")] + ["minimal"])
+def test_every_solver_takes_the_equation_or_its_matrices(method: str) -> None:
+    """The registry's one interface: ``solve_with(method, equation)`` equals ``solve_with(method, a, b, w)``."""
+    from verify.solvers.registry import SOLVERS, solve_with
+
+    assert method in SOLVERS
+    equation = _equation(n=6 if method == "minimal" else 9)
+    by_equation = solve_with(method, equation, block=1, **OPTIONS.get(method, {}))
+    by_matrices = solve_with(method, equation.a, equation.b, equation.w, block=1, **OPTIONS.get(method, {}))
+    assert np.array_equal(by_equation.scale, by_matrices.scale) and by_equation.method == by_matrices.method
+    error, terms = equation.residual(by_equation.scale, by_equation.row_scale)
+    assert np.all(np.abs(error) <= 64 * (equation.n + equation.needed) * EPS * terms)
+
+
+def test_iterative_runs_in_torch_for_a_device_and_matches_the_tensor_form() -> None:
+    from verify.core.interop import TorchSpec
+    from verify.solvers.registry import solve_with
+
+    equation = _equation(d_out=4, d_in=4, n=24)
+    spec = TorchSpec(torch.device("cpu"), torch.float64)
+    on_device = solve_with("iterative", equation, block=1, device=spec)
+    tensors = [torch.tensor(m) for m in (equation.a, equation.b, equation.w)]
+    by_tensors = solve_with("iterative", *tensors, block=1)
+    assert on_device.method == by_tensors.method == "iterative: LSMR (torch, cpu)"
+    assert np.array_equal(on_device.scale, by_tensors.scale)
+    assert on_device.diagnostics["device"] == "cpu" and on_device.diagnostics["residual_ratios"]
+    numpy_run = solve_with("iterative", equation, block=1)
+    assert numpy_run.method == "iterative: LSMR (scipy)" and "device" not in numpy_run.diagnostics
+
+
+def test_solve_with_rejects_unknown_methods_and_operands() -> None:
+    from verify.solvers.registry import solve_with
+
+    equation = _equation()
+    with pytest.raises(ValueError, match="method must be one of"):
+        solve_with("newton", equation, block=1)
+    with pytest.raises(TypeError, match="one ScaleEquation or the three matrices"):
+        solve_with("lstsq", equation.a, equation.b, block=1)

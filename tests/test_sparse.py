@@ -124,3 +124,23 @@ def test_invalid_density():
             verify.FrozenNetwork.for_target(target, density=density)
     with pytest.raises(ValueError, match="mode must be 'paper' or 'minimal'"):
         verify.feasibility(target, verify.FrozenNetwork.for_target(target), mode="exact")
+
+
+@pytest.mark.parametrize("mode", ["paper", "minimal"])
+def test_feasibility_reads_only_the_equations_pattern(mode):
+    """`equation_feasibility` decides from the `ScaleEquation`'s incidence; `block_feasibility` is its matrix form."""
+    from verify.core.feasibility import equation_feasibility
+    from verify.core.scale_equation import ScaleEquation
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        a = np.where(rng.uniform(size=(3, 8)) < 0.5, rng.standard_normal((3, 8)), 0.0)
+        b = np.where(rng.uniform(size=(8, 3)) < 0.5, rng.standard_normal((8, 3)), 0.0)
+        w = np.where(rng.uniform(size=(3, 3)) < 0.7, 1.0, 0.0)
+        equation = ScaleEquation(a, b, w)
+        decision = equation_feasibility(equation, mode, block=2)
+        assert decision == block_feasibility(a, b, w, mode, block=2)
+        reach = (a != 0).astype(int) @ (b != 0).astype(int)
+        counted = reach == 0 if mode == "paper" else (reach == 0) & (w != 0) & np.any(w != 0, axis=1)[:, None]
+        assert decision.unreachable == int(np.count_nonzero(counted))
+        assert np.array_equal(equation.incidence().toarray(), incidence(a != 0, b != 0).toarray())

@@ -3,11 +3,13 @@
 ``reconstruct`` reads as the proof:
 
 1. interval bounds through the target give each block's input region (`verify.core.bounds`);
-2. the block's scale equation gives the odd-layer scales ``γ`` and even-layer scales ``s'``
-   (`verify.core.scale_equation`);
+2. the block's scale equation (`verify.core.scale_equation`) gives the odd-layer scales ``γ`` and
+   even-layer scales ``s'``, solved by one of `verify.solvers.registry`;
 3. the bias shift ``tau`` puts every odd neuron in its linear regime (`verify.core.bias_shift`);
 4. the even layer's shift ``t' = b − s' ⊙ (A(γ ⊙ c + tau) + c')`` restores the target's bias;
 5. ``(s, t)`` become BatchNorm ``(gamma, beta)`` and the certificate is checked (`verify.core.certificate`).
+
+A paired frozen network (docs/design.md §3) runs the same block loop with no region and no shift.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from verify.core.bounds import block_input_regions
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.domains import Ball, Domain
 from verify.core.errors import CertificateError, InfeasibleError
-from verify.core.feasibility import BlockFeasibility, block_feasibility
-from verify.core.interop import to_caller
+from verify.core.feasibility import BlockFeasibility, equation_feasibility
+from verify.core.interop import TorchSpec, to_caller
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
-from verify.core.scale_equation import ScaleSolution, solve_minimal
+from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 from verify.solvers.exact import exact_check, solve_exact
 from verify.solvers.registry import METHODS, solve_with
@@ -36,6 +38,9 @@ __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
 MODES = ("paper", "minimal")
 EXACT_POINTS = 32
 """Rational points at which ``method="exact"`` evaluates ``g`` and ``f`` exactly."""
+PAIRED_RADII = (1.0, 1e6)
+"""A paired reconstruction is checked on points of balls of these radii (half each): exactness on
+all of R^d means far outside any ball too."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,52 +148,36 @@ def reconstruct(
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
     _check_arguments(target, frozen, domain, mode, samples, rtol, method)
-    if domain is None:
-        return _reconstruct_paired(target, frozen, mode, method, bound, samples, seed, rtol)
-    domain = domain.resolve(target.widths[0])
-    regions = block_input_regions(target, domain)
     spec = frozen.torch or target.torch
-    scales: list[np.ndarray] = []
-    shifts: list[np.ndarray] = []
-    certificates: list[BlockCertificate] = []
-    exact_gammas: list = []
-    for block in blocks(target, frozen):
-        k, a_mat, b_mat = block.k, block.a, block.b
-        if mode == "paper" and not (np.all(a_mat != 0) and np.all(b_mat != 0)):
-            _refuse_unmatched(block_feasibility(a_mat, b_mat, block.w, mode, block=k))
-        image = regions[k - 1].affine_range(b_mat, block.c_odd)
-        if mode == "minimal":
-            solution = solve_minimal(a_mat, b_mat, block.w, block=k)
-        elif method == "exact":
-            solution, gamma_q = solve_exact(a_mat, b_mat, block.w, block=k)
-            exact_gammas.append(gamma_q)
-        else:
-            operands = None
-            if spec is not None and method in ("iterative", "auto"):
-                operands = tuple(spec.tensor(m).to(dtype=_float64()) for m in (a_mat, b_mat, block.w))
-            solution = solve_with(
-                method, a_mat, b_mat, block.w, block=k, bound=bound, image=image, torch_operands=operands
-            )
-        gamma, row_scale = solution.scale, solution.row_scale
-        tau = bias_shift(gamma, image)
-        s_even, t_even = _even_layer(block, frozen, row_scale, a_mat, gamma * block.c_odd + tau)
-        scales += [gamma, s_even]
-        shifts += [tau, t_even]
-
-        certificates.append(
-            _certify_block(
-                k, solution, a_mat, b_mat, block.w, min_margin=float(np.min(activity_margin(gamma, tau, image)))
-            )
+    if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too
+        regions = None
+        rng = np.random.default_rng(seed)
+        dim = target.widths[0]
+        points = np.concatenate(
+            [Ball(radius, np.zeros(dim)).sample(max(1, samples // len(PAIRED_RADII)), rng) for radius in PAIRED_RADII]
         )
+        described = {"kind": "R^d", "checked_on_balls_of_radius": list(PAIRED_RADII)}
+    else:
+        domain = domain.resolve(target.widths[0])
+        regions = block_input_regions(target, domain)
+        points = domain.sample(samples, np.random.default_rng(seed))
+        described = domain.to_dict()
+    tuned = [
+        _tune_block(block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec)
+        for block in blocks(target, frozen)
+    ]
+    scales = [layer[0] for t in tuned for layer in (t.odd, t.even)]
+    shifts = [layer[1] for t in tuned for layer in (t.odd, t.even)]
+    certificates = [t.certificate for t in tuned]
 
     gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
-    sampled = _sampled_check(target, frozen, domain, gamma_bn, beta_bn, certificates, samples, seed, rtol)
+    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol)
     exact = None
     if method == "exact":
         points = domain.sample(min(samples, EXACT_POINTS), np.random.default_rng(seed))
-        exact = exact_check(target, frozen, domain, exact_gammas, points)
+        exact = exact_check(target, frozen, domain, [t.rational for t in tuned], points)
     certificate = Certificate(
-        mode=mode, domain=domain.to_dict(), blocks=tuple(certificates), sampled=sampled, method=method, exact=exact
+        mode=mode, domain=described, blocks=tuple(certificates), sampled=sampled, method=method, exact=exact
     )
     if not certificate.holds:
         raise CertificateError(
@@ -199,22 +188,62 @@ def reconstruct(
     )
 
 
-def _sampled_check(
-    target: TargetNetwork,
+@dataclass(frozen=True)
+class _TunedBlock:
+    """One block's part of the result: the per-neuron ``(s, t)`` of its odd and even layers, its
+    certificate and, for ``method="exact"``, the rational ``γ``."""
+
+    odd: tuple[np.ndarray, np.ndarray]
+    even: tuple[np.ndarray, np.ndarray]
+    certificate: BlockCertificate
+    rational: list | None = None
+
+
+def _tune_block(
+    block: Block,
     frozen: FrozenNetwork,
-    domain: Domain,
-    gamma: list[np.ndarray],
-    beta: list[np.ndarray],
-    block_certificates: list[BlockCertificate],
-    samples: int,
-    seed: int,
-    rtol: float,
-) -> SampledCheck:
-    x = domain.sample(samples, np.random.default_rng(seed))
-    return _sampled_check_on(target, frozen, x, gamma, beta, block_certificates, rtol)
+    region: Domain | None,
+    mode: str,
+    method: str,
+    bound: float | None,
+    spec: TorchSpec | None,
+) -> _TunedBlock:
+    """Block ``k`` of the construction: the odd and even layers' ``(s, t)`` and the block's certificate.
+
+    A shifted block (``region`` given, docs/design.md §2) solves its equation, shifts its odd layer by
+    `bias_shift` over the region's range and proves the margins; a paired block (``region`` None,
+    docs/design.md §3) solves on one half, uses the same ``γ`` on both and needs no shift, since
+    ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h`` (``σ(t) − σ(−t) = t``).
+    """
+    paired = region is None
+    equation = block.half_equation if paired else block.equation
+    image = None if paired else block.odd_range(region)
+    if not paired and mode == "paper" and not equation.full_pattern:
+        _refuse_unmatched(equation_feasibility(equation, mode, block=block.k))
+    rational = None
+    if mode == "minimal":
+        solution = solve_with("minimal", equation, block=block.k)
+    elif method == "exact":  # the rationals are needed for the exact check, so not via the registry
+        solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
+    else:
+        device = None if paired else spec  # a paired block solves in numpy
+        solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
+    gamma, row_scale = solution.scale, solution.row_scale
+    if paired:
+        odd = (np.concatenate([gamma, gamma]), np.zeros(2 * block.pairs))
+        carried = gamma * block.c_odd[: block.pairs]
+        min_margin = float("inf")
+    else:
+        tau = bias_shift(gamma, image)
+        odd = (gamma, tau)
+        carried = gamma * block.c_odd + tau
+        min_margin = float(np.min(activity_margin(gamma, tau, image)))
+    even = _even_layer(block, frozen, row_scale, equation.a, carried)
+    certificate = _certify_block(block.k, solution, equation, min_margin=min_margin, pairs=paired)
+    return _TunedBlock(odd, even, certificate, rational)
 
 
-def _sampled_check_on(
+def _sampled_check(
     target: TargetNetwork,
     frozen: FrozenNetwork,
     x: np.ndarray,
@@ -223,6 +252,7 @@ def _sampled_check_on(
     block_certificates: list[BlockCertificate],
     rtol: float,
 ) -> SampledCheck:
+    """The certificate's sampled check of ``g`` against ``f`` at the points ``x`` (docs/design.md §6)."""
     samples = x.shape[0]
     f = target(x)
     pre = frozen.preactivations(x, gamma, beta)
@@ -235,14 +265,12 @@ def _sampled_check_on(
     # and then only the rounding check applies.
     size = float(target_size.max())
     relative = float(difference.max()) / size if size > 0 else 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.where(difference == 0, 0.0, difference / scale)
     live_odd = [p[:, gamma[j] != 0] for j, p in enumerate(pre) if j % 2 == 0]
     return SampledCheck(
         points=samples,
         max_abs_error=float(difference.max()),
         max_relative_error=relative,
-        error_ratio=float(ratios.max()),
+        error_ratio=residual_ratio(difference, scale),
         tolerance=evaluation_tolerance(frozen.widths, target.widths, [b.residual_ratio for b in block_certificates]),
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
         rtol=rtol,
@@ -268,30 +296,27 @@ def _even_layer(
 def _certify_block(
     k: int,
     solution: ScaleSolution,
-    a: np.ndarray,
-    b: np.ndarray,
-    w: np.ndarray,
+    equation: ScaleEquation,
     *,
     min_margin: float,
     pairs: bool = False,
 ) -> BlockCertificate:
     """The block's figures: the scale-equation residual ``s' ⊙ (A diag(γ) B) − W`` and its ratio to
     the terms summed, the solver's rank, condition and diagnostics, and the activity margin. For a
-    paired block ``A``, ``B`` are the halves and every figure counts both halves' neurons."""
+    paired block the equation is on the halves and every figure counts both halves' neurons."""
     gamma, row_scale = solution.scale, solution.row_scale
-    error = row_scale[:, None] * ((a * gamma) @ b) - w
-    terms = np.abs(row_scale)[:, None] * ((np.abs(a) * np.abs(gamma)) @ np.abs(b)) + np.abs(w)
+    error, terms = equation.residual(gamma, row_scale)
     copies = 2 if pairs else 1
     return BlockCertificate(
         block=k,
-        width=copies * b.shape[0],
+        width=copies * equation.n,
         live_neurons=copies * int(np.count_nonzero(gamma)),
         rank=solution.rank,
         needed=solution.needed,
         condition=solution.condition,
         residual=float(np.max(np.abs(error))),
         residual_ratio=residual_ratio(error, terms),
-        residual_tolerance=residual_tolerance(b.shape[0], a.shape[0], b.shape[1]),
+        residual_tolerance=residual_tolerance(equation.n, equation.d_out, equation.d_in),
         min_margin=min_margin,
         solver=solution.method + (" (paired: σ(t) − σ(−t) = t, no shift)" if pairs else ""),
         diagnostics=solution.diagnostics,
@@ -314,68 +339,6 @@ def _refuse_unmatched(decision: BlockFeasibility) -> None:
         needed=decision.needed,
         width=decision.width,
     )
-
-
-PAIRED_RADII = (1.0, 1e6)
-"""A paired reconstruction is checked on points of balls of these radii (half each): exactness on
-all of R^d means far outside any ball too."""
-
-
-def _reconstruct_paired(
-    target: TargetNetwork,
-    frozen: FrozenNetwork,
-    mode: str,
-    method: str,
-    bound: float | None,
-    samples: int,
-    seed: int,
-    rtol: float,
-) -> Reconstruction:
-    """docs/design.md §3: with ``[B; −B]``, ``[A, −A]`` and the same γ on both halves, ``τ = 0`` and
-    ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h`` (``σ(t) − σ(−t) = t``): no domain."""
-    spec = frozen.torch or target.torch
-    scales: list[np.ndarray] = []
-    shifts: list[np.ndarray] = []
-    certificates: list[BlockCertificate] = []
-    for block in blocks(target, frozen):
-        k, m = block.k, block.pairs
-        a_half, b_half, c_half = block.a[:, :m], block.b[:m], block.c_odd[:m]
-        if mode == "minimal":
-            solution = solve_minimal(a_half, b_half, block.w, block=k)
-        else:
-            solution = solve_with(method, a_half, b_half, block.w, block=k, bound=bound)
-        half, row_scale = solution.scale, solution.row_scale
-        s_even, t_even = _even_layer(block, frozen, row_scale, a_half, half * c_half)
-        scales += [np.concatenate([half, half]), s_even]
-        shifts += [np.zeros(2 * m), t_even]
-        certificates.append(_certify_block(k, solution, a_half, b_half, block.w, min_margin=float("inf"), pairs=True))
-    gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
-    rng = np.random.default_rng(seed)
-    dim = target.widths[0]
-    points = np.concatenate(
-        [Ball(radius, np.zeros(dim)).sample(max(1, samples // len(PAIRED_RADII)), rng) for radius in PAIRED_RADII]
-    )
-    sampled = _sampled_check_on(target, frozen, points, gamma_bn, beta_bn, certificates, rtol)
-    certificate = Certificate(
-        mode=mode,
-        domain={"kind": "R^d", "checked_on_balls_of_radius": list(PAIRED_RADII)},
-        blocks=tuple(certificates),
-        sampled=sampled,
-        method=method,
-    )
-    if not certificate.holds:
-        raise CertificateError(
-            "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
-        )
-    return Reconstruction(
-        to_caller(gamma_bn, spec), to_caller(beta_bn, spec), scales, shifts, certificate, target, frozen, None, mode
-    )
-
-
-def _float64() -> object:
-    import torch
-
-    return torch.float64
 
 
 def _check_arguments(

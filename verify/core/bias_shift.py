@@ -14,12 +14,16 @@ The slack is a fixed fraction of the magnitude ``size`` of ``h``: far above the
 non-negative too, except where ``size = 0`` (a neuron whose input is identically zero on the
 domain): there the margin is 0 and BatchNorm's rounding of ``h − mu`` can leave ``-1e-17``, which
 the ReLU zeroes at no cost to exactness. The slack costs nothing (the next layer's shift absorbs ``tau`` exactly).
+
+The formula is written once, for any `verify.core.arithmetic.Arithmetic`: float64 here, exact
+rationals for ``method="exact"``, a convex cvxpy expression in ``γ`` for ``method="min_shift"``.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+from verify.core.arithmetic import FLOAT, Arithmetic
 from verify.core.domains import AffineRange
 
 __all__ = ["SLACK", "activity_margin", "bias_shift"]
@@ -28,12 +32,17 @@ SLACK = 2.0**-8
 """Relative safety margin of the bias shift (a fraction of each neuron's pre-activation magnitude)."""
 
 
-def bias_shift(scale: np.ndarray, image: AffineRange) -> np.ndarray:
+def bias_shift(scale: Any, image: AffineRange, arithmetic: Arithmetic = FLOAT) -> Any:
     """Shift ``tau >= 0`` with ``scale * h + tau >= SLACK·|scale|·size`` for every ``h`` in ``image``."""
-    magnitude = np.abs(scale)
-    return np.maximum(magnitude * image.rad - scale * image.mid + SLACK * magnitude * image.size, 0.0)
+    times, magnitude = arithmetic.multiply, arithmetic.magnitude(scale)
+    return arithmetic.positive_part(
+        times(magnitude, image.rad)
+        - times(scale, image.mid)
+        + times(arithmetic.constant(SLACK) * magnitude, image.size)
+    )
 
 
-def activity_margin(scale: np.ndarray, shift: np.ndarray, image: AffineRange) -> np.ndarray:
+def activity_margin(scale: Any, shift: Any, image: AffineRange, arithmetic: Arithmetic = FLOAT) -> Any:
     """``min over the region of scale * h + shift`` per neuron: the certificate's margin (>= 0 proves activity)."""
-    return scale * image.mid + shift - np.abs(scale) * image.rad
+    times = arithmetic.multiply
+    return times(scale, image.mid) + shift - times(arithmetic.magnitude(scale), image.rad)

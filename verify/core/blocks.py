@@ -2,25 +2,32 @@
 
 ``B`` is the part of ``M_{2k-1}`` fed by the live neurons of layer ``2k-2`` (the first ``d_{k-1}``;
 all inputs for ``k = 1``), ``A`` the rows of ``M_{2k}`` that carry the target (the first ``d_k``;
-all rows for ``k = L``). Extra neurons of even layers are switched off.
+all rows for ``k = L``). Extra neurons of even layers are switched off. A block hands the solvers its
+`ScaleEquation` and the bias shift the per-channel range of its odd layer (`verify.core.channels`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
+from verify.core.arithmetic import FLOAT, Arithmetic
+from verify.core.channels import Channels
+from verify.core.domains import AffineRange, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.scale_equation import ScaleEquation
 
 __all__ = ["Block", "blocks", "check_architecture"]
 
 
 @dataclass(frozen=True)
 class Block:
-    """The matrices of block ``k``: ``A`` (d_k, n), ``B`` (n, d_{k-1}), frozen biases, target layer."""
+    """The matrices of block ``k``: ``A`` (d_k, n), ``B`` (n, d_{k-1}), frozen biases, target layer, and
+    the channels of its odd layer."""
 
     k: int
     a: np.ndarray
@@ -29,6 +36,24 @@ class Block:
     c_even: np.ndarray
     w: np.ndarray
     bias: np.ndarray
+    channels: Channels
+
+    @cached_property
+    def equation(self) -> ScaleEquation:
+        """The block's scale equation ``A diag(γ) B = W`` (docs/design.md §2), built once."""
+        return ScaleEquation(self.a, self.b, self.w)
+
+    @cached_property
+    def half_equation(self) -> ScaleEquation:
+        """A paired block's equation on one half, ``A_h diag(γ) B_h = W`` (docs/design.md §3)."""
+        m = self.pairs
+        if m is None:
+            raise ValueError(f"block {self.k} is not paired ([B; -B], [A, -A])")
+        return ScaleEquation(self.a[:, :m], self.b[:m], self.w)
+
+    def odd_range(self, region: Domain, arithmetic: Arithmetic = FLOAT) -> AffineRange:
+        """Per-channel range of the odd layer's input ``h = B z + c`` for ``z`` in ``region`` (docs/design.md §2)."""
+        return self.channels.reduce_range(arithmetic.affine_range(region, self.b, self.c_odd))
 
     @property
     def pairs(self) -> int | None:
@@ -69,6 +94,7 @@ def blocks(target: TargetNetwork, frozen: FrozenNetwork) -> Iterator[Block]:
             c_even=frozen.biases[even][: d[k]],
             w=target.weights[k - 1],
             bias=target.biases[k - 1],
+            channels=frozen.channels[odd],
         )
 
 

@@ -13,9 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from verify.solvers.exact import ExactCheck
-
-__all__ = ["BlockCertificate", "Certificate", "SampledCheck"]
+__all__ = ["BlockCertificate", "Certificate", "ExactCheck", "SampledCheck"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +112,39 @@ class SampledCheck:
     def holds(self) -> bool:
         """The sampled error is within the rounding tolerance and within ``rtol`` of the target's outputs."""
         return bool(self.error_ratio <= self.tolerance and self.max_relative_error <= self.rtol)
+
+
+@dataclass(frozen=True)
+class ExactCheck:
+    """The exact part of a certificate (``method="exact"``, docs/design.md §6); `verify.solvers.exact` builds it.
+
+    Attributes
+    ----------
+    residual_is_zero : bool
+        ``K γ = vec(W)`` holds exactly over the rationals in every block.
+    min_margin : float
+        The smallest exact activity margin (rounded to float for display).
+    margins_nonnegative : bool
+        Every exact margin is ``>= 0``: the linear regime holds on the whole domain, exactly.
+    points : int
+        Rational points of the domain at which ``g`` and ``f`` were evaluated exactly.
+    agree : bool
+        ``g(x) == f(x)`` exactly at every point.
+    blocks : list of dict
+        Per block: ``residual_is_zero`` and ``min_margin``.
+    """
+
+    residual_is_zero: bool
+    min_margin: float
+    margins_nonnegative: bool
+    points: int
+    agree: bool
+    blocks: list = field(default_factory=list)
+
+    @property
+    def holds(self) -> bool:
+        """Zero residual, non-negative margins and exact agreement."""
+        return self.residual_is_zero and self.margins_nonnegative and self.agree
 
 
 @dataclass(frozen=True)

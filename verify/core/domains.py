@@ -75,6 +75,7 @@ class Ball(Domain):
         self.dim = None if self.center is None else self.center.shape[0]
 
     def resolve(self, dim: int) -> Ball:
+        """This ball, centred at the origin of R^dim if it had no centre; ValueError for another dimension."""
         if self.center is None:
             return Ball(self.radius, np.zeros(dim))
         if self.dim != dim:
@@ -87,15 +88,18 @@ class Ball(Domain):
         return self.center
 
     def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
+        """Exact ranges over the ball: ``mid = W c + b`` and ``rad_i = r ‖W_i‖₂`` (attained, Cauchy–Schwarz)."""
         centre = self._centre()
         rad = self.radius * np.linalg.norm(weight, axis=1)
         return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
 
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(c − r, c + r)`` in every coordinate."""
         centre = self._centre()
         return centre - self.radius, centre + self.radius
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """The centre, then about half the points uniform in the ball and the rest on its sphere."""
         centre = self._centre()
         d = centre.shape[0]
         directions = rng.standard_normal((count, d))
@@ -108,6 +112,7 @@ class Ball(Domain):
         return points
 
     def to_dict(self) -> dict:
+        """``{"kind": "ball", "radius", "center"}``."""
         return {"kind": "ball", "radius": self.radius, "center": None if self.center is None else self.center.tolist()}
 
     def __repr__(self) -> str:
@@ -136,20 +141,24 @@ class Box(Domain):
         self.dim = self.lo.shape[0]
 
     def resolve(self, dim: int) -> Box:
+        """This box; ValueError if its dimension is not ``dim``."""
         if self.dim != dim:
             raise ValueError(f"domain Box has dimension {self.dim} but the target's input has d_0 = {dim}")
         return self
 
     def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
+        """Exact ranges over the box: ``mid = W c + b`` and ``rad = |W| h`` with centre ``c`` and half-widths ``h``."""
         centre = (self.lo + self.hi) / 2
         half = (self.hi - self.lo) / 2
         rad = np.abs(weight) @ half
         return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
 
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)`` itself."""
         return self.lo, self.hi
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """The centre, then about half the points uniform in the box, the rest on corners and faces."""
         d = self.dim
         t = rng.uniform(size=(count, d))
         inner = count // 2
@@ -166,6 +175,7 @@ class Box(Domain):
         return points
 
     def to_dict(self) -> dict:
+        """``{"kind": "box", "lo", "hi"}``."""
         return {"kind": "box", "lo": self.lo.tolist(), "hi": self.hi.tolist()}
 
     def __repr__(self) -> str:

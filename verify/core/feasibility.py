@@ -30,9 +30,17 @@ import scipy.sparse
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from verify.core.blocks import blocks, check_architecture
-from verify.core.networks import FrozenNetwork, TargetNetwork, paper_width
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.scale_equation import ScaleEquation, incidence
 
-__all__ = ["BlockFeasibility", "FeasibilityReport", "block_feasibility", "feasibility", "incidence"]
+__all__ = [
+    "BlockFeasibility",
+    "FeasibilityReport",
+    "block_feasibility",
+    "equation_feasibility",
+    "feasibility",
+    "incidence",
+]
 
 
 @dataclass(frozen=True)
@@ -86,33 +94,6 @@ class FeasibilityReport:
         return {"mode": self.mode, "ok": self.ok, "blocks": [asdict(b) for b in self.blocks]}
 
 
-def incidence(a_pattern: np.ndarray, b_pattern: np.ndarray) -> scipy.sparse.csr_array:
-    """Sparse incidence of odd neurons ``i`` (row) and target entries ``(a, b)`` (column ``a*d_in + b``).
-
-    Entry ``[i, (a, b)]`` is 1 iff ``a_pattern[a, i]`` and ``b_pattern[i, b]``: the transposed
-    sparsity pattern of the Khatri–Rao matrix, built row by row (each neuron's entries are the
-    product of its column of ``A`` and its row of ``B``) in memory proportional to its non-zeros.
-    """
-    d_out, n = a_pattern.shape
-    d_in = b_pattern.shape[1]
-    a_csc = scipy.sparse.csc_array(a_pattern.astype(bool))
-    b_csr = scipy.sparse.csr_array(b_pattern.astype(bool))
-    na, nb = np.diff(a_csc.indptr).astype(np.int64), np.diff(b_csr.indptr).astype(np.int64)
-    counts = na * nb
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    total = int(indptr[-1])
-    index = np.int32 if max(total, d_out * d_in, n) < 2**31 - 1 else np.int64
-    neuron = np.repeat(np.arange(n, dtype=index), counts)
-    local = np.arange(total, dtype=index) - np.repeat(indptr[:-1].astype(index), counts)
-    width = np.maximum(nb, 1).astype(index)[neuron]
-    a = a_csc.indices.astype(index)[a_csc.indptr.astype(index)[neuron] + local // width]
-    b = b_csr.indices.astype(index)[b_csr.indptr.astype(index)[neuron] + local % width]
-    del neuron, local, width
-    columns = a * index(d_in) + b
-    data = np.ones(total, dtype=np.int8)
-    return scipy.sparse.csr_array((data, columns, indptr.astype(index)), shape=(n, d_out * d_in))
-
-
 def _matching_size(graph: scipy.sparse.csr_array) -> tuple[int, np.ndarray]:
     """Size of a maximum matching and, for each row of ``graph``, its matched column (-1: exposed)."""
     if graph.nnz == 0:
@@ -140,25 +121,29 @@ def _avoidable_rows(graph: scipy.sparse.csr_array, row_match: np.ndarray) -> np.
 
 def block_feasibility(a: np.ndarray, b: np.ndarray, w: np.ndarray, mode: str, *, block: int) -> BlockFeasibility:
     """Decide one block from the zero patterns of ``A`` (d_out, n), ``B`` (n, d_in) and ``W`` (d_out, d_in)."""
-    a_pattern, b_pattern = a != 0, b != 0
-    d_out, n = a.shape
-    d_in = b.shape[1]
-    reach = a_pattern.astype(np.int64) @ b_pattern.astype(np.int64)
+    return equation_feasibility(ScaleEquation(a, b, w), mode, block=block)
+
+
+def equation_feasibility(equation: ScaleEquation, mode: str, *, block: int) -> BlockFeasibility:
+    """Decide one block's `ScaleEquation` from the zero pattern of its system alone (module notes)."""
+    n, needed = equation.n, equation.needed
     if mode == "paper":
-        needed = paper_width(d_out, d_in)
-        unreachable = int(np.count_nonzero(reach == 0))
-        if a_pattern.all() and b_pattern.all():  # dense: the graph is complete bipartite
+        if equation.full_pattern:  # the graph is complete bipartite
             rank = min(n, needed)
-        else:
-            rank = _matching_size(incidence(a_pattern, b_pattern))[0]
+            return BlockFeasibility(block, mode, n, rank, needed, rank == needed, 0)
+        graph = equation.incidence()
+        rank = _matching_size(graph)[0]
+        unreachable = int(np.count_nonzero(~_reached(graph)))
         return BlockFeasibility(block, mode, n, rank, needed, rank == needed, unreachable)
 
+    w = equation.w
     rows = np.flatnonzero(np.any(w != 0, axis=1))
     r = rows.size
-    unreachable = int(np.count_nonzero((reach[rows] == 0) & (w[rows] != 0)))
     if r == 0:
         return BlockFeasibility(block, mode, n, 0, 0, True, 0)
-    neurons = incidence(a_pattern[rows], b_pattern)
+    neurons = equation.rows(rows).incidence()
+    unreachable = int(np.count_nonzero(~_reached(neurons) & (w[rows] != 0).reshape(-1)))
+    d_in = equation.d_in
     row_of, col_of = np.nonzero(w[rows] != 0)
     scales = scipy.sparse.csr_array(
         (np.ones(row_of.size, dtype=np.int8), (row_of, row_of * d_in + col_of)), shape=(r, r * d_in)
@@ -170,6 +155,11 @@ def block_feasibility(a: np.ndarray, b: np.ndarray, w: np.ndarray, mode: str, *,
     needed = r + n - 1
     ok = rank <= needed and not forced
     return BlockFeasibility(block, mode, n, rank, needed, ok, unreachable, forced)
+
+
+def _reached(graph: scipy.sparse.csr_array) -> np.ndarray:
+    """Which columns (target entries) of an incidence some row (neuron) reaches."""
+    return np.bincount(graph.indices, minlength=graph.shape[1]) > 0
 
 
 def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper") -> FeasibilityReport:
@@ -197,5 +187,5 @@ def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper
     if mode not in ("paper", "minimal"):
         raise ValueError(f"mode must be 'paper' or 'minimal', got {mode!r}")
     return FeasibilityReport(
-        mode, tuple(block_feasibility(blk.a, blk.b, blk.w, mode, block=blk.k) for blk in blocks(target, frozen))
+        mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in blocks(target, frozen))
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TorchSpec", "is_tensor", "like", "to_caller", "torch_spec"]
+__all__ = ["TorchSpec", "is_tensor", "like", "to_caller", "to_host", "torch_spec"]
 
 
 def is_tensor(value: object) -> bool:
@@ -34,6 +34,12 @@ class TorchSpec:
         import torch
 
         return torch.tensor(np.asarray(array), dtype=self.dtype, device=self.device)
+
+    def solve_tensor(self, array: np.ndarray) -> Any:
+        """``array`` as a tensor of this spec, widened to float64 for a solve on its device."""
+        import torch
+
+        return self.tensor(array).to(dtype=torch.float64)
 
 
 def torch_spec(values: Iterable[object]) -> TorchSpec | None:
@@ -58,3 +64,12 @@ def like(reference: object, array: np.ndarray) -> Any:
 def to_caller(arrays: list[np.ndarray], spec: TorchSpec | None) -> list:
     """Return ``arrays`` unchanged for numpy callers, as tensors of ``spec`` for torch callers."""
     return arrays if spec is None else [spec.tensor(a) for a in arrays]
+
+
+def to_host(value: object) -> object:
+    """A tensor (anything with ``detach`` and ``cpu``) detached and moved to host memory as a numpy array;
+    anything else unchanged."""
+    detach = getattr(value, "detach", None)
+    if callable(detach) and hasattr(value, "cpu"):
+        return detach().cpu().numpy()
+    return value

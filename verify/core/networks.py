@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from verify.core.channels import Channels, DenseChannels
 from verify.core.interop import TorchSpec, like, torch_spec
 from verify.core.validate import as_array, as_points, as_sequence
 
@@ -53,7 +54,24 @@ def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0)
 
 
-class TargetNetwork:
+class _Layers:
+    """What both networks share: a chain of ``(out, in)`` weights and where their tensors came from."""
+
+    _weights: tuple[np.ndarray, ...]
+    _torch: TorchSpec | None
+
+    @property
+    def torch(self) -> TorchSpec | None:
+        """Device and dtype of the torch tensors it was built from (None for numpy input)."""
+        return self._torch
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The input width and every layer's output width: ``(d_0, …, d_L)`` or ``(n_0, …, n_{2L})``."""
+        return (self._weights[0].shape[1], *(w.shape[0] for w in self._weights))
+
+
+class TargetNetwork(_Layers):
     """A ReLU network ``f`` of depth ``L`` and widths ``d_0 … d_L`` (docs/design.md §1).
 
     Parameters
@@ -71,15 +89,7 @@ class TargetNetwork:
         items = as_sequence(weights, "weights")
         if not items:
             raise ValueError("weights must hold at least one layer (depth L >= 1), got an empty list")
-        ws = [as_array(w, f"weights[{k}]", (None, None)) for k, w in enumerate(items)]
-        for k, w in enumerate(ws):
-            if w.shape[0] == 0 or w.shape[1] == 0:
-                raise ValueError(f"weights[{k}] has shape {w.shape}; every width must be >= 1")
-            if k > 0 and w.shape[1] != ws[k - 1].shape[0]:
-                raise ValueError(
-                    f"weights[{k}] has shape {w.shape} but weights[{k - 1}] has {ws[k - 1].shape[0]} outputs; "
-                    f"expected shape ({w.shape[0]}, {ws[k - 1].shape[0]}) (out, in)"
-                )
+        ws = _chained_weights(items)
         bs = [None] * len(ws) if biases is None else as_sequence(biases, "biases", len(ws))
         self._torch = torch_spec([items, bs])
         self._weights = tuple(ws)
@@ -127,16 +137,6 @@ class TargetNetwork:
         return self._biases
 
     @property
-    def torch(self) -> TorchSpec | None:
-        """Device and dtype of the torch tensors it was built from (None for numpy input)."""
-        return self._torch
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """``(d_0, …, d_L)``."""
-        return (self._weights[0].shape[1], *(w.shape[0] for w in self._weights))
-
-    @property
     def depth(self) -> int:
         """``L``, the number of linear layers."""
         return len(self._weights)
@@ -166,7 +166,7 @@ class TargetNetwork:
         return f"TargetNetwork(widths={list(self.widths)})"
 
 
-class FrozenNetwork:
+class FrozenNetwork(_Layers):
     """A frozen network of ``2L`` linear layers, each followed by an eval-mode BatchNorm (docs/design.md §1).
 
     Parameters
@@ -198,15 +198,7 @@ class FrozenNetwork:
                 f"weights must hold an even number 2L >= 2 of layers (two frozen layers per target layer), "
                 f"got {len(items)}"
             )
-        ms = [as_array(m, f"weights[{j}]", (None, None)) for j, m in enumerate(items)]
-        for j, m in enumerate(ms):
-            if m.shape[0] == 0 or m.shape[1] == 0:
-                raise ValueError(f"weights[{j}] has shape {m.shape}; every width must be >= 1")
-            if j > 0 and m.shape[1] != ms[j - 1].shape[0]:
-                raise ValueError(
-                    f"weights[{j}] has shape {m.shape} but weights[{j - 1}] has {ms[j - 1].shape[0]} outputs; "
-                    f"expected shape ({m.shape[0]}, {ms[j - 1].shape[0]}) (out, in)"
-                )
+        ms = _chained_weights(items)
         if not np.isfinite(eps) or eps < 0:
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
         self._torch = torch_spec([items, biases or [], running_mean or [], running_var or []])
@@ -321,6 +313,11 @@ class FrozenNetwork:
         return self._weights
 
     @property
+    def channels(self) -> tuple[Channels, ...]:
+        """What each layer's normalization scales (`verify.core.channels`): here one channel per neuron."""
+        return tuple(DenseChannels(m.shape[0]) for m in self._weights)
+
+    @property
     def masks(self) -> tuple[np.ndarray, ...]:
         """Boolean patterns ``M_j != 0`` of the frozen weights (all True for a dense network)."""
         return tuple(m != 0 for m in self._weights)
@@ -349,16 +346,6 @@ class FrozenNetwork:
     def eps(self) -> float:
         """BatchNorm ``eps``."""
         return self._eps
-
-    @property
-    def torch(self) -> TorchSpec | None:
-        """Device and dtype of the torch tensors it was built from (None for numpy input)."""
-        return self._torch
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """``(n_0, …, n_{2L})``."""
-        return (self._weights[0].shape[1], *(m.shape[0] for m in self._weights))
 
     @property
     def depth(self) -> int:
@@ -433,6 +420,20 @@ class FrozenNetwork:
 
     def __repr__(self) -> str:
         return f"FrozenNetwork(widths={list(self.widths)}, eps={self._eps})"
+
+
+def _chained_weights(items: list) -> list[np.ndarray]:
+    """``items`` as read-only ``(out, in)`` arrays, each fed by the one before; ValueError naming the bad one."""
+    ws = [as_array(w, f"weights[{k}]", (None, None)) for k, w in enumerate(items)]
+    for k, w in enumerate(ws):
+        if w.shape[0] == 0 or w.shape[1] == 0:
+            raise ValueError(f"weights[{k}] has shape {w.shape}; every width must be >= 1")
+        if k > 0 and w.shape[1] != ws[k - 1].shape[0]:
+            raise ValueError(
+                f"weights[{k}] has shape {w.shape} but weights[{k - 1}] has {ws[k - 1].shape[0]} outputs; "
+                f"expected shape ({w.shape[0]}, {ws[k - 1].shape[0]}) (out, in)"
+            )
+    return ws
 
 
 def _check_widths(widths: Sequence[int], name: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""The scale equation of one block (docs/design.md §2) and its two solves.
+"""The scale equation of one block (docs/design.md §2) as the value every solver consumes.
 
 Block ``k`` maps ``z = z_{k-1}`` through frozen layers ``2k-1`` (columns ``B`` of ``M_{2k-1}`` fed by
 live neurons, shape ``(n, d_in)``) and ``2k`` (rows ``A`` of ``M_{2k}`` that carry the target, shape
@@ -13,25 +13,40 @@ equals ``W z + b`` iff
 * ``"paper"`` mode fixes ``s' = 1`` and needs ``rank K = d_out·d_in`` (width ``n >= d_out·d_in``).
 * ``"minimal"`` mode solves the homogeneous system ``diag(ρ) W = A diag(γ) B`` for ``(ρ, γ)`` with
   ``ρ_a != 0`` on every non-zero row, then ``s' = 1/ρ``; it needs ``n >= d_out(d_in - 1) + 1``.
+
+`ScaleEquation` holds one block's system; the solvers (`verify.solvers`, docs/design.md §5) and the
+pattern-only feasibility decision (`verify.core.feasibility`, §4) read it only through ``k``,
+``operator``, ``columns``, ``incidence``, ``rows`` and ``residual``, never through where its columns
+came from (a dense layer's neuron here; a convolution's channel would sum the columns of its
+positions, see `verify.core.channels`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 import scipy.sparse.linalg
 
 from verify.core.errors import InfeasibleError
 from verify.core.networks import minimal_width, paper_width
-from verify.core.tolerances import VANISHING, numerical_rank
+from verify.core.tolerances import numerical_rank
 
-__all__ = ["KhatriRaoOperator", "ScaleSolution", "khatri_rao", "solve_minimal", "solve_paper"]
-
-_REFINEMENT_STEPS = 2
-"""Steps of iterative refinement after each SVD solve: one step in working precision makes the
-residual componentwise small (Skeel 1980); the second guards against an unlucky first."""
+__all__ = [
+    "KhatriRaoOperator",
+    "ScaleEquation",
+    "ScaleSolution",
+    "as_equation",
+    "incidence",
+    "khatri_rao",
+    "rank_error",
+    "square_columns",
+]
 
 
 @dataclass(frozen=True)
@@ -71,23 +86,162 @@ def khatri_rao(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return scipy.linalg.khatri_rao(a, b.T)
 
 
-def check_paper_width(a: np.ndarray, b: np.ndarray, block: int) -> tuple[int, int, int]:
-    """``(d_out, d_in, d_out·d_in)``, or `InfeasibleError` if the odd layer has fewer than ``d_out·d_in`` neurons."""
-    d_out, n = a.shape
-    d_in = b.shape[1]
-    needed = paper_width(d_out, d_in)
-    if n < needed:
-        raise InfeasibleError(
-            f"block {block}: mode 'paper' needs an odd-layer width n_{2 * block - 1} >= d_{block}*d_{block - 1} = "
-            f"{d_out}*{d_in} = {needed}, got {n}; the Khatri–Rao system has rank at most {n} of {needed} needed. "
-            f"Use width >= {needed}, or mode='minimal' (width >= {minimal_width(d_out, d_in)})",
-            block=block,
-            rank=None,
-            needed=needed,
-            width=n,
-            width_needed=needed,
-        )
-    return d_out, d_in, needed
+def incidence(a_pattern: np.ndarray, b_pattern: np.ndarray) -> scipy.sparse.csr_array:
+    """Sparse incidence of odd neurons ``i`` (row) and target entries ``(a, b)`` (column ``a*d_in + b``).
+
+    Entry ``[i, (a, b)]`` is 1 iff ``a_pattern[a, i]`` and ``b_pattern[i, b]``: the transposed
+    sparsity pattern of the Khatri–Rao matrix, built row by row (each neuron's entries are the
+    product of its column of ``A`` and its row of ``B``) in memory proportional to its non-zeros.
+    """
+    d_out, n = a_pattern.shape
+    d_in = b_pattern.shape[1]
+    a_csc = scipy.sparse.csc_array(a_pattern.astype(bool))
+    b_csr = scipy.sparse.csr_array(b_pattern.astype(bool))
+    na, nb = np.diff(a_csc.indptr).astype(np.int64), np.diff(b_csr.indptr).astype(np.int64)
+    counts = na * nb
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    total = int(indptr[-1])
+    index = np.int32 if max(total, d_out * d_in, n) < 2**31 - 1 else np.int64
+    neuron = np.repeat(np.arange(n, dtype=index), counts)
+    local = np.arange(total, dtype=index) - np.repeat(indptr[:-1].astype(index), counts)
+    width = np.maximum(nb, 1).astype(index)[neuron]
+    a = a_csc.indices.astype(index)[a_csc.indptr.astype(index)[neuron] + local // width]
+    b = b_csr.indices.astype(index)[b_csr.indptr.astype(index)[neuron] + local % width]
+    del neuron, local, width
+    columns = a * index(d_in) + b
+    data = np.ones(total, dtype=np.int8)
+    return scipy.sparse.csr_array((data, columns, indptr.astype(index)), shape=(n, d_out * d_in))
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleEquation:
+    """One block's scale equation ``s' ⊙ (A diag(γ) B) = W``, i.e. ``K γ = vec(W)`` (docs/design.md §2).
+
+    Parameters
+    ----------
+    a : array (d_out, n)
+        ``A``: the rows of the even frozen layer that carry the target.
+    b : array (n, d_in)
+        ``B``: the columns of the odd frozen layer fed by live inputs.
+    w : array (d_out, d_in)
+        ``W``: the target layer.
+
+    numpy arrays, or torch tensors for the matrix-free solver on the tensors' device (then only the
+    shapes, `target` and `residual` are used). ``K`` (`k`) and the matrix-free operators are built
+    once, on first use.
+    """
+
+    a: Any
+    b: Any
+    w: Any
+
+    def __post_init__(self) -> None:
+        a_shape, b_shape, w_shape = tuple(self.a.shape), tuple(self.b.shape), tuple(self.w.shape)
+        if len(a_shape) != 2 or len(b_shape) != 2 or a_shape[1] != b_shape[0] or w_shape != (a_shape[0], b_shape[1]):
+            raise ValueError(
+                f"A (d_out, n), B (n, d_in) and W (d_out, d_in) must agree, got shapes {a_shape}, {b_shape}, {w_shape}"
+            )
+
+    @property
+    def d_out(self) -> int:
+        """Rows of ``W`` (target layer outputs)."""
+        return int(self.a.shape[0])
+
+    @property
+    def d_in(self) -> int:
+        """Columns of ``W`` (target layer inputs)."""
+        return int(self.b.shape[1])
+
+    @property
+    def n(self) -> int:
+        """Unknowns ``γ``: the odd layer's width."""
+        return int(self.a.shape[1])
+
+    @property
+    def needed(self) -> int:
+        """Equations ``d_out·d_in``: the rank paper mode needs."""
+        return paper_width(self.d_out, self.d_in)
+
+    @property
+    def target(self) -> Any:
+        """``vec(W)``, the right-hand side."""
+        return self.w.reshape(-1)
+
+    @cached_property
+    def k(self) -> np.ndarray:
+        """The explicit Khatri–Rao matrix ``K`` (`khatri_rao`), built once."""
+        return khatri_rao(self.a, self.b)
+
+    @cached_property
+    def operator(self) -> KhatriRaoOperator:
+        """``K`` matrix-free (`KhatriRaoOperator`)."""
+        return KhatriRaoOperator(self.a, self.b)
+
+    @cached_property
+    def magnitude(self) -> KhatriRaoOperator:
+        """``|K|`` matrix-free: ``γ -> vec(|A| diag(γ) |B|)``."""
+        return KhatriRaoOperator(np.abs(self.a), np.abs(self.b))
+
+    @property
+    def full_pattern(self) -> bool:
+        """Every neuron reaches every entry: no structural zero in ``A`` or ``B``."""
+        return bool(np.all(self.a != 0) and np.all(self.b != 0))
+
+    def columns(self, index: np.ndarray, convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """The columns ``index`` of ``K``, its factors' entries first mapped by ``convert`` (e.g. to rationals)."""
+        a, b = self.a[:, index], self.b[index]
+        if convert is not None:
+            a, b = convert(a), convert(b)
+        return khatri_rao(a, b)
+
+    def rows(self, rows: Sequence[int] | np.ndarray) -> ScaleEquation:
+        """The equation of the target rows ``rows`` alone (minimal mode leaves zero rows out)."""
+        return ScaleEquation(self.a[rows], self.b, self.w[rows])
+
+    def incidence(self) -> scipy.sparse.csr_array:
+        """The zero pattern of ``Kᵀ``: neuron ``i`` (row) reaches entry ``(a, b)`` (column), see `incidence`."""
+        return incidence(self.a != 0, self.b != 0)
+
+    def residual(self, gamma: Any, row_scale: Any = None) -> tuple[Any, Any]:
+        """``(E, T)`` componentwise, shape ``(d_out, d_in)``: the residual ``E = s' ⊙ (A diag(γ) B) − W`` and its
+        terms' size ``T = |s'| |A| |γ| |B| + |W|`` (``s' = 1`` if ``row_scale`` is None); numpy or torch."""
+        product = (self.a * gamma) @ self.b
+        terms = (abs(self.a) * abs(gamma)) @ abs(self.b)
+        if row_scale is not None:
+            product = row_scale[:, None] * product
+            terms = abs(row_scale)[:, None] * terms
+        return product - self.w, terms + abs(self.w)
+
+    def check_paper_width(self, block: int) -> int:
+        """``d_out·d_in``, or `InfeasibleError` if the odd layer has fewer neurons than that (paper mode)."""
+        d_out, d_in, n = self.d_out, self.d_in, self.n
+        needed = paper_width(d_out, d_in)
+        if n < needed:
+            raise InfeasibleError(
+                f"block {block}: mode 'paper' needs an odd-layer width n_{2 * block - 1} >= d_{block}*d_{block - 1} = "
+                f"{d_out}*{d_in} = {needed}, got {n}; the Khatri–Rao system has rank at most {n} of {needed} needed. "
+                f"Use width >= {needed}, or mode='minimal' (width >= {minimal_width(d_out, d_in)})",
+                block=block,
+                rank=None,
+                needed=needed,
+                width=n,
+                width_needed=needed,
+            )
+        return needed
+
+    def square_subset(self, block: int) -> np.ndarray:
+        """``d_out·d_in`` well-conditioned columns of ``K`` for a square paper-mode solve (`square_columns`);
+        `InfeasibleError` if the layer is too narrow or ``K`` rank-deficient."""
+        return square_columns(self.k, self.check_paper_width(block), block)
+
+
+def as_equation(operands: tuple) -> ScaleEquation:
+    """``(equation,)`` or the three matrices ``(a, b, w)`` as a `ScaleEquation` (the solvers' two call forms)."""
+    if len(operands) == 1 and isinstance(operands[0], ScaleEquation):
+        return operands[0]
+    if len(operands) == 3:
+        return ScaleEquation(*operands)
+    raise TypeError(f"expected one ScaleEquation or the three matrices a, b, w; got {len(operands)} arguments")
 
 
 def rank_error(block: int, rank: int, needed: int, n: int) -> InfeasibleError:
@@ -115,114 +269,6 @@ def square_columns(k: np.ndarray, needed: int, block: int) -> np.ndarray:
     if rank < needed:
         raise rank_error(block, rank, needed, n)
     return np.sort(pivots[:needed])
-
-
-def solve_paper(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> ScaleSolution:
-    """Solve ``A diag(γ) B = W`` with ``s' = 1``: the minimum-norm ``γ``, via the SVD of ``K``.
-
-    Raises `InfeasibleError` if ``n < d_out·d_in`` or ``rank K < d_out·d_in``.
-    """
-    d_out, _, needed = check_paper_width(a, b, block)
-    k = khatri_rao(a, b)
-    u, s, vt = scipy.linalg.svd(k, full_matrices=False)
-    rank = numerical_rank(s, k.shape)
-    if rank < needed:
-        raise rank_error(block, rank, needed, k.shape[1])
-    target = w.reshape(-1)
-
-    def pseudo_solve(rhs: np.ndarray) -> np.ndarray:
-        return vt.T @ ((u.T @ rhs) / s)
-
-    gamma = pseudo_solve(target)
-    for _ in range(_REFINEMENT_STEPS):  # iterative refinement: componentwise small residual (Skeel)
-        gamma = gamma + pseudo_solve(target - k @ gamma)
-    return ScaleSolution(gamma, np.ones(d_out), rank, needed, float(s[0] / s[-1]), "lstsq: SVD minimum norm")
-
-
-def solve_minimal(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> ScaleSolution:
-    """Solve ``diag(ρ) W = A diag(γ) B`` for ``(ρ, γ)`` with every needed ``ρ_a != 0``; ``s' = 1/ρ``.
-
-    Zero rows of ``W`` are left out (their row is switched off, ``s'_a = 0``). Among the solutions
-    the one whose ``ρ`` is closest to all ones is returned, which normalizes the scale symmetry
-    ``(γ, s') ~ (cγ, s'/c)``. Raises `InfeasibleError` when the system has only the trivial solution
-    or every solution switches a needed row off.
-    """
-    d_out, n = a.shape
-    d_in = b.shape[1]
-    rows = np.flatnonzero(np.any(w != 0, axis=1))
-    r = rows.size
-    if r == 0:
-        return ScaleSolution(np.zeros(n), np.zeros(d_out), 0, 0, 1.0, "minimal: zero layer")
-    width_needed = minimal_width(r, d_in)
-    if n < width_needed:
-        raise InfeasibleError(
-            f"block {block}: mode 'minimal' needs an odd-layer width n_{2 * block - 1} >= r*(d_{block - 1}-1)+1 = "
-            f"{r}*({d_in}-1)+1 = {width_needed} (r = {r} non-zero rows of W_{block}), got {n}. "
-            f"Use width >= {width_needed}",
-            block=block,
-            rank=None,
-            needed=r + n - 1,
-            width=n,
-            width_needed=width_needed,
-        )
-    weight_part = np.zeros((r, d_in, r))
-    weight_part[np.arange(r), :, np.arange(r)] = w[rows]
-    system = np.hstack([weight_part.reshape(r * d_in, r), -khatri_rao(a[rows], b)])
-    # Equilibrate: unit-norm columns, so that the SVD's normwise backward error is small relative to
-    # every unknown's own terms whatever the scales of W and of the frozen weights.
-    column_norms = np.linalg.norm(system, axis=0)
-    column_norms[column_norms == 0] = 1.0
-    u, s, vt = scipy.linalg.svd(system / column_norms, full_matrices=True)
-    rank = numerical_rank(s, system.shape)
-    null = vt[rank:].T / column_norms[:, None]
-
-    def project(x: np.ndarray) -> np.ndarray:
-        """Refinement toward the null space: ``x - pinv(system) @ (system @ x)``."""
-        for _ in range(_REFINEMENT_STEPS):
-            correction = vt[:rank].T @ ((u[:, :rank].T @ (system @ x)) / s[:rank])
-            x = x - correction / column_norms
-        return x
-
-    if null.shape[1] == 0:
-        raise InfeasibleError(
-            f"block {block}: the homogeneous system diag(ρ) W_{block} = A diag(γ) B has only the trivial solution "
-            f"(rank {rank} of {r + n} unknowns; needed rank <= {r + n - 1}) at width {n}; "
-            f"use width >= {width_needed}",
-            block=block,
-            rank=rank,
-            needed=r + n - 1,
-            width=n,
-            width_needed=max(width_needed, n + 1),
-        )
-    rho_part = null[:r]
-    # How far each row scale reaches on the (orthonormal, equilibrated) null basis: ~0 means ρ_a = 0
-    # on every solution, i.e. row a cannot be carried.
-    reach = np.linalg.norm(vt[rank:, :r], axis=0)
-    dead = np.flatnonzero(reach <= VANISHING)
-    if dead.size:
-        raise InfeasibleError(
-            f"block {block}: every solution of diag(ρ) W_{block} = A diag(γ) B switches off target row(s) "
-            f"{rows[dead].tolist()} (ρ = 0 there); no minimal-mode solution exists at width {n}. "
-            f"Try mode='paper' with width >= {paper_width(d_out, d_in)}",
-            block=block,
-            rank=rank,
-            needed=r + n - 1,
-            width=n,
-            width_needed=paper_width(d_out, d_in),
-        )
-    coefficients = np.linalg.lstsq(rho_part, np.ones(r), rcond=None)[0]
-    x = null @ coefficients
-    rho = x[:r]
-    if np.min(np.abs(rho)) <= VANISHING * np.max(np.abs(rho)):
-        # The closest-to-ones solution happens to vanish on a row; a generic combination does not.
-        x = null @ np.random.default_rng(block).standard_normal(null.shape[1])
-        x /= np.mean(x[:r])
-        rho = x[:r]
-    x = project(x)
-    rho = x[:r]
-    row_scale = np.zeros(d_out)
-    row_scale[rows] = 1.0 / rho
-    return ScaleSolution(x[r:], row_scale, rank, r + n - 1, float(s[0] / s[rank - 1]), "minimal: SVD null space")
 
 
 class KhatriRaoOperator(scipy.sparse.linalg.LinearOperator):

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from verify.core.interop import to_host
+
 __all__ = ["as_array", "as_points", "as_sequence"]
 
 
@@ -21,7 +23,7 @@ def as_array(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndar
     NaN or infinity.
     """
     try:
-        array = np.array(_to_numpy(value), dtype=np.float64, copy=True)
+        array = np.array(to_host(value), dtype=np.float64, copy=True)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{name} must be a real numeric array, got {type(value).__name__}: {error}") from None
     expected = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
@@ -36,7 +38,7 @@ def as_array(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndar
 
 def as_points(x: object, dim: int, name: str = "x") -> tuple[np.ndarray, bool]:
     """Return input points as a read-only ``(batch, dim)`` array and whether a single ``(dim,)`` vector was given."""
-    single = np.ndim(_to_numpy(x)) == 1
+    single = np.ndim(to_host(x)) == 1
     if single:
         return as_array(x, name, (dim,))[None, :], True
     return as_array(x, name, (None, dim)), False
@@ -50,11 +52,3 @@ def as_sequence(value: object, name: str, length: int | None = None) -> list:
     if length is not None and len(items) != length:
         raise ValueError(f"{name} must have {length} entries (one per layer), got {len(items)}")
     return items
-
-
-def _to_numpy(value: object) -> object:
-    """Detach and move a torch tensor to host memory; leave anything else unchanged."""
-    detach = getattr(value, "detach", None)
-    if callable(detach) and hasattr(value, "cpu"):
-        return detach().cpu().numpy()
-    return value

@@ -1,4 +1,6 @@
 """Layer 1, the solvers of one block's scale equation, behind one registry (``verify.solvers.registry``).
 
-They import only from ``verify.core``.
+Each solver takes a `verify.core.scale_equation.ScaleEquation`: ``direct``, ``lstsq``, ``iterative``
+(scipy or torch LSMR), ``minimal``, the convex programs and ``exact``, one module each. They import
+only from ``verify.core`` and from this layer.
 """

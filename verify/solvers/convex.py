@@ -4,8 +4,8 @@
 * ``linf``: ``min ‖γ‖_∞`` — the smallest largest scale.
 * ``box``: ``|γ| <= C`` (``bound=C``), the smallest ``‖γ‖₂`` inside the box; infeasible when ``C``
   is below the ``linf`` optimum, which is then reported as the smallest ``C`` that works.
-* ``min_shift``: ``min Σ_i τ_i`` with the bias shift ``τ_i = max(R_i |γ_i| − m_i γ_i, 0)``,
-  ``R_i = rad_i + SLACK·size_i`` (`verify.core.bias_shift`): convex in ``γ``.
+* ``min_shift``: ``min Σ_i τ_i`` with the bias shift ``τ_i = max(|γ_i| rad_i − γ_i mid_i + SLACK |γ_i| size_i, 0)``
+  of `verify.core.bias_shift`, evaluated on the cvxpy variable (`CVXPY`): convex in ``γ``.
 
 Every program is solved by Clarabel (an interior-point solver shipped as a wheel, silent); its
 status must be ``optimal``. Interior-point solutions satisfy ``K γ = w`` only to the solver's
@@ -21,19 +21,28 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from verify.core.bias_shift import SLACK
+from verify.core.arithmetic import Arithmetic
+from verify.core.bias_shift import bias_shift
 from verify.core.domains import AffineRange
 from verify.core.errors import InfeasibleError
-from verify.core.scale_equation import ScaleSolution, khatri_rao, rank_error
+from verify.core.numerics import refine
+from verify.core.scale_equation import ScaleEquation, ScaleSolution, rank_error
 from verify.core.tolerances import numerical_rank
 
-__all__ = ["BOX_MARGIN", "solve_convex"]
+__all__ = ["BOX_MARGIN", "cvxpy_arithmetic", "solve_convex"]
 
 BOX_MARGIN = 1e-6
 """The box program is solved with ``|γ| <= C·(1 − BOX_MARGIN)`` when that is still feasible, so that
 the polishing correction (of the solver's accuracy, ~1e-9 relative) cannot push ``|γ|`` past ``C``."""
 
 _SOLVER_OPTIONS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "max_iter": 500}
+
+
+def cvxpy_arithmetic() -> Arithmetic:
+    """cvxpy expressions as an `Arithmetic` (for the bias shift as a convex function of the variable ``γ``)."""
+    import cvxpy as cp
+
+    return Arithmetic("cvxpy", float, cp.abs, cp.multiply, cp.pos)
 
 
 def _solve(problem: object, variable: object, method: str) -> tuple[np.ndarray, dict]:
@@ -50,10 +59,13 @@ def _solve(problem: object, variable: object, method: str) -> tuple[np.ndarray, 
     return np.asarray(variable.value, dtype=np.float64), info
 
 
+def _least_squares(matrix: np.ndarray) -> object:
+    return lambda rhs: scipy.linalg.lstsq(matrix, rhs, lapack_driver="gelsd")[0]
+
+
 def _project(k: np.ndarray, gamma: np.ndarray, w: np.ndarray) -> np.ndarray:
-    for _ in range(2):
-        gamma = gamma + scipy.linalg.lstsq(k, w - k @ gamma, lapack_driver="gelsd")[0]
-    return gamma
+    """The minimum-norm correction ``γ + K⁺ (w − K γ)``, refined."""
+    return refine(_least_squares(k), k.__matmul__, w, start=gamma)
 
 
 def _polish_on_support(k: np.ndarray, gamma: np.ndarray, w: np.ndarray, needed: int) -> tuple[np.ndarray, int]:
@@ -63,9 +75,7 @@ def _polish_on_support(k: np.ndarray, gamma: np.ndarray, w: np.ndarray, needed: 
     rank = numerical_rank(diagonal, k.shape)
     columns = np.sort(pivots[:rank])
     square = k[:, columns]
-    sub = scipy.linalg.lstsq(square, w, lapack_driver="gelsd")[0]
-    for _ in range(2):
-        sub = sub + scipy.linalg.lstsq(square, w - square @ sub, lapack_driver="gelsd")[0]
+    sub = refine(_least_squares(square), square.__matmul__, w)
     polished = np.zeros_like(gamma)
     polished[columns] = sub
     return polished, int(columns.size)
@@ -73,9 +83,7 @@ def _polish_on_support(k: np.ndarray, gamma: np.ndarray, w: np.ndarray, needed: 
 
 def solve_convex(
     method: str,
-    a: np.ndarray,
-    b: np.ndarray,
-    w: np.ndarray,
+    equation: ScaleEquation,
     *,
     block: int,
     bound: float | None = None,
@@ -84,10 +92,8 @@ def solve_convex(
     """Solve block ``block``'s scale equation by the convex program ``method`` (see module notes)."""
     import cvxpy as cp
 
-    d_out, n = a.shape
-    needed = d_out * b.shape[1]
-    k = khatri_rao(a, b)
-    target = w.reshape(-1)
+    needed = equation.check_paper_width(block)
+    d_out, n, k, target = equation.d_out, equation.n, equation.k, equation.target
     gamma = cp.Variable(n)
     constraints = [k @ gamma == target]
     singular = scipy.linalg.svdvals(k)
@@ -95,26 +101,17 @@ def solve_convex(
     if rank < needed:
         raise rank_error(block, rank, needed, n)
     condition = float(singular[0] / singular[needed - 1])
-    if method == "l1":
-        value, info = _solve(cp.Problem(cp.Minimize(cp.norm1(gamma)), constraints), gamma, method)
-        polished, live = _polish_on_support(k, value, target, needed)
-        info |= {"polish": f"exact solve on {live} support columns"}
-    elif method == "min_shift":
-        if image is None:
-            raise ValueError("method 'min_shift' needs the odd layer's input range (image)")
-        reach = image.rad + SLACK * image.size
-        shifts = cp.pos(cp.multiply(reach, cp.abs(gamma)) - cp.multiply(image.mid, gamma))
-        value, info = _solve(cp.Problem(cp.Minimize(cp.sum(shifts)), constraints), gamma, method)
-        polished, live = _polish_on_support(k, value, target, needed)
-        info |= {"polish": f"exact solve on {live} support columns"}
-    elif method == "linf":
-        value, info = _solve(cp.Problem(cp.Minimize(cp.norm_inf(gamma)), constraints), gamma, method)
-        polished = _project(k, value, target)
-        info |= {"polish": "minimum-norm correction"}
-    elif method == "box":
+    if method == "box":
         polished, info = _solve_box(k, target, gamma, constraints, bound, block=block, n=n)
     else:
-        raise ValueError(f"unknown convex method {method!r}")
+        objective = _program_objective(method, gamma, image)
+        value, info = _solve(cp.Problem(cp.Minimize(objective), constraints), gamma, method)
+        if method == "linf":
+            polished = _project(k, value, target)
+            info["polish"] = "minimum-norm correction"
+        else:  # linear programs: the optimum is a vertex, re-solved exactly on its support
+            polished, live = _polish_on_support(k, value, target, needed)
+            info["polish"] = f"exact solve on {live} support columns"
     info["objective_after_polish"] = _objective(method, polished, image)
     if method == "box":
         info["bound"] = float(bound)
@@ -123,13 +120,27 @@ def solve_convex(
     )
 
 
+def _program_objective(method: str, gamma: object, image: AffineRange | None) -> object:
+    """The cvxpy objective of ``l1``, ``linf`` or ``min_shift`` in the variable ``gamma``."""
+    import cvxpy as cp
+
+    if method == "l1":
+        return cp.norm1(gamma)
+    if method == "linf":
+        return cp.norm_inf(gamma)
+    if method == "min_shift":
+        if image is None:
+            raise ValueError("method 'min_shift' needs the odd layer's input range (image)")
+        return cp.sum(bias_shift(gamma, image, cvxpy_arithmetic()))
+    raise ValueError(f"unknown convex method {method!r}")
+
+
 def _objective(method: str, gamma: np.ndarray, image: AffineRange | None) -> float:
     if method == "l1":
         return float(np.abs(gamma).sum())
     if method in ("linf", "box"):
         return float(np.abs(gamma).max(initial=0.0))
-    reach = image.rad + SLACK * image.size
-    return float(np.maximum(reach * np.abs(gamma) - image.mid * gamma, 0).sum())
+    return float(bias_shift(gamma, image).sum())
 
 
 def _solve_box(
@@ -139,7 +150,7 @@ def _solve_box(
 
     if bound is None or isinstance(bound, bool) or not np.isfinite(bound) or bound <= 0:
         raise ValueError(f"method 'box' needs bound=C, a positive finite number, got {bound!r}")
-    smallest, _ = _solve(cp.Problem(cp.Minimize(cp.norm_inf(gamma)), constraints), gamma, "linf")
+    smallest, _ = _solve(cp.Problem(cp.Minimize(_program_objective("linf", gamma, None)), constraints), gamma, "linf")
     least = float(np.abs(_project(k, smallest, target)).max())
     if bound < least:
         raise InfeasibleError(

@@ -12,6 +12,10 @@ and then:
 * an exact evaluation of ``g`` (per-neuron affine maps ``(s, t)``) and ``f`` on rational points of
   the domain agrees exactly.
 
+The bias shift, the margins and the interval bounds are the formulas of `verify.core.bias_shift`
+and `verify.core.bounds` evaluated in `rational_arithmetic`; ``K``'s columns come from the
+equation's own builder with rational entries.
+
 The float ``(γ, β)`` returned to the caller are the roundings of these rationals; the exact check
 is about the rational parameters. Cost grows like ``d⁶`` with large rationals: ``d <= 16`` in
 about a second per block.
@@ -20,19 +24,22 @@ about a second per block.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cache
 
 import numpy as np
 
-from verify.core.domains import Ball, Box, Domain
+from verify.core.arithmetic import Arithmetic
+from verify.core.bias_shift import activity_margin, bias_shift
+from verify.core.blocks import blocks
+from verify.core.bounds import block_input_regions
+from verify.core.certificate import ExactCheck
+from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.scale_equation import ScaleSolution, check_paper_width, khatri_rao, square_columns
+from verify.core.scale_equation import ScaleSolution, as_equation
 
-__all__ = ["ExactCheck", "exact_check", "solve_exact"]
-
-SLACK_Q = Fraction(1, 2**8)
+__all__ = ["ExactCheck", "exact_check", "rational_arithmetic", "solve_exact"]
 
 
 def _q(x: float):
@@ -42,6 +49,27 @@ def _q(x: float):
     return flint.fmpq(numerator, denominator)
 
 
+def _rationals(array: np.ndarray) -> np.ndarray:
+    """``array``'s entries as exact rationals, in an object array of the same shape."""
+    return np.array([_q(v) for v in np.ravel(array)], dtype=object).reshape(np.shape(array))
+
+
+@cache
+def rational_arithmetic() -> Arithmetic:
+    """Exact rationals (python-flint ``fmpq`` in numpy object arrays) as an `Arithmetic`; regions after the
+    first are ``(lo, hi)`` pairs, and a ball's radius is bounded above by a rational (module notes)."""
+    zero = _q(0.0)
+    return Arithmetic(
+        name="rational",
+        constant=_q,
+        magnitude=np.abs,
+        multiply=np.multiply,
+        positive_part=lambda x: np.maximum(x, zero),
+        affine_range=_affine_range_q,
+        box=lambda lo, hi: (lo, hi),
+    )
+
+
 def _qmat(array: np.ndarray):
     import flint
 
@@ -49,22 +77,20 @@ def _qmat(array: np.ndarray):
     return flint.fmpq_mat(array.shape[0], array.shape[1], [_q(v) for v in array.ravel()])
 
 
-def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> tuple[ScaleSolution, list]:
-    """Exact rational ``γ`` with ``K γ = vec(W)``; returns the float solution and the rationals."""
+def solve_exact(*operands: object, block: int) -> tuple[ScaleSolution, list]:
+    """Exact rational ``γ`` with ``K γ = vec(W)`` for a `ScaleEquation` (or its matrices ``a, b, w``).
+
+    Returns the float solution and the rationals.
+    """
     import flint
 
-    d_out, _, needed = check_paper_width(a, b, block)
-    k = khatri_rao(a, b)
-    n = k.shape[1]
-    columns = square_columns(k, needed, block)
+    equation = as_equation(operands)
+    columns = equation.square_subset(block)
+    needed, n, k = columns.size, equation.n, equation.k
     # K's entries A[a,i]·B[i,b] are products of dyadic rationals: form them exactly.
-    a_q = [[_q(v) for v in row] for row in a]
-    b_q = [[_q(v) for v in row] for row in b]
-    d_in = b.shape[1]
-    entries = [a_q[r // d_in][i] * b_q[i][r % d_in] for r in range(needed) for i in columns]
-    square = flint.fmpq_mat(needed, needed, entries)
+    square = flint.fmpq_mat(needed, needed, list(equation.columns(columns, _rationals).ravel()))
     try:
-        solution = square.solve(_qmat(w.reshape(-1, 1)))
+        solution = square.solve(_qmat(equation.target.reshape(-1, 1)))
     except ZeroDivisionError:
         rank = square.rank()
         raise InfeasibleError(
@@ -78,7 +104,7 @@ def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> t
     gamma = np.array([float(Fraction(int(g.p), int(g.q))) for g in gamma_q])
     float_solution = ScaleSolution(
         gamma,
-        np.ones(d_out),
+        np.ones(equation.d_out),
         needed,
         needed,
         float(np.linalg.cond(k[:, columns])),
@@ -86,39 +112,6 @@ def solve_exact(a: np.ndarray, b: np.ndarray, w: np.ndarray, *, block: int) -> t
         diagnostics={"columns": int(columns.size), "max_denominator_bits": max(int(g.q).bit_length() for g in gamma_q)},
     )
     return float_solution, gamma_q
-
-
-@dataclass(frozen=True)
-class ExactCheck:
-    """The exact part of a certificate (``method="exact"``).
-
-    Attributes
-    ----------
-    residual_is_zero : bool
-        ``K γ = vec(W)`` holds exactly over the rationals in every block.
-    min_margin : float
-        The smallest exact activity margin (rounded to float for display).
-    margins_nonnegative : bool
-        Every exact margin is ``>= 0``: the linear regime holds on the whole domain, exactly.
-    points : int
-        Rational points of the domain at which ``g`` and ``f`` were evaluated exactly.
-    agree : bool
-        ``g(x) == f(x)`` exactly at every point.
-    blocks : list of dict
-        Per block: ``residual_is_zero`` and ``min_margin``.
-    """
-
-    residual_is_zero: bool
-    min_margin: float
-    margins_nonnegative: bool
-    points: int
-    agree: bool
-    blocks: list = field(default_factory=list)
-
-    @property
-    def holds(self) -> bool:
-        """Zero residual, non-negative margins and exact agreement."""
-        return self.residual_is_zero and self.margins_nonnegative and self.agree
 
 
 def _ball_radius_bound(radius: float, row: np.ndarray):
@@ -131,8 +124,9 @@ def _ball_radius_bound(radius: float, row: np.ndarray):
     return q
 
 
-def _affine_range_q(region: Domain | tuple, weight: np.ndarray, bias: np.ndarray) -> tuple[list, list, list]:
-    """Exact (or upper-bounded) ``mid, rad, size`` of ``weight @ z + bias`` over a region."""
+def _affine_range_q(region: Domain | tuple, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
+    """Exact (or upper-bounded) ``mid, rad, size`` of ``weight @ z + bias`` over a region (a `Ball`, a `Box`
+    or a rational box ``(lo, hi)``), as object arrays of rationals."""
     w_q = [[_q(v) for v in row] for row in weight]
     b_q = [_q(v) for v in bias]
     zero = _q(0.0)
@@ -156,7 +150,7 @@ def _affine_range_q(region: Domain | tuple, weight: np.ndarray, bias: np.ndarray
         sum((abs(wv) * abs(cv) for wv, cv in zip(row, centre, strict=True)), zero) + r + abs(bv)
         for row, r, bv in zip(w_q, rad, b_q, strict=True)
     ]
-    return mid, rad, size
+    return AffineRange(*(np.array(v, dtype=object) for v in (mid, rad, size)))
 
 
 def exact_check(
@@ -169,18 +163,16 @@ def exact_check(
     """Build the exact ``(s, t)`` of every layer from the rational ``γ`` and check them (module notes)."""
     import flint
 
-    from verify.core.blocks import blocks
-
+    arithmetic = rational_arithmetic()
     zero = _q(0.0)
-    slack = _q(float(SLACK_Q))
-    region: Domain | tuple = domain
+    regions = block_input_regions(target, domain, arithmetic)
     scales_q, shifts_q, per_block = [], [], []
     residual_zero, margins_ok, min_margin = True, True, None
-    for block, gamma_q in zip(blocks(target, frozen), gammas_q, strict=True):
-        mid, rad, size = _affine_range_q(region, block.b, block.c_odd)
-        tau = [max(abs(g) * (r + slack * s) - g * m, zero) for g, m, r, s in zip(gamma_q, mid, rad, size, strict=True)]
-        margins = [g * m + t - abs(g) * r for g, m, t, r in zip(gamma_q, mid, tau, rad, strict=True)]
-        margin = min(margins)
+    for block, gamma_q, region in zip(blocks(target, frozen), gammas_q, regions, strict=True):
+        gamma = np.array(gamma_q, dtype=object)
+        image = block.odd_range(region, arithmetic)
+        tau = bias_shift(gamma, image, arithmetic)
+        margin = min(activity_margin(gamma, tau, image, arithmetic))
         # A diag(γ) B as one exact matrix product (flint clears denominators and multiplies integers).
         scaled = flint.fmpq_mat(
             block.a.shape[0], len(gamma_q), [_q(v) * g for row in block.a for v, g in zip(row, gamma_q, strict=True)]
@@ -194,17 +186,11 @@ def exact_check(
         ]
         width_even = frozen.widths[block.even + 1]
         scales_q += [list(gamma_q), [_q(1.0)] * len(t_even) + [zero] * (width_even - len(t_even))]
-        shifts_q += [tau, t_even + [zero] * (width_even - len(t_even))]
+        shifts_q += [list(tau), t_even + [zero] * (width_even - len(t_even))]
         residual_zero &= zero_residual
         margins_ok &= margin >= 0
         min_margin = margin if min_margin is None else min(min_margin, margin)
         per_block.append({"block": block.k, "residual_is_zero": zero_residual, "min_margin": _float(margin)})
-        # Next region: the exact box of relu(W z + b) over this region.
-        t_mid, t_rad, _ = _affine_range_q(region, block.w, block.bias)
-        region = (
-            [max(m - r, zero) for m, r in zip(t_mid, t_rad, strict=True)],
-            [max(m + r, zero) for m, r in zip(t_mid, t_rad, strict=True)],
-        )
     agree = _g_exact(frozen, scales_q, shifts_q, points) == _f_exact(target, points)
     return ExactCheck(residual_zero, _float(min_margin), margins_ok, len(points), agree, per_block)
 

@@ -1,8 +1,10 @@
 """LSMR in torch, on the tensors' device, for the Khatri–Rao operator (docs/design.md §5, ``iterative``).
 
+The refinement around it is `verify.solvers.iterative`'s, shared with scipy's LSMR.
+
 A line-by-line port of scipy's ``scipy.sparse.linalg.lsmr`` (Fong & Saunders, 2011) with
 ``damp = 0``: the scalar recurrences run on the host in Python floats, the vectors stay on the
-device, and the two products are the GEMMs of `verify.KhatriRaoOperator`::
+device, and the two products are the GEMMs of `verify.core.scale_equation.KhatriRaoOperator`::
 
     matvec:  γ -> vec(A diag(γ) B)      rmatvec:  R -> rowsum((Aᵀ R) ⊙ B)
 
@@ -17,10 +19,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
-__all__ = ["lsmr", "lsmr_torch"]
+__all__ = ["khatri_rao_products", "lsmr"]
 
 
 def _sym_ortho(a: float, b: float) -> tuple[float, float, float]:
@@ -131,24 +132,9 @@ def lsmr(
     return x, istop, itn, cond_a, normr
 
 
-def lsmr_torch(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    w: torch.Tensor,
-    *,
-    atol: float,
-    btol: float,
-    refinement: int,
-    stop_ratio: float,
-) -> tuple[np.ndarray, dict]:
-    """Solve ``K γ = vec(W)`` matrix-free in torch on ``a``'s device.
-
-    After the first LSMR pass, up to ``refinement`` correction passes run while the componentwise
-    residual ratio ``max |r| / (|K||γ| + |w|)`` exceeds ``stop_ratio``.
-    """
-    d_out, n = a.shape
-    d_in = b.shape[1]
-    a_abs, b_abs = a.abs(), b.abs()
+def khatri_rao_products(a: torch.Tensor, b: torch.Tensor) -> tuple[Any, Any]:
+    """The two GEMMs of ``K`` in torch on ``a``'s device: ``γ -> vec(A diag(γ) B)`` and ``R -> rowsum((Aᵀ R) ⊙ B)``."""
+    d_out, d_in = a.shape[0], b.shape[1]
 
     def matvec(gamma: torch.Tensor) -> torch.Tensor:
         return ((a * gamma) @ b).reshape(-1)
@@ -156,28 +142,4 @@ def lsmr_torch(
     def rmatvec(residual: torch.Tensor) -> torch.Tensor:
         return ((a.T @ residual.reshape(d_out, d_in)) * b).sum(dim=1)
 
-    target = w.reshape(-1)
-    gamma = torch.zeros(n, dtype=a.dtype, device=a.device)
-    iterations, stops, ratios, condition = 0, [], [], 1.0
-    residual = target
-    for _ in range(1 + refinement):
-        step, istop, itn, condition, _ = lsmr(
-            matvec, rmatvec, residual, n, atol=atol, btol=btol, maxiter=20 * d_out * d_in
-        )
-        gamma = gamma + step
-        iterations += itn
-        stops.append(istop)
-        residual = target - matvec(gamma)
-        terms = ((a_abs * gamma.abs()) @ b_abs).reshape(-1) + target.abs()
-        ratio = torch.where(residual == 0, torch.zeros_like(terms), residual.abs() / terms)
-        ratios.append(float(ratio.max()))
-        if ratios[-1] <= stop_ratio:
-            break
-    info = {
-        "iterations": iterations,
-        "istop": stops,
-        "condition_estimate": condition,
-        "residual_ratios": ratios,
-        "device": str(a.device),
-    }
-    return gamma.detach().cpu().numpy(), info
+    return matvec, rmatvec

@@ -1,0 +1,105 @@
+"""``iterative``: matrix-free LSMR on ``K γ = vec(W)`` with adaptive refinement (docs/design.md §5).
+
+``K`` is never formed: each product is two GEMMs (`verify.core.scale_equation.KhatriRaoOperator`),
+``O(d⁴)`` per iteration and memory ``O(d³)``. numpy equations run scipy's LSMR; torch equations
+(or a ``device`` given) run the same iteration in torch on the tensors' device
+(`verify.solvers.torch_lsmr`). One refinement loop serves both: after the first pass, up to
+`REFINEMENT_STEPS` correction passes run while the componentwise residual ratio
+``max |r| / (|K||γ| + |w|)`` is above the certificate's tolerance divided by `REFINE_BELOW`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse.linalg
+
+from verify.core.interop import TorchSpec, is_tensor, to_host
+from verify.core.numerics import REFINEMENT_STEPS, residual_ratio
+from verify.core.scale_equation import ScaleEquation, ScaleSolution
+from verify.core.tolerances import residual_tolerance
+
+__all__ = ["LSMR_TOL", "REFINE_BELOW", "solve_iterative"]
+
+REFINE_BELOW = 16
+"""The iterative solver refines (up to `REFINEMENT_STEPS` more LSMR passes) only while the
+componentwise residual ratio is above the certificate's tolerance divided by this factor: each pass
+costs a full LSMR run, and at large d the first pass is usually already far inside the tolerance."""
+LSMR_TOL = 1e-15
+"""LSMR stopping tolerances ``atol = btol``: below the float64 unit roundoff, so it stops on
+``istop = 4/5`` (machine precision) or on convergence of ``‖Kᵀr‖``; refinement follows."""
+
+LsmrPass = Callable[[Any], tuple[Any, int, int, float]]
+"""One LSMR run on a right-hand side: ``(step, istop, iterations, condition estimate)``."""
+
+
+def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | None = None) -> ScaleSolution:
+    """Matrix-free LSMR on ``K γ = vec(W)`` (never forming ``K``), plus adaptive refinement.
+
+    With ``device`` (or an equation of torch tensors) the iteration runs in torch on that device.
+    Returns ``γ`` as a numpy array. Rank is not computed (that needs the factorization this method
+    avoids); ``rank`` reports the needed value when the final residual is at rounding level, and
+    the certificate's residual check is what proves the solve.
+    """
+    if device is not None:
+        equation = ScaleEquation(*(device.solve_tensor(m) for m in (equation.a, equation.b, equation.w)))
+    needed = equation.check_paper_width(block)
+    stop_ratio = residual_tolerance(equation.n, equation.d_out, equation.d_in) / REFINE_BELOW
+    if is_tensor(equation.a):
+        import torch
+
+        from verify.solvers.torch_lsmr import khatri_rao_products, lsmr
+
+        matvec, rmatvec = khatri_rao_products(equation.a, equation.b)
+
+        def torch_pass(rhs: Any) -> tuple[Any, int, int, float]:
+            step, istop, itn, condition, _ = lsmr(
+                matvec, rmatvec, rhs, equation.n, atol=LSMR_TOL, btol=LSMR_TOL, maxiter=20 * needed
+            )
+            return step, istop, itn, condition
+
+        start = torch.zeros(equation.n, dtype=equation.a.dtype, device=equation.a.device)
+        gamma, info = _refined(equation, torch_pass, start, stop_ratio)
+        device_name = str(equation.a.device)
+        info["device"] = device_name
+        return _solution(to_host(gamma), equation, info, f"iterative: LSMR (torch, {device_name})")
+
+    def scipy_pass(rhs: np.ndarray) -> tuple[np.ndarray, int, int, float]:
+        out = scipy.sparse.linalg.lsmr(equation.operator, rhs, atol=LSMR_TOL, btol=LSMR_TOL, maxiter=20 * needed)
+        return out[0], int(out[1]), int(out[2]), float(out[6])
+
+    gamma, info = _refined(equation, scipy_pass, np.zeros(equation.n), stop_ratio)
+    return _solution(gamma, equation, info, "iterative: LSMR (scipy)")
+
+
+def _refined(equation: ScaleEquation, lsmr_pass: LsmrPass, gamma: Any, stop_ratio: float) -> tuple[Any, dict]:
+    """The adaptive refinement loop: LSMR on the residual until its componentwise ratio is below ``stop_ratio``."""
+    iterations, stops, ratios = 0, [], []
+    residual = equation.target
+    for _ in range(1 + REFINEMENT_STEPS):
+        step, istop, itn, condition = lsmr_pass(residual)
+        gamma = gamma + step
+        iterations += itn
+        stops.append(istop)
+        error, terms = equation.residual(gamma)
+        residual = -error.reshape(-1)
+        ratios.append(residual_ratio(to_host(error), to_host(terms)))
+        if ratios[-1] <= stop_ratio:
+            break
+    info = {"iterations": iterations, "istop": stops, "condition_estimate": condition, "residual_ratios": ratios}
+    return gamma, info
+
+
+def _solution(gamma: Any, equation: ScaleEquation, info: dict, method: str) -> ScaleSolution:
+    needed = equation.needed
+    return ScaleSolution(
+        np.asarray(gamma, dtype=np.float64),
+        np.ones(equation.d_out),
+        needed,
+        needed,
+        float(info["condition_estimate"]),
+        method,
+        diagnostics=info,
+    )
