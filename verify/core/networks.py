@@ -58,7 +58,18 @@ class _Layers:
     """What both networks share: a chain of ``(out, in)`` weights and where their tensors came from."""
 
     _weights: tuple[np.ndarray, ...]
+    _biases: tuple[np.ndarray, ...]
     _torch: TorchSpec | None
+
+    @property
+    def weights(self) -> tuple[np.ndarray, ...]:
+        """The linear weights, read-only: ``(W_1, …, W_L)`` of a target, ``(M_1, …, M_{2L})`` of a frozen network."""
+        return self._weights
+
+    @property
+    def biases(self) -> tuple[np.ndarray, ...]:
+        """The linear biases, read-only (zeros where none were given): ``b_k`` of a target, ``c_j`` of a frozen one."""
+        return self._biases
 
     @property
     def torch(self) -> TorchSpec | None:
@@ -125,16 +136,6 @@ class TargetNetwork(_Layers):
             ws.append(rng.standard_normal((d_out, d_in)) * (scale / np.sqrt(d_in)))
             bs.append(rng.standard_normal(d_out) * scale if biases else np.zeros(d_out))
         return cls(ws, bs)
-
-    @property
-    def weights(self) -> tuple[np.ndarray, ...]:
-        """``(W_1, …, W_L)``, read-only."""
-        return self._weights
-
-    @property
-    def biases(self) -> tuple[np.ndarray, ...]:
-        """``(b_1, …, b_L)``, read-only (zeros where none were given)."""
-        return self._biases
 
     @property
     def depth(self) -> int:
@@ -308,11 +309,6 @@ class FrozenNetwork(_Layers):
         return cls(ms, cs)
 
     @property
-    def weights(self) -> tuple[np.ndarray, ...]:
-        """``(M_1, …, M_{2L})``, read-only."""
-        return self._weights
-
-    @property
     def channels(self) -> tuple[Channels, ...]:
         """What each layer's normalization scales (`verify.core.channels`): here one channel per neuron."""
         return tuple(DenseChannels(m.shape[0]) for m in self._weights)
@@ -326,11 +322,6 @@ class FrozenNetwork(_Layers):
     def density(self) -> float:
         """Fraction of non-zero frozen weights over all layers."""
         return sum(int(np.count_nonzero(m)) for m in self._weights) / sum(m.size for m in self._weights)
-
-    @property
-    def biases(self) -> tuple[np.ndarray, ...]:
-        """Frozen linear biases ``(c_1, …, c_{2L})`` (zeros where none were given)."""
-        return self._biases
 
     @property
     def running_mean(self) -> tuple[np.ndarray, ...]:
