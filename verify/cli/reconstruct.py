@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from verify.construction.reconstruct import MODES
+from verify.core.blocks import widths_mismatch
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.networks import paper_width
@@ -173,24 +174,28 @@ def _suggestion(d: Sequence[int], paired: bool) -> str:
     return f"verify.nn.frozen_mlp({widths}{', paired=True' if paired else ''}) fits this target in paper mode"
 
 
+_MISMATCH = {  # the reasons of `verify.core.blocks.widths_mismatch`, in the command's words
+    "depth": (
+        "the frozen network has {have} Linear -> BatchNorm1d layers but a target of depth L = {depth} needs 2L = {need}"
+    ),
+    "inputs": "the target takes {need} inputs but the frozen network takes {have}",
+    "outputs": "the target gives {need} outputs but the frozen network gives {have}",
+}
+
+
 def _check_pair(d: Sequence[int], n: Sequence[int], paired: bool) -> None:
     """Refuse frozen widths ``n`` whose depth, input or output width cannot carry target widths ``d``.
 
-    The conditions of `verify.core.blocks.check_architecture` (docs/design.md §1), checked on the
+    The conditions of `verify.core.blocks.widths_mismatch` (docs/design.md §1), checked on the
     rebuilt stacks in the command's words with a `verify.nn.frozen_mlp` hint, before a
     `verify.FrozenNetwork` exists: a stack with an odd number of Linear -> BatchNorm1d layers
     cannot become one. The narrow-even-layer case is left to the fit (its InfeasibleError).
     """
-    hint = _suggestion(d, paired)
-    if len(n) - 1 != 2 * (len(d) - 1):
-        raise UsageError(
-            f"the frozen network has {len(n) - 1} Linear -> BatchNorm1d layers but a target of depth "
-            f"L = {len(d) - 1} needs 2L = {2 * (len(d) - 1)}; {hint}"
-        )
-    if n[0] != d[0]:
-        raise UsageError(f"the target takes {d[0]} inputs but the frozen network takes {n[0]}; {hint}")
-    if n[-1] != d[-1]:
-        raise UsageError(f"the target gives {d[-1]} outputs but the frozen network gives {n[-1]}; {hint}")
+    mismatch = widths_mismatch(d, n)
+    if mismatch is not None:
+        kind, have, need = mismatch
+        reason = _MISMATCH[kind].format(have=have, need=need, depth=len(d) - 1)
+        raise UsageError(f"{reason}; {_suggestion(d, paired)}")
 
 
 def _check_points(spec: DomainSpec, dim: int, seed: int) -> np.ndarray:

@@ -8,7 +8,7 @@ all rows for ``k = L``). Extra neurons of even layers are switched off. A block 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,7 +21,7 @@ from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.scale_equation import ScaleEquation
 
-__all__ = ["Block", "blocks", "check_architecture"]
+__all__ = ["Block", "blocks", "check_architecture", "widths_mismatch"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,30 @@ def blocks(target: TargetNetwork, frozen: FrozenNetwork) -> Iterator[Block]:
         )
 
 
+def widths_mismatch(d: Sequence[int], n: Sequence[int]) -> tuple[str, int, int] | None:
+    """The first reason frozen widths ``n`` cannot carry target widths ``d`` (docs/design.md §1), or None.
+
+    Returns ``("depth", layers, 2L)`` when ``n`` does not have ``2L`` layers for a target of depth
+    ``L``, ``("inputs", n_0, d_0)`` or ``("outputs", n_2L, d_L)`` when the input or output widths
+    differ. Each caller words the reason for its own audience (`check_architecture` for networks,
+    ``python -m verify reconstruct`` for saved state dicts).
+    """
+    if len(n) - 1 != 2 * (len(d) - 1):
+        return "depth", len(n) - 1, 2 * (len(d) - 1)
+    if n[0] != d[0]:
+        return "inputs", n[0], d[0]
+    if n[-1] != d[-1]:
+        return "outputs", n[-1], d[-1]
+    return None
+
+
+_MISMATCH = {
+    "depth": "frozen has {have} layers but a target of depth L = {depth} needs 2L = {need}",
+    "inputs": "frozen input width n_0 = {have} must equal the target's d_0 = {need}",
+    "outputs": "frozen output width n_{layers} = {have} must equal the target's d_L = {need}",
+}
+
+
 def check_architecture(target: object, frozen: object) -> None:
     """Raise ValueError (InfeasibleError for a too-narrow even layer) unless ``frozen`` can carry ``target``."""
     if not isinstance(target, TargetNetwork):
@@ -105,15 +129,10 @@ def check_architecture(target: object, frozen: object) -> None:
     if not isinstance(frozen, FrozenNetwork):
         raise ValueError(f"frozen must be a verify.FrozenNetwork, got {type(frozen).__name__}")
     d, n = target.widths, frozen.widths
-    if frozen.depth != target.depth:
-        raise ValueError(
-            f"frozen has {2 * frozen.depth} layers but a target of depth L = {target.depth} "
-            f"needs 2L = {2 * target.depth}"
-        )
-    if n[0] != d[0]:
-        raise ValueError(f"frozen input width n_0 = {n[0]} must equal the target's d_0 = {d[0]}")
-    if n[-1] != d[-1]:
-        raise ValueError(f"frozen output width n_{2 * target.depth} = {n[-1]} must equal the target's d_L = {d[-1]}")
+    mismatch = widths_mismatch(d, n)
+    if mismatch is not None:
+        kind, have, need = mismatch
+        raise ValueError(_MISMATCH[kind].format(have=have, need=need, depth=target.depth, layers=2 * target.depth))
     for k in range(1, target.depth):
         if n[2 * k] < d[k]:
             raise InfeasibleError(
