@@ -57,8 +57,8 @@ class Reconstruction:
         The figures proving ``g = f`` on the domain (it holds: failing results are never returned).
     target, frozen : TargetNetwork, FrozenNetwork
         The networks it was built for.
-    domain : Domain
-        The domain on which ``g = f`` is certified.
+    domain : Domain or None
+        The domain on which ``g = f`` is certified; None for a paired network built for all of ``R^d``.
     mode : str
         ``"paper"`` or ``"minimal"``.
     """
@@ -70,7 +70,7 @@ class Reconstruction:
     certificate: Certificate
     target: TargetNetwork
     frozen: FrozenNetwork
-    domain: Domain
+    domain: Domain | None
     mode: str
 
     def network(self, x: object) -> np.ndarray:
@@ -81,7 +81,7 @@ class Reconstruction:
 def reconstruct(
     target: TargetNetwork,
     frozen: FrozenNetwork,
-    domain: Domain,
+    domain: Domain | None,
     mode: str = "paper",
     *,
     method: str = "auto",

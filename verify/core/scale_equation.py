@@ -12,7 +12,8 @@ equals ``W z + b`` iff
 
 * ``"paper"`` mode fixes ``s' = 1`` and needs ``rank K = d_out·d_in`` (width ``n >= d_out·d_in``).
 * ``"minimal"`` mode solves the homogeneous system ``diag(ρ) W = A diag(γ) B`` for ``(ρ, γ)`` with
-  ``ρ_a != 0`` on every non-zero row, then ``s' = 1/ρ``; it needs ``n >= d_out(d_in - 1) + 1``.
+  ``ρ_a != 0`` on every non-zero row, then ``s' = 1/ρ``; it needs ``n >= r(d_in - 1) + 1`` for ``r`` non-zero rows
+  of ``W`` (``d_out(d_in - 1) + 1`` for a generic ``W``).
 
 `ScaleEquation` holds one block's system; the solvers (`verify.solvers`, docs/design.md §5) and the
 pattern-only feasibility decision (`verify.core.feasibility`, §4) read it only through ``k``,

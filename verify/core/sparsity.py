@@ -1,4 +1,4 @@
-"""The sparsity phase transition (docs/design.md §4, issue: sparse frozen networks).
+"""The sparsity phase transition (docs/design.md §4.3): where a random mask starts to give full rank.
 
 For one square block (``d_out = d_in = d``) with odd width ``n = c·d²`` and independent
 Bernoulli(p) masks on ``A`` and ``B``, the probability that a generic frozen block has full rank is

@@ -1,7 +1,8 @@
 """The minimal mode's solver (docs/design.md §2, minimal mode): the SVD null space of the homogeneous system.
 
 ``diag(ρ) W = A diag(γ) B`` is solved for ``(ρ, γ)`` together, so the even layer's scales
-``s' = 1/ρ`` are free and the odd width may be as small as ``d_out(d_in − 1) + 1``.
+``s' = 1/ρ`` are free and the odd width may be as small as ``r(d_in − 1) + 1`` for
+``r`` non-zero rows of ``W`` (``d_out(d_in − 1) + 1`` for a generic ``W``).
 """
 
 from __future__ import annotations
