@@ -18,6 +18,7 @@ for a channel sums the Khatri–Rao columns of its positions.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from verify.core.domains import AffineRange
@@ -25,17 +26,17 @@ from verify.core.domains import AffineRange
 __all__ = ["Channels", "DenseChannels"]
 
 
-class Channels:
+class Channels(ABC):
     """How one layer's outputs group into the channels its normalization scales (see module notes)."""
 
     @property
+    @abstractmethod
     def count(self) -> int:
         """Number of channels: entries of the layer's ``gamma`` and ``beta``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reduce_range(self, image: AffineRange) -> AffineRange:
         """Per-position output ranges of the layer reduced to per-channel ranges (each containing its positions')."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
