@@ -15,7 +15,7 @@ import pytest
 import verify
 from verify.__main__ import main
 from verify.job import registry
-from verify.job.claim import Claim
+from verify.job.claim import MAX_FAILURES, Claim, by_depth, first_failures
 from verify.job.claims import exact as _exact
 from verify.job.claims import properties as _properties
 from verify.job.claims import tight as _tight
@@ -317,3 +317,49 @@ def test_config_sizes_override_what_a_claim_declares(toy_claim: str) -> None:
 def test_an_unregistered_claim_is_gone() -> None:
     config = Config(architectures=((2, 2),), properties=False)
     assert not any(name.startswith("toy/") for name in config.claim_names())
+
+
+def test_summary_templates_take_the_report_format_specs() -> None:
+    """`registry.format_figures`: ``sci``/``sciN`` as the tables write figures, and value operations before a spec."""
+    text = registry.format_figures(
+        "{a:sci} {b:sci0} {c:sci} {n:sci} {r:max:g} {s:ms:.1f} {k:len} {m[fit][e]:.2f} {x:.1e}",
+        a=2.8e-10,
+        b=1e-6,
+        c=float("nan"),
+        n=7,
+        r=[1.0, 1e9, 1e3],
+        s=0.01234,
+        k=[(2, 2), (3, 3)],
+        m={"fit": {"e": -0.456}},
+        x=1234.5,
+    )
+    assert text == "2.80e-10 1e-06 – 7 1e+09 12.3 2 -0.46 1.2e+03"
+
+
+def test_a_declared_section_folds_its_intro_and_is_left_out_without_rows() -> None:
+    def table(claims: list[Claim]) -> registry.Table:
+        return registry.Table(["claim"], [[c.name] for c in claims if c.rows])
+
+    image = registry.Image("width", "a figure")
+    section = registry.Section("Toy", 1, image=image, intro=("Wrapped\n   prose, {config.points} points.", "Two."))
+    section = dataclasses.replace(section, table=table)
+    config = Config(architectures=((2, 2),), points=8, properties=False)
+    with_rows = Claim("toy/paper", "s", "passed", {}, "cmd", rows=[{"x": 1}])
+    assert section.blocks([with_rows], config) == [
+        image,
+        registry.Paragraph("Wrapped prose, 8 points."),
+        registry.Paragraph("Two."),
+        registry.Table(["claim"], [["toy/paper"]]),
+    ]
+    assert section.blocks([dataclasses.replace(with_rows, rows=[])], config) == []
+    with pytest.raises(ValueError, match="either body or"):
+        registry.Section("Toy", 1, body=lambda claims, config: [], intro=("x",))
+
+
+def test_a_claim_keeps_its_first_failures_and_rows_by_depth() -> None:
+    cases = [{"passed": i % 3 != 0, "i": i, "widths": [2] * (2 + i % 2)} for i in range(200)]
+    kept = first_failures(cases, lambda c: {"case": c["i"]})
+    assert [f["case"] for f in kept] == [3 * k for k in range(MAX_FAILURES)]
+    assert first_failures(cases, lambda c: {"case": c["i"]}, failing=lambda c: c["i"] == 7) == [{"case": 7}]
+    rows = by_depth(cases, lambda group: {"cases": len(group)})
+    assert rows == [{"depth": 1, "cases": 100}, {"depth": 2, "cases": 100}]

@@ -1,21 +1,22 @@
 """The result record of the verification job: one checked `Claim`, and how its numbers are written.
 
 Every claim module of `verify.job.claims` returns a `Claim`; the renderers (console, markdown,
-JSON) and the report writer read nothing else. `sci` and `worst` are the two small conventions
-the claims share when they turn cases into figures and figures into text.
+JSON) and the report writer read nothing else. `sci`, `worst`, `by_depth` and `first_failures` are
+the small conventions the claims share when they turn cases into figures and figures into text.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_FAILURES", "Claim", "json_ready", "python_command", "sci", "worst"]
+__all__ = ["MAX_FAILURES", "Claim", "by_depth", "first_failures", "json_ready", "python_command", "sci", "worst"]
 
 MAX_FAILURES = 20
 """Failing cases kept per claim (all are counted)."""
@@ -137,6 +138,26 @@ def worst(cases: Sequence[dict[str, Any]], key: str, pick: Callable[..., float] 
     """``pick`` (default `max`) of ``case[key]`` over the cases that have it; NaN when none has."""
     values = [c[key] for c in cases if key in c]
     return float(pick(values)) if values else math.nan
+
+
+def by_depth(
+    cases: Sequence[dict[str, Any]], figures: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per target depth ``L = len(case["widths"]) - 1``, in order: ``{"depth": L, **figures(its cases)}``."""
+    depths = sorted({len(c["widths"]) - 1 for c in cases})
+    return [{"depth": depth, **figures([c for c in cases if len(c["widths"]) - 1 == depth])} for depth in depths]
+
+
+def first_failures(
+    cases: Iterable[Any],
+    describe: Callable[[Any], dict[str, Any]],
+    failing: Callable[[Any], bool] = lambda case: not case["passed"],
+) -> list[dict[str, Any]]:
+    """``describe(case)`` for the first `MAX_FAILURES` ``failing`` cases (by default, those whose ``passed`` is false).
+
+    A claim counts all its failing cases in its figures; its failures list keeps these.
+    """
+    return [describe(case) for case in itertools.islice((c for c in cases if failing(c)), MAX_FAILURES)]
 
 
 def python_command(*statements: str) -> str:

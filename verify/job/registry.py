@@ -3,17 +3,20 @@
 A claim module of `verify.job.claims` declares itself once, with `register`::
 
     @register(
-        "threshold/{mode}",
-        axes=lambda config: {"mode": config.modes},
+        "threshold/{mode}",                                     # {mode}: each of config.modes
         order=30,
         statement="Single blocks of several shapes ...",       # for --help
         sizes={"quick": {"shapes": ...}, "full": {"shapes": ...}},
-        summary=_summary,                                       # one line per claim, for the tables
+        summary="success rate {rate_below:.2f} below it",       # one line per claim, for the tables
         table=_table,                                           # console table (optional)
-        section=Section("Success rate against width", 40, _section),   # markdown (optional)
+        section=Section("Success rate against width", 40, intro=("...",)),  # markdown (optional), with the table
         figures=(Figure("width", width_figure, _width_data),),           # PNGs (optional)
     )
     def run(config, name, sweep) -> Claim: ...
+
+A summary is usually a template over the claim's figures (`format_figures`: standard format specs
+plus ``sci``, ``ms``, ``max``, ...); a section usually an image, intro paragraphs and a table, left
+out when the table is empty.
 
 Everything that lists, runs or renders claims (``--list``, ``--help``, `verify.job.runner`, the
 console, markdown and JSON renderers, the figures) iterates over `specs`: none of them knows a
@@ -27,11 +30,11 @@ import itertools
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from verify.job.claim import Claim
+from verify.job.claim import Claim, sci
 
 __all__ = [
     "Bullets",
@@ -44,13 +47,52 @@ __all__ = [
     "Table",
     "claim_names",
     "default_sizes",
+    "format_figures",
     "register",
     "spec_of",
     "specs",
+    "standard_axes",
     "statement_and_rows",
     "summary",
     "unregister",
 ]
+
+# ------------------------------------------------------------------------------------------ templates
+
+_OPERATIONS: dict[str, Callable[[Any], Any]] = {"max": max, "min": min, "len": len, "ms": lambda seconds: seconds * 1e3}
+"""Format-spec prefixes that transform a value before it is formatted (``{radii:max:g}``, ``{seconds:ms:.1f}``)."""
+
+
+class _FiguresFormatter(string.Formatter):
+    """`str.format` whose format specs also take the report's conventions (see `format_figures`)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        """Apply the leading operations of ``format_spec``, then ``sci``/``sciN`` or a standard spec."""
+        name, _, rest = format_spec.partition(":")
+        while name in _OPERATIONS:
+            value = _OPERATIONS[name](value)
+            format_spec = rest
+            name, _, rest = format_spec.partition(":")
+        scientific = re.fullmatch(r"sci(\d*)", format_spec)
+        if scientific:
+            return sci(value, int(scientific.group(1) or 2))
+        return format(value, format_spec)
+
+
+_FORMATTER = _FiguresFormatter()
+
+
+def format_figures(template: str, /, **values: Any) -> str:
+    """``template.format(**values)`` with the report's format specs as well as the standard ones.
+
+    ``{x:sci}`` writes a figure as the tables do (`verify.job.claim.sci`: ``2.80e-10``, NaN as
+    ``–``), ``{x:sci0}`` with 0 digits (``1e-06``). Before the final spec, any of ``max``, ``min``,
+    ``len`` (of a list) and ``ms`` (seconds as milliseconds) transform the value, each followed by
+    a colon: ``{radii:max:g}``, ``{construction_seconds:ms:.1f}``, ``{shapes:len}``. Fields may index
+    into nested figures: ``{map[fit][exponent]:.2f}``.
+    """
+    return _FORMATTER.vformat(template, (), values)
+
 
 # ------------------------------------------------------------------------------------------ content blocks
 
@@ -128,14 +170,36 @@ def statement_and_rows(columns: Mapping[str, str]) -> Callable[[Sequence[Claim],
 class Section:
     """The markdown section of a family of claims.
 
-    ``body(claims, config)`` gets the claims of the family that were run (in report order) and returns
-    the section's blocks; an empty body leaves the section out. ``order`` places the section among
-    the others (smaller first), independently of the order of the claims.
+    Declared, a section is ``image`` (shown if drawn), one paragraph per ``intro`` template (prose:
+    its line breaks and indentation fold into single spaces; formatted by `format_figures` with
+    ``config``: ``{config.points}``) and ``table(claims)`` (by default the family's console table,
+    see `register`); it is left out when that table has no rows. Written, ``body(claims, config)``
+    returns the blocks instead (an empty body leaves the section out). Both get the claims of the
+    family that were run, in report order. ``order`` places the section among the others (smaller
+    first), independently of the order of the claims.
     """
 
     title: str
     order: int
-    body: Callable[[Sequence[Claim], Any], Sequence[Block]]
+    body: Callable[[Sequence[Claim], Any], Sequence[Block]] | None = None
+    image: Image | None = None
+    intro: Sequence[str] = ()
+    table: Callable[[Sequence[Claim]], Table] | None = None
+
+    def __post_init__(self) -> None:
+        if self.body is not None and (self.image is not None or self.intro or self.table is not None):
+            raise ValueError(f"section {self.title!r}: give either body or image/intro/table, not both")
+
+    def blocks(self, claims: Sequence[Claim], config: Any) -> list[Block]:
+        """The section's blocks for ``claims`` (those of the family that ran); empty leaves it out."""
+        if self.body is not None:
+            return list(self.body(claims, config))
+        table = self.table(claims) if self.table is not None else None
+        if table is not None and not table.rows:
+            return []
+        blocks: list[Block] = [self.image] if self.image is not None else []
+        blocks += [Paragraph(format_figures(" ".join(text.split()), config=config)) for text in self.intro]
+        return blocks + ([table] if table is not None else [])
 
 
 @dataclass(frozen=True)
@@ -163,7 +227,7 @@ class ClaimSpec:
     axes: Callable[[Any], Mapping[str, Sequence[str]]]
     order: int
     statement: str
-    summary: Callable[[Claim], str]
+    summary: str | Callable[[Claim], str]
     sizes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     enabled: Callable[[Any], bool] = lambda config: True
     table: Callable[[Sequence[Claim]], Table] | None = None
@@ -186,7 +250,7 @@ class ClaimSpec:
         if not self.enabled(config):
             return []
         fields = [name for _, name, _, _ in string.Formatter().parse(self.pattern) if name]
-        axes = self.axes(config)
+        axes = standard_axes(config) | dict(self.axes(config))
         return [
             self.pattern.format(**dict(zip(fields, values, strict=True)))
             for values in itertools.product(*(axes[f] for f in fields))
@@ -201,12 +265,17 @@ class ClaimSpec:
 _SPECS: dict[str, ClaimSpec] = {}
 
 
+def standard_axes(config: Any) -> dict[str, Sequence[str]]:
+    """The placeholders a pattern may use undeclared: ``{mode}`` (config.modes) and ``{domain}`` (config.domains)."""
+    return {"mode": config.modes, "domain": config.domains}
+
+
 def register(
     pattern: str,
     *,
     order: int,
     statement: str,
-    summary: Callable[[Claim], str],
+    summary: str | Callable[[Claim], str],
     axes: Callable[[Any], Mapping[str, Sequence[str]]] = lambda config: {},
     sizes: Mapping[str, Mapping[str, Any]] | None = None,
     enabled: Callable[[Any], bool] = lambda config: True,
@@ -225,11 +294,14 @@ def register(
         Position of the family among the claims (run, list and table order; smaller first).
     statement : str
         What the family claims, for ``--help`` (line breaks kept, continuation lines unindented).
-    summary : callable
-        ``summary(claim) -> str``: the claim's one-line figures in the tables (not used for a skipped claim
-        with a reason, which reads ``skipped: <reason>``).
+    summary : str or callable
+        The claim's one-line figures in the tables: a `format_figures` template over its figures
+        (``"{passed}/{cases} cases pass; max error {max_relative_error:sci}"``), or, where that
+        needs logic, ``summary(claim) -> str``. Not used for a skipped claim with a reason, which
+        reads ``skipped: <reason>``.
     axes : callable, optional
-        ``axes(config)`` maps each placeholder of ``pattern`` to its values (e.g. ``config.modes``).
+        ``axes(config)`` maps placeholders of ``pattern`` to their values, beyond (or instead of)
+        `standard_axes`: ``{mode}`` and ``{domain}`` need no declaration.
     sizes : dict, optional
         ``{"quick": {...}, "full": {...}}``: the family's sizes per grid (``custom`` grids use ``quick``),
         read by the claim through ``config.sizes_for(key)``; a `Config` can override any of them.
@@ -238,7 +310,7 @@ def register(
     table : callable, optional
         ``table(claims) -> Table``: the family's console table, from its claims that ran.
     section : Section, optional
-        The family's markdown section.
+        The family's markdown section; a declared one without a table of its own shows ``table``.
     figures : sequence of Figure, optional
         The PNGs drawn from the family's claims (listed under ``plots`` of each of them in the JSON).
     numeric : bool, optional
@@ -248,6 +320,9 @@ def register(
     def decorate(run: Callable[[Any, str, Any], Claim]) -> Callable[[Any, str, Any], Claim]:
         if pattern in _SPECS:
             raise ValueError(f"claim pattern {pattern!r} is already registered")
+        shown = section
+        if shown is not None and shown.body is None and shown.table is None:
+            shown = replace(shown, table=table)
         _SPECS[pattern] = ClaimSpec(
             pattern=pattern,
             run=run,
@@ -258,7 +333,7 @@ def register(
             sizes=sizes or {},
             enabled=enabled,
             table=table,
-            section=section,
+            section=shown,
             figures=tuple(figures),
             numeric=numeric,
         )
@@ -302,4 +377,6 @@ def summary(claim: Claim) -> str:
     spec = spec_of(claim.name)
     if spec is None:
         raise ValueError(f"claim {claim.name!r} belongs to no registered family")
+    if isinstance(spec.summary, str):
+        return format_figures(spec.summary, **claim.figures)
     return spec.summary(claim)

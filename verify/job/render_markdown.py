@@ -46,7 +46,7 @@ def _sections(claims: Sequence[Claim], config: Any, plots: dict[str, str]) -> li
     declared = [spec for spec in registry.specs() if spec.section is not None]
     for spec in sorted(declared, key=lambda spec: spec.section.order):
         mine = [c for c in claims if spec.matches(c.name)]
-        blocks = spec.section.body(mine, config) if mine else []
+        blocks = spec.section.blocks(mine, config) if mine else []
         if blocks:
             out += [f"## {spec.section.title}", ""]
             for block in blocks:

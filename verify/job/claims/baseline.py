@@ -22,7 +22,7 @@ from verify.job.claim import Claim
 from verify.job.config import Config
 from verify.job.figures import error_time_figure
 from verify.job.progress import Sweep
-from verify.job.registry import Figure, Image, Paragraph, Section, Table, register
+from verify.job.registry import Figure, Image, Paragraph, Section, Table, register, summary
 
 __all__ = ["compare_with_training"]
 
@@ -70,15 +70,6 @@ def compare_with_training(
     }
 
 
-def _summary(claim: Claim) -> str:
-    f = claim.figures
-    return (
-        f"construction {f['construction_seconds'] * 1e3:.1f} ms to error {f['construction_error']:.1e}; "
-        f"training {f['training_budget_seconds']:g} s ({f['training_steps']} steps) to best error "
-        f"{f['training_best_error']:.2e}: {f['time_ratio']:.0f}x the time, {f['error_ratio']:.1e}x the error"
-    )
-
-
 def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
     blocks: list[Any] = []
     for claim in claims:
@@ -86,7 +77,7 @@ def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
             blocks += [
                 Image("error_vs_time", "Error against wall time: the construction and BN-only training"),
                 Paragraph(
-                    f"{claim.statement}. {_summary(claim)}. Training curve (relative error on 1024 held-out points):"
+                    f"{claim.statement}. {summary(claim)}. Training curve (relative error on 1024 held-out points):"
                 ),
                 Table(
                     ["seconds", "max|g-f|/max|f|"],
@@ -109,7 +100,11 @@ frozen network (error_vs_time.png)."""
     "baseline/training",
     order=70,
     statement=_STATEMENT,
-    summary=_summary,
+    summary=(
+        "construction {construction_seconds:ms:.1f} ms to error {construction_error:.1e}; "
+        "training {training_budget_seconds:g} s ({training_steps} steps) to best error {training_best_error:.2e}: "
+        "{time_ratio:.0f}x the time, {error_ratio:.1e}x the error"
+    ),
     sizes={"quick": {"budget": 10.0}, "full": {"budget": 60.0}},
     section=Section("Construction vs BN-only training", 80, _section),
     figures=(Figure("error_vs_time", error_time_figure, _curve_data),),

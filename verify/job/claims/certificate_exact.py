@@ -25,7 +25,7 @@ import numpy as np
 
 import verify
 from verify.core.blocks import blocks
-from verify.job.claim import MAX_FAILURES, Claim, python_command
+from verify.job.claim import Claim, first_failures, python_command
 from verify.job.config import Config
 from verify.job.progress import Sweep
 from verify.job.registry import Section, register, statement_and_rows
@@ -110,15 +110,6 @@ def exact_case(widths: tuple[int, ...], seed: int, points: int = _POINTS) -> dic
     return case
 
 
-def _summary(claim: Claim) -> str:
-    f = claim.figures
-    return (
-        f"{f['passed']}/{f['cases']} exact certificates (residual exactly 0, g = f exactly on "
-        f"{f['fresh_points']} rational points); perturbed controls rejected {f['controls_detected']}/{f['cases']}; "
-        f"denominators up to {f['max_denominator_bits']} bits"
-    )
-
-
 _COLUMNS = {
     "target": "widths",
     "seed": "seed",
@@ -139,7 +130,10 @@ points, and rejects a solution perturbed by one ulp (a control)."""
     "certificate/exact",
     order=40,
     statement=_STATEMENT,
-    summary=_summary,
+    summary=(
+        "{passed}/{cases} exact certificates (residual exactly 0, g = f exactly on {fresh_points} rational points); "
+        "perturbed controls rejected {controls_detected}/{cases}; denominators up to {max_denominator_bits} bits"
+    ),
     sizes={
         "quick": {"targets": ((2, 2), (3, 2), (2, 3, 2), (3, 3, 3), (4, 4), (3, 5, 2)), "points": _POINTS},
         "full": {
@@ -155,18 +149,17 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
     sizes = config.sizes_for("certificate/exact")
     targets, points = sizes["targets"], sizes["points"]
     results = sweep.map(exact_case, [(widths, seed, points) for widths in targets for seed in config.seeds])
-    failures = [
-        {
+    failures = first_failures(
+        results,
+        lambda r: {
             "case": f"paper, exact: widths={r['widths']} seed={r['seed']}",
             "reason": r["reason"],
             "reproduce": python_command(
                 f"from {__name__} import exact_case",
                 f"print(exact_case({tuple(r['widths'])!r}, {r['seed']}, {points}))",
             ),
-        }
-        for r in results
-        if not r["passed"]
-    ][:MAX_FAILURES]
+        },
+    )
     done = [r for r in results if "max_denominator_bits" in r]
     figures = {
         "targets": [list(t) for t in targets],

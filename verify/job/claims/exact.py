@@ -26,10 +26,10 @@ from verify.core.domains import Domain
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.tolerances import evaluation_tolerance
 from verify.job.agreement import fresh_errors
-from verify.job.claim import MAX_FAILURES, Claim, python_command, sci, worst
+from verify.job.claim import Claim, by_depth, first_failures, python_command, sci, worst
 from verify.job.config import DOMAIN_KINDS, Config, describe_domain, make_domain
 from verify.job.progress import Sweep
-from verify.job.registry import Paragraph, Section, Table, register
+from verify.job.registry import Section, Table, register
 
 __all__ = ["exact_case"]
 
@@ -121,16 +121,6 @@ def _figures(cases: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _summary(claim: Claim) -> str:
-    f = claim.figures
-    return (
-        f"{f['passed']}/{f['cases']} cases pass ({f['architectures']} targets, widths ≤ {f['max_width']}); "
-        f"max |g-f|/max|f| {sci(f['max_relative_error'])} (rtol {sci(f['rtol'], 0)}); "
-        f"worst error/tolerance {sci(f['max_error_over_tolerance'])}; "
-        f"max condition {sci(f['max_condition'])}; max |scale| {sci(f['max_scale'])}"
-    )
-
-
 _HEADER = [
     "mode",
     "domain",
@@ -172,23 +162,18 @@ def _table(claims: Sequence[Claim]) -> Table:
     return Table(_HEADER, rows, title=title, labels=2)
 
 
-def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
-    table = _table(claims)
-    if not table.rows:
-        return []
-    intro = (
-        "Per case: `TargetNetwork.random(widths, seed=s)`, `FrozenNetwork.for_target(target, width=mode, "
-        f"seed=1000+s)`, `reconstruct(target, frozen, domain, mode=mode)`; then {config.points} fresh points "
-        "`domain.sample(n, default_rng(2000+s))` (half on the boundary). A case passes iff the certificate holds "
-        "and, on the fresh points, `max |g-f| / (|g|+|f|)` is within `evaluation_tolerance(...)` (the rounding "
-        "bound; `worst err/tol` is that ratio over the tolerance, ≤ 1 passes) and `max |g-f| / max |f|` is "
-        "within the certificate's `rtol`. `max rel err` is `max |g-f| / max |f|` over the fresh points. "
-        "`max cond` is the largest condition number a block's solver reports; "
-        "`max |s|` is the largest per-neuron scale `|γ|` or `|s'|` of any normalization: huge even-layer scales "
-        "`s' = 1/ρ` (minimal mode, where the null space fixes ρ up to one factor) cancel against huge shifts and "
-        "cost digits that the condition number does not show."
-    )
-    return [Paragraph(intro), table]
+_INTRO = """\
+Per case: `TargetNetwork.random(widths, seed=s)`,
+`FrozenNetwork.for_target(target, width=mode, seed=1000+s)`,
+`reconstruct(target, frozen, domain, mode=mode)`; then {config.points} fresh points
+`domain.sample(n, default_rng(2000+s))` (half on the boundary). A case passes iff the certificate holds
+and, on the fresh points, `max |g-f| / (|g|+|f|)` is within `evaluation_tolerance(...)` (the rounding
+bound; `worst err/tol` is that ratio over the tolerance, ≤ 1 passes) and `max |g-f| / max |f|` is within
+the certificate's `rtol`. `max rel err` is `max |g-f| / max |f|` over the fresh points. `max cond` is
+the largest condition number a block's solver reports; `max |s|` is the largest per-neuron scale `|γ|`
+or `|s'|` of any normalization: huge even-layer scales `s' = 1/ρ` (minimal mode, where the null space
+fixes ρ up to one factor) cancel against huge shifts and cost digits that the condition number does not
+show."""
 
 
 _STATEMENT = f"""\
@@ -202,12 +187,16 @@ Modes: paper (odd width d_k*d_(k-1)) and minimal (d_k*(d_(k-1)-1)+1)."""
 
 @register(
     "exact/{mode}/{domain}",
-    axes=lambda config: {"mode": config.modes, "domain": config.domains},
     order=10,
     statement=_STATEMENT,
-    summary=_summary,
+    summary=(
+        "{passed}/{cases} cases pass ({architectures} targets, widths ≤ {max_width}); "
+        "max |g-f|/max|f| {max_relative_error:sci} (rtol {rtol:sci0}); "
+        "worst error/tolerance {max_error_over_tolerance:sci}; max condition {max_condition:sci}; "
+        "max |scale| {max_scale:sci}"
+    ),
     table=_table,
-    section=Section("Exactness", 10, _section),
+    section=Section("Exactness", 10, intro=(_INTRO,)),
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``exact/<mode>/<domain>`` on every target and seed of ``config``, cases through ``sweep``."""
@@ -217,21 +206,15 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
         exact_case,
         [(mode, widths, seed, kind, config.points) for widths in config.architectures for seed in config.seeds],
     )
-    rows = []
-    for depth in sorted({len(c["widths"]) - 1 for c in cases}):
-        group = [c for c in cases if len(c["widths"]) - 1 == depth]
-        rows.append({"depth": depth, **_figures(group)})
-    failures = []
-    for c in cases:
-        if not c["passed"] and len(failures) < MAX_FAILURES:
-            domain = make_domain(kind, c["widths"][0])
-            failures.append(
-                {
-                    "case": f"widths={c['widths']} seed={c['seed']}",
-                    "reason": c.get("reason", ""),
-                    "reproduce": _reproducer(mode, c["widths"], c["seed"], domain, config.points),
-                }
-            )
+    rows = by_depth(cases, _figures)
+    failures = first_failures(
+        cases,
+        lambda c: {
+            "case": f"widths={c['widths']} seed={c['seed']}",
+            "reason": c.get("reason", ""),
+            "reproduce": _reproducer(mode, c["widths"], c["seed"], make_domain(kind, c["widths"][0]), config.points),
+        },
+    )
     figures = _figures(cases)
     statement = (
         f"mode {mode!r} on {describe_domain(kind)}: the certificate holds and g = f on {config.points} fresh points "

@@ -22,7 +22,7 @@ import numpy as np
 import verify
 from verify.core.tolerances import evaluation_tolerance
 from verify.job.agreement import fresh_errors
-from verify.job.claim import MAX_FAILURES, Claim, python_command, sci
+from verify.job.claim import Claim, first_failures, python_command
 from verify.job.config import Config
 from verify.job.progress import Sweep
 from verify.job.registry import Section, register, statement_and_rows
@@ -72,15 +72,6 @@ def paired_case(mode: str, widths: tuple[int, ...], seed: int, points: int) -> d
     return case
 
 
-def _summary(claim: Claim) -> str:
-    f = claim.figures
-    return (
-        f"{f['passed']}/{f['cases']} cases exact on spheres of radius up to {max(f['radii']):g}; max |g-f|/max|f| "
-        f"{sci(f['max_relative_error'])}, worst error/tolerance {sci(f['max_error_over_tolerance'])}; "
-        f"unpaired control at radius 1e3: median error {sci(f['unpaired_median_relative_error_at_1e3'])}"
-    )
-
-
 _COLUMNS = {
     "radius": "radius",
     "cases": "cases",
@@ -98,7 +89,11 @@ spheres of radius 1, 1e3, 1e6, 1e9 (exact on all of R^d)."""
     "paired/Rd",
     order=50,
     statement=_STATEMENT,
-    summary=_summary,
+    summary=(
+        "{passed}/{cases} cases exact on spheres of radius up to {radii:max:g}; "
+        "max |g-f|/max|f| {max_relative_error:sci}, worst error/tolerance {max_error_over_tolerance:sci}; "
+        "unpaired control at radius 1e3: median error {unpaired_median_relative_error_at_1e3:sci}"
+    ),
     sizes={
         "quick": {"architectures": ((3, 2), (5, 5), (2, 3, 5), (5, 8, 3), (12, 5, 1, 8), (3, 8, 5, 12))},
         "full": {
@@ -144,8 +139,9 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
         "max_error_over_tolerance": max((max(r["error_ratio"]) / r["tolerance"] for r in done), default=math.nan),
         "unpaired_median_relative_error_at_1e3": float(np.median(control)) if control else math.nan,
     }
-    failures = [
-        {
+    failures = first_failures(
+        results,
+        lambda r: {
             "case": f"{r['mode']}: widths={r['widths']} seed={r['seed']}",
             "reason": r["reason"],
             "reproduce": python_command(
@@ -154,10 +150,8 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
                 f"fr = verify.FrozenNetwork.for_target(t, width={r['mode']!r}, seed={1000 + r['seed']}, paired=True)",
                 f"print(verify.reconstruct(t, fr, None, mode={r['mode']!r}).certificate.holds)",
             ),
-        }
-        for r in results
-        if not r["passed"]
-    ][:MAX_FAILURES]
+        },
+    )
     statement = (
         "paired frozen networks ([B; -B], [A, -A]) reconstructed with domain=None are exact on all of R^d: "
         f"g = f within the derived rounding tolerance and rtol on {points} fresh points of each sphere of radius "

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from verify.job.claim import Claim, python_command, sci
+from verify.job.claim import Claim, python_command
 from verify.job.config import Config
 from verify.job.progress import Sweep
 from verify.job.registry import Section, register, statement_and_rows
@@ -112,15 +112,6 @@ def speed_verdict(rows: list[dict[str, Any]]) -> tuple[bool, list[str]]:
     return not reasons, reasons
 
 
-def _summary(claim: Claim) -> str:
-    f = claim.figures
-    return (
-        f"d = {f['d']}: iterative {f['iterative_ratio_vs_lstsq']:.1f}x and direct "
-        f"{f['direct_ratio_vs_lstsq']:.1f}x faster than lstsq; "
-        f"max relative difference {sci(f['max_relative_error'])}"
-    )
-
-
 _COLUMNS = {
     "method": "method",
     "d": "d",
@@ -141,7 +132,10 @@ against dense lstsq, each solution within 1e-10 of lstsq's."""
     "solvers/speed",
     order=80,
     statement=_STATEMENT,
-    summary=_summary,
+    summary=(
+        "d = {d}: iterative {iterative_ratio_vs_lstsq:.1f}x and direct {direct_ratio_vs_lstsq:.1f}x faster than lstsq; "
+        "max relative difference {max_relative_error:sci}"
+    ),
     sizes={"quick": {"d": 32}, "full": {"d": 48}},
     section=Section("Solver speed", 70, statement_and_rows(_COLUMNS)),
 )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 import verify
-from verify.job.claim import MAX_FAILURES, Claim
+from verify.job.claim import Claim, first_failures
 from verify.job.config import Config
 from verify.job.progress import Sweep
 from verify.job.registry import register
@@ -74,14 +74,14 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
         }
         figures[mode] = counts
         ok = ok and counts["agree"] == counts["cases"] and counts["feasible"] > 0 and counts["infeasible"] > 0
-    failures = [
-        {
+    failures = first_failures(
+        results,
+        lambda r: {
             "case": r["case"],
             "reason": f"feasibility ok={r['predicted']}, reconstruct {'succeeded' if r['succeeded'] else 'refused'}",
-        }
-        for r in results
-        if r["predicted"] != r["succeeded"]
-    ][:MAX_FAILURES]
+        },
+        failing=lambda r: r["predicted"] != r["succeeded"],
+    )
     statement = (
         "reconstruct succeeds exactly when feasibility says so (both modes, random targets of widths <= 8, "
         "odd widths 1-2x paper, densities 0.1-1; both outcomes must occur)"

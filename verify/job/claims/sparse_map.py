@@ -37,15 +37,6 @@ MAP_SHARPNESS = (2.0, 0.1, 0.9)
 """``(band, low, high)``: the rate is at most ``low`` at ``p <= p*/band`` and at least ``high`` at ``p >= band·p*``."""
 
 
-def _summary(claim: Claim) -> str:
-    f = claim.figures
-    fit = f["map"]["fit"]
-    return (
-        f"{f['cells']} cells (d = {f['map']['d']}, {f['map']['seeds']} seeds), {f['violations']} violations; "
-        f"fitted p* = {fit['coefficient']:.3f}·c^{fit['exponent']:.2f}"
-    )
-
-
 def _map_data(claims: Sequence[Any]) -> dict[str, Any] | None:
     return next((c.figures["map"] for c in claims if "map" in c.figures), None)
 
@@ -54,7 +45,10 @@ def _map_data(claims: Sequence[Any]) -> dict[str, Any] | None:
     "sparse/map",
     order=63,
     statement="Full-rank rate over width x density with the fitted p*(c) (density.png).",
-    summary=_summary,
+    summary=(
+        "{cells} cells (d = {map[d]}, {map[seeds]} seeds), {violations} violations; "
+        "fitted p* = {map[fit][coefficient]:.3f}·c^{map[fit][exponent]:.2f}"
+    ),
     sizes={"quick": {"d": 8, "seeds": 40}, "full": {"d": 12, "seeds": 100}},
     figures=(Figure("density", density_heatmap, _map_data),),
 )

@@ -23,7 +23,7 @@ from verify.core.sparsity import fit_threshold_exponent, full_rank_rate, thresho
 from verify.job.claim import Claim
 from verify.job.config import Config
 from verify.job.progress import Sweep
-from verify.job.registry import Image, Paragraph, Section, Table, register
+from verify.job.registry import Image, Section, Table, register
 
 __all__ = ["PHASE_FACTORS", "SQRT_EXPONENT_BAND"]
 
@@ -72,22 +72,12 @@ def _table(claims: Sequence[Claim]) -> Table:
     return Table(header, rows, title=title, labels=0)
 
 
-def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
-    table = _table(claims)
-    if not table.rows:
-        return []
-    return [
-        Image("density", "Full-rank rate against density and width, with the fitted threshold"),
-        Paragraph(
-            "One square block (d_out = d_in = d), odd width n = c·d², independent Bernoulli(p) masks on A and B "
-            "(nested across p for each seed). `p*` is where the fraction of seeds with full generic rank d² "
-            "(maximum matching, docs/design.md §4) crosses 1/2, found by bisection in log p. "
-            "Frozen non-zeros at p* are "
-            "p*·2·c·d³, shown as a multiple of the target layer's d² weights; the paper's claim is about √d times "
-            "the target's parameters, so the last column would be flat under that claim."
-        ),
-        table,
-    ]
+_INTRO = """\
+One square block (d_out = d_in = d), odd width n = c·d², independent Bernoulli(p) masks on A and B
+(nested across p for each seed). `p*` is where the fraction of seeds with full generic rank d² (maximum
+matching, docs/design.md §4) crosses 1/2, found by bisection in log p. Frozen non-zeros at p* are
+p*·2·c·d³, shown as a multiple of the target layer's d² weights; the paper's claim is about √d times the
+target's parameters, so the last column would be flat under that claim."""
 
 
 @register(
@@ -100,7 +90,12 @@ def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
         "full": {"ds": (4, 8, 16, 32, 48), "seeds_small": 100, "seeds_large": 50},
     },
     table=_table,
-    section=Section("Sparse frozen networks", 30, _section),
+    section=Section(
+        "Sparse frozen networks",
+        30,
+        image=Image("density", "Full-rank rate against density and width, with the fitted threshold"),
+        intro=(_INTRO,),
+    ),
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``sparse/phase`` (see the module docstring), thresholds and probes through ``sweep``."""

@@ -14,7 +14,7 @@ import numpy as np
 
 import verify
 from verify.core.feasibility import block_feasibility
-from verify.job.claim import MAX_FAILURES, Claim
+from verify.job.claim import Claim, first_failures
 from verify.job.config import Config
 from verify.job.progress import Sweep
 from verify.job.registry import register
@@ -40,17 +40,11 @@ def rank_case(case: int) -> dict[str, Any]:
     }
 
 
-def _summary(claim: Claim) -> str:
-    f = claim.figures
-    deficient = f["structurally_deficient"]
-    return f"{f['agree']}/{f['cases']} masks: matching size = numerical rank ({deficient} rank-deficient)"
-
-
 @register(
     "sparse/rank",
     order=60,
     statement="Maximum matching size = numerical rank of masked Khatri-Rao matrices.",
-    summary=_summary,
+    summary="{agree}/{cases} masks: matching size = numerical rank ({structurally_deficient} rank-deficient)",
     sizes={"quick": {"cases": 300}, "full": {"cases": 1000}},
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
@@ -59,11 +53,11 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
     cases = config.sizes_for("sparse/rank")["cases"]
     results = sweep.map(rank_case, [(case,) for case in range(cases)])
     agree = sum(r["matching"] == r["rank"] for r in results)
-    failures = [
-        {"case": r["case"], "reason": f"matching {r['matching']} != rank {r['rank']}"}
-        for r in results
-        if r["matching"] != r["rank"]
-    ][:MAX_FAILURES]
+    failures = first_failures(
+        results,
+        lambda r: {"case": r["case"], "reason": f"matching {r['matching']} != rank {r['rank']}"},
+        failing=lambda r: r["matching"] != r["rank"],
+    )
     figures = {"cases": cases, "agree": agree, "structurally_deficient": sum(r["deficient"] for r in results)}
     statement = (
         "maximum matching size equals the numerical rank of the masked Khatri–Rao matrix (Gaussian values) "

@@ -18,11 +18,11 @@ from typing import Any
 
 import verify
 from verify.core.networks import minimal_width, paper_width
-from verify.job.claim import MAX_FAILURES, Claim, python_command
+from verify.job.claim import Claim, first_failures, python_command
 from verify.job.config import Config
 from verify.job.figures import width_figure
 from verify.job.progress import Sweep
-from verify.job.registry import Figure, Image, Paragraph, Section, Table, register
+from verify.job.registry import Figure, Image, Section, Table, format_figures, register
 
 __all__ = ["OFFSETS", "threshold_case"]
 
@@ -54,10 +54,12 @@ def threshold_case(mode: str, d_out: int, d_in: int, width: int, seed: int) -> d
 
 
 def _summary(claim: Claim) -> str:
-    f = claim.figures
-    return (
-        f"{f['cases'] - f['wrong']}/{f['cases']} cases as predicted; success rate {f['rate_below']:.2f} below "
-        f"the threshold, {f['rate_at_or_above']:.2f} at or above it ({len(f['shapes'])} block shapes)"
+    """The summary line, which counts the cases as predicted (the figures count the others)."""
+    return format_figures(
+        "{right}/{cases} cases as predicted; success rate {rate_below:.2f} below the threshold, "
+        "{rate_at_or_above:.2f} at or above it ({shapes:len} block shapes)",
+        right=claim.figures["cases"] - claim.figures["wrong"],
+        **claim.figures,
     )
 
 
@@ -74,19 +76,25 @@ def _table(claims: Sequence[Claim]) -> Table:
     return Table(header, cells, title="Success rate against odd width n − threshold (one block, all seeds)", labels=2)
 
 
-def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
-    if not claims:
-        return []
-    return [
-        Image("width", "Success rate against odd width minus the threshold, paper and minimal mode"),
-        Paragraph(
-            "One block `[d_in, d_out]` per shape, odd width `n` from threshold − 3 to threshold + 3 (paper "
-            "`d_out·d_in`, minimal `d_out(d_in − 1) + 1`), every seed. Success = `reconstruct` returns a "
-            "certified result; below the threshold every case must be refused with `InfeasibleError`."
+_INTRO = """\
+One block `[d_in, d_out]` per shape, odd width `n` from threshold − 3 to threshold + 3 (paper
+`d_out·d_in`, minimal `d_out(d_in − 1) + 1`), every seed. Success = `reconstruct` returns a certified
+result; below the threshold every case must be refused with `InfeasibleError`."""
+
+
+def _failure(mode: str, case: dict[str, Any]) -> dict[str, Any]:
+    """A case whose outcome is not the expected one, with its reproducer."""
+    (d_out, d_in), width, seed, outcome = case["block"], case["width"], case["seed"], case["outcome"]
+    return {
+        "case": f"block {d_out}x{d_in}, odd width {width} (threshold {case['offset']:+d}), seed {seed}",
+        "reason": f"expected {case['expected']}, got {outcome['outcome']} {outcome.get('reason', '')}".strip(),
+        "reproduce": python_command(
+            "import verify",
+            f"t = verify.TargetNetwork.random([{d_in}, {d_out}], seed={seed})",
+            f"fr = verify.FrozenNetwork.for_target(t, width=[{width}], seed={1000 + seed})",
+            f"print(verify.reconstruct(t, fr, verify.Ball(1.0), mode={mode!r}).certificate.holds)",
         ),
-        Paragraph("Success rate per block shape and `n − threshold`:"),
-        _table(claims),
-    ]
+    }
 
 
 def _width_data(claims: Sequence[Any]) -> list[dict[str, Any]] | None:
@@ -101,7 +109,6 @@ certified (figure width.png: success rate against width - threshold)."""
 
 @register(
     "threshold/{mode}",
-    axes=lambda config: {"mode": config.modes},
     order=30,
     statement=_STATEMENT,
     summary=_summary,
@@ -110,7 +117,12 @@ certified (figure width.png: success rate against width - threshold)."""
         "full": {"shapes": ((2, 2), (3, 3), (4, 4), (6, 6), (2, 5), (5, 3), (8, 4))},
     },
     table=_table,
-    section=Section("Success rate against width", 40, _section),
+    section=Section(
+        "Success rate against width",
+        40,
+        image=Image("width", "Success rate against odd width minus the threshold, paper and minimal mode"),
+        intro=(_INTRO, "Success rate per block shape and `n − threshold`:"),
+    ),
     figures=(Figure("width", width_figure, _width_data),),
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
@@ -127,7 +139,7 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
     ]
     outcomes = sweep.map(threshold_case, cases)
     rows: dict[tuple[int, int, int], dict[str, Any]] = {}
-    failures = []
+    checked = []
     for (_, d_out, d_in, width, seed), outcome in zip(cases, outcomes, strict=True):
         offset = width - _threshold(mode, d_out, d_in)
         row = rows.setdefault(
@@ -137,25 +149,12 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
         row["cases"] += 1
         row["succeeded"] += outcome["succeeded"]
         expected = "certified" if offset >= 0 else "infeasible"
-        if outcome["outcome"] != expected and len(failures) < MAX_FAILURES:
-            failures.append(
-                {
-                    "case": f"block {d_out}x{d_in}, odd width {width} (threshold {offset:+d}), seed {seed}",
-                    "reason": f"expected {expected}, got {outcome['outcome']} {outcome.get('reason', '')}".strip(),
-                    "reproduce": python_command(
-                        "import verify",
-                        f"t = verify.TargetNetwork.random([{d_in}, {d_out}], seed={seed})",
-                        f"fr = verify.FrozenNetwork.for_target(t, width=[{width}], seed={1000 + seed})",
-                        f"print(verify.reconstruct(t, fr, verify.Ball(1.0), mode={mode!r}).certificate.holds)",
-                    ),
-                }
-            )
+        case = {"block": (d_out, d_in), "width": width, "offset": offset, "seed": seed, "expected": expected}
+        checked.append(case | {"outcome": outcome, "passed": outcome["outcome"] == expected})
+    failures = first_failures(checked, lambda c: _failure(mode, c))
     below = [r for r in rows.values() if r["offset"] < 0]
     above = [r for r in rows.values() if r["offset"] >= 0]
-    wrong = sum(
-        o["outcome"] != ("certified" if c[3] >= _threshold(mode, c[1], c[2]) else "infeasible")
-        for c, o in zip(cases, outcomes, strict=True)
-    )
+    wrong = sum(not c["passed"] for c in checked)
     figures = {
         "shapes": [list(s) for s in shapes],
         "cases": len(cases),

@@ -23,10 +23,10 @@ from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
 from verify.core.scale_equation import khatri_rao
 from verify.core.tolerances import EPS
-from verify.job.claim import MAX_FAILURES, Claim, python_command, sci, worst
+from verify.job.claim import Claim, by_depth, first_failures, python_command, sci, worst
 from verify.job.config import Config
 from verify.job.progress import Sweep
-from verify.job.registry import Paragraph, Section, Table, register
+from verify.job.registry import Section, Table, format_figures, register
 
 __all__ = ["SEPARATION", "khatri_rao_residual", "minimal_system_separation", "tight_case"]
 
@@ -158,11 +158,12 @@ def _figures(cases: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _summary(claim: Claim) -> str:
-    f = claim.figures
-    what = "LS residual" if claim.name.endswith("paper") else "σ_min/σ_max"
-    return (
-        f"{f['refused']}/{f['blocks']} blocks refused, {f['unsolvable']}/{f['blocks']} unsolvable; "
-        f"min {what} {sci(f['min_evidence'])} > {sci(f['threshold'])}"
+    """The summary line: its evidence is named after the claim's mode."""
+    return format_figures(
+        "{refused}/{blocks} blocks refused, {unsolvable}/{blocks} unsolvable; "
+        "min {what} {min_evidence:sci} > {threshold:sci}",
+        what="LS residual" if claim.name.endswith("paper") else "σ_min/σ_max",
+        **claim.figures,
     )
 
 
@@ -185,19 +186,13 @@ def _table(claims: Sequence[Claim]) -> Table:
     return Table(header, rows, title=title, labels=1)
 
 
-def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
-    table = _table(claims)
-    if not table.rows:
-        return []
-    intro = (
-        "Per target and block: the odd layer of that block is one neuron below the mode's width "
-        "(`paper_width - 1` or `minimal_width - 1`; blocks where that is 0 are skipped). Evidence that the "
-        "block's system has no solution, independent of `reconstruct`: paper mode, the relative "
-        "least-squares residual `min ||K γ - vec(W)|| / ||W||` (scipy.linalg.lstsq); minimal mode, "
-        "`σ_min/σ_max` of the square, column-equilibrated matrix `[W-part | -K]` (scipy.linalg.svdvals). "
-        f"Both must exceed sqrt(eps) = {SEPARATION:.3g}."
-    )
-    return [Paragraph(intro), table]
+_INTRO = f"""\
+Per target and block: the odd layer of that block is one neuron below the mode's width
+(`paper_width - 1` or `minimal_width - 1`; blocks where that is 0 are skipped). Evidence that the
+block's system has no solution, independent of `reconstruct`: paper mode, the relative least-squares
+residual `min ||K γ - vec(W)|| / ||W||` (scipy.linalg.lstsq); minimal mode, `σ_min/σ_max` of the square,
+column-equilibrated matrix `[W-part | -K]` (scipy.linalg.svdvals). Both must exceed sqrt(eps) =
+{SEPARATION:.3g}."""
 
 
 _STATEMENT = """\
@@ -210,12 +205,11 @@ homogeneous matrix [W-part | -K] is > sqrt(eps)."""
 
 @register(
     "tight/{mode}",
-    axes=lambda config: {"mode": config.modes},
     order=20,
     statement=_STATEMENT,
     summary=_summary,
     table=_table,
-    section=Section("Tightness", 20, _section),
+    section=Section("Tightness", 20, intro=(_INTRO,)),
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``tight/<mode>`` on every block of every target and seed of ``config``, cases through ``sweep``."""
@@ -231,19 +225,15 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
                     continue
                 arguments.append((mode, widths, seed, block))
     cases = sweep.map(tight_case, arguments)
-    rows = []
-    for depth in sorted({len(c["widths"]) - 1 for c in cases}):
-        group = [c for c in cases if len(c["widths"]) - 1 == depth]
-        rows.append({"depth": depth, **_figures(group)})
-    failures = [
-        {
+    rows = by_depth(cases, _figures)
+    failures = first_failures(
+        cases,
+        lambda c: {
             "case": f"widths={c['widths']} seed={c['seed']} block={c['block']}",
             "reason": c["reason"],
             "reproduce": c["reproduce"],
-        }
-        for c in cases
-        if not c["passed"]
-    ][:MAX_FAILURES]
+        },
+    )
     figures = _figures(cases) | {"skipped_blocks": skipped, "threshold": SEPARATION}
     evidence = (
         "relative least-squares residual of K γ = vec(W)"
