@@ -222,3 +222,16 @@ def test_target_mlp_is_seeded_and_leaves_the_global_generator_alone() -> None:
         torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
     )
     assert target_from_module(first).widths == (3, 5, 2)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_frozen_mlp_is_seeded_and_leaves_the_global_generator_alone(paired: bool) -> None:
+    # Regression: nn.Linear's default initialization advanced torch's global generator, although
+    # the weights are then drawn from frozen_mlp's own seeded generator.
+    state = torch.random.get_rng_state()
+    first = frozen_mlp([3, 12, 4, 8, 2], seed=4, paired=paired, biases=True)
+    second = frozen_mlp([3, 12, 4, 8, 2], seed=4, paired=paired, biases=True)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    )

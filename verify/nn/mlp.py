@@ -45,7 +45,8 @@ def frozen_mlp(
 ) -> nn.Sequential:
     """A random frozen ``Linear -> BatchNorm1d -> ReLU`` stack with widths ``n_0 … n_{2L}``, in eval mode.
 
-    Linear weights are ``N(0, 1/fan_in)`` (torch generator seeded by ``seed``); BatchNorm starts at
+    Linear weights are ``N(0, 1/fan_in)`` (a torch generator of its own, seeded by ``seed``; torch's
+    global generator is left untouched, as `target_mlp` leaves it); BatchNorm starts at
     weight 1, bias 0, running mean 0, variance 1. ``dtype`` defaults to torch's default dtype (so
     the module takes the same inputs as an ``nn.Linear`` built next to it); the construction is
     solved in float64 either way, and ``dtype=torch.float64`` keeps its full accuracy in the module.
@@ -65,7 +66,8 @@ def frozen_mlp(
     for j in range(1, len(dims)):
         n_in, n_out = dims[j - 1], dims[j]
         odd = j % 2 == 1
-        linear = nn.Linear(n_in, n_out, bias=biases, dtype=dtype)
+        with torch.random.fork_rng(devices=[]):  # nn.Linear's own initialization draws from the global generator
+            linear = nn.Linear(n_in, n_out, bias=biases, dtype=dtype)
         with torch.no_grad():
             if paired and odd:
                 half = torch.randn(n_out // 2, n_in, generator=generator, dtype=dtype) / n_in**0.5
