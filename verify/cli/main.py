@@ -208,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     console.print(f"checking {len(names)} claims; cases run on {runner.describe()}", highlight=False)
     try:
+        runner.connect()
         with Sweep(runner, console) as sweep:
             claims = run_claims(config, sweep=sweep)
     except (OSError, TimeoutError) as error:  # the Dask scheduler could not be reached

@@ -137,6 +137,12 @@ class Runner:
             self._client.close()
             self._client = None
 
+    def connect(self) -> None:
+        """Reach the Dask scheduler now (nothing to do for local runs), so that an unreachable one is an
+        OSError before any work starts rather than at the first `map`."""
+        if self.scheduler is not None:
+            self._dask()
+
     def _dask(self) -> Any:
         if self._client is None:
             try:
