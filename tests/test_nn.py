@@ -186,7 +186,7 @@ def test_train_norm_only_decreases_the_loss() -> None:
     assert len(curve.steps) == 20 and curve.steps[-1] == 200
     assert curve.loss[-1] < 0.5 * curve.loss[0]
     assert curve.best < curve.relative_error[0]
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         train_norm_only(frozen, _target(), verify.Ball(1.0), steps=0, lr=1e-2)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verify.core.interop import to_host
-from verify.core.validate import as_array
+from verify.core.validate import as_array, as_real
 
 __all__ = ["AffineRange", "Ball", "Box", "Domain"]
 
@@ -68,11 +68,10 @@ class Ball(Domain):
     """
 
     def __init__(self, radius: float = 1.0, center: object = None) -> None:
-        radius = float(radius)
-        if not np.isfinite(radius) or radius <= 0:
-            raise ValueError(f"radius must be a positive finite number, got {radius!r}")
-        self.radius = radius
+        self.radius = as_real(radius, "radius", positive=True)
         self.center = None if center is None else as_array(center, "center", (None,))
+        if self.center is not None and self.center.shape[0] == 0:
+            raise ValueError("center must have at least one coordinate (or be None: the origin of R^d_0)")
         self.dim = None if self.center is None else self.center.shape[0]
 
     def resolve(self, dim: int) -> Ball:
@@ -91,8 +90,10 @@ class Ball(Domain):
     def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
         """Exact ranges over the ball: ``mid = W c + b`` and ``rad_i = r ‖W_i‖₂`` (attained, Cauchy–Schwarz)."""
         centre = self._centre()
-        rad = self.radius * np.linalg.norm(weight, axis=1)
-        return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        with np.errstate(over="ignore", invalid="ignore"):
+            rad = self.radius * np.linalg.norm(weight, axis=1)
+            image = AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        return _finite(image, self)
 
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
         """``(c − r, c + r)`` in every coordinate."""
@@ -165,10 +166,12 @@ class Box(Domain):
     def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
         """Exact ranges over the box: ``mid = W c + b`` and ``rad = |W| h`` with centre ``c`` and half-widths ``h``."""
         lo, hi = self._bounds()
-        centre = (lo + hi) / 2
-        half = (hi - lo) / 2
-        rad = np.abs(weight) @ half
-        return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        with np.errstate(over="ignore", invalid="ignore"):
+            centre = (lo + hi) / 2
+            half = (hi - lo) / 2
+            rad = np.abs(weight) @ half
+            image = AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        return _finite(image, self)
 
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)`` itself."""
@@ -207,3 +210,13 @@ def _broadcast(value: np.ndarray, dim: int) -> np.ndarray:
     array = np.full(dim, float(value))
     array.setflags(write=False)
     return array
+
+
+def _finite(image: AffineRange, domain: Domain) -> AffineRange:
+    """``image`` if every figure is finite; else the ValueError that the domain is too large for float64."""
+    if not (np.all(np.isfinite(image.mid)) and np.all(np.isfinite(image.rad)) and np.all(np.isfinite(image.size))):
+        raise ValueError(
+            f"the domain {domain!r} is too large for float64: the range of a layer over it overflows "
+            f"(largest finite float {np.finfo(np.float64).max:.3g}); use a smaller domain, or rescale the inputs"
+        )
+    return image
