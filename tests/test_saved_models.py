@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -346,3 +347,61 @@ def test_help_in_a_subprocess() -> None:
     assert done.returncode == 0, done.stderr
     assert "usage: python -m verify reconstruct" in done.stdout
     assert "--target target.pt --frozen frozen.pt --domain ball:1.0 --out tuned.pt" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(
+            {"1.num_batches_tracked": torch.zeros(3, dtype=torch.long)},
+            r"entry '1\.num_batches_tracked' has shape \(3,\) and dtype int64; a BatchNorm batch counter is one",
+            id="counter-shape",
+        ),
+        pytest.param(
+            {"0.weight": "long"},
+            r"entry '0\.weight' has dtype int64; every weight, bias and running statistic must be float32 or float64",
+            id="int-weight",
+        ),
+        pytest.param({"0.weight": "sparse"}, r"entry '0\.weight' is a sparse_coo tensor", id="sparse-weight"),
+    ],
+)
+def test_a_malformed_state_dict_is_one_error_line_with_status_2(files, tmp_path, capsys, change, message) -> None:
+    # Regression: each of these crashed with a raw traceback and exit status 1 ("certificate fails").
+    state = torch.load(files["frozen"], weights_only=True)
+    for key, value in change.items():
+        state[key] = state[key].long() if value == "long" else state[key].to_sparse() if value == "sparse" else value
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    assert _cli("--target", files["target"], "--frozen", bad, "--out", tmp_path / "out.pt") == 2
+    assert re.search(message, _error_line(capsys))
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_dangling_symlink_at_out_is_not_replaced_without_force(files, tmp_path, capsys) -> None:
+    # Regression: Path.exists() is False for a dangling link, so it was replaced without --force.
+    link = tmp_path / "tuned.pt"
+    link.symlink_to(tmp_path / "missing.pt")
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", link) == 2
+    assert "is a dangling symbolic link; pass --force" in _error_line(capsys)
+    assert link.is_symlink() and not link.exists()
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", link, "--force") == 0
+
+
+@pytest.mark.parametrize(("signum", "status", "word"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_a_signal_during_the_write_leaves_no_temporary_file(files, tmp_path, capsys, monkeypatch, signum, status, word):
+    # Regression: SIGTERM during the write left a .tmp file behind; SIGINT printed a traceback.
+    import signal
+
+    real_save = torch.save
+
+    def save_then_signal(obj: object, file: object) -> None:
+        real_save(obj, file)
+        os.kill(os.getpid(), getattr(signal, signum))
+
+    monkeypatch.setattr(torch, "save", save_then_signal)
+    handler = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "tuned.pt"
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out) == status
+    assert _error_line(capsys).startswith(f"error: {word}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frozen.pt", "paired.pt", "target.pt"]
+    assert signal.getsignal(signal.SIGTERM) is handler  # the command's own handler is removed again
