@@ -242,10 +242,9 @@ def test_layernorm_is_refused_naming_design_7(
         (nn.Sequential(nn.Conv1d(3, 4, 2), nn.ReLU(), nn.Linear(4, 2)), "convolution (Conv1d)"),
         (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2)), "layer 2 (Linear) takes 5 inputs but layer 0"),
         (nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)), "Linear layers 0 and 1 have nothing between them"),
-        (nn.Sequential(nn.ReLU(), nn.Linear(3, 2)), "the first layer with parameters is layer 1"),
         (frozen_mlp(FROZEN_WIDTHS), "layer 1 is a BatchNorm1d, but a target is"),
     ],
-    ids=["conv", "shapes", "no-relu", "leading-gap", "swapped"],
+    ids=["conv", "shapes", "no-relu", "swapped"],
 )
 def test_unsupported_target_architectures(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], module: nn.Module, expected: str
@@ -255,13 +254,59 @@ def test_unsupported_target_architectures(
     assert expected in _error_line(capsys)
 
 
-def test_named_submodules_are_refused(
+class _NamedTarget(nn.Module):
+    """A target written as a class: named submodules, functional ReLU (what a state dict cannot show)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(3, 4, dtype=torch.float64), nn.Linear(4, 2, dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_named_submodules_are_read_in_key_order_and_the_assumption_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: state dicts with named submodule keys (fc1.weight) were refused.
+    torch.manual_seed(0)
+    model = _NamedTarget()
+    target = tmp_path / "t.pt"
+    torch.save(model.state_dict(), target)
+    frozen_seq = frozen_mlp(FROZEN_WIDTHS, seed=0, dtype=torch.float64)
+    indices = sorted({int(key.split(".")[0]) for key in frozen_seq.state_dict()})  # 0, 1, 3, 4, 6, 7, 9, 10
+    names = [f"{'fc' if j % 2 == 0 else 'bn'}{j // 2 + 1}" for j in range(len(indices))]  # fc1, bn1, fc2, …
+    renamed = {}
+    for key, value in frozen_seq.state_dict().items():
+        index, name = key.split(".")
+        renamed[f"{names[indices.index(int(index))]}.{name}"] = value
+    frozen = tmp_path / "f.pt"
+    torch.save(renamed, frozen)
+    out = tmp_path / "o.pt"
+    assert _cli("--target", target, "--frozen", frozen, "--out", out) == 0
+    said = capsys.readouterr().out
+    assert "assumed      --target: named layers read in key order (fc1, fc2), with a ReLU assumed before" in said
+    assert f"assumed      --frozen: named layers read in key order ({', '.join(names)})" in said
+    tuned = {f"{indices[names.index(k.split('.')[0])]}.{k.split('.')[1]}": v for k, v in torch.load(out).items()}
+    frozen_seq.load_state_dict(tuned)
+    x = torch.tensor(verify.Ball(1.0).resolve(3).sample(200, np.random.default_rng(1)))
+    with torch.no_grad():
+        f, g = model(x), frozen_seq.eval()(x)
+    assert float((g - f).abs().max() / f.abs().max()) <= RTOL_FLOAT64
+
+
+def test_a_model_that_starts_with_flatten_is_read_and_the_assumption_is_said(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = tmp_path / "t.pt"
-    torch.save({"fc1.weight": torch.zeros(4, 3), "fc2.weight": torch.zeros(2, 4)}, target)
-    assert _cli("--target", target, "--frozen", files["frozen"], "--out", tmp_path / "o.pt") == 2
-    assert "key 'fc1.weight' is not '<layer index>.<name>'" in _error_line(capsys)
+    # Regression: a leading Flatten (a gap before the first Linear) was refused.
+    module = nn.Sequential(nn.Flatten(), *target_mlp(TARGET_WIDTHS, seed=1, dtype=torch.float64))
+    target = _save_state(module, tmp_path / "t.pt")
+    assert _cli("--target", target, "--frozen", files["frozen"], "--out", tmp_path / "o.pt") == 0
+    said = capsys.readouterr().out
+    assert "assumed      --target: layer 0 holds no parameters before the first Linear: read as nn.Flatten" in said
+    assert verify.nn.target_from_module(module).widths == tuple(TARGET_WIDTHS)
+    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\) is not supported: only nn\.Flatten\(\)"):
+        verify.nn.target_from_module(nn.Sequential(nn.Flatten(0), nn.Linear(3, 2)))
 
 
 @pytest.mark.parametrize(

@@ -288,7 +288,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     from verify.nn import fit_norm_layers
     from verify.nn.fit import forward_error
     from verify.nn.modules import linear_widths
-    from verify.nn.rebuild import frozen_module, target_module
+    from verify.nn.rebuild import frozen_module, layout_assumptions, target_module
     from verify.nn.state_dict import StateDictError, load_state_dict, tuned_state_dict, write_atomically
 
     spec = parse_domain(args.domain)
@@ -306,6 +306,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         frozen, norm_prefixes = frozen_module(frozen_state, f"--frozen {args.frozen!r}", eps=args.bn_eps)
     except StateDictError as error:
         raise UsageError(str(error)) from None
+    assumed = layout_assumptions(target_state, "--target") + layout_assumptions(frozen_state, "--frozen")
     d, n = linear_widths(target), linear_widths(frozen)
     _check_pair(d, n, spec.kind == "all")
     domain = spec.build(d[0])
@@ -338,6 +339,8 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         f"frozen       {args.frozen}: Linear/BatchNorm1d/ReLU, widths {arrow(map(str, n))} "
         f"({dtype}, BatchNorm eps {args.bn_eps:g})"
     )
+    for sentence in assumed:
+        say(f"assumed      {sentence}")
     say(f"solved       mode {args.mode}, method {args.method} (solver: {solvers}); domain: {spec.describe(d[0])}")
     verdict = "holds" if certificate.holds else "FAILS"
     say(

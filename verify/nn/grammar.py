@@ -117,8 +117,10 @@ FROZEN = Grammar(
 )
 """Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d: the frozen network g (docs/design.md §1)."""
 
-SKIPPED = ("Dropout", "Identity")
-"""Layers that are the identity in eval mode and are skipped (a Dropout only with ``p = 0`` or in eval mode)."""
+SKIPPED = ("Dropout", "Identity", "Flatten")
+"""Layers that are the identity here and are skipped: a Dropout with ``p = 0`` or in eval mode, Identity, and a
+Flatten (the networks take flat ``(batch, d_0)`` inputs, on which it is the identity: a model that starts by
+flattening images is read as taking the flattened images)."""
 
 _INPUT_STATISTICS = "normalizes with statistics of its own input"
 _SCALE_INVARIANT = (
