@@ -85,7 +85,10 @@ def to_host(value: object) -> object:
     anything else unchanged."""
     detach = getattr(value, "detach", None)
     if callable(detach) and hasattr(value, "cpu"):
-        return detach().cpu().numpy()
+        tensor = detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":  # no numpy counterpart; float32 holds it exactly
+            tensor = tensor.float()
+        return tensor.numpy()
     return value
 
 
