@@ -309,7 +309,10 @@ def _bound(
         u_odd = (mag_odd + rho_odd) * inflate
         mag_even = (np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue)) + np.abs(be)) * inflate
         rho_even = _gamma(fan_even + OPS, u) * mag_even + (fan_even + OPS) * tiny
-        if max(float(np.max(mag_odd, initial=0.0)), float(np.max(mag_even, initial=0.0))) > huge / 2:
+        # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
+        h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
+        peak = max(float(np.max(mag_odd, initial=0.0)), float(np.max(mag_even, initial=0.0)), float(np.max(h_even)))
+        if peak > huge / 2:
             return failed(f"block {k}: intermediate values may overflow {dtype}")
         # The residuals of the scale equation and of the even shift, with the stored parameters.
         n_eff = b_eff.shape[0]
