@@ -124,6 +124,26 @@ def test_all_of_rd_refuses_an_unpaired_frozen_network(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("rtol", ["0", "-1", "nan", "inf"])
+def test_rtol_must_be_positive_and_finite(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], rtol: str
+) -> None:
+    out = tmp_path / "tuned.pt"
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out, "--rtol", rtol) == 2
+    assert "--rtol" in _error_line(capsys) and not out.exists()
+
+
+def test_rtol_is_the_certified_accuracy(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A float64 result is certified far below 1e-6; an rtol below its bound is refused (exit 1)."""
+    out = tmp_path / "tuned.pt"
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out, "--rtol", "1e-300") == 1
+    assert "exceeds rtol = 1e-300" in capsys.readouterr().err and not out.exists()
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out) == 0
+    assert "holds in float64: |g - f| <= " in capsys.readouterr().out
+
+
 def test_float32_and_a_common_prefix(tmp_path: Path) -> None:
     """DataParallel-style ``module.`` keys are accepted and kept; float32 stays float32."""
     target, frozen = tmp_path / "t.pt", tmp_path / "f.pt"
