@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -33,23 +35,27 @@ def _ball_points(count: int, radius: float, seed: int = 0) -> torch.Tensor:
 
 
 def test_issue_example_verbatim_in_float32() -> None:
-    """The example of the issue as written: torch's default dtype (float32) everywhere. The solve is
-    float64; the module computes in float32, so the rounding bound of the certificate holds with
-    float32's eps in place of float64's (every rounding, the loaded γ and β included, is float32)."""
+    """The example of the issue as written: torch's default dtype (float32) everywhere. The result is
+    certified in float32 (docs/design.md §6.5): γ, β are rounded to float32 before the shifts are
+    computed, and the certificate's rigorous bound covers the module's own float32 forward. That
+    bound is about 4e-4 of the target's scale for such targets (at most 9e-4 over 20 torch seeds; the
+    target here is not seeded), so the default rtol = 1e-6 (a float64 figure) is refused and this
+    float32 example asks for rtol = 1e-2; the assertion is now stronger than before: every point's
+    error is within the certified bound, not a heuristic tolerance."""
     frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0)
     target = torch.nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
-    result = fit_norm_layers(frozen, target, verify.Ball(1.0))
+    with pytest.raises(verify.CertificateError, match=r"float32.*use float64 networks or a larger rtol"):
+        fit_norm_layers(copy.deepcopy(frozen), target, verify.Ball(1.0))
+    result = fit_norm_layers(frozen, target, verify.Ball(1.0), rtol=1e-2)
+    certificate = result.certificate
+    assert certificate.holds and certificate.dtype == "float32"
+    assert certificate.error_bound <= 1e-2 * certificate.scale
     x = _ball_points(500, 1.0).float()
     with torch.no_grad():
         out, expected = frozen.eval()(x), target(x)
-    x64 = x.double().numpy()
-    scale = result.frozen.magnitude(x64, result.gamma, result.beta) + result.target.magnitude(x64)
-    ratio = np.finfo(np.float32).eps / np.finfo(np.float64).eps
-    tolerance = ratio * verify.evaluation_tolerance(
-        result.frozen.widths, result.target.widths, [b.residual_ratio for b in result.certificate.blocks]
-    )
     assert out.dtype == torch.float32
-    assert np.all(np.abs((out - expected).double().numpy()) <= tolerance * scale)
+    assert all(g.dtype == torch.float32 for g in result.gamma)
+    assert float((out - expected).abs().max()) <= certificate.error_bound
 
 
 def test_issue_example_with_torch_batchnorm_forward() -> None:

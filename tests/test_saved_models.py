@@ -125,13 +125,37 @@ def test_all_of_rd_refuses_an_unpaired_frozen_network(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("rtol", ["0", "-1", "nan", "inf"])
+def test_rtol_must_be_positive_and_finite(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], rtol: str
+) -> None:
+    out = tmp_path / "tuned.pt"
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out, "--rtol", rtol) == 2
+    assert "--rtol" in _error_line(capsys) and not out.exists()
+
+
+def test_rtol_is_the_certified_accuracy(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A float64 result is certified far below 1e-6; an rtol below its bound is refused (exit 1)."""
+    out = tmp_path / "tuned.pt"
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out, "--rtol", "1e-300") == 1
+    assert "exceeds rtol = 1e-300" in capsys.readouterr().err and not out.exists()
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out) == 0
+    assert "holds in float64: |g - f| <= " in capsys.readouterr().out
+
+
 def test_float32_and_a_common_prefix(tmp_path: Path) -> None:
     """DataParallel-style ``module.`` keys are accepted and kept; float32 stays float32."""
     target, frozen = tmp_path / "t.pt", tmp_path / "f.pt"
     torch.save({f"module.{k}": v for k, v in target_mlp(TARGET_WIDTHS, seed=1).state_dict().items()}, target)
     torch.save({f"module.{k}": v for k, v in frozen_mlp(FROZEN_WIDTHS, seed=0).state_dict().items()}, frozen)
     out = tmp_path / "tuned.pt"
-    assert _cli("--target", target, "--frozen", frozen, "--out", out) == 0
+    # Certified in float32 (docs/design.md §6.5): the default rtol = 1e-6 is a float64 figure, refused
+    # here (exit 1, nothing written); a float32 module needs a larger --rtol.
+    assert _cli("--target", target, "--frozen", frozen, "--out", out) == 1
+    assert not out.exists()
+    assert _cli("--target", target, "--frozen", frozen, "--out", out, "--rtol", "1e-2") == 0
     tuned = torch.load(out, weights_only=True)
     assert set(tuned) == set(torch.load(frozen, weights_only=True))
     assert all(v.dtype == torch.float32 for k, v in tuned.items() if not k.endswith("num_batches_tracked"))

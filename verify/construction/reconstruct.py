@@ -9,12 +9,19 @@
 4. the even layer's shift ``t' = b − s' ⊙ (A(γ ⊙ c + tau) + c')`` restores the target's bias;
 5. ``(s, t)`` become BatchNorm ``(gamma, beta)`` and the certificate is checked (`verify.core.certificate`).
 
+Everything is certified in the dtype the caller runs (docs/design.md §6.5): the scales are rounded
+to the evaluation dtype *before* the shifts are computed from them, ``(gamma, beta)`` are stored in
+that dtype, and the rigorous bound of `verify.core.error_bound` is computed from the stored values;
+nothing is cast after certification.
+
 A paired frozen network (docs/design.md §3) runs the same block loop with no region and no shift.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 
@@ -23,9 +30,10 @@ from verify.core.blocks import Block, blocks, check_architecture
 from verify.core.bounds import block_input_regions
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.domains import Ball, Domain
+from verify.core.error_bound import ErrorBound, error_bound
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.feasibility import BlockFeasibility, equation_feasibility
-from verify.core.interop import TorchSpec, to_caller
+from verify.core.interop import TorchSpec, dtype_name, result_spec, round_to, to_caller
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
@@ -74,7 +82,11 @@ class Reconstruction:
     mode: str
 
     def network(self, x: object) -> np.ndarray:
-        """Evaluate the frozen network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``."""
+        """Evaluate the frozen network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``.
+
+        Evaluated in float64 (the points' integer or bool dtype is never used); the certificate's
+        ``error_bound`` covers this evaluation and any in the certified ``dtype``.
+        """
         return self.frozen.forward(x, self.gamma, self.beta)
 
 
@@ -118,10 +130,12 @@ def reconstruct(
     seed : int
         Seed of the sample points.
     rtol : float
-        Accuracy demanded of the sampled check: ``max |g(x) - f(x)| <= rtol * max |f|(x)`` with
-        ``|f|`` the target evaluated with absolute values. Well-
-        conditioned instances reach ~1e-13; the default 1e-6 only rejects solutions whose huge,
-        cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic.
+        Accuracy demanded of the certified bound: ``error_bound <= rtol * scale``, where
+        ``error_bound`` bounds ``|ĝ(x) - f̂(x)|`` over the whole domain in the evaluation dtype and
+        ``scale`` is the target's absolute-value evaluation over the domain (docs/design.md §6.5).
+        Well-conditioned float64 instances reach ~1e-12; the default 1e-6 rejects solutions whose
+        huge, cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic, and
+        most float32/float16 networks need a larger ``rtol`` (or float64).
 
     Returns
     -------
@@ -139,8 +153,10 @@ def reconstruct(
 
     Notes
     -----
-    Even-layer neurons beyond the first ``d_k`` are switched off (``s = t = 0``), and so are odd
-    neurons with ``γ_i = 0``. Nothing passed in is modified.
+    The evaluation dtype is the torch floating dtype of the networks' tensors (``frozen`` first),
+    float64 for numpy arrays and for integer or bool tensors; ``gamma`` and ``beta`` come back in
+    it, and are certified in it. Even-layer neurons beyond the first ``d_k`` are switched off
+    (``s = t = 0``), and so are odd neurons with ``γ_i = 0``. Nothing passed in is modified.
 
     References
     ----------
@@ -148,7 +164,8 @@ def reconstruct(
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
     _check_arguments(target, frozen, domain, mode, samples, rtol, method)
-    spec = frozen.torch or target.torch
+    spec = result_spec(frozen.torch or target.torch)
+    dtype = dtype_name(spec)
     if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too
         regions = None
         rng = np.random.default_rng(seed)
@@ -162,22 +179,44 @@ def reconstruct(
         regions = block_input_regions(target, domain)
         points = domain.sample(samples, np.random.default_rng(seed))
         described = domain.to_dict()
-    tuned = [
-        _tune_block(block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec)
-        for block in blocks(target, frozen)
-    ]
+    store = _storage(frozen, dtype)
+    try:
+        tuned = [
+            _tune_block(
+                block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec, store
+            )
+            for block in blocks(target, frozen)
+        ]
+    except _Overflow as overflow:
+        _refuse_overflow(target, described, mode, method, rtol, dtype, [], str(overflow))
     scales = [layer[0] for t in tuned for layer in (t.odd, t.even)]
     shifts = [layer[1] for t in tuned for layer in (t.odd, t.even)]
     certificates = [t.certificate for t in tuned]
 
     gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
-    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol)
+    gamma_bn = [round_to(g, dtype) for g in gamma_bn]
+    beta_bn = [round_to(b, dtype) for b in beta_bn]
+    if not all(np.all(np.isfinite(v)) for v in (*gamma_bn, *beta_bn)):
+        _refuse_overflow(target, described, mode, method, rtol, dtype, certificates, "the BatchNorm parameters")
+    if dtype != "float64":  # the stored values are the result: report their affine maps
+        scales, shifts = frozen.affine_maps(gamma_bn, beta_bn)
+    certified = error_bound(
+        target, frozen, gamma_bn, beta_bn, domain, dtype=dtype, target_dtype=dtype_name(target.torch)
+    )
+    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified)
     exact = None
     if method == "exact":
         points = domain.sample(min(samples, EXACT_POINTS), np.random.default_rng(seed))
         exact = exact_check(target, frozen, domain, [t.rational for t in tuned], points)
     certificate = Certificate(
-        mode=mode, domain=described, blocks=tuple(certificates), sampled=sampled, method=method, exact=exact
+        mode=mode,
+        domain=described,
+        blocks=tuple(certificates),
+        sampled=sampled,
+        method=method,
+        exact=exact,
+        bound=certified,
+        rtol=rtol,
     )
     if not certificate.holds:
         raise CertificateError(
@@ -186,6 +225,49 @@ def reconstruct(
     return Reconstruction(
         to_caller(gamma_bn, spec), to_caller(beta_bn, spec), scales, shifts, certificate, target, frozen, domain, mode
     )
+
+
+def _storage(frozen: FrozenNetwork, dtype: str) -> Callable[[int, np.ndarray], np.ndarray]:
+    """``store(j, s)``: the per-neuron scales ``s`` of layer ``j`` as they will be stored, i.e. with the
+    BatchNorm weight ``s·√(v+ε)`` rounded to ``dtype`` (the identity in float64). The shifts are then
+    computed from these values, so that the margins and residuals are those of what is returned."""
+    if dtype == "float64":
+        return lambda j, s: s
+    std = [np.sqrt(v + frozen.eps) for v in frozen.running_var]
+
+    def store(j: int, s: np.ndarray) -> np.ndarray:
+        stored = round_to(s * std[j][: len(s)], dtype)
+        if not np.all(np.isfinite(stored)):
+            raise _Overflow(f"the scales of layer {j + 1}")
+        return stored / std[j][: len(s)]
+
+    return store
+
+
+class _Overflow(ArithmeticError):
+    """A scale rounded to the evaluation dtype overflowed it."""
+
+
+def _refuse_overflow(
+    target: TargetNetwork,
+    described: dict,
+    mode: str,
+    method: str,
+    rtol: float,
+    dtype: str,
+    certificates: list[BlockCertificate],
+    what: str,
+) -> NoReturn:
+    """Raise the CertificateError of a result whose parameters do not fit ``dtype``."""
+    overflow = ErrorBound(float("inf"), float("nan"), dtype, dtype_name(target.torch), reason=f"overflow in {dtype}")
+    certificate = Certificate(mode, described, tuple(certificates), _no_samples(rtol), method, None, overflow, rtol)
+    raise CertificateError(f"{what} overflow {dtype}: use float64 networks", certificate)
+
+
+def _no_samples(rtol: float) -> SampledCheck:
+    """The sampled check of a result that was not evaluated (its parameters overflow the dtype)."""
+    nan = float("nan")
+    return SampledCheck(0, nan, nan, nan, nan, nan, rtol, bound_ratio=0.0)
 
 
 @dataclass(frozen=True)
@@ -207,6 +289,7 @@ def _tune_block(
     method: str,
     bound: float | None,
     spec: TorchSpec | None,
+    store: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> _TunedBlock:
     """Block ``k`` of the construction: the odd and even layers' ``(s, t)`` and the block's certificate.
 
@@ -229,6 +312,8 @@ def _tune_block(
         device = None if paired else spec  # a paired block solves in numpy
         solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
     gamma, row_scale = solution.scale, solution.row_scale
+    if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
+        gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)
     if paired:
         odd = (np.concatenate([gamma, gamma]), np.zeros(2 * block.pairs))
         carried = gamma * block.c_odd[: block.pairs]
@@ -251,8 +336,10 @@ def _sampled_check(
     beta: list[np.ndarray],
     block_certificates: list[BlockCertificate],
     rtol: float,
+    certified: ErrorBound,
 ) -> SampledCheck:
-    """The certificate's sampled check of ``g`` against ``f`` at the points ``x`` (docs/design.md §6)."""
+    """The certificate's sampled check of ``g`` against ``f`` at the points ``x`` (docs/design.md §6): a
+    sanity check of the certified bound, which every sampled ``|g − f|`` must respect."""
     samples = x.shape[0]
     f = target(x)
     pre = frozen.preactivations(x, gamma, beta)
@@ -266,6 +353,7 @@ def _sampled_check(
     size = float(target_size.max())
     relative = float(difference.max()) / size if size > 0 else 0.0
     live_odd = [p[:, gamma[j] != 0] for j, p in enumerate(pre) if j % 2 == 0]
+    allowed = np.broadcast_to(certified.at(x)[:, None], difference.shape)
     return SampledCheck(
         points=samples,
         max_abs_error=float(difference.max()),
@@ -274,6 +362,7 @@ def _sampled_check(
         tolerance=evaluation_tolerance(frozen.widths, target.widths, [b.residual_ratio for b in block_certificates]),
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
         rtol=rtol,
+        bound_ratio=residual_ratio(difference, allowed),
     )
 
 

@@ -2,9 +2,10 @@
 
 A certificate holds when, for every block, the scale-equation residual is within the tolerance
 a backward-stable solve guarantees and every shifted odd-layer neuron has a non-negative activity
-margin over the block's input region (which proves the linear regime on the whole domain), and
-when the sampled check ``g(x) = f(x)`` on points of the domain, boundary included, agrees to the
-evaluation tolerance. All tolerances come from `verify.core.tolerances`.
+margin over the block's input region, when the rigorous bound of `verify.core.error_bound` on
+``|ĝ(x) − f̂(x)|`` over the whole domain, in the evaluation dtype, is at most ``rtol`` times the
+target's scale, and when the sampled check finds no point outside that bound (a sample outside it
+would mean the bound is wrong). Float64 tolerances come from `verify.core.tolerances`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from verify.core.error_bound import ErrorBound
 
 __all__ = ["BlockCertificate", "Certificate", "ExactCheck", "SampledCheck"]
 
@@ -95,9 +98,16 @@ class SampledCheck:
         Smallest normalized pre-activation of any live odd-layer neuron at the points
         (non-negative whenever the linear regime holds; printed for inspection).
     rtol : float
-        The accuracy demanded: ``max_relative_error <= rtol``. The rounding check above is
-        relative to both networks' absolute-value magnitudes, which a badly conditioned solution
-        (huge scales cancelling) inflates; this one is relative to the target's alone.
+        The accuracy demanded of the certified bound (a figure here: the bound, not the sample,
+        proves it).
+    bound_ratio : float
+        ``max |g(x) − f(x)| / error_bound(x)`` over the points, with ``error_bound(x)`` the
+        certified bound (`verify.core.error_bound.ErrorBound.at`); 0/0 read as 0. It must be
+        ``<= 1``: a sample outside the certified bound would mean the bound is wrong.
+
+    The sampled check is a sanity check of the bound, not the proof: ``error_ratio`` against
+    ``tolerance`` (the float64 evaluation tolerance) and ``max_relative_error`` are reported for
+    inspection only.
     """
 
     points: int
@@ -107,11 +117,12 @@ class SampledCheck:
     tolerance: float
     min_odd_preactivation: float
     rtol: float
+    bound_ratio: float = 0.0
 
     @property
     def holds(self) -> bool:
-        """The sampled error is within the rounding tolerance and within ``rtol`` of the target's outputs."""
-        return bool(self.error_ratio <= self.tolerance and self.max_relative_error <= self.rtol)
+        """Every sampled ``|g(x) − f(x)|`` is within the certified bound."""
+        return bool(self.bound_ratio <= 1.0)
 
 
 @dataclass(frozen=True)
@@ -166,6 +177,11 @@ class Certificate:
     exact : ExactCheck or None
         For ``method="exact"``: zero residual, non-negative margins and exact agreement of ``g`` and
         ``f`` on rational points, all in rational arithmetic.
+    bound : ErrorBound or None
+        The rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain in the evaluation dtype
+        (`verify.core.error_bound`); None only for certificates built by hand (then it fails).
+    rtol : float
+        The accuracy demanded: ``error_bound <= rtol · scale``.
     """
 
     mode: str
@@ -174,12 +190,48 @@ class Certificate:
     sampled: SampledCheck
     method: str = "auto"
     exact: ExactCheck | None = None
+    bound: ErrorBound | None = None
+    rtol: float = 1e-6
+
+    @property
+    def error_bound(self) -> float:
+        """Certified ``max |ĝ(x) − f̂(x)|`` over the domain, in the evaluation dtype (on ``R^d``: at ``x = 0``,
+        plus ``error_slope · ‖x‖_∞``); ``inf`` when nothing could be proved."""
+        return float("inf") if self.bound is None else self.bound.error_bound
+
+    @property
+    def error_slope(self) -> float:
+        """Growth of the bound per unit ``‖x‖_∞`` (0 on a bounded domain)."""
+        return 0.0 if self.bound is None else self.bound.error_slope
+
+    @property
+    def scale(self) -> float:
+        """Upper bound over the domain of the target's terms ``|f|`` (absolute-value evaluation), max over outputs."""
+        return float("nan") if self.bound is None else self.bound.scale
+
+    @property
+    def dtype(self) -> str:
+        """The dtype the result is certified in (its parameters are stored in it)."""
+        return "float64" if self.bound is None else self.bound.dtype
+
+    @property
+    def relative_error_bound(self) -> float:
+        """``error_bound / scale`` (on ``R^d`` the larger of that and ``error_slope / scale_slope``)."""
+        if self.bound is None:
+            return float("inf")
+        b = self.bound
+        ratios = [_ratio(b.error_bound, b.scale if b.scale > 0 else b.frozen_scale)] + (
+            [_ratio(b.error_slope, b.scale_slope)] if b.error_slope else []
+        )
+        return max(ratios)
 
     @property
     def holds(self) -> bool:
-        """Every block's checks, the sampled check and (for ``method="exact"``) the exact check pass."""
+        """Every block's checks, the certified bound within ``rtol``, the sampled check inside the bound, and
+        (for ``method="exact"``) the exact check pass."""
         exact = self.exact is None or self.exact.holds
-        return all(b.holds for b in self.blocks) and self.sampled.holds and exact
+        bounded = self.bound is not None and self.bound.within(self.rtol)
+        return all(b.holds for b in self.blocks) and bounded and self.sampled.holds and exact
 
     @property
     def max_residual(self) -> float:
@@ -215,16 +267,21 @@ class Certificate:
                 reasons.append(
                     f"block {b.block}: activity margin {b.min_margin:.3g} < 0, the linear regime is not proved"
                 )
-        if not self.sampled.error_ratio <= self.sampled.tolerance:
+        if self.bound is None:
+            reasons.append("no error bound was computed")
+        elif not self.bound.within(self.rtol):
+            why = f" ({self.bound.reason})" if self.bound.reason else ""
+            fix = "a larger rtol" if self.dtype == "float64" else "float64 networks or a larger rtol"
             reasons.append(
-                f"sampled check: error ratio {self.sampled.error_ratio:.3g} exceeds the rounding tolerance "
-                f"{self.sampled.tolerance:.3g}"
+                f"in {self.dtype} the certified error bound |g − f| <= {self.error_bound:.3g}{why} is "
+                f"{self.relative_error_bound:.3g} of the target's scale {self.scale:.3g}, which exceeds rtol = "
+                f"{self.rtol:.3g} (largest block condition number {self.max_condition:.3g}, largest scale "
+                f"{self.max_scale:.3g}); use {fix}"
             )
-        if not self.sampled.max_relative_error <= self.sampled.rtol:
+        if not self.sampled.holds:
             reasons.append(
-                f"sampled check: max relative error {self.sampled.max_relative_error:.3g} of g against f exceeds "
-                f"rtol = {self.sampled.rtol:.3g}: the tuned network loses digits in floating point (largest block "
-                f"condition number {self.max_condition:.3g}, largest scale {self.max_scale:.3g})"
+                f"sampled check: |g − f| = {self.sampled.max_abs_error:.3g} at a sample point exceeds the certified "
+                f"bound there ({self.sampled.bound_ratio:.3g} times it): the bound is wrong"
             )
         if self.exact is not None and not self.exact.holds:
             reasons.append(f"exact check failed: {self.exact}")
@@ -242,4 +299,18 @@ class Certificate:
             "sampled": asdict(self.sampled) | {"holds": self.sampled.holds},
             "method": self.method,
             "exact": None if self.exact is None else asdict(self.exact) | {"holds": self.exact.holds},
+            "dtype": self.dtype,
+            "rtol": self.rtol,
+            "error_bound": self.error_bound,
+            "error_slope": self.error_slope,
+            "scale": self.scale,
+            "relative_error_bound": self.relative_error_bound,
+            "bound": None if self.bound is None else asdict(self.bound),
         }
+
+
+def _ratio(error: float, scale: float) -> float:
+    """``error / scale`` with ``0/0`` read as 0."""
+    if error == 0:
+        return 0.0
+    return error / scale if scale > 0 else float("inf")

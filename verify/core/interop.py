@@ -14,7 +14,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TorchSpec", "is_tensor", "like", "to_caller", "to_host", "torch_spec"]
+__all__ = [
+    "FLOATING",
+    "TorchSpec",
+    "dtype_name",
+    "is_tensor",
+    "like",
+    "result_spec",
+    "round_to",
+    "to_caller",
+    "to_host",
+    "torch_spec",
+]
 
 
 def is_tensor(value: object) -> bool:
@@ -55,9 +66,12 @@ def torch_spec(values: Iterable[object]) -> TorchSpec | None:
 
 
 def like(reference: object, array: np.ndarray) -> Any:
-    """``array`` as a tensor on ``reference``'s device and dtype if ``reference`` is a tensor, else as is."""
+    """``array`` as a tensor on ``reference``'s device and dtype if ``reference`` is a tensor, else as is.
+
+    An integer or bool ``reference`` gives a float64 tensor: networks evaluate in floating point.
+    """
     if is_tensor(reference):
-        return TorchSpec(reference.device, reference.dtype).tensor(array)
+        return result_spec(TorchSpec(reference.device, reference.dtype)).tensor(array)
     return array
 
 
@@ -71,5 +85,43 @@ def to_host(value: object) -> object:
     anything else unchanged."""
     detach = getattr(value, "detach", None)
     if callable(detach) and hasattr(value, "cpu"):
-        return detach().cpu().numpy()
+        tensor = detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":  # no numpy counterpart; float32 holds it exactly
+            tensor = tensor.float()
+        return tensor.numpy()
     return value
+
+
+FLOATING = ("float16", "bfloat16", "float32", "float64")
+"""The floating dtypes a result can be certified in (`verify.core.error_bound`)."""
+
+
+def dtype_name(spec: TorchSpec | None) -> str:
+    """The evaluation dtype of networks built with ``spec``: its torch floating dtype by name, else ``"float64"``
+    (numpy arrays, and integer or bool tensors, whose results are floats)."""
+    if spec is None:
+        return "float64"
+    name = str(spec.dtype).removeprefix("torch.")
+    return name if name in FLOATING else "float64"
+
+
+def result_spec(spec: TorchSpec | None) -> TorchSpec | None:
+    """``spec`` with a non-floating dtype (integer, bool) replaced by torch.float64: results are never integers."""
+    if spec is None or dtype_name(spec) == str(spec.dtype).removeprefix("torch."):
+        return spec
+    import torch
+
+    return TorchSpec(spec.device, torch.float64)
+
+
+def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
+    """``array`` rounded to the nearest values of ``dtype`` (by name), returned as float64."""
+    array = np.asarray(array, dtype=np.float64)
+    if dtype == "float64":
+        return array.copy()
+    if dtype in ("float32", "float16"):
+        with np.errstate(over="ignore"):
+            return array.astype(dtype).astype(np.float64)
+    import torch
+
+    return torch.tensor(array, dtype=torch.float64).to(getattr(torch, dtype)).to(torch.float64).numpy()

@@ -41,10 +41,12 @@ def fit_norm_layers(
 ) -> Reconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
-    Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, …), loads
+    Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, ``rtol``, …), loads
     the BN weight and bias into ``frozen`` in place and returns the `Reconstruction` (its
     certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
-    all of R^d, docs/design.md §3).
+    all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
+    ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
+    float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
     """
     result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
     load_norm_params(frozen, result)

@@ -1,0 +1,133 @@
+"""The certified error bound is sound (docs/design.md §6.5).
+
+For every returned result, ``|ĝ(x) − f̂(x)|`` at many fresh points of the domain (boundary, box
+corners and a ball's axis points included) is at most ``certificate.error_bound`` (on ``R^d``:
+``error_bound + error_slope · ‖x‖_∞``), where ``ĝ`` is the tuned frozen network evaluated *in its
+certified dtype* by torch's own ``linear`` and ``batch_norm`` (numpy float64 for float64) and ``f̂``
+the target in its dtype, on the points rounded to that dtype.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import assume, event, given, note
+from hypothesis import strategies as st
+
+import verify
+from properties.strategies import instances, seeds
+
+torch = pytest.importorskip("torch")
+
+DTYPES = ("float64", "float32", "float16")
+RTOL = {"float64": 1e-6, "float32": 0.5, "float16": 0.5}
+"""Lower precisions are drawn with a loose ``rtol`` so that results are returned and their bound tested."""
+FRESH = 512
+
+
+def _tensors(values: tuple[np.ndarray, ...], dtype: object) -> list:
+    return [torch.tensor(v, dtype=dtype) for v in values]
+
+
+def _in_dtype(target: verify.TargetNetwork, frozen: verify.FrozenNetwork, name: str) -> tuple:
+    """The same networks built from torch tensors of ``name`` (their values rounded to it)."""
+    if name == "float64":
+        return target, frozen
+    dtype = getattr(torch, name)
+    target = verify.TargetNetwork(_tensors(target.weights, dtype), _tensors(target.biases, dtype))
+    frozen = verify.FrozenNetwork(
+        _tensors(frozen.weights, dtype),
+        _tensors(frozen.biases, dtype),
+        _tensors(frozen.running_mean, dtype),
+        _tensors(frozen.running_var, dtype),
+        eps=frozen.eps,
+    )
+    return target, frozen
+
+
+def _host(values: list) -> list[np.ndarray]:
+    return [np.asarray(v.double().cpu().numpy() if hasattr(v, "cpu") else v, dtype=np.float64) for v in values]
+
+
+def torch_forward(result: verify.Reconstruction, x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``ĝ(x)`` and ``f̂(x)`` computed by torch in dtype ``name`` (``x`` rounded to it first)."""
+    dtype = getattr(torch, name)
+    frozen, target = result.frozen, result.target
+    with torch.no_grad():
+        u = v = torch.tensor(x, dtype=dtype)
+        last = len(frozen.weights) - 1
+        for j, (m, c, mu, var, g, b) in enumerate(
+            zip(
+                *(_tensors(t, dtype) for t in (frozen.weights, frozen.biases, frozen.running_mean, frozen.running_var)),
+                *(_tensors(tuple(p), dtype) for p in (_host(result.gamma), _host(result.beta))),
+                strict=True,
+            )
+        ):
+            h = torch.nn.functional.linear(u, m, c)
+            n = torch.nn.functional.batch_norm(h, mu, var, g, b, training=False, eps=frozen.eps)
+            u = n if j == last else torch.relu(n)
+        for k, (w, b) in enumerate(zip(_tensors(target.weights, dtype), _tensors(target.biases, dtype), strict=True)):
+            v = torch.nn.functional.linear(v, w, b)
+            if k < target.depth - 1:
+                v = torch.relu(v)
+    return u.double().numpy(), v.double().numpy()
+
+
+def fresh_points(
+    domain: verify.Domain | None, dim: int, rng: np.random.Generator, radii: tuple[float, ...] = (1.0, 1e3, 1e6)
+) -> np.ndarray:
+    """Fresh points of the domain: samples (half on the boundary), box corners, a ball's axis points;
+    on ``R^d`` (None), points of balls of the given radii (float16 overflows beyond 65504, so its
+    ``R^d`` points stay within radius 10: the bound assumes no overflow)."""
+    if domain is None:
+        return np.concatenate([verify.Ball(r, np.zeros(dim)).sample(FRESH // 3, rng) for r in radii])
+    domain = domain.resolve(dim)
+    points = [domain.sample(FRESH, rng)]
+    if isinstance(domain, verify.Box):
+        corners = np.array(list(itertools.product(*zip(domain.lo, domain.hi, strict=True)))[:256])
+        points.append(corners)
+    else:
+        axes = np.concatenate([np.eye(dim), -np.eye(dim)]) * domain.radius
+        points.append(domain.center + axes)
+    return np.concatenate(points)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data(), seed=seeds())
+def test_error_bound_covers_fresh_points(dtype, data, seed):
+    """docs/design.md §6.5: ``max |ĝ(x) − f̂(x)| <= error_bound`` at fresh points, in the certified dtype."""
+    target, frozen, domain, mode = data.draw(instances(), label="instance")
+    if data.draw(st.booleans(), label="paired"):
+        frozen = verify.FrozenNetwork.for_target(
+            target, "paper" if mode == "paper" else "minimal", seed=seed, paired=True, biases=data.draw(st.booleans())
+        )
+        domain = data.draw(st.sampled_from([None, domain]), label="paired domain")
+    target, frozen = _in_dtype(target, frozen, dtype)
+    note(f"{target!r} {frozen!r} {domain!r} mode={mode} dtype={dtype}")
+    try:
+        result = verify.reconstruct(target, frozen, domain, mode, rtol=RTOL[dtype])
+    except verify.CertificateError as error:
+        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
+        event(f"refused in {dtype}")
+        assume(False)
+    except verify.InfeasibleError:
+        event("infeasible (rank)")
+        assume(False)
+    certificate = result.certificate
+    assert certificate.dtype == dtype
+    radii = (1.0, 10.0) if dtype == "float16" else (1.0, 1e3, 1e6)
+    x = fresh_points(domain, target.widths[0], np.random.default_rng(seed), radii)
+    if dtype == "float64":
+        g, f = result.network(x), result.target(x)
+    else:
+        g, f = torch_forward(result, x, dtype)
+    error = np.max(np.abs(g - f), axis=1)
+    bound = certificate.bound.at(x)
+    worst = int(np.argmax(error / bound))
+    note(
+        f"{certificate.bound}; worst ratio {error[worst] / bound[worst]:.3g} at {x[worst]}, g {g[worst]}, f {f[worst]}"
+    )
+    assert np.all(error <= bound)
+    event(f"{dtype}: bound / scale <= 1e-{min(16, int(-np.log10(max(certificate.relative_error_bound, 1e-16))))}")

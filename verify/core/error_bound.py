@@ -1,0 +1,363 @@
+"""A rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain (docs/design.md §6.5).
+
+``ĝ`` is the frozen network with the *stored* BatchNorm parameters ``(γ, β)`` (already rounded to
+the evaluation dtype) evaluated in floating point with unit roundoff ``u`` (any summation order),
+``f̂`` the target evaluated in floating point with its own unit roundoff ``u_f``. The bound is
+standard forward error analysis (Higham, *Accuracy and Stability of Numerical Algorithms*, §3):
+a dot product of ``m`` terms errs by at most ``γ_m |x|ᵀ|y|`` with ``γ_m = m u / (1 − m u)``, and
+underflow adds at most ``m · η`` (``η`` the smallest subnormal).
+
+**Per block ``k``** (target layer ``k`` ↔ frozen layers ``2k−1``, ``2k``) we carry
+
+* a box ``Z_{k−1} = [lo, hi]`` that contains the target's exact block input ``z_{k−1}`` (the domain
+  itself for ``k = 1``; later boxes are interval bounds through the target, rounded outwards), and
+* ``δ_{k−1} ≥ |ẑ_{k−1} − z_{k−1}|`` componentwise, where ``ẑ`` is what ``ĝ`` computes on the
+  live rows of layer ``2k−2`` after the ReLU. ``δ_0 = u |x|`` (casting ``x`` into the evaluation
+  dtype; 0 in float64). Every computed ``ẑ`` lies in ``[lo − δ, hi + δ]`` (and ``ẑ ≥ 0`` for
+  ``k ≥ 2``); for a ball, the ball enlarged by the box ``δ``.
+
+With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the stored parameters):
+
+1. **Linear regime, rigorously.** The odd layer's exact pre-activation ``p_i(ẑ) = s_i (B ẑ + c)_i
+   + t_i`` is ``≥ 0`` on the whole enlarged region iff its minimum there is; the minimum is
+   computed in float64 (ball: ``s(Bz_c + c) + t − |s| r ‖B_i‖ − |s||B_i|δ``; box: per-term
+   minima over the enlarged box) minus ``2 γ^{64}_{m+12}`` times the layer's magnitude (rounding of
+   that evaluation and of ``s``, ``t`` themselves). A negative lower bound for any odd neuron makes
+   the bound ``inf``: nothing is silently assumed. When it holds, ReLU(p) = p, and since ReLU is
+   1-Lipschitz the computed output ``û = ReLU(p̂)`` is within ``ρ_odd`` of ``p``.
+2. **Layer rounding.** One frozen layer ``N(M u + c)`` computed from input ``û`` errs from its exact
+   value at ``û`` by at most ``ρ = γ_{fan_in + OPS} · (|s| (|M| |û| + |c| + |μ|) + |β|) + (fan_in +
+   OPS) η``. ``OPS = 10`` counts the bias add (1) and BatchNorm as torch evaluates it in eval mode
+   (``(v + ε)``, the square root counted twice to allow an ``rsqrt`` that is not correctly rounded,
+   the division, ``γ ·``, ``h·α``, ``μ·α``, ``β − μα`` and the final add: 9), since either of
+   ``γ (h − μ)/√(v+ε) + β`` and the fused ``h·α + (β − μα)`` has at most that many roundings on
+   any path, each relative to the magnitude above (Higham Lemma 3.3 combines them).
+3. **The block in exact arithmetic** (with the linear regime) maps ``ẑ`` to
+   ``(W + E) ẑ + b + r``, where ``E = s′ ⊙ (A diag(s) B) − W`` is the scale-equation residual and
+   ``r = t′ + s′ ⊙ (A (s ⊙ c + t) + c′) − b`` the even shift's residual, both with the stored
+   parameters; each is bounded by its float64 value plus ``2 γ^{64}_{n+12}`` times the absolute
+   value of its terms. So, against the target's exact ``W z + b``,
+
+       |ŷ − y| ≤ |W| δ + |E| |ẑ|max + |r| + |s′| |A| ρ_odd + ρ_even  =: δ_k
+
+   and ReLU (1-Lipschitz) passes it on to the next block; ``δ_L`` bounds ``|ĝ − f|``.
+4. **The target's own rounding**: the same analysis on ``f`` (``γ_{d_{k−1}+2}``: products, sum, bias),
+   ``δ^f_k = |W_k| δ^f_{k−1} + γ_{d_{k−1}+2}(|W_k| |ẑ^f| + |b_k|)``, so ``|ĝ − f̂| ≤ δ_L + δ^f_L``.
+5. **Magnitudes** are upper bounds over the enlarged regions (ball: ``|W||z_c| + r‖W_i‖₂ + |W|δ``;
+   box: ``|W| max(|lo − δ|, |hi + δ|)``). The bound's own float64 arithmetic on non-negative
+   quantities (a few nested sums of at most ``N`` terms) is covered by inflating every magnitude
+   and every ``δ_k`` by ``1 + 4 γ^{64}_{3(N + 20)}``.
+6. **Paired blocks** (docs/design.md §3, ``domain=None``): the halves must carry the same ``s``
+   (checked: equal ``γ`` and running variance on both halves). Then ``ReLU(p₁) − ReLU(p₂)`` with
+   ``p₁ = s h + t₁``, ``p₂ = −s h + t₂`` (computed with errors ``ρ₁, ρ₂``) differs from ``s h`` by at
+   most ``ρ₁ + ρ₂ + |t₁| + |t₂|``, and the block is ``(W + E) ẑ + b + r`` with ``E``, ``r`` on the
+   halves. On ``R^d`` no absolute bound is finite, but every quantity above is affine in the radius
+   ``R`` of the input box ``‖x‖_∞ ≤ R`` (there are no margins, and the boxes are the magnitude chain
+   ``[0, |W||z| + |b|]``): the bound is ``a + b R``, reported as ``error_bound = a`` (at ``x = 0``)
+   and ``error_slope ≥ b`` (the bound at ``R = 1``, an over-estimate of ``b``), so
+   ``|ĝ(x) − f̂(x)| ≤ error_bound + error_slope · ‖x‖_∞`` for every ``x``.
+7. **Overflow**: a magnitude above half the dtype's largest finite number makes the bound ``inf``.
+
+``scale`` is the target evaluated with absolute values over the domain (its terms: ``S_0 = |x|``,
+``S_k = |W_k| S_{k−1} + |b_k|``), maximized over outputs; the certificate requires
+``error_bound ≤ rtol · scale`` (on ``R^d`` also ``error_slope ≤ rtol · scale_slope``). A target
+whose terms all vanish on the domain (``scale = 0``, ``f ≡ 0``) has no size of its own; the bound
+is then judged against ``frozen_scale``, the tuned network's own terms over the domain (the
+magnitude of its output layer above), so that rounding noise of a cancelling ``g`` is accepted
+when it is ``rtol``-small relative to what cancels.
+
+Assumptions: IEEE arithmetic in the evaluation dtype with round to nearest (or in a wider one:
+float64 evaluation of float32 parameters is covered, TF32 matmuls are not), no fused operations
+that round less accurately than separate ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from verify.core.blocks import blocks
+from verify.core.domains import Ball, Box, Domain
+from verify.core.networks import FrozenNetwork, TargetNetwork
+
+__all__ = ["FLOAT_DTYPES", "OPS", "ErrorBound", "error_bound", "unit_roundoff"]
+
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+_UNIT = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+_TINY = {"float64": 2.0**-1074, "float32": 2.0**-149, "float16": 2.0**-24, "bfloat16": 2.0**-133}
+_HUGE = {
+    "float64": float(np.finfo(np.float64).max),
+    "float32": float(np.finfo(np.float32).max),
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+}
+OPS = 10
+"""Roundings of one frozen layer beyond its dot product: bias add 1, BatchNorm 9 (see module notes)."""
+_U64 = _UNIT["float64"]
+
+
+def unit_roundoff(dtype: str) -> float:
+    """Unit roundoff ``u`` of a dtype by name: ``2^-53``, ``2^-24``, ``2^-11``, ``2^-8`` (float64 … bfloat16)."""
+    if dtype not in _UNIT:
+        raise ValueError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
+    return _UNIT[dtype]
+
+
+def _gamma(m: float, u: float) -> float:
+    """Higham's ``γ_m = m u / (1 − m u)`` (``inf`` once ``m u >= 1/2``)."""
+    mu = m * u
+    return mu / (1.0 - mu) if mu < 0.5 else float("inf")
+
+
+@dataclass(frozen=True)
+class ErrorBound:
+    """The certified bound ``|ĝ(x) − f̂(x)| <= error_bound + error_slope · ‖x‖_∞`` on the domain.
+
+    ``error_slope`` and ``scale_slope`` are 0 on a bounded domain; ``reason`` says why a bound is
+    ``inf`` (empty otherwise); ``blocks`` holds ``max δ_k`` per block (the error carried out of it).
+    """
+
+    error_bound: float
+    scale: float
+    dtype: str
+    target_dtype: str
+    error_slope: float = 0.0
+    scale_slope: float = 0.0
+    reason: str = ""
+    blocks: tuple[float, ...] = field(default_factory=tuple)
+    frozen_scale: float = 0.0
+
+    def at(self, x: np.ndarray) -> np.ndarray:
+        """The bound at each point of ``x`` (shape ``(batch, d_0)``): ``error_bound + error_slope · ‖x‖_∞``."""
+        norms = np.max(np.abs(np.atleast_2d(x)), axis=1)
+        if not np.isfinite(self.error_slope):
+            return np.full_like(norms, np.inf)
+        return self.error_bound + (self.error_slope * norms if self.error_slope else np.zeros_like(norms))
+
+    def within(self, rtol: float) -> bool:
+        """``error_bound <= rtol · scale`` (and the same for the slopes on ``R^d``); ``scale = 0``: ``frozen_scale``."""
+        reference = self.scale if self.scale > 0 else self.frozen_scale
+        return bool(self.error_bound <= rtol * reference and self.error_slope <= rtol * self.scale_slope)
+
+
+@dataclass(frozen=True)
+class _Region:
+    """``z ∈ [lo, hi]`` (or the ball) exactly, and ``|ẑ − z| <= delta``."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    delta: np.ndarray
+    ball: tuple[np.ndarray, float] | None = None
+    nonneg: bool = False
+
+    def with_delta(self, delta: np.ndarray) -> _Region:
+        return _Region(self.lo, self.hi, delta, self.ball, self.nonneg)
+
+    def outer(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = self.lo - self.delta
+        return (np.maximum(lo, 0.0) if self.nonneg else lo), self.hi + self.delta
+
+    def magnitude(self, absw: np.ndarray, inflate: float) -> np.ndarray:
+        """Upper bound of ``|W| |ẑ|`` over the region (``absw = |W|``)."""
+        if self.ball is not None:
+            centre, radius = self.ball
+            value = absw @ np.abs(centre) + radius * np.linalg.norm(absw, axis=1) + absw @ self.delta
+        else:
+            lo, hi = self.outer()
+            value = absw @ np.maximum(np.abs(lo), np.abs(hi))
+        return value * inflate
+
+    def minimum(self, a: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """``min over ẑ of a ẑ + offset`` computed in float64 (the caller subtracts the rounding allowance)."""
+        if self.ball is not None:
+            centre, radius = self.ball
+            return a @ centre + offset - radius * np.linalg.norm(a, axis=1) - np.abs(a) @ self.delta
+        lo, hi = self.outer()
+        return np.sum(np.minimum(a * lo, a * hi), axis=1) + offset
+
+
+def error_bound(
+    target: TargetNetwork,
+    frozen: FrozenNetwork,
+    gamma: list[np.ndarray],
+    beta: list[np.ndarray],
+    domain: Domain | None,
+    *,
+    dtype: str = "float64",
+    target_dtype: str = "float64",
+) -> ErrorBound:
+    """Bound ``|ĝ(x) − f̂(x)|`` over ``domain`` (``None``: all of ``R^d``, paired blocks) (see module notes).
+
+    ``gamma``, ``beta`` are the stored BatchNorm parameters (float64 arrays holding values of
+    ``dtype``); ``dtype`` is the frozen network's evaluation dtype and ``target_dtype`` the target's.
+    """
+    unit_roundoff(dtype), unit_roundoff(target_dtype)
+    gamma = [np.asarray(g, dtype=np.float64) for g in gamma]
+    beta = [np.asarray(b, dtype=np.float64) for b in beta]
+    if domain is None:
+        dim = target.widths[0]
+        at = [
+            _bound(
+                target,
+                frozen,
+                gamma,
+                beta,
+                _Region(-np.full(dim, r), np.full(dim, r), np.zeros(dim)),
+                True,
+                dtype,
+                target_dtype,
+            )
+            for r in (0.0, 1.0)
+        ]
+        zero, one = at
+        failed = bool(zero.reason or one.reason)
+        return ErrorBound(
+            error_bound=float("inf") if failed else zero.error_bound,
+            scale=zero.scale,
+            dtype=dtype,
+            target_dtype=target_dtype,
+            error_slope=one.error_bound,
+            scale_slope=max(one.scale - zero.scale, 0.0),
+            reason=zero.reason or one.reason,
+            blocks=one.blocks,
+            frozen_scale=zero.frozen_scale,
+        )
+    domain = domain.resolve(target.widths[0])
+    if isinstance(domain, Ball):
+        lo, hi = domain.bounding_box()
+        first = _Region(lo, hi, np.zeros_like(lo), ball=(domain.center, domain.radius))
+    elif isinstance(domain, Box):
+        first = _Region(domain.lo, domain.hi, np.zeros_like(domain.lo))
+    else:
+        raise ValueError(f"error_bound needs a verify.Ball or verify.Box, got {type(domain).__name__}")
+    return _bound(target, frozen, gamma, beta, first, False, dtype, target_dtype)
+
+
+def _bound(
+    target: TargetNetwork,
+    frozen: FrozenNetwork,
+    gamma: list[np.ndarray],
+    beta: list[np.ndarray],
+    first: _Region,
+    rd: bool,
+    dtype: str,
+    target_dtype: str,
+) -> ErrorBound:
+    u, tiny, huge = _UNIT[dtype], _TINY[dtype], _HUGE[dtype]
+    uf, tinyf = _UNIT[target_dtype], _TINY[target_dtype]
+    widest = max(*frozen.widths, *target.widths)
+    inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
+    std = [np.sqrt(v + frozen.eps) for v in frozen.running_var]
+    scales = [g / sd for g, sd in zip(gamma, std, strict=True)]
+    shifts = [b - s * mu for b, s, mu in zip(beta, scales, frozen.running_mean, strict=True)]
+
+    def failed(reason: str) -> ErrorBound:
+        return ErrorBound(float("inf"), scale, dtype, target_dtype, reason=reason)
+
+    box_max = np.maximum(np.abs(first.lo), np.abs(first.hi))
+    if first.ball is not None:
+        box_max = np.abs(first.ball[0]) + first.ball[1]
+    exact = first
+    g_region = first.with_delta(u * box_max if u > _U64 else np.zeros_like(box_max))
+    f_region = first.with_delta(uf * box_max if uf > _U64 else np.zeros_like(box_max))
+    scale = float("nan")
+    terms = np.zeros(0)
+    per_block = []
+    for block in blocks(target, frozen):
+        k, jo, je = block.k, block.odd, block.even
+        d_k = block.w.shape[0]
+        w_abs = np.abs(block.w)
+        # The target's terms (the scale) over the domain: |W| |z| + |b|, the ball exactly on layer 1.
+        terms = (exact.magnitude(w_abs, inflate) if k == 1 else (w_abs @ terms) * inflate) + np.abs(block.bias)
+        scale = float(np.max(terms))
+        if k < target.depth and (np.any(gamma[je][d_k:] != 0) or np.any(beta[je][d_k:] != 0)):
+            return failed(
+                f"block {k}: even layer {je + 1} has neurons beyond the first {d_k} that are not switched off"
+            )
+        so, to, bo, muo = scales[jo], shifts[jo], beta[jo], frozen.running_mean[jo]
+        se, te = scales[je][:d_k], shifts[je][:d_k]
+        be, mue = beta[je][:d_k], frozen.running_mean[je][:d_k]
+        fan_odd, fan_even = frozen.widths[jo], frozen.widths[je]
+        b_abs, a_abs = np.abs(block.b), np.abs(block.a)
+        # The odd layer: magnitude, rounding, and (shifted blocks) the rigorous linear regime.
+        mag_odd = (
+            np.abs(so) * (g_region.magnitude(b_abs, inflate) + np.abs(block.c_odd) + np.abs(muo)) + np.abs(bo)
+        ) * inflate
+        rho_odd = _gamma(fan_odd + OPS, u) * mag_odd + (fan_odd + OPS) * tiny
+        t_abs = (np.abs(bo) + np.abs(so) * np.abs(muo)) * (1 + 4 * _gamma(4, _U64))
+        allowance = 2 * _gamma(block.b.shape[1] + 12, _U64) * mag_odd
+        if rd:
+            m = block.pairs
+            if m is None:
+                return failed(f"block {k} is not paired ([B; -B], [A, -A]); all of R^d needs a paired network")
+            if not (np.array_equal(gamma[jo][:m], gamma[jo][m:]) and np.array_equal(std[jo][:m], std[jo][m:])):
+                return failed(f"block {k}: the two halves of paired layer {jo + 1} have different scales")
+            a_eff, b_eff, c_eff, s_eff, t_eff = block.a[:, :m], block.b[:m], block.c_odd[:m], so[:m], np.zeros(m)
+            odd_error = rho_odd + t_abs
+        else:
+            margin = g_region.minimum(so[:, None] * block.b, so * block.c_odd + to) - allowance
+            if np.any(margin < 0):
+                i = int(np.argmin(margin))
+                return failed(
+                    f"block {k}: odd neuron {i} is not provably in its linear regime on the domain "
+                    f"(margin lower bound {margin[i]:.3g} < 0 in {dtype})"
+                )
+            a_eff, b_eff, c_eff, s_eff, t_eff = block.a, block.b, block.c_odd, so, to
+            odd_error = rho_odd
+        # The even layer: its input magnitude |û| <= |p| + ρ_odd, its rounding.
+        u_odd = (mag_odd + rho_odd) * inflate
+        mag_even = (np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue)) + np.abs(be)) * inflate
+        rho_even = _gamma(fan_even + OPS, u) * mag_even + (fan_even + OPS) * tiny
+        # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
+        h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
+        peak = max(float(np.max(mag_odd, initial=0.0)), float(np.max(mag_even, initial=0.0)), float(np.max(h_even)))
+        if peak > huge / 2:
+            return failed(f"block {k}: intermediate values may overflow {dtype}")
+        # The residuals of the scale equation and of the even shift, with the stored parameters.
+        n_eff = b_eff.shape[0]
+        slack = 2 * _gamma(n_eff + 12, _U64)
+        e_hat = se[:, None] * ((a_eff * s_eff) @ b_eff) - block.w
+        e_terms = np.abs(se)[:, None] * ((np.abs(a_eff) * np.abs(s_eff)) @ np.abs(b_eff)) + w_abs
+        e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
+        t_eff_abs = t_abs[: len(t_eff)] if not rd else np.zeros(len(t_eff))
+        r_hat = te + se * (a_eff @ (s_eff * c_eff + t_eff) + block.c_even) - block.bias
+        r_terms = (
+            np.abs(be)
+            + np.abs(se) * np.abs(mue)
+            + np.abs(se) * (np.abs(a_eff) @ (np.abs(s_eff) * np.abs(c_eff) + t_eff_abs) + np.abs(block.c_even))
+            + np.abs(block.bias)
+        )
+        r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+        # The block's error against the target's exact W z + b.
+        delta = (
+            w_abs @ g_region.delta
+            + g_region.magnitude(e_bar, inflate)
+            + r_bar
+            + np.abs(se) * (a_abs @ odd_error)
+            + rho_even
+        ) * inflate
+        rho_f = _gamma(block.w.shape[1] + 2, uf) * (f_region.magnitude(w_abs, inflate) + np.abs(block.bias))
+        delta_f = (w_abs @ f_region.delta + rho_f + (block.w.shape[1] + 2) * tinyf) * inflate
+        per_block.append(float(np.max(delta)))
+        if not np.all(np.isfinite(delta)):
+            return failed(f"block {k}: the bound is not finite in {dtype}")
+        if k == target.depth:
+            total = float(np.max(delta + delta_f)) * inflate
+            frozen_scale = float(np.max(mag_even))
+            break
+        # The next block's box: the target's exact z_k, rounded outwards (R^d: the magnitude chain).
+        if rd:
+            lo, hi = np.zeros(d_k), terms
+        else:
+            reach = 2 * _gamma(block.w.shape[1] + 6, _U64) * (exact.magnitude(w_abs, inflate) + np.abs(block.bias))
+            lo_pre = exact.minimum(block.w, block.bias) - reach
+            hi_pre = -exact.minimum(-block.w, -block.bias) + reach
+            lo, hi = np.maximum(lo_pre, 0.0), np.maximum(hi_pre, 0.0)
+            # A neuron whose computed and exact pre-activations are both <= 0 on the whole domain outputs
+            # exactly 0 in both networks: no error is carried through it.
+            delta = np.where(hi_pre + delta <= 0, 0.0, delta)
+            delta_f = np.where(hi_pre + delta_f <= 0, 0.0, delta_f)
+        exact = _Region(lo, hi, np.zeros(d_k), nonneg=True)
+        g_region, f_region = exact.with_delta(delta), exact.with_delta(delta_f)
+    return ErrorBound(total, scale, dtype, target_dtype, blocks=tuple(per_block), frozen_scale=frozen_scale)
