@@ -39,12 +39,12 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
     """Matrix-free LSMR on ``K γ = vec(W)`` (never forming ``K``), plus adaptive refinement.
 
     With ``device`` (or an equation of torch tensors) the iteration runs in torch on that device.
+    It always runs in float64, whatever the dtype of the operands or of the caller's tensors.
     Returns ``γ`` as a numpy array. Rank is not computed (that needs the factorization this method
     avoids); ``rank`` reports the needed value when the final residual is at rounding level, and
     the certificate's residual check is what proves the solve.
     """
-    if device is not None:
-        equation = ScaleEquation(*(device.solve_tensor(m) for m in (equation.a, equation.b, equation.w)))
+    equation = _float64(equation, device)
     needed = equation.check_paper_width(block)
     stop_ratio = residual_tolerance(equation.n, equation.d_out, equation.d_in) / REFINE_BELOW
     if is_tensor(equation.a):
@@ -72,6 +72,22 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
 
     gamma, info = _refined(equation, scipy_pass, np.zeros(equation.n), stop_ratio)
     return _solution(gamma, equation, info, "iterative: LSMR (scipy)")
+
+
+def _float64(equation: ScaleEquation, device: TorchSpec | None) -> ScaleEquation:
+    """The equation in float64: on ``device`` (or the tensors' own device) for torch, numpy otherwise.
+
+    The solve never runs in the operands' or the caller's lower precision: a float64 target with a
+    float32 frozen network keeps every digit of both (rounding ``W`` to float32 costs ~1e-8).
+    """
+    operands = (equation.a, equation.b, equation.w)
+    if device is None and is_tensor(equation.a):
+        device = TorchSpec(equation.a.device, equation.a.dtype)
+    if device is not None:
+        return ScaleEquation(*(device.solve_tensor(m) for m in operands))
+    if all(np.asarray(m).dtype == np.float64 for m in operands):
+        return equation
+    return ScaleEquation(*(np.asarray(m, dtype=np.float64) for m in operands))
 
 
 def _refined(equation: ScaleEquation, lsmr_pass: LsmrPass, gamma: Any, stop_ratio: float) -> tuple[Any, dict]:
