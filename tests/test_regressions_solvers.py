@@ -33,3 +33,75 @@ def test_solve_tensor_keeps_float64_digits() -> None:
     value = np.array([1 + 2**-40, np.pi])
     assert np.array_equal(spec.solve_tensor(value).numpy(), value)
     assert spec.solve_tensor(torch.tensor(value)).dtype == torch.float64
+
+
+def _finishes(call, seconds: float):
+    """``call()``'s result, or a failure if it has not returned after ``seconds`` (it runs in a daemon thread)."""
+    import threading
+
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = call()
+        except BaseException as error:  # re-raised in the test's thread
+            out["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"did not return within {seconds} s"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+@pytest.mark.parametrize("radius", [1e-320, 1e-300, 1e300])
+def test_exact_terminates_when_radius_times_row_norm_underflows(radius: float) -> None:
+    """Bug: ``method="exact"`` never returned on ``Ball(1e-320)``: ``_ball_radius_bound`` started from the
+    float ``radius·‖row‖₂``, which underflows to 0, and multiplied it by ``1 + 2⁻³⁰`` until its square
+    exceeded the exact ``radius²·Σ row²`` (0 times anything stays 0). The bound is now the exact radius
+    times an integer-square-root bound of the norm: no loop."""
+    target = verify.TargetNetwork.random([3, 4, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+    result = _finishes(lambda: verify.reconstruct(target, frozen, verify.Ball(radius), method="exact"), 60)
+    assert result.certificate.holds and result.certificate.exact.holds
+
+
+def test_sqrt_upper_bounds_the_root_tightly_at_every_magnitude() -> None:
+    """The rational norm bound behind the fix above: ``q >= sqrt(S)`` exactly, and within 2⁻⁶⁰ relative."""
+    import flint
+
+    from verify.solvers.exact import _sqrt_upper
+
+    rng = np.random.default_rng(0)
+    values = [5e-324, 1e-320, 1e-300, 1.0, 2.0, 1e300, *(rng.uniform(1, 2, 20) * 2.0 ** rng.integers(-1070, 1020, 20))]
+    assert _sqrt_upper(flint.fmpq(0)) == 0
+    for v in values:
+        for square in (flint.fmpq(*float(v).as_integer_ratio()), flint.fmpq(*float(v).as_integer_ratio()) ** 2):
+            root = _sqrt_upper(square)
+            assert root * root >= square
+            assert root * root <= square * flint.fmpq(2**58 + 1, 2**58)
+
+
+def test_exact_refuses_targets_beyond_its_reach_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug: ``method="exact"`` at ``d = 32`` ran for minutes with no word (its cost grows like
+    ``(d_k·d_{k-1})³``). It now refuses a block beyond ``EXACT_MAX_EQUATIONS`` before any work,
+    with the estimated time."""
+    import verify.construction.reconstruct as construction
+    from verify.solvers import exact
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the exact solve started")
+
+    monkeypatch.setattr(construction, "solve_exact", never)
+    target = verify.TargetNetwork.random([4, 32, 32, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+    with pytest.raises(ValueError, match=r"block 2 has 32\*32 = 1024: estimated 7 min") as error:
+        verify.reconstruct(target, frozen, verify.Ball(1.0), method="exact")
+    assert "method 'direct' or 'lstsq'" in str(error.value)
+    exact.check_exact_reach([16, 16])  # d = 16, the documented reach, is accepted
+    with pytest.raises(ValueError, match="limited to"):
+        exact.check_exact_reach([17, 16])
+    with pytest.raises(ValueError, match="limited to"):  # also when a solver is called directly
+        exact.solve_exact(np.ones((17, 289)), np.ones((289, 17)), np.ones((17, 17)), block=1)
