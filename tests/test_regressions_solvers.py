@@ -105,3 +105,63 @@ def test_exact_refuses_targets_beyond_its_reach_before_starting(monkeypatch: pyt
         exact.check_exact_reach([17, 16])
     with pytest.raises(ValueError, match="limited to"):  # also when a solver is called directly
         exact.solve_exact(np.ones((17, 289)), np.ones((289, 17)), np.ones((17, 17)), block=1)
+
+
+@pytest.mark.parametrize("method", ["l1", "min_shift"])
+@pytest.mark.parametrize(("scale", "seeds"), [(1e3, range(3)), (1e4, range(10))])
+def test_convex_methods_solve_targets_of_large_scale(method: str, scale: float, seeds: range) -> None:
+    """Bug: ``min_shift`` (and ``l1``) raised a bare ``ArithmeticError`` ("cvxpy/Clarabel returned status
+    'infeasible'") on feasible instances: targets of ``scale=1000``, and most seeds at ``scale=1e4``,
+    whose later blocks have ranges ~1e8 beside weights ~1. Clarabel's absolute tolerances then
+    misjudge the program. Fixed by solving on normalized magnitudes (powers of two, exact), with a
+    second and third solver (SciPy's HiGHS, SCS) behind Clarabel."""
+    for seed in seeds:
+        target = verify.TargetNetwork.random([2, 5, 3, 2], seed=seed, scale=scale)
+        frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+        result = verify.reconstruct(target, frozen, verify.Ball(1.0), method=method)
+        assert result.certificate.holds
+
+
+def _convex_instance() -> tuple[verify.TargetNetwork, verify.FrozenNetwork]:
+    target = verify.TargetNetwork.random([2, 3, 2], seed=0)
+    return target, verify.FrozenNetwork.for_target(target, 1.5, seed=1)
+
+
+def test_a_failed_convex_solve_is_retried_with_another_solver(monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    """Clarabel stopped after one iteration (status 'user_limit') is followed by SciPy's HiGHS, silently."""
+    from verify.solvers import convex
+
+    monkeypatch.setitem(convex._SOLVER_OPTIONS, "CLARABEL", {"max_iter": 1})
+    target, frozen = _convex_instance()
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0), method="l1")
+    block = result.certificate.blocks[0]
+    assert block.diagnostics["failed_solvers"] == ["CLARABEL: status 'user_limit'"]
+    assert block.diagnostics["solver"] == "cvxpy/SCIPY" and "SCIPY" in block.solver
+    assert capfd.readouterr().out == ""
+
+
+def test_convex_failure_of_every_solver_is_a_documented_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When every installed solver fails the error is a `ConvexSolverError` (a ValueError) naming each
+    solver's status and what to try, never a bare ``ArithmeticError``."""
+    from verify.solvers import convex
+
+    monkeypatch.setattr(convex, "CONVEX_SOLVERS", ("CLARABEL", "NO_SUCH_SOLVER"))
+    monkeypatch.setitem(convex._SOLVER_OPTIONS, "CLARABEL", {"max_iter": 1})
+    target, frozen = _convex_instance()
+    expected = r"block 1: the min_shift program failed .*'user_limit'.*'lstsq'"
+    with pytest.raises(convex.ConvexSolverError, match=expected):
+        verify.reconstruct(target, frozen, verify.Ball(1.0), method="min_shift")
+    assert issubclass(convex.ConvexSolverError, ValueError)
+    assert not issubclass(convex.ConvexSolverError, ArithmeticError)
+
+
+@pytest.mark.parametrize("method", ["l1", "linf", "box", "min_shift"])
+def test_convex_methods_accept_an_all_zero_target_layer(method: str) -> None:
+    """Bug: ``box`` on an all-zero target layer raised `CertificateError`. ``γ = 0`` solves ``K γ = 0``
+    and is optimal for every convex program; it is now returned as such."""
+    rng = np.random.default_rng(0)
+    target = verify.TargetNetwork([rng.standard_normal((3, 2)), np.zeros((2, 3))], [rng.standard_normal(3), [1.0, -1]])
+    frozen = verify.FrozenNetwork.for_target(target, 1.5, seed=1)
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0), method=method, bound=1e3)
+    assert result.certificate.holds
+    assert not np.any(result.scales[2])
