@@ -165,3 +165,54 @@ def test_convex_methods_accept_an_all_zero_target_layer(method: str) -> None:
     result = verify.reconstruct(target, frozen, verify.Ball(1.0), method=method, bound=1e3)
     assert result.certificate.holds
     assert not np.any(result.scales[2])
+
+
+def test_memory_is_checked_before_an_explicit_method_allocates() -> None:
+    """Bug: at ``d = 128`` (``n = 2d²``) ``lstsq``, ``direct`` and ``auto`` allocated the explicit 4 GiB
+    ``K`` (and more for its factorization) and died in a raw ``MemoryError``. The estimate is now
+    compared with the available memory first; here with a fake figure, nothing large is allocated."""
+    from verify.solvers.registry import check_memory, choose, memory_estimate
+
+    d, n = 128, 2 * 128**2
+    assert memory_estimate("lstsq", n, d, d) > 16 * 2**30  # K alone is 4 GiB
+    assert memory_estimate("iterative", n, d, d) < 2**30
+    available = 3 * 2**30
+    for method in ("lstsq", "direct", "l1", "linf", "box", "min_shift", "minimal"):
+        with pytest.raises(
+            ValueError, match=r"block 2: method '\w+' needs about [\d.]+ GiB .* only 3 GiB.*'iterative'"
+        ):
+            check_memory(method, n, d, d, block=2, available=available)
+    check_memory("iterative", n, d, d, block=2, available=available)
+    with pytest.raises(ValueError, match="even method 'iterative' needs about"):
+        check_memory("lstsq", n, d, d, block=1, available=2**20)
+    assert choose(d * d, d * d, d_out=d, d_in=d, available=available) == "iterative"  # not direct
+    assert choose(2 * 24**2, 24**2, d_out=24, d_in=24, available=available) == "lstsq"  # fits: unchanged
+    assert choose(24**2, 24**2, d_out=24, d_in=24, available=available) == "direct"
+
+
+def test_reconstruct_refuses_a_method_that_does_not_fit_and_auto_avoids_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through `verify.reconstruct`, with the available memory faked to 1 MiB: ``lstsq`` is
+    refused before it builds ``K``, and ``auto`` picks ``iterative`` instead of ``direct``."""
+    from verify.solvers import registry
+
+    monkeypatch.setattr(registry, "available_memory", lambda: 2**20)
+    target = verify.TargetNetwork.random([16, 16], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+    with pytest.raises(ValueError, match=r"block 1: method 'direct' needs about .* use method='iterative'"):
+        verify.reconstruct(target, frozen, verify.Ball(1.0), method="direct")
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0))
+    assert result.certificate.blocks[0].solver.startswith("auto -> iterative")
+
+
+def test_available_memory_reads_meminfo_without_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psutil the figure comes from ``/proc/meminfo`` (Linux), and it is a positive number of bytes."""
+    import sys
+
+    from verify.solvers.registry import available_memory
+
+    with_psutil = available_memory()
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` now raises ImportError
+    without = available_memory()
+    if sys.platform.startswith("linux"):
+        assert without is not None and without > 0 and with_psutil is not None
+        assert abs(without - with_psutil) < max(without, with_psutil) / 2
