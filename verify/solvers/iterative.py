@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,7 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
     """
     equation = _float64(equation, device)
     needed = equation.check_paper_width(block)
+    equation, unit = _normalized(equation)
     stop_ratio = residual_tolerance(equation.n, equation.d_out, equation.d_in) / REFINE_BELOW
     if is_tensor(equation.a):
         import torch
@@ -64,14 +66,35 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
         gamma, info = _refined(equation, torch_pass, start, stop_ratio)
         device_name = str(equation.a.device)
         info["device"] = device_name
-        return _solution(to_host(gamma), equation, info, f"iterative: LSMR (torch, {device_name})")
+        return _solution(
+            to_host(gamma) * unit, equation, info | {"normalization": unit}, f"iterative: LSMR (torch, {device_name})"
+        )
 
     def scipy_pass(rhs: np.ndarray) -> tuple[np.ndarray, int, int, float]:
         out = scipy.sparse.linalg.lsmr(equation.operator, rhs, atol=LSMR_TOL, btol=LSMR_TOL, maxiter=20 * needed)
         return out[0], int(out[1]), int(out[2]), float(out[6])
 
     gamma, info = _refined(equation, scipy_pass, np.zeros(equation.n), stop_ratio)
-    return _solution(gamma, equation, info, "iterative: LSMR (scipy)")
+    return _solution(gamma * unit, equation, info | {"normalization": unit}, "iterative: LSMR (scipy)")
+
+
+def _power_of_two(matrix: Any) -> float:
+    """The power of two nearest ``max |matrix|`` (1 for a zero or non-finite matrix)."""
+    largest = float(abs(matrix).max()) if matrix.shape[0] * matrix.shape[1] else 0.0
+    if largest == 0 or not math.isfinite(largest):
+        return 1.0
+    return math.ldexp(1.0, round(math.log2(largest)))
+
+
+def _normalized(equation: ScaleEquation) -> tuple[ScaleEquation, float]:
+    """``A, B, W`` divided by the powers of two nearest their largest entries, and the factor ``u`` with
+    ``γ = u · γ'`` for the normalized equation's solution ``γ'``. Exact, so the solve is equivariant
+    under scaling the frozen weights by powers of two: LSMR's condition estimate (and its stop at
+    ``conlim``) would otherwise scale with ``‖K‖`` and stop it after one iteration for ``K`` of scale 2⁻⁴⁰."""
+    pa, pb, pw = (_power_of_two(m) for m in (equation.a, equation.b, equation.w))
+    if pa == pb == pw == 1.0:
+        return equation, 1.0
+    return ScaleEquation(equation.a / pa, equation.b / pb, equation.w / pw), pw / (pa * pb)
 
 
 def _float64(equation: ScaleEquation, device: TorchSpec | None) -> ScaleEquation:
