@@ -216,3 +216,61 @@ def test_available_memory_reads_meminfo_without_psutil(monkeypatch: pytest.Monke
     if sys.platform.startswith("linux"):
         assert without is not None and without > 0 and with_psutil is not None
         assert abs(without - with_psutil) < max(without, with_psutil) / 2
+
+
+PAPER_METHODS = ("auto", "direct", "lstsq", "iterative", "l1", "linf", "box", "min_shift", "exact")
+
+
+def _duplicated(target: verify.TargetNetwork, block: int, factor_b: float, factor_a: float) -> verify.FrozenNetwork:
+    """``target``'s paper-width frozen network with odd neuron 3 of ``block`` made proportional to neuron 0."""
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+    weights = [np.array(w) for w in frozen.weights]
+    odd, even = 2 * block - 2, 2 * block - 1
+    weights[odd][3] = factor_b * weights[odd][0]
+    weights[even][:, 3] = factor_a * weights[even][:, 0]
+    return verify.FrozenNetwork(weights)
+
+
+@pytest.mark.parametrize("method", PAPER_METHODS)
+@pytest.mark.parametrize(("block", "factors"), [(1, (1.0, 1.0)), (2, (-2.0, 1.5)), (1, (0.3, -7.0))])
+def test_duplicated_frozen_neurons_are_infeasible_with_every_method(method: str, block: int, factors: tuple) -> None:
+    """Bug: two odd neurons with proportional ``(a_i, b_i)`` make ``K`` rank-deficient; every method said
+    `InfeasibleError` except ``iterative`` (LSMR computes no rank: `CertificateError`, residual ratio
+    0.02) and ``exact`` (proportional only up to rounding, so exactly solvable with ``γ ~ 1e16``: a
+    `CertificateError` from the sampled check). ``iterative`` now counts distinct neurons first, ``exact``
+    checks the numerical rank of its square system; the error names the block, the rank and the width."""
+    target = verify.TargetNetwork.random([3, 4, 2], seed=0)
+    frozen = _duplicated(target, block, *factors)
+    width = frozen.widths[2 * block - 1]
+    with pytest.raises(verify.InfeasibleError, match=rf"block {block}: .*rank .*{width}") as error:
+        verify.reconstruct(target, frozen, verify.Ball(1.0), method=method, bound=1e6)
+    assert (error.value.block, error.value.width, error.value.needed) == (block, width, width)
+    assert error.value.rank is not None and error.value.rank < width
+
+
+def test_distinct_neurons_counts_proportional_and_dead_columns_once() -> None:
+    """The pre-check behind ``iterative``'s refusal: proportional pairs count once, dead neurons not at all."""
+    from verify.core.scale_equation import distinct_neurons
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 40)), rng.standard_normal((40, 4))
+    assert distinct_neurons(a, b) == 40
+    a[:, 5], b[5] = -3 * a[:, 7], 0.1 * b[7]  # proportional to neuron 7
+    a[:, 9], b[9] = a[:, 2], -b[2]  # the same column up to sign
+    a[:, 11] = 0.0  # dead: its column of K is zero
+    b[12] = 0.0
+    assert distinct_neurons(a, b) == 36
+    assert distinct_neurons(a * 2.0**-60, b * 2.0**60) == 36
+
+
+def test_iterative_verdict_does_not_depend_on_the_frozen_weights_scale() -> None:
+    """Bug: ``iterative`` failed (`CertificateError`, residual ratio 0.5) once the frozen weights were
+    scaled by ``2⁻²⁰``: scipy's LSMR estimates ``cond K`` from quantities that scale with ``‖K‖`` and
+    stopped at its ``conlim = 1e8`` after one iteration. ``A``, ``B`` and ``W`` are now normalized by
+    powers of two (exact) before LSMR."""
+    target = verify.TargetNetwork.random([3, 4, 3, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+    for power in (-60, -20, 0, 20, 60):
+        scaled = verify.FrozenNetwork([w * 2.0**power for w in frozen.weights])
+        result = verify.reconstruct(target, scaled, verify.Ball(1.0), method="iterative")
+        assert result.certificate.holds

@@ -33,6 +33,7 @@ from fractions import Fraction
 from functools import cache
 
 import numpy as np
+import scipy.linalg
 
 from verify.core.arithmetic import Arithmetic
 from verify.core.bias_shift import activity_margin, bias_shift
@@ -42,7 +43,8 @@ from verify.core.certificate import ExactCheck
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.scale_equation import ScaleSolution, as_equation
+from verify.core.scale_equation import ScaleSolution, as_equation, rank_error
+from verify.core.tolerances import numerical_rank
 
 __all__ = [
     "EXACT_MAX_EQUATIONS",
@@ -146,6 +148,11 @@ def solve_exact(*operands: object, block: int) -> tuple[ScaleSolution, list]:
     check_exact_reach([equation.d_in, equation.d_out])
     columns = equation.square_subset(block)
     needed, n, k = columns.size, equation.n, equation.k
+    # The float γ returned must be usable: a numerically singular square system (duplicated neurons
+    # whose proportionality is exact only up to rounding) is refused as by every other method.
+    rank = numerical_rank(scipy.linalg.svdvals(k[:, columns]), (k.shape[0], needed))
+    if rank < needed:
+        raise rank_error(block, rank, needed, n)
     # K's entries A[a,i]·B[i,b] are products of dyadic rationals: form them exactly.
     square = flint.fmpq_mat(needed, needed, list(equation.columns(columns, _rationals).ravel()))
     try:

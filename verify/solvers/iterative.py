@@ -19,7 +19,7 @@ import scipy.sparse.linalg
 
 from verify.core.interop import TorchSpec, is_tensor, to_host
 from verify.core.numerics import REFINEMENT_STEPS, residual_ratio
-from verify.core.scale_equation import ScaleEquation, ScaleSolution
+from verify.core.scale_equation import ScaleEquation, ScaleSolution, neuron_rank_error
 from verify.core.tolerances import residual_tolerance
 
 __all__ = ["LSMR_TOL", "REFINE_BELOW", "solve_iterative"]
@@ -43,10 +43,15 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
     It always runs in float64, whatever the dtype of the operands or of the caller's tensors.
     Returns ``γ`` as a numpy array. Rank is not computed (that needs the factorization this method
     avoids); ``rank`` reports the needed value when the final residual is at rounding level, and
-    the certificate's residual check is what proves the solve.
+    the certificate's residual check is what proves the solve. Duplicated, proportional or dead
+    odd neurons are found first (`ScaleEquation.rank_bound`): fewer distinct neurons than
+    ``d_out·d_in`` is an `InfeasibleError` naming the block, the rank bound and the width.
     """
     equation = _float64(equation, device)
     needed = equation.check_paper_width(block)
+    rank_bound = equation.rank_bound()  # LSMR computes no rank: duplicated or dead neurons are found here
+    if rank_bound < needed:
+        raise neuron_rank_error(block, rank_bound, needed, equation.n)
     equation, unit = _normalized(equation)
     stop_ratio = residual_tolerance(equation.n, equation.d_out, equation.d_in) / REFINE_BELOW
     if is_tensor(equation.a):
