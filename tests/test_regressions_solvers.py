@@ -274,3 +274,27 @@ def test_iterative_verdict_does_not_depend_on_the_frozen_weights_scale() -> None
         scaled = verify.FrozenNetwork([w * 2.0**power for w in frozen.weights])
         result = verify.reconstruct(target, scaled, verify.Ball(1.0), method="iterative")
         assert result.certificate.holds
+
+
+@pytest.mark.parametrize("factor", [1e78, 2.0**260, 1e-78])
+def test_minimal_mode_accepts_frozen_weights_of_extreme_scale(factor: float) -> None:
+    """Bug: minimal mode on frozen weights scaled by 1e78 said "every solution … switches off target
+    row(s) … no minimal-mode solution exists": the column norms of its system ``[W-part | −K]``
+    (``K ~ 1e156``) overflowed to inf in ``np.linalg.norm``, the equilibrated ``K`` columns became 0
+    and every null vector had ``ρ = 0``. The registry now runs ``direct``, ``lstsq`` and ``minimal`` on
+    the equation normalized by powers of two (exact, ``γ`` scaled back)."""
+    target = verify.TargetNetwork.random([3, 4, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, "minimal", seed=1)
+    scaled = verify.FrozenNetwork([w * factor for w in frozen.weights])
+    assert verify.reconstruct(target, scaled, verify.Ball(1.0), mode="minimal").certificate.holds
+
+
+@pytest.mark.parametrize("method", PAPER_METHODS)
+def test_every_method_accepts_frozen_weights_scaled_by_1e78(method: str) -> None:
+    """The same scales (not powers of two) in paper mode, for every method (``box``'s bound scaled along)."""
+    target = verify.TargetNetwork.random([3, 4, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, 1.25, seed=1)
+    for factor in (1e78, 1e-78):
+        scaled = verify.FrozenNetwork([w * factor for w in frozen.weights])
+        result = verify.reconstruct(target, scaled, verify.Ball(1.0), method=method, bound=1e3 / factor**2)
+        assert result.certificate.holds

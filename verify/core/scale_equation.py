@@ -24,6 +24,7 @@ positions, see `verify.core.channels`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -216,6 +217,17 @@ class ScaleEquation:
             terms = abs(row_scale)[:, None] * terms
         return product - self.w, terms + abs(self.w)
 
+    def normalized(self) -> tuple[ScaleEquation, float]:
+        """The equation with ``A``, ``B`` and ``W`` divided by the powers of two nearest their largest
+        entries, and the factor ``u`` with ``γ = u · γ'`` for a solution ``(γ', s')`` of the normalized
+        equation (``s'`` is unchanged). Exact (no rounding, barring underflow), so a solver run on it
+        gives the same verdict whatever power of two the frozen weights or the target are scaled by,
+        and ``K``'s entries and norms stay far from overflow (``A, B ~ 1e78`` would overflow ``‖K_i‖²``)."""
+        pa, pb, pw = (_power_of_two(m) for m in (self.a, self.b, self.w))
+        if pa == pb == pw == 1.0:
+            return self, 1.0
+        return ScaleEquation(self.a / pa, self.b / pb, self.w / pw), pw / (pa * pb)
+
     def rank_bound(self) -> int:
         """An upper bound on ``rank K`` from the neurons alone, without forming ``K``: the number of
         odd neurons whose column ``a_i ⊗ b_i`` is non-zero and not proportional to another's
@@ -243,6 +255,14 @@ class ScaleEquation:
         """``d_out·d_in`` well-conditioned columns of ``K`` for a square paper-mode solve (`square_columns`);
         `InfeasibleError` if the layer is too narrow or ``K`` rank-deficient."""
         return square_columns(self.k, self.check_paper_width(block), block)
+
+
+def _power_of_two(matrix: Any) -> float:
+    """The power of two nearest ``max |matrix|`` (1 for an empty, zero or non-finite matrix); numpy or torch."""
+    largest = float(abs(matrix).max()) if matrix.shape[0] * matrix.shape[1] else 0.0
+    if largest == 0 or not math.isfinite(largest):
+        return 1.0
+    return math.ldexp(1.0, round(math.log2(largest)))
 
 
 def as_equation(operands: tuple) -> ScaleEquation:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +51,7 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
     rank_bound = equation.rank_bound()  # LSMR computes no rank: duplicated or dead neurons are found here
     if rank_bound < needed:
         raise neuron_rank_error(block, rank_bound, needed, equation.n)
-    equation, unit = _normalized(equation)
+    equation, unit = equation.normalized()  # exact: LSMR's conlim stop would depend on ‖K‖ otherwise
     stop_ratio = residual_tolerance(equation.n, equation.d_out, equation.d_in) / REFINE_BELOW
     if is_tensor(equation.a):
         import torch
@@ -81,25 +80,6 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
 
     gamma, info = _refined(equation, scipy_pass, np.zeros(equation.n), stop_ratio)
     return _solution(gamma * unit, equation, info | {"normalization": unit}, "iterative: LSMR (scipy)")
-
-
-def _power_of_two(matrix: Any) -> float:
-    """The power of two nearest ``max |matrix|`` (1 for a zero or non-finite matrix)."""
-    largest = float(abs(matrix).max()) if matrix.shape[0] * matrix.shape[1] else 0.0
-    if largest == 0 or not math.isfinite(largest):
-        return 1.0
-    return math.ldexp(1.0, round(math.log2(largest)))
-
-
-def _normalized(equation: ScaleEquation) -> tuple[ScaleEquation, float]:
-    """``A, B, W`` divided by the powers of two nearest their largest entries, and the factor ``u`` with
-    ``γ = u · γ'`` for the normalized equation's solution ``γ'``. Exact, so the solve is equivariant
-    under scaling the frozen weights by powers of two: LSMR's condition estimate (and its stop at
-    ``conlim``) would otherwise scale with ``‖K‖`` and stop it after one iteration for ``K`` of scale 2⁻⁴⁰."""
-    pa, pb, pw = (_power_of_two(m) for m in (equation.a, equation.b, equation.w))
-    if pa == pb == pw == 1.0:
-        return equation, 1.0
-    return ScaleEquation(equation.a / pa, equation.b / pb, equation.w / pw), pw / (pa * pb)
 
 
 def _float64(equation: ScaleEquation, device: TorchSpec | None) -> ScaleEquation:

@@ -81,6 +81,12 @@ SOLVERS: dict[str, Callable[..., ScaleSolution]] = {
 }
 """Every solver by name: ``solver(equation, *, block, **its options) -> ScaleSolution``."""
 
+_NORMALIZED = ("direct", "lstsq", "minimal")
+"""Solvers run on `ScaleEquation.normalized` here (powers of two, exact; ``γ`` scaled back): their
+verdicts then do not depend on the scale of the frozen weights or the target. ``iterative`` and the
+convex programs normalize themselves (the convex ones keep ``box``'s bound in ``γ``'s units);
+``exact`` is exact."""
+
 _OPTIONS = {"iterative": ("device",), "box": ("bound",), "min_shift": ("image",)}
 """The options each solver takes (the others are ignored, so one call can carry all of them)."""
 
@@ -203,6 +209,14 @@ def solve(method: str, equation: ScaleEquation, *, block: int, **options: Any) -
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "iterative" or options.get("device") is None:  # a device's memory is not the host's
         check_memory(method, *shape, block=block)
+    if method in _NORMALIZED:
+        normalized, unit = equation.normalized()
+        solution = SOLVERS[method](normalized, block=block)
+        if unit == 1.0:
+            return solution
+        return replace(
+            solution, scale=solution.scale * unit, diagnostics=solution.diagnostics | {"normalization": unit}
+        )
     taken = {name: options[name] for name in _OPTIONS.get(method, ()) if name in options}
     return SOLVERS[method](equation, block=block, **taken)
 
