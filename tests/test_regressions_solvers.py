@@ -298,3 +298,18 @@ def test_every_method_accepts_frozen_weights_scaled_by_1e78(method: str) -> None
         scaled = verify.FrozenNetwork([w * factor for w in frozen.weights])
         result = verify.reconstruct(target, scaled, verify.Ball(1.0), method=method, bound=1e3 / factor**2)
         assert result.certificate.holds
+
+
+@pytest.mark.parametrize("seed", [11, 30])
+def test_direct_finds_proportional_neurons_its_lu_diagonal_misses(seed: int) -> None:
+    """Bug (found by the duplicated-neurons property): ``direct`` decided the rank from the LU
+    diagonal, which is not rank-revealing; with neuron 1 = 3 × neuron 0 (proportional up to
+    rounding) the diagonal looked full rank, ``γ ~ 4e15`` came out and the sampled check failed
+    (`CertificateError`). LAPACK's ``gecon`` estimate now sends every suspect block to the SVD."""
+    target = verify.TargetNetwork.random([1, 2], seed=seed)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=seed)
+    weights = [np.array(w) for w in frozen.weights]
+    weights[0][1] = 3.0 * weights[0][0]
+    weights[1][:, 1] = weights[1][:, 0]
+    with pytest.raises(verify.InfeasibleError, match=r"block 1: .* has rank 1"):
+        verify.reconstruct(target, verify.FrozenNetwork(weights), verify.Ball(1.0), method="direct")
