@@ -172,16 +172,17 @@ BENCHMARKS = {"feasibility": bench_feasibility, "solvers": bench_solvers, "train
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected benchmarks (default: all) and print one table."""
+    """Run the selected benchmarks (default: all), printing each one's table as soon as it finishes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="benchmarks to run (default: all)")
     args = parser.parse_args(argv)
-    table = Table(title="verify benchmarks")
-    for column in ("benchmark", "time", "peak memory", "ratio vs baseline (same run)", "result"):
-        table.add_column(column)
+    console = Console(width=200)
     for name in args.names or list(BENCHMARKS):
+        table = Table(title=f"verify benchmarks: {name}")
+        for column in ("benchmark", "time", "peak memory", "ratio vs baseline (same run)", "result"):
+            table.add_column(column)
         BENCHMARKS[name](table)
-    Console(width=200).print(table)
+        console.print(table)
     return 0
 
 

@@ -4,8 +4,10 @@ The strategies are public, for reuse in other test suites::
 
     from properties import domains, frozen_networks, instances, targets
 
-Importing this package also registers two Hypothesis settings profiles; the root ``conftest.py``
-loads the one named by the environment variable ``VERIFY_HYPOTHESIS_PROFILE`` (default ``fast``):
+Importing this package also registers two Hypothesis settings profiles and, when the environment
+variable ``VERIFY_HYPOTHESIS_PROFILE`` names one, loads it, so that the variable works in your own
+test suite too (unset, your own Hypothesis settings stay as they are; this repository's
+``conftest.py`` then loads ``fast``):
 
 * ``fast`` (CI, ``nox -s tests``): few examples per property, the whole suite in well under a
   minute on two cores.
@@ -14,6 +16,8 @@ loads the one named by the environment variable ``VERIFY_HYPOTHESIS_PROFILE`` (d
 Both disable the per-example deadline (timings vary on shared CI machines) and print the blob
 that reproduces a failure with ``@reproduce_failure``.
 """
+
+import os
 
 from hypothesis import HealthCheck, settings
 
@@ -33,6 +37,7 @@ from properties.strategies import (
 __all__ = [
     "DISTRIBUTIONS",
     "DOMAIN_KINDS",
+    "PROFILES",
     "WIDTH_RULES",
     "Instance",
     "domains",
@@ -49,3 +54,12 @@ settings.register_profile(
 settings.register_profile(
     "thorough", max_examples=1000, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
+
+PROFILES = ("fast", "thorough")
+"""The settings profiles registered above; ``VERIFY_HYPOTHESIS_PROFILE`` may name either."""
+
+_profile = os.environ.get("VERIFY_HYPOTHESIS_PROFILE")
+if _profile:
+    if _profile not in PROFILES:
+        raise ValueError(f"VERIFY_HYPOTHESIS_PROFILE must be one of {PROFILES}, got {_profile!r}")
+    settings.load_profile(_profile)

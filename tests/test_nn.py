@@ -17,6 +17,7 @@ from verify.nn import (  # noqa: E402
     norm_only,
     target_from_module,
     target_mlp,
+    to_module,
     train_norm_only,
 )
 
@@ -185,7 +186,7 @@ def test_train_norm_only_decreases_the_loss() -> None:
     assert len(curve.steps) == 20 and curve.steps[-1] == 200
     assert curve.loss[-1] < 0.5 * curve.loss[0]
     assert curve.best < curve.relative_error[0]
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         train_norm_only(frozen, _target(), verify.Ball(1.0), steps=0, lr=1e-2)
 
 
@@ -222,3 +223,54 @@ def test_target_mlp_is_seeded_and_leaves_the_global_generator_alone() -> None:
         torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
     )
     assert target_from_module(first).widths == (3, 5, 2)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_frozen_mlp_is_seeded_and_leaves_the_global_generator_alone(paired: bool) -> None:
+    # Regression: nn.Linear's default initialization advanced torch's global generator, although
+    # the weights are then drawn from frozen_mlp's own seeded generator.
+    state = torch.random.get_rng_state()
+    first = frozen_mlp([3, 12, 4, 8, 2], seed=4, paired=paired, biases=True)
+    second = frozen_mlp([3, 12, 4, 8, 2], seed=4, paired=paired, biases=True)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    )
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_to_module_round_trip_matches_the_reconstruction(paired: bool) -> None:
+    """verify.nn.to_module(frozen, result) runs the reconstruction with torch's own forward.
+
+    Tolerance: both sides evaluate the same network in float64 in different summation orders, so
+    they differ by at most the rounding bound of one evaluation each, ``evaluation_tolerance`` times
+    the network's absolute-value evaluation (docs/design.md §6).
+    """
+    target = verify.TargetNetwork.random([3, 5, 2], seed=2)
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=3, paired=paired, biases=True)
+    result = verify.reconstruct(target, frozen, verify.Ball(2.0))
+    module = to_module(frozen, result)
+    assert isinstance(module, nn.Sequential) and not module.training
+    assert from_module(module).widths == frozen.widths
+    x = verify.Ball(2.0).resolve(3).sample(200, np.random.default_rng(0))
+    with torch.no_grad():
+        got = module(torch.as_tensor(x)).numpy()
+    expected = result.network(x)
+    bound = verify.evaluation_tolerance(frozen.widths, (), ()) * frozen.magnitude(x, result.gamma, result.beta)
+    assert np.all(np.abs(got - expected) <= bound)
+    assert np.max(np.abs(got - target(x))) <= 1e-9 * np.max(np.abs(target(x)))
+    untuned = to_module(frozen)
+    assert all(torch.equal(bn.weight, torch.ones_like(bn.weight)) for bn in untuned if isinstance(bn, nn.BatchNorm1d))
+
+
+def test_to_module_refuses_what_it_cannot_build() -> None:
+    target = verify.TargetNetwork.random([3, 5, 2], seed=2)
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=3)
+    other = verify.FrozenNetwork.for_target(target, width="paper", seed=4)
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0))
+    with pytest.raises(ValueError, match="another frozen network"):
+        to_module(other, result)
+    with pytest.raises(ValueError, match=r"verify\.FrozenNetwork"):
+        to_module(target)
+    with pytest.raises(ValueError, match=r"verify\.Reconstruction"):
+        to_module(frozen, "result")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -241,10 +242,9 @@ def test_layernorm_is_refused_naming_design_7(
         (nn.Sequential(nn.Conv1d(3, 4, 2), nn.ReLU(), nn.Linear(4, 2)), "convolution (Conv1d)"),
         (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2)), "layer 2 (Linear) takes 5 inputs but layer 0"),
         (nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)), "Linear layers 0 and 1 have nothing between them"),
-        (nn.Sequential(nn.ReLU(), nn.Linear(3, 2)), "the first layer with parameters is layer 1"),
         (frozen_mlp(FROZEN_WIDTHS), "layer 1 is a BatchNorm1d, but a target is"),
     ],
-    ids=["conv", "shapes", "no-relu", "leading-gap", "swapped"],
+    ids=["conv", "shapes", "no-relu", "swapped"],
 )
 def test_unsupported_target_architectures(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], module: nn.Module, expected: str
@@ -254,13 +254,59 @@ def test_unsupported_target_architectures(
     assert expected in _error_line(capsys)
 
 
-def test_named_submodules_are_refused(
+class _NamedTarget(nn.Module):
+    """A target written as a class: named submodules, functional ReLU (what a state dict cannot show)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(3, 4, dtype=torch.float64), nn.Linear(4, 2, dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_named_submodules_are_read_in_key_order_and_the_assumption_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: state dicts with named submodule keys (fc1.weight) were refused.
+    torch.manual_seed(0)
+    model = _NamedTarget()
+    target = tmp_path / "t.pt"
+    torch.save(model.state_dict(), target)
+    frozen_seq = frozen_mlp(FROZEN_WIDTHS, seed=0, dtype=torch.float64)
+    indices = sorted({int(key.split(".")[0]) for key in frozen_seq.state_dict()})  # 0, 1, 3, 4, 6, 7, 9, 10
+    names = [f"{'fc' if j % 2 == 0 else 'bn'}{j // 2 + 1}" for j in range(len(indices))]  # fc1, bn1, fc2, …
+    renamed = {}
+    for key, value in frozen_seq.state_dict().items():
+        index, name = key.split(".")
+        renamed[f"{names[indices.index(int(index))]}.{name}"] = value
+    frozen = tmp_path / "f.pt"
+    torch.save(renamed, frozen)
+    out = tmp_path / "o.pt"
+    assert _cli("--target", target, "--frozen", frozen, "--out", out) == 0
+    said = capsys.readouterr().out
+    assert "assumed      --target: named layers read in key order (fc1, fc2), with a ReLU assumed before" in said
+    assert f"assumed      --frozen: named layers read in key order ({', '.join(names)})" in said
+    tuned = {f"{indices[names.index(k.split('.')[0])]}.{k.split('.')[1]}": v for k, v in torch.load(out).items()}
+    frozen_seq.load_state_dict(tuned)
+    x = torch.tensor(verify.Ball(1.0).resolve(3).sample(200, np.random.default_rng(1)))
+    with torch.no_grad():
+        f, g = model(x), frozen_seq.eval()(x)
+    assert float((g - f).abs().max() / f.abs().max()) <= RTOL_FLOAT64
+
+
+def test_a_model_that_starts_with_flatten_is_read_and_the_assumption_is_said(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = tmp_path / "t.pt"
-    torch.save({"fc1.weight": torch.zeros(4, 3), "fc2.weight": torch.zeros(2, 4)}, target)
-    assert _cli("--target", target, "--frozen", files["frozen"], "--out", tmp_path / "o.pt") == 2
-    assert "key 'fc1.weight' is not '<layer index>.<name>'" in _error_line(capsys)
+    # Regression: a leading Flatten (a gap before the first Linear) was refused.
+    module = nn.Sequential(nn.Flatten(), *target_mlp(TARGET_WIDTHS, seed=1, dtype=torch.float64))
+    target = _save_state(module, tmp_path / "t.pt")
+    assert _cli("--target", target, "--frozen", files["frozen"], "--out", tmp_path / "o.pt") == 0
+    said = capsys.readouterr().out
+    assert "assumed      --target: layer 0 holds no parameters before the first Linear: read as nn.Flatten" in said
+    assert verify.nn.target_from_module(module).widths == tuple(TARGET_WIDTHS)
+    with pytest.raises(ValueError, match=r"layer 0 \(Flatten\) is not supported: only nn\.Flatten\(\)"):
+        verify.nn.target_from_module(nn.Sequential(nn.Flatten(0), nn.Linear(3, 2)))
 
 
 @pytest.mark.parametrize(
@@ -346,3 +392,61 @@ def test_help_in_a_subprocess() -> None:
     assert done.returncode == 0, done.stderr
     assert "usage: python -m verify reconstruct" in done.stdout
     assert "--target target.pt --frozen frozen.pt --domain ball:1.0 --out tuned.pt" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(
+            {"1.num_batches_tracked": torch.zeros(3, dtype=torch.long)},
+            r"entry '1\.num_batches_tracked' has shape \(3,\) and dtype int64; a BatchNorm batch counter is one",
+            id="counter-shape",
+        ),
+        pytest.param(
+            {"0.weight": "long"},
+            r"entry '0\.weight' has dtype int64; every weight, bias and running statistic must be float32 or float64",
+            id="int-weight",
+        ),
+        pytest.param({"0.weight": "sparse"}, r"entry '0\.weight' is a sparse_coo tensor", id="sparse-weight"),
+    ],
+)
+def test_a_malformed_state_dict_is_one_error_line_with_status_2(files, tmp_path, capsys, change, message) -> None:
+    # Regression: each of these crashed with a raw traceback and exit status 1 ("certificate fails").
+    state = torch.load(files["frozen"], weights_only=True)
+    for key, value in change.items():
+        state[key] = state[key].long() if value == "long" else state[key].to_sparse() if value == "sparse" else value
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    assert _cli("--target", files["target"], "--frozen", bad, "--out", tmp_path / "out.pt") == 2
+    assert re.search(message, _error_line(capsys))
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_dangling_symlink_at_out_is_not_replaced_without_force(files, tmp_path, capsys) -> None:
+    # Regression: Path.exists() is False for a dangling link, so it was replaced without --force.
+    link = tmp_path / "tuned.pt"
+    link.symlink_to(tmp_path / "missing.pt")
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", link) == 2
+    assert "is a dangling symbolic link; pass --force" in _error_line(capsys)
+    assert link.is_symlink() and not link.exists()
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", link, "--force") == 0
+
+
+@pytest.mark.parametrize(("signum", "status", "word"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_a_signal_during_the_write_leaves_no_temporary_file(files, tmp_path, capsys, monkeypatch, signum, status, word):
+    # Regression: SIGTERM during the write left a .tmp file behind; SIGINT printed a traceback.
+    import signal
+
+    real_save = torch.save
+
+    def save_then_signal(obj: object, file: object) -> None:
+        real_save(obj, file)
+        os.kill(os.getpid(), getattr(signal, signum))
+
+    monkeypatch.setattr(torch, "save", save_then_signal)
+    handler = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "tuned.pt"
+    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out) == status
+    assert _error_line(capsys).startswith(f"error: {word}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frozen.pt", "paired.pt", "target.pt"]
+    assert signal.getsignal(signal.SIGTERM) is handler  # the command's own handler is removed again

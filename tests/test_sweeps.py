@@ -160,3 +160,46 @@ def test_the_command_line_names_an_unreachable_scheduler(monkeypatch, tmp_path, 
     assert code == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
     assert main(["--scheduler", "nonsense", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "why"),
+    [("ucx://127.0.0.1:8786", "needs UCX"), ("inproc://10.0.0.5/1/2", "inside one Python process")],
+)
+def test_a_scheduler_protocol_that_cannot_work_here_is_refused_up_front(scheduler: str, why: str) -> None:
+    # Regression: ucx:// passed the address check, then died in a traceback when the sweep started.
+    pytest.importorskip("distributed")
+    if scheduler.startswith("ucx") and any(
+        __import__("importlib").util.find_spec(name) for name in ("ucp", "distributed_ucxx")
+    ):
+        pytest.skip("UCX is installed here")
+    with pytest.raises(ValueError, match=why):
+        Runner(scheduler=scheduler)
+
+
+def test_a_refused_connection_fails_at_once_not_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: a scheduler that refuses the connection at once was still waited for 10 s (Dask
+    # retries until its timeout). The probe's own ConnectionRefusedError is the error's cause.
+    import verify.job.sweeps as sweeps
+
+    monkeypatch.setattr(sweeps, "CONNECT_TIMEOUT", 30.0)  # a regression fails after 30 s, not 10 min
+    with Runner(scheduler="tcp://127.0.0.1:1") as runner, pytest.raises(OSError, match="cannot reach") as caught:
+        runner.map(threshold_case, [("paper", 2, 2, 4, 0)])
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+
+
+def test_the_command_line_checks_out_and_seeds_before_any_claim_runs(tmp_path, capsys) -> None:
+    # Regression: --out naming a file was found only after every claim had run, in a traceback;
+    # --seeds 10^23 overflowed.
+    from verify.__main__ import main
+
+    not_a_dir = tmp_path / "report.txt"
+    not_a_dir.write_text("x", encoding="utf-8")
+    assert main(["--only", "threshold/paper", "--out", str(not_a_dir)]) == 2
+    assert f"--out {not_a_dir} is a file, not a directory" in capsys.readouterr().err
+    assert main(["--only", "threshold/paper", "--out", str(not_a_dir / "sub")]) == 2
+    assert "cannot write the report into --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--seeds", "100000000000000000000000"])
+    assert exit_.value.code == 2
+    assert "at most 1000 seeds" in capsys.readouterr().err

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from verify.job import registry
 from verify.job.config import Config
@@ -76,6 +78,34 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_SEEDS = 1000
+"""The most seeds ``--seeds`` takes: every seed is one more pass over each claim's whole grid."""
+
+
+def _seed_count(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_SEEDS} seeds (each one is a full pass over every claim's grid), got {value}"
+        )
+    return value
+
+
+def _check_out(out: str) -> str | None:
+    """Why the report cannot be written into ``out`` (a file, or a place that cannot be created or
+    written), or None; checked before any claim runs. Creates the directory as the report would."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        return f"--out {out} is a file, not a directory; name a directory for verify.md, verify.json and figures/"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        return f"cannot write the report into --out {out}: {error.strerror or error}; name a writable directory"
+    return None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m verify",
@@ -105,7 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(grid="quick")
     parser.add_argument(
-        "--seeds", type=_positive, metavar="N", help="use seeds 0 … N-1 (default: 3 with --quick, 5 with --full)"
+        "--seeds",
+        type=_seed_count,
+        metavar="N",
+        help=f"use seeds 0 … N-1, N <= {MAX_SEEDS} (default: 3 with --quick, 5 with --full)",
     )
     parser.add_argument("--no-properties", action="store_true", help="do not run the Hypothesis property suite")
     parser.add_argument(
@@ -168,9 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    problem = _check_out(args.out)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     console.print(f"checking {len(names)} claims; cases run on {runner.describe()}", highlight=False)
     try:
+        runner.connect()
         with Sweep(runner, console) as sweep:
             claims = run_claims(config, sweep=sweep)
     except (OSError, TimeoutError) as error:  # the Dask scheduler could not be reached

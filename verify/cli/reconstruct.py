@@ -27,7 +27,9 @@ import importlib.util
 import itertools
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +163,8 @@ def check_out_path(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
         raise UsageError(f"--out {str(out)!r} is a directory; give a file name such as tuned.pt")
     if not out.resolve().parent.is_dir():
         raise UsageError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    if out.is_symlink() and not out.exists() and not force:
+        raise UsageError(f"--out {str(out)!r} is a dangling symbolic link; pass --force to replace the link")
     if out.exists() and not force:
         raise UsageError(f"--out {str(out)!r} exists; pass --force to replace it")
     return out
@@ -284,7 +288,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     from verify.nn import fit_norm_layers
     from verify.nn.fit import forward_error
     from verify.nn.modules import linear_widths
-    from verify.nn.rebuild import frozen_module, target_module
+    from verify.nn.rebuild import frozen_module, layout_assumptions, target_module
     from verify.nn.state_dict import StateDictError, load_state_dict, tuned_state_dict, write_atomically
 
     spec = parse_domain(args.domain)
@@ -302,6 +306,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         frozen, norm_prefixes = frozen_module(frozen_state, f"--frozen {args.frozen!r}", eps=args.bn_eps)
     except StateDictError as error:
         raise UsageError(str(error)) from None
+    assumed = layout_assumptions(target_state, "--target") + layout_assumptions(frozen_state, "--frozen")
     d, n = linear_widths(target), linear_widths(frozen)
     _check_pair(d, n, spec.kind == "all")
     domain = spec.build(d[0])
@@ -334,6 +339,8 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         f"frozen       {args.frozen}: Linear/BatchNorm1d/ReLU, widths {arrow(map(str, n))} "
         f"({dtype}, BatchNorm eps {args.bn_eps:g})"
     )
+    for sentence in assumed:
+        say(f"assumed      {sentence}")
     say(f"solved       mode {args.mode}, method {args.method} (solver: {solvers}); domain: {spec.describe(d[0])}")
     verdict = "holds" if certificate.holds else "FAILS"
     say(
@@ -357,14 +364,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success (``--out`` written), 1 if the certificate fails (nothing written), 2 for a
-        usage error, reported as one ``error: …`` line on stderr.
+        usage error, 130 when interrupted (SIGINT), 143 when terminated (SIGTERM); every error is
+        one ``error: …`` line on stderr.
     """
     arguments = list(sys.argv[2:] if argv is None else argv)
     try:
         args = _parser().parse_args(arguments)
     except SystemExit as exit_:  # --help, or argparse's own usage error (already printed)
         return 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 2
+    handler = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run(args, print)
     except UsageError as error:
         return _error(str(error))
+    except KeyboardInterrupt:  # SIGINT (Ctrl-C)
+        return _error(f"interrupted; {_INTERRUPTED}", status=130)
+    except _Terminated:
+        return _error(f"terminated (SIGTERM); {_INTERRUPTED}", status=143)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+
+
+_INTERRUPTED = "--out is written completely or not at all (no temporary file is left behind)"
+
+
+class _Terminated(BaseException):
+    """SIGTERM as an exception, so that a write in progress removes its temporary file on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.core.validate import as_array
+from verify.core.interop import to_host
+from verify.core.validate import as_array, as_real
 
 __all__ = ["AffineRange", "Ball", "Box", "Domain"]
 
@@ -67,11 +68,10 @@ class Ball(Domain):
     """
 
     def __init__(self, radius: float = 1.0, center: object = None) -> None:
-        radius = float(radius)
-        if not np.isfinite(radius) or radius <= 0:
-            raise ValueError(f"radius must be a positive finite number, got {radius!r}")
-        self.radius = radius
+        self.radius = as_real(radius, "radius", positive=True)
         self.center = None if center is None else as_array(center, "center", (None,))
+        if self.center is not None and self.center.shape[0] == 0:
+            raise ValueError("center must have at least one coordinate (or be None: the origin of R^d_0)")
         self.dim = None if self.center is None else self.center.shape[0]
 
     def resolve(self, dim: int) -> Ball:
@@ -90,8 +90,10 @@ class Ball(Domain):
     def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
         """Exact ranges over the ball: ``mid = W c + b`` and ``rad_i = r ‖W_i‖₂`` (attained, Cauchy–Schwarz)."""
         centre = self._centre()
-        rad = self.radius * np.linalg.norm(weight, axis=1)
-        return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        with np.errstate(over="ignore", invalid="ignore"):
+            rad = self.radius * np.linalg.norm(weight, axis=1)
+            image = AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        return _finite(image, self)
 
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
         """``(c − r, c + r)`` in every coordinate."""
@@ -116,7 +118,9 @@ class Ball(Domain):
         return {"kind": "ball", "radius": self.radius, "center": None if self.center is None else self.center.tolist()}
 
     def __repr__(self) -> str:
-        return f"Ball(radius={self.radius!r}, center={'0' if self.center is None else self.center.tolist()})"
+        if self.center is None:
+            return f"Ball(radius={self.radius!r})"
+        return f"Ball(radius={self.radius!r}, center={self.center.tolist()})"
 
 
 class Box(Domain):
@@ -124,41 +128,58 @@ class Box(Domain):
 
     Parameters
     ----------
-    lo, hi : arrays of shape (d_0,)
-        Finite, with ``lo <= hi``.
+    lo, hi : arrays of shape (d_0,), or numbers
+        Finite, with ``lo <= hi``. A number stands for the same bound in every coordinate: with two
+        numbers (``Box(-1, 1)``) the box has no dimension until it is used with a network, which
+        resolves it to ``[lo, hi]^d_0`` (`resolve`); a number beside an array is broadcast to it.
     """
 
     def __init__(self, lo: object, hi: object) -> None:
-        self.lo = as_array(lo, "lo", (None,))
-        self.hi = as_array(hi, "hi", (self.lo.shape[0],))
-        if self.lo.shape[0] == 0:
+        self.lo = as_array(lo, "lo", () if np.ndim(to_host(lo)) == 0 else (None,))
+        hi_shape = () if np.ndim(to_host(hi)) == 0 else (self.lo.shape if self.lo.ndim else (None,))
+        self.hi = as_array(hi, "hi", hi_shape)
+        if self.lo.ndim != self.hi.ndim:  # one number beside an array: the same bound in every coordinate
+            dim = max(self.lo.size, self.hi.size)
+            self.lo, self.hi = _broadcast(self.lo, dim), _broadcast(self.hi, dim)
+        if self.lo.ndim == 1 and self.lo.shape[0] == 0:
             raise ValueError("lo and hi must have at least one coordinate")
         if np.any(self.lo > self.hi):
-            bad = int(np.argmax(self.lo > self.hi))
-            raise ValueError(
-                f"lo must be <= hi in every coordinate, but lo[{bad}] = {self.lo[bad]} > hi[{bad}] = {self.hi[bad]}"
-            )
-        self.dim = self.lo.shape[0]
+            bad = int(np.argmax(np.atleast_1d(self.lo > self.hi)))
+            lo_bad, hi_bad = np.atleast_1d(self.lo)[bad], np.atleast_1d(self.hi)[bad]
+            where = f"[{bad}]" if self.lo.ndim else ""
+            raise ValueError(f"lo must be <= hi in every coordinate, but lo{where} = {lo_bad} > hi{where} = {hi_bad}")
+        self.dim = self.lo.shape[0] if self.lo.ndim else None
 
     def resolve(self, dim: int) -> Box:
-        """This box; ValueError if its dimension is not ``dim``."""
+        """This box in dimension ``dim`` (numbers broadcast to ``[lo, hi]^dim``); ValueError for another dimension."""
+        if self.dim is None:
+            return Box(np.full(dim, float(self.lo)), np.full(dim, float(self.hi)))
         if self.dim != dim:
             raise ValueError(f"domain Box has dimension {self.dim} but the target's input has d_0 = {dim}")
         return self
 
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.dim is None:
+            raise ValueError("this Box has no dimension yet (scalar bounds); call resolve(d_0) first")
+        return self.lo, self.hi
+
     def affine_range(self, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
         """Exact ranges over the box: ``mid = W c + b`` and ``rad = |W| h`` with centre ``c`` and half-widths ``h``."""
-        centre = (self.lo + self.hi) / 2
-        half = (self.hi - self.lo) / 2
-        rad = np.abs(weight) @ half
-        return AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        lo, hi = self._bounds()
+        with np.errstate(over="ignore", invalid="ignore"):
+            centre = (lo + hi) / 2
+            half = (hi - lo) / 2
+            rad = np.abs(weight) @ half
+            image = AffineRange(weight @ centre + bias, rad, np.abs(weight) @ np.abs(centre) + rad + np.abs(bias))
+        return _finite(image, self)
 
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)`` itself."""
-        return self.lo, self.hi
+        return self._bounds()
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """The centre, then about half the points uniform in the box, the rest on corners and faces."""
+        lo, hi = self._bounds()
         d = self.dim
         t = rng.uniform(size=(count, d))
         inner = count // 2
@@ -170,8 +191,8 @@ class Box(Domain):
         faces[rows, pinned] = corners[rows, pinned]
         boundary = np.where(rows[:, None] < (count - inner) // 2, corners, faces)
         t = np.concatenate([t[:inner], boundary])
-        points = self.lo + t * (self.hi - self.lo)
-        points[0] = (self.lo + self.hi) / 2
+        points = lo + t * (hi - lo)
+        points[0] = (lo + hi) / 2
         return points
 
     def to_dict(self) -> dict:
@@ -180,3 +201,22 @@ class Box(Domain):
 
     def __repr__(self) -> str:
         return f"Box(lo={self.lo.tolist()}, hi={self.hi.tolist()})"
+
+
+def _broadcast(value: np.ndarray, dim: int) -> np.ndarray:
+    """A bound as a read-only array of ``dim`` coordinates (a number repeated; an array of that size as is)."""
+    if value.ndim:
+        return value
+    array = np.full(dim, float(value))
+    array.setflags(write=False)
+    return array
+
+
+def _finite(image: AffineRange, domain: Domain) -> AffineRange:
+    """``image`` if every figure is finite; else the ValueError that the domain is too large for float64."""
+    if not (np.all(np.isfinite(image.mid)) and np.all(np.isfinite(image.rad)) and np.all(np.isfinite(image.size))):
+        raise ValueError(
+            f"the domain {domain!r} is too large for float64: the range of a layer over it overflows "
+            f"(largest finite float {np.finfo(np.float64).max:.3g}); use a smaller domain, or rescale the inputs"
+        )
+    return image

@@ -23,14 +23,14 @@ import numpy as np
 
 from verify.core.channels import Channels, DenseChannels
 from verify.core.interop import TorchSpec, like, torch_spec
-from verify.core.validate import as_array, as_points, as_sequence
+from verify.core.validate import as_array, as_count, as_points, as_real, as_seed, as_sequence
 
 __all__ = ["FrozenNetwork", "TargetNetwork", "minimal_width", "paper_width"]
 
 
 def paper_width(d_out: int, d_in: int) -> int:
     """Odd-layer width of the paper's construction for one block: ``d_out * d_in`` (docs/design.md §2)."""
-    return d_out * d_in
+    return as_count(d_out, "d_out") * as_count(d_in, "d_in")
 
 
 def minimal_width(d_out: int, d_in: int) -> int:
@@ -39,15 +39,15 @@ def minimal_width(d_out: int, d_in: int) -> int:
     Below it a generic target layer has no solution with free output scales (docs/design.md §2, minimal
     mode): the homogeneous system has more equations than unknowns minus one.
     """
-    return d_out * (d_in - 1) + 1
+    return as_count(d_out, "d_out") * (as_count(d_in, "d_in") - 1) + 1
 
 
 _TARGET_STREAM, _FROZEN_STREAM = 1, 2
 
 
 def _generator(seed: int, stream: int) -> np.random.Generator:
-    """Independent random streams for targets and frozen networks drawn with the same seed."""
-    return np.random.default_rng([stream, seed])
+    """Independent random streams for targets and frozen networks drawn with the same seed (an integer >= 0)."""
+    return np.random.default_rng([stream, as_seed(seed)])
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -128,8 +128,7 @@ class TargetNetwork(_Layers):
             Positive multiplier of every weight and bias.
         """
         dims = _check_widths(widths, "widths")
-        if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        scale = as_real(scale, "scale", positive=True)
         rng = _generator(seed, _TARGET_STREAM)
         ws, bs = [], []
         for d_in, d_out in itertools.pairwise(dims):
@@ -200,8 +199,7 @@ class FrozenNetwork(_Layers):
                 f"got {len(items)}"
             )
         ms = _chained_weights(items)
-        if not np.isfinite(eps) or eps < 0:
-            raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+        eps = as_real(eps, "eps", minimum=0.0)
         self._torch = torch_spec([items, biases or [], running_mean or [], running_var or []])
         self._weights = tuple(ms)
         self._biases = self._per_layer(biases, "biases", 0.0)

@@ -39,6 +39,7 @@ from verify.core.errors import InfeasibleError
 from verify.core.interop import to_host
 from verify.core.networks import minimal_width, paper_width
 from verify.core.tolerances import EPS, numerical_rank
+from verify.core.validate import as_array
 
 __all__ = [
     "KhatriRaoOperator",
@@ -86,8 +87,14 @@ class ScaleSolution:
 def khatri_rao(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The block's Khatri–Rao matrix ``K``, column ``i`` = ``vec(a[:, i] ⊗ b[i, :])``, shape ``(d_out·d_in, n)``.
 
-    ``K @ γ == (a @ diag(γ) @ b).reshape(-1)`` (row-major).
+    ``K @ γ == (a @ diag(γ) @ b).reshape(-1)`` (row-major). ``a`` (``d_out × n``) and ``b``
+    (``n × d_in``) must be real, finite 2-D arrays with matching ``n``; anything else is a
+    ValueError naming the argument. Object arrays (exact rationals, ``method="exact"``) are
+    multiplied as they are.
     """
+    if np.asarray(a).dtype != object and np.asarray(b).dtype != object:
+        a = as_array(a, "a", (None, None))
+        b = as_array(b, "b", (a.shape[1], None))
     return scipy.linalg.khatri_rao(a, b.T)
 
 

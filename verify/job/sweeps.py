@@ -22,9 +22,11 @@ the verdicts do not depend on it).
 from __future__ import annotations
 
 import concurrent.futures
+import importlib.util
 import multiprocessing
 import os
 import re
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +35,46 @@ __all__ = ["Runner", "single_threaded"]
 _ADDRESS = re.compile(r"^((tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.\-\[\]:]+:\d+)$")
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a Dask scheduler before giving up with an error naming the address."""
+
+
+_PROTOCOLS = {
+    "tcp": None,
+    "tls": None,
+    "ws": None,
+    "wss": None,
+    "ucx": "needs UCX (the ucx-py or distributed-ucxx package), which is not installed",
+    "inproc": "names a scheduler inside one Python process, which a separate command cannot reach",
+}
+"""Dask's address protocols: None where a scheduler can be reached from here, else why not."""
+
+
+def _protocol(address: str) -> str:
+    return address.split("://", 1)[0] if "://" in address else "tcp"
+
+
+def _check_protocol(address: str) -> None:
+    """Refuse, before any work, an address whose protocol cannot reach a scheduler from this machine."""
+    protocol = _protocol(address)
+    why = _PROTOCOLS.get(protocol, f"uses an unknown protocol {protocol!r}")
+    if protocol == "ucx" and any(importlib.util.find_spec(name) for name in ("ucp", "distributed_ucxx")):
+        why = None
+    if why is not None:
+        raise ValueError(f"scheduler address {address} {why}; use a tcp:// (or tls://) address such as tcp://host:8786")
+
+
+def _probe(address: str) -> None:
+    """Open and close one TCP connection to the scheduler, so that a refused connection fails at once.
+
+    Dask's client retries until its timeout; a scheduler that is not listening refuses the
+    connection immediately, and that answer is final. Raises OSError (the socket's) when refused.
+    """
+    if _protocol(address) not in ("tcp", "tls", "ws", "wss"):
+        return
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    host, port = parse_host_port(parse_address(address)[1].split("/", 1)[0])
+    with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+        pass
 
 
 def single_threaded(function: Callable[..., Any], *case: Any) -> Any:
@@ -65,6 +107,8 @@ class Runner:
                 f"scheduler must be the address of a Dask scheduler such as tcp://10.0.0.5:8786 or "
                 f"127.0.0.1:8786, got {scheduler!r}"
             )
+        if scheduler is not None:
+            _check_protocol(scheduler)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ValueError(f"workers must be an integer >= 1 (or None for one per CPU), got {workers!r}")
         self.scheduler = scheduler
@@ -93,6 +137,12 @@ class Runner:
             self._client.close()
             self._client = None
 
+    def connect(self) -> None:
+        """Reach the Dask scheduler now (nothing to do for local runs), so that an unreachable one is an
+        OSError before any work starts rather than at the first `map`."""
+        if self.scheduler is not None:
+            self._dask()
+
     def _dask(self) -> Any:
         if self._client is None:
             try:
@@ -102,6 +152,7 @@ class Runner:
                     "--scheduler needs Dask's distributed package: pip install 'dask[distributed]'"
                 ) from error
             try:
+                _probe(self.scheduler)
                 self._client = Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as error:
                 raise OSError(

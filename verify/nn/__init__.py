@@ -18,11 +18,13 @@ uses, convolutions and attention are not per-neuron affine maps of an MLP.
 Modules: `grammar` (the one table of which layer may follow which), `modules` (torch modules read
 into `verify.FrozenNetwork` / `verify.TargetNetwork`), `mlp` (random stacks to start from), `fit`
 (solve and load γ, β), `training` (the BN-only training baseline), `state_dict` (saved state dicts
-read, copied with new γ, β, written) and `rebuild` (a saved ``nn.Sequential`` rebuilt by the grammar).
+read, copied with new γ, β, written), `rebuild` (a saved ``nn.Sequential`` rebuilt by the grammar) and
+`export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch).
 """
 
 from __future__ import annotations
 
+from verify.nn.export import to_module
 from verify.nn.fit import fit_norm_layers, load_norm_params
 from verify.nn.mlp import frozen_mlp, target_mlp
 from verify.nn.modules import from_module, target_from_module
@@ -37,5 +39,6 @@ __all__ = [
     "norm_only",
     "target_from_module",
     "target_mlp",
+    "to_module",
     "train_norm_only",
 ]

@@ -38,18 +38,11 @@ __all__ = [
 class LayerKind:
     """One kind of layer and what it contributes.
 
-    Attributes
-    ----------
-    name : str
-        The torch class name (``"Linear"``, ``"BatchNorm1d"``, ``"ReLU"``).
-    reads : tuple of str
-        Tensors read into the `verify.FrozenNetwork` / `verify.TargetNetwork` (docs/design.md §1).
-    tunes : tuple of str
-        Parameters the construction solves for (BatchNorm's γ, β).
-    stored : tuple of str
-        Further entries a state dict may hold that are neither read nor tuned.
-    optional : tuple of str
-        Entries that may be absent (a Linear without bias, a BatchNorm1d without a batch counter).
+    A kind has its torch class ``name`` (``"Linear"``, ``"BatchNorm1d"``, ``"ReLU"``); the tensors it
+    ``reads`` into the `verify.FrozenNetwork` / `verify.TargetNetwork` (docs/design.md §1); the
+    parameters the construction ``tunes`` (BatchNorm's γ, β); further entries a state dict may hold
+    that are neither read nor tuned (``stored``); and the entries that may be absent (``optional``:
+    a Linear without bias, a BatchNorm1d without a batch counter).
     """
 
     name: str
@@ -84,14 +77,8 @@ RELU = LayerKind("ReLU")
 class Grammar:
     """Which kinds may start a stack, follow each kind, and end it.
 
-    Attributes
-    ----------
-    name : str
-        ``"target"`` or ``"frozen"``.
-    after : mapping
-        Kind (``None`` for the start of the stack) -> the kinds that may follow it.
-    last : tuple of LayerKind
-        The kinds a stack may end with.
+    ``name`` is ``"target"`` or ``"frozen"``; ``after`` maps a kind (``None`` for the start of the
+    stack) to the kinds that may follow it; ``last`` holds the kinds a stack may end with.
     """
 
     name: str
@@ -130,8 +117,10 @@ FROZEN = Grammar(
 )
 """Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d: the frozen network g (docs/design.md §1)."""
 
-SKIPPED = ("Dropout", "Identity")
-"""Layers that are the identity in eval mode and are skipped (a Dropout only with ``p = 0`` or in eval mode)."""
+SKIPPED = ("Dropout", "Identity", "Flatten")
+"""Layers that are the identity here and are skipped: a Dropout with ``p = 0`` or in eval mode, Identity, and a
+Flatten (the networks take flat ``(batch, d_0)`` inputs, on which it is the identity: a model that starts by
+flattening images is read as taking the flattened images)."""
 
 _INPUT_STATISTICS = "normalizes with statistics of its own input"
 _SCALE_INVARIANT = (

@@ -1,7 +1,8 @@
 """Torch modules in, numpy networks out: read an ``nn.Sequential`` by the grammar of `verify.nn.grammar`.
 
 Only ``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are read (``Dropout`` and
-``Identity`` in eval mode are skipped as the identity). Anything else is refused with a `ValueError`
+``Identity`` in eval mode, and ``Flatten``, are skipped as the identity on flat inputs). Anything
+else is refused with a `ValueError`
 naming the layer, its index and why (docs/design.md §7 for the normalizations).
 """
 
@@ -43,6 +44,10 @@ def _steps(module: nn.Module) -> list[Step]:
         if isinstance(layer, _SKIPPED):
             if layer.training and isinstance(layer, nn.Dropout) and layer.p > 0:
                 raise _refuse(index, layer, "Dropout in train mode is random; call module.eval() first")
+            if isinstance(layer, nn.Flatten) and (layer.start_dim, layer.end_dim) != (1, -1):
+                raise _refuse(
+                    index, layer, "only nn.Flatten() (start_dim=1, end_dim=-1) keeps the batch dimension of flat inputs"
+                )
             continue
         kind = next((kind for cls, kind in _KINDS if isinstance(layer, cls)), None)
         if kind is None:

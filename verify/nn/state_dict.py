@@ -72,6 +72,8 @@ def load_state_dict(path: str | os.PathLike, option: str) -> dict[str, Any]:
             f"{option} {str(path)!r} is not a state dict: entry {first!r} holds a {type(state[first]).__name__}, "
             f"not a tensor (a checkpoint with several entries?); a state dict is expected: {_RESAVE}"
         )
+    for key, value in state.items():
+        _check_entry(key, value, f"{option} {str(path)!r}")
     dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()})
     if not dtypes:
         raise StateDictError(f"{option} {str(path)!r} holds no floating-point tensors")
@@ -81,6 +83,29 @@ def load_state_dict(path: str | os.PathLike, option: str) -> dict[str, Any]:
             f"{' or '.join(SUPPORTED_DTYPES)} throughout"
         )
     return state
+
+
+def _check_entry(key: str, value: torch.Tensor, where: str) -> None:
+    """Refuse an entry no layer of the grammar can hold: a sparse tensor, a non-float parameter or
+    statistic, or a BatchNorm counter (`NORM.stored`) that is not one integer."""
+    dtype = str(value.dtype).removeprefix("torch.")
+    if value.layout != torch.strided:
+        raise StateDictError(
+            f"{where}: entry {key!r} is a {str(value.layout).removeprefix('torch.')} tensor; "
+            "save dense tensors (tensor.to_dense())"
+        )
+    if key.rsplit(".", 1)[-1] in NORM.stored:
+        if value.dim() != 0 or value.is_floating_point() or value.is_complex():
+            raise StateDictError(
+                f"{where}: entry {key!r} has shape {tuple(value.shape)} and dtype {dtype}; "
+                "a BatchNorm batch counter is one integer (shape ())"
+            )
+        return
+    if not value.is_floating_point():
+        raise StateDictError(
+            f"{where}: entry {key!r} has dtype {dtype}; every weight, bias and "
+            f"running statistic must be {' or '.join(SUPPORTED_DTYPES)}"
+        )
 
 
 def tuned_state_dict(

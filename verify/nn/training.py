@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from verify.core.domains import Domain
+from verify.core.validate import as_count, as_real, as_seed
 from verify.nn.grammar import NORM
 from verify.nn.modules import norm_layers
 
@@ -90,8 +91,13 @@ def train_norm_only(
     `norm_only` (statistics frozen). Stops after ``steps`` steps or ``time_budget`` seconds.
     Returns the curve of the relative error on 1024 held-out points of the domain.
     """
-    if steps < 1 or lr <= 0:
-        raise ValueError(f"steps must be >= 1 and lr > 0, got steps={steps!r}, lr={lr!r}")
+    steps = as_count(steps, "steps")
+    lr = as_real(lr, "lr", positive=True)
+    batch = as_count(batch, "batch")
+    evaluate_every = as_count(evaluate_every, "evaluate_every")
+    seed = as_seed(seed)
+    if time_budget is not None:
+        time_budget = as_real(time_budget, "time_budget", positive=True)
     parameters = [getattr(bn, name) for bn in norm_layers(norm_only(frozen)) for name in NORM.tunes]
     first = next(frozen.parameters())
     device, dtype = first.device, first.dtype

@@ -1,0 +1,79 @@
+"""One table of invalid calls: each must raise a ValueError that names the argument and what would work.
+
+Each row was silently accepted, or raised a raw TypeError / AttributeError / IndexError /
+NotImplementedError, or named an internal value, before the argument checks of
+`verify.core.validate` (``as_real``, ``as_count``, ``as_seed``, ``as_array``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import verify
+
+torch = pytest.importorskip("torch")
+from verify.nn import frozen_mlp, target_mlp, train_norm_only  # noqa: E402
+
+WEIGHTS = [np.eye(2), np.eye(2)]
+
+
+def _random(**kwargs: object) -> object:
+    return verify.TargetNetwork.random([2, 2], **kwargs)
+
+
+def _frozen(**kwargs: object) -> object:
+    return verify.FrozenNetwork(WEIGHTS, **kwargs)
+
+
+def _train(**kwargs: object) -> object:
+    options = {"steps": 1, "lr": 1e-2} | kwargs
+    return train_norm_only(frozen_mlp([3, 12, 4, 8, 2]), target_mlp([3, 4, 2]), verify.Ball(1.0), **options)
+
+
+INVALID = [
+    # silently accepted before
+    pytest.param(lambda: verify.TargetNetwork([np.ones((2, 2)) + 1j]), r"weights\[0\] must be real", id="complex"),
+    pytest.param(lambda: verify.Ball("2"), "radius must be a positive finite number, got str '2'", id="ball-str"),
+    pytest.param(lambda: verify.Ball(1.0, []), "center must have at least one coordinate", id="ball-center-empty"),
+    pytest.param(lambda: verify.paper_width(-1, 3), "d_out must be an integer >= 1, got -1", id="paper-width"),
+    pytest.param(lambda: verify.minimal_width(2, 0), "d_in must be an integer >= 1, got 0", id="minimal-width"),
+    pytest.param(lambda: frozen_mlp([3, 12.5, 4, 8, 2]), r"widths\[1\] must be an integer >= 1", id="frozen-float"),
+    pytest.param(lambda: target_mlp([3, 4.7, 2]), r"widths\[1\] must be an integer >= 1", id="target-float"),
+    pytest.param(lambda: frozen_mlp([3, 12, 2], eps=-1), "eps must be a finite number >= 0", id="frozen-mlp-eps"),
+    pytest.param(lambda: verify.khatri_rao(np.full((2, 3), np.nan), np.ones((3, 2))), "a must be finite", id="kr-nan"),
+    pytest.param(lambda: verify.khatri_rao(np.ones((2, 3)), np.ones((3, 2)) + 1j), "b must be real", id="kr-complex"),
+    pytest.param(
+        lambda: verify.khatri_rao(np.ones((2, 3, 1)), np.ones((3, 2))), r"a must have shape \(n, n\)", id="kr-3d"
+    ),
+    pytest.param(lambda: verify.khatri_rao(np.ones((2, 3)), np.ones((4, 2))), r"b must have shape \(3, n\)", id="kr-n"),
+    # raw TypeError / ValueError from numpy before
+    pytest.param(lambda: _random(seed=1.5), "seed must be an integer >= 0, got float 1.5", id="seed-float"),
+    pytest.param(lambda: _random(seed=None), "seed must be an integer >= 0, got NoneType", id="seed-none"),
+    pytest.param(lambda: _random(seed="x"), "seed must be an integer >= 0, got str 'x'", id="seed-str"),
+    pytest.param(lambda: _random(seed=-1), "seed must be an integer >= 0, got -1", id="seed-negative"),
+    pytest.param(lambda: _random(scale=None), "scale must be a positive finite number", id="scale-none"),
+    pytest.param(lambda: _random(scale="2"), "scale must be a positive finite number, got str", id="scale-str"),
+    pytest.param(lambda: _frozen(eps=None), "eps must be a finite number >= 0, got NoneType", id="eps-none"),
+    pytest.param(lambda: _frozen(eps="1e-5"), "eps must be a finite number >= 0, got str", id="eps-str"),
+    pytest.param(lambda: _frozen(eps=np.ones(2)), "eps must be a finite number >= 0, got ndarray", id="eps-array"),
+    pytest.param(lambda: _frozen(eps=-1), "eps must be a finite number >= 0, got -1.0", id="eps-negative"),
+    pytest.param(lambda: _frozen(eps=float("nan")), "eps must be a finite number >= 0, got nan", id="eps-nan"),
+    pytest.param(lambda: verify.Ball(None), "radius must be a positive finite number, got NoneType", id="ball-none"),
+    pytest.param(lambda: verify.Ball([1, 2]), "radius must be a positive finite number, got list", id="ball-list"),
+    pytest.param(
+        lambda: verify.TargetNetwork([torch.ones(2, 2, device="meta")]), "on the meta device", id="meta-tensor"
+    ),
+    pytest.param(lambda: _train(batch=0), "batch must be an integer >= 1, got 0", id="train-batch"),
+    pytest.param(lambda: _train(evaluate_every=0), "evaluate_every must be an integer >= 1", id="train-every"),
+    pytest.param(lambda: _train(steps=2.5), "steps must be an integer >= 1, got float 2.5", id="train-steps"),
+    pytest.param(lambda: _train(lr=0), "lr must be a positive finite number, got 0.0", id="train-lr"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), INVALID)
+def test_an_invalid_call_names_the_argument(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
