@@ -156,15 +156,22 @@ def test_convex_failure_of_every_solver_is_a_documented_error(monkeypatch: pytes
 
 
 @pytest.mark.parametrize("method", ["l1", "linf", "box", "min_shift"])
-def test_convex_methods_accept_an_all_zero_target_layer(method: str) -> None:
-    """Bug: ``box`` on an all-zero target layer raised `CertificateError`. ``γ = 0`` solves ``K γ = 0``
-    and is optimal for every convex program; it is now returned as such."""
+@pytest.mark.parametrize("zero", ["only layer", "last layer"])
+def test_convex_methods_accept_an_all_zero_target_layer(method: str, zero: str) -> None:
+    """Bug: ``box`` on an all-zero target layer (paper width) raised `CertificateError` (residual ratio
+    0.2): its ``min ‖γ‖₂`` returned ``γ ~ 1e-26`` instead of 0, whose product does not cancel
+    componentwise. ``γ = 0`` solves ``K γ = 0`` and is optimal for every convex program; it is now
+    returned as such, and the block's neurons are switched off."""
     rng = np.random.default_rng(0)
-    target = verify.TargetNetwork([rng.standard_normal((3, 2)), np.zeros((2, 3))], [rng.standard_normal(3), [1.0, -1]])
-    frozen = verify.FrozenNetwork.for_target(target, 1.5, seed=1)
+    if zero == "only layer":
+        target = verify.TargetNetwork([np.zeros((2, 3))], [[1.0, 2.0]])
+    else:
+        weights = [rng.standard_normal((3, 2)), np.zeros((2, 3))]
+        target = verify.TargetNetwork(weights, [rng.standard_normal(3), [1.0, -1.0]])
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
     result = verify.reconstruct(target, frozen, verify.Ball(1.0), method=method, bound=1e3)
     assert result.certificate.holds
-    assert not np.any(result.scales[2])
+    assert not np.any(result.scales[-2])
 
 
 def test_memory_is_checked_before_an_explicit_method_allocates() -> None:
