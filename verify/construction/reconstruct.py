@@ -38,7 +38,7 @@ from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
-from verify.solvers.exact import exact_check, solve_exact
+from verify.solvers.exact import check_exact_reach, exact_check, solve_exact
 from verify.solvers.registry import METHODS, solve_with
 
 __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
@@ -455,6 +455,8 @@ def _check_arguments(
         raise ValueError(f"domain must be a verify.Ball, a verify.Box or None, got {type(domain).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if method == "exact":  # refused before any block is solved, with the time estimate
+        check_exact_reach(target.widths)
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
     if not isinstance(rtol, (int, float, np.floating)) or not np.isfinite(rtol) or rtol <= 0:

@@ -46,11 +46,17 @@ class TorchSpec:
 
         return torch.tensor(np.asarray(array), dtype=self.dtype, device=self.device)
 
-    def solve_tensor(self, array: np.ndarray) -> Any:
-        """``array`` as a tensor of this spec, widened to float64 for a solve on its device."""
+    def solve_tensor(self, array: Any) -> Any:
+        """``array`` (numpy or a tensor) as a float64 tensor on this spec's device, for a solve there.
+
+        The values are never rounded to the spec's own dtype first: a float64 operand given to a
+        network built from float32 tensors keeps all its digits (a solve is always float64).
+        """
         import torch
 
-        return self.tensor(array).to(dtype=torch.float64)
+        if is_tensor(array):
+            return array.detach().to(device=self.device, dtype=torch.float64)
+        return torch.tensor(np.asarray(array, dtype=np.float64), dtype=torch.float64, device=self.device)
 
 
 def torch_spec(values: Iterable[object]) -> TorchSpec | None:

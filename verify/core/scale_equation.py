@@ -24,6 +24,7 @@ positions, see `verify.core.channels`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,8 +36,9 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from verify.core.errors import InfeasibleError
+from verify.core.interop import to_host
 from verify.core.networks import minimal_width, paper_width
-from verify.core.tolerances import numerical_rank
+from verify.core.tolerances import EPS, numerical_rank
 from verify.core.validate import as_array
 
 __all__ = [
@@ -44,8 +46,10 @@ __all__ = [
     "ScaleEquation",
     "ScaleSolution",
     "as_equation",
+    "distinct_neurons",
     "incidence",
     "khatri_rao",
+    "neuron_rank_error",
     "rank_error",
     "square_columns",
 ]
@@ -220,6 +224,23 @@ class ScaleEquation:
             terms = abs(row_scale)[:, None] * terms
         return product - self.w, terms + abs(self.w)
 
+    def normalized(self) -> tuple[ScaleEquation, float]:
+        """The equation with ``A``, ``B`` and ``W`` divided by the powers of two nearest their largest
+        entries, and the factor ``u`` with ``γ = u · γ'`` for a solution ``(γ', s')`` of the normalized
+        equation (``s'`` is unchanged). Exact (no rounding, barring underflow), so a solver run on it
+        gives the same verdict whatever power of two the frozen weights or the target are scaled by,
+        and ``K``'s entries and norms stay far from overflow (``A, B ~ 1e78`` would overflow ``‖K_i‖²``)."""
+        pa, pb, pw = (_power_of_two(m) for m in (self.a, self.b, self.w))
+        if pa == pb == pw == 1.0:
+            return self, 1.0
+        return ScaleEquation(self.a / pa, self.b / pb, self.w / pw), pw / (pa * pb)
+
+    def rank_bound(self) -> int:
+        """An upper bound on ``rank K`` from the neurons alone, without forming ``K``: the number of
+        odd neurons whose column ``a_i ⊗ b_i`` is non-zero and not proportional to another's
+        (`distinct_neurons`). Below ``d_out·d_in`` the block is rank-deficient for certain."""
+        return distinct_neurons(self.a, self.b)
+
     def check_paper_width(self, block: int) -> int:
         """``d_out·d_in``, or `InfeasibleError` if the odd layer has fewer neurons than that (paper mode)."""
         d_out, d_in, n = self.d_out, self.d_in, self.n
@@ -243,6 +264,14 @@ class ScaleEquation:
         return square_columns(self.k, self.check_paper_width(block), block)
 
 
+def _power_of_two(matrix: Any) -> float:
+    """The power of two nearest ``max |matrix|`` (1 for an empty, zero or non-finite matrix); numpy or torch."""
+    largest = float(abs(matrix).max()) if matrix.shape[0] * matrix.shape[1] else 0.0
+    if largest == 0 or not math.isfinite(largest):
+        return 1.0
+    return math.ldexp(1.0, round(math.log2(largest)))
+
+
 def as_equation(operands: tuple) -> ScaleEquation:
     """``(equation,)`` or the three matrices ``(a, b, w)`` as a `ScaleEquation` (the solvers' two call forms)."""
     if len(operands) == 1 and isinstance(operands[0], ScaleEquation):
@@ -252,12 +281,76 @@ def as_equation(operands: tuple) -> ScaleEquation:
     raise TypeError(f"expected one ScaleEquation or the three matrices a, b, w; got {len(operands)} arguments")
 
 
+def _unit_columns(matrix: np.ndarray, axis: int, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """``matrix``'s vectors along ``axis`` scaled to unit length with a canonical sign (a random
+    projection made positive), and which of them are zero to ``tolerance`` relative to the largest."""
+    vectors = np.moveaxis(np.asarray(matrix, dtype=np.float64), axis, 0)
+    norms = np.linalg.norm(vectors, axis=1)
+    zero = norms <= tolerance * np.max(norms, initial=0.0)
+    unit = vectors / np.where(zero, 1.0, norms)[:, None]
+    direction = np.random.default_rng(0).standard_normal(unit.shape[1])
+    unit *= np.where(unit @ direction < 0, -1.0, 1.0)[:, None]
+    return unit, zero
+
+
+def distinct_neurons(a: Any, b: Any) -> int:
+    """How many odd neurons ``i`` have a non-zero column ``vec(a_i b_iᵀ)`` of ``K`` not proportional to the
+    column of another neuron: an upper bound on ``rank K`` that needs memory ``O(n (d_out + d_in))`` only.
+
+    Columns ``i`` and ``j`` are proportional iff ``a_i ∥ a_j`` and ``b_i ∥ b_j``. Each ``a_i`` and ``b_i``
+    is normalized (unit length, canonical sign); neurons are sorted by a random projection of the
+    pair, and neighbours whose normalized vectors agree to ``max(shape)·eps`` (the numerical-rank
+    tolerance, `verify.core.tolerances`) count once. A neuron with ``a_i`` or ``b_i`` zero (to the same
+    tolerance) contributes nothing. Duplicated or proportional frozen neurons, and dead ones, are
+    found; a general linear dependence among more than two columns is not (only an SVD finds that).
+    """
+    a, b = np.asarray(to_host(a), dtype=np.float64), np.asarray(to_host(b), dtype=np.float64)
+    n = a.shape[1]
+    tolerance = max(a.shape[0] * b.shape[1], n) * EPS
+    unit_a, zero_a = _unit_columns(a, 1, tolerance)
+    unit_b, zero_b = _unit_columns(b, 0, tolerance)
+    live = np.flatnonzero(~(zero_a | zero_b))
+    if live.size < 2:
+        return int(live.size)
+    pairs = np.hstack([unit_a[live], unit_b[live]])
+    keys = pairs @ np.random.default_rng(1).standard_normal(pairs.shape[1])
+    order = np.argsort(keys, kind="stable")
+    gap = 4 * tolerance * np.sqrt(pairs.shape[1])  # proportional pairs have equal keys to rounding: neighbours
+    duplicate = np.zeros(live.size, dtype=bool)
+    for position in np.flatnonzero(np.diff(keys[order]) <= gap) + 1:
+        i = order[position]
+        for back in range(position - 1, -1, -1):
+            j = order[back]
+            if keys[i] - keys[j] > gap:
+                break
+            if not duplicate[j] and np.max(np.abs(pairs[i] - pairs[j])) <= 4 * tolerance:
+                duplicate[i] = True
+                break
+    return int(live.size - np.count_nonzero(duplicate))
+
+
 def rank_error(block: int, rank: int, needed: int, n: int) -> InfeasibleError:
     """The `InfeasibleError` for a paper-mode block whose Khatri–Rao system has rank below ``needed``."""
     return InfeasibleError(
         f"block {block}: the Khatri–Rao system of frozen layers {2 * block - 1}-{2 * block} has rank {rank}, "
         f"but mode 'paper' needs full rank {needed} = d_{block}*d_{block - 1}; the frozen weights are not "
         f"generic (width {n}). A generic frozen layer of width >= {needed} would work",
+        block=block,
+        rank=rank,
+        needed=needed,
+        width=n,
+        width_needed=needed,
+    )
+
+
+def neuron_rank_error(block: int, rank: int, needed: int, n: int) -> InfeasibleError:
+    """The `InfeasibleError` for a paper-mode block with fewer distinct live odd neurons than ``needed``
+    (`distinct_neurons`): ``rank K`` is at most ``rank``."""
+    return InfeasibleError(
+        f"block {block}: only {rank} of the {n} neurons of frozen layer {2 * block - 1} have a non-zero Khatri–Rao "
+        f"column not proportional to another's (duplicated, proportional or dead neurons: (a_i, b_i) ∥ (a_j, b_j)), "
+        f"so the system has rank at most {rank}, but mode 'paper' needs full rank {needed} = d_{block}*d_{block - 1} "
+        f"(width {n}). A generic frozen layer of width >= {needed} would work",
         block=block,
         rank=rank,
         needed=needed,

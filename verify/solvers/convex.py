@@ -7,16 +7,25 @@
 * ``min_shift``: ``min Σ_i τ_i`` with the bias shift ``τ_i = max(|γ_i| rad_i − γ_i mid_i + SLACK |γ_i| size_i, 0)``
   of `verify.core.bias_shift`, evaluated on the cvxpy variable (`CVXPY`): convex in ``γ``.
 
-Every program is solved by Clarabel (an interior-point solver shipped as a wheel, silent); its
-status must be ``optimal``. Interior-point solutions satisfy ``K γ = w`` only to the solver's
+Every program is solved on normalized magnitudes (``K`` and ``w`` divided by powers of two near
+their largest entries, exact; ``γ`` scales back by their ratio), first by Clarabel (an
+interior-point solver shipped as a wheel, silent); a failure or a status other than ``optimal``
+(or ``optimal_inaccurate``) is retried with the next of `CONVEX_SOLVERS` that cvxpy has installed
+(SciPy's HiGHS, then SCS), and a failure of all of them is a `ConvexSolverError` (a `ValueError`) naming
+each solver's status: with ``K`` of full rank every program here has a solution, so that is a
+numerical failure, never an infeasible instance (``box`` below its smallest bound is an
+`InfeasibleError`, decided from the ``linf`` optimum). A zero ``W`` is solved by ``γ = 0``, optimal
+for every program. Interior-point solutions satisfy ``K γ = w`` only to the solver's
 tolerance (~1e-9), so each is *polished* to working precision: ``l1`` and ``min_shift`` (linear
 programs whose optimum is a vertex) by re-solving ``K γ = w`` exactly on the ``d_out·d_in``
 columns with the largest ``|γ|`` (QR with column pivoting on ``K diag(|γ|)``), ``linf`` and
-``box`` by the minimum-norm correction ``γ + K⁺ (w − K γ)``. The solver's status, objective and
-the polish are recorded in the diagnostics.
+``box`` by the minimum-norm correction ``γ + K⁺ (w − K γ)``. The solver that succeeded (and any
+that failed before it), its status, objective and the polish are recorded in the diagnostics.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -29,13 +38,29 @@ from verify.core.numerics import refine
 from verify.core.scale_equation import ScaleEquation, ScaleSolution, rank_error
 from verify.core.tolerances import numerical_rank
 
-__all__ = ["BOX_MARGIN", "cvxpy_arithmetic", "solve_convex"]
+__all__ = ["BOX_MARGIN", "CONVEX_SOLVERS", "ConvexSolverError", "cvxpy_arithmetic", "solve_convex"]
 
 BOX_MARGIN = 1e-6
 """The box program is solved with ``|γ| <= C·(1 − BOX_MARGIN)`` when that is still feasible, so that
 the polishing correction (of the solver's accuracy, ~1e-9 relative) cannot push ``|γ|`` past ``C``."""
 
-_SOLVER_OPTIONS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "max_iter": 500}
+CONVEX_SOLVERS = ("CLARABEL", "SCIPY", "SCS")
+"""The solvers tried in turn on a program, those of them that cvxpy has installed: Clarabel
+(interior point, accurate), then SciPy's ``linprog`` (HiGHS, for the linear programs ``l1``,
+``linf``, ``min_shift``; it declines the quadratic ``box``; cvxpy's own ``HIGHS`` interface prints
+a banner), then SCS (first order, less accurate, but it takes every program). The first status
+``optimal`` or ``optimal_inaccurate`` wins; the polish and the certificate then judge the result."""
+
+_SOLVER_OPTIONS = {
+    "CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "max_iter": 500},
+    "SCS": {"eps_abs": 1e-10, "eps_rel": 1e-10, "max_iters": 100_000},
+}
+
+
+class ConvexSolverError(ValueError):
+    """Every installed convex solver failed on a program that has a solution (the block's ``K`` has full
+    rank, so ``K γ = w`` is solvable and the objective is bounded below): a numerical failure, not an
+    infeasible instance. The message lists each solver's status and what to try instead."""
 
 
 def cvxpy_arithmetic() -> Arithmetic:
@@ -45,18 +70,38 @@ def cvxpy_arithmetic() -> Arithmetic:
     return Arithmetic("cvxpy", float, cp.abs, cp.multiply, cp.pos)
 
 
-def _solve(problem: object, variable: object, method: str) -> tuple[np.ndarray, dict]:
+def _solve(problem: object, variable: object, method: str, *, block: int) -> tuple[np.ndarray, dict]:
+    """Solve ``problem`` with the first of `CONVEX_SOLVERS` (those installed) that reaches an optimum."""
     import cvxpy as cp
 
-    try:
-        problem.solve(solver=cp.CLARABEL, **_SOLVER_OPTIONS)
-    except cp.error.SolverError as error:
-        raise ArithmeticError(f"cvxpy/Clarabel failed on the {method} program: {error}") from None
-    status = problem.status
-    info = {"solver": "cvxpy/CLARABEL", "status": status, "objective": float(problem.value)}
-    if status not in ("optimal", "optimal_inaccurate") or variable.value is None:
-        raise ArithmeticError(f"cvxpy/Clarabel returned status {status!r} on the {method} program")
-    return np.asarray(variable.value, dtype=np.float64), info
+    installed = set(cp.installed_solvers())
+    attempts: list[str] = []
+    for name in (solver for solver in CONVEX_SOLVERS if solver in installed):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "solution may be inaccurate": the polish judges
+                problem.solve(solver=name, **_SOLVER_OPTIONS.get(name, {}))
+        except cp.error.SolverError as error:
+            attempts.append(f"{name}: {str(error).splitlines()[0]}")
+            continue
+        status = problem.status
+        if status in ("optimal", "optimal_inaccurate") and variable.value is not None:
+            info = {"solver": f"cvxpy/{name}", "status": status, "objective": float(problem.value)}
+            if attempts:
+                info["failed_solvers"] = attempts
+            return np.asarray(variable.value, dtype=np.float64), info
+        attempts.append(f"{name}: status {status!r}")
+    raise ConvexSolverError(
+        f"block {block}: the {method} program failed with every installed convex solver "
+        f"({'; '.join(attempts) or 'none of ' + ', '.join(CONVEX_SOLVERS) + ' is installed'}), although the scale "
+        f"equation is solvable (its Khatri–Rao system has full rank); this is a numerical failure of the solvers, "
+        f"not an infeasible instance. Try method 'lstsq' or 'direct', or another convex method"
+    )
+
+
+def _power_of_two(value: float) -> float:
+    """The power of two nearest ``value > 0``: dividing by it is exact and normalizes magnitudes."""
+    return float(2.0 ** np.round(np.log2(value)))
 
 
 def _least_squares(matrix: np.ndarray) -> object:
@@ -89,35 +134,71 @@ def solve_convex(
     bound: float | None = None,
     image: AffineRange | None = None,
 ) -> ScaleSolution:
-    """Solve block ``block``'s scale equation by the convex program ``method`` (see module notes)."""
+    """Solve block ``block``'s scale equation by the convex program ``method`` (see module notes).
+
+    The program is solved on normalized magnitudes: ``K`` and ``w`` are divided by the powers of two
+    nearest their largest entries (``γ = x · 2^{e_w − e_K}``, exact), and so is ``min_shift``'s range;
+    this changes neither feasibility nor the optimal ``γ``, and keeps the solvers' absolute
+    tolerances meaningful for targets of scale 1e4 or frozen weights of scale 2⁶⁰. A zero ``W`` is
+    solved by ``γ = 0``, optimal for every program. A failure of every installed solver (`_solve`)
+    is a `ConvexSolverError`.
+    """
     import cvxpy as cp
 
     needed = equation.check_paper_width(block)
+    if method == "box":
+        _check_bound(bound)
     d_out, n, k, target = equation.d_out, equation.n, equation.k, equation.target
-    gamma = cp.Variable(n)
-    constraints = [k @ gamma == target]
     singular = scipy.linalg.svdvals(k)
     rank = numerical_rank(singular, k.shape)
     if rank < needed:
         raise rank_error(block, rank, needed, n)
     condition = float(singular[0] / singular[needed - 1])
-    if method == "box":
-        polished, info = _solve_box(k, target, gamma, constraints, bound, block=block, n=n)
+    if not np.any(target):
+        # W = 0: γ = 0 solves K γ = 0, and every objective (a norm, or a sum of shifts >= 0) is 0 there.
+        polished = np.zeros(n)
+        info = {"solver": "none", "status": "optimal", "objective": 0.0, "polish": "none: W = 0, so γ = 0"}
     else:
-        objective = _program_objective(method, gamma, image)
-        value, info = _solve(cp.Problem(cp.Minimize(objective), constraints), gamma, method)
-        if method == "linf":
-            polished = _project(k, value, target)
-            info["polish"] = "minimum-norm correction"
-        else:  # linear programs: the optimum is a vertex, re-solved exactly on its support
-            polished, live = _polish_on_support(k, value, target, needed)
-            info["polish"] = f"exact solve on {live} support columns"
+        factor = _power_of_two(np.abs(target).max()) / _power_of_two(np.abs(k).max())  # γ = factor · x
+        k_x, w_x = k / _power_of_two(np.abs(k).max()), target / _power_of_two(np.abs(target).max())
+        x = cp.Variable(n)
+        constraints = [k_x @ x == w_x]
+        if method == "box":
+            value, info = _solve_box(k_x, w_x, x, constraints, bound, factor, block=block, n=n)
+        else:
+            objective = _program_objective(method, x, _normalized(image) if method == "min_shift" else None)
+            value, info = _solve(cp.Problem(cp.Minimize(objective), constraints), x, method, block=block)
+            if method == "linf":
+                value = _project(k_x, value, w_x)
+                info["polish"] = "minimum-norm correction"
+            else:  # linear programs: the optimum is a vertex, re-solved exactly on its support
+                value, live = _polish_on_support(k_x, value, w_x, needed)
+                info["polish"] = f"exact solve on {live} support columns"
+        info["objective"] *= factor
+        info["normalization"] = factor
+        polished = value * factor
     info["objective_after_polish"] = _objective(method, polished, image)
     if method == "box":
         info["bound"] = float(bound)
     return ScaleSolution(
-        polished, np.ones(d_out), rank, needed, condition, f"{method}: cvxpy/CLARABEL + polish", diagnostics=info
+        polished, np.ones(d_out), rank, needed, condition, f"{method}: {info['solver']} + polish", diagnostics=info
     )
+
+
+def _normalized(image: AffineRange | None) -> AffineRange | None:
+    """``min_shift``'s range divided by a power of two near its largest entry (the objective scales with it)."""
+    if image is None:
+        return None
+    largest = max(float(np.max(np.abs(v), initial=0.0)) for v in (image.mid, image.rad, image.size))
+    if not np.isfinite(largest) or largest == 0:
+        return image
+    scale = _power_of_two(largest)
+    return AffineRange(image.mid / scale, image.rad / scale, image.size / scale)
+
+
+def _check_bound(bound: object) -> None:
+    if bound is None or isinstance(bound, bool) or not np.isfinite(bound) or bound <= 0:
+        raise ValueError(f"method 'box' needs bound=C, a positive finite number, got {bound!r}")
 
 
 def _program_objective(method: str, gamma: object, image: AffineRange | None) -> object:
@@ -144,14 +225,24 @@ def _objective(method: str, gamma: np.ndarray, image: AffineRange | None) -> flo
 
 
 def _solve_box(
-    k: np.ndarray, target: np.ndarray, gamma: object, constraints: list, bound: float | None, *, block: int, n: int
+    k: np.ndarray,
+    target: np.ndarray,
+    gamma: object,
+    constraints: list,
+    bound: float,
+    factor: float,
+    *,
+    block: int,
+    n: int,
 ) -> tuple[np.ndarray, dict]:
+    """``box`` on the normalized system (``γ = factor · x``): the bound is compared in ``γ``'s units."""
     import cvxpy as cp
 
-    if bound is None or isinstance(bound, bool) or not np.isfinite(bound) or bound <= 0:
-        raise ValueError(f"method 'box' needs bound=C, a positive finite number, got {bound!r}")
-    smallest, _ = _solve(cp.Problem(cp.Minimize(_program_objective("linf", gamma, None)), constraints), gamma, "linf")
-    least = float(np.abs(_project(k, smallest, target)).max())
+    smallest, _ = _solve(
+        cp.Problem(cp.Minimize(_program_objective("linf", gamma, None)), constraints), gamma, "linf", block=block
+    )
+    least_x = float(np.abs(_project(k, smallest, target)).max())
+    least, bound_x = least_x * factor, bound / factor
     if bound < least:
         raise InfeasibleError(
             f"block {block}: no scales with |γ| <= {bound:.6g} solve the scale equation; the smallest bound that "
@@ -159,15 +250,19 @@ def _solve_box(
             block=block,
             width=n,
         )
-    inner = bound * (1 - BOX_MARGIN) if bound * (1 - BOX_MARGIN) >= least else bound
+    inner = bound_x * (1 - BOX_MARGIN) if bound_x * (1 - BOX_MARGIN) >= least_x else bound_x
     program = cp.Problem(cp.Minimize(cp.sum_squares(gamma)), [*constraints, cp.abs(gamma) <= inner])
-    value, info = _solve(program, gamma, "box")
+    value, info = _solve(program, gamma, "box", block=block)
     polished = _project(k, value, target)
-    if np.abs(polished).max() > bound:
+    if np.abs(polished).max() > bound_x:
         raise InfeasibleError(
             f"block {block}: bound C = {bound:.6g} is within the solver's accuracy of the smallest feasible bound "
             f"{least:.6g}; use C >= {least * (1 + 10 * BOX_MARGIN):.6g}",
             block=block,
             width=n,
         )
-    return polished, info | {"polish": "minimum-norm correction", "smallest_bound": least, "inner_bound": inner}
+    return polished, info | {
+        "polish": "minimum-norm correction",
+        "smallest_bound": least,
+        "inner_bound": inner * factor,
+    }

@@ -11,10 +11,11 @@ import warnings
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 
 from verify.core.numerics import refine
 from verify.core.scale_equation import ScaleEquation, ScaleSolution, rank_error
-from verify.core.tolerances import numerical_rank
+from verify.core.tolerances import EPS, numerical_rank
 
 __all__ = ["solve_direct"]
 
@@ -28,7 +29,12 @@ def solve_direct(equation: ScaleEquation, *, block: int) -> ScaleSolution:
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # singularity is checked below
         lu, piv = scipy.linalg.lu_factor(square, check_finite=False)
     diagonal = np.sort(np.abs(np.diag(lu)))[::-1]
-    if numerical_rank(diagonal, square.shape) < needed:  # LU is not rank-revealing: the SVD says how bad
+    # LU is not rank-revealing: its diagonal can look full rank while σ_min <= σ_max·max(shape)·eps.
+    # LAPACK's 1-norm estimate rcond_1 <= needed·σ_min/σ_max catches every such case (with a margin
+    # of 10 for the estimate); then the SVD decides.
+    rcond, _ = scipy.linalg.lapack.dgecon(lu, np.linalg.norm(square, 1), norm="1")
+    suspect = rcond <= 10 * needed * max(square.shape) * EPS
+    if suspect or numerical_rank(diagonal, square.shape) < needed:
         rank = numerical_rank(scipy.linalg.svdvals(square), square.shape)
         if rank < needed:
             raise rank_error(block, rank, needed, n)

@@ -17,17 +17,23 @@ and `verify.core.bounds` evaluated in `rational_arithmetic`; ``K``'s columns com
 equation's own builder with rational entries.
 
 The float ``(γ, β)`` returned to the caller are the roundings of these rationals; the exact check
-is about the rational parameters. Cost grows like ``d⁶`` with large rationals: ``d <= 16`` in
-about a second per block.
+is about the rational parameters. Cost grows like ``(d_k·d_{k-1})³ ~ d⁶`` with ever larger
+rationals (denominators of ~30 000 bits at ``d = 16``): measured on a 2-core machine, about 1.7 s
+per block at ``d = 12``, 7 s at ``d = 16``, 27 s at ``d = 20`` and an estimated 7 min at ``d = 32``.
+Blocks beyond `EXACT_MAX_EQUATIONS` (``d = 16``) are refused before any work, with the estimate
+(`check_exact_reach`).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from functools import cache
 
 import numpy as np
+import scipy.linalg
 
 from verify.core.arithmetic import Arithmetic
 from verify.core.bias_shift import activity_margin, bias_shift
@@ -37,9 +43,27 @@ from verify.core.certificate import ExactCheck
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.scale_equation import ScaleSolution, as_equation
+from verify.core.scale_equation import ScaleSolution, as_equation, rank_error
+from verify.core.tolerances import numerical_rank
 
-__all__ = ["ExactCheck", "exact_check", "rational_arithmetic", "solve_exact"]
+__all__ = [
+    "EXACT_MAX_EQUATIONS",
+    "SECONDS_PER_CUBED_EQUATION",
+    "ExactCheck",
+    "check_exact_reach",
+    "exact_check",
+    "exact_seconds",
+    "rational_arithmetic",
+    "solve_exact",
+]
+
+EXACT_MAX_EQUATIONS = 256
+"""``method="exact"`` refuses (before any work) a block with more equations ``d_k·d_{k-1}`` than this
+(``d = 16``): its cost grows like ``(d_k·d_{k-1})³`` and the next sizes take minutes (module notes)."""
+SECONDS_PER_CUBED_EQUATION = 4e-7
+"""Measured time of one exact block (solve and exact check, ``n = d_k·d_{k-1}``) divided by
+``(d_k·d_{k-1})³``, on a 2-core machine: 1.7 s at ``d = 12``, 6.7 s at ``d = 16``, 27 s at ``d = 20``
+(``d_k = d_{k-1} = d``)."""
 
 
 def _q(x: float):
@@ -77,16 +101,58 @@ def _qmat(array: np.ndarray):
     return flint.fmpq_mat(array.shape[0], array.shape[1], [_q(v) for v in array.ravel()])
 
 
+def exact_seconds(equations: int) -> float:
+    """Estimated seconds of ``method="exact"`` on one block of ``equations = d_k·d_{k-1}`` equations
+    (solve and exact check): ``SECONDS_PER_CUBED_EQUATION · equations³`` (module notes)."""
+    return SECONDS_PER_CUBED_EQUATION * float(equations) ** 3
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def check_exact_reach(widths: Sequence[int], limit: int | None = None) -> None:
+    """Refuse, before any work, a target beyond ``method="exact"``'s reach: a `ValueError` naming the
+    first block with more than ``limit`` (default `EXACT_MAX_EQUATIONS`) equations ``d_k·d_{k-1}``, the
+    estimated time (`exact_seconds`) and what to use instead."""
+    limit = EXACT_MAX_EQUATIONS if limit is None else limit
+    sizes = [d_out * d_in for d_in, d_out in itertools.pairwise(widths)]
+    over = [(k, size) for k, size in enumerate(sizes, start=1) if size > limit]
+    if not over:
+        return
+    k, size = over[0]
+    total = sum(exact_seconds(s) for s in sizes)
+    raise ValueError(
+        f"method 'exact' is limited to d_k*d_(k-1) <= {limit} equations per block (about "
+        f"{_duration(exact_seconds(limit))} per block at the limit); block {k} has "
+        f"{widths[k]}*{widths[k - 1]} = {size}: "
+        f"estimated {_duration(exact_seconds(size))} for that block and {_duration(total)} for the whole target (the "
+        f"cost grows like (d_k*d_(k-1))^3 with ever larger rationals). Use method 'direct' or 'lstsq' (float "
+        f"certificate, docs/design.md §6.1-6.3), or a smaller target"
+    )
+
+
 def solve_exact(*operands: object, block: int) -> tuple[ScaleSolution, list]:
     """Exact rational ``γ`` with ``K γ = vec(W)`` for a `ScaleEquation` (or its matrices ``a, b, w``).
 
-    Returns the float solution and the rationals.
+    Returns the float solution and the rationals. A block beyond `EXACT_MAX_EQUATIONS` is refused
+    before any work (`check_exact_reach`).
     """
     import flint
 
     equation = as_equation(operands)
+    check_exact_reach([equation.d_in, equation.d_out])
     columns = equation.square_subset(block)
     needed, n, k = columns.size, equation.n, equation.k
+    # The float γ returned must be usable: a numerically singular square system (duplicated neurons
+    # whose proportionality is exact only up to rounding) is refused as by every other method.
+    rank = numerical_rank(scipy.linalg.svdvals(k[:, columns]), (k.shape[0], needed))
+    if rank < needed:
+        raise rank_error(block, rank, needed, n)
     # K's entries A[a,i]·B[i,b] are products of dyadic rationals: form them exactly.
     square = flint.fmpq_mat(needed, needed, list(equation.columns(columns, _rationals).ravel()))
     try:
@@ -114,14 +180,31 @@ def solve_exact(*operands: object, block: int) -> tuple[ScaleSolution, list]:
     return float_solution, gamma_q
 
 
+NORM_BITS = 64
+"""Significant bits of the rational upper bound of ``‖row‖₂`` used for a ball's radius (`_ball_radius_bound`)."""
+
+
+def _sqrt_upper(square) -> object:
+    """A dyadic rational ``q >= sqrt(square)`` for a rational ``square >= 0``, with about `NORM_BITS`
+    significant bits, from one integer square root: no loop, and no float that could underflow or
+    overflow (``sqrt(square·4^e) < isqrt(floor(square·4^e)) + 1``)."""
+    import flint
+
+    p, q = int(square.p), int(square.q)
+    if p == 0:
+        return flint.fmpq(0)
+    e = NORM_BITS - (p.bit_length() - q.bit_length()) // 2  # square·4^e ~ 4^NORM_BITS
+    scaled = (p << (2 * e)) // q if e >= 0 else p // (q << (-2 * e))
+    root = math.isqrt(scaled) + 1
+    return flint.fmpq(root << max(-e, 0), 1 << max(e, 0))
+
+
 def _ball_radius_bound(radius: float, row: np.ndarray):
-    """A rational ``q >= radius·‖row‖₂``, checked exactly (``q² >= radius²·Σ row²``)."""
-    r_q = _q(radius)
-    squared = sum((_q(v) * _q(v) for v in row), _q(0.0)) * r_q * r_q
-    q = _q(radius * float(np.linalg.norm(row)) * (1 + 2**-40))
-    while q * q < squared:
-        q = q * _q(1 + 2**-30)
-    return q
+    """A rational ``q >= radius·‖row‖₂``: the exact radius times a rational upper bound of the norm
+    (`_sqrt_upper` of the exact ``Σ row²``). Exact whatever the magnitudes: ``radius·‖row‖₂`` may
+    underflow or overflow in floating point (e.g. ``Ball(1e-320)``) without changing the bound."""
+    squared = sum((_q(v) * _q(v) for v in row), _q(0.0))
+    return _q(radius) * _sqrt_upper(squared)
 
 
 def _affine_range_q(region: Domain | tuple, weight: np.ndarray, bias: np.ndarray) -> AffineRange:

@@ -18,7 +18,7 @@ import scipy.sparse.linalg
 
 from verify.core.interop import TorchSpec, is_tensor, to_host
 from verify.core.numerics import REFINEMENT_STEPS, residual_ratio
-from verify.core.scale_equation import ScaleEquation, ScaleSolution
+from verify.core.scale_equation import ScaleEquation, ScaleSolution, neuron_rank_error
 from verify.core.tolerances import residual_tolerance
 
 __all__ = ["LSMR_TOL", "REFINE_BELOW", "solve_iterative"]
@@ -39,13 +39,19 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
     """Matrix-free LSMR on ``K γ = vec(W)`` (never forming ``K``), plus adaptive refinement.
 
     With ``device`` (or an equation of torch tensors) the iteration runs in torch on that device.
+    It always runs in float64, whatever the dtype of the operands or of the caller's tensors.
     Returns ``γ`` as a numpy array. Rank is not computed (that needs the factorization this method
     avoids); ``rank`` reports the needed value when the final residual is at rounding level, and
-    the certificate's residual check is what proves the solve.
+    the certificate's residual check is what proves the solve. Duplicated, proportional or dead
+    odd neurons are found first (`ScaleEquation.rank_bound`): fewer distinct neurons than
+    ``d_out·d_in`` is an `InfeasibleError` naming the block, the rank bound and the width.
     """
-    if device is not None:
-        equation = ScaleEquation(*(device.solve_tensor(m) for m in (equation.a, equation.b, equation.w)))
+    equation = _float64(equation, device)
     needed = equation.check_paper_width(block)
+    rank_bound = equation.rank_bound()  # LSMR computes no rank: duplicated or dead neurons are found here
+    if rank_bound < needed:
+        raise neuron_rank_error(block, rank_bound, needed, equation.n)
+    equation, unit = equation.normalized()  # exact: LSMR's conlim stop would depend on ‖K‖ otherwise
     stop_ratio = residual_tolerance(equation.n, equation.d_out, equation.d_in) / REFINE_BELOW
     if is_tensor(equation.a):
         import torch
@@ -64,14 +70,32 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
         gamma, info = _refined(equation, torch_pass, start, stop_ratio)
         device_name = str(equation.a.device)
         info["device"] = device_name
-        return _solution(to_host(gamma), equation, info, f"iterative: LSMR (torch, {device_name})")
+        return _solution(
+            to_host(gamma) * unit, equation, info | {"normalization": unit}, f"iterative: LSMR (torch, {device_name})"
+        )
 
     def scipy_pass(rhs: np.ndarray) -> tuple[np.ndarray, int, int, float]:
         out = scipy.sparse.linalg.lsmr(equation.operator, rhs, atol=LSMR_TOL, btol=LSMR_TOL, maxiter=20 * needed)
         return out[0], int(out[1]), int(out[2]), float(out[6])
 
     gamma, info = _refined(equation, scipy_pass, np.zeros(equation.n), stop_ratio)
-    return _solution(gamma, equation, info, "iterative: LSMR (scipy)")
+    return _solution(gamma * unit, equation, info | {"normalization": unit}, "iterative: LSMR (scipy)")
+
+
+def _float64(equation: ScaleEquation, device: TorchSpec | None) -> ScaleEquation:
+    """The equation in float64: on ``device`` (or the tensors' own device) for torch, numpy otherwise.
+
+    The solve never runs in the operands' or the caller's lower precision: a float64 target with a
+    float32 frozen network keeps every digit of both (rounding ``W`` to float32 costs ~1e-8).
+    """
+    operands = (equation.a, equation.b, equation.w)
+    if device is None and is_tensor(equation.a):
+        device = TorchSpec(equation.a.device, equation.a.dtype)
+    if device is not None:
+        return ScaleEquation(*(device.solve_tensor(m) for m in operands))
+    if all(np.asarray(m).dtype == np.float64 for m in operands):
+        return equation
+    return ScaleEquation(*(np.asarray(m, dtype=np.float64) for m in operands))
 
 
 def _refined(equation: ScaleEquation, lsmr_pass: LsmrPass, gamma: Any, stop_ratio: float) -> tuple[Any, dict]:
