@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import assume, event, given, note
+from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import verify
@@ -96,6 +96,9 @@ def fresh_points(
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data(), seed=seeds())
+# Refusals are expected in float16 (about 7 draws in 10: its bound exceeds even rtol = 0.5), and each
+# refused draw is still checked (its samples lie within the bound) before it is filtered out.
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 def test_error_bound_covers_fresh_points(dtype, data, seed):
     """docs/design.md §6.5: ``max |ĝ(x) − f̂(x)| <= error_bound`` at fresh points, in the certified dtype."""
     target, frozen, domain, mode = data.draw(instances(), label="instance")

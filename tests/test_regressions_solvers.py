@@ -18,7 +18,9 @@ def test_iterative_solves_in_float64_for_a_float32_frozen_network() -> None:
     frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
     frozen32 = verify.FrozenNetwork([torch.tensor(w, dtype=torch.float32) for w in frozen.weights])
     for method in ("lstsq", "iterative"):
-        result = verify.reconstruct(target, frozen32, verify.Ball(1.0), method=method)
+        # rtol 1e-3: the result is certified for evaluation in float32 (its proved bound is 1.6e-5 of
+        # the target's scale here), which the default rtol = 1e-6 refuses.
+        result = verify.reconstruct(target, frozen32, verify.Ball(1.0), method=method, rtol=1e-3)
         assert result.certificate.holds
         assert result.gamma[0].dtype == torch.float32  # results go back in the caller's dtype
         assert all(b.residual_ratio <= b.residual_tolerance for b in result.certificate.blocks)
