@@ -280,3 +280,34 @@ def test_to_module_refuses_what_it_cannot_build() -> None:
         to_module(target)
     with pytest.raises(ValueError, match=r"verify\.Reconstruction"):
         to_module(frozen, "result")
+
+
+def test_fit_norm_layers_leaves_the_module_in_eval_mode() -> None:
+    # Regression: a module fitted in train mode stayed there, and one later train-mode forward
+    # normalized with batch statistics and overwrote the running statistics (rel. error 17.6, then
+    # 9.9 in eval mode). fit_norm_layers now leaves it in eval mode; norm_only keeps it there.
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=2, dtype=torch.float64).train()
+    target = _target()
+    fit_norm_layers(frozen, target, verify.Ball(1.0))
+    assert not frozen.training and not any(m.training for m in frozen.modules())
+    x = torch.tensor(verify.Ball(1.0).resolve(4).sample(64, np.random.default_rng(0)))
+    statistics = [bn.running_mean.clone() for bn in frozen if isinstance(bn, nn.BatchNorm1d)]
+    with torch.no_grad():
+        error = float((frozen(x) - target(x)).abs().max() / target(x).abs().max())
+    assert error <= 1e-9  # float64: the certificate measures ~1e-15 here
+    kept = norm_only(frozen, statistics="frozen")
+    kept.train()
+    with torch.no_grad():
+        kept(x)
+    assert all(
+        torch.equal(bn.running_mean, before)
+        for bn, before in zip([m for m in kept if isinstance(m, nn.BatchNorm1d)], statistics, strict=True)
+    )
+
+
+def test_load_norm_params_refuses_what_is_not_a_module_or_a_result() -> None:
+    result = fit_norm_layers(frozen_mlp([4, 16, 4, 12, 3], seed=2, dtype=torch.float64), _target(), verify.Ball(1.0))
+    with pytest.raises(ValueError, match=r"module must be a torch nn\.Module"):
+        load_norm_params(None, result)
+    with pytest.raises(ValueError, match=r"result must be a verify\.Reconstruction"):
+        load_norm_params(frozen_mlp([4, 16, 4, 12, 3]), None)

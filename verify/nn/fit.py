@@ -24,6 +24,10 @@ def load_norm_params(module: nn.Module, result: Reconstruction) -> None:
 
     Nothing else changes: running statistics, eps, Linear weights and biases keep their values.
     """
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be a torch nn.Module holding the BatchNorm layers, got {type(module).__name__}")
+    if not isinstance(result, Reconstruction):
+        raise ValueError(f"result must be a verify.Reconstruction, got {type(result).__name__}")
     norms = norm_layers(module)
     if len(norms) != len(result.gamma):
         raise ValueError(f"the module has {len(norms)} BatchNorm layers but the result tunes {len(result.gamma)}")
@@ -47,9 +51,16 @@ def fit_norm_layers(
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
     ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
     float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
+
+    ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
+    running statistics. One train-mode forward would normalize with batch statistics instead and,
+    with torch's default momentum, overwrite those running statistics for good. To keep it in eval
+    mode through code that calls ``.train()`` (a training loop, say), wrap it with
+    ``verify.nn.norm_only(frozen, statistics="frozen")``.
     """
     result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
     load_norm_params(frozen, result)
+    frozen.eval()
     return result
 
 
