@@ -9,7 +9,7 @@
 4. the even layer's shift ``t' = b − s' ⊙ (A(γ ⊙ c + tau) + c')`` restores the target's bias;
 5. ``(s, t)`` become BatchNorm ``(gamma, beta)`` and the certificate is checked (`verify.core.certificate`).
 
-A paired frozen network (docs/design.md §3) runs the same block loop with no region and no shift.
+A paired block (docs/design.md §3) is solved on its halves with no shift, on R^d or on a bounded domain.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
 MODES = ("paper", "minimal")
 EXACT_POINTS = 32
 """Rational points at which ``method="exact"`` evaluates ``g`` and ``f`` exactly."""
+SHIFTED_METHODS = ("exact", "min_shift")
+"""Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them."""
 PAIRED_RADII = (1.0, 1e6)
 """A paired reconstruction is checked on points of balls of these radii (half each): exactness on
 all of R^d means far outside any ball too."""
@@ -210,12 +212,13 @@ def _tune_block(
 ) -> _TunedBlock:
     """Block ``k`` of the construction: the odd and even layers' ``(s, t)`` and the block's certificate.
 
-    A shifted block (``region`` given, docs/design.md §2) solves its equation, shifts its odd layer by
-    `bias_shift` over the region's range and proves the margins; a paired block (``region`` None,
-    docs/design.md §3) solves on one half, uses the same ``γ`` on both and needs no shift, since
-    ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h`` (``σ(t) − σ(−t) = t``).
+    A paired block (`Block.pairs`, on any domain, docs/design.md §3) solves on one half, uses the same
+    ``γ`` on both and needs no shift, since ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h``
+    (``σ(t) − σ(−t) = t``); only ``method="exact"`` and ``"min_shift"``, which are built on the shift,
+    keep a paired block on a bounded domain shifted. Any other block (``region`` given, §2) solves its
+    equation, shifts its odd layer by `bias_shift` over the region's range and proves the margins.
     """
-    paired = region is None
+    paired = block.pairs is not None and (region is None or method not in SHIFTED_METHODS)
     equation = block.half_equation if paired else block.equation
     image = None if paired else block.odd_range(region)
     if not paired and mode == "paper" and not equation.full_pattern:
