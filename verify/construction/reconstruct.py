@@ -103,6 +103,7 @@ def reconstruct(
     domain : Ball, Box or None
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
         ``None`` for a paired frozen network (docs/design.md §3): exact on all of R^d, no bias shift.
+        A paired block is solved on its halves with no shift on a bounded domain too.
     mode : "paper" or "minimal"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
