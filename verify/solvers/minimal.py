@@ -18,9 +18,10 @@ a fixed sign pattern ``σ`` of ``ρ`` the minimum is a linear program in the nul
     min t   subject to   |γ̃(c)_i| <= t,   σ_a ρ̃(c)_a >= 1,
 
 (ρ bounded away from 0 on every live row, so no row is switched off and ``s'`` stays finite); it is
-solved for the sign pattern of the least-squares "ρ closest to all ones" vector and for all-positive
-``ρ``, and the better is kept. A cancelling pair only raises ``max|γ̃|`` without moving ``ρ``, so
-the program never uses it. The scale symmetry is then fixed by balancing ``max|γ| = max|s'|``, so
+solved for the sign patterns of the least-squares "ρ closest to all ones" vector, of a generic
+combination and of all-positive ``ρ``, and the best is kept (an exhaustive search over the
+``2^(r-1)`` patterns is not attempted). A cancelling pair only raises ``max|γ̃|`` without moving
+``ρ``, so the program never uses it. The scale symmetry is then fixed by balancing ``max|γ| = max|s'|``, so
 the largest scale reported is ``sqrt(max|γ| / min|ρ|)``, the smallest any multiple of the chosen
 vector can have.
 
@@ -153,14 +154,16 @@ def _smallest_scales(rho_basis: np.ndarray, gamma_basis: np.ndarray) -> tuple[np
     ``ρ̃ = rho_basis @ c``, ``γ̃ = gamma_basis @ c`` (equilibrated units). With one null direction
     there is no choice. Otherwise, for a sign pattern ``σ`` of ``ρ``, the smallest ratio is the
     linear program ``min t  s.t.  |γ̃_i| <= t,  σ_a ρ̃_a >= 1`` (HiGHS); it is solved for the sign
-    pattern of the closest-to-ones solution and for all-positive ``ρ``, and the best is kept.
+    patterns of the closest-to-ones solution, of a generic combination (feasible even where the
+    former has a ``ρ_a = 0``) and of all-positive ``ρ``, and the best is kept.
     """
     r, q = rho_basis.shape
     start = np.linalg.lstsq(rho_basis, np.ones(r), rcond=VANISHING)[0]
     best = (start, _scale_ratio(rho_basis @ start, gamma_basis @ start))
     if q == 1:
         return best
-    patterns = {tuple(np.where(rho_basis @ start < 0, -1.0, 1.0)), (1.0,) * r}
+    generic = rho_basis @ np.random.default_rng(0).standard_normal(q)  # no ρ_a = 0, with probability 1
+    patterns = {tuple(np.where(rho < 0, -1.0, 1.0)) for rho in (rho_basis @ start, generic)} | {(1.0,) * r}
     n = gamma_basis.shape[0]
     for pattern in patterns:
         sign = np.asarray(pattern)
