@@ -18,9 +18,11 @@ a fixed sign pattern ``σ`` of ``ρ`` the minimum is a linear program in the nul
     min t   subject to   |γ̃(c)_i| <= t,   σ_a ρ̃(c)_a >= 1,
 
 (ρ bounded away from 0 on every live row, so no row is switched off and ``s'`` stays finite); it is
-solved for the sign patterns of the least-squares "ρ closest to all ones" vector, of a generic
-combination and of all-positive ``ρ``, and the best is kept (an exhaustive search over the
-``2^(r-1)`` patterns is not attempted). A cancelling pair only raises ``max|γ̃|`` without moving
+solved for the sign patterns of the least-squares "ρ closest to all ones" vectors, of a generic
+combination and of all-positive ``ρ``, then for single sign flips of the best while they improve;
+the closest-to-ones vectors are candidates themselves, so the choice is never worse than the former
+one. An exhaustive search over the ``2^(r-1)`` patterns is not attempted: "smallest" is over the
+orthants tried. A cancelling pair only raises ``max|γ̃|`` without moving
 ``ρ``, so the program never uses it. The scale symmetry is then fixed by balancing ``max|γ| = max|s'|``, so
 the largest scale reported is ``sqrt(max|γ| / min|ρ|)``, the smallest any multiple of the chosen
 vector can have.
@@ -46,7 +48,10 @@ from verify.core.numerics import REFINEMENT_STEPS
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import VANISHING, numerical_rank
 
-__all__ = ["SCALE_RATIO_LIMIT", "solve_minimal"]
+__all__ = ["FLIP_SWEEPS", "SCALE_RATIO_LIMIT", "solve_minimal"]
+
+FLIP_SWEEPS = 1
+"""Sweeps of single sign flips of ``ρ`` tried after the first linear programs (module notes)."""
 
 SCALE_RATIO_LIMIT = 1.0 / VANISHING
 """Largest scale ratio ``max|γ̃| / min|ρ̃|`` (equilibrated units) minimal mode accepts: ``1/sqrt(eps)``
@@ -153,39 +158,72 @@ def _smallest_scales(rho_basis: np.ndarray, gamma_basis: np.ndarray) -> tuple[np
 
     ``ρ̃ = rho_basis @ c``, ``γ̃ = gamma_basis @ c`` (equilibrated units). With one null direction
     there is no choice. Otherwise, for a sign pattern ``σ`` of ``ρ``, the smallest ratio is the
-    linear program ``min t  s.t.  |γ̃_i| <= t,  σ_a ρ̃_a >= 1`` (HiGHS); it is solved for the sign
-    patterns of the closest-to-ones solution, of a generic combination (feasible even where the
-    former has a ``ρ_a = 0``) and of all-positive ``ρ``, and the best is kept.
+    linear program ``min t  s.t.  |γ̃_i| <= t,  σ_a ρ̃_a >= 1`` (`_orthant_program`). It is solved
+    for the sign patterns of the closest-to-ones solutions (least squares with and without
+    truncating at ``sqrt(eps)``), of a generic combination (no ``ρ_a = 0``) and of all-positive
+    ``ρ``; from the best, single sign flips are tried while they improve (at most `FLIP_SWEEPS`
+    sweeps of ``r − 1`` programs). The least-squares vectors themselves are candidates too, so the
+    result is never worse than the former "closest to ones" choice.
     """
     r, q = rho_basis.shape
-    start = np.linalg.lstsq(rho_basis, np.ones(r), rcond=VANISHING)[0]
-    best = (start, _scale_ratio(rho_basis @ start, gamma_basis @ start))
+    starts = [np.linalg.lstsq(rho_basis, np.ones(r), rcond=rcond)[0] for rcond in (VANISHING, None)]
+    best = min(((c, _scale_ratio(rho_basis @ c, gamma_basis @ c)) for c in starts), key=lambda item: item[1])
     if q == 1:
         return best
     generic = rho_basis @ np.random.default_rng(0).standard_normal(q)  # no ρ_a = 0, with probability 1
-    patterns = {tuple(np.where(rho < 0, -1.0, 1.0)) for rho in (rho_basis @ start, generic)} | {(1.0,) * r}
-    n = gamma_basis.shape[0]
+
+    def canonical(rho: np.ndarray) -> tuple[float, ...]:
+        """The sign pattern of ``rho`` up to the global sign (``σ`` and ``−σ`` give the same program)."""
+        sign = np.where(rho < 0, -1.0, 1.0)
+        return tuple(sign * sign[0])
+
+    tried: dict[tuple[float, ...], tuple[np.ndarray, float] | None] = {}
+
+    def solve(pattern: tuple[float, ...]) -> tuple[np.ndarray, float] | None:
+        if pattern not in tried:
+            tried[pattern] = _orthant_program(rho_basis, gamma_basis, np.asarray(pattern))
+        return tried[pattern]
+
+    patterns = {canonical(rho_basis @ c) for c in starts} | {canonical(generic), (1.0,) * r}
     for pattern in patterns:
-        sign = np.asarray(pattern)
-        bound = np.vstack(
-            [
-                np.hstack([gamma_basis, -np.ones((n, 1))]),
-                np.hstack([-gamma_basis, -np.ones((n, 1))]),
-                np.hstack([-sign[:, None] * rho_basis, np.zeros((r, 1))]),
-            ]
-        )
-        limits = np.concatenate([np.zeros(2 * n), -np.ones(r)])
-        objective = np.zeros(q + 1)
-        objective[-1] = 1.0
-        program = scipy.optimize.linprog(
-            objective, A_ub=bound, b_ub=limits, bounds=[(None, None)] * q + [(0, None)], method="highs"
-        )
-        if program.status == 0:
-            c = program.x[:q]
-            ratio = _scale_ratio(rho_basis @ c, gamma_basis @ c)
-            if ratio < best[1]:
-                best = (c, ratio)
+        found = solve(pattern)
+        if found is not None and found[1] < best[1]:
+            best = found
+    for _ in range(FLIP_SWEEPS):
+        centre = canonical(rho_basis @ best[0])
+        improved = False
+        for a in range(1, r):
+            flipped = (*centre[:a], -centre[a], *centre[a + 1 :])
+            found = solve(flipped)
+            if found is not None and found[1] < best[1] * (1 - 1e-9):
+                best, improved = found, True
+        if not improved:
+            break
     return best
+
+
+def _orthant_program(
+    rho_basis: np.ndarray, gamma_basis: np.ndarray, sign: np.ndarray
+) -> tuple[np.ndarray, float] | None:
+    """``min t  s.t.  |gamma_basis @ c| <= t,  sign * (rho_basis @ c) >= 1`` (HiGHS): ``(c, ratio)`` or None."""
+    (r, q), n = rho_basis.shape, gamma_basis.shape[0]
+    bound = np.vstack(
+        [
+            np.hstack([gamma_basis, -np.ones((n, 1))]),
+            np.hstack([-gamma_basis, -np.ones((n, 1))]),
+            np.hstack([-sign[:, None] * rho_basis, np.zeros((r, 1))]),
+        ]
+    )
+    limits = np.concatenate([np.zeros(2 * n), -np.ones(r)])
+    objective = np.zeros(q + 1)
+    objective[-1] = 1.0
+    program = scipy.optimize.linprog(
+        objective, A_ub=bound, b_ub=limits, bounds=[(None, None)] * q + [(0, None)], method="highs"
+    )
+    if program.status != 0:
+        return None
+    c = program.x[:q]
+    return c, _scale_ratio(rho_basis @ c, gamma_basis @ c)
 
 
 def _balanced(x: np.ndarray, r: int) -> np.ndarray:
