@@ -126,7 +126,7 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
             paper_width(d_out, d_in),
         )
     basis = vt[rank:].T  # orthonormal null basis in equilibrated units: x = (basis @ c) / column_norms
-    coefficients, ratio = _smallest_scales(basis[:r], basis[r:])
+    coefficients, ratio = _smallest_scales(basis[:r], basis[r:], column_norms[:r])
     if not ratio <= SCALE_RATIO_LIMIT:
         raise refusal(
             f"the best solution of diag(ρ) W_{block} = A diag(γ) B needs scales whose ratio "
@@ -153,20 +153,23 @@ def _scale_ratio(rho: np.ndarray, gamma: np.ndarray) -> float:
     return float(np.max(np.abs(gamma), initial=0.0)) / smallest if smallest > 0 else np.inf
 
 
-def _smallest_scales(rho_basis: np.ndarray, gamma_basis: np.ndarray) -> tuple[np.ndarray, float]:
+def _smallest_scales(rho_basis: np.ndarray, gamma_basis: np.ndarray, row_norms: np.ndarray) -> tuple[np.ndarray, float]:
     """Coefficients ``c`` of the null basis with the smallest scale ratio ``max|γ̃| / min|ρ̃|``, and that ratio.
 
     ``ρ̃ = rho_basis @ c``, ``γ̃ = gamma_basis @ c`` (equilibrated units). With one null direction
     there is no choice. Otherwise, for a sign pattern ``σ`` of ``ρ``, the smallest ratio is the
     linear program ``min t  s.t.  |γ̃_i| <= t,  σ_a ρ̃_a >= 1`` (`_orthant_program`). It is solved
-    for the sign patterns of the closest-to-ones solutions (least squares with and without
-    truncating at ``sqrt(eps)``), of a generic combination (no ``ρ_a = 0``) and of all-positive
-    ``ρ``; from the best, single sign flips are tried while they improve (at most `FLIP_SWEEPS`
-    sweeps of ``r − 1`` programs). The least-squares vectors themselves are candidates too, so the
-    result is never worse than the former "closest to ones" choice.
+    for the sign patterns of the closest-to-ones solutions (``ρ̃`` truncated at ``sqrt(eps)``, and
+    the physical ``ρ = ρ̃ / row_norms`` as the former choice did), of a generic combination (no
+    ``ρ_a = 0``) and of all-positive ``ρ``; from the best, single sign flips are tried while they
+    improve (at most `FLIP_SWEEPS` sweeps of ``r − 1`` programs). The least-squares vectors are
+    candidates themselves, so the result is never worse than the former "closest to ones" choice.
     """
     r, q = rho_basis.shape
-    starts = [np.linalg.lstsq(rho_basis, np.ones(r), rcond=rcond)[0] for rcond in (VANISHING, None)]
+    starts = [
+        np.linalg.lstsq(rho_basis, np.ones(r), rcond=VANISHING)[0],  # ρ̃ closest to ones
+        np.linalg.lstsq(rho_basis / row_norms[:, None], np.ones(r), rcond=None)[0],  # ρ = ρ̃/‖W_a‖ (the former choice)
+    ]
     best = min(((c, _scale_ratio(rho_basis @ c, gamma_basis @ c)) for c in starts), key=lambda item: item[1])
     if q == 1:
         return best
