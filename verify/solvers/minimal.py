@@ -22,10 +22,10 @@ solved for the sign patterns of the least-squares "ρ closest to all ones" vecto
 combination and of all-positive ``ρ``, then for single sign flips of the best while they improve;
 the closest-to-ones vectors are candidates themselves, so the choice is never worse than the former
 one. An exhaustive search over the ``2^(r-1)`` patterns is not attempted: "smallest" is over the
-orthants tried. A cancelling pair only raises ``max|γ̃|`` without moving
-``ρ``, so the program never uses it. The scale symmetry is then fixed by balancing ``max|γ| = max|s'|``, so
-the largest scale reported is ``sqrt(max|γ| / min|ρ|)``, the smallest any multiple of the chosen
-vector can have.
+orthants tried. A cancelling pair only raises ``max|γ̃|`` without moving ``ρ``, so the program
+never uses it. The scale symmetry is then fixed by balancing ``max|γ| = max|s'|``, so the largest
+scale reported is ``sqrt(max|γ| / min|ρ|)``, the smallest any multiple of the chosen vector can
+have.
 
 **Refusal.** If even the best ratio exceeds `SCALE_RATIO_LIMIT` ``= 1/sqrt(eps)`` (about 6.7e7) the
 block is refused with `InfeasibleError` naming the block and the ratio: the output would rest on
