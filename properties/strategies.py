@@ -42,6 +42,8 @@ __all__ = [
     "domains",
     "frozen_networks",
     "instances",
+    "mirrored",
+    "paired_instances",
     "seeds",
     "target_widths",
     "targets",
@@ -578,3 +580,41 @@ def _instances(
     frozen = draw(frozen_networks(target, width=width, **extras))
     domain = draw(domains(target.widths[0], kinds=kind_strategy, flat=None))
     return Instance(target, frozen, domain, mode)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired ("looks-linear") frozen networks (docs/design.md §3).
+
+
+def mirrored(frozen: verify.FrozenNetwork) -> verify.FrozenNetwork:
+    """The paired network of ``frozen`` (docs/design.md §3): each odd layer ``M`` becomes ``[M; −M]`` with
+    biases ``[c; −c]``, the next (even) layer's columns ``[M', −M']``; the odd layers' running
+    statistics are repeated (BatchNorm statistics do not affect pairing). Widths of odd layers double."""
+    ms, cs = [], []
+    means, variances = [], []
+    for j, (m, c, mean, var) in enumerate(
+        zip(frozen.weights, frozen.biases, frozen.running_mean, frozen.running_var, strict=True)
+    ):
+        if j % 2 == 0:
+            ms.append(np.vstack([m, -m]))
+            cs.append(np.concatenate([c, -c]))
+            means.append(np.concatenate([mean, mean]))
+            variances.append(np.concatenate([var, var]))
+        else:
+            ms.append(np.hstack([m, -m]))
+            cs.append(np.array(c))
+            means.append(np.array(mean))
+            variances.append(np.array(var))
+    return verify.FrozenNetwork(ms, cs, means, variances, frozen.eps)
+
+
+def paired_instances(
+    *,
+    modes: str | Collection[str] | SearchStrategy[str] = verify.MODES,
+    kinds: str | Collection[str] | SearchStrategy[str] = DOMAIN_KINDS,
+) -> SearchStrategy[Instance]:
+    """`instances` on a bounded domain with the frozen network `mirrored` (each half as wide as
+    `instances` draws it, extra odd and even neurons included)."""
+    return instances(modes=modes, kinds=kinds).map(
+        lambda instance: Instance(instance.target, mirrored(instance.frozen), instance.domain, instance.mode)
+    )

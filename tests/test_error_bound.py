@@ -147,17 +147,25 @@ def test_paired_on_rd_bound_grows_with_the_input():
     assert _within_bound(result, None) <= 1
 
 
-def test_a_margin_that_rounding_can_break_gives_an_infinite_bound():
-    """The linear regime is proved on the box enlarged by the carried error: a shift too small by
-    rounding makes the bound infinite (never silently ignored)."""
+def test_a_neuron_pushed_out_of_its_linear_regime_is_carried_in_the_bound():
+    """A negative margin is never assumed away: a neuron whose shift is too small may leave its linear
+    regime by up to ``-m_i`` (its margin lower bound), and that is added to the error of its output.
+
+    Here the tightest odd neuron of block 1 loses 0.5 of its shift, so ReLU cuts it on part of the
+    ball: the bound must cover the error measured there, and it is far above ``rtol`` of the scale.
+    """
     target = verify.TargetNetwork.random([2, 3, 2], seed=0)
     frozen = verify.FrozenNetwork.for_target(target, seed=1)
     result = verify.reconstruct(target, frozen, verify.Ball(1.0))
     gamma = [np.asarray(g) for g in result.gamma]
     beta = [np.asarray(b).copy() for b in result.beta]
-    margins = result.certificate.blocks[0].min_margin
-    beta[0] = beta[0] - margins - 1e-300  # the tightest odd neuron now touches 0 on the domain
+    margin = result.certificate.blocks[0].min_margin
+    beta[0] = beta[0] - (margin + 0.5)  # t = beta - s mu: the tightest neuron now dips to -0.5
     bound = error_bound(target, frozen, gamma, beta, verify.Ball(1.0))
-    assert bound.error_bound == np.inf and "linear regime" in bound.reason
+    x = verify.Ball(1.0).resolve(2).sample(4000, np.random.default_rng(0))
+    observed = float(np.max(np.abs(frozen.forward(x, gamma, beta) - target(x))))
+    assert observed > 1e-3  # the neuron is really cut somewhere
+    assert observed <= bound.error_bound < np.inf
+    assert not bound.within(1e-6)
     assert isinstance(bound, ErrorBound)
     assert unit_roundoff("float32") == 2.0**-24

@@ -4,6 +4,11 @@ import numpy as np
 import pytest
 
 import verify
+import verify.solvers.minimal as minimal_module
+from verify.core.blocks import blocks
+from verify.core.scale_equation import ScaleEquation
+from verify.core.tolerances import residual_tolerance
+from verify.solvers.minimal import solve_minimal
 
 
 def _badly_scaled_target() -> verify.TargetNetwork:
@@ -75,3 +80,66 @@ def test_vanishing_target_is_not_refused():
     frozen = verify.FrozenNetwork.for_target(tiny, "paper", seed=1, biases=True)
     result = verify.reconstruct(tiny, frozen, verify.Ball(1.0, center=[1 - 1e-13]))
     assert result.certificate.sampled.max_relative_error <= 1e-14
+
+
+CANCELLING = [
+    ([3, 3, 3], 972, 1.0),
+    ([3, 3, 3], 62, 1.0),
+    ([3, 2, 4], 147, 1.0),
+    ([3, 3, 3], 1, 1.0),
+    ([3, 3, 3], 972, 50.0),
+]
+
+
+@pytest.mark.parametrize(("widths", "seed", "scale"), CANCELLING)
+def test_paired_minimal_on_a_ball_has_no_cancelling_scales(widths, seed, scale):
+    """Bug: a paired (mirrored) frozen network on a bounded domain was solved as one system, whose
+    null space holds ``γ_i = −γ_{i+m}`` for every mirrored pair (equal Khatri–Rao columns). Minimal
+    mode's "ρ closest to ones" picked cancelling scales of 1e14–1e17: seed 972 (the review's case,
+    on its machine) held its certificate with max_scale 2.5e15 but was off by 0.033 on fresh points;
+    here seeds 62 and 147 held with max_scale 3.4e14 and 1.9e16, seed 1 was refused
+    (CertificateError, relative error 0.08), and with a target scale of 50 ``g`` depended on the
+    batch size. Fixed twice over: paired blocks are solved on their halves on any domain
+    (docs/design.md §3), and minimal mode picks the null vector with the smallest scale ratio (§2.6)."""
+    target = verify.TargetNetwork.random(widths, seed=seed, scale=scale)
+    frozen = verify.FrozenNetwork.for_target(target, width="minimal", seed=seed, paired=True)
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0), "minimal")
+    assert result.certificate.holds
+    assert all("paired" in block.solver for block in result.certificate.blocks)
+    assert max(block.max_scale for block in result.certificate.blocks) < 1e3
+    x = verify.Ball(1.0).resolve(widths[0]).sample(5000, np.random.default_rng(2026))
+    g, f = result.network(x), target(x)
+    size = np.max(target.magnitude(x))
+    assert np.max(np.abs(g - f)) <= result.certificate.sampled.rtol * size
+    one_by_one = np.vstack([result.network(x[i : i + 1]) for i in range(0, 5000, 50)])
+    assert np.max(np.abs(one_by_one - g[::50])) <= 1e-12 * size
+
+
+def test_minimal_mode_splits_a_mirrored_pair_instead_of_cancelling():
+    """The same bug in the solver alone: the whole mirrored block ``[A, −A]``, ``[B; −B]`` as one
+    minimal-mode equation (what any duplicated column gives). Its null space has one genuine and
+    ``m`` cancelling directions; the smallest-ratio choice puts the same ``γ`` on both neurons of a
+    pair (up to rounding) and keeps the scales small."""
+    target = verify.TargetNetwork.random([3, 3, 3], seed=62)
+    frozen = verify.FrozenNetwork.for_target(target, width="minimal", seed=62, paired=True)
+    block = next(blocks(target, frozen))
+    m = block.pairs
+    equation = ScaleEquation(block.a, block.b, block.w)
+    solution = solve_minimal(equation, block=1)
+    gamma = solution.scale
+    assert np.max(np.abs(gamma[:m] - gamma[m:])) <= 1e-10 * np.max(np.abs(gamma))
+    assert solution.diagnostics["null_dimension"] == m + 1
+    assert solution.diagnostics["scale_ratio"] < 1e3
+    error, terms = equation.residual(gamma, solution.row_scale)
+    assert np.max(np.abs(error) / terms) <= residual_tolerance(equation.n, equation.d_out, equation.d_in)
+
+
+def test_minimal_mode_refuses_scales_beyond_the_limit(monkeypatch):
+    """The refusal names the block and the scale ratio (here with the limit lowered to 1, which every
+    block exceeds) instead of returning a result that leans on huge scales."""
+    monkeypatch.setattr(minimal_module, "SCALE_RATIO_LIMIT", 1.0)
+    target = verify.TargetNetwork.random([3, 3, 3], seed=62)
+    frozen = verify.FrozenNetwork.for_target(target, width="minimal", seed=62)
+    with pytest.raises(verify.InfeasibleError, match=r"block 1: .*max\|γ̃\|/min\|ρ̃\| = [0-9.e+]+ .* exceeds") as caught:
+        verify.reconstruct(target, frozen, verify.Ball(1.0), "minimal")
+    assert caught.value.block == 1

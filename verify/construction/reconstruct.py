@@ -14,7 +14,7 @@ to the evaluation dtype *before* the shifts are computed from them, ``(gamma, be
 that dtype, and the rigorous bound of `verify.core.error_bound` is computed from the stored values;
 nothing is cast after certification.
 
-A paired frozen network (docs/design.md §3) runs the same block loop with no region and no shift.
+A paired block (docs/design.md §3) is solved on its halves with no shift, on R^d or on a bounded domain.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
 MODES = ("paper", "minimal")
 EXACT_POINTS = 32
 """Rational points at which ``method="exact"`` evaluates ``g`` and ``f`` exactly."""
+SHIFTED_METHODS = ("exact", "min_shift")
+"""Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them."""
 PAIRED_RADII = (1.0, 1e6)
 """A paired reconstruction is checked on points of balls of these radii (half each): exactness on
 all of R^d means far outside any ball too."""
@@ -113,6 +115,7 @@ def reconstruct(
     domain : Ball, Box or None
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
         ``None`` for a paired frozen network (docs/design.md §3): exact on all of R^d, no bias shift.
+        A paired block is solved on its halves with no shift on a bounded domain too.
     mode : "paper" or "minimal"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
@@ -293,24 +296,39 @@ def _tune_block(
 ) -> _TunedBlock:
     """Block ``k`` of the construction: the odd and even layers' ``(s, t)`` and the block's certificate.
 
-    A shifted block (``region`` given, docs/design.md §2) solves its equation, shifts its odd layer by
-    `bias_shift` over the region's range and proves the margins; a paired block (``region`` None,
-    docs/design.md §3) solves on one half, uses the same ``γ`` on both and needs no shift, since
-    ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h`` (``σ(t) − σ(−t) = t``).
+    A paired block (`Block.pairs`, on any domain, docs/design.md §3) solves on one half, uses the same
+    ``γ`` on both and needs no shift, since ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h``
+    (``σ(t) − σ(−t) = t``); only ``method="exact"`` and ``"min_shift"``, which are built on the shift,
+    keep a paired block on a bounded domain shifted. Any other block (``region`` given, §2) solves its
+    equation, shifts its odd layer by `bias_shift` over the region's range and proves the margins.
     """
-    paired = region is None
+    paired = block.pairs is not None and (region is None or method not in SHIFTED_METHODS)
     equation = block.half_equation if paired else block.equation
     image = None if paired else block.odd_range(region)
     if not paired and mode == "paper" and not equation.full_pattern:
         _refuse_unmatched(equation_feasibility(equation, mode, block=block.k))
     rational = None
-    if mode == "minimal":
-        solution = solve_with("minimal", equation, block=block.k)
-    elif method == "exact":  # the rationals are needed for the exact check, so not via the registry
-        solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
-    else:
-        device = None if paired else spec  # a paired block solves in numpy
-        solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
+    try:
+        if mode == "minimal":
+            solution = solve_with("minimal", equation, block=block.k)
+        elif method == "exact":  # the rationals are needed for the exact check, so not via the registry
+            solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
+        else:
+            device = None if paired else spec  # a paired block solves in numpy
+            solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
+    except InfeasibleError as error:
+        if not paired:
+            raise
+        m = block.pairs  # report the layer as the user built it: 2m neurons, m independent scales
+        raise InfeasibleError(
+            f"block {block.k}: its {2 * m} odd neurons are {m} mirrored pairs ([B; -B], [A, -A]), which carry "
+            f"{m} independent scales; solved on the halves: {error}",
+            block=error.block,
+            rank=m if error.rank is None else error.rank,  # the halves' rank, at most m
+            needed=error.needed,
+            width=2 * m,
+            width_needed=None if error.width_needed is None else 2 * error.width_needed,
+        ) from None
     gamma, row_scale = solution.scale, solution.row_scale
     if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
         gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)

@@ -57,10 +57,16 @@ class Block:
 
     @property
     def pairs(self) -> int | None:
-        """``m`` if the block is paired (docs/design.md §3): ``B = [B_h; −B_h]``, ``c = [c_h; −c_h]`` and
-        ``A = [A_h, −A_h]`` exactly, with ``m`` rows in each half; otherwise None."""
+        """``m`` if the block is paired (docs/design.md §3): ``B = [B_h; −B_h]``, ``c = [c_h; −c_h]`` (zero
+        biases included) and ``A = [A_h, −A_h]`` exactly, with ``m >= 1`` rows in each half; otherwise None.
+
+        Bit-for-bit equality is the right test: negation is exact in floating point, so a mirrored
+        network stays mirrored through any conversion (float32, torch), and a block that is mirrored
+        only approximately is not paired (its halves do not cancel exactly). `reconstruct` solves a
+        paired block on its halves on any domain, so the two equal Khatri–Rao columns of a mirrored
+        pair never both enter one system."""
         n = self.b.shape[0]
-        if n % 2:
+        if n == 0 or n % 2:
             return None
         m = n // 2
         mirrored = (

@@ -22,9 +22,12 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
    + t_i`` is ``≥ 0`` on the whole enlarged region iff its minimum there is; the minimum is
    computed in float64 (ball: ``s(Bz_c + c) + t − |s| r ‖B_i‖ − |s||B_i|δ``; box: per-term
    minima over the enlarged box) minus ``2 γ^{64}_{m+12}`` times the layer's magnitude (rounding of
-   that evaluation and of ``s``, ``t`` themselves). A negative lower bound for any odd neuron makes
-   the bound ``inf``: nothing is silently assumed. When it holds, ReLU(p) = p, and since ReLU is
-   1-Lipschitz the computed output ``û = ReLU(p̂)`` is within ``ρ_odd`` of ``p``.
+   that evaluation and of ``s``, ``t`` themselves). Where this lower bound ``m_i`` is ``≥ 0``,
+   ReLU(p) = p on the region; where it is negative nothing is assumed: the neuron may leave its
+   linear regime, but only by ``|ReLU(p) − p| = max(0, −p) ≤ −m_i``, which is added to the error of
+   its output. Since ReLU is 1-Lipschitz the computed output ``û = ReLU(p̂)`` is then within
+   ``ρ_odd + max(0, −m_i)`` of ``p``. (A paired block solved on its halves, §6 below, needs no
+   margins and is bounded that way whenever its margins are not all ``≥ 0``.)
 2. **Layer rounding.** One frozen layer ``N(M u + c)`` computed from input ``û`` errs from its exact
    value at ``û`` by at most ``ρ = γ_{fan_in + OPS} · (|s| (|M| |û| + |c| + |μ|) + |β|) + (fan_in +
    OPS) η``. ``OPS = 10`` counts the bias add (1) and BatchNorm as torch evaluates it in eval mode
@@ -92,6 +95,8 @@ _HUGE = {
     "float16": 65504.0,
     "bfloat16": 3.3895313892515355e38,
 }
+_NORMAL = {"float64": 2.0**-1022, "float32": 2.0**-126, "float16": 2.0**-14, "bfloat16": 2.0**-126}
+"""Smallest positive normal number of each dtype."""
 OPS = 10
 """Roundings of one frozen layer beyond its dot product: bias add 1, BatchNorm 9 (see module notes)."""
 _U64 = _UNIT["float64"]
@@ -136,9 +141,17 @@ class ErrorBound:
         return self.error_bound + (self.error_slope * norms if self.error_slope else np.zeros_like(norms))
 
     def within(self, rtol: float) -> bool:
-        """``error_bound <= rtol · scale`` (and the same for the slopes on ``R^d``); ``scale = 0``: ``frozen_scale``."""
+        """``error_bound <= rtol · scale`` (and the same for the slopes on ``R^d``); ``scale = 0``: ``frozen_scale``.
+
+        When even that reference is below the dtype's smallest normal number, every term of both
+        networks is at the underflow level, where no relative accuracy exists: the bound is then
+        accepted up to that smallest normal number (an absolute error indistinguishable from 0).
+        """
         reference = self.scale if self.scale > 0 else self.frozen_scale
-        return bool(self.error_bound <= rtol * reference and self.error_slope <= rtol * self.scale_slope)
+        allowed = rtol * reference
+        if reference < _NORMAL[self.dtype]:
+            allowed = max(allowed, _NORMAL[self.dtype])
+        return bool(self.error_bound <= allowed and self.error_slope <= rtol * self.scale_slope)
 
 
 @dataclass(frozen=True)
@@ -286,25 +299,31 @@ def _bound(
         ) * inflate
         rho_odd = _gamma(fan_odd + OPS, u) * mag_odd + (fan_odd + OPS) * tiny
         t_abs = (np.abs(bo) + np.abs(so) * np.abs(muo)) * (1 + 4 * _gamma(4, _U64))
+        # The exact |t| of the stored parameters: its float64 value plus the rounding of computing it
+        # (s = γ/√(v+ε), s·μ, β − s·μ: a few roundings, each relative to |β| + |s||μ|).
+        t_exact = (np.abs(to) + 2 * _gamma(6, _U64) * (np.abs(bo) + np.abs(so) * np.abs(muo))) * inflate
         allowance = 2 * _gamma(block.b.shape[1] + 12, _U64) * mag_odd
-        if rd:
-            m = block.pairs
+        m = block.pairs
+        halves = (
+            m is not None and np.array_equal(gamma[jo][:m], gamma[jo][m:]) and np.array_equal(std[jo][:m], std[jo][m:])
+        )
+        linear = False
+        if not rd:  # a shifted block: its linear regime, proved on the enlarged region
+            margin = g_region.minimum(so[:, None] * block.b, so * block.c_odd + to) - allowance
+            # A neuron whose margin lower bound m_i is negative may leave its linear regime, but only by
+            # |ReLU(p) − p| = max(0, −p) <= −m_i: that is carried as an error of its output, not assumed
+            # away (a paired block on its halves is bounded below without margins instead).
+            linear = bool(np.all(margin >= 0)) or not halves
+        if linear:
+            a_eff, b_eff, c_eff, s_eff, t_eff = block.a, block.b, block.c_odd, so, to
+            odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
+        else:  # a paired block (on R^d, or solved on its halves on a bounded domain): no margin needed
             if m is None:
                 return failed(f"block {k} is not paired ([B; -B], [A, -A]); all of R^d needs a paired network")
-            if not (np.array_equal(gamma[jo][:m], gamma[jo][m:]) and np.array_equal(std[jo][:m], std[jo][m:])):
+            if not halves:
                 return failed(f"block {k}: the two halves of paired layer {jo + 1} have different scales")
             a_eff, b_eff, c_eff, s_eff, t_eff = block.a[:, :m], block.b[:m], block.c_odd[:m], so[:m], np.zeros(m)
-            odd_error = rho_odd + t_abs
-        else:
-            margin = g_region.minimum(so[:, None] * block.b, so * block.c_odd + to) - allowance
-            if np.any(margin < 0):
-                i = int(np.argmin(margin))
-                return failed(
-                    f"block {k}: odd neuron {i} is not provably in its linear regime on the domain "
-                    f"(margin lower bound {margin[i]:.3g} < 0 in {dtype})"
-                )
-            a_eff, b_eff, c_eff, s_eff, t_eff = block.a, block.b, block.c_odd, so, to
-            odd_error = rho_odd
+            odd_error = rho_odd + t_exact
         # The even layer: its input magnitude |û| <= |p| + ρ_odd, its rounding.
         u_odd = (mag_odd + rho_odd) * inflate
         mag_even = (np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue)) + np.abs(be)) * inflate
@@ -320,7 +339,7 @@ def _bound(
         e_hat = se[:, None] * ((a_eff * s_eff) @ b_eff) - block.w
         e_terms = np.abs(se)[:, None] * ((np.abs(a_eff) * np.abs(s_eff)) @ np.abs(b_eff)) + w_abs
         e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
-        t_eff_abs = t_abs[: len(t_eff)] if not rd else np.zeros(len(t_eff))
+        t_eff_abs = t_abs if linear else np.zeros(len(t_eff))
         r_hat = te + se * (a_eff @ (s_eff * c_eff + t_eff) + block.c_even) - block.bias
         r_terms = (
             np.abs(be)

@@ -1,14 +1,46 @@
-"""The minimal mode's solver (docs/design.md §2, minimal mode): the SVD null space of the homogeneous system.
+"""The minimal mode's solver (docs/design.md §2.6): the SVD null space of the homogeneous system.
 
 ``diag(ρ) W = A diag(γ) B`` is solved for ``(ρ, γ)`` together, so the even layer's scales
 ``s' = 1/ρ`` are free and the odd width may be as small as ``r(d_in − 1) + 1`` for
 ``r`` non-zero rows of ``W`` (``d_out(d_in − 1) + 1`` for a generic ``W``).
+
+**Which null vector.** At exactly the minimal width the null space is one direction and there is
+no choice. A wider layer, or two neurons with the same Khatri–Rao column up to sign (a mirrored
+pair), leaves a null space of dimension ``q > 1``, and an arbitrary vector of it can be a huge
+*cancelling* combination (``γ_i ≈ −γ_j`` of size 1e15 on two equal columns) that is exact in exact
+arithmetic and wrong in floating point. Among the null vectors with every ``ρ_a != 0``, the solver
+picks one minimizing the **scale ratio** ``max_i |γ̃_i| / min_a |ρ̃_a|`` in the column-equilibrated
+units of the SVD (``γ̃_i = γ_i ‖K_i‖``, ``ρ̃_a = ρ_a ‖W_a‖``). The ratio is invariant under the scale
+symmetry ``(ρ, γ) ~ (cρ, cγ)`` (docs/design.md §2.7) and dimensionless: it says how much larger the
+block's largest term is than its smallest output row, i.e. how many digits cancellation costs. For
+a fixed sign pattern ``σ`` of ``ρ`` the minimum is a linear program in the null coordinates ``c``,
+
+    min t   subject to   |γ̃(c)_i| <= t,   σ_a ρ̃(c)_a >= 1,
+
+(ρ bounded away from 0 on every live row, so no row is switched off and ``s'`` stays finite); it is
+solved for the sign patterns of the least-squares "ρ closest to all ones" vectors, of a generic
+combination and of all-positive ``ρ``, then for single sign flips of the best while they improve;
+the closest-to-ones vectors are candidates themselves, so the choice is never worse than the former
+one. An exhaustive search over the ``2^(r-1)`` patterns is not attempted: "smallest" is over the
+orthants tried. A cancelling pair only raises ``max|γ̃|`` without moving ``ρ``, so the program
+never uses it. The scale symmetry is then fixed by balancing ``max|γ| = max|s'|``, so the largest
+scale reported is ``sqrt(max|γ| / min|ρ|)``, the smallest any multiple of the chosen vector can
+have.
+
+**Refusal.** If even the best ratio exceeds `SCALE_RATIO_LIMIT` ``= 1/sqrt(eps)`` (about 6.7e7) the
+block is refused with `InfeasibleError` naming the block and the ratio: the output would rest on
+terms more than ``1/sqrt(eps)`` times larger than a row of ``W``, losing more than half of the
+digits. This is the same ``sqrt(eps)`` as the vanishing-row test (a row whose ``ρ̃`` reach is below
+``sqrt(eps)`` on the orthonormal null basis has a ratio above ``1/sqrt(eps)`` on its own). Generic
+blocks at exactly the minimal width reach ratios up to about 1.4e6 in the verification job's grids
+(a real feature of the minimal width), a factor ~50 below the limit.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from verify.core.errors import InfeasibleError
 from verify.core.networks import minimal_width, paper_width
@@ -16,16 +48,24 @@ from verify.core.numerics import REFINEMENT_STEPS
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import VANISHING, numerical_rank
 
-__all__ = ["solve_minimal"]
+__all__ = ["FLIP_SWEEPS", "SCALE_RATIO_LIMIT", "solve_minimal"]
+
+FLIP_SWEEPS = 1
+"""Sweeps of single sign flips of ``ρ`` tried after the first linear programs (module notes)."""
+
+SCALE_RATIO_LIMIT = 1.0 / VANISHING
+"""Largest scale ratio ``max|γ̃| / min|ρ̃|`` (equilibrated units) minimal mode accepts: ``1/sqrt(eps)``
+(about 6.7e7). It is the vanishing-row test's ``sqrt(eps)`` applied to the chosen solution as a whole."""
 
 
 def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
     """Solve ``diag(ρ) W = A diag(γ) B`` for ``(ρ, γ)`` with every needed ``ρ_a != 0``; ``s' = 1/ρ``.
 
     Zero rows of ``W`` are left out (their row is switched off, ``s'_a = 0``). Among the solutions
-    the one whose ``ρ`` is closest to all ones is returned, which normalizes the scale symmetry
-    ``(γ, s') ~ (cγ, s'/c)``. Raises `InfeasibleError` when the system has only the trivial solution
-    or every solution switches a needed row off.
+    the one with the smallest scale ratio ``max|γ̃| / min|ρ̃|`` is returned (module notes), rescaled so
+    that ``max|γ| = max|s'|`` (the scale symmetry ``(γ, s') ~ (cγ, s'/c)``). Raises `InfeasibleError`
+    when the system has only the trivial solution, every solution switches a needed row off, or the
+    best ratio exceeds `SCALE_RATIO_LIMIT`.
     """
     d_out, d_in, n, w = equation.d_out, equation.d_in, equation.n, equation.w
     rows = np.flatnonzero(np.any(w != 0, axis=1))
@@ -57,7 +97,6 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
     column_norms[column_norms == 0] = 1.0
     u, s, vt = scipy.linalg.svd(system / column_norms, full_matrices=True)
     rank = numerical_rank(s, system.shape)
-    null = vt[rank:].T / column_norms[:, None]
 
     def project(x: np.ndarray) -> np.ndarray:
         """Refinement toward the null space: ``x - pinv(system) @ (system @ x)``."""
@@ -66,7 +105,7 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
             x = x - correction / column_norms
         return x
 
-    if null.shape[1] == 0:
+    if rank == r + n:
         raise refusal(
             f"the homogeneous system diag(ρ) W_{block} = A diag(γ) B has only the trivial solution "
             f"(rank {rank} of {r + n} unknowns; needed rank <= {r + n - 1}) at width {n}; "
@@ -74,7 +113,6 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
             rank,
             max(width_needed, n + 1),
         )
-    rho_part = null[:r]
     # How far each row scale reaches on the (orthonormal, equilibrated) null basis: ~0 means ρ_a = 0
     # on every solution, i.e. row a cannot be carried.
     reach = np.linalg.norm(vt[rank:, :r], axis=0)
@@ -87,16 +125,116 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
             rank,
             paper_width(d_out, d_in),
         )
-    coefficients = np.linalg.lstsq(rho_part, np.ones(r), rcond=None)[0]
-    x = null @ coefficients
-    rho = x[:r]
-    if np.min(np.abs(rho)) <= VANISHING * np.max(np.abs(rho)):
-        # The closest-to-ones solution happens to vanish on a row; a generic combination does not.
-        x = null @ np.random.default_rng(block).standard_normal(null.shape[1])
-        x /= np.mean(x[:r])
-        rho = x[:r]
-    x = project(x)
+    basis = vt[rank:].T  # orthonormal null basis in equilibrated units: x = (basis @ c) / column_norms
+    coefficients, ratio = _smallest_scales(basis[:r], basis[r:], column_norms[:r])
+    if not ratio <= SCALE_RATIO_LIMIT:
+        raise refusal(
+            f"the best solution of diag(ρ) W_{block} = A diag(γ) B needs scales whose ratio "
+            f"max|γ̃|/min|ρ̃| = {ratio:.3g} (equilibrated units, docs/design.md §2.6) exceeds "
+            f"1/sqrt(eps) = {SCALE_RATIO_LIMIT:.3g}: g would rest on cancelling scales and lose more than "
+            f"half its digits at width {n}. Use a wider odd layer or mode='paper' with width >= "
+            f"{paper_width(d_out, d_in)}",
+            rank,
+            paper_width(d_out, d_in),
+        )
+    x = project((basis @ coefficients) / column_norms)
+    x = _balanced(x, r)
     rho = x[:r]
     row_scale = np.zeros(d_out)
     row_scale[rows] = 1.0 / rho
-    return ScaleSolution(x[r:], row_scale, rank, r + n - 1, float(s[0] / s[rank - 1]), "minimal: SVD null space")
+    diagnostics = {"null_dimension": int(basis.shape[1]), "scale_ratio": ratio}
+    condition = float(s[0] / s[rank - 1])
+    return ScaleSolution(x[r:], row_scale, rank, r + n - 1, condition, "minimal: SVD null space", diagnostics)
+
+
+def _scale_ratio(rho: np.ndarray, gamma: np.ndarray) -> float:
+    """``max|γ| / min|ρ|``: invariant under the scale symmetry ``(ρ, γ) ~ (cρ, cγ)``; inf if a ``ρ_a`` is 0."""
+    smallest = float(np.min(np.abs(rho)))
+    return float(np.max(np.abs(gamma), initial=0.0)) / smallest if smallest > 0 else np.inf
+
+
+def _smallest_scales(rho_basis: np.ndarray, gamma_basis: np.ndarray, row_norms: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coefficients ``c`` of the null basis with the smallest scale ratio ``max|γ̃| / min|ρ̃|``, and that ratio.
+
+    ``ρ̃ = rho_basis @ c``, ``γ̃ = gamma_basis @ c`` (equilibrated units). With one null direction
+    there is no choice. Otherwise, for a sign pattern ``σ`` of ``ρ``, the smallest ratio is the
+    linear program ``min t  s.t.  |γ̃_i| <= t,  σ_a ρ̃_a >= 1`` (`_orthant_program`). It is solved
+    for the sign patterns of the closest-to-ones solutions (``ρ̃`` truncated at ``sqrt(eps)``, and
+    the physical ``ρ = ρ̃ / row_norms`` as the former choice did), of a generic combination (no
+    ``ρ_a = 0``) and of all-positive ``ρ``; from the best, single sign flips are tried while they
+    improve (at most `FLIP_SWEEPS` sweeps of ``r − 1`` programs). The least-squares vectors are
+    candidates themselves, so the result is never worse than the former "closest to ones" choice.
+    """
+    r, q = rho_basis.shape
+    starts = [
+        np.linalg.lstsq(rho_basis, np.ones(r), rcond=VANISHING)[0],  # ρ̃ closest to ones
+        np.linalg.lstsq(rho_basis / row_norms[:, None], np.ones(r), rcond=None)[0],  # ρ = ρ̃/‖W_a‖ (the former choice)
+    ]
+    best = min(((c, _scale_ratio(rho_basis @ c, gamma_basis @ c)) for c in starts), key=lambda item: item[1])
+    if q == 1:
+        return best
+    generic = rho_basis @ np.random.default_rng(0).standard_normal(q)  # no ρ_a = 0, with probability 1
+
+    def canonical(rho: np.ndarray) -> tuple[float, ...]:
+        """The sign pattern of ``rho`` up to the global sign (``σ`` and ``−σ`` give the same program)."""
+        sign = np.where(rho < 0, -1.0, 1.0)
+        return tuple(sign * sign[0])
+
+    tried: dict[tuple[float, ...], tuple[np.ndarray, float] | None] = {}
+
+    def solve(pattern: tuple[float, ...]) -> tuple[np.ndarray, float] | None:
+        if pattern not in tried:
+            tried[pattern] = _orthant_program(rho_basis, gamma_basis, np.asarray(pattern))
+        return tried[pattern]
+
+    patterns = {canonical(rho_basis @ c) for c in starts} | {canonical(generic), (1.0,) * r}
+    for pattern in patterns:
+        found = solve(pattern)
+        if found is not None and found[1] < best[1]:
+            best = found
+    for _ in range(FLIP_SWEEPS):
+        centre = canonical(rho_basis @ best[0])
+        improved = False
+        for a in range(1, r):
+            flipped = (*centre[:a], -centre[a], *centre[a + 1 :])
+            found = solve(flipped)
+            if found is not None and found[1] < best[1] * (1 - 1e-9):
+                best, improved = found, True
+        if not improved:
+            break
+    return best
+
+
+def _orthant_program(
+    rho_basis: np.ndarray, gamma_basis: np.ndarray, sign: np.ndarray
+) -> tuple[np.ndarray, float] | None:
+    """``min t  s.t.  |gamma_basis @ c| <= t,  sign * (rho_basis @ c) >= 1`` (HiGHS): ``(c, ratio)`` or None."""
+    (r, q), n = rho_basis.shape, gamma_basis.shape[0]
+    bound = np.vstack(
+        [
+            np.hstack([gamma_basis, -np.ones((n, 1))]),
+            np.hstack([-gamma_basis, -np.ones((n, 1))]),
+            np.hstack([-sign[:, None] * rho_basis, np.zeros((r, 1))]),
+        ]
+    )
+    limits = np.concatenate([np.zeros(2 * n), -np.ones(r)])
+    objective = np.zeros(q + 1)
+    objective[-1] = 1.0
+    program = scipy.optimize.linprog(
+        objective, A_ub=bound, b_ub=limits, bounds=[(None, None)] * q + [(0, None)], method="highs"
+    )
+    if program.status != 0:
+        return None
+    c = program.x[:q]
+    return c, _scale_ratio(rho_basis @ c, gamma_basis @ c)
+
+
+def _balanced(x: np.ndarray, r: int) -> np.ndarray:
+    """``x = (ρ, γ)`` rescaled by the scale symmetry so that ``max|γ| = max|s'|`` (``s' = 1/ρ``), most ``ρ_a > 0``."""
+    rho, gamma = x[:r], x[r:]
+    largest_gamma = float(np.max(np.abs(gamma), initial=0.0))
+    largest_row_scale = float(np.max(1.0 / np.abs(rho)))
+    factor = np.sqrt(largest_row_scale / largest_gamma) if largest_gamma > 0 else largest_row_scale
+    if np.count_nonzero(rho < 0) * 2 > r:
+        factor = -factor
+    return factor * x
