@@ -66,7 +66,7 @@ def test_every_live_odd_neuron_is_active_on_the_whole_domain(mode, data, seed):
     u = np.abs(x)
     for j in range(len(frozen.weights)):
         # magnitude of layer j's normalized pre-activation, as FrozenNetwork.magnitude computes it
-        std = np.sqrt(frozen.running_var[j] + frozen.eps)
+        std = np.sqrt(frozen.running_var[j] + frozen.layer_eps[j])
         h = u @ np.abs(frozen.weights[j]).T + np.abs(frozen.biases[j])
         u = np.abs(result.gamma[j]) * (h + np.abs(frozen.running_mean[j])) / std + np.abs(result.beta[j])
         if j % 2:

@@ -66,7 +66,7 @@ def torch_forward(result: verify.Reconstruction, x: np.ndarray, name: str) -> tu
             )
         ):
             h = torch.nn.functional.linear(u, m, c)
-            n = torch.nn.functional.batch_norm(h, mu, var, g, b, training=False, eps=frozen.eps)
+            n = torch.nn.functional.batch_norm(h, mu, var, g, b, training=False, eps=frozen.layer_eps[j])
             u = n if j == last else torch.relu(n)
         for k, (w, b) in enumerate(zip(_tensors(target.weights, dtype), _tensors(target.biases, dtype), strict=True)):
             v = torch.nn.functional.linear(v, w, b)

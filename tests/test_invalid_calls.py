@@ -58,7 +58,7 @@ INVALID = [
     pytest.param(lambda: _random(scale="2"), "scale must be a positive finite number, got str", id="scale-str"),
     pytest.param(lambda: _frozen(eps=None), "eps must be a finite number >= 0, got NoneType", id="eps-none"),
     pytest.param(lambda: _frozen(eps="1e-5"), "eps must be a finite number >= 0, got str", id="eps-str"),
-    pytest.param(lambda: _frozen(eps=np.ones(2)), "eps must be a finite number >= 0, got ndarray", id="eps-array"),
+    pytest.param(lambda: _frozen(eps=np.ones(3)), r"eps must have 2 entries \(one per layer\), got 3", id="eps-array"),
     pytest.param(lambda: _frozen(eps=-1), "eps must be a finite number >= 0, got -1.0", id="eps-negative"),
     pytest.param(lambda: _frozen(eps=float("nan")), "eps must be a finite number >= 0, got nan", id="eps-nan"),
     pytest.param(lambda: verify.Ball(None), "radius must be a positive finite number, got NoneType", id="ball-none"),

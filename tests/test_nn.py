@@ -311,3 +311,27 @@ def test_load_norm_params_refuses_what_is_not_a_module_or_a_result() -> None:
         load_norm_params(None, result)
     with pytest.raises(ValueError, match=r"result must be a verify\.Reconstruction"):
         load_norm_params(frozen_mlp([4, 16, 4, 12, 3]), None)
+
+
+def test_batchnorm_layers_with_different_eps_are_read_and_fitted() -> None:
+    # Regression: BatchNorm layers with different eps were refused ("every BatchNorm1d must share one
+    # eps"), with no workaround. Each layer's eps is now read and used.
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=2, dtype=torch.float64)
+    norms = [m for m in frozen if isinstance(m, nn.BatchNorm1d)]
+    for bn, eps in zip(norms, (1e-5, 1e-3, 0.1, 1.0), strict=True):
+        bn.eps = eps
+        with torch.no_grad():
+            bn.running_var.uniform_(0.5, 2.0)
+    network = from_module(frozen)
+    assert network.layer_eps == (1e-5, 1e-3, 0.1, 1.0) and network.eps == (1e-5, 1e-3, 0.1, 1.0)
+    target = _target()
+    fit_norm_layers(frozen, target, verify.Ball(1.0))
+    x = torch.tensor(verify.Ball(1.0).resolve(4).sample(256, np.random.default_rng(0)))
+    with torch.no_grad():
+        error = float((frozen(x) - target(x)).abs().max() / target(x).abs().max())
+    assert error <= 1e-9  # float64; with one eps assumed for all layers the error would be of order 1e-2
+    assert from_module(frozen_mlp([4, 16, 4, 12, 3])).eps == 1e-5  # one shared value stays one float
+    with pytest.raises(ValueError, match="eps must have 4 entries"):
+        verify.FrozenNetwork(network.weights, eps=[1e-5, 1e-5])
+    with pytest.raises(ValueError, match=r"eps\[1\] must be a finite number >= 0"):
+        verify.FrozenNetwork(network.weights, eps=[1e-5, -1.0, 1e-5, 1e-5])

@@ -474,3 +474,29 @@ def test_a_signal_during_the_write_leaves_no_temporary_file(files, tmp_path, cap
     assert _error_line(capsys).startswith(f"error: {word}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frozen.pt", "paired.pt", "target.pt"]
     assert signal.getsignal(signal.SIGTERM) is handler  # the command's own handler is removed again
+
+
+def test_bn_eps_per_layer_and_the_assumed_eps_is_said(tmp_path, capsys) -> None:
+    # Regression: the command's checks used the assumed --bn-eps without saying so (eps 1e-3 assumed,
+    # 1e-5 real: relative error 0.264 while the output looked fine); and one eps per layer was impossible.
+    target = _save_state(target_mlp(TARGET_WIDTHS, seed=1, dtype=torch.float64), tmp_path / "t.pt")
+    module = frozen_mlp(FROZEN_WIDTHS, seed=0, dtype=torch.float64)
+    norms = [m for m in module if isinstance(m, nn.BatchNorm1d)]
+    for bn, eps in zip(norms, (1e-5, 1e-3, 1e-2, 1e-4), strict=True):
+        bn.eps = eps
+        with torch.no_grad():
+            bn.running_var.fill_(1e-3)  # small variances make eps matter
+    frozen = _save_state(module, tmp_path / "f.pt")
+    out = tmp_path / "o.pt"
+    assert _cli("--target", target, "--frozen", frozen, "--out", out, "--bn-eps", "1e-5,1e-3,1e-2,1e-4") == 0
+    said = capsys.readouterr().out
+    assert "assumed      BatchNorm eps 1e-05, 0.001, 0.01, 0.0001 (one per BatchNorm) (--bn-eps): a state" in said
+    module.load_state_dict(torch.load(out, weights_only=True))
+    x = torch.tensor(verify.Ball(1.0).resolve(3).sample(200, np.random.default_rng(2)))
+    reference = target_mlp(TARGET_WIDTHS, seed=1, dtype=torch.float64)
+    with torch.no_grad():
+        assert float((module.eval()(x) - reference(x)).abs().max() / reference(x).abs().max()) <= RTOL_FLOAT64
+    assert _cli("--target", target, "--frozen", frozen, "--out", tmp_path / "p.pt", "--bn-eps", "1e-5,1e-3,1") == 2
+    assert "3 eps values were given but the network has 4 BatchNorm layers" in _error_line(capsys)
+    assert _cli("--target", target, "--frozen", frozen, "--out", tmp_path / "q.pt", "--bn-eps", "1e-3") == 0
+    assert "assumed      BatchNorm eps 0.001 in every BatchNorm (--bn-eps)" in capsys.readouterr().out

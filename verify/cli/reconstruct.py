@@ -187,6 +187,16 @@ _MISMATCH = {  # the reasons of `verify.core.blocks.widths_mismatch`, in the com
 }
 
 
+def _eps_list(text: str) -> list[float]:
+    """``--bn-eps``: one number, or numbers separated by commas (one per BatchNorm layer)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or numbers separated by commas (one per BatchNorm), got {text!r}"
+        ) from None
+
+
 def _check_pair(d: Sequence[int], n: Sequence[int], paired: bool) -> None:
     """Refuse frozen widths ``n`` whose depth, input or output width cannot carry target widths ``d``.
 
@@ -224,7 +234,8 @@ Inputs are plain state dicts, torch.save(model.state_dict(), path) of an nn.Sequ
 torch.load(..., weights_only=True). A state dict does not record layers without parameters: each
 gap in the layer indices between two Linear layers is read as a ReLU (eval-mode Dropout/Identity
 may sit there too); any other activation there would make the result wrong. Nor does it record
-BatchNorm's eps: --bn-eps must match the module the output will be loaded into.
+BatchNorm's eps: --bn-eps (one value, or one per BatchNorm) must match the module the output
+will be loaded into; the output says which eps every check assumed.
 
 --domain:
   ball:R              the ball of radius R centred at 0 (default ball:1.0)
@@ -277,7 +288,12 @@ def _parser() -> argparse.ArgumentParser:
         "float32 networks usually need about 1e-3, or save them in float64)",
     )
     parser.add_argument(
-        "--bn-eps", type=float, default=1e-5, metavar="EPS", help="BatchNorm eps of the frozen network (default: 1e-5)"
+        "--bn-eps",
+        type=_eps_list,
+        default=[1e-5],
+        metavar="EPS",
+        help="BatchNorm eps of the frozen network: one value for every BatchNorm, or one per BatchNorm "
+        "separated by commas (default: 1e-5); a state dict does not record it, so it must match your module",
     )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists (never an input file)")
     return parser
@@ -301,8 +317,9 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     spec = parse_domain(args.domain)
     if not math.isfinite(args.rtol) or args.rtol <= 0:
         raise UsageError(f"--rtol must be a positive finite number, got {args.rtol}")
-    if not math.isfinite(args.bn_eps) or args.bn_eps < 0:
-        raise UsageError(f"--bn-eps must be a finite number >= 0, got {args.bn_eps}")
+    if any(not math.isfinite(e) or e < 0 for e in args.bn_eps):
+        raise UsageError(f"--bn-eps must be finite numbers >= 0, got {','.join(f'{e:g}' for e in args.bn_eps)}")
+    eps = args.bn_eps[0] if len(args.bn_eps) == 1 else args.bn_eps
     inputs = {"--target": args.target, "--frozen": args.frozen}
     for option, path in inputs.items():
         if not Path(path).exists():
@@ -312,7 +329,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         target_state = load_state_dict(args.target, "--target")
         frozen_state = load_state_dict(args.frozen, "--frozen")
         target = target_module(target_state, f"--target {args.target!r}")
-        frozen, norm_prefixes = frozen_module(frozen_state, f"--frozen {args.frozen!r}", eps=args.bn_eps)
+        frozen, norm_prefixes = frozen_module(frozen_state, f"--frozen {args.frozen!r}", eps=eps)
     except StateDictError as error:
         raise UsageError(str(error)) from None
     assumed = layout_assumptions(target_state, "--target") + layout_assumptions(frozen_state, "--frozen")
@@ -346,9 +363,15 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     solvers = ", ".join(dict.fromkeys(b.solver for b in certificate.blocks))
     margin = f"; min activity margin {certificate.min_margin:.3g}" if math.isfinite(certificate.min_margin) else ""
     say(f"target       {args.target}: Linear/ReLU, widths {arrow(map(str, d))} ({target_dtype})")
+    say(f"frozen       {args.frozen}: Linear/BatchNorm1d/ReLU, widths {arrow(map(str, n))} ({dtype})")
+    eps_said = (
+        f"{args.bn_eps[0]:g} in every BatchNorm"
+        if len(args.bn_eps) == 1
+        else ", ".join(f"{e:g}" for e in args.bn_eps) + " (one per BatchNorm)"
+    )
     say(
-        f"frozen       {args.frozen}: Linear/BatchNorm1d/ReLU, widths {arrow(map(str, n))} "
-        f"({dtype}, BatchNorm eps {args.bn_eps:g})"
+        f"assumed      BatchNorm eps {eps_said} (--bn-eps): a state dict does not record eps, and the "
+        "certificate and the torch check below hold for this eps only"
     )
     for sentence in assumed:
         say(f"assumed      {sentence}")
@@ -361,7 +384,10 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         f"(rtol {certificate.rtol:g}); "
         f"sampled max relative error {sampled.max_relative_error:.3g} on {sampled.points} points{margin}"
     )
-    say(f"torch check  tuned module vs target: max |g - f| / max |f| = {relative:.3g} on {CHECK_POINTS} points")
+    say(
+        f"torch check  tuned module (assumed eps) vs target: max |g - f| / max |f| = {relative:.3g} on "
+        f"{CHECK_POINTS} points"
+    )
     say(f"wrote        {out} (BatchNorm weight and bias of {len(norm_prefixes)} layers; all else as in {args.frozen})")
     return 0
 

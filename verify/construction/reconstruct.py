@@ -236,7 +236,7 @@ def _storage(frozen: FrozenNetwork, dtype: str) -> Callable[[int, np.ndarray], n
     computed from these values, so that the margins and residuals are those of what is returned."""
     if dtype == "float64":
         return lambda j, s: s
-    std = [np.sqrt(v + frozen.eps) for v in frozen.running_var]
+    std = list(frozen.norm_std)
 
     def store(j: int, s: np.ndarray) -> np.ndarray:
         stored = round_to(s * std[j][: len(s)], dtype)

@@ -261,7 +261,7 @@ def _bound(
     uf, tinyf = _UNIT[target_dtype], _TINY[target_dtype]
     widest = max(*frozen.widths, *target.widths)
     inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
-    std = [np.sqrt(v + frozen.eps) for v in frozen.running_var]
+    std = list(frozen.norm_std)
     scales = [g / sd for g, sd in zip(gamma, std, strict=True)]
     shifts = [b - s * mu for b, s, mu in zip(beta, scales, frozen.running_mean, strict=True)]
 

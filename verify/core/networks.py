@@ -177,8 +177,9 @@ class FrozenNetwork(_Layers):
         Frozen linear biases ``c_j`` of shape ``(n_j,)``; ``None`` (or a ``None`` entry) means zero.
     running_mean, running_var : sequence of arrays or None, optional
         BatchNorm running statistics ``mu_j`` and ``v_j`` (defaults 0 and 1).
-    eps : float
-        BatchNorm ``eps >= 0``; ``v_j + eps`` must be positive everywhere.
+    eps : float or sequence of floats
+        BatchNorm ``eps >= 0``: one value for every layer, or one per layer (``2L`` values, as torch
+        allows a different ``eps`` in each BatchNorm); ``v_j + eps_j`` must be positive everywhere.
 
     Only the BatchNorm weight ``gamma_j`` and bias ``beta_j`` are ever solved for; everything here
     is copied and stored read-only.
@@ -190,7 +191,7 @@ class FrozenNetwork(_Layers):
         biases: Sequence[object] | None = None,
         running_mean: Sequence[object] | None = None,
         running_var: Sequence[object] | None = None,
-        eps: float = 0.0,
+        eps: float | Sequence[float] = 0.0,
     ) -> None:
         items = as_sequence(weights, "weights")
         if not items or len(items) % 2:
@@ -199,20 +200,27 @@ class FrozenNetwork(_Layers):
                 f"got {len(items)}"
             )
         ms = _chained_weights(items)
-        eps = as_real(eps, "eps", minimum=0.0)
+        if (isinstance(eps, Sequence) and not isinstance(eps, (str, bytes))) or (
+            isinstance(eps, np.ndarray) and eps.ndim == 1
+        ):
+            layer_eps = [
+                as_real(e, f"eps[{j}]", minimum=0.0) for j, e in enumerate(as_sequence(list(eps), "eps", len(ms)))
+            ]
+        else:
+            layer_eps = [as_real(eps, "eps", minimum=0.0)] * len(ms)
         self._torch = torch_spec([items, biases or [], running_mean or [], running_var or []])
         self._weights = tuple(ms)
         self._biases = self._per_layer(biases, "biases", 0.0)
         self._mean = self._per_layer(running_mean, "running_mean", 0.0)
         self._var = self._per_layer(running_var, "running_var", 1.0)
-        self._eps = float(eps)
-        for j, v in enumerate(self._var):
-            if np.any(v + self._eps <= 0):
+        self._layer_eps = tuple(layer_eps)
+        for j, (v, e) in enumerate(zip(self._var, self._layer_eps, strict=True)):
+            if np.any(v + e <= 0):
                 raise ValueError(
                     f"running_var[{j}] + eps must be positive for every neuron, got minimum "
-                    f"{float(np.min(v + self._eps))!r}; use a positive running variance or eps > 0"
+                    f"{float(np.min(v + e))!r}; use a positive running variance or eps > 0"
                 )
-        self._std = tuple(np.sqrt(v + self._eps) for v in self._var)
+        self._std = tuple(np.sqrt(v + e) for v, e in zip(self._var, self._layer_eps, strict=True))
 
     def _per_layer(self, values: Sequence[object] | None, name: str, default: float) -> tuple[np.ndarray, ...]:
         widths = [m.shape[0] for m in self._weights]
@@ -332,9 +340,20 @@ class FrozenNetwork(_Layers):
         return self._var
 
     @property
-    def eps(self) -> float:
-        """BatchNorm ``eps``."""
-        return self._eps
+    def eps(self) -> float | tuple[float, ...]:
+        """BatchNorm ``eps``: one float when every layer shares it, else one per layer (as given)."""
+        first = self._layer_eps[0]
+        return first if all(e == first for e in self._layer_eps) else self._layer_eps
+
+    @property
+    def layer_eps(self) -> tuple[float, ...]:
+        """BatchNorm ``eps`` of each of the ``2L`` layers (equal when one value was given)."""
+        return self._layer_eps
+
+    @property
+    def norm_std(self) -> tuple[np.ndarray, ...]:
+        """``sqrt(v_j + eps_j)`` per layer: what BatchNorm divides by, so ``s = gamma / norm_std``."""
+        return self._std
 
     @property
     def depth(self) -> int:
@@ -408,7 +427,7 @@ class FrozenNetwork(_Layers):
         return (u[0] if single else u), pre
 
     def __repr__(self) -> str:
-        return f"FrozenNetwork(widths={list(self.widths)}, eps={self._eps})"
+        return f"FrozenNetwork(widths={list(self.widths)}, eps={self.eps})"
 
 
 def _chained_weights(items: list) -> list[np.ndarray]:

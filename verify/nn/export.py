@@ -73,7 +73,7 @@ def to_module(
     ):
         with torch.random.fork_rng(devices=[]):
             linear = nn.Linear(m.shape[1], m.shape[0], bias=bool(np.any(c)), dtype=dtype, device=device)
-            norm = nn.BatchNorm1d(m.shape[0], eps=frozen.eps, dtype=dtype, device=device)
+            norm = nn.BatchNorm1d(m.shape[0], eps=frozen.layer_eps[j], dtype=dtype, device=device)
         with torch.no_grad():
             linear.weight.copy_(_tensor(m, dtype, device))
             if linear.bias is not None:

@@ -81,19 +81,17 @@ def _target_refusal(previous: Step | None, step: Step | None) -> ValueError:
     return _refuse(*step[1], "a target is Linear -> ReLU -> … -> Linear")
 
 
-def _read(module: nn.Module, grammar: Grammar, refusal: Refusal) -> tuple[dict[str, list[Any]], float | None]:
-    """Walk ``module`` by ``grammar``; collect what each kind reads (its ``reads`` tensors) and the BN eps."""
+def _read(module: nn.Module, grammar: Grammar, refusal: Refusal) -> tuple[dict[str, list[Any]], list[float]]:
+    """Walk ``module`` by ``grammar``; collect what each kind reads (its ``reads`` tensors) and each BN's eps."""
     read: dict[str, list[Any]] = {name: [] for kind in (LINEAR, NORM) for name in kind.reads}
-    eps = None
+    eps: list[float] = []
     for kind, (index, layer) in walk(grammar, _steps(module), refusal):
         if kind is NORM:
             if not layer.track_running_stats or layer.running_mean is None:
                 raise _refuse(index, layer, "BatchNorm1d without running statistics normalizes with batch statistics")
             if not layer.affine:
                 raise _refuse(index, layer, "BatchNorm1d with affine=False has no weight and bias to tune")
-            if eps is not None and layer.eps != eps:
-                raise _refuse(index, layer, f"every BatchNorm1d must share one eps (found {layer.eps} and {eps})")
-            eps = layer.eps
+            eps.append(float(layer.eps))
         for name in kind.reads:
             tensor = getattr(layer, name)
             read[name].append(None if tensor is None else tensor.detach())
@@ -103,13 +101,14 @@ def _read(module: nn.Module, grammar: Grammar, refusal: Refusal) -> tuple[dict[s
 def from_module(module: nn.Sequential) -> FrozenNetwork:
     """Read a frozen ``Linear -> BatchNorm1d (-> ReLU)`` stack into a `verify.FrozenNetwork` (docs/design.md §1).
 
-    Frozen Linear biases, BN running statistics and eps are read; BN weight/bias are what will be
-    tuned. Every Linear must be followed by a BatchNorm1d with running statistics and an affine
-    part, and every BatchNorm1d but the last by a ReLU (grammar `verify.nn.grammar.FROZEN`). The
-    result remembers the module's device and dtype, so reconstructions give tensors back there.
+    Frozen Linear biases, BN running statistics and each BatchNorm's own eps are read; BN
+    weight/bias are what will be tuned. Every Linear must be followed by a BatchNorm1d with
+    running statistics and an affine part, and every BatchNorm1d but the last by a ReLU (grammar
+    `verify.nn.grammar.FROZEN`). The result remembers the module's device and dtype, so
+    reconstructions give tensors back there.
     """
     read, eps = _read(module, FROZEN, _frozen_refusal)
-    return FrozenNetwork(read["weight"], read["bias"], read["running_mean"], read["running_var"], eps=float(eps))
+    return FrozenNetwork(read["weight"], read["bias"], read["running_mean"], read["running_var"], eps=eps)
 
 
 def target_from_module(module: nn.Sequential) -> TargetNetwork:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,13 +288,26 @@ def _frozen_refusal(where: str, previous: Step | None, step: Step | None) -> Sta
 
 
 def _rebuild(
-    state: Mapping[str, Any], where: str, grammar: Grammar, refuse: Refusal, eps: float
+    state: Mapping[str, Any], where: str, grammar: Grammar, refuse: Refusal, eps: float | Sequence[float]
 ) -> tuple[nn.Sequential, list[str]]:
-    """Walk the saved layers by ``grammar``; rebuild each (a gap as a ReLU); return the module and BN key prefixes."""
+    """Walk the saved layers by ``grammar``; rebuild each (a gap as a ReLU); return the module and BN key prefixes.
+
+    ``eps`` is one value for every BatchNorm or one per BatchNorm, in order."""
+    layers = read_layers(state, where)
+    norms = sum(layer.kind == NORM.name for layer in layers)
+    if isinstance(eps, Sequence):
+        if len(eps) != norms:
+            raise StateDictError(
+                f"{where}: {len(eps)} eps values were given but the network has {norms} BatchNorm layers; "
+                "give one value for all or one per BatchNorm, in order"
+            )
+        per_norm = [float(e) for e in eps]
+    else:
+        per_norm = [float(eps)] * norms
     modules: list[nn.Module] = []
     norm_prefixes: list[str] = []
     previous = None
-    for kind, layer in walk(grammar, _steps(read_layers(state, where)), refuse):
+    for kind, layer in walk(grammar, _steps(layers), refuse):
         if kind is RELU:
             modules.append(nn.ReLU())
             continue
@@ -304,7 +317,7 @@ def _rebuild(
         if kind is LINEAR:
             modules.append(_linear(layer, state))
         else:
-            modules.append(_norm(layer, state, eps))
+            modules.append(_norm(layer, state, per_norm[len(norm_prefixes)]))
             norm_prefixes.append(layer.keys["weight"].removesuffix("weight"))
     return nn.Sequential(*modules).eval(), norm_prefixes
 
@@ -321,14 +334,15 @@ def target_module(state: Mapping[str, Any], where: str = "--target") -> nn.Seque
 
 
 def frozen_module(
-    state: Mapping[str, Any], where: str = "--frozen", *, eps: float = 1e-5
+    state: Mapping[str, Any], where: str = "--frozen", *, eps: float | Sequence[float] = 1e-5
 ) -> tuple[nn.Sequential, list[str]]:
     """Rebuild a frozen ``Linear -> BatchNorm1d -> ReLU -> … -> Linear -> BatchNorm1d`` stack (eval mode).
 
     This is what `verify.nn.frozen_mlp` builds: each Linear is followed directly (next index) by a
     BatchNorm1d with running statistics and weight/bias, and every later Linear by a gap (a ReLU;
-    grammar `verify.nn.grammar.FROZEN`). A state dict does not record BatchNorm's ``eps``; ``eps``
-    is used for every layer. Returns the module and, per BatchNorm layer, the key prefix of its
-    entries (``"1."``, ``"module.4."``, …). The tensors are copied: ``state`` is not modified.
+    grammar `verify.nn.grammar.FROZEN`). A state dict does not record BatchNorm's ``eps``: ``eps``
+    is one value for every BatchNorm layer or one per BatchNorm layer, in order. Returns the module
+    and, per BatchNorm layer, the key prefix of its entries (``"1."``, ``"module.4."``, …). The
+    tensors are copied: ``state`` is not modified.
     """
     return _rebuild(state, where, FROZEN, functools.partial(_frozen_refusal, where), eps)
