@@ -15,7 +15,7 @@ import pytest
 import verify
 
 torch = pytest.importorskip("torch")
-from verify.nn import frozen_mlp, target_mlp, train_norm_only  # noqa: E402
+from verify.nn import frozen_mlp, load_norm_params, target_mlp, train_norm_only  # noqa: E402
 
 WEIGHTS = [np.eye(2), np.eye(2)]
 
@@ -33,7 +33,29 @@ def _train(**kwargs: object) -> object:
     return train_norm_only(frozen_mlp([3, 12, 4, 8, 2]), target_mlp([3, 4, 2]), verify.Ball(1.0), **options)
 
 
+def _reconstruct(**kwargs: object) -> object:
+    target = verify.TargetNetwork.random([3, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
+    return verify.reconstruct(target, frozen, verify.Ball(1.0), **kwargs)
+
+
 INVALID = [
+    pytest.param(lambda: _reconstruct(rtol=True), "rtol must be a positive finite number, got bool", id="rtol-bool"),
+    pytest.param(lambda: _reconstruct(rtol="1e-6"), "rtol must be a positive finite number, got str", id="rtol-str"),
+    pytest.param(
+        lambda: _reconstruct(method="lstsq", bound=-1), "bound must be a positive finite number", id="bound-neg"
+    ),
+    pytest.param(
+        lambda: _reconstruct(method="lstsq", bound=float("nan")),
+        "bound must be a positive finite number",
+        id="bound-nan",
+    ),
+    pytest.param(
+        lambda: _reconstruct(method="lstsq", bound="abc"),
+        "bound must be a positive finite number, got str",
+        id="bound-str",
+    ),
+    pytest.param(lambda: load_norm_params(None, None), r"module must be a torch nn\.Module", id="load-none"),
     # silently accepted before
     pytest.param(lambda: verify.TargetNetwork([np.ones((2, 2)) + 1j]), r"weights\[0\] must be real", id="complex"),
     pytest.param(lambda: verify.Ball("2"), "radius must be a positive finite number, got str '2'", id="ball-str"),
@@ -77,3 +99,23 @@ INVALID = [
 def test_an_invalid_call_names_the_argument(call: Callable[[], object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_domain_too_large_for_float64_is_refused_in_words() -> None:
+    # Regression: Ball(1e308) was refused with "beta[0] must be finite" (an internal value), after
+    # overflow warnings; it now says what overflowed and what to do.
+    target = verify.TargetNetwork.random([3, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
+    with pytest.raises(verify.CertificateError, match="too large for float64; use a smaller domain"):
+        verify.reconstruct(target, frozen, verify.Ball(1e308))
+
+
+def test_certificate_to_dict_is_strict_json() -> None:
+    # Regression: Certificate.to_dict() held inf (a paired network's margin), which is not valid JSON.
+    import json
+
+    target = verify.TargetNetwork.random([3, 2], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1, paired=True)
+    document = verify.reconstruct(target, frozen, None).certificate.to_dict()
+    assert document["min_margin"] == "inf"
+    assert json.loads(json.dumps(document, allow_nan=False))["holds"] is True

@@ -38,6 +38,7 @@ from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
+from verify.core.validate import as_real
 from verify.solvers.exact import check_exact_reach, exact_check, solve_exact
 from verify.solvers.registry import METHODS, solve_with
 
@@ -166,7 +167,7 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
-    _check_arguments(target, frozen, domain, mode, samples, rtol, method)
+    _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)
     if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too
@@ -184,12 +185,13 @@ def reconstruct(
         described = domain.to_dict()
     store = _storage(frozen, dtype)
     try:
-        tuned = [
-            _tune_block(
-                block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec, store
-            )
-            for block in blocks(target, frozen)
-        ]
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned about
+            tuned = [
+                _tune_block(
+                    block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec, store
+                )
+                for block in blocks(target, frozen)
+            ]
     except _Overflow as overflow:
         _refuse_overflow(target, described, mode, method, rtol, dtype, [], str(overflow))
     scales = [layer[0] for t in tuned for layer in (t.odd, t.even)]
@@ -264,7 +266,14 @@ def _refuse_overflow(
     """Raise the CertificateError of a result whose parameters do not fit ``dtype``."""
     overflow = ErrorBound(float("inf"), float("nan"), dtype, dtype_name(target.torch), reason=f"overflow in {dtype}")
     certificate = Certificate(mode, described, tuple(certificates), _no_samples(rtol), method, None, overflow, rtol)
-    raise CertificateError(f"{what} overflow {dtype}: use float64 networks", certificate)
+    if dtype == "float64":
+        fix = (
+            f"the domain ({described.get('kind', 'R^d')}) or the weights are too large for float64; use a "
+            "smaller domain or rescale the inputs"
+        )
+    else:
+        fix = "use float64 networks"
+    raise CertificateError(f"{what} overflow {dtype}: {fix}", certificate)
 
 
 def _no_samples(rtol: float) -> SampledCheck:
@@ -449,7 +458,14 @@ def _refuse_unmatched(decision: BlockFeasibility) -> None:
 
 
 def _check_arguments(
-    target: object, frozen: object, domain: object, mode: object, samples: object, rtol: object, method: object
+    target: object,
+    frozen: object,
+    domain: object,
+    mode: object,
+    samples: object,
+    rtol: object,
+    method: object,
+    bound: object = None,
 ) -> None:
     check_architecture(target, frozen)
     if method not in METHODS:
@@ -477,5 +493,6 @@ def _check_arguments(
         check_exact_reach(target.widths)
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    if not isinstance(rtol, (int, float, np.floating)) or not np.isfinite(rtol) or rtol <= 0:
-        raise ValueError(f"rtol must be a positive finite number, got {rtol!r}")
+    as_real(rtol, "rtol", positive=True)  # refuses True, strings and NaN by name
+    if bound is not None:
+        as_real(bound, "bound", positive=True)  # checked whatever the method, so a typo is never ignored

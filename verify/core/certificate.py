@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from verify.core.error_bound import ErrorBound
+from verify.core.numerics import json_ready
 
 __all__ = ["BlockCertificate", "Certificate", "ExactCheck", "SampledCheck"]
 
@@ -288,25 +289,31 @@ class Certificate:
         return reasons
 
     def to_dict(self) -> dict:
-        """A JSON-ready dictionary of every figure, with ``holds`` at each level."""
-        return {
-            "holds": self.holds,
-            "mode": self.mode,
-            "domain": self.domain,
-            "max_residual": self.max_residual,
-            "min_margin": self.min_margin,
-            "blocks": [asdict(b) | {"holds": b.holds} for b in self.blocks],
-            "sampled": asdict(self.sampled) | {"holds": self.sampled.holds},
-            "method": self.method,
-            "exact": None if self.exact is None else asdict(self.exact) | {"holds": self.exact.holds},
-            "dtype": self.dtype,
-            "rtol": self.rtol,
-            "error_bound": self.error_bound,
-            "error_slope": self.error_slope,
-            "scale": self.scale,
-            "relative_error_bound": self.relative_error_bound,
-            "bound": None if self.bound is None else asdict(self.bound),
-        }
+        """A JSON-ready dictionary of every figure, with ``holds`` at each level.
+
+        Non-finite figures (an infinite margin or bound) are written as the strings ``"inf"`` /
+        ``"nan"``, so that ``json.dumps(certificate.to_dict(), allow_nan=False)`` works.
+        """
+        return json_ready(
+            {
+                "holds": self.holds,
+                "mode": self.mode,
+                "domain": self.domain,
+                "max_residual": self.max_residual,
+                "min_margin": self.min_margin,
+                "blocks": [asdict(b) | {"holds": b.holds} for b in self.blocks],
+                "sampled": asdict(self.sampled) | {"holds": self.sampled.holds},
+                "method": self.method,
+                "exact": None if self.exact is None else asdict(self.exact) | {"holds": self.exact.holds},
+                "dtype": self.dtype,
+                "rtol": self.rtol,
+                "error_bound": self.error_bound,
+                "error_slope": self.error_slope,
+                "scale": self.scale,
+                "relative_error_bound": self.relative_error_bound,
+                "bound": None if self.bound is None else asdict(self.bound),
+            }
+        )
 
 
 def _ratio(error: float, scale: float) -> float:

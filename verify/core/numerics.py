@@ -1,12 +1,14 @@
-"""Numerics shared by every layer: the one componentwise ratio with ``0/0`` read as 0, and iterative refinement."""
+"""Numerics shared by every layer: the ``0/0``-as-0 ratio, iterative refinement and JSON-ready figures."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["REFINEMENT_STEPS", "refine", "residual_ratio"]
+__all__ = ["REFINEMENT_STEPS", "json_ready", "refine", "residual_ratio"]
 
 
 def residual_ratio(error: np.ndarray, scale_of_terms: np.ndarray) -> float:
@@ -34,3 +36,19 @@ def refine(
     for _ in range(steps):
         x = x + solve(rhs - apply(x))
     return x
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers, tuples as lists and non-finite floats as strings."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else str(value)
+    return value

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from verify.core.numerics import json_ready
 
 __all__ = ["MAX_FAILURES", "Claim", "by_depth", "first_failures", "json_ready", "python_command", "sci", "worst"]
 
@@ -107,22 +107,6 @@ class Claim:
                 "failures": self.failures,
             }
         )
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` with NumPy scalars as Python numbers, tuples as lists and non-finite floats as strings."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else str(value)
-    return value
 
 
 def sci(value: Any, digits: int = 2) -> str:
