@@ -470,7 +470,12 @@ def test_a_signal_during_the_write_leaves_no_temporary_file(files, tmp_path, cap
     monkeypatch.setattr(torch, "save", save_then_signal)
     handler = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "tuned.pt"
-    assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out) == status
+    # Ctrl-C as in a terminal: a process started in the background (CI, `cmd &`) inherits SIGINT ignored.
+    interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert _cli("--target", files["target"], "--frozen", files["frozen"], "--out", out) == status
+    finally:
+        signal.signal(signal.SIGINT, interrupt)
     assert _error_line(capsys).startswith(f"error: {word}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frozen.pt", "paired.pt", "target.pt"]
     assert signal.getsignal(signal.SIGTERM) is handler  # the command's own handler is removed again
