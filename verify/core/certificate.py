@@ -206,6 +206,12 @@ class Certificate:
         return 0.0 if self.bound is None else self.bound.error_slope
 
     @property
+    def valid_radius(self) -> float:
+        """On ``R^d``: the ``‖x‖_∞`` up to which the bound is proved (no intermediate value can overflow
+        the dtype); ``inf`` on a bounded domain."""
+        return float("inf") if self.bound is None else self.bound.valid_radius
+
+    @property
     def scale(self) -> float:
         """Upper bound over the domain of the target's terms ``|f|`` (absolute-value evaluation), max over outputs."""
         return float("nan") if self.bound is None else self.bound.scale
@@ -309,6 +315,7 @@ class Certificate:
                 "rtol": self.rtol,
                 "error_bound": self.error_bound,
                 "error_slope": self.error_slope,
+                "valid_radius": self.valid_radius,
                 "scale": self.scale,
                 "relative_error_bound": self.relative_error_bound,
                 "bound": None if self.bound is None else asdict(self.bound),

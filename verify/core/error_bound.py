@@ -59,7 +59,10 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
    ``[0, |W||z| + |b|]``): the bound is ``a + b R``, reported as ``error_bound = a`` (at ``x = 0``)
    and ``error_slope ≥ b`` (the bound at ``R = 1``, an over-estimate of ``b``), so
    ``|ĝ(x) − f̂(x)| ≤ error_bound + error_slope · ‖x‖_∞`` for every ``x``.
-7. **Overflow**: a magnitude above half the dtype's largest finite number makes the bound ``inf``.
+7. **Overflow**: on a bounded domain, a magnitude above half the dtype's largest finite number
+   makes the bound ``inf``. On ``R^d`` every magnitude is ``a_i + b_i R`` (``a_i, b_i ≥ 0``), so
+   all stay below that limit for ``‖x‖_∞ ≤ valid_radius = (huge/2 − peak(0)) / peak(1)``; the bound is
+   claimed for those ``x`` only (float64: beyond ``1e300``-ish; float16: often a few tens).
 
 ``scale`` is the target evaluated with absolute values over the domain (its terms: ``S_0 = |x|``,
 ``S_k = |W_k| S_{k−1} + |b_k|``), maximized over outputs; the certificate requires
@@ -121,6 +124,10 @@ class ErrorBound:
 
     ``error_slope`` and ``scale_slope`` are 0 on a bounded domain; ``reason`` says why a bound is
     ``inf`` (empty otherwise); ``blocks`` holds ``max δ_k`` per block (the error carried out of it).
+    ``peak`` is the largest intermediate magnitude bounded on the way. On ``R^d`` the magnitudes grow
+    with ``‖x‖_∞`` and the dtype overflows somewhere: ``valid_radius`` is the ``‖x‖_∞`` up to which
+    every intermediate value provably stays below half the dtype's largest number, and the bound is
+    claimed there only (`at` is ``inf`` beyond; ``inf`` on a bounded domain, where overflow refuses).
     """
 
     error_bound: float
@@ -132,13 +139,17 @@ class ErrorBound:
     reason: str = ""
     blocks: tuple[float, ...] = field(default_factory=tuple)
     frozen_scale: float = 0.0
+    peak: float = 0.0
+    valid_radius: float = float("inf")
 
     def at(self, x: np.ndarray) -> np.ndarray:
-        """The bound at each point of ``x`` (shape ``(batch, d_0)``): ``error_bound + error_slope · ‖x‖_∞``."""
+        """The bound at each point of ``x`` (shape ``(batch, d_0)``): ``error_bound + error_slope · ‖x‖_∞``,
+        and ``inf`` where ``‖x‖_∞`` exceeds ``valid_radius`` (nothing is claimed where the dtype may overflow)."""
         norms = np.max(np.abs(np.atleast_2d(x)), axis=1)
         if not np.isfinite(self.error_slope):
             return np.full_like(norms, np.inf)
-        return self.error_bound + (self.error_slope * norms if self.error_slope else np.zeros_like(norms))
+        bound = self.error_bound + (self.error_slope * norms if self.error_slope else np.zeros_like(norms))
+        return np.where(norms <= self.valid_radius, bound, np.inf)
 
     def within(self, rtol: float) -> bool:
         """``error_bound <= rtol · scale`` (and the same for the slopes on ``R^d``); ``scale = 0``: ``frozen_scale``.
@@ -225,6 +236,8 @@ def error_bound(
         ]
         zero, one = at
         failed = bool(zero.reason or one.reason)
+        # Every magnitude is a_i + b_i R with a_i, b_i >= 0, so max_i(a_i + b_i R) <= peak(0) + R peak(1).
+        valid = (_HUGE[dtype] / 2 - zero.peak) / one.peak if one.peak > 0 else float("inf")
         return ErrorBound(
             error_bound=float("inf") if failed else zero.error_bound,
             scale=zero.scale,
@@ -235,6 +248,8 @@ def error_bound(
             reason=zero.reason or one.reason,
             blocks=one.blocks,
             frozen_scale=zero.frozen_scale,
+            peak=zero.peak,
+            valid_radius=max(valid, 0.0),
         )
     domain = domain.resolve(target.widths[0])
     if isinstance(domain, Ball):
@@ -277,6 +292,7 @@ def _bound(
     scale = float("nan")
     terms = np.zeros(0)
     per_block = []
+    highest = 0.0
     for block in blocks(target, frozen):
         k, jo, je = block.k, block.odd, block.even
         d_k = block.w.shape[0]
@@ -331,7 +347,8 @@ def _bound(
         # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
         h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
         peak = max(float(np.max(mag_odd, initial=0.0)), float(np.max(mag_even, initial=0.0)), float(np.max(h_even)))
-        if peak > huge / 2:
+        highest = max(highest, peak)
+        if peak > huge / 2 and not rd:  # on R^d the valid radius says where overflow starts instead
             return failed(f"block {k}: intermediate values may overflow {dtype}")
         # The residuals of the scale equation and of the even shift, with the stored parameters.
         n_eff = b_eff.shape[0]
@@ -379,4 +396,6 @@ def _bound(
             delta_f = np.where(hi_pre + delta_f <= 0, 0.0, delta_f)
         exact = _Region(lo, hi, np.zeros(d_k), nonneg=True)
         g_region, f_region = exact.with_delta(delta), exact.with_delta(delta_f)
-    return ErrorBound(total, scale, dtype, target_dtype, blocks=tuple(per_block), frozen_scale=frozen_scale)
+    return ErrorBound(
+        total, scale, dtype, target_dtype, blocks=tuple(per_block), frozen_scale=frozen_scale, peak=highest
+    )
