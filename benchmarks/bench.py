@@ -148,6 +148,66 @@ def bench_solvers(table: Table) -> None:
         )
 
 
+def _minimal_system(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Minimal mode's equilibrated system ``[W-part | −K]`` (unit-norm columns), as `solve_minimal` builds it."""
+    from verify.core.scale_equation import ScaleEquation
+
+    d_out, d_in = w.shape
+    weight_part = np.zeros((d_out, d_in, d_out))
+    weight_part[np.arange(d_out), :, np.arange(d_out)] = w
+    system = np.hstack([weight_part.reshape(d_out * d_in, d_out), -ScaleEquation(a, b, w).k])
+    return system / np.linalg.norm(system, axis=0)
+
+
+def _old_svd_null_space(scaled: np.ndarray) -> tuple[np.ndarray, int]:
+    """The former minimal-mode factorization, kept here only for the comparison: full SVD, null basis, rank."""
+    import scipy.linalg
+
+    from verify.core.tolerances import numerical_rank
+
+    _, s, vt = scipy.linalg.svd(scaled, full_matrices=True)
+    rank = numerical_rank(s, scaled.shape)
+    return vt[rank:].T, rank
+
+
+def bench_minimal(table: Table) -> None:
+    """Minimal mode against paper mode on a digits-sized block (d_out=32, d_in=64: 2048 equations), same run."""
+    from verify.core.networks import minimal_width, paper_width
+    from verify.solvers.minimal import _lu_null_space
+    from verify.solvers.registry import choose, solve_with
+
+    d_out, d_in = 32, 64
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((d_out, d_in))
+    n_paper, n_minimal = paper_width(d_out, d_in), minimal_width(d_out, d_in)
+    a_p, b_p = rng.standard_normal((d_out, n_paper)), rng.standard_normal((n_paper, d_in))
+    a_m, b_m = rng.standard_normal((d_out, n_minimal)), rng.standard_normal((n_minimal, d_in))
+    paper_method = choose(n_paper, d_out * d_in, d_out=d_out, d_in=d_in)
+    t_paper, m_paper, paper = measure(lambda: solve_with(paper_method, a_p, b_p, w, block=1), repeats=3)
+    t_min, m_min, minimal = measure(lambda: solve_with("minimal", a_m, b_m, w, block=1), repeats=3)
+    residual = np.abs(w / minimal.row_scale[:, None] - (a_m * minimal.scale) @ b_m).max()
+    table.add_row(
+        f"minimal vs paper mode, d_out={d_out}, d_in={d_in} ({d_out * d_in} equations), n={n_minimal} vs {n_paper}",
+        f"{t_min:.2f} s",
+        f"{m_min:.0f} MiB",
+        f"minimal/paper = {t_min / t_paper:.2f} (paper '{paper_method}' {t_paper:.2f} s, {m_paper:.0f} MiB)",
+        f"{minimal.method}; max |diag(ρ)W − A diag(γ)B| = {residual:.1e}; paper rel err "
+        f"{_relative_error(a_p, b_p, w, paper.scale):.1e}",
+    )
+    scaled = _minimal_system(a_m, b_m, w)
+    t_lu, m_lu, lu = measure(lambda: _lu_null_space(scaled), repeats=3)
+    t_svd, m_svd, (svd_basis, svd_rank) = measure(lambda: _old_svd_null_space(scaled), repeats=1)
+    lu_basis = lu[0]
+    agree = abs(abs(float(lu_basis[:, 0] @ svd_basis[:, 0])) - 1.0)
+    table.add_row(
+        f"minimal null space, {scaled.shape[0]}x{scaled.shape[1]}: one LU (after) vs full SVD (before)",
+        f"{t_lu:.2f} s",
+        f"{m_lu:.0f} MiB",
+        f"{t_svd / t_lu:.0f}x faster than the full SVD ({t_svd:.2f} s, {m_svd:.0f} MiB)",
+        f"rank {lu[1]} (SVD {svd_rank}); null vectors agree to 1 − |cos| = {agree:.1e}",
+    )
+
+
 def bench_training(table: Table) -> None:
     """Construction vs BN-only training (Adam on γ, β) on the same frozen network, 60 s budget."""
     from verify.job.claims.baseline import compare_with_training
@@ -168,7 +228,12 @@ def bench_training(table: Table) -> None:
     )
 
 
-BENCHMARKS = {"feasibility": bench_feasibility, "solvers": bench_solvers, "training": bench_training}
+BENCHMARKS = {
+    "feasibility": bench_feasibility,
+    "solvers": bench_solvers,
+    "minimal": bench_minimal,
+    "training": bench_training,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

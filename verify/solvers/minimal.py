@@ -1,8 +1,19 @@
-"""The minimal mode's solver (docs/design.md §2.6): the SVD null space of the homogeneous system.
+"""The minimal mode's solver (docs/design.md §2.6): the null space of the homogeneous system.
 
 ``diag(ρ) W = A diag(γ) B`` is solved for ``(ρ, γ)`` together, so the even layer's scales
 ``s' = 1/ρ`` are free and the odd width may be as small as ``r(d_in − 1) + 1`` for
 ``r`` non-zero rows of ``W`` (``d_out(d_in − 1) + 1`` for a generic ``W``).
+
+**The factorization.** The equilibrated system ``[W-part | −K]`` (unit-norm columns, ``m``
+equations, ``N = r + n > m`` unknowns) is factorized once. Up to `SVD_EQUATIONS` equations it is a
+full SVD: the rank is `numerical_rank` (singular values above ``σ_max · max(shape) · eps``), the
+null basis the trailing right singular vectors, the reported condition ``σ_max/σ_rank``. Larger
+systems take one LU with partial pivoting of the transpose, ``Sᵀ = P L U`` (the cost of a square
+solve, where the full SVD with its ``m × m`` and ``N × N`` factors cost 10–50 times more): if LAPACK's
+1-norm estimate ``κ₁(U)`` is at most ``1/sqrt(eps)`` the system has full row rank ``m`` and the null
+space is ``P [−L₁⁻ᵀ L₂ᵀ; I]``, orthonormalized by an economy QR; the reported condition is then that
+estimate (diagnostics ``condition_norm``). Otherwise the block falls back to the full SVD, so every
+rank decision near the threshold, and every refusal, is the SVD's as before.
 
 **Which null vector.** At exactly the minimal width the null space is one direction and there is
 no choice. A wider layer, or two neurons with the same Khatri–Rao column up to sign (a mirrored
@@ -38,6 +49,8 @@ blocks at exactly the minimal width reach ratios up to about 1.4e6 in the verifi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.linalg
 import scipy.optimize
@@ -48,7 +61,7 @@ from verify.core.numerics import REFINEMENT_STEPS
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import VANISHING, numerical_rank
 
-__all__ = ["FLIP_SWEEPS", "SCALE_RATIO_LIMIT", "solve_minimal"]
+__all__ = ["FLIP_SWEEPS", "SCALE_RATIO_LIMIT", "SVD_EQUATIONS", "solve_minimal"]
 
 FLIP_SWEEPS = 1
 """Sweeps of single sign flips of ``ρ`` tried after the first linear programs (module notes)."""
@@ -56,6 +69,9 @@ FLIP_SWEEPS = 1
 SCALE_RATIO_LIMIT = 1.0 / VANISHING
 """Largest scale ratio ``max|γ̃| / min|ρ̃|`` (equilibrated units) minimal mode accepts: ``1/sqrt(eps)``
 (about 6.7e7). It is the vanishing-row test's ``sqrt(eps)`` applied to the chosen solution as a whole."""
+
+SVD_EQUATIONS = 256
+"""Systems with at most this many equations take the full SVD; larger ones one LU (module notes)."""
 
 
 def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
@@ -91,18 +107,21 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
     weight_part = np.zeros((r, d_in, r))
     weight_part[np.arange(r), :, np.arange(r)] = w[rows]
     system = np.hstack([weight_part.reshape(r * d_in, r), -equation.rows(rows).k])
-    # Equilibrate: unit-norm columns, so that the SVD's normwise backward error is small relative to
-    # every unknown's own terms whatever the scales of W and of the frozen weights.
+    # Equilibrate: unit-norm columns, so that the factorization's normwise backward error is small
+    # relative to every unknown's own terms whatever the scales of W and of the frozen weights.
     column_norms = np.linalg.norm(system, axis=0)
     column_norms[column_norms == 0] = 1.0
-    u, s, vt = scipy.linalg.svd(system / column_norms, full_matrices=True)
-    rank = numerical_rank(s, system.shape)
+    scaled = system / column_norms
+    factored = _lu_null_space(scaled) if system.shape[0] > SVD_EQUATIONS else None
+    if factored is None:
+        basis, rank, condition, correct, how = _svd_null_space(scaled)
+    else:
+        basis, rank, condition, correct, how = factored
 
     def project(x: np.ndarray) -> np.ndarray:
-        """Refinement toward the null space: ``x - pinv(system) @ (system @ x)``."""
+        """Refinement toward the null space: ``x`` minus a solution of ``system @ c = system @ x``."""
         for _ in range(REFINEMENT_STEPS):
-            correction = vt[:rank].T @ ((u[:, :rank].T @ (system @ x)) / s[:rank])
-            x = x - correction / column_norms
+            x = x - correct(system @ x) / column_norms
         return x
 
     if rank == r + n:
@@ -115,7 +134,7 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
         )
     # How far each row scale reaches on the (orthonormal, equilibrated) null basis: ~0 means ρ_a = 0
     # on every solution, i.e. row a cannot be carried.
-    reach = np.linalg.norm(vt[rank:, :r], axis=0)
+    reach = np.linalg.norm(basis[:r], axis=1)
     dead = np.flatnonzero(reach <= VANISHING)
     if dead.size:
         raise refusal(
@@ -125,7 +144,7 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
             rank,
             paper_width(d_out, d_in),
         )
-    basis = vt[rank:].T  # orthonormal null basis in equilibrated units: x = (basis @ c) / column_norms
+    # basis: orthonormal null basis in equilibrated units, x = (basis @ c) / column_norms
     coefficients, ratio = _smallest_scales(basis[:r], basis[r:], column_norms[:r])
     if not ratio <= SCALE_RATIO_LIMIT:
         raise refusal(
@@ -143,8 +162,57 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
     row_scale = np.zeros(d_out)
     row_scale[rows] = 1.0 / rho
     diagnostics = {"null_dimension": int(basis.shape[1]), "scale_ratio": ratio}
-    condition = float(s[0] / s[rank - 1])
-    return ScaleSolution(x[r:], row_scale, rank, r + n - 1, condition, "minimal: SVD null space", diagnostics)
+    if how != "SVD":
+        diagnostics["condition_norm"] = "1-norm estimate of the LU's U"
+    return ScaleSolution(x[r:], row_scale, rank, r + n - 1, condition, f"minimal: {how} null space", diagnostics)
+
+
+def _svd_null_space(scaled: np.ndarray) -> tuple[np.ndarray, int, float, Callable[[np.ndarray], np.ndarray], str]:
+    """Full SVD of the equilibrated system: orthonormal null basis, `numerical_rank`, ``σ_max/σ_rank``, refinement."""
+    u, s, vt = scipy.linalg.svd(scaled, full_matrices=True)
+    rank = numerical_rank(s, scaled.shape)
+
+    def correct(residual: np.ndarray) -> np.ndarray:
+        """``pinv(scaled) @ residual`` on the numerical range (equilibrated units)."""
+        return vt[:rank].T @ ((u[:, :rank].T @ residual) / s[:rank])
+
+    condition = float(s[0] / s[rank - 1]) if rank else np.inf
+    return vt[rank:].T, rank, condition, correct, "SVD"
+
+
+def _lu_null_space(
+    scaled: np.ndarray,
+) -> tuple[np.ndarray, int, float, Callable[[np.ndarray], np.ndarray], str] | None:
+    """One LU (partial pivoting) of the transposed equilibrated ``m × N`` system; None if not clearly full rank.
+
+    ``scaledᵀ = P L U`` with ``L = [L₁; L₂]`` (``L₁`` unit lower triangular ``m × m``) and ``U``
+    upper triangular ``m × m``. If ``U`` is well conditioned (LAPACK's 1-norm estimate
+    ``κ₁(U) <= 1/sqrt(eps)``) the system has full row rank ``m`` and its null space is
+    ``P [−L₁⁻ᵀ L₂ᵀ; I]``, orthonormalized by an economy QR (``N × (N − m)``). Otherwise None: the
+    caller falls back to the SVD, so every rank decision near the threshold is the SVD's.
+    """
+    m, columns = scaled.shape
+    if m >= columns:
+        return None
+    p, lower, upper = scipy.linalg.lu(scaled.T)
+    if not np.all(np.isfinite(upper)):
+        return None
+    rcond, info = scipy.linalg.lapack.dtrcon(upper, norm="1", uplo="U", diag="N")
+    if info != 0 or not rcond >= VANISHING:  # κ₁(U) <= 1/sqrt(eps)
+        return None
+    top, bottom = lower[:m], lower[m:]
+    free = np.vstack(
+        [-scipy.linalg.solve_triangular(top, bottom.T, trans="T", lower=True, unit_diagonal=True), np.eye(columns - m)]
+    )
+    basis = scipy.linalg.qr(p @ free, mode="economic")[0]
+
+    def correct(residual: np.ndarray) -> np.ndarray:
+        """A solution ``c = P [L₁⁻ᵀ U⁻ᵀ residual; 0]`` of ``scaled @ c = residual`` (equilibrated units)."""
+        head = scipy.linalg.solve_triangular(upper, residual, trans="T")
+        head = scipy.linalg.solve_triangular(top, head, trans="T", lower=True, unit_diagonal=True)
+        return p @ np.concatenate([head, np.zeros(columns - m)])
+
+    return basis, m, float(1.0 / rcond), correct, "LU"
 
 
 def _scale_ratio(rho: np.ndarray, gamma: np.ndarray) -> float:
