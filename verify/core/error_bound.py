@@ -60,7 +60,9 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
    and ``error_slope ≥ b`` (the bound at ``R = 1``, an over-estimate of ``b``), so
    ``|ĝ(x) − f̂(x)| ≤ error_bound + error_slope · ‖x‖_∞`` for every ``x``.
 7. **Overflow**: on a bounded domain, a magnitude above half the dtype's largest finite number
-   makes the bound ``inf``. On ``R^d`` every magnitude is ``a_i + b_i R`` (``a_i, b_i ≥ 0``), so
+   makes the bound ``inf``; the magnitudes checked include each layer's pre-normalization values
+   ``M u + c`` and BatchNorm's ``γ (h − μ)``, since a tiny scale keeps the output small while ``h``
+   itself overflows (float16: ``206.75 · (−403) < −65504``). On ``R^d`` every magnitude is ``a_i + b_i R`` (``a_i, b_i ≥ 0``), so
    all stay below that limit for ``‖x‖_∞ ≤ valid_radius = (huge/2 − peak(0)) / peak(1)``; the bound is
    claimed for those ``x`` only (float64: beyond ``1e300``-ish; float16: often a few tens).
 
@@ -346,7 +348,19 @@ def _bound(
         rho_even = _gamma(fan_even + OPS, u) * mag_even + (fan_even + OPS) * tiny
         # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
         h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
-        peak = max(float(np.max(mag_odd, initial=0.0)), float(np.max(mag_even, initial=0.0)), float(np.max(h_even)))
+        # The pre-normalization values too (h = M u + c, then h − μ and γ·(h − μ) inside BatchNorm):
+        # a tiny scale s can keep the normalized output small while h itself overflows.
+        h_odd = (g_region.magnitude(b_abs, inflate) + np.abs(block.c_odd)) * inflate
+        inside = [
+            (h + np.abs(mu)) * np.maximum(1.0, np.abs(g)) * inflate
+            for h, mu, g in ((h_odd, muo, gamma[jo]), (h_even, frozen.running_mean[je], gamma[je]))
+        ]
+        peak = max(
+            float(np.max(mag_odd, initial=0.0)),
+            float(np.max(mag_even, initial=0.0)),
+            float(np.max(h_even)),
+            *(float(np.max(v, initial=0.0)) for v in inside),
+        )
         highest = max(highest, peak)
         if peak > huge / 2 and not rd:  # on R^d the valid radius says where overflow starts instead
             return failed(f"block {k}: intermediate values may overflow {dtype}")
