@@ -62,9 +62,10 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
 7. **Overflow**: on a bounded domain, a magnitude above half the dtype's largest finite number
    makes the bound ``inf``; the magnitudes checked include each layer's pre-normalization values
    ``M u + c`` and BatchNorm's ``γ (h − μ)``, since a tiny scale keeps the output small while ``h``
-   itself overflows (float16: ``206.75 · (−403) < −65504``). On ``R^d`` every magnitude is ``a_i + b_i R`` (``a_i, b_i ≥ 0``), so
-   all stay below that limit for ``‖x‖_∞ ≤ valid_radius = (huge/2 − peak(0)) / peak(1)``; the bound is
-   claimed for those ``x`` only (float64: beyond ``1e300``-ish; float16: often a few tens).
+   itself overflows (float16: ``206.75 · (−403) < −65504``). On ``R^d`` every magnitude is
+   ``a_i + b_i R`` (``a_i, b_i ≥ 0``), so all stay below that limit for
+   ``‖x‖_∞ ≤ valid_radius = (huge/2 − peak(0)) / peak(1)``; the bound is claimed for those ``x``
+   only (float64: beyond ``1e300``-ish; float16: often a few tens).
 
 ``scale`` is the target evaluated with absolute values over the domain (its terms: ``S_0 = |x|``,
 ``S_k = |W_k| S_{k−1} + |b_k|``), maximized over outputs; the certificate requires
