@@ -228,10 +228,64 @@ def bench_training(table: Table) -> None:
     )
 
 
+BUSY = """
+import numpy as np
+x = np.random.default_rng(0).standard_normal((1024, 1024))
+while True:
+    x = np.tanh(x @ x)
+"""
+"""Another process's numerical work: 1024² matmuls with its BLAS's default threads, until killed."""
+
+
+def bench_threads(table: Table) -> None:
+    """docs/design.md §5: the same calls with BLAS limited to one thread (the default) and unlimited, idle and
+    beside a busy process (a second Python doing BLAS matmuls with default threads)."""
+    import subprocess
+    import sys
+
+    from threadpoolctl import threadpool_info
+
+    from verify.core.networks import minimal_width
+    from verify.solvers.registry import solve_with
+
+    rng = np.random.default_rng(0)
+    w_m = rng.standard_normal((32, 64))
+    n_m = minimal_width(32, 64)
+    a_m, b_m = rng.standard_normal((32, n_m)), rng.standard_normal((n_m, 64))
+    a_i, b_i, w_i = _dense_block(48, 2.0, seed=48)
+    calls = {
+        "minimal mode, d_out=32, d_in=64 (2048 equations)": lambda: solve_with("minimal", a_m, b_m, w_m, block=1),
+        "iterative (LSMR), d=48, n=2d²=4608": lambda: solve_with("iterative", a_i, b_i, w_i, block=1),
+    }
+    default = max((lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"), default=1)
+    for load in ("idle", "busy"):
+        busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load == "busy" else None
+        try:
+            if busy is not None:
+                time.sleep(1.0)  # let it start computing
+            for name, call in calls.items():
+                with verify.blas_threads(None):
+                    t_free, _, _ = measure(call, repeats=3)
+                with verify.blas_threads(1):
+                    t_one, m_one, _ = measure(call, repeats=3)
+                table.add_row(
+                    f"{name}, {load}" + (" (beside a busy process)" if busy else ""),
+                    f"{t_one:.2f} s",
+                    f"{m_one:.0f} MiB",
+                    f"unlimited/limited = {t_free / t_one:.2f} (unlimited: {default} BLAS threads, {t_free:.2f} s)",
+                    "limit 1 thread (the default, verify.blas_threads)",
+                )
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+
+
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
     "minimal": bench_minimal,
+    "threads": bench_threads,
     "training": bench_training,
 }
 

@@ -15,6 +15,7 @@ from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.feasibility import BlockFeasibility, FeasibilityReport, feasibility
 from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
 from verify.core.scale_equation import khatri_rao
+from verify.core.threads import blas_thread_limit, blas_threads, set_blas_threads
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "Reconstruction",
     "SampledCheck",
     "TargetNetwork",
+    "blas_thread_limit",
+    "blas_threads",
     "evaluation_tolerance",
     "feasibility",
     "khatri_rao",
@@ -39,6 +42,7 @@ __all__ = [
     "paper_width",
     "reconstruct",
     "residual_tolerance",
+    "set_blas_threads",
 ]
 
 __version__ = "0.1.0"

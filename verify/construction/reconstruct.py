@@ -37,6 +37,7 @@ from verify.core.interop import TorchSpec, dtype_name, result_spec, round_to, to
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
+from verify.core.threads import limited
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 from verify.core.validate import as_real
 from verify.solvers.exact import check_exact_reach, exact_check, solve_exact
@@ -93,6 +94,7 @@ class Reconstruction:
         return self.frozen.forward(x, self.gamma, self.beta)
 
 
+@limited
 def reconstruct(
     target: TargetNetwork,
     frozen: FrozenNetwork,

@@ -29,6 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from verify.core.scale_equation import ScaleEquation, ScaleSolution, as_equation
+from verify.core.threads import limited
 from verify.solvers.direct import solve_direct
 from verify.solvers.iterative import solve_iterative
 from verify.solvers.lstsq import solve_lstsq
@@ -192,6 +193,7 @@ def choose(
     return method
 
 
+@limited
 def solve(method: str, equation: ScaleEquation, *, block: int, **options: Any) -> ScaleSolution:
     """Solve block ``block``'s scale equation with ``method`` (``auto`` or a key of `SOLVERS`).
 
