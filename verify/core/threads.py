@@ -20,8 +20,9 @@ libraries threadpoolctl finds (OpenBLAS, MKL, BLIS); torch's own intra-op thread
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -50,7 +51,7 @@ def _parse(value: object, name: str) -> int | None:
 
 
 _limit: int | None = _parse(os.environ.get(ENVIRONMENT, DEFAULT_LIMIT), ENVIRONMENT)
-_controller: Any = None
+_state = threading.local()  # ``active``: this thread is inside a limited call (nested calls add nothing)
 
 
 def blas_thread_limit() -> int | None:
@@ -75,24 +76,24 @@ def blas_threads(limit: int | str | None) -> Iterator[None]:
         set_blas_threads(previous)
 
 
-def _limits() -> Any:
-    """A threadpoolctl context limiting BLAS to the current limit (a no-op context when there is none)."""
-    global _controller
-    if _limit is None:
-        return nullcontext()
-    from threadpoolctl import ThreadpoolController
-
-    if _controller is None:  # found once: the BLAS libraries numpy and scipy loaded (cheap to reuse)
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=_limit, user_api="blas")
-
-
 def limited(function: F) -> F:
-    """Decorator: run ``function`` with BLAS limited to the current limit, and restore the threads after."""
+    """Decorator: run ``function`` with BLAS limited to the current limit, and restore the threads after.
+
+    Only the outermost limited call sets the limit (threadpoolctl finds the BLAS libraries loaded at
+    that moment, about 0.5 ms); calls nested in it run as they are.
+    """
 
     @wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with _limits():
+        if _limit is None or getattr(_state, "active", False):
             return function(*args, **kwargs)
+        from threadpoolctl import threadpool_limits
+
+        _state.active = True
+        try:
+            with threadpool_limits(limits=_limit, user_api="blas"):
+                return function(*args, **kwargs)
+        finally:
+            _state.active = False
 
     return run  # type: ignore[return-value]
