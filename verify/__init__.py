@@ -9,11 +9,13 @@ The public API (docs/design.md §1–2, §6)::
 """
 
 from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
+from verify.construction.residual import ResidualReconstruction
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.feasibility import BlockFeasibility, FeasibilityReport, feasibility
 from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
+from verify.core.residual import ResidualFrozenNetwork
 from verify.core.scale_equation import khatri_rao
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 
@@ -30,6 +32,8 @@ __all__ = [
     "FrozenNetwork",
     "InfeasibleError",
     "Reconstruction",
+    "ResidualFrozenNetwork",
+    "ResidualReconstruction",
     "SampledCheck",
     "TargetNetwork",
     "evaluation_tolerance",

@@ -42,7 +42,7 @@ from verify.core.validate import as_real
 from verify.solvers.exact import check_exact_reach, exact_check, solve_exact
 from verify.solvers.registry import METHODS, solve_with
 
-__all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
+__all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct", "register_construction"]
 
 MODES = ("paper", "minimal")
 EXACT_POINTS = 32
@@ -52,6 +52,15 @@ SHIFTED_METHODS = ("exact", "min_shift")
 PAIRED_RADII = (1.0, 1e6)
 """A paired reconstruction is checked on points of balls of these radii (half each): exactness on
 all of R^d means far outside any ball too."""
+
+_CONSTRUCTIONS: dict[type, Callable[..., object]] = {}
+"""Constructions of frozen networks other than the chain `FrozenNetwork`, by type (`register_construction`)."""
+
+
+def register_construction(kind: type, construct: Callable[..., object]) -> None:
+    """Make `reconstruct` hand a frozen network of type ``kind`` to ``construct`` (called with the same
+    arguments). The residual construction (`verify.construction.residual`) registers itself this way."""
+    _CONSTRUCTIONS[kind] = construct
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,6 +176,11 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
+    for kind, construct in _CONSTRUCTIONS.items():  # e.g. a residual network (docs/design.md §8)
+        if isinstance(frozen, kind):
+            return construct(
+                target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
+            )
     _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)

@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from verify.core.blocks import blocks, check_architecture
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.residual import ResidualFrozenNetwork, branch_systems, check_residual_architecture
 from verify.core.scale_equation import ScaleEquation, incidence
 
 __all__ = [
@@ -162,7 +163,9 @@ def _reached(graph: scipy.sparse.csr_array) -> np.ndarray:
     return np.bincount(graph.indices, minlength=graph.shape[1]) > 0
 
 
-def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper") -> FeasibilityReport:
+def feasibility(
+    target: TargetNetwork, frozen: FrozenNetwork | ResidualFrozenNetwork, mode: str = "paper"
+) -> FeasibilityReport:
     """Decide from widths and zero patterns alone, with no solve, whether ``frozen`` can carry ``target``.
 
     Parameters
@@ -182,10 +185,21 @@ def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper
     For ``"paper"`` a block is feasible iff a maximum matching between target entries and odd
     neurons covers every entry (docs/design.md §4); for ``"minimal"`` see the module notes. `reconstruct`
     succeeds on a generic network exactly when this says ``ok``.
+
+    For a `ResidualFrozenNetwork` (docs/design.md §8) every branch is decided on its own system
+    ``A_R diag(γ) (B_j T)``: one `BlockFeasibility` per branch, ``block`` its 1-based position in the network.
     """
-    check_architecture(target, frozen)
     if mode not in ("paper", "minimal"):
         raise ValueError(f"mode must be 'paper' or 'minimal', got {mode!r}")
+    if isinstance(frozen, ResidualFrozenNetwork):
+        check_residual_architecture(target, frozen)
+        return FeasibilityReport(
+            mode,
+            tuple(
+                equation_feasibility(s.block.equation, mode, block=s.index + 1) for s in branch_systems(target, frozen)
+            ),
+        )
+    check_architecture(target, frozen)
     return FeasibilityReport(
         mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in blocks(target, frozen))
     )
