@@ -23,7 +23,7 @@ decides it on the sparse incidence matrix; the dense ``K`` is never formed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import scipy.sparse
@@ -31,8 +31,9 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from verify.core.blocks import blocks, check_architecture
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.residual import ResidualFrozenNetwork, branch_systems, check_residual_architecture
-from verify.core.scale_equation import ScaleEquation, incidence
+from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
+from verify.core.scale_equation import ScaleEquation, incidence, khatri_rao
+from verify.core.tolerances import numerical_rank
 
 __all__ = [
     "BlockFeasibility",
@@ -187,7 +188,8 @@ def feasibility(
     succeeds on a generic network exactly when this says ``ok``.
 
     For a `ResidualFrozenNetwork` (docs/design.md §8) every branch is decided on its own system
-    ``A_R diag(γ) (B_j T)``: one `BlockFeasibility` per branch, ``block`` its 1-based position in the network.
+    ``A_R diag(γ) (B_j T)``: one `BlockFeasibility` per branch, ``block`` its 1-based position in the network
+    (`_branch_feasibility`).
     """
     if mode not in ("paper", "minimal"):
         raise ValueError(f"mode must be 'paper' or 'minimal', got {mode!r}")
@@ -195,11 +197,32 @@ def feasibility(
         check_residual_architecture(target, frozen)
         return FeasibilityReport(
             mode,
-            tuple(
-                equation_feasibility(s.block.equation, mode, block=s.index + 1) for s in branch_systems(target, frozen)
-            ),
+            tuple(_branch_feasibility(system, mode) for system in branch_systems(target, frozen)),
         )
     check_architecture(target, frozen)
     return FeasibilityReport(
         mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in blocks(target, frozen))
     )
+
+
+def _branch_feasibility(system: BranchSystem, mode: str) -> BlockFeasibility:
+    """One branch of a residual network (docs/design.md §8): matching on its system ``A_R diag(γ) (B_j P)``.
+
+    The matching size bounds the rank for every value of the weights (rank <= term rank), so a matching
+    that falls short proves the branch infeasible. It equals the generic rank when ``B_j P`` only selects
+    columns of ``B_j`` (every branch before any row of the stage is overwritten). Otherwise the entries of
+    ``B_j P`` are not independent, and a paper-mode "ok" is confirmed by the rank of the system with
+    independent random values on the zero patterns of ``A_R`` and ``B_j`` (the generic rank, with
+    probability 1: a non-zero polynomial vanishes on a null set). Minimal mode keeps the matching bound.
+    """
+    equation = system.block.equation
+    decision = equation_feasibility(equation, mode, block=system.index + 1)
+    if mode != "paper" or not decision.ok or system.selects:
+        return decision
+    rng = np.random.default_rng(0)
+    a = np.where(equation.a != 0, rng.standard_normal(equation.a.shape), 0.0)
+    b_j = system.network.weights[0]
+    b = np.where(b_j != 0, rng.standard_normal(b_j.shape), 0.0) @ system.basis
+    k = khatri_rao(a, b)
+    rank = numerical_rank(np.linalg.svd(k, compute_uv=False), k.shape)
+    return replace(decision, rank=rank, ok=rank == decision.needed)

@@ -156,6 +156,8 @@ class BranchSystem:
         ``σ_1 / σ_r`` of ``T`` when it runs.
     network : FrozenNetwork
         The branch ``D → n_j → D``.
+    basis : ndarray (D, r)
+        ``P``: the block's ``B`` is ``B_j P`` (``P = T`` at full rank).
     """
 
     stage: int
@@ -166,6 +168,15 @@ class BranchSystem:
     rank: int
     stream_condition: float
     network: FrozenNetwork
+    basis: np.ndarray
+
+    @property
+    def selects(self) -> bool:
+        """Whether ``B_j P`` only selects columns of ``B_j`` (``P`` a 0/1 matrix with one 1 per column, in distinct
+        rows): then its entries are independent like ``B_j``'s and matching decides the branch exactly (§4)."""
+        p = self.basis
+        ones = p == 1
+        return bool(np.all(ones | (p == 0)) and np.all(ones.sum(axis=0) == 1) and np.all(ones.sum(axis=1) <= 1))
 
 
 class ResidualFrozenNetwork:
@@ -474,7 +485,7 @@ def branch_systems(target: TargetNetwork, frozen: ResidualFrozenNetwork) -> Iter
                 channels=net.channels[0],
                 stream_weight=b_j @ state.t,
             )
-            yield BranchSystem(k, j, index, rows, block, rank, cond, net)
+            yield BranchSystem(k, j, index, rows, block, rank, cond, net, p)
             state = state.written(rows, w_pad[rows], b_pad[rows])
             cleared += int(np.count_nonzero(rows >= d_out))
             index += 1

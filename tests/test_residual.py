@@ -1,0 +1,238 @@
+"""Case 2: frozen residual networks, width d²/m and depth 2mL (docs/design.md §8)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import verify
+from verify.core.residual import branch_needs, branch_systems, stage_rows
+from verify.core.tolerances import EPS
+
+ARCHITECTURES = {
+    "square": [4, 4, 4],
+    "widening": [2, 3, 5],
+    "narrowing": [6, 4, 2],
+    "d_k=1": [3, 1, 3, 1],
+    "depth 1": [3, 4],
+    "depth 3": [3, 4, 3, 2],
+}
+
+
+def _fresh_points(target: verify.TargetNetwork, count: int = 64) -> np.ndarray:
+    return verify.Ball(1.0).resolve(target.widths[0]).sample(count, np.random.default_rng(12345))
+
+
+def _check_exact(result, target: verify.TargetNetwork) -> None:
+    """g = f at fresh points of the domain, to the certificate's own two tests (which claim every domain point):
+    ``max |g − f| <= rtol · max |f|`` (|f| the absolute-value evaluation) and the rounding-model ratio."""
+    x = _fresh_points(target)
+    g, f = result.network(x), target(x)
+    sampled = result.certificate.sampled
+    assert np.abs(g - f).max() <= sampled.rtol * target.magnitude(x).max()
+    scale = result.frozen.magnitude(x, result.gamma, result.beta) + target.magnitude(x)
+    assert np.max(np.abs(g - f) / scale) <= sampled.tolerance
+
+
+@pytest.mark.parametrize("mode", ["paper", "minimal"])
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_every_branch_count_reconstructs_exactly(name: str, mode: str) -> None:
+    widths = ARCHITECTURES[name]
+    target = verify.TargetNetwork.random(widths, seed=3)
+    most = min(max(a, b) for a, b in itertools.pairwise(widths))
+    for branches in sorted({1, (most + 1) // 2, most}):
+        frozen = verify.ResidualFrozenNetwork.for_target(target, branches=branches, width=mode, seed=4)
+        assert frozen.depth == 2 * branches * target.depth
+        assert frozen.stream_width == max(widths)
+        needs = [branch_needs(a, b, branches, mode, stage=k) for k, (a, b) in enumerate(itertools.pairwise(widths), 1)]
+        assert [list(w) for w in frozen.odd_widths] == needs
+        result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode=mode)
+        assert result.certificate.holds
+        assert len(result.certificate.branches) == branches * target.depth
+        assert len(result.gamma) == frozen.depth
+        _check_exact(result, target)
+        assert verify.feasibility(target, frozen, mode).ok
+
+
+def test_square_widths_are_d_squared_over_m_and_width_times_depth_is_2d2L() -> None:
+    """docs/design.md §8: for a square target of width d and m | d, every odd width is d²/m and the sum of odd
+    widths over the depth's branches meets d′l′ = 2d²L with d′ = d²/m, l′ = 2mL."""
+    d, depth = 8, 2
+    target = verify.TargetNetwork.random([d] * (depth + 1), seed=0)
+    for m in (1, 2, 4, 8):
+        frozen = verify.ResidualFrozenNetwork.for_target(target, branches=m, width="paper", seed=1)
+        assert {n for stage in frozen.odd_widths for n in stage} == {d * d // m}
+        assert (d * d // m) * frozen.depth == 2 * d * d * depth
+
+
+def test_the_stream_holds_T_z_plus_c_after_every_branch() -> None:
+    """The bookkeeping of docs/design.md §8: after branch j of a stage, rows R_j hold (W z + b)_R, earlier rows
+    keep what they were given and later rows are untouched; the tuned network is run branch by branch."""
+    target = verify.TargetNetwork.random([5, 3, 4], seed=1)
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=2, seed=2)
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0))
+    x = _fresh_points(target, 16)
+    stream = np.zeros((len(x), frozen.stream_width))
+    stream[:, :5] = x
+    z = x
+    for k, stage in enumerate(frozen.stages):
+        w, b = target.weights[k], target.biases[k]
+        want = np.zeros_like(stream)
+        want[:, : w.shape[0]] = z @ w.T + b
+        rows = stage_rows(w.shape[1], w.shape[0], len(stage), stage=k + 1)
+        for j, net in enumerate(stage):
+            i = 2 * (k * len(stage) + j)
+            before = stream
+            stream = stream + net.forward(stream, result.gamma[i : i + 2], result.beta[i : i + 2])
+            others = np.setdiff1d(np.arange(frozen.stream_width), rows[j])
+            np.testing.assert_array_equal(stream[:, others], before[:, others])  # switched-off rows add exactly 0
+            tolerance = 1e3 * EPS * (1 + np.abs(want[:, rows[j]]).max())
+            np.testing.assert_allclose(stream[:, rows[j]], want[:, rows[j]], rtol=0, atol=tolerance)
+        if k < len(frozen.stages) - 1:
+            stream = np.maximum(stream, 0)
+            z = stream[:, : w.shape[0]]
+    np.testing.assert_allclose(stream[:, : target.widths[-1]], target(x), rtol=0, atol=1e3 * EPS * 10)
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "lstsq", "iterative", "l1", "linf", "box", "min_shift", "exact"])
+def test_every_method_solves_every_branch(method: str) -> None:
+    target = verify.TargetNetwork.random([3, 4, 3], seed=5)
+    width = "paper" if method == "direct" else 1.5
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=2, width=width, seed=6)
+    result = verify.reconstruct(target, frozen, verify.Box(-1, 1), method=method, bound=1e3)
+    assert result.certificate.holds
+    assert all(b.block.solver.startswith(method) for b in result.certificate.branches)
+    x = verify.Box(-1, 1).resolve(3).sample(32, np.random.default_rng(9))
+    assert np.abs(result.network(x) - target(x)).max() <= result.certificate.sampled.rtol * target.magnitude(x).max()
+
+
+def test_sparse_branches_are_decided_by_matching() -> None:
+    """feasibility (no solve, docs/design.md §4 per branch) says ok exactly when reconstruct succeeds."""
+    target = verify.TargetNetwork.random([4, 4, 4], seed=0)
+    seen = set()
+    for density in (0.2, 0.35, 0.5, 0.8):
+        for seed in range(3):
+            frozen = verify.ResidualFrozenNetwork.for_target(target, branches=2, width=2.0, seed=seed, density=density)
+            ok = verify.feasibility(target, frozen).ok
+            try:
+                verify.reconstruct(target, frozen, verify.Ball(1.0))
+                built = True
+            except verify.InfeasibleError as error:
+                built = False
+                assert "stage" in str(error) and "branch" in str(error)
+            assert ok == built
+            seen.add(ok)
+    assert seen == {True, False}  # both verdicts occur, so the comparison can fail
+
+
+def test_one_neuron_below_in_one_branch_is_refused_and_its_system_is_unsolvable() -> None:
+    target = verify.TargetNetwork.random([4, 4, 4], seed=2)
+    needs = [branch_needs(4, 4, 2, "paper") for _ in range(2)]
+    needs[1][1] -= 1
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=2, width=needs, seed=3)
+    with pytest.raises(verify.InfeasibleError) as caught:
+        verify.reconstruct(target, frozen, verify.Ball(1.0))
+    error = caught.value
+    assert (error.stage, error.branch, error.width, error.width_needed) == (2, 2, 7, 8)
+    assert "stage 2, branch 2" in str(error) and "7" in str(error) and "8" in str(error)
+    system = list(branch_systems(target, frozen))[3]
+    k = verify.khatri_rao(system.block.a, system.block.b)
+    rhs = system.block.w.reshape(-1)
+    assert np.linalg.matrix_rank(k) < k.shape[0]
+    gamma = np.linalg.lstsq(k, rhs, rcond=None)[0]
+    assert np.linalg.norm(k @ gamma - rhs) > 1e-3 * np.linalg.norm(rhs)
+
+
+def test_a_certificate_that_fails_is_an_error_never_a_result() -> None:
+    target = verify.TargetNetwork.random([3, 3, 3], seed=0)
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=3, seed=1)
+    with pytest.raises(verify.CertificateError) as caught:
+        verify.reconstruct(target, frozen, verify.Ball(1.0), rtol=1e-300)
+    assert not caught.value.certificate.holds
+    assert "rtol" in str(caught.value)
+
+
+def test_certificate_reports_every_branch() -> None:
+    target = verify.TargetNetwork.random([4, 6, 2], seed=0)
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=3, seed=1)
+    certificate = verify.reconstruct(target, frozen, verify.Ball(1.0)).certificate
+    figures = certificate.to_dict()
+    assert figures["holds"] and figures["kind"] == "sampled"
+    assert [(b["stage"], b["branch"]) for b in figures["branches"]] == [(s, j) for s in (1, 2) for j in (1, 2, 3)]
+    for b in certificate.branches:
+        assert b.block.residual_ratio <= b.block.residual_tolerance and b.block.min_margin >= 0
+        assert 1 <= b.stream_condition < np.inf and np.isfinite(b.block.condition)
+    assert certificate.max_stream_condition >= 1
+
+
+def test_deterministic_and_inputs_untouched() -> None:
+    target = verify.TargetNetwork.random([3, 3], seed=0)
+    a = verify.ResidualFrozenNetwork.for_target(target, branches=3, seed=7)
+    b = verify.ResidualFrozenNetwork.for_target(target, branches=3, seed=7)
+    for x, y in zip(a.layers, b.layers, strict=True):
+        for u, v in zip(x.weights, y.weights, strict=True):
+            np.testing.assert_array_equal(u, v)
+    other = verify.ResidualFrozenNetwork.for_target(target, branches=3, seed=8)
+    assert not np.array_equal(a.layers[0].weights[0], other.layers[0].weights[0])
+    assert not np.array_equal(a.layers[0].weights[0], a.layers[1].weights[0])  # branches are independent
+    x = np.ones((2, 3))
+    r = verify.reconstruct(target, a, verify.Ball(1.0))
+    r.network(x)
+    np.testing.assert_array_equal(x, np.ones((2, 3)))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda t: verify.ResidualFrozenNetwork.for_target(t, branches=5), "at most 4 branches"),
+        (lambda t: verify.ResidualFrozenNetwork.for_target(t, branches=0), "branches must be an integer >= 1"),
+        (lambda t: verify.ResidualFrozenNetwork.for_target(t, branches=True), "branches must be an integer >= 1"),
+        (lambda t: verify.ResidualFrozenNetwork.for_target(t, width="huge"), "width must be"),
+        (lambda t: verify.ResidualFrozenNetwork.for_target(t, width=-1.0), "positive and finite"),
+        (lambda t: verify.ResidualFrozenNetwork.for_target(t, branches=2, width=[[4, 4]]), "width"),
+        (lambda t: verify.ResidualFrozenNetwork.for_target(t, width=[[0], [4]]), "integer >= 1 per branch"),
+        (lambda t: verify.ResidualFrozenNetwork.for_target("t"), "TargetNetwork"),
+        (
+            lambda t: verify.reconstruct(t, verify.ResidualFrozenNetwork.for_target(t), None),
+            "bounded domain",
+        ),
+        (
+            lambda t: verify.reconstruct(t, verify.ResidualFrozenNetwork.for_target(t), verify.Ball(1.0), mode="x"),
+            "mode must be one of",
+        ),
+        (
+            lambda t: verify.reconstruct(
+                t, verify.ResidualFrozenNetwork.for_target(t), verify.Ball(1.0), mode="minimal", method="l1"
+            ),
+            "SVD null space",
+        ),
+        (
+            lambda t: verify.reconstruct(
+                verify.TargetNetwork.random([4, 4], seed=0), verify.ResidualFrozenNetwork.for_target(t), verify.Ball(1)
+            ),
+            "stages but the target has depth",
+        ),
+        (
+            lambda t: verify.feasibility(t, verify.ResidualFrozenNetwork.for_target(t), mode="x"),
+            "mode must be",
+        ),
+    ],
+)
+def test_invalid_calls(call, message: str) -> None:
+    target = verify.TargetNetwork.random([4, 4, 4], seed=0)
+    with pytest.raises(ValueError, match=message):
+        call(target)
+
+
+def test_constructor_refuses_branches_that_do_not_fit_the_stream() -> None:
+    target = verify.TargetNetwork.random([2, 2], seed=0)
+    good = verify.ResidualFrozenNetwork.for_target(target, branches=2)
+    odd = verify.FrozenNetwork.for_target(verify.TargetNetwork.random([3, 3], seed=0))
+    with pytest.raises(ValueError, match="stream of width"):
+        verify.ResidualFrozenNetwork([[good.layers[0], odd]], inputs=2, outputs=2)
+    with pytest.raises(ValueError, match="same number of branches"):
+        verify.ResidualFrozenNetwork([[good.layers[0]], list(good.layers)], inputs=2, outputs=2)
+    with pytest.raises(ValueError, match="fit the stream"):
+        verify.ResidualFrozenNetwork([list(good.layers)], inputs=3, outputs=2)
