@@ -9,6 +9,7 @@ import pytest
 
 import verify
 from verify.core.residual import branch_needs, branch_systems, stage_rows
+from verify.core.residual_certificate import residual_tolerance_of
 from verify.core.tolerances import EPS
 
 ARCHITECTURES = {
@@ -23,6 +24,13 @@ ARCHITECTURES = {
 
 def _fresh_points(target: verify.TargetNetwork, count: int = 64) -> np.ndarray:
     return verify.Ball(1.0).resolve(target.widths[0]).sample(count, np.random.default_rng(12345))
+
+
+def _rounding(frozen: verify.ResidualFrozenNetwork, widths: tuple[int, ...]) -> float:
+    """The rounding model's relative tolerance for one evaluation of ``frozen`` (no scale-equation residual)."""
+    fan_ins = [w for stage in frozen.odd_widths for n in stage for w in (frozen.stream_width, n + 1)]
+    count = len(fan_ins) // 2
+    return residual_tolerance_of(fan_ins, widths, [0.0] * count, [1.0] * count)
 
 
 def _check_exact(result, target: verify.TargetNetwork) -> None:
@@ -236,3 +244,64 @@ def test_constructor_refuses_branches_that_do_not_fit_the_stream() -> None:
         verify.ResidualFrozenNetwork([[good.layers[0]], list(good.layers)], inputs=2, outputs=2)
     with pytest.raises(ValueError, match="fit the stream"):
         verify.ResidualFrozenNetwork([list(good.layers)], inputs=3, outputs=2)
+
+
+def test_torch_module_fits_with_only_batchnorm_weight_and_bias_changed() -> None:
+    torch = pytest.importorskip("torch")
+    from verify.nn import fit_norm_layers, frozen_residual_mlp, load_norm_params, norm_only, target_mlp
+    from verify.nn.modules import norm_layers
+
+    module = frozen_residual_mlp([4, 6, 3], branches=3, seed=0, dtype=torch.float64)
+    assert len(norm_layers(module)) == 2 * 3 * 2
+    target = target_mlp([4, 6, 3], seed=1, dtype=torch.float64)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    module.train()
+    result = fit_norm_layers(module, target, verify.Ball(1.0))
+    assert result.certificate.holds and not module.training
+    changed = {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.endswith(("norm.weight", "norm.bias")) for k in changed)
+    x = torch.tensor(_fresh_points(result.target, 32))
+    with torch.no_grad():
+        g, f = module(x), target(x)
+    size = result.target.magnitude(x.numpy()).max()
+    assert float((g - f).abs().max()) <= result.certificate.sampled.rtol * size
+    # torch's and numpy's forwards both err by at most the rounding model's tolerance times |g| (the magnitude)
+    magnitude = result.frozen.magnitude(x.numpy(), result.gamma, result.beta)
+    allowed = 2 * _rounding(result.frozen, result.target.widths) * magnitude
+    assert np.all(np.abs(g.numpy() - result.network(x.numpy())) <= allowed)
+
+    fresh = frozen_residual_mlp([4, 6, 3], branches=3, seed=0, dtype=torch.float64)
+    load_norm_params(fresh, result)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(x), g, rtol=0, atol=0)
+    norm_only(fresh)
+    trainable = {name for name, p in fresh.named_parameters() if p.requires_grad}
+    assert trainable == {name for name, _ in fresh.named_parameters() if name.endswith(("norm.weight", "norm.bias"))}
+    fresh.train()
+    assert not any(bn.training for bn in norm_layers(fresh))
+
+
+def test_torch_module_matches_the_numpy_network() -> None:
+    torch = pytest.importorskip("torch")
+    from verify.nn import frozen_residual_mlp
+
+    module = frozen_residual_mlp([3, 5, 2], branches=2, width="minimal", seed=4, biases=True, dtype=torch.float64)
+    network = module.to_network()
+    target = verify.TargetNetwork.random([3, 5, 2], seed=0)
+    expected = verify.ResidualFrozenNetwork.for_target(target, branches=2, width="minimal", seed=4, biases=True)
+    for ours, theirs in zip(network.layers, expected.layers, strict=True):
+        for u, v in zip((*ours.weights, *ours.biases), (*theirs.weights, *theirs.biases), strict=True):
+            np.testing.assert_array_equal(u, v)
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    gamma = [np.random.default_rng(j).standard_normal(n) for j, n in enumerate(network.widths)]
+    beta = [np.random.default_rng(100 + j).standard_normal(n) for j, n in enumerate(network.widths)]
+    with torch.no_grad():
+        for bn, g, b in zip(
+            [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm1d)], gamma, beta, strict=True
+        ):
+            bn.weight.copy_(torch.as_tensor(g))
+            bn.bias.copy_(torch.as_tensor(b))
+        out = module(torch.tensor(x)).numpy()
+    expected_out = network.forward(x, gamma, beta)
+    allowed = 2 * _rounding(network, target.widths) * network.magnitude(x, gamma, beta)
+    assert np.all(np.abs(out - expected_out) <= allowed)
