@@ -19,3 +19,4 @@ import verify.job.claims.sparse_phase
 import verify.job.claims.sparse_rank
 import verify.job.claims.threshold
 import verify.job.claims.tight
+import verify.job.claims.tradeoff
