@@ -341,28 +341,29 @@ class ResidualFrozenNetwork:
         items = as_sequence(values, name, self.depth)
         return [items[2 * i : 2 * i + 2] for i in range(len(self.layers))]
 
+    def _each_branch(
+        self, convert: str, first: Sequence[object], second: Sequence[object], names: tuple[str, str]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """``FrozenNetwork.<convert>`` of every branch on its two layers' entries of ``first`` and ``second``,
+        concatenated back into two lists of ``depth`` arrays."""
+        out: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        pairs = zip(self.layers, self._split(first, names[0]), self._split(second, names[1]), strict=True)
+        for net, a, b in pairs:
+            u, v = getattr(net, convert)(a, b)
+            out[0].extend(u)
+            out[1].extend(v)
+        return out
+
     def norm_params(
         self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per-neuron affine maps ``h -> s*h + t`` of every layer to BatchNorm ``(gamma, beta)``
         (`FrozenNetwork.norm_params` of each branch)."""
-        gamma: list[np.ndarray] = []
-        beta: list[np.ndarray] = []
-        for net, s, t in zip(self.layers, self._split(scales, "scales"), self._split(shifts, "shifts"), strict=True):
-            g, b = net.norm_params(s, t)
-            gamma += g
-            beta += b
-        return gamma, beta
+        return self._each_branch("norm_params", scales, shifts, ("scales", "shifts"))
 
     def affine_maps(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """BatchNorm ``(gamma, beta)`` of every layer to per-neuron ``(s, t)`` (`FrozenNetwork.affine_maps`)."""
-        scales: list[np.ndarray] = []
-        shifts: list[np.ndarray] = []
-        for net, g, b in zip(self.layers, self._split(gamma, "gamma"), self._split(beta, "beta"), strict=True):
-            s, t = net.affine_maps(g, b)
-            scales += s
-            shifts += t
-        return scales, shifts
+        return self._each_branch("affine_maps", gamma, beta, ("gamma", "beta"))
 
     def forward(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> np.ndarray:
         """Evaluate the network on ``x`` of shape ``(batch, d_0)`` (or ``(d_0,)``) with BatchNorm ``(gamma, beta)``

@@ -65,6 +65,24 @@ def _needs(widths: Sequence[int], m: int, mode: str) -> list[list[int]]:
     return out
 
 
+def _finished(
+    case: dict[str, Any], reasons: list[str], start: float, widths: Sequence[int], seed: int, frozen: str, options: str
+) -> dict[str, Any]:
+    """``case`` with its verdict, time and, if it failed, the reasons and a one-line reproducer (the residual
+    network built with ``frozen`` arguments, reconstructed with ``options``)."""
+    case["passed"] = not reasons
+    case["seconds"] = time.perf_counter() - start
+    if reasons:
+        case["reason"] = "; ".join(reasons)
+        case["reproduce"] = python_command(
+            "import verify",
+            f"t = verify.TargetNetwork.random({list(widths)!r}, seed={seed})",
+            f"fr = verify.ResidualFrozenNetwork.for_target(t, {frozen}, seed={1000 + seed})",
+            f"verify.reconstruct(t, fr, verify.Ball(1.0){options})",
+        )
+    return case
+
+
 def tradeoff_case(mode: str, widths: tuple[int, ...], seed: int, m: int, points: int) -> dict[str, Any]:
     """One target, one branch count: shape, certificate and fresh-point error of the residual construction."""
     start = time.perf_counter()
@@ -97,17 +115,7 @@ def tradeoff_case(mode: str, widths: tuple[int, ...], seed: int, m: int, points:
         }
     except Exception as error:  # a refusal or a failed certificate fails this case, with its reason
         reasons.append(f"{type(error).__name__}: {error}")
-    case["passed"] = not reasons
-    case["seconds"] = time.perf_counter() - start
-    if reasons:
-        case["reason"] = "; ".join(reasons)
-        case["reproduce"] = python_command(
-            "import verify",
-            f"t = verify.TargetNetwork.random({list(widths)!r}, seed={seed})",
-            f"fr = verify.ResidualFrozenNetwork.for_target(t, branches={m}, width={mode!r}, seed={1000 + seed})",
-            f"verify.reconstruct(t, fr, verify.Ball(1.0), mode={mode!r})",
-        )
-    return case
+    return _finished(case, reasons, start, widths, seed, f"branches={m}, width={mode!r}", f", mode={mode!r}")
 
 
 def case1_point(mode: str, widths: tuple[int, ...], seed: int) -> dict[str, Any]:
@@ -297,17 +305,7 @@ def tradeoff_tight_case(widths: tuple[int, ...], seed: int, m: int, k: int, j: i
     except Exception as error:  # a bug in the check fails this case only
         case |= {"refused": False, "unsolvable": False}
         reasons.append(f"{type(error).__name__}: {error}")
-    case["passed"] = not reasons
-    case["seconds"] = time.perf_counter() - start
-    if reasons:
-        case["reason"] = "; ".join(reasons)
-        case["reproduce"] = python_command(
-            "import verify",
-            f"t = verify.TargetNetwork.random({list(widths)!r}, seed={seed})",
-            f"fr = verify.ResidualFrozenNetwork.for_target(t, branches={m}, width={needs!r}, seed={1000 + seed})",
-            "verify.reconstruct(t, fr, verify.Ball(1.0))",
-        )
-    return case
+    return _finished(case, reasons, start, widths, seed, f"branches={m}, width={needs!r}", "")
 
 
 def _tight_table(claims: Sequence[Claim]) -> Table:
