@@ -33,7 +33,7 @@ from verify.core.blocks import blocks, check_architecture
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
 from verify.core.scale_equation import ScaleEquation, incidence, khatri_rao
-from verify.core.tolerances import numerical_rank
+from verify.core.tolerances import VANISHING, numerical_rank
 
 __all__ = [
     "BlockFeasibility",
@@ -211,18 +211,34 @@ def _branch_feasibility(system: BranchSystem, mode: str) -> BlockFeasibility:
     The matching size bounds the rank for every value of the weights (rank <= term rank), so a matching
     that falls short proves the branch infeasible. It equals the generic rank when ``B_j P`` only selects
     columns of ``B_j`` (every branch before any row of the stage is overwritten). Otherwise the entries of
-    ``B_j P`` are not independent, and a paper-mode "ok" is confirmed by the rank of the system with
-    independent random values on the zero patterns of ``A_R`` and ``B_j`` (the generic rank, with
-    probability 1: a non-zero polynomial vanishes on a null set). Minimal mode keeps the matching bound.
+    ``B_j P`` are not independent, and an "ok" is confirmed on the system with independent random values
+    on the zero patterns of ``A_R`` and ``B_j`` (generic, with probability 1: a non-zero polynomial vanishes
+    on a null set): paper mode, its rank; minimal mode, its homogeneous matrix ``[W-part | −K]`` (columns
+    scaled to unit norm) must have a null space on which no row scale ``ρ_a`` of a non-zero row vanishes
+    (below `verify.core.tolerances.VANISHING`), as the minimal solver needs.
     """
     equation = system.block.equation
     decision = equation_feasibility(equation, mode, block=system.index + 1)
-    if mode != "paper" or not decision.ok or system.selects:
+    if not decision.ok or system.selects:
         return decision
     rng = np.random.default_rng(0)
     a = np.where(equation.a != 0, rng.standard_normal(equation.a.shape), 0.0)
     b_j = system.network.weights[0]
-    b = np.where(b_j != 0, rng.standard_normal(b_j.shape), 0.0) @ system.basis
-    k = khatri_rao(a, b)
-    rank = numerical_rank(np.linalg.svd(k, compute_uv=False), k.shape)
-    return replace(decision, rank=rank, ok=rank == decision.needed)
+    k = khatri_rao(a, np.where(b_j != 0, rng.standard_normal(b_j.shape), 0.0) @ system.basis)
+    if mode == "paper":
+        rank = numerical_rank(np.linalg.svd(k, compute_uv=False), k.shape)
+        return replace(decision, rank=rank, ok=rank == decision.needed)
+    w = equation.w
+    rows = np.flatnonzero(np.any(w != 0, axis=1))
+    d_in = equation.d_in
+    weight_part = np.zeros((k.shape[0], rows.size))
+    for column, row in enumerate(rows):
+        weight_part[row * d_in : (row + 1) * d_in, column] = w[row]
+    system_matrix = np.hstack([weight_part, -k])
+    norms = np.linalg.norm(system_matrix, axis=0)
+    system_matrix = system_matrix / np.where(norms == 0, 1.0, norms)
+    _, sigma, vt = np.linalg.svd(system_matrix)
+    rank = numerical_rank(sigma, system_matrix.shape)
+    null = vt[rank:]
+    forced = tuple(int(rows[i]) for i in range(rows.size) if np.linalg.norm(null[:, i]) <= VANISHING)
+    return replace(decision, rank=rank, ok=null.shape[0] > 0 and not forced, forced_rows=forced)
