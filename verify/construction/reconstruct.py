@@ -120,8 +120,10 @@ def reconstruct(
     ----------
     target : TargetNetwork
         ``f``, depth ``L``, widths ``d_0 … d_L``.
-    frozen : FrozenNetwork
-        ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``.
+    frozen : FrozenNetwork or ResidualFrozenNetwork
+        ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``. A
+        `verify.ResidualFrozenNetwork` (docs/design.md §8) is reconstructed branch by branch by
+        `verify.construction.residual.reconstruct_residual` (same arguments; a bounded domain).
     domain : Ball, Box or None
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
         ``None`` for a paired frozen network (docs/design.md §3): exact on all of R^d, no bias shift.
