@@ -6,11 +6,13 @@ to the mode's minimum (recomputed here from ``|R|`` and the rank of ``T``), `ver
 returns a certificate that holds, and ``g = f`` on fresh points (``max |g − f| <= rtol · max |f|``).
 Its rows give the frontier: odd width against depth at ``d′l′ = 2d²L``, next to Case 1.
 
-``tradeoff/tight``: one neuron below the paper width in one branch (each branch in turn), reconstruct
-raises `verify.InfeasibleError` naming that stage and branch, and independent linear algebra shows the
-branch's system ``A_R diag(γ) (B_j T) = W_R − T_R`` has no solution: ``T`` is rebuilt here from the
-target (rows written so far hold ``W``'s, cleared rows 0, the rest ``I``'s), and the least-squares
-residual of the Khatri–Rao system is above ``sqrt(eps)`` (`verify.job.claims.tight.khatri_rao_residual`).
+``tradeoff/tight``: one neuron below the mode's width in one branch (each branch in turn, both modes),
+reconstruct raises `verify.InfeasibleError` naming that stage and branch, and independent linear algebra
+shows the branch's system ``A_R diag(γ) (B_j T) = W_R − T_R`` has no solution: ``T`` is rebuilt here from
+the target (rows written so far hold ``W``'s, cleared rows 0, the rest ``I``'s; in the coordinates of its
+row space once rows were cleared), and the least-squares residual of the Khatri–Rao system (paper) or
+``σ_min/σ_max`` of the square homogeneous matrix (minimal) is above ``sqrt(eps)``
+(`verify.job.claims.tight`).
 
 Sizes: ``architectures`` (targets, widths up to 8, depths 1–3) and ``seeds``.
 """
@@ -18,18 +20,18 @@ Sizes: ``architectures`` (targets, widths up to 8, depths 1–3) and ``seeds``.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 import verify
 from verify.core.errors import InfeasibleError
 from verify.core.residual import branch_needs, stage_rows
 from verify.job.claim import Claim, first_failures, python_command, sci, worst
-from verify.job.claims.tight import SEPARATION, khatri_rao_residual
+from verify.job.claims.tight import SEPARATION, khatri_rao_residual, minimal_system_separation
 from verify.job.config import Config
 from verify.job.figures import frontier_figure
 from verify.job.progress import Sweep
@@ -261,9 +263,11 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
 
 
 def _independent_system(target: verify.TargetNetwork, frozen: Any, k: int, j: int) -> tuple[np.ndarray, ...]:
-    """``(A_R, B_j T, W_R − T_R)`` of branch ``j`` of stage ``k``, with ``T`` rebuilt by hand: start from
+    """``(A_R, B_j P, (W_R − T_R) Qᵀ)`` of branch ``j`` of stage ``k``, with ``T`` rebuilt by hand: start from
     ``eye(D, d_{k−1})`` and set the rows of every earlier branch of the stage to ``W``'s rows (zero rows for
-    cleared ones, ``W`` padded with zeros)."""
+    cleared ones, ``W`` padded with zeros). At full column rank ``P = T``, ``Q = I``; once rows were cleared,
+    ``Q`` spans ``T``'s row space (`scipy.linalg.orth` of ``Tᵀ``) and ``P = T Qᵀ``, so that the system has
+    ``|R|·rank T`` equations, as many as the mode's width counts."""
     d = target.widths
     d_in, d_out = d[k - 1], d[k]
     stream = frozen.stream_width
@@ -275,21 +279,23 @@ def _independent_system(target: verify.TargetNetwork, frozen: Any, k: int, j: in
         t[rows] = w_pad[rows]
     rows = parts[j - 1]
     b_j, a_j = frozen.stages[k - 1][j - 1].weights
-    return a_j[rows], b_j @ t, w_pad[rows] - t[rows]
+    q = scipy.linalg.orth(t.T).T if np.linalg.matrix_rank(t) < d_in else np.eye(d_in)
+    return a_j[rows], b_j @ t @ q.T, (w_pad[rows] - t[rows]) @ q.T
 
 
-def tradeoff_tight_case(widths: tuple[int, ...], seed: int, m: int, k: int, j: int) -> dict[str, Any]:
-    """Branch ``j`` of stage ``k`` one neuron below its paper width: refused there, and its system unsolvable."""
+def tradeoff_tight_case(mode: str, widths: tuple[int, ...], seed: int, m: int, k: int, j: int) -> dict[str, Any]:
+    """Branch ``j`` of stage ``k`` one neuron below its ``mode`` width: refused there, and its system unsolvable
+    (paper: least-squares residual; minimal: the square homogeneous matrix is non-singular)."""
     start = time.perf_counter()
-    needs = [branch_needs(a, b, m, "paper", stage=s) for s, (a, b) in enumerate(itertools.pairwise(widths), 1)]
+    needs = [branch_needs(a, b, m, mode, stage=s) for s, (a, b) in enumerate(itertools.pairwise(widths), 1)]
     needs[k - 1][j - 1] -= 1
-    case: dict[str, Any] = {"widths": list(widths), "seed": seed, "branches": m, "stage": k, "branch": j}
+    case: dict[str, Any] = {"mode": mode, "widths": list(widths), "seed": seed, "branches": m, "stage": k, "branch": j}
     reasons = []
     try:
         target = verify.TargetNetwork.random(widths, seed=seed)
         frozen = verify.ResidualFrozenNetwork.for_target(target, branches=m, width=needs, seed=1000 + seed)
         try:
-            verify.reconstruct(target, frozen, verify.Ball(1.0))
+            verify.reconstruct(target, frozen, verify.Ball(1.0), mode=mode)
             refused = False
             reasons.append(f"reconstruct returned a result with branch {j} of stage {k} one neuron narrow")
         except InfeasibleError as error:
@@ -297,20 +303,27 @@ def tradeoff_tight_case(widths: tuple[int, ...], seed: int, m: int, k: int, j: i
             refused = refused and f"stage {k}, branch {j}" in str(error)
             if not refused:
                 reasons.append(f"InfeasibleError does not name stage {k}, branch {j}: {error}")
-        evidence = khatri_rao_residual(*_independent_system(target, frozen, k, j))
+        system = _independent_system(target, frozen, k, j)
+        if mode == "paper":
+            evidence = khatri_rao_residual(*system)
+        else:
+            evidence, shape = minimal_system_separation(*system)
+            if shape[0] != shape[1]:
+                reasons.append(f"the homogeneous system has shape {shape}, not square")
         unsolvable = bool(evidence > SEPARATION)
         if not unsolvable:
-            reasons.append(f"LS residual {evidence:.3g} is not above {SEPARATION:.3g}: the system may be solvable")
+            reasons.append(f"evidence {evidence:.3g} is not above {SEPARATION:.3g}: the system may be solvable")
         case |= {"refused": refused, "unsolvable": unsolvable, "evidence": evidence}
     except Exception as error:  # a bug in the check fails this case only
         case |= {"refused": False, "unsolvable": False}
         reasons.append(f"{type(error).__name__}: {error}")
-    return _finished(case, reasons, start, widths, seed, f"branches={m}, width={needs!r}", "")
+    return _finished(case, reasons, start, widths, seed, f"branches={m}, width={needs!r}", f", mode={mode!r}")
 
 
 def _tight_table(claims: Sequence[Claim]) -> Table:
     rows = [
         [
+            r["mode"],
             "x".join(map(str, r["widths"])),
             str(r["branches"]),
             str(r["cases"]),
@@ -321,19 +334,21 @@ def _tight_table(claims: Sequence[Claim]) -> Table:
         for claim in claims
         for r in claim.rows
     ]
-    header = ["target", "m", "branches narrowed", "refused (right branch)", "unsolvable", "min LS residual"]
-    return Table(header, rows, title="Tightness per branch: one neuron below the paper width", labels=1)
+    header = ["mode", "target", "m", "branches narrowed", "refused (right branch)", "unsolvable", "min evidence"]
+    title = "Tightness per branch: one neuron below the mode's width (evidence: paper LS residual, minimal σ_min/σ_max)"
+    return Table(header, rows, title=title, labels=2)
 
 
 @register(
     "tradeoff/tight",
     order=69,  # before tradeoff/{mode}, whose pattern would also match "tradeoff/tight"
     statement="""\
-One neuron below the paper width in any one branch of a residual network,
+One neuron below the mode's width in any one branch of a residual network,
 reconstruct() raises InfeasibleError naming that stage and branch, and the
-branch's system (T rebuilt independently) has a least-squares residual
-above sqrt(eps).""",
-    summary="{refused}/{cases} branches refused, {unsolvable}/{cases} unsolvable; min LS residual "
+branch's system (T rebuilt independently) has no solution: paper, its
+least-squares residual is > sqrt(eps); minimal, sigma_min/sigma_max of the
+square homogeneous matrix is > sqrt(eps).""",
+    summary="{refused}/{cases} branches refused, {unsolvable}/{cases} unsolvable; min evidence "
     "{min_evidence:sci} > {threshold:sci}",
     sizes={
         "quick": {"architectures": ((4, 4, 4), (3, 5, 2), (6, 2, 3)), "seeds": 1},
@@ -347,21 +362,23 @@ def run_tight(config: Config, name: str, sweep: Sweep) -> Claim:
     start = time.perf_counter()
     sizes = config.sizes_for("tradeoff/tight")
     arguments = []
-    for widths in sizes["architectures"]:
-        for seed in range(sizes["seeds"]):
-            for m in range(1, max_branches(widths) + 1):
-                for k in range(1, len(widths)):
-                    for j, need in enumerate(branch_needs(widths[k - 1], widths[k], m, "paper", stage=k), 1):
-                        if need > 1:
-                            arguments.append((tuple(widths), seed, m, k, j))
+    for mode in config.modes:
+        for widths in sizes["architectures"]:
+            for seed in range(sizes["seeds"]):
+                for m in range(1, max_branches(widths) + 1):
+                    for k in range(1, len(widths)):
+                        for j, need in enumerate(branch_needs(widths[k - 1], widths[k], m, mode, stage=k), 1):
+                            if need > 1:  # one below is at least one neuron
+                                arguments.append((mode, tuple(widths), seed, m, k, j))
     cases = sweep.map(tradeoff_tight_case, arguments)
     groups: dict[tuple, list] = {}
     for c in cases:
-        groups.setdefault((tuple(c["widths"]), c["branches"]), []).append(c)
+        groups.setdefault((c["mode"], tuple(c["widths"]), c["branches"]), []).append(c)
     rows = [
         {
-            "widths": list(key[0]),
-            "branches": key[1],
+            "mode": key[0],
+            "widths": list(key[1]),
+            "branches": key[2],
             "cases": len(group),
             "refused": sum(c["refused"] for c in group),
             "unsolvable": sum(c["unsolvable"] for c in group),
@@ -381,14 +398,17 @@ def run_tight(config: Config, name: str, sweep: Sweep) -> Claim:
     failures = first_failures(
         cases,
         lambda c: {
-            "case": f"widths={c['widths']} seed={c['seed']} m={c['branches']} stage={c['stage']} branch={c['branch']}",
+            "case": f"{c['mode']} widths={c['widths']} seed={c['seed']} m={c['branches']} stage={c['stage']} "
+            f"branch={c['branch']}",
             "reason": c["reason"],
             "reproduce": c["reproduce"],
         },
     )
     statement = (
-        "one neuron below the paper width in one branch (each in turn), reconstruct raises InfeasibleError naming "
-        f"that stage and branch, and the branch's least-squares residual is above sqrt(eps) = {math.sqrt(2**-52):.2g}"
+        f"one neuron below the {'/'.join(config.modes)} width in one branch (each in turn), reconstruct raises "
+        "InfeasibleError naming that stage and branch, and the branch's system has no solution: the least-squares "
+        f"residual (paper) or σ_min/σ_max of the square homogeneous matrix (minimal) is above sqrt(eps) = "
+        f"{SEPARATION:.2g}"
     )
     passed = figures["passed"] == len(cases) > 0
     return Claim.checked(
