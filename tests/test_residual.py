@@ -309,3 +309,30 @@ def test_torch_module_matches_the_numpy_network() -> None:
     expected_out = network.forward(x, gamma, beta)
     allowed = 2 * _rounding(network, target.widths) * network.magnitude(x, gamma, beta)
     assert np.all(np.abs(out - expected_out) <= allowed)
+
+
+@pytest.mark.parametrize("mode", verify.MODES)
+@pytest.mark.parametrize("domain", [verify.Ball(2.0), verify.Box(-1.0, 3.0)], ids=["ball r=2", "box [-1, 3]"])
+def test_frozen_biases_batchnorm_statistics_and_off_centre_domains(mode: str, domain: verify.Domain) -> None:
+    """The stream constant c (docs/design.md §8) carries frozen biases and BatchNorm means/variances/eps through."""
+    target = verify.TargetNetwork.random([5, 3, 4, 2], seed=2)
+    drawn = verify.ResidualFrozenNetwork.for_target(target, branches=2, width=1.3, seed=3, biases=True)
+    rng = np.random.default_rng(0)
+    stages = [
+        [
+            verify.FrozenNetwork(
+                net.weights,
+                net.biases,
+                [rng.standard_normal(n) for n in net.widths[1:]],
+                [rng.uniform(0.5, 2.0, n) for n in net.widths[1:]],
+                eps=1e-3,
+            )
+            for net in stage
+        ]
+        for stage in drawn.stages
+    ]
+    frozen = verify.ResidualFrozenNetwork(stages, inputs=5, outputs=2)
+    result = verify.reconstruct(target, frozen, domain, mode=mode)
+    assert result.certificate.holds
+    x = domain.resolve(5).sample(64, np.random.default_rng(7))
+    assert np.abs(result.network(x) - target(x)).max() <= result.certificate.sampled.rtol * target.magnitude(x).max()
