@@ -336,3 +336,19 @@ def test_frozen_biases_batchnorm_statistics_and_off_centre_domains(mode: str, do
     assert result.certificate.holds
     x = domain.resolve(5).sample(64, np.random.default_rng(7))
     assert np.abs(result.network(x) - target(x)).max() <= result.certificate.sampled.rtol * target.magnitude(x).max()
+
+
+def test_a_stream_map_that_loses_rank_is_named() -> None:
+    """W[0, 0] = 0: after branch 1 writes row 0, T = [W_0; e_1] no longer determines z (docs/design.md §8, why the
+    order matters). Refused naming stage and branch, by reconstruct and feasibility alike; one branch works."""
+    target = verify.TargetNetwork([np.array([[0.0, 1.0], [1.0, 2.0]])])
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=2, seed=3)
+    for call in (
+        lambda: verify.reconstruct(target, frozen, verify.Ball(1.0)),
+        lambda: verify.feasibility(target, frozen),
+    ):
+        with pytest.raises(verify.InfeasibleError, match="stage 1, branch 2: the stream map T") as caught:
+            call()
+        assert (caught.value.stage, caught.value.branch) == (1, 2)
+    one = verify.ResidualFrozenNetwork.for_target(target, branches=1, seed=3)
+    assert verify.reconstruct(target, one, verify.Ball(1.0)).certificate.holds

@@ -472,6 +472,16 @@ def branch_systems(target: TargetNetwork, frozen: ResidualFrozenNetwork) -> Iter
         for j, (net, rows) in enumerate(zip(stage, stage_rows(d_in, d_out, len(stage), stage=k), strict=True), 1):
             rank = d_in - cleared
             p, q, cond = state.factor(rank)
+            if not np.isfinite(cond) or cond * EPS * max(state.t.shape) >= 1:
+                error = InfeasibleError(
+                    f"stage {k}, branch {j}: the stream map T (rows written so far) has lost rank: it no longer "
+                    f"determines the stage input z (condition {cond:.3g}), so no branch can compute its rows. The "
+                    f"target is not generic here (a leading block of W_{k} is singular); with fewer branches a "
+                    f"stage overwrites fewer rows before it reads them (branches=1 never does)",
+                    block=index + 1,
+                )
+                error.stage, error.branch = k, j
+                raise error
             b_j, a_j = net.weights
             change = w_pad[rows] - state.t[rows]
             _check_row_space(change, q, cond, stage=k, branch=j)
