@@ -6,6 +6,9 @@ The public API (docs/design.md §1–2, §6)::
     frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
     result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode="paper")
     result.gamma, result.beta, result.network(x), result.certificate.holds
+
+Case 2 (docs/design.md §8), skip connections: ``verify.ResidualFrozenNetwork.for_target(target, branches=m)``
+has odd widths about ``d²/m`` at depth ``2mL``; `reconstruct` and `feasibility` take it the same way.
 """
 
 from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
