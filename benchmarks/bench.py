@@ -281,12 +281,47 @@ def bench_threads(table: Table) -> None:
                 busy.wait()
 
 
+def bench_residual(table: Table) -> None:
+    """Case 2 (docs/design.md §8): residual networks of m branches per stage against Case 1, d = 32, L = 2.
+
+    Case 1 (a chain of width d², depth 2L) is the baseline, measured in this run on the same target. The
+    result column gives the worst relative error ``max |g − f| / max |f|`` on fresh points and the largest
+    ``cond(T)`` of the stream map.
+    """
+    d, depth = 32, 2
+    target = verify.TargetNetwork.random([d] * (depth + 1), seed=0)
+    x = verify.Ball(1.0).resolve(d).sample(512, np.random.default_rng(1))
+    size = float(target.magnitude(x).max())
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
+    base, m_base, result = measure(lambda: verify.reconstruct(target, frozen, verify.Ball(1.0)))
+    error = float(np.abs(result.network(x) - target(x)).max()) / size
+    table.add_row(
+        f"Case 1 d={d}, L={depth}: width {d * d}, depth {2 * depth}",
+        f"{base:.3f} s",
+        f"{m_base:.0f} MiB",
+        "baseline",
+        f"max |g−f|/|f| {error:.2e}",
+    )
+    for m in (1, 2, 4, 8, 16, 32):
+        residual = verify.ResidualFrozenNetwork.for_target(target, branches=m, width="paper", seed=1)
+        t, peak, result = measure(lambda residual=residual: verify.reconstruct(target, residual, verify.Ball(1.0)))
+        error = float(np.abs(result.network(x) - target(x)).max()) / size
+        table.add_row(
+            f"Case 2 d={d}, L={depth}, m={m}: width {d * d // m}, depth {residual.depth}",
+            f"{t:.3f} s",
+            f"{peak:.0f} MiB",
+            f"{t / base:.2f}x Case 1's time, {peak / m_base:.2f}x its memory",
+            f"max |g−f|/|f| {error:.2e}, max cond(T) {result.certificate.max_stream_condition:.2e}",
+        )
+
+
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
     "minimal": bench_minimal,
     "threads": bench_threads,
     "training": bench_training,
+    "residual": bench_residual,
 }
 
 

@@ -6,14 +6,19 @@ The public API (docs/design.md §1–2, §6)::
     frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
     result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode="paper")
     result.gamma, result.beta, result.network(x), result.certificate.holds
+
+Case 2 (docs/design.md §8), skip connections: ``verify.ResidualFrozenNetwork.for_target(target, branches=m)``
+has odd widths about ``d²/m`` at depth ``2mL``; `reconstruct` and `feasibility` take it the same way.
 """
 
 from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
+from verify.construction.residual import ResidualReconstruction
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.feasibility import BlockFeasibility, FeasibilityReport, feasibility
 from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
+from verify.core.residual import ResidualFrozenNetwork
 from verify.core.scale_equation import khatri_rao
 from verify.core.threads import blas_thread_limit, blas_threads, set_blas_threads
 from verify.core.tolerances import evaluation_tolerance, residual_tolerance
@@ -31,6 +36,8 @@ __all__ = [
     "FrozenNetwork",
     "InfeasibleError",
     "Reconstruction",
+    "ResidualFrozenNetwork",
+    "ResidualReconstruction",
     "SampledCheck",
     "TargetNetwork",
     "blas_thread_limit",

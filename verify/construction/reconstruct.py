@@ -43,7 +43,7 @@ from verify.core.validate import as_real
 from verify.solvers.exact import check_exact_reach, exact_check, solve_exact
 from verify.solvers.registry import METHODS, solve_with
 
-__all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
+__all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct", "register_construction"]
 
 MODES = ("paper", "minimal")
 EXACT_POINTS = 32
@@ -53,6 +53,15 @@ SHIFTED_METHODS = ("exact", "min_shift")
 PAIRED_RADII = (1.0, 1e6)
 """A paired reconstruction is checked on points of balls of these radii (half each): exactness on
 all of R^d means far outside any ball too."""
+
+_CONSTRUCTIONS: dict[type, Callable[..., object]] = {}
+"""Constructions of frozen networks other than the chain `FrozenNetwork`, by type (`register_construction`)."""
+
+
+def register_construction(kind: type, construct: Callable[..., object]) -> None:
+    """Make `reconstruct` hand a frozen network of type ``kind`` to ``construct`` (called with the same
+    arguments). The residual construction (`verify.construction.residual`) registers itself this way."""
+    _CONSTRUCTIONS[kind] = construct
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,8 +122,10 @@ def reconstruct(
     ----------
     target : TargetNetwork
         ``f``, depth ``L``, widths ``d_0 … d_L``.
-    frozen : FrozenNetwork
-        ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``.
+    frozen : FrozenNetwork or ResidualFrozenNetwork
+        ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``. A
+        `verify.ResidualFrozenNetwork` (docs/design.md §8) is reconstructed branch by branch by
+        `verify.construction.residual.reconstruct_residual` (same arguments; a bounded domain).
     domain : Ball, Box or None
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
         ``None`` for a paired frozen network (docs/design.md §3): exact on all of R^d, no bias shift.
@@ -169,6 +180,11 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
+    for kind, construct in _CONSTRUCTIONS.items():  # e.g. a residual network (docs/design.md §8)
+        if isinstance(frozen, kind):
+            return construct(
+                target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
+            )
     _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)

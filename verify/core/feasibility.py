@@ -23,7 +23,7 @@ decides it on the sparse incidence matrix; the dense ``K`` is never formed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import scipy.sparse
@@ -31,7 +31,9 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from verify.core.blocks import blocks, check_architecture
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.scale_equation import ScaleEquation, incidence
+from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
+from verify.core.scale_equation import ScaleEquation, incidence, khatri_rao
+from verify.core.tolerances import VANISHING, numerical_rank
 
 __all__ = [
     "BlockFeasibility",
@@ -162,7 +164,9 @@ def _reached(graph: scipy.sparse.csr_array) -> np.ndarray:
     return np.bincount(graph.indices, minlength=graph.shape[1]) > 0
 
 
-def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper") -> FeasibilityReport:
+def feasibility(
+    target: TargetNetwork, frozen: FrozenNetwork | ResidualFrozenNetwork, mode: str = "paper"
+) -> FeasibilityReport:
     """Decide from widths and zero patterns alone, with no solve, whether ``frozen`` can carry ``target``.
 
     Parameters
@@ -182,10 +186,59 @@ def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper
     For ``"paper"`` a block is feasible iff a maximum matching between target entries and odd
     neurons covers every entry (docs/design.md §4); for ``"minimal"`` see the module notes. `reconstruct`
     succeeds on a generic network exactly when this says ``ok``.
+
+    For a `ResidualFrozenNetwork` (docs/design.md §8) every branch is decided on its own system
+    ``A_R diag(γ) (B_j T)``: one `BlockFeasibility` per branch, ``block`` its 1-based position in the network
+    (`_branch_feasibility`).
     """
-    check_architecture(target, frozen)
     if mode not in ("paper", "minimal"):
         raise ValueError(f"mode must be 'paper' or 'minimal', got {mode!r}")
+    if isinstance(frozen, ResidualFrozenNetwork):
+        check_residual_architecture(target, frozen)
+        return FeasibilityReport(
+            mode,
+            tuple(_branch_feasibility(system, mode) for system in branch_systems(target, frozen)),
+        )
+    check_architecture(target, frozen)
     return FeasibilityReport(
         mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in blocks(target, frozen))
     )
+
+
+def _branch_feasibility(system: BranchSystem, mode: str) -> BlockFeasibility:
+    """One branch of a residual network (docs/design.md §8): matching on its system ``A_R diag(γ) (B_j P)``.
+
+    The matching size bounds the rank for every value of the weights (rank <= term rank), so a matching
+    that falls short proves the branch infeasible. It equals the generic rank when ``B_j P`` only selects
+    columns of ``B_j`` (every branch before any row of the stage is overwritten). Otherwise the entries of
+    ``B_j P`` are not independent, and an "ok" is confirmed on the system with independent random values
+    on the zero patterns of ``A_R`` and ``B_j`` (generic, with probability 1: a non-zero polynomial vanishes
+    on a null set): paper mode, its rank; minimal mode, its homogeneous matrix ``[W-part | −K]`` (columns
+    scaled to unit norm) must have a null space on which no row scale ``ρ_a`` of a non-zero row vanishes
+    (below `verify.core.tolerances.VANISHING`), as the minimal solver needs.
+    """
+    equation = system.block.equation
+    decision = equation_feasibility(equation, mode, block=system.index + 1)
+    if not decision.ok or system.selects:
+        return decision
+    rng = np.random.default_rng(0)
+    a = np.where(equation.a != 0, rng.standard_normal(equation.a.shape), 0.0)
+    b_j = system.network.weights[0]
+    k = khatri_rao(a, np.where(b_j != 0, rng.standard_normal(b_j.shape), 0.0) @ system.basis)
+    if mode == "paper":
+        rank = numerical_rank(np.linalg.svd(k, compute_uv=False), k.shape)
+        return replace(decision, rank=rank, ok=rank == decision.needed)
+    w = equation.w
+    rows = np.flatnonzero(np.any(w != 0, axis=1))
+    d_in = equation.d_in
+    weight_part = np.zeros((k.shape[0], rows.size))
+    for column, row in enumerate(rows):
+        weight_part[row * d_in : (row + 1) * d_in, column] = w[row]
+    system_matrix = np.hstack([weight_part, -k])
+    norms = np.linalg.norm(system_matrix, axis=0)
+    system_matrix = system_matrix / np.where(norms == 0, 1.0, norms)
+    _, sigma, vt = np.linalg.svd(system_matrix)
+    rank = numerical_rank(sigma, system_matrix.shape)
+    null = vt[rank:]
+    forced = tuple(int(rows[i]) for i in range(rows.size) if np.linalg.norm(null[:, i]) <= VANISHING)
+    return replace(decision, rank=rank, ok=null.shape[0] > 0 and not forced, forced_rows=forced)

@@ -6,6 +6,10 @@
     Full-rank rate over density × width, with the measured and fitted threshold (``sparse/map``).
 ``error_vs_time.png``
     Error against wall time: the construction against BN-only training (``baseline/training``).
+``frontier.png``
+    Odd width against depth with skip connections, next to Case 1 (``tradeoff/<mode>``).
+``case3.png``
+    Case 3's failure-rate bound against the density constant ``C`` (``sparse/case3``).
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through
 ``pyplot``: nothing global changes and no display is needed. matplotlib is imported inside the
@@ -23,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ERROR_FLOOR", "density_heatmap", "error_time_figure", "width_figure"]
+__all__ = [
+    "ERROR_FLOOR",
+    "case3_figure",
+    "density_heatmap",
+    "error_time_figure",
+    "frontier_figure",
+    "width_figure",
+]
 
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 """Okabe–Ito: distinguishable under the common colour-vision deficiencies."""
@@ -410,4 +421,107 @@ def error_time_figure(data: Mapping[str, Any], path: PathLike) -> Path:
     axis.grid(alpha=0.1, which="minor", linewidth=0.4)
     axis.legend(fontsize=8, loc="center right", framealpha=0.92)
     axis.set_title("Error vs wall time: construction vs BN-only training, same frozen network", fontsize=10.5)
+    return _save(figure, path)
+
+
+# -------------------------------------------------------------------------------------------- frontier
+
+
+def frontier_figure(data: Mapping[str, Any], path: PathLike) -> Path:
+    """Odd width against depth (log-log) at ``d′l′ = 2d²L``: Case 2 for every branch count ``m``, next to Case 1.
+
+    Parameters
+    ----------
+    data
+        ``{"d", "depth" (L), "modes": {mode: {"case2": rows, "case1": {"odd_width", "depth"}}}}``, the rows those
+        of the ``tradeoff/<mode>`` claims' ``frontier`` figure (``branches``, ``odd_width``, ``depth``).
+    path
+        The PNG to write.
+    """
+    _missing(data, ("d", "depth", "modes"), "frontier_figure data")
+    d, depth = int(data["d"]), int(data["depth"])
+    figure = _figure()
+    axis = figure.subplots()
+    depths = np.geomspace(2 * depth, 2 * d * depth, 64)
+    axis.plot(depths, 2 * d * d * depth / depths, color="0.4", linestyle="--", linewidth=1, label="d′l′ = 2d²L")
+    for i, (mode, series) in enumerate(sorted(data["modes"].items())):
+        _missing(series, ("case2", "case1"), f"frontier_figure mode {mode!r}")
+        rows = sorted(series["case2"], key=lambda r: r["branches"])
+        colour = _COLOURS[i % len(_COLOURS)]
+        axis.plot(
+            [r["depth"] for r in rows],
+            [r["odd_width"] for r in rows],
+            color=colour,
+            marker=_MARKERS[i % len(_MARKERS)],
+            markerfacecolor="none",
+            linewidth=1.2,
+            label=f"Case 2 ({mode}): m = 1 … {d} branches",
+        )
+        for r in rows:
+            axis.annotate(
+                f"m={r['branches']}",
+                (r["depth"], r["odd_width"]),
+                fontsize=6.5,
+                color=colour,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        point = series["case1"]
+        axis.plot(
+            [point["depth"]],
+            [point["odd_width"]],
+            color=colour,
+            marker="*",
+            markersize=12,
+            linestyle="none",
+            label=f"Case 1 ({mode}): chain, width {point['odd_width']}, depth {point['depth']}",
+        )
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log", base=2)
+    axis.set_xlabel("depth l′ (normalized layers)", fontsize=9)
+    axis.set_ylabel("odd width d′ (largest branch)", fontsize=9)
+    axis.grid(alpha=0.25, linewidth=0.6, which="both")
+    axis.tick_params(labelsize=8)
+    axis.legend(fontsize=7.5)
+    figure.suptitle(f"Skip connections trade width for depth (target d = {d}, L = {depth})", fontsize=10.5)
+    return _save(figure, path)
+
+
+# ------------------------------------------------------------------------------------------------ case 3
+
+
+def case3_figure(data: Mapping[str, Any], path: PathLike) -> Path:
+    """Case 3: the 95% upper confidence bound on the failure rate against ``C`` (``p = C √(log d / d)``), one line
+    per ``d``, each with its target ``1/d`` (dotted) and its smallest passing ``C`` (filled marker).
+
+    ``data``: ``{"rows": [{"d", "C", "masks", "failures", "upper"}], "c_star": {d: C or None}}``.
+    """
+    _missing(data, ("rows", "c_star"), "case3_figure data")
+    figure = _figure()
+    axis = figure.subplots()
+    ds = sorted({int(r["d"]) for r in data["rows"]})
+    for i, d in enumerate(ds):
+        rows = sorted((r for r in data["rows"] if int(r["d"]) == d), key=lambda r: r["C"])
+        colour = _COLOURS[i % len(_COLOURS)]
+        axis.plot(
+            [r["C"] for r in rows],
+            [max(r["upper"], ERROR_FLOOR) for r in rows],
+            color=colour,
+            marker=_MARKERS[i % len(_MARKERS)],
+            markerfacecolor="none",
+            linewidth=1.2,
+            label=f"d = {d} ({rows[0]['masks']} masks per C)",
+        )
+        axis.axhline(1 / d, color=colour, linestyle=":", linewidth=1)
+        star = data["c_star"].get(str(d), data["c_star"].get(d))
+        if star is not None:
+            chosen = next(r for r in rows if r["C"] == star)
+            axis.plot([star], [chosen["upper"]], color=colour, marker=_MARKERS[i % len(_MARKERS)], markersize=8)
+    axis.set_yscale("log")
+    axis.set_xlabel("C  (density p = C·√(log d / d), width d², one block)", fontsize=9)
+    axis.set_ylabel("95% upper bound on the failure rate", fontsize=9)
+    axis.grid(alpha=0.25, linewidth=0.6, which="both")
+    axis.tick_params(labelsize=8)
+    axis.legend(fontsize=7.5)
+    figure.suptitle("Case 3: failure rate ≤ 1/d (dotted) from the smallest C on (filled)", fontsize=10.5)
     return _save(figure, path)

@@ -19,7 +19,8 @@ Modules: `grammar` (the one table of which layer may follow which), `modules` (t
 into `verify.FrozenNetwork` / `verify.TargetNetwork`), `mlp` (random stacks to start from), `fit`
 (solve and load γ, β), `training` (the BN-only training baseline), `state_dict` (saved state dicts
 read, copied with new γ, β, written), `rebuild` (a saved ``nn.Sequential`` rebuilt by the grammar) and
-`export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch).
+`export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch) and `residual`
+(`frozen_residual_mlp`: the frozen residual network of Case 2, docs/design.md §8).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ from verify.nn.export import to_module
 from verify.nn.fit import fit_norm_layers, load_norm_params
 from verify.nn.mlp import frozen_mlp, target_mlp
 from verify.nn.modules import from_module, target_from_module
+from verify.nn.residual import FrozenResidualMLP, frozen_residual_mlp
 from verify.nn.training import TrainingCurve, norm_only, train_norm_only
 
 __all__ = [
+    "FrozenResidualMLP",
     "TrainingCurve",
     "fit_norm_layers",
     "from_module",
     "frozen_mlp",
+    "frozen_residual_mlp",
     "load_norm_params",
     "norm_only",
     "target_from_module",

@@ -12,22 +12,26 @@ import torch
 from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
+from verify.construction.residual import ResidualReconstruction
 from verify.core.domains import Domain
 from verify.nn.grammar import NORM
 from verify.nn.modules import from_module, norm_layers, target_from_module
+from verify.nn.residual import FrozenResidualMLP
 
 __all__ = ["fit_norm_layers", "forward_error", "load_norm_params"]
 
 
-def load_norm_params(module: nn.Module, result: Reconstruction) -> None:
+def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconstruction) -> None:
     """Write ``result.gamma`` / ``result.beta`` into the module's BatchNorm ``weight`` / ``bias``, in place.
 
     Nothing else changes: running statistics, eps, Linear weights and biases keep their values.
     """
     if not isinstance(module, nn.Module):
         raise ValueError(f"module must be a torch nn.Module holding the BatchNorm layers, got {type(module).__name__}")
-    if not isinstance(result, Reconstruction):
-        raise ValueError(f"result must be a verify.Reconstruction, got {type(result).__name__}")
+    if not isinstance(result, (Reconstruction, ResidualReconstruction)):
+        raise ValueError(
+            f"result must be a verify.Reconstruction or verify.ResidualReconstruction, got {type(result).__name__}"
+        )
     norms = norm_layers(module)
     if len(norms) != len(result.gamma):
         raise ValueError(f"the module has {len(norms)} BatchNorm layers but the result tunes {len(result.gamma)}")
@@ -41,8 +45,8 @@ def load_norm_params(module: nn.Module, result: Reconstruction) -> None:
 
 
 def fit_norm_layers(
-    frozen: nn.Sequential, target: nn.Sequential, domain: Domain | None, **options: object
-) -> Reconstruction:
+    frozen: nn.Sequential | FrozenResidualMLP, target: nn.Sequential, domain: Domain | None, **options: object
+) -> Reconstruction | ResidualReconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
     Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, ``rtol``, …), loads
@@ -57,8 +61,12 @@ def fit_norm_layers(
     with torch's default momentum, overwrite those running statistics for good. To keep it in eval
     mode through code that calls ``.train()`` (a training loop, say), wrap it with
     ``verify.nn.norm_only(frozen, statistics="frozen")``.
+
+    A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
+    residual network (certified in float64, by a sampled check).
     """
-    result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
+    network = frozen.to_network() if isinstance(frozen, FrozenResidualMLP) else from_module(frozen)
+    result = reconstruct(target_from_module(target), network, domain, **options)
     load_norm_params(frozen, result)
     frozen.eval()
     return result

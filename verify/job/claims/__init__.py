@@ -13,9 +13,11 @@ import verify.job.claims.exact
 import verify.job.claims.paired
 import verify.job.claims.properties
 import verify.job.claims.solvers_speed
+import verify.job.claims.sparse_case3
 import verify.job.claims.sparse_decision
 import verify.job.claims.sparse_map
 import verify.job.claims.sparse_phase
 import verify.job.claims.sparse_rank
 import verify.job.claims.threshold
 import verify.job.claims.tight
+import verify.job.claims.tradeoff

@@ -1,0 +1,262 @@
+"""The construction for frozen residual networks (docs/design.md §8, Case 2 of the theorem).
+
+``reconstruct_residual`` reads as the proof:
+
+1. interval bounds through the target give each stage's input box (`verify.core.bounds`);
+2. the stream bookkeeping ``x = T z + c`` turns every branch into a Case-1 block on the stage input
+   (`verify.core.residual.branch_systems`): scale equation ``A_R diag(γ) (B_j T) = W_R − T_R``;
+3. each block is tuned exactly as a Case-1 block (`verify.construction.reconstruct`: solver registry,
+   bias shift over the range of ``B_j T z + B_j c + c_j``, even-layer shift restoring ``b_R − c_R``), and
+   the even layer's rows outside ``R`` are switched off;
+4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, and the whole network is
+   checked on samples (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
+
+Results are computed and certified in float64 (numpy arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from verify.construction.reconstruct import MODES, _tune_block, register_construction
+from verify.core.bounds import block_input_regions
+from verify.core.domains import Domain
+from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.networks import TargetNetwork, minimal_width, paper_width
+from verify.core.numerics import residual_ratio
+from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
+from verify.core.residual_certificate import (
+    BranchCertificate,
+    ResidualCertificate,
+    ResidualSampledCheck,
+    residual_tolerance_of,
+)
+from verify.core.validate import as_real
+from verify.solvers.registry import METHODS
+
+__all__ = ["ResidualReconstruction", "reconstruct_residual"]
+
+
+@dataclass(frozen=True, eq=False)
+class ResidualReconstruction:
+    """Tuned normalization parameters for a frozen residual network, with their certificate.
+
+    Attributes
+    ----------
+    gamma, beta : list of ndarray
+        BatchNorm weight and bias of each of the ``depth = 2 m L`` layers, in network order (branch ``i``
+        owns layers ``2i`` (odd, width ``n``) and ``2i + 1`` (even, width ``D``)).
+    scales, shifts : list of ndarray
+        The same normalizations as per-neuron affine maps ``h -> s*h + t``.
+    certificate : ResidualCertificate
+        Per-branch figures and the sampled check (it holds: failing results are never returned).
+    target, frozen, domain, mode
+        What it was built for.
+    """
+
+    gamma: list[np.ndarray]
+    beta: list[np.ndarray]
+    scales: list[np.ndarray]
+    shifts: list[np.ndarray]
+    certificate: ResidualCertificate
+    target: TargetNetwork
+    frozen: ResidualFrozenNetwork
+    domain: Domain
+    mode: str
+
+    def network(self, x: object) -> np.ndarray:
+        """Evaluate the frozen residual network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``."""
+        return self.frozen.forward(x, self.gamma, self.beta)
+
+
+def reconstruct_residual(
+    target: TargetNetwork,
+    frozen: ResidualFrozenNetwork,
+    domain: Domain,
+    mode: str = "paper",
+    *,
+    method: str = "auto",
+    bound: float | None = None,
+    samples: int = 256,
+    seed: int = 0,
+    rtol: float = 1e-6,
+) -> ResidualReconstruction:
+    """Choose a frozen residual network's normalization parameters so that it computes ``target`` on ``domain``.
+
+    `verify.reconstruct` calls this for a `ResidualFrozenNetwork`; the arguments mean what they mean there.
+
+    Parameters
+    ----------
+    target : TargetNetwork
+    frozen : ResidualFrozenNetwork
+        ``L`` stages of ``m`` branches; branch ``j`` of stage ``k`` writes the rows of
+        `verify.core.residual.stage_rows` and needs the odd width of `verify.core.residual.branch_needs`.
+    domain : Ball or Box
+        A bounded domain (residual networks have no paired, all-of-R^d form).
+    mode : "paper" or "minimal"
+    method : str
+        Any method of `verify.reconstruct`, used for every branch (minimal mode: ``"auto"``/``"lstsq"``).
+    bound, samples, seed
+        As in `verify.reconstruct`.
+    rtol : float
+        Largest ``max |g − f| / max |f|`` accepted on the samples, ``|f|`` the target's absolute-value
+        evaluation (the rounding-model tolerance of `verify.core.residual_certificate` must hold too).
+
+    Returns
+    -------
+    ResidualReconstruction
+
+    Raises
+    ------
+    InfeasibleError
+        A branch is narrower than ``mode`` needs, or its system is rank-deficient; the message names the
+        stage, the branch, the width found and the width needed (also as ``.stage``, ``.branch``,
+        ``.width``, ``.width_needed``).
+    CertificateError
+        The certificate fails (never returned as a result).
+    ValueError
+        Mismatched architectures, a domain that is not a bounded `Domain`, an unknown mode or method.
+    """
+    check_residual_architecture(target, frozen)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "minimal" and method not in ("auto", "lstsq"):
+        raise ValueError(f"mode='minimal' uses the SVD null space (method 'auto' or 'lstsq'), got method {method!r}")
+    if not isinstance(domain, Domain):
+        raise ValueError(
+            f"a residual network is reconstructed on a bounded domain (verify.Ball or verify.Box), got {domain!r}"
+        )
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    rtol = as_real(rtol, "rtol", positive=True)
+    if bound is not None:
+        as_real(bound, "bound", positive=True)
+    domain = domain.resolve(target.widths[0])
+    regions = block_input_regions(target, domain)
+    scales: list[np.ndarray] = []
+    shifts: list[np.ndarray] = []
+    branches: list[BranchCertificate] = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for system in branch_systems(target, frozen):
+            _check_width(system, mode)
+            try:
+                tuned = _tune_block(system.block, system.network, regions[system.stage - 1], mode, method, bound, None)
+            except InfeasibleError as error:
+                raise _located(error, system) from None
+            rows, stream = system.rows, frozen.stream_width
+            s_even, t_even = np.zeros(stream), np.zeros(stream)
+            s_even[rows], t_even[rows] = tuned.even[0][: len(rows)], tuned.even[1][: len(rows)]
+            scales += [tuned.odd[0], s_even]
+            shifts += [tuned.odd[1], t_even]
+            branches.append(
+                BranchCertificate(
+                    stage=system.stage,
+                    branch=system.branch,
+                    rows=tuple(int(r) for r in rows),
+                    stream_rank=system.rank,
+                    stream_condition=system.stream_condition,
+                    block=replace(tuned.certificate, block=system.index + 1),
+                )
+            )
+    gamma, beta = frozen.norm_params(scales, shifts)
+    sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol)
+    certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled)
+    if not certificate.holds:
+        raise CertificateError(
+            "the residual reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),
+            certificate,
+        )
+    return ResidualReconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+
+
+def _need(system: BranchSystem, mode: str) -> int:
+    """The odd width the branch needs in ``mode``: ``|R|·r`` (paper) or ``|R'|(r − 1) + 1`` over its ``|R'|``
+    non-zero rows (minimal)."""
+    equation = system.block.equation
+    if mode == "paper":
+        return paper_width(equation.d_out, equation.d_in)
+    live = int(np.count_nonzero(np.any(equation.w != 0, axis=1)))
+    return minimal_width(live, equation.d_in) if live else 0
+
+
+def _check_width(system: BranchSystem, mode: str) -> None:
+    """InfeasibleError naming the stage, the branch, the width found and the width needed when it is too narrow."""
+    width, need = system.block.equation.n, _need(system, mode)
+    if width < need:
+        rows, rank = len(system.rows), system.rank
+        rule = f"{rows}*{rank}" if mode == "paper" else f"{rows}*({rank} - 1) + 1"
+        raise _tagged(
+            InfeasibleError(
+                f"stage {system.stage}, branch {system.branch}: odd width {width} is below the {need} that mode "
+                f"'{mode}' needs (|R| = {rows} stream rows written x rank {rank} of the stream map: {rule}); use "
+                f"width >= {need} for this branch",
+                block=system.index + 1,
+                needed=paper_width(rows, rank),
+                width=width,
+                width_needed=need,
+            ),
+            system,
+        )
+
+
+def _located(error: InfeasibleError, system: BranchSystem) -> InfeasibleError:
+    """``error`` of the branch's Case-1 block, reworded with its stage and branch."""
+    message = str(error).removeprefix("block 1: ").replace("frozen layers 1-2", "the branch's two layers")
+    return _tagged(
+        InfeasibleError(
+            f"stage {system.stage}, branch {system.branch} (width {system.block.equation.n}): {message}",
+            block=system.index + 1,
+            rank=error.rank,
+            needed=error.needed,
+            width=system.block.equation.n,
+            width_needed=error.width_needed,
+        ),
+        system,
+    )
+
+
+def _tagged(error: InfeasibleError, system: BranchSystem) -> InfeasibleError:
+    """``error`` with ``.stage`` and ``.branch`` set."""
+    error.stage, error.branch = system.stage, system.branch
+    return error
+
+
+def _sampled_check(
+    target: TargetNetwork,
+    frozen: ResidualFrozenNetwork,
+    domain: Domain,
+    gamma: list[np.ndarray],
+    beta: list[np.ndarray],
+    branches: list[BranchCertificate],
+    samples: int,
+    seed: int,
+    rtol: float,
+) -> ResidualSampledCheck:
+    """``g`` against ``f`` on ``samples`` points of the domain, against `residual_tolerance_of` the network."""
+    x = domain.sample(samples, np.random.default_rng(seed))
+    f, g = target(x), frozen.forward(x, gamma, beta)
+    size = target.magnitude(x)
+    difference = np.abs(g - f)
+    largest = float(size.max())
+    fan_ins = [w for stage in frozen.odd_widths for n in stage for w in (frozen.stream_width, n + 1)]
+    tolerance = residual_tolerance_of(
+        fan_ins,
+        target.widths,
+        [b.block.residual_ratio for b in branches],
+        [b.stream_condition for b in branches],
+    )
+    return ResidualSampledCheck(
+        points=samples,
+        max_abs_error=float(difference.max()),
+        max_relative_error=float(difference.max()) / largest if largest > 0 else 0.0,
+        error_ratio=residual_ratio(difference, frozen.magnitude(x, gamma, beta) + size),
+        tolerance=tolerance,
+        rtol=rtol,
+    )
+
+
+register_construction(ResidualFrozenNetwork, reconstruct_residual)
