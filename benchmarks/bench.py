@@ -238,8 +238,10 @@ while True:
 
 
 def bench_threads(table: Table) -> None:
-    """docs/design.md §5: the same calls with BLAS limited to one thread (the default) and unlimited, idle and
-    beside a busy process (a second Python doing BLAS matmuls with default threads)."""
+    """docs/design.md §5: the same calls with BLAS limited to one thread (the default) and unlimited, alone and
+    beside a busy process (a second Python doing BLAS matmuls with default threads). The machine's load average
+    is printed with each row: "alone" is idle only if nothing else runs on the machine."""
+    import os
     import subprocess
     import sys
 
@@ -258,8 +260,8 @@ def bench_threads(table: Table) -> None:
         "iterative (LSMR), d=48, n=2d²=4608": lambda: solve_with("iterative", a_i, b_i, w_i, block=1),
     }
     default = max((lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"), default=1)
-    for load in ("idle", "busy"):
-        busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load == "busy" else None
+    for load in ("no process of ours beside it", "beside a busy process"):
+        busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load.startswith("beside") else None
         try:
             if busy is not None:
                 time.sleep(1.0)  # let it start computing
@@ -269,11 +271,12 @@ def bench_threads(table: Table) -> None:
                 with verify.blas_threads(1):
                     t_one, m_one, _ = measure(call, repeats=3)
                 table.add_row(
-                    f"{name}, {load}" + (" (beside a busy process)" if busy else ""),
+                    f"{name}, {load}",
                     f"{t_one:.2f} s",
                     f"{m_one:.0f} MiB",
                     f"unlimited/limited = {t_free / t_one:.2f} (unlimited: {default} BLAS threads, {t_free:.2f} s)",
-                    "limit 1 thread (the default, verify.blas_threads)",
+                    f"limit 1 thread (the default, verify.blas_threads); 1-min load average {os.getloadavg()[0]:.1f} "
+                    f"on {os.cpu_count()} CPUs (other users' work included)",
                 )
         finally:
             if busy is not None:
