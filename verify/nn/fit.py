@@ -14,6 +14,7 @@ from torch import nn
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.core.domains import Domain
 from verify.nn.grammar import NORM
+from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.modules import from_module, norm_layers, target_from_module
 
 __all__ = ["fit_norm_layers", "forward_error", "load_norm_params"]
@@ -41,8 +42,8 @@ def load_norm_params(module: nn.Module, result: Reconstruction) -> None:
 
 
 def fit_norm_layers(
-    frozen: nn.Sequential, target: nn.Sequential, domain: Domain | None, **options: object
-) -> Reconstruction:
+    frozen: nn.Module, target: nn.Module, domain: Domain | None, **options: object
+) -> Reconstruction | GraphReconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
     Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, ``rtol``, …), loads
@@ -57,7 +58,13 @@ def fit_norm_layers(
     with torch's default momentum, overwrite those running statistics for good. To keep it in eval
     mode through code that calls ``.train()`` (a training loop, say), wrap it with
     ``verify.nn.norm_only(frozen, statistics="frozen")``.
+
+    Modules other than two ``nn.Sequential`` stacks (models written as classes, ResNets) are read as
+    graphs with torch.fx and reconstructed node by node (`verify.nn.graph_fit.fit_graph`,
+    docs/design.md §8); the result is then a `verify.nn.graph_fit.GraphReconstruction`.
     """
+    if not (isinstance(frozen, nn.Sequential) and isinstance(target, nn.Sequential)):
+        return fit_graph(frozen, target, domain, **options)
     result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
     load_norm_params(frozen, result)
     frozen.eval()
