@@ -183,7 +183,8 @@ def test_a_frozen_module_of_another_shape_is_refused_naming_the_node() -> None:
     other = frozen_graph(_target(ResidualMLP), seed=0)
     with pytest.raises(
         ValueError,
-        match=r"frozen (graph node|pair) '\w+' \(.*\) (does not match target node|maps 4 -> 2 features but target)",
+        match=r"frozen pair 'head_4' \(head.0 \(Linear\)\) does not fit target layer 'fc4' \(fc4 \(Linear\)\): "
+        r"it maps 4 -> 2 features, the target 3 -> 2",
     ):
         fit_norm_layers(other, target, verify.Box(-1, 1))
 

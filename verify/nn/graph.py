@@ -29,10 +29,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.nn.grammar import REFUSED
 
-__all__ = ["GraphNode", "ModelGraph", "as_chain", "match", "read_graph"]
+__all__ = ["CONVOLUTIONS", "GraphNode", "ModelGraph", "as_chain", "match", "read_graph"]
+
+CONVOLUTIONS = False
+"""Whether Conv2d nodes are reconstructed (docs/design.md §8): they need the convolution blocks of the construction."""
 
 INPUT, LINEAR, PAIR, RELU, ADD, COPY = "input", "linear", "pair", "relu", "add", "copy"
-"""Node kinds: the input, a target Linear (BatchNorm folded), a frozen pair, ReLU, addition, copied structure."""
+"""Node kinds: the input, a target layer (Linear or Conv2d, BatchNorm folded), a frozen pair, ReLU, addition,
+copied structure."""
 
 _RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_, F.relu_)
 _ADD_FUNCTIONS = (operator.add, operator.iadd, torch.add)
@@ -91,6 +95,8 @@ class GraphNode:
         ``(Linear, BatchNorm)``; a copied module node's module.
     paths : tuple of str
         The qualified names of ``modules`` in the module that was read.
+    options : dict
+        A target Conv2d's ``stride``, ``padding`` and ``dilation`` (empty for a Linear).
     """
 
     name: str
@@ -102,6 +108,20 @@ class GraphNode:
     bias: torch.Tensor | None = None
     modules: tuple[nn.Module, ...] = ()
     paths: tuple[str, ...] = ()
+    options: dict = field(default_factory=dict)
+
+    @property
+    def is_conv(self) -> bool:
+        """Whether this target layer (or the first layer of this pair) is a convolution."""
+        first = self.modules[0] if self.modules else None
+        return isinstance(first, nn.Conv2d)
+
+    def apply(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer's map with ``weight`` and ``bias`` (``|W|`` for bounds): ``F.linear`` or ``F.conv2d``
+        with this node's stride, padding and dilation."""
+        if self.is_conv:
+            return F.conv2d(x, weight, bias, **self.options)
+        return F.linear(x, weight, bias)
 
 
 @dataclass(frozen=True)
@@ -225,14 +245,30 @@ def _only_user(node: fx.Node) -> fx.Node | None:
     return users[0] if len(users) == 1 else None
 
 
-def _folded(linear: nn.Linear, bn: _BatchNorm | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Linear's ``(W, b)``, with an eval-mode BatchNorm ``y ↦ γ (y − μ)/√(v+ε) + β`` after it folded in."""
-    weight = linear.weight.detach()
-    bias = torch.zeros_like(weight[:, 0]) if linear.bias is None else linear.bias.detach()
+def _folded(layer: nn.Linear | nn.Conv2d, bn: _BatchNorm | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's ``(W, b)``, with an eval-mode BatchNorm ``y ↦ γ (y − μ)/√(v+ε) + β`` after it folded in
+    (per output neuron or channel)."""
+    weight = layer.weight.detach()
+    bias = torch.zeros_like(weight.flatten(1)[:, 0]) if layer.bias is None else layer.bias.detach()
     if bn is None:
         return weight.clone(), bias.clone()
     scale = bn.weight.detach() / torch.sqrt(bn.running_var.detach() + bn.eps)
-    return weight * scale[:, None], scale * (bias - bn.running_mean.detach()) + bn.bias.detach()
+    per_out = scale.reshape(-1, *[1] * (weight.dim() - 1))
+    return weight * per_out, scale * (bias - bn.running_mean.detach()) + bn.bias.detach()
+
+
+def _conv_options(traced: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> dict:
+    """The Conv2d's ``stride``, ``padding``, ``dilation``; refused unless ``groups = 1`` and zero padding."""
+    if not CONVOLUTIONS:
+        raise _refuse(traced, node, _module_refusal(conv))
+    if conv.groups != 1 or conv.padding_mode != "zeros":
+        raise _refuse(
+            traced,
+            node,
+            f"only convolutions with groups=1 and zero padding are reconstructed (got groups="
+            f"{conv.groups}, padding_mode={conv.padding_mode!r}): a grouped kernel is not one Khatri–Rao system",
+        )
+    return {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation}
 
 
 def _check_norm(traced: fx.GraphModule, node: fx.Node, bn: _BatchNorm) -> None:
@@ -252,11 +288,11 @@ def _as_norm(traced: fx.GraphModule, node: fx.Node | None) -> _BatchNorm | None:
     return module if isinstance(module, _BatchNorm) else None
 
 
-def _as_linear(traced: fx.GraphModule, node: fx.Node | None) -> nn.Linear | None:
+def _as_layer(traced: fx.GraphModule, node: fx.Node | None) -> nn.Linear | nn.Conv2d | None:
     if node is None or node.op != "call_module":
         return None
     module = traced.get_submodule(node.target)
-    return module if isinstance(module, nn.Linear) else None
+    return module if isinstance(module, (nn.Linear, nn.Conv2d)) else None
 
 
 def _pair_chain(traced: fx.GraphModule, node: fx.Node) -> list[fx.Node] | None:
@@ -266,7 +302,7 @@ def _pair_chain(traced: fx.GraphModule, node: fx.Node) -> list[fx.Node] | None:
     tests: list[Callable[[fx.Node | None], bool]] = [
         lambda n: _as_norm(traced, n) is not None,
         lambda n: n is not None and _is_relu(traced, n),
-        lambda n: _as_linear(traced, n) is not None,
+        lambda n: _as_layer(traced, n) is not None,
         lambda n: _as_norm(traced, n) is not None,
     ]
     for test in tests:
@@ -312,7 +348,7 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
                 "a parameter or buffer used in the forward itself (F.linear(x, self.weight), say); "
                 "write the layer as an nn.Linear module so it can be replaced by its frozen pair",
             )
-        elif _as_linear(traced, node) is not None and role == "frozen":
+        elif _as_layer(traced, node) is not None and role == "frozen":
             chain = _pair_chain(traced, node)
             if chain is None:
                 raise _refuse(
@@ -330,8 +366,9 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
             nodes.append(
                 GraphNode(chain[-1].name, PAIR, reads, _source(traced, node), chain[-1], modules=mods, paths=paths)
             )
-        elif _as_linear(traced, node) is not None:
+        elif _as_layer(traced, node) is not None:
             linear = traced.get_submodule(node.target)
+            options = _conv_options(traced, node, linear) if isinstance(linear, nn.Conv2d) else {}
             following = _only_user(node)
             bn = _as_norm(traced, following)
             if bn is not None:
@@ -349,6 +386,7 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
                     bias,
                     (linear,) if bn is None else (linear, bn),
                     (node.target,) if bn is None else (node.target, following.target),
+                    options,
                 )
             )
         elif _is_relu(traced, node):
@@ -392,13 +430,44 @@ def _signature(graph: ModelGraph, node: GraphNode) -> tuple[Any, ...]:
     return (COPY, fx_node.op, fx_node.target, repr(constants))
 
 
+def _pair_mismatch(layer: GraphNode, pair: GraphNode) -> str | None:
+    """Why ``pair`` cannot carry the target ``layer`` (None if it can): the outer shapes, and for a convolution
+    the first layer's kernel, stride, padding and dilation and a 1 × 1 second layer."""
+    first, second = pair.modules[0], pair.modules[2]
+    d_out, d_in = layer.weight.shape[:2]
+    if not layer.is_conv:
+        if not isinstance(first, nn.Linear) or not isinstance(second, nn.Linear):
+            return "a Linear's pair is Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d"
+        if (first.in_features, second.out_features) != (d_in, d_out):
+            return f"it maps {first.in_features} -> {second.out_features} features, the target {d_in} -> {d_out}"
+        return None
+    if not isinstance(first, nn.Conv2d) or not isinstance(second, nn.Conv2d):
+        return "a Conv2d's pair is Conv2d -> BatchNorm2d -> ReLU -> Conv2d (1 × 1) -> BatchNorm2d"
+    wanted = {"kernel_size": tuple(layer.weight.shape[2:]), **layer.options, "groups": 1}
+    found = {key: getattr(first, key) for key in wanted}
+    if found != wanted or (first.in_channels, second.out_channels) != (d_in, d_out):
+        return (
+            f"its first convolution has {first.in_channels} -> … channels and {found}; the target has {d_in} -> "
+            f"{d_out} channels and {wanted}"
+        )
+    if (second.kernel_size, second.stride, second.padding, second.dilation, second.groups) != (
+        (1, 1),
+        (1, 1),
+        (0, 0),
+        (1, 1),
+        1,
+    ):
+        return "its second convolution must be 1 × 1 with stride 1, no padding"
+    return None
+
+
 def match(target: ModelGraph, frozen: ModelGraph) -> dict[str, GraphNode]:
     """Pair every node of the target graph with the node of the frozen graph that stands for it.
 
-    Walks both graphs back from their outputs: a target Linear matches a frozen pair whose outer
-    widths are the Linear's, every other node a node of the same kind with the same constant
-    arguments, and inputs match in order. Raises `ValueError` naming the first frozen node that does
-    not match and what was expected.
+    Walks both graphs back from their outputs: a target layer matches a frozen pair whose outer
+    shapes (and, for a convolution, kernel, stride, padding and dilation) are the layer's, every other
+    node a node of the same kind with the same constant arguments, and inputs match in order. Raises
+    `ValueError` naming the first frozen node that does not match and what was expected.
     """
     pairs: dict[str, GraphNode] = {}
 
@@ -423,11 +492,10 @@ def match(target: ModelGraph, frozen: ModelGraph) -> dict[str, GraphNode]:
                 f"expected {what}, found a {f.kind} node {found[1:] if f.kind == COPY else ''}".rstrip()
             )
         if t.kind == LINEAR:
-            first, last = f.modules[0], f.modules[2]
-            if (first.in_features, last.out_features) != (t.weight.shape[1], t.weight.shape[0]):
+            why = _pair_mismatch(t, f)
+            if why is not None:
                 raise ValueError(
-                    f"frozen pair '{f.name}' ({f.source}) maps {first.in_features} -> {last.out_features} features "
-                    f"but target Linear '{t.name}' ({t.source}) maps {t.weight.shape[1]} -> {t.weight.shape[0]}"
+                    f"frozen pair '{f.name}' ({f.source}) does not fit target layer '{t.name}' ({t.source}): {why}"
                 )
         pairs[t.name] = f
         for ti, fi in zip(t.inputs, f.inputs, strict=True):

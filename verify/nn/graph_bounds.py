@@ -2,8 +2,9 @@
 
 Every node that is not a Linear is monotone non-decreasing in each tensor input (`verify.nn.graph`),
 so an interval ``[lo, hi]`` passes through it as ``[node(lo), node(hi)]``: an addition's bound is the
-sum of its inputs' bounds, ReLU, pooling, concatenation and reshaping act on each end. A Linear
-``W z + b`` takes the centre and radius: ``W mid + b ± |W| rad``. Non-negative quantities (error
+sum of its inputs' bounds, ReLU, pooling, concatenation and reshaping act on each end. A Linear or
+convolution ``W z + b`` takes the centre and radius: ``W mid + b ± |W| rad`` (for a convolution
+``W ⋆ mid + b ± |W| ⋆ rad``, position by position). Non-negative quantities (error
 bounds, magnitudes) pass through a copied node by running the node on them (an addition adds them;
 ReLU and max-pooling are 1-Lipschitz in each entry; averaging and reshaping are themselves) and
 through a Linear as ``|W| e`` plus that node's own term.
@@ -15,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import fx
 
 from verify.nn.graph import INPUT, LINEAR, ModelGraph
@@ -51,7 +51,7 @@ def interval_bounds(graph: ModelGraph, lo: torch.Tensor, hi: torch.Tensor) -> di
         elif node.kind == LINEAR:
             z_lo, z_hi = bounds[node.inputs[0]]
             w, b = node.weight.to(lo.dtype), node.bias.to(lo.dtype)
-            mid, rad = F.linear((z_lo + z_hi) / 2, w, b), F.linear((z_hi - z_lo) / 2, w.abs())
+            mid, rad = node.apply((z_lo + z_hi) / 2, w, b), node.apply((z_hi - z_lo) / 2, w.abs())
             bounds[node.name] = (mid - rad, mid + rad)
         else:
             ends = [run_node(graph, node.node, lambda name, i=i: _end(bounds[name], i)) for i in (0, 1)]
@@ -68,7 +68,7 @@ def propagate(graph: ModelGraph, start: torch.Tensor, term: Callable[[str, torch
             values[node.name] = start
         elif node.kind == LINEAR:
             e = values[node.inputs[0]]
-            values[node.name] = F.linear(e, node.weight.to(start.dtype).abs()) + term(node.name, e)
+            values[node.name] = node.apply(e, node.weight.to(start.dtype).abs()) + term(node.name, e)
         else:
             values[node.name] = run_node(graph, node.node, values.__getitem__)
     return values

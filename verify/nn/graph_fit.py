@@ -32,7 +32,7 @@ from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.core.bias_shift import activity_margin
-from verify.core.domains import Box, Domain
+from verify.core.domains import AffineRange, Box, Domain
 from verify.core.errors import CertificateError
 from verify.core.networks import TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
@@ -224,34 +224,70 @@ def _flat(value: torch.Tensor, node: GraphNode) -> torch.Tensor:
     return value
 
 
+def _per_channel(node: GraphNode, values: torch.Tensor) -> torch.Tensor:
+    """``values`` (one per output neuron or channel) shaped to broadcast against the node's output."""
+    return values.reshape(1, -1, *[1] * (node.weight.dim() - 2))
+
+
 @dataclass(frozen=True)
 class _Regime:
-    """A pair's odd layer as errors see it: the activity margins over its region, ``|s| |B|`` (how an input
-    error moves the odd pre-activations) and ``|s'| |A|`` (how an odd output error reaches the pair's output)."""
+    """A pair's odd layer as errors see it (docs/design.md §8).
 
+    ``margin`` is each odd neuron's (channel's) activity margin over the node's input box
+    (`verify.core.bias_shift.activity_margin`, the smallest over all output positions of a
+    convolution); ``odd(e)`` how far an input error ``e`` moves each odd pre-activation, ``|s| (|B| e)``
+    (largest over positions); ``even`` is ``|s'| |A|``, how an odd output error reaches the pair's output.
+    """
+
+    node: GraphNode
+    scale: np.ndarray
+    bias: torch.Tensor | None
+    odd_weight: torch.Tensor
     margin: np.ndarray
-    odd: np.ndarray
     even: np.ndarray
 
     @classmethod
-    def of(cls, result: Reconstruction, region: Domain, module: nn.Sequential) -> _Regime:
+    def of(cls, node: GraphNode, fitted: tuple[Reconstruction, Domain, nn.Sequential], box: tuple) -> _Regime:
+        result, _, module = fitted
         s, tau = (np.asarray(v, dtype=np.float64) for v in (result.scales[0], result.shifts[0]))
-        b = module[0].weight.detach().double().cpu().numpy()
-        c = np.zeros(b.shape[0]) if module[0].bias is None else module[0].bias.detach().double().cpu().numpy()
-        even = np.abs(np.asarray(result.scales[1], dtype=np.float64))[:, None] * np.abs(
-            module[3].weight.detach().double().cpu().numpy()
-        )
-        margin = np.maximum(activity_margin(s, tau, region.affine_range(b, c)), 0.0)
-        return cls(margin, np.abs(s)[:, None] * np.abs(b), even)
+        weight = module[0].weight.detach().double().cpu()
+        c = None if module[0].bias is None else module[0].bias.detach().double().cpu()
+        z_lo, z_hi = (v.detach().double().cpu() for v in box)
+        mid, rad = (z_lo + z_hi) / 2, (z_hi - z_lo) / 2
+        h_mid, h_rad = node.apply(mid, weight, c), node.apply(rad, weight.abs())
+        h_size = node.apply(mid.abs(), weight.abs()) + h_rad + (0.0 if c is None else _per_channel(node, c.abs()))
+        image = AffineRange(*(v.reshape(len(s), -1).numpy().T for v in (h_mid, h_rad, h_size)))
+        margin = np.maximum(activity_margin(s, tau, image), 0.0).min(axis=0)
+        a = module[3].weight.detach().double().cpu().numpy().reshape(module[3].weight.shape[0], -1)
+        even = np.abs(np.asarray(result.scales[1], dtype=np.float64))[: a.shape[0], None] * np.abs(a)
+        return cls(node, s, c, weight, margin, even)
 
     def moved(self, e_in: torch.Tensor) -> np.ndarray:
-        """How far an input error ``e_in`` can move each odd pre-activation."""
-        return self.odd @ e_in.detach().double().cpu().numpy().reshape(-1)
+        """How far an input error ``e_in`` can move each odd pre-activation (largest over positions)."""
+        moved = self.node.apply(e_in.detach().double().cpu(), self.odd_weight.abs())
+        return np.abs(self.scale) * moved.reshape(len(self.scale), -1).amax(dim=1).numpy()
 
-    def excess_effect(self, e_in: torch.Tensor) -> np.ndarray:
+    def excess_effect(self, e_in: torch.Tensor) -> torch.Tensor:
         """What neurons pushed beyond their margin add at the pair's output: a neuron leaves its linear
         regime by at most ``max(0, moved − margin)`` (ReLU is 1-Lipschitz), carried by ``|s'| |A|``."""
-        return (self.even @ np.maximum(self.moved(e_in) - self.margin, 0.0))[None, :]
+        excess = np.maximum(self.moved(e_in) - self.margin, 0.0)
+        return _per_channel(self.node, torch.as_tensor(self.even @ excess))
+
+    def signal(self, z: torch.Tensor) -> float:
+        """``max |s ⊙ (B z + c)|`` over the points ``z`` and all positions."""
+        h = self.node.apply(z.detach().double().cpu(), self.odd_weight, self.bias)
+        return float((torch.as_tensor(self.scale).reshape(1, -1, *[1] * (h.dim() - 2)) * h).abs().max())
+
+
+def _one_block(
+    node: GraphNode, module: nn.Sequential, box: tuple, domain: Domain, reads_input: bool
+) -> tuple[TargetNetwork, object, Domain]:
+    """The node's one-block problem: the target layer, its frozen pair and the region of its input."""
+    if node.is_conv:  # pragma: no cover - refused when the graph is read until convolutions are reconstructed
+        raise NotImplementedError("convolution nodes are not reconstructed by this version")
+    z_lo, z_hi = (_flat(v, node)[0].numpy() for v in box)
+    region = domain if reads_input and domain.dim == z_lo.shape[0] else Box(z_lo, z_hi)
+    return TargetNetwork([node.weight], [node.bias]), from_module(module), region
 
 
 def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: Any) -> GraphReconstruction:
@@ -275,23 +311,23 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]] = {}
     for node in target_graph.layers:
         source = target_graph.node(node.inputs[0])
-        z_lo, z_hi = (_flat(v, node)[0].numpy() for v in bounds[source.name])
-        region = domain if source.kind == INPUT and len(shape) == 1 else Box(z_lo, z_hi)
         module = _pair_module(pairs[node.name])
-        one = TargetNetwork([node.weight], [node.bias])
-        results[node.name] = (reconstruct(one, from_module(module), region, **options), region, module)
+        one, pair, region = _one_block(node, module, bounds[source.name], domain, source.kind == INPUT)
+        results[node.name] = (reconstruct(one, pair, region, **options), region, module)
 
     magnitude = propagate(
-        target_graph, torch.maximum(lo.abs(), hi.abs()), lambda name, e: target_graph.node(name).bias.abs().double()
+        target_graph,
+        torch.maximum(lo.abs(), hi.abs()),
+        lambda name, e: _per_channel(target_graph.node(name), target_graph.node(name).bias.abs().double()),
     )
     unit = {name: _unit_roundoff(results[name][0]) for name in results}
-    regimes = {name: _Regime.of(*results[name]) for name in results}
+    regimes = {node.name: _Regime.of(node, results[node.name], bounds[node.inputs[0]]) for node in target_graph.layers}
 
     def carried(name: str, e_in: torch.Tensor) -> torch.Tensor:
         """A pair's own bound, the rounding of a folded BatchNorm, and what neurons leaving their regime add."""
         result, _, _ = results[name]
         fold = FOLD_OPS * unit[name] * magnitude[name] if len(target_graph.node(name).modules) == 2 else 0.0
-        return result.certificate.error_bound + fold + torch.as_tensor(regimes[name].excess_effect(e_in))
+        return result.certificate.error_bound + fold + regimes[name].excess_effect(e_in)
 
     errors = propagate(target_graph, torch.zeros_like(lo), carried)
 
@@ -305,7 +341,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     frozen.eval()
     try:
         fitted = _certify(
-            target_graph, frozen_graph, pairs, results, magnitude, errors, domain, shape, rtol, samples, seed
+            target_graph, frozen_graph, pairs, results, regimes, magnitude, errors, domain, shape, rtol, samples, seed
         )
     except BaseException:
         _restore(results, saved, frozen, was_training)
@@ -354,6 +390,7 @@ def _largest(value: torch.Tensor) -> float:
 def _node_fit(
     node: GraphNode,
     fitted: tuple[Reconstruction, Domain, nn.Sequential],
+    regime: _Regime,
     depth: int,
     inputs: torch.Tensor,
     error_in: torch.Tensor,
@@ -362,20 +399,15 @@ def _node_fit(
     scale: float,
 ) -> NodeFit:
     """The figures of one pair: shift against signal on the sample inputs, margin against carried error."""
-    result, region, module = fitted
-    s, tau = np.asarray(result.scales[0], dtype=np.float64), np.asarray(result.shifts[0], dtype=np.float64)
-    b = module[0].weight.detach().double().cpu().numpy()
-    c = np.zeros(b.shape[0]) if module[0].bias is None else module[0].bias.detach().double().cpu().numpy()
-    z = inputs.detach().double().cpu().numpy().reshape(inputs.shape[0], -1)
-    signal = float(np.max(np.abs(s * (z @ b.T + c)), initial=0.0))
-    regime = _Regime.of(*fitted)
+    result, region, _ = fitted
+    tau = np.asarray(result.shifts[0], dtype=np.float64)
     return NodeFit(
         name=node.name,
         source=node.source,
         depth=depth,
         result=result,
         region=region,
-        shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(signal)),
+        shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(regime.signal(inputs))),
         margin_ratio=residual_ratio(regime.moved(error_in), regime.margin),
         error_bound=_largest(error_out),
         observed_error=observed,
@@ -388,6 +420,7 @@ def _certify(
     frozen_graph: ModelGraph,
     pairs: dict[str, GraphNode],
     results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
+    regimes: dict[str, _Regime],
     magnitude: dict[str, Any],
     errors: dict[str, Any],
     domain: Domain,
@@ -412,6 +445,7 @@ def _certify(
             _node_fit(
                 node,
                 results[node.name],
+                regimes[node.name],
                 depths[node.name],
                 t_values[source.name],
                 errors[source.name],

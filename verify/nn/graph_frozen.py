@@ -19,7 +19,7 @@ from torch import fx, nn
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.validate import as_seed
 from verify.nn.export import to_module
-from verify.nn.graph import LINEAR, read_graph
+from verify.nn.graph import LINEAR, GraphNode, read_graph
 
 __all__ = ["frozen_graph"]
 
@@ -46,15 +46,29 @@ def frozen_graph(target: nn.Module, width: str | int | float = "paper", *, seed:
         if fx_node.op == "call_module":
             module = graph.traced.get_submodule(fx_node.target)
             if graph.node(name).kind == LINEAR:
-                modules[fx_node.target] = _pair(graph.node(name).weight, width, layer_seed[name])
+                modules[fx_node.target] = _pair(graph.node(name), width, layer_seed[name])
             else:
                 modules[fx_node.target] = copy.deepcopy(module)
         env[fx_node.name] = built.node_copy(fx_node, lambda n: env[n.name])
     return fx.GraphModule(modules, built, class_name=f"Frozen{type(target).__name__}").eval()
 
 
-def _pair(weight: torch.Tensor, width: str | int | float, seed: int) -> nn.Sequential:
-    """The frozen pair of a Linear with weight ``weight``: a one-block frozen network as torch modules."""
-    one = TargetNetwork([np.zeros(tuple(weight.shape))])
+def _pair(layer: GraphNode, width: str | int | float, seed: int) -> nn.Sequential:
+    """The frozen pair of a target layer, drawn as a one-block `verify.FrozenNetwork` for a ``d_out × d_in``
+    target (a convolution's kernel flattened: ``d_in = C_in k_h k_w``, paper width the number of target
+    weights, docs/design.md §8) and returned as torch modules in the layer's dtype and on its device."""
+    weight = layer.weight
+    one = TargetNetwork([np.zeros((weight.shape[0], weight[0].numel()))])
     frozen = FrozenNetwork.for_target(one, width=width, seed=seed)
-    return to_module(frozen, dtype=weight.dtype, device=weight.device)
+    if not layer.is_conv:
+        return to_module(frozen, dtype=weight.dtype, device=weight.device)
+    b, a = frozen.weights
+    n, c_out, c_in = b.shape[0], weight.shape[0], weight.shape[1]
+    with torch.random.fork_rng(devices=[]):  # the layers' own initialization is overwritten below
+        first = nn.Conv2d(c_in, n, tuple(weight.shape[2:]), bias=False, **layer.options)
+        second = nn.Conv2d(n, c_out, 1, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(torch.from_numpy(b.reshape(first.weight.shape)))
+        second.weight.copy_(torch.from_numpy(a.reshape(second.weight.shape)))
+    pair = nn.Sequential(first, nn.BatchNorm2d(n, eps=0.0), nn.ReLU(), second, nn.BatchNorm2d(c_out, eps=0.0))
+    return pair.to(dtype=weight.dtype, device=weight.device).eval()
