@@ -204,9 +204,8 @@ def _input_box(graph: ModelGraph, domain: Domain) -> tuple[Domain, tuple[int, ..
                 "(or the ball's center) as arrays shaped like one input"
             )
         domain = domain.resolve(first[0].weight.shape[1])
-    lo = getattr(domain, "lo", None)
-    shape = tuple(np.shape(lo)) if lo is not None and np.ndim(lo) > 1 else (domain.dim,)
-    return domain, shape
+    shape = getattr(domain, "shape", None)  # a box over tensors (C, H, W) keeps its shape, its bounds flat
+    return domain, tuple(shape) if shape else (domain.dim,)
 
 
 def _pair_module(pair: GraphNode) -> nn.Sequential:

@@ -23,7 +23,7 @@ import torch
 import verify
 from verify.job.claim import Claim, first_failures, python_command
 from verify.job.config import Config
-from verify.job.graph_models import MODELS, build
+from verify.job.graph_models import MODELS, build, domain_of
 from verify.job.progress import Sweep
 from verify.job.registry import Section, register, statement_and_rows
 from verify.nn import fit_norm_layers
@@ -38,8 +38,8 @@ def graph_case(model: str, seed: int, points: int) -> dict[str, Any]:
     try:
         start = time.perf_counter()
         target = build(model, seed)
-        shape = MODELS[model].input_shape
-        domain = verify.Box(-np.ones(shape), np.ones(shape))
+        lo, hi, shape = domain_of(model)
+        domain = verify.Box(np.full(shape, lo), np.full(shape, hi))
         frozen = frozen_graph(target, seed=1000 + seed)
         result = fit_norm_layers(frozen, target, domain)
         seconds = time.perf_counter() - start
@@ -126,13 +126,13 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
             "reason": r["reason"],
             "reproduce": python_command(
                 "import verify, numpy as np",
-                "from verify.job.graph_models import build, MODELS",
+                "from verify.job.graph_models import build, domain_of",
                 "from verify.nn import fit_norm_layers",
                 "from verify.nn.graph_frozen import frozen_graph",
                 f"t = build({r['model']!r}, {r['seed']})",
-                f"s = MODELS[{r['model']!r}].input_shape",
+                f"lo, hi, s = domain_of({r['model']!r})",
                 f"print(fit_norm_layers(frozen_graph(t, seed={1000 + r['seed']}), t, "
-                "verify.Box(-np.ones(s), np.ones(s))).to_dict())",
+                "verify.Box(np.full(s, lo), np.full(s, hi))).to_dict())",
             ),
         },
     )
