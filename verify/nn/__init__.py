@@ -19,21 +19,29 @@ Modules: `grammar` (the one table of which layer may follow which), `modules` (t
 into `verify.FrozenNetwork` / `verify.TargetNetwork`), `mlp` (random stacks to start from), `fit`
 (solve and load γ, β), `training` (the BN-only training baseline), `state_dict` (saved state dicts
 read, copied with new γ, β, written), `rebuild` (a saved ``nn.Sequential`` rebuilt by the grammar) and
-`export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch).
+`export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch). Models written as
+classes are read as graphs (docs/design.md §8): `graph` (trace, classify, refuse, match), `graph_bounds`
+(interval and error bounds through a graph), `graph_fit` (node-by-node reconstruction, `GraphReconstruction`)
+and `graph_frozen` (`frozen_graph`: the target's graph with each layer replaced by its frozen pair).
 """
 
 from __future__ import annotations
 
 from verify.nn.export import to_module
 from verify.nn.fit import fit_norm_layers, load_norm_params
+from verify.nn.graph_fit import GraphReconstruction, NodeFit
+from verify.nn.graph_frozen import frozen_graph
 from verify.nn.mlp import frozen_mlp, target_mlp
 from verify.nn.modules import from_module, target_from_module
 from verify.nn.training import TrainingCurve, norm_only, train_norm_only
 
 __all__ = [
+    "GraphReconstruction",
+    "NodeFit",
     "TrainingCurve",
     "fit_norm_layers",
     "from_module",
+    "frozen_graph",
     "frozen_mlp",
     "load_norm_params",
     "norm_only",
