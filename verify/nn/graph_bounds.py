@@ -74,10 +74,25 @@ def propagate(graph: ModelGraph, start: torch.Tensor, term: Callable[[str, torch
     return values
 
 
-def node_values(graph: ModelGraph, x: torch.Tensor) -> dict[str, Any]:
-    """The value of every node of ``graph`` on ``x``, computed by the traced module's own forward
-    (torch's modules and functions, node by node)."""
-    interpreter = fx.Interpreter(graph.traced, garbage_collect_values=False)
+class _Recorder(fx.Interpreter):
+    """An fx interpreter that keeps the values of some nodes (and frees the others as it goes)."""
+
+    def __init__(self, module: fx.GraphModule, keep: set[fx.Node]) -> None:
+        super().__init__(module)
+        self.keep, self.kept = keep, {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        value = super().run_node(n)
+        if n in self.keep:
+            self.kept[n] = value
+        return value
+
+
+def node_values(graph: ModelGraph, x: torch.Tensor, names: set[str] | None = None) -> dict[str, Any]:
+    """The value of every node of ``graph`` (or of those in ``names``) on ``x``, computed by the traced
+    module's own forward (torch's modules and functions, node by node)."""
+    wanted = [node for node in graph.nodes if names is None or node.name in names]
+    recorder = _Recorder(graph.traced, {node.node for node in wanted})
     with torch.no_grad():
-        interpreter.run(x)
-    return {node.name: interpreter.env[node.node] for node in graph.nodes}
+        recorder.run(x)
+    return {node.name: recorder.kept[node.node] for node in wanted}

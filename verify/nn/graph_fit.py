@@ -42,6 +42,9 @@ from verify.nn.modules import from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
+CHECK_BATCH = 16
+"""Points per forward pass of the end-to-end check."""
+
 FOLD_OPS = 10
 """Roundings of a target BatchNorm evaluated after its Linear (as `verify.core.error_bound` counts them):
 folding it into the Linear changes ``f̂`` by at most ``FOLD_OPS · u`` times the node's magnitude."""
@@ -391,7 +394,7 @@ def _node_fit(
     fitted: tuple[Reconstruction, Domain, nn.Sequential],
     regime: _Regime,
     depth: int,
-    inputs: torch.Tensor,
+    signal: float,
     error_in: torch.Tensor,
     error_out: torch.Tensor,
     observed: float,
@@ -406,7 +409,7 @@ def _node_fit(
         depth=depth,
         result=result,
         region=region,
-        shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(regime.signal(inputs))),
+        shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(signal)),
         margin_ratio=residual_ratio(regime.moved(error_in), regime.margin),
         error_bound=_largest(error_out),
         observed_error=observed,
@@ -432,31 +435,39 @@ def _certify(
     target, frozen = target_graph.module, frozen_graph.module
     points = domain.sample(samples, np.random.default_rng(seed + 1)).reshape(samples, *shape)
     t_param, f_param = next(target.parameters()), next(frozen.parameters())
-    x_t = torch.tensor(points, dtype=t_param.dtype, device=t_param.device)
-    x_f = torch.tensor(points, dtype=f_param.dtype, device=f_param.device)
-    t_values, f_values = node_values(target_graph, x_t), node_values(frozen_graph, x_f)
+    layers = target_graph.layers
+    t_keep = {n.name for n in layers} | {n.inputs[0] for n in layers}
+    f_keep = {pairs[n.name].name for n in layers}
+    observed = dict.fromkeys(t_keep, 0.0)
+    signal = dict.fromkeys(t_keep, 0.0)
+    size = error = 0.0
+    for start in range(0, samples, CHECK_BATCH):  # batches: a wide pair's odd layer is large per point
+        chunk = points[start : start + CHECK_BATCH]
+        x_t = torch.tensor(chunk, dtype=t_param.dtype, device=t_param.device)
+        x_f = torch.tensor(chunk, dtype=f_param.dtype, device=f_param.device)
+        t_values, f_values = node_values(target_graph, x_t, t_keep), node_values(frozen_graph, x_f, f_keep)
+        for node in layers:
+            difference = f_values[pairs[node.name].name].double() - t_values[node.name].double()
+            observed[node.name] = max(observed[node.name], _largest(difference))
+            signal[node.name] = max(signal[node.name], regimes[node.name].signal(t_values[node.inputs[0]]))
+        with torch.no_grad():
+            f, g = target(x_t).double(), frozen(x_f).double()
+        size, error = max(size, _largest(f)), max(error, _largest(g - f))
     depths = target_graph.depths()
-    nodes = []
-    for node in target_graph.layers:
-        source = target_graph.node(node.inputs[0])
-        observed = _largest(f_values[pairs[node.name].name].double() - t_values[node.name].double())
-        nodes.append(
-            _node_fit(
-                node,
-                results[node.name],
-                regimes[node.name],
-                depths[node.name],
-                t_values[source.name],
-                errors[source.name],
-                errors[node.name],
-                observed,
-                _largest(magnitude[node.name]),
-            )
+    nodes = [
+        _node_fit(
+            node,
+            results[node.name],
+            regimes[node.name],
+            depths[node.name],
+            signal[node.name],
+            errors[node.inputs[0]],
+            errors[node.name],
+            observed[node.name],
+            _largest(magnitude[node.name]),
         )
-    with torch.no_grad():
-        f, g = target(x_t).double(), frozen(x_f).double()
-    size = _largest(f)
-    error = _largest(g - f)
+        for node in layers
+    ]
     return GraphReconstruction(
         nodes=tuple(nodes),
         error_bound=_largest(errors[target_graph.output]),
