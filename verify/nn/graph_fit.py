@@ -23,6 +23,7 @@ target. Each pair's own certificate proves ``|ĝ − f̂| <= e_k`` on its box. T
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,8 @@ class NodeFit:
         ``max |ĝ − f̂|`` at the node's output over the sample points (torch's forwards).
     scale : float
         The target's absolute-value evaluation at the node's output (largest entry).
+    seconds : float
+        Wall time of the pair's reconstruction.
     """
 
     name: str
@@ -88,6 +91,7 @@ class NodeFit:
     error_bound: float
     observed_error: float
     scale: float
+    seconds: float = 0.0
 
     @property
     def error_ratio(self) -> float:
@@ -311,11 +315,14 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     bounds = interval_bounds(target_graph, lo, hi)
 
     results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]] = {}
+    seconds: dict[str, float] = {}
     for node in target_graph.layers:
         source = target_graph.node(node.inputs[0])
         module = _pair_module(pairs[node.name])
         one, pair, region = _one_block(node, module, bounds[source.name], domain, source.kind == INPUT)
+        started = time.perf_counter()
         results[node.name] = (reconstruct(one, pair, region, **options), region, module)
+        seconds[node.name] = time.perf_counter() - started
 
     magnitude = propagate(
         target_graph,
@@ -343,7 +350,19 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     frozen.eval()
     try:
         fitted = _certify(
-            target_graph, frozen_graph, pairs, results, regimes, magnitude, errors, domain, shape, rtol, samples, seed
+            target_graph,
+            frozen_graph,
+            pairs,
+            results,
+            seconds,
+            regimes,
+            magnitude,
+            errors,
+            domain,
+            shape,
+            rtol,
+            samples,
+            seed,
         )
     except BaseException:
         _restore(results, saved, frozen, was_training)
@@ -399,6 +418,7 @@ def _node_fit(
     error_out: torch.Tensor,
     observed: float,
     scale: float,
+    seconds: float,
 ) -> NodeFit:
     """The figures of one pair: shift against signal on the sample inputs, margin against carried error."""
     result, region, _ = fitted
@@ -414,6 +434,7 @@ def _node_fit(
         error_bound=_largest(error_out),
         observed_error=observed,
         scale=scale,
+        seconds=seconds,
     )
 
 
@@ -422,6 +443,7 @@ def _certify(
     frozen_graph: ModelGraph,
     pairs: dict[str, GraphNode],
     results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
+    seconds: dict[str, float],
     regimes: dict[str, _Regime],
     magnitude: dict[str, Any],
     errors: dict[str, Any],
@@ -465,6 +487,7 @@ def _certify(
             errors[node.name],
             observed[node.name],
             _largest(magnitude[node.name]),
+            seconds[node.name],
         )
         for node in layers
     ]
