@@ -330,3 +330,49 @@ def test_float32_graph_is_certified_in_float32_counting_neurons_pushed_past_thei
     x = _fresh_points(5).float()
     with torch.no_grad():
         assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-2 * result.scale
+
+
+class FlatResNet(nn.Module):
+    """A ResNet with identity and projection shortcuts, on flat inputs viewed as 3 × 6 × 6 images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from verify.job.graph_models import ResNet
+
+        self.net = ResNet((4, 6), 1, classes=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.view(x.size(0), 3, 6, 6))
+
+
+def test_a_resnet_is_reconstructed_pair_by_pair_within_the_derived_bound() -> None:
+    target = _target(FlatResNet)
+    frozen = frozen_graph(target, seed=2)
+    result = fit_norm_layers(frozen, target, verify.Box(np.zeros(108), np.ones(108)))
+    names = {n.name: n for n in result.nodes}
+    # the projection shortcut of the second stage sits at the depth of that block's first convolution
+    assert names["net_stages_1_shortcut_0"].depth == names["net_stages_1_conv1"].depth == 4
+    assert result.depth == 6 and result.holds
+    conv1 = frozen.get_submodule("net.stages.0.conv1")
+    assert conv1[0].out_channels == 4 * 4 * 3 * 3 and conv1[3].kernel_size == (1, 1)  # paper width: C_out C_in k k
+    x = torch.tensor(verify.Box(np.zeros(108), np.ones(108)).sample(256, np.random.default_rng(9)))
+    with torch.no_grad():
+        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.scale
+
+
+def test_convolution_refusals_and_mismatches() -> None:
+    class Grouped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, groups=2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x.view(x.size(0), 2, 4, 4))
+
+    with pytest.raises(ValueError, match=r"graph node 'conv' \(conv \(Conv2d\)\).*groups=1"):
+        frozen_graph(Grouped())
+    target = _target(FlatResNet)
+    frozen = frozen_graph(target, seed=2)
+    frozen.get_submodule("net.stages.0").conv2[0].padding = (0, 0)  # the pair no longer pads like the target
+    with pytest.raises(ValueError, match=r"frozen pair .* does not fit target layer 'net_stages_0_conv2'.*padding"):
+        fit_norm_layers(frozen, target, verify.Box(np.zeros(108), np.ones(108)))

@@ -126,17 +126,19 @@ class ResNet(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """A CNN class with functional ReLU, max pooling and ``view`` before a Linear head."""
+    """A CNN class taking flat inputs it views as ``2 × 6 × 6`` images: functional ReLU, a folded BatchNorm2d,
+    max pooling, a strided convolution and ``view`` before a Linear head."""
 
-    input_shape = (2, 6, 6)
+    input_shape = (72,)
 
     def __init__(self) -> None:
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)
-        self.conv2 = nn.Conv2d(3, 4, 3, stride=2)
-        self.fc = nn.Linear(4 * 1 * 1, 3)
+        self.conv2 = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.fc = nn.Linear(4 * 2 * 2, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(x.size(0), 2, 6, 6)
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
         x = torch.relu(self.conv2(x))
         return self.fc(x.view(x.size(0), -1))
@@ -160,6 +162,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "wrapped-sequential": WrappedMLP,
     "residual": ResidualMLP,
     "cat-and-pool": BranchMLP,
+    "cnn": SmallCNN,
 }
 """The model classes by the name the claims and tables use."""
 

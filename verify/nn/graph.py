@@ -31,7 +31,7 @@ from verify.nn.grammar import REFUSED
 
 __all__ = ["CONVOLUTIONS", "GraphNode", "ModelGraph", "as_chain", "match", "read_graph"]
 
-CONVOLUTIONS = False
+CONVOLUTIONS = True
 """Whether Conv2d nodes are reconstructed (docs/design.md §8): they need the convolution blocks of the construction."""
 
 INPUT, LINEAR, PAIR, RELU, ADD, COPY = "input", "linear", "pair", "relu", "add", "copy"

@@ -29,13 +29,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.core.bias_shift import activity_margin
 from verify.core.domains import AffineRange, Box, Domain
 from verify.core.errors import CertificateError
-from verify.core.networks import TargetNetwork
+from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
 from verify.nn.graph_bounds import interval_bounds, node_values, propagate
@@ -287,13 +288,33 @@ class _Regime:
 
 def _one_block(
     node: GraphNode, module: nn.Sequential, box: tuple, domain: Domain, reads_input: bool
-) -> tuple[TargetNetwork, object, Domain]:
-    """The node's one-block problem: the target layer, its frozen pair and the region of its input."""
-    if node.is_conv:  # pragma: no cover - refused when the graph is read until convolutions are reconstructed
-        raise NotImplementedError("convolution nodes are not reconstructed by this version")
-    z_lo, z_hi = (_flat(v, node)[0].numpy() for v in box)
-    region = domain if reads_input and domain.dim == z_lo.shape[0] else Box(z_lo, z_hi)
-    return TargetNetwork([node.weight], [node.bias]), from_module(module), region
+) -> tuple[TargetNetwork, FrozenNetwork, Domain]:
+    """The node's one-block problem: the target layer, its frozen pair and the region of its input.
+
+    A convolution is solved on its patches (docs/design.md §8): every output position applies the same
+    kernel to one ``C_in·k_h·k_w`` patch of the input, so the pair is the one-block problem of the
+    flattened kernel ``W (C_out × C_in k_h k_w)``, ``B (n × C_in k_h k_w)``, ``A (C_out × n)`` on a box
+    containing every patch: the smallest and largest value each patch entry takes over all positions of
+    the input box (zero padding included as the zeros it is).
+    """
+    if not node.is_conv:
+        z_lo, z_hi = (_flat(v, node)[0].numpy() for v in box)
+        region = domain if reads_input and domain.dim == z_lo.shape[0] else Box(z_lo, z_hi)
+        return TargetNetwork([node.weight], [node.bias]), from_module(module), region
+    kernel = tuple(node.weight.shape[2:])
+    patches = [F.unfold(v.double(), kernel, **node.options)[0] for v in box]  # (C_in k_h k_w, positions)
+    region = Box(patches[0].amin(dim=1).numpy(), patches[1].amax(dim=1).numpy())
+    first, norm1, _, second, norm2 = module
+    flat = [first.weight.detach().flatten(1), second.weight.detach().flatten(1)]
+    biases = [None if layer.bias is None else layer.bias.detach() for layer in (first, second)]
+    frozen = FrozenNetwork(
+        flat,
+        biases,
+        [norm1.running_mean.detach(), norm2.running_mean.detach()],
+        [norm1.running_var.detach(), norm2.running_var.detach()],
+        eps=[float(norm1.eps), float(norm2.eps)],
+    )
+    return TargetNetwork([node.weight.flatten(1)], [node.bias]), frozen, region
 
 
 def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: Any) -> GraphReconstruction:

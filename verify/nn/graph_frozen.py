@@ -68,7 +68,7 @@ def _pair(layer: GraphNode, width: str | int | float, seed: int) -> nn.Sequentia
         first = nn.Conv2d(c_in, n, tuple(weight.shape[2:]), bias=False, **layer.options)
         second = nn.Conv2d(n, c_out, 1, bias=False)
     with torch.no_grad():
-        first.weight.copy_(torch.from_numpy(b.reshape(first.weight.shape)))
-        second.weight.copy_(torch.from_numpy(a.reshape(second.weight.shape)))
+        first.weight.copy_(torch.tensor(b.reshape(first.weight.shape)))
+        second.weight.copy_(torch.tensor(a.reshape(second.weight.shape)))
     pair = nn.Sequential(first, nn.BatchNorm2d(n, eps=0.0), nn.ReLU(), second, nn.BatchNorm2d(c_out, eps=0.0))
     return pair.to(dtype=weight.dtype, device=weight.device).eval()

@@ -1,7 +1,8 @@
 """Claim ``graph/classes``: targets written as classes are reconstructed exactly (docs/design.md §8).
 
 Each model of `verify.job.graph_models` (functional ReLU, a wrapped Sequential with a leading
-Flatten, a residual MLP with folded BatchNorm, branches joined by ``torch.cat`` and pooling) is read
+Flatten, a residual MLP with folded BatchNorm, branches joined by ``torch.cat`` and pooling, a CNN
+with a folded BatchNorm2d, max pooling, a strided convolution and ``view``) is read
 with torch.fx, its frozen graph built by ``frozen_graph`` (paper width, seed ``1000 + s``) and
 fitted by ``fit_norm_layers`` on the box ``[-1, 1]^d``. Passed when the graph's certificate holds
 (bound within rtol = 1e-6 of the target's scale) and torch's own forwards of both modules, on
@@ -76,9 +77,9 @@ _COLUMNS = {
 }
 
 _STATEMENT = """\
-MLP targets written as classes (functional ReLU, wrapped Sequentials, leading
-Flatten, residual additions, cat and pooling) are exact: torch's forwards agree
-within the derived bound on fresh points of the box."""
+MLP and CNN targets written as classes (functional ReLU, wrapped Sequentials,
+leading Flatten, residual additions, cat, pooling, view) are exact: torch's
+forwards agree within the derived bound on fresh points of the box."""
 
 
 @register(
@@ -137,7 +138,7 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
         },
     )
     statement = (
-        f"MLP targets written as classes ({', '.join(models)}) are reconstructed node by node and certified "
+        f"MLP and CNN targets written as classes ({', '.join(models)}) are reconstructed node by node and certified "
         f"(bound within rtol = 1e-6 of the scale); torch's forwards agree within the derived bound on {config.points} "
         "fresh points of [-1, 1]^d, corners included"
     )
