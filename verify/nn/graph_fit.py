@@ -17,8 +17,8 @@ target. Each pair's own certificate proves ``|ĝ − f̂| <= e_k`` on its box. T
 * ``shift_ratio`` per node: the largest bias shift ``τ`` against the largest signal ``|s ⊙ (B z + c)|``
   the pair's odd layer carries on the sample points: how loose the bounds at that depth became (the
   even layer cancels ``A τ``, so about ``shift_ratio · ε`` relative precision is what it costs);
-* the end-to-end check: torch's own forwards of both modules on fresh domain points (corners
-  included), every node's observed error against its propagated bound.
+* the end-to-end check: both modules' own operations (their traced graphs run node by node) on fresh
+  domain points (corners included), every node's observed error against its propagated bound.
 """
 
 from __future__ import annotations
@@ -117,7 +117,10 @@ class GraphReconstruction:
     points : int
         Fresh domain points of the end-to-end check (half on the boundary; a box's corners included).
     max_abs_error, max_relative_error : float
-        ``max |g(x) − f(x)|`` of torch's own forwards on those points, and that over ``max |f(x)|``.
+        ``max |g(x) − f(x)|`` of the modules' own operations on those points, and that over ``max |f(x)|``.
+    output_size : float
+        ``max |f(x)|`` over those points: what the output really is, against ``scale``, what the interval
+        bounds allow it to be.
     domain : Domain
         The input domain.
     """
@@ -130,12 +133,19 @@ class GraphReconstruction:
     max_abs_error: float
     max_relative_error: float
     domain: Domain
+    output_size: float = 0.0
 
     @property
     def error_ratio(self) -> float:
         """Worst ``observed / bound`` over the output and every node (must be ``<= 1``)."""
         output = residual_ratio(np.array(self.max_abs_error), np.array(self.error_bound))
         return max([output] + [n.error_ratio for n in self.nodes])
+
+    @property
+    def bound_over_output(self) -> float:
+        """``error_bound / max |f|`` on the points: the certified bound against the output's actual size
+        (``error_bound / scale`` is smaller by however much the interval bounds overstate the output)."""
+        return residual_ratio(np.array(self.error_bound), np.array(self.output_size))
 
     @property
     def max_shift_ratio(self) -> float:
@@ -194,6 +204,8 @@ class GraphReconstruction:
                 "points": self.points,
                 "max_abs_error": self.max_abs_error,
                 "max_relative_error": self.max_relative_error,
+                "output_size": self.output_size,
+                "bound_over_output": self.bound_over_output,
                 "error_ratio": self.error_ratio,
                 "by_depth": self.by_depth(),
             }
@@ -474,13 +486,14 @@ def _certify(
     samples: int,
     seed: int,
 ) -> GraphReconstruction:
-    """The graph's certificate, with the end-to-end check on fresh points (``seed + 1``) by torch's forwards."""
+    """The graph's certificate, with the end-to-end check on fresh points (``seed + 1``): both modules' own
+    operations, node by node (their traced graphs run by torch.fx's interpreter), every layer and the output."""
     target, frozen = target_graph.module, frozen_graph.module
     points = domain.sample(samples, np.random.default_rng(seed + 1)).reshape(samples, *shape)
     t_param, f_param = next(target.parameters()), next(frozen.parameters())
     layers = target_graph.layers
-    t_keep = {n.name for n in layers} | {n.inputs[0] for n in layers}
-    f_keep = {pairs[n.name].name for n in layers}
+    t_keep = {n.name for n in layers} | {n.inputs[0] for n in layers} | {target_graph.output}
+    f_keep = {pairs[n.name].name for n in layers} | {frozen_graph.output}
     observed = dict.fromkeys(t_keep, 0.0)
     signal = dict.fromkeys(t_keep, 0.0)
     size = error = 0.0
@@ -493,8 +506,7 @@ def _certify(
             difference = f_values[pairs[node.name].name].double() - t_values[node.name].double()
             observed[node.name] = max(observed[node.name], _largest(difference))
             signal[node.name] = max(signal[node.name], regimes[node.name].signal(t_values[node.inputs[0]]))
-        with torch.no_grad():
-            f, g = target(x_t).double(), frozen(x_f).double()
+        f, g = t_values[target_graph.output].double(), f_values[frozen_graph.output].double()
         size, error = max(size, _largest(f)), max(error, _largest(g - f))
     depths = target_graph.depths()
     nodes = [
@@ -521,4 +533,5 @@ def _certify(
         max_abs_error=error,
         max_relative_error=error / size if size > 0 else error,
         domain=domain,
+        output_size=size,
     )
