@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from verify.nn.export import to_module
 from verify.nn.fit import fit_norm_layers, load_norm_params
+from verify.nn.frozen_like import frozen_like
 from verify.nn.mlp import frozen_mlp, target_mlp
 from verify.nn.modules import from_module, target_from_module
 from verify.nn.training import TrainingCurve, norm_only, train_norm_only
@@ -34,6 +35,7 @@ __all__ = [
     "TrainingCurve",
     "fit_norm_layers",
     "from_module",
+    "frozen_like",
     "frozen_mlp",
     "load_norm_params",
     "norm_only",

@@ -13,6 +13,7 @@ from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.core.domains import Domain
+from verify.nn.frozen_like import conv_networks, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.modules import from_module, norm_layers, target_from_module
 
@@ -58,7 +59,10 @@ def fit_norm_layers(
     mode through code that calls ``.train()`` (a training loop, say), wrap it with
     ``verify.nn.norm_only(frozen, statistics="frozen")``.
     """
-    result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
+    if uses_structure(target, frozen):  # convolutions, pooling, a target's BatchNorm (docs/design.md §8)
+        result = reconstruct(*conv_networks(target, frozen, domain), domain, **options)
+    else:
+        result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
     load_norm_params(frozen, result)
     frozen.eval()
     return result
