@@ -222,8 +222,8 @@ class ConvTargetNetwork(_ConvLayers):
 
     def input_regions(self, domain: Domain) -> list[Box]:
         """Boxes (`verify.Box` with ``shape``) containing the input of every target layer on ``domain``:
-        interval bounds through the structure (monotone), the affine layers (exact per position) and
-        the ReLU. A `Ball` enters through its bounding box (an outer enclosure: a larger shift, never a wrong one)."""
+        interval bounds through the structure (monotone), the affine layers (per position, docs/design.md §8)
+        and the ReLU. A `Ball` enters through its bounding box (an outer enclosure)."""
         lo, hi = resolve_domain(domain, self._input_shape).bounding_box()
         lo, hi = lo.reshape(self._input_shape), hi.reshape(self._input_shape)
         regions = []
@@ -492,7 +492,7 @@ class ConvBlock(Block):
     odd_layer: Conv | None = None
 
     def odd_range(self, region: Domain, arithmetic: object = None) -> AffineRange:
-        """Per-channel range of the odd convolution over ``region`` (a `Box` with ``shape``): exact per position
+        """Per-channel range of the odd convolution over ``region`` (a `Box` with ``shape``): per position
         (`verify.core.convolution.AffineLayer.range`), then the hull over positions (`ConvChannels`)."""
         if arithmetic is not None or not isinstance(region, Box) or region.shape is None:
             raise ValueError("a convolutional block's range needs a float64 verify.Box over its input tensor")

@@ -10,10 +10,12 @@ each acting on a batch of tensors ``(batch, *shape)``:
 
 Every layer maps a per-position box ``[lo, hi]`` of its input to a box of its output
 (`Layer.bounds`): pooling and flatten are monotone, so they map ``lo`` and ``hi``; an affine layer
-gives each output position the exact range of its dot product over the box of its receptive field,
-``mid = W ⋆ mid_in + b`` and ``rad = |W| ⋆ rad_in`` (`AffineLayer.range`). Padding is a selection of
-input entries (zeros, reflections, copies), so it maps boxes to boxes and commutes with any
-combination of kernels: ``Σ_i a_i (B_i ⋆ pad(z)) = (Σ_i a_i B_i) ⋆ pad(z)``.
+gives each output position the range of its dot product over the box of its receptive field,
+``mid = W ⋆ mid_in + b`` and ``rad = |W| ⋆ rad_in`` (`AffineLayer.range`): exact with zero padding,
+an outer enclosure with reflect/replicate/circular padding (an input entry and its padded copy in
+one window are counted as two entries, so ``rad`` can only grow). Padding is a selection of input
+entries (zeros, reflections, copies), so it maps boxes to boxes and commutes with any combination
+of kernels: ``Σ_i a_i (B_i ⋆ pad(z)) = (Σ_i a_i B_i) ⋆ pad(z)``.
 
 The convolution is numpy: the padded input viewed as sliding windows
 (``numpy.lib.stride_tricks.sliding_window_view``), contracted with the kernel by ``tensordot``.
@@ -153,7 +155,8 @@ class AffineLayer(Layer):
         return per_channel.reshape(-1, *([1] * (self.weight.ndim - 2)))
 
     def range(self, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> AffineRange:
-        """Exact per-position ranges of ``weight ⋆ z + bias`` over the box ``[lo, hi]``, shape ``(out, positions)``:
+        """Per-position ranges of ``weight ⋆ z + bias`` over the box ``[lo, hi]``, shape ``(out, positions)`` (exact
+        with zero padding, an outer enclosure with other padding modes, see module notes):
         ``mid = weight ⋆ c + bias``, ``rad = |weight| ⋆ r`` (centre ``c``, half-widths ``r``),
         ``size = |weight| ⋆ |c| + rad + |bias|``."""
         centre, half = (lo + hi) / 2, (hi - lo) / 2
