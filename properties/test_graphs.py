@@ -1,4 +1,4 @@
-"""Residual graphs reconstructed node by node (docs/design.md §8).
+"""Residual graphs reconstructed node by node (docs/design.md §9).
 
 A drawn graph: a stem Linear, ``blocks`` residual blocks ``σ(x + BN(W₂ σ(BN(W₁ x))))`` (BatchNorm folded
 when read) or, drawn instead, blocks whose two branches are joined by ``torch.cat``, then a head; widths,

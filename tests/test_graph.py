@@ -1,4 +1,4 @@
-"""Models read as graphs (docs/design.md §8): MLP classes and residual MLPs reconstructed node by node.
+"""Models read as graphs (docs/design.md §9): MLP classes and residual MLPs reconstructed node by node.
 
 Every check against torch's own forward uses the bound the reconstruction derives for it
 (`GraphReconstruction.error_bound`: the pairs' certified bounds carried through the graph), never a

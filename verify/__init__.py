@@ -10,6 +10,8 @@ The public API (docs/design.md §1–2, §6)::
 
 from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
+from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork
+from verify.core.convolution import AdaptiveAvgPool, AvgPool, Conv, Flatten, Linear, MaxPool
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.feasibility import BlockFeasibility, FeasibilityReport, feasibility
@@ -19,16 +21,24 @@ from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 
 __all__ = [
     "MODES",
+    "AdaptiveAvgPool",
+    "AvgPool",
     "Ball",
     "BlockCertificate",
     "BlockFeasibility",
     "Box",
     "Certificate",
     "CertificateError",
+    "Conv",
+    "ConvFrozenNetwork",
+    "ConvTargetNetwork",
     "Domain",
     "FeasibilityReport",
+    "Flatten",
     "FrozenNetwork",
     "InfeasibleError",
+    "Linear",
+    "MaxPool",
     "Reconstruction",
     "SampledCheck",
     "TargetNetwork",

@@ -1,4 +1,4 @@
-"""Small models written as users write them (docs/design.md §8): the targets of the ``graph/*`` claims.
+"""Small models written as users write them (docs/design.md §9): the targets of the ``graph/*`` claims.
 
 MLP classes with functional ReLU, a Sequential wrapped in a class with a leading ``nn.Flatten()``,
 a residual MLP (``σ(x + F(x))`` with BatchNorm after each Linear, folded when read), a

@@ -20,7 +20,7 @@ into `verify.FrozenNetwork` / `verify.TargetNetwork`), `mlp` (random stacks to s
 (solve and load γ, β), `training` (the BN-only training baseline), `state_dict` (saved state dicts
 read, copied with new γ, β, written), `rebuild` (a saved ``nn.Sequential`` rebuilt by the grammar) and
 `export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch). Models written as
-classes are read as graphs (docs/design.md §8): `graph` (trace, classify, refuse, match), `graph_bounds`
+classes are read as graphs (docs/design.md §9): `graph` (trace, classify, refuse, match), `graph_bounds`
 (interval and error bounds through a graph), `graph_fit` (node-by-node reconstruction, `GraphReconstruction`)
 and `graph_frozen` (`frozen_graph`: the target's graph with each layer replaced by its frozen pair).
 """
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from verify.nn.export import to_module
 from verify.nn.fit import fit_norm_layers, load_norm_params
+from verify.nn.frozen_like import frozen_like
 from verify.nn.graph_fit import GraphReconstruction, NodeFit
 from verify.nn.graph_frozen import frozen_graph
 from verify.nn.mlp import frozen_mlp, target_mlp
@@ -42,6 +43,7 @@ __all__ = [
     "fit_norm_layers",
     "from_module",
     "frozen_graph",
+    "frozen_like",
     "frozen_mlp",
     "load_norm_params",
     "norm_only",

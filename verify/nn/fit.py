@@ -13,6 +13,7 @@ from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.core.domains import Domain
+from verify.nn.frozen_like import conv_networks, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.modules import from_module, norm_layers, target_from_module
@@ -61,11 +62,14 @@ def fit_norm_layers(
 
     Modules other than two ``nn.Sequential`` stacks (models written as classes, ResNets) are read as
     graphs with torch.fx and reconstructed node by node (`verify.nn.graph_fit.fit_graph`,
-    docs/design.md §8); the result is then a `verify.nn.graph_fit.GraphReconstruction`.
+    docs/design.md §9); the result is then a `verify.nn.graph_fit.GraphReconstruction`.
     """
     if not (isinstance(frozen, nn.Sequential) and isinstance(target, nn.Sequential)):
         return fit_graph(frozen, target, domain, **options)
-    result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
+    if uses_structure(target, frozen):  # convolutions, pooling, a target's BatchNorm (docs/design.md §8)
+        result = reconstruct(*conv_networks(target, frozen, domain), domain, **options)
+    else:
+        result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
     load_norm_params(frozen, result)
     frozen.eval()
     return result

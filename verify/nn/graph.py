@@ -1,4 +1,4 @@
-"""Models read as graphs (docs/design.md §8): trace a module with torch.fx, classify every node, refuse the rest.
+"""Models read as graphs (docs/design.md §9): trace a module with torch.fx, classify every node, refuse the rest.
 
 A *target* graph is built from Linear layers (a BatchNorm right after one is folded into it),
 ReLU (the module, ``F.relu``, ``torch.relu`` or ``x.relu()``), additions of two tensors and
@@ -29,10 +29,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.nn.grammar import REFUSED
 
-__all__ = ["CONVOLUTIONS", "GraphNode", "ModelGraph", "as_chain", "match", "read_graph"]
-
-CONVOLUTIONS = True
-"""Whether Conv2d nodes are reconstructed (docs/design.md §8): they need the convolution blocks of the construction."""
+__all__ = ["GraphNode", "ModelGraph", "as_chain", "match", "read_graph"]
 
 INPUT, LINEAR, PAIR, RELU, ADD, COPY = "input", "linear", "pair", "relu", "add", "copy"
 """Node kinds: the input, a target layer (Linear or Conv2d, BatchNorm folded), a frozen pair, ReLU, addition,
@@ -67,7 +64,7 @@ _COPY_MODULES = (
 )
 _UNDERSTOOD = (
     "only Linear (with its BatchNorm), ReLU, additions of two tensors, torch.cat, pooling, flatten/view/reshape, "
-    "eval-mode Dropout and Identity are understood (docs/design.md §8)"
+    "eval-mode Dropout and Identity are understood (docs/design.md §9)"
 )
 
 
@@ -236,7 +233,7 @@ def _module_refusal(module: nn.Module) -> str:
     if name in REFUSED:
         return REFUSED[name]
     if isinstance(module, nn.modules.conv._ConvNd):
-        return "convolutions are not reconstructed by this version; only Linear layers are (docs/design.md §8)"
+        return "of the convolutions only Conv2d is read in graphs (docs/design.md §9)"
     return _UNDERSTOOD
 
 
@@ -259,8 +256,6 @@ def _folded(layer: nn.Linear | nn.Conv2d, bn: _BatchNorm | None) -> tuple[torch.
 
 def _conv_options(traced: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> dict:
     """The Conv2d's ``stride``, ``padding``, ``dilation``; refused unless ``groups = 1`` and zero padding."""
-    if not CONVOLUTIONS:
-        raise _refuse(traced, node, _module_refusal(conv))
     if conv.groups != 1 or conv.padding_mode != "zeros":
         raise _refuse(
             traced,
@@ -355,7 +350,7 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
                     traced,
                     node,
                     "in a frozen graph every Linear starts a pair Linear -> BatchNorm1d -> ReLU -> "
-                    "Linear -> BatchNorm1d, each node the only user of the one before (docs/design.md §8)",
+                    "Linear -> BatchNorm1d, each node the only user of the one before (docs/design.md §9)",
                 )
             for n in chain:
                 aliases[n.name] = chain[-1].name
@@ -477,7 +472,7 @@ def match(target: ModelGraph, frozen: ModelGraph) -> dict[str, GraphNode]:
                 raise ValueError(
                     f"frozen graph node '{f.name}' ({f.source}) does not match: target node '{t.name}' ({t.source}) "
                     f"is already matched by frozen node '{pairs[t.name].name}'; the frozen graph must have the "
-                    "target's shape (docs/design.md §8)"
+                    "target's shape (docs/design.md §9)"
                 )
             return
         expected, found = _signature(target, t), _signature(frozen, f)
@@ -531,7 +526,7 @@ def as_chain(module: nn.Module, role: str) -> nn.Sequential:
                 traced,
                 node,
                 "this reader takes a chain of layers (each reading the one before); the module has "
-                "branches or additions: use verify.nn.fit_norm_layers, which reads graphs (docs/design.md §8)",
+                "branches or additions: use verify.nn.fit_norm_layers, which reads graphs (docs/design.md §9)",
             )
         if node.op == "call_module":
             layers.append(traced.get_submodule(node.target))

@@ -1,4 +1,4 @@
-"""Values, interval bounds and error bounds through a read graph (docs/design.md §8).
+"""Values, interval bounds and error bounds through a read graph (docs/design.md §9).
 
 Every node that is not a Linear is monotone non-decreasing in each tensor input (`verify.nn.graph`),
 so an interval ``[lo, hi]`` passes through it as ``[node(lo), node(hi)]``: an addition's bound is the
@@ -42,7 +42,7 @@ def interval_bounds(graph: ModelGraph, lo: torch.Tensor, hi: torch.Tensor) -> di
 
     Non-tensor values (``x.size(0)``) are kept as they are. Computed in the dtype of ``lo``
     (float64 here), rounded to nearest: the bias shift's slack and the error margins absorb that
-    rounding (docs/design.md §8).
+    rounding (docs/design.md §9).
     """
     bounds: dict[str, Any] = {}
     for node in graph.nodes:

@@ -1,4 +1,4 @@
-"""Reconstruct a target graph node by node (docs/design.md §8) and certify the whole graph.
+"""Reconstruct a target graph node by node (docs/design.md §9) and certify the whole graph.
 
 Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetwork([W], [b])`` (its
 BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
@@ -250,7 +250,7 @@ def _per_channel(node: GraphNode, values: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class _Regime:
-    """A pair's odd layer as errors see it (docs/design.md §8).
+    """A pair's odd layer as errors see it (docs/design.md §9).
 
     ``margin`` is each odd neuron's (channel's) activity margin over the node's input box
     (`verify.core.bias_shift.activity_margin`, the smallest over all output positions of a
@@ -303,7 +303,7 @@ def _one_block(
 ) -> tuple[TargetNetwork, FrozenNetwork, Domain]:
     """The node's one-block problem: the target layer, its frozen pair and the region of its input.
 
-    A convolution is solved on its patches (docs/design.md §8): every output position applies the same
+    A convolution is solved on its patches (docs/design.md §9): every output position applies the same
     kernel to one ``C_in·k_h·k_w`` patch of the input, so the pair is the one-block problem of the
     flattened kernel ``W (C_out × C_in k_h k_w)``, ``B (n × C_in k_h k_w)``, ``A (C_out × n)`` on a box
     containing every patch: the smallest and largest value each patch entry takes over all positions of

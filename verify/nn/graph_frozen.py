@@ -1,4 +1,4 @@
-"""A frozen module for a target graph (docs/design.md §8): the same graph, each Linear replaced by its frozen pair.
+"""A frozen module for a target graph (docs/design.md §9): the same graph, each Linear replaced by its frozen pair.
 
 The pair of a target Linear ``W`` (``d_out × d_in``) is ``Linear(d_in, n) → BatchNorm1d → ReLU →
 Linear(n, d_out) → BatchNorm1d`` with random frozen weights, drawn as
@@ -56,7 +56,7 @@ def frozen_graph(target: nn.Module, width: str | int | float = "paper", *, seed:
 def _pair(layer: GraphNode, width: str | int | float, seed: int) -> nn.Sequential:
     """The frozen pair of a target layer, drawn as a one-block `verify.FrozenNetwork` for a ``d_out × d_in``
     target (a convolution's kernel flattened: ``d_in = C_in k_h k_w``, paper width the number of target
-    weights, docs/design.md §8) and returned as torch modules in the layer's dtype and on its device."""
+    weights, docs/design.md §9) and returned as torch modules in the layer's dtype and on its device."""
     weight = layer.weight
     one = TargetNetwork([np.zeros((weight.shape[0], weight[0].numel()))])
     frozen = FrozenNetwork.for_target(one, width=width, seed=seed)

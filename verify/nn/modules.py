@@ -40,7 +40,7 @@ def _refuse(index: int, layer: nn.Module, why: str) -> ValueError:
 
 def _steps(module: nn.Module) -> list[Step]:
     """Every layer the grammar knows, with its kind; the identity layers skipped, any other refused."""
-    if not isinstance(module, nn.Sequential):  # a model class whose graph is a chain of layers (docs/design.md §8)
+    if not isinstance(module, nn.Sequential):  # a model class whose graph is a chain of layers (docs/design.md §9)
         module = as_chain(module, "module")
     steps = []
     for index, layer in enumerate(module):

@@ -1,4 +1,4 @@
-"""Claim ``graph/classes``: targets written as classes are reconstructed exactly (docs/design.md §8).
+"""Claim ``graph/classes``: targets written as classes are reconstructed exactly (docs/design.md §9).
 
 Each model of `verify.job.graph_models` (functional ReLU, a wrapped Sequential with a leading
 Flatten, a residual MLP with folded BatchNorm, branches joined by ``torch.cat`` and pooling, a CNN
