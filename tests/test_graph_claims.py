@@ -44,3 +44,11 @@ def test_graph_classes_claim_fails_when_a_tuned_scale_is_off(monkeypatch: pytest
     claim = _one("graph/classes", {"graph/classes": {"models": ("functional-relu",)}})
     assert not claim.passed
     assert "on fresh points, bound" in claim.failures[0]["reason"]
+
+
+def test_graph_resnet_claim_passes_on_identity_and_projection_shortcuts() -> None:
+    claim = _one("graph/resnet", {"graph/resnet": {"models": ("resnet-2x1-c4-8",)}})
+    assert claim.passed, claim.failures
+    (row,) = claim.rows
+    assert row["depth"] == 6  # stem, block 1 (2), block 2 (2, its projection beside the first), head
+    assert row["max_shift_ratio"] > 1 and 0 < row["error_over_bound"] <= 1
