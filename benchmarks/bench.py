@@ -265,10 +265,12 @@ def bench_resnet8(table: Table) -> None:
         "ResNet-8, 2x paper width",
         f"{total:.0f} s",
         f"{peak:.1f} GiB (peak RSS)",
-        f"{len(per_pair)} pairs: median {np.median(per_pair):.1f} s, max {max(per_pair):.1f} s; frozen built in "
-        f"{built:.1f} s",
-        f"{outcome}; max |g-f|/max|f| {result.max_relative_error:.2e} on 256 images; bound {result.error_bound:.2e} "
-        f"({result.error_bound / result.scale:.2e} of the scale); largest shift/signal {result.max_shift_ratio:.3g}",
+        f"{len(per_pair)} pairs: median {np.median(per_pair):.1f} s, max {max(per_pair):.1f} s, sum "
+        f"{sum(per_pair):.0f} s; frozen built in {built:.1f} s",
+        f"{outcome}; max |g-f|/max|f| {result.max_relative_error:.2e} on 256 images (max |f| "
+        f"{result.output_size:.3g}); bound {result.error_bound:.2e}: {result.error_bound / result.scale:.2e} of the "
+        f"scale {result.scale:.3g}, {result.bound_over_output:.2e} of max |f|; largest shift/signal "
+        f"{result.max_shift_ratio:.3g}",
     )
     for row in result.by_depth():
         table.add_row(
