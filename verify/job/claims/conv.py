@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,8 @@ def random_cnn(case: int) -> tuple[nn.Sequential, tuple[int, int, int], str]:
         target = nn.Sequential(*layers).double().eval()
         shape = (channels[0], size, size)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Using padding='same'")  # torch's note on even kernels
                 target(torch.zeros(1, *shape, dtype=torch.double))
         except RuntimeError:  # the kernels do not fit this input size: draw again
             continue
@@ -93,7 +95,8 @@ def conv_exact_case(mode: str, case: int, points: int) -> dict[str, Any]:
         record["widths"] = list(result.target.widths)
         generator = torch.Generator().manual_seed(2000 + case)
         x = torch.rand(points, *shape, dtype=torch.double, generator=generator)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Using padding='same'")  # torch's note on even kernels
             f, g = target(x).reshape(points, -1).numpy(), frozen(x).reshape(points, -1).numpy()
         flat = x.numpy().reshape(points, -1)
         size = result.frozen.magnitude(flat, result.gamma, result.beta).reshape(points, -1)
@@ -143,7 +146,7 @@ def _exact_figures(cases: list[dict[str, Any]]) -> dict[str, Any]:
         "{passed}/{cases} CNN targets pass; max |g-f|/max|f| {max_relative_error:sci} on fresh images (torch "
         "forward); worst error/tolerance {max_error_over_tolerance:sci}; max condition {max_condition:sci}"
     ),
-    sizes={"quick": {"cases": 24, "points": 64}, "full": {"cases": 120, "points": 256}},
+    sizes={"quick": {"cases": 64, "points": 128}, "full": {"cases": 300, "points": 512}},
 )
 def run_exact(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``conv/exact/<mode>`` on ``cases`` random CNN targets."""
@@ -219,7 +222,7 @@ def conv_tight_case(mode: str, case: int) -> dict[str, Any]:
         "and the flattened-kernel system has no solution (independent evidence > sqrt(eps))."
     ),
     summary="{refused}/{blocks} conv blocks refused, {unsolvable}/{blocks} unsolvable; min evidence {min_evidence:sci}",
-    sizes={"quick": {"cases": 24}, "full": {"cases": 120}},
+    sizes={"quick": {"cases": 64}, "full": {"cases": 300}},
 )
 def run_tight(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``conv/tight/<mode>`` on ``cases`` random CNN targets, one block each."""
@@ -267,7 +270,7 @@ def conv_sparse_case(case: int) -> dict[str, Any]:
     order=72,
     statement="Maximum matching size = numerical rank of masked conv blocks (flattened kernels).",
     summary="{agree}/{cases} masked conv blocks: matching size = numerical rank",
-    sizes={"quick": {"cases": 200}, "full": {"cases": 1000}},
+    sizes={"quick": {"cases": 300}, "full": {"cases": 1500}},
 )
 def run_sparse(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``conv/sparse`` on ``cases`` random masked conv blocks."""
