@@ -224,6 +224,7 @@ def test_sparse_conv_matching_equals_numerical_rank(density: float) -> None:
         block = next(conv_blocks(target, frozen))
         decision = equation_feasibility(block.equation, "paper", block=1)
         assert decision.rank == np.linalg.matrix_rank(block.equation.k)
+        assert verify.feasibility(target, frozen).blocks[0].rank == decision.rank
 
 
 def test_box_over_tensors() -> None:
