@@ -68,9 +68,9 @@ def reconstruct(
 
     Parameters
     ----------
-    target : TargetNetwork
-        ``f``, depth ``L``, widths ``d_0 … d_L``.
-    frozen : FrozenNetwork
+    target : TargetNetwork or ConvTargetNetwork
+        ``f``, depth ``L``, widths ``d_0 … d_L`` (a convolutional target: see Notes).
+    frozen : FrozenNetwork or ConvFrozenNetwork
         ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``.
     domain : Ball, Box or None
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
@@ -116,6 +116,22 @@ def reconstruct(
 
     Notes
     -----
+    **Convolutional networks** (docs/design.md §8): ``target`` a `verify.ConvTargetNetwork` and ``frozen`` a
+    `verify.ConvFrozenNetwork` are handed to `verify.construction.convolutional.reconstruct_convolutional`
+    (same arguments and result). ``domain`` is then a ``verify.Box(lo, hi)`` with ``lo``, ``hi`` shaped like
+    one input tensor, ``(C, H, W)`` say (or numbers with ``shape=``), or a ``verify.Ball`` (bounded through
+    its bounding box). A network of one layer is allowed: the single-layer form, for tuning a graph of
+    layers one node at a time, is ::
+
+        target = verify.ConvTargetNetwork([verify.Conv.build(W, b, stride=s, padding=p, dilation=d)], (C, H, W))
+        frozen = verify.ConvFrozenNetwork.for_target(target, "paper", seed=1)   # k×k conv, then 1×1 conv
+        result = verify.reconstruct(target, frozen, verify.Box(lo, hi))          # lo, hi of shape (C, H, W)
+
+    where ``target``'s output has no ReLU after it, and ``result.gamma``, ``result.beta`` hold two
+    arrays: the weight and bias of the BatchNorm2d after the ``k×k`` convolution (``n`` channels) and
+    after the 1×1 convolution (``C_out`` channels). The certificate of a convolutional network is
+    ``sampled_only`` (no rigorous floating-point bound over the domain: ``error_bound`` is ``inf``).
+
     The evaluation dtype is the torch floating dtype of the networks' tensors (``frozen`` first),
     float64 for numpy arrays and for integer or bool tensors; ``gamma`` and ``beta`` come back in
     it, and are certified in it. Even-layer neurons beyond the first ``d_k`` are switched off

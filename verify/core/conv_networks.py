@@ -430,15 +430,24 @@ class ConvFrozenNetwork(_ConvLayers):
                 shape = (-1, *([1] * (layer.weight.ndim - 2)))
                 g, b = gs[j].reshape(shape), bs[j].reshape(shape)
                 mu, std = self._mean[j].reshape(shape), self._std[j].reshape(shape)
-                if magnitude:
-                    u = np.abs(g) * (layer.magnitude(u) + np.abs(mu)) / std + np.abs(b)
+                if magnitude:  # |γ| (|h| + |μ|) / σ + |β|, in place on the fresh layer output
+                    u = layer.magnitude(u)
+                    u += np.abs(mu)
+                    u *= np.abs(g)
+                    u /= std
+                    u += np.abs(b)
                     continue
-                u = g * (layer(u) - mu) / std + b
+                u = layer(u)  # BatchNorm's eval formula γ (h − μ) / σ + β, in place, in torch's order
+                u -= mu
+                u *= g
+                u /= std
+                u += b
                 if j % 2 == 0:
-                    live = u[:, gs[j] != 0]
-                    smallest = min(smallest, float(live.min(initial=np.inf)))
+                    live = gs[j] != 0
+                    values = u if live.all() else u[:, live]
+                    smallest = min(smallest, float(values.min(initial=np.inf)))
                 if j < last:
-                    u = _relu(u)
+                    np.maximum(u, 0.0, out=u)
             outputs.append(u)
         out = np.concatenate(outputs)
         return (out[0] if single else out), smallest

@@ -146,10 +146,14 @@ class AffineLayer(Layer):
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.linear(x, self.weight) + self._broadcast(self.bias)
+        out = self.linear(x, self.weight)
+        out += self._broadcast(self.bias)  # in place: the output is a fresh array
+        return out
 
     def magnitude(self, x: np.ndarray) -> np.ndarray:
-        return self.linear(np.abs(x), np.abs(self.weight)) + self._broadcast(np.abs(self.bias))
+        out = self.linear(np.abs(x), np.abs(self.weight))
+        out += self._broadcast(np.abs(self.bias))
+        return out
 
     def _broadcast(self, per_channel: np.ndarray) -> np.ndarray:
         return per_channel.reshape(-1, *([1] * (self.weight.ndim - 2)))
@@ -294,12 +298,16 @@ class Conv(AffineLayer):
         return view[index]
 
     def linear(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """One GEMM: ``weight`` flattened ``(out, in·k)`` times the receptive fields of the whole batch
+        ``(in·k, batch·positions)``; the output comes back contiguous as ``(batch, out, *positions)``."""
         windows = self.windows(x)
         spatial = self.spatial
-        contracted = np.tensordot(
-            windows, weight, axes=([1, *range(2 + spatial, 2 + 2 * spatial)], [1, *range(2, 2 + spatial)])
-        )
-        return np.moveaxis(contracted, -1, 1)
+        batch = windows.shape[0]
+        out_shape = windows.shape[2 : 2 + spatial]
+        order = (1, *range(2 + spatial, 2 + 2 * spatial), 0, *range(2, 2 + spatial))
+        fields = np.ascontiguousarray(windows.transpose(order)).reshape(-1, batch * math.prod(out_shape))
+        out = weight.reshape(weight.shape[0], -1) @ fields
+        return np.ascontiguousarray(out.reshape(weight.shape[0], batch, *out_shape).swapaxes(0, 1))
 
 
 @dataclass(frozen=True)

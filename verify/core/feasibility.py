@@ -30,6 +30,7 @@ import scipy.sparse
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from verify.core.blocks import blocks, check_architecture
+from verify.core.conv_networks import check_conv_architecture, conv_blocks, is_convolutional
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.scale_equation import ScaleEquation, incidence
 
@@ -167,9 +168,10 @@ def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper
 
     Parameters
     ----------
-    target : TargetNetwork
-    frozen : FrozenNetwork
-        Dense or sparse (exact zeros); the decision is for generic values on its zero pattern.
+    target : TargetNetwork or ConvTargetNetwork
+    frozen : FrozenNetwork or ConvFrozenNetwork
+        Dense or sparse (exact zeros); the decision is for generic values on its zero pattern (a
+        convolution's on its flattened kernels, docs/design.md §8).
     mode : "paper" or "minimal"
 
     Returns
@@ -183,9 +185,9 @@ def feasibility(target: TargetNetwork, frozen: FrozenNetwork, mode: str = "paper
     neurons covers every entry (docs/design.md §4); for ``"minimal"`` see the module notes. `reconstruct`
     succeeds on a generic network exactly when this says ``ok``.
     """
-    check_architecture(target, frozen)
+    convolutional = is_convolutional(target) or is_convolutional(frozen)  # flattened kernels, docs/design.md §8
+    (check_conv_architecture if convolutional else check_architecture)(target, frozen)
     if mode not in ("paper", "minimal"):
         raise ValueError(f"mode must be 'paper' or 'minimal', got {mode!r}")
-    return FeasibilityReport(
-        mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in blocks(target, frozen))
-    )
+    pairs = conv_blocks(target, frozen) if convolutional else blocks(target, frozen)
+    return FeasibilityReport(mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in pairs))

@@ -13,16 +13,19 @@ Only ``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are re
 and ``Identity`` in eval mode are skipped as the identity). Anything else is refused with a
 `ValueError` naming the layer, its index and why: LayerNorm's statistics depend on the input
 (``LN(c·h) = LN(h)``, docs/design.md §7), other activations break the ReLU identities the construction
-uses, convolutions and attention are not per-neuron affine maps of an MLP.
+uses, attention is not a per-neuron affine map. Convolutional targets (``Conv1d``/``Conv2d``, pooling,
+``Flatten``, a Linear head, a target BatchNorm folded) go through `frozen_like` (docs/design.md §8), which
+builds the frozen network, and `fit_norm_layers`, which reads such modules with `frozen_like.conv_networks`.
 
 Modules: `grammar` (the one table of which layer may follow which), `modules` (torch modules read
 into `verify.FrozenNetwork` / `verify.TargetNetwork`), `mlp` (random stacks to start from), `fit`
 (solve and load γ, β), `training` (the BN-only training baseline), `state_dict` (saved state dicts
 read, copied with new γ, β, written), `rebuild` (a saved ``nn.Sequential`` rebuilt by the grammar) and
-`export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch). Models written as
-classes are read as graphs (docs/design.md §9): `graph` (trace, classify, refuse, match), `graph_bounds`
-(interval and error bounds through a graph), `graph_fit` (node-by-node reconstruction, `GraphReconstruction`)
-and `graph_frozen` (`frozen_graph`: the target's graph with each layer replaced by its frozen pair).
+`export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch) and `frozen_like`
+(frozen CNNs and MLPs shaped for a target). Models written as classes are read as graphs
+(docs/design.md §9): `graph` (trace, classify, refuse, match), `graph_bounds` (interval and error bounds
+through a graph), `graph_fit` (node-by-node reconstruction, `GraphReconstruction`) and `graph_frozen`
+(`frozen_graph`, which `frozen_like` uses for them: the target's graph with each layer replaced by its pair).
 """
 
 from __future__ import annotations

@@ -54,6 +54,10 @@ def fit_norm_layers(
     ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
     float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
 
+    Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §8) are
+    read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
+    ``lo``/``hi`` shaped like one input, or ``shape=``), and solved and certified in float64.
+
     ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
     running statistics. One train-mode forward would normalize with batch statistics instead and,
     with torch's default momentum, overwrite those running statistics for good. To keep it in eval

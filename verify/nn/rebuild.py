@@ -107,8 +107,10 @@ def _classify(index: int, entries: dict[str, Any], keys: dict[str, str], where: 
     if weight.dim() >= 3:
         raise StateDictError(
             f"{where} layer {label}: {keys['weight']!r} has a {weight.dim()}-D shape {_shape(weight)}, a "
-            f"convolution (Conv{weight.dim() - 2}d); only Linear layers (2-D weight) are supported: a convolution is "
-            "not a per-neuron affine map of an MLP"
+            f"convolution (Conv{weight.dim() - 2}d); a state dict does not record a convolution's stride, padding, "
+            "dilation or the pooling between layers, so it cannot be read here: build the nn.Sequential in Python, "
+            "load_state_dict into it and call verify.nn.fit_norm_layers (verify.nn.frozen_like builds the frozen "
+            "network; README, 'Convolutional networks')"
         )
     if weight.dim() != 2:
         raise StateDictError(

@@ -9,6 +9,7 @@ new module here and one import line below; nothing else changes.
 import verify.job.claims.baseline
 import verify.job.claims.certificate_exact
 import verify.job.claims.certificate_sound
+import verify.job.claims.conv
 import verify.job.claims.exact
 import verify.job.claims.graph_classes
 import verify.job.claims.graph_resnet
