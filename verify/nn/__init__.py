@@ -9,8 +9,9 @@
     result = fit_norm_layers(frozen, target, verify.Ball(1.0))   # solves, loads BN weight/bias in place
     frozen.eval()(x)  ≈  target(x)                               # torch's own BatchNorm1d forward
 
-Only ``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are read (``Dropout``
-and ``Identity`` in eval mode are skipped as the identity). Anything else is refused with a
+``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are read layer by layer (``Dropout``
+and ``Identity`` in eval mode are skipped as the identity); other modules (classes, ResNets) as torch.fx
+graphs (docs/design.md §9). Anything else is refused with a
 `ValueError` naming the layer, its index and why: LayerNorm's statistics depend on the input
 (``LN(c·h) = LN(h)``, docs/design.md §7), other activations break the ReLU identities the construction
 uses, attention is not a per-neuron affine map. Convolutional targets (``Conv1d``/``Conv2d``, pooling,
