@@ -254,6 +254,15 @@ class TrainDropout(nn.Module):
         return self.drop(self.fc(x))
 
 
+class TrainNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.bn = nn.Linear(3, 3), nn.BatchNorm1d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.fc(x))
+
+
 REFUSED = [
     pytest.param(Sigmoid, r"graph node 'sigmoid' \(sigmoid in the top-level forward\).*only Linear", id="sigmoid"),
     pytest.param(Functional, r"graph node 'weight'.*write the layer as an nn.Linear", id="functional-linear"),
@@ -262,13 +271,14 @@ REFUSED = [
     pytest.param(LooseNorm, r"graph node 'bn' \(bn \(BatchNorm1d\)\).*cannot be folded", id="bn-after-add"),
     pytest.param(Branching, r"cannot be traced by torch.fx.*nn.Sequential", id="control-flow"),
     pytest.param(TrainDropout, r"graph node 'drop'.*train mode is random", id="dropout-train"),
+    pytest.param(TrainNorm, r"graph node 'bn' \(bn \(BatchNorm1d\)\).*batch statistics", id="batchnorm-train"),
 ]
 
 
 @pytest.mark.parametrize(("cls", "message"), REFUSED)
 def test_refusals_name_the_node_its_source_and_why(cls: type[nn.Module], message: str) -> None:
     module = cls().double()
-    if cls is not TrainDropout:
+    if cls not in (TrainDropout, TrainNorm):
         module.eval()
     with pytest.raises(ValueError, match=message):
         frozen_graph(module)
