@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import verify
-import verify.construction.reconstruct as construct
+import verify.construction.tuning as construct  # where each block is solved and shifted
 from verify.core.bounds import block_input_regions
 from verify.core.tolerances import EPS
 

@@ -130,8 +130,10 @@ def test_structural_refusals() -> None:
         from_module(no_stats)
     eval_dropout = nn.Sequential(*list(frozen)[:3], nn.Dropout(0.5).eval(), *list(frozen)[3:])
     assert from_module(eval_dropout).widths == (4, 16, 4, 12, 3)
-    with pytest.raises(ValueError, match=r"nn\.Sequential"):
-        from_module(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="every Linear must be followed by a BatchNorm1d"):
+        from_module(nn.Linear(2, 2))  # one layer is read as the Sequential holding it
+    with pytest.raises(ValueError, match=r"must be a torch nn\.Module"):
+        from_module([nn.Linear(2, 2)])
 
 
 def test_relu_after_the_last_batchnorm_is_refused() -> None:

@@ -90,7 +90,7 @@ def test_exact_refuses_targets_beyond_its_reach_before_starting(monkeypatch: pyt
     """Bug: ``method="exact"`` at ``d = 32`` ran for minutes with no word (its cost grows like
     ``(d_k·d_{k-1})³``). It now refuses a block beyond ``EXACT_MAX_EQUATIONS`` before any work,
     with the estimated time."""
-    import verify.construction.reconstruct as construction
+    import verify.construction.tuning as construction  # where each block is solved
     from verify.solvers import exact
 
     def never(*args: object, **kwargs: object) -> None:

@@ -505,3 +505,33 @@ def test_bn_eps_per_layer_and_the_assumed_eps_is_said(tmp_path, capsys) -> None:
     assert "3 eps values were given but the network has 4 BatchNorm layers" in _error_line(capsys)
     assert _cli("--target", target, "--frozen", frozen, "--out", tmp_path / "q.pt", "--bn-eps", "1e-3") == 0
     assert "assumed      BatchNorm eps 0.001 in every BatchNorm (--bn-eps)" in capsys.readouterr().out
+
+
+class _WrappedSequential(nn.Module):
+    """A model class holding its layers in ``self.net``: keys ``net.0.weight``, ``net.2.weight``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*target_mlp(TARGET_WIDTHS, seed=1, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_a_sequential_under_a_prefix_is_read_by_index_and_the_assumptions_are_said(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _WrappedSequential()
+    assert all(key.startswith("net.") for key in model.state_dict())
+    target = _save_state(model, tmp_path / "t.pt")
+    out = tmp_path / "o.pt"
+    assert _cli("--target", target, "--frozen", files["frozen"], "--out", out) == 0
+    said = capsys.readouterr().out
+    assert "assumed      --target: keys under 'net.' read as one nn.Sequential, layer by index" in said
+    assert "assumed      --target: index 1 holds no parameters between Linear layers: read as ReLU" in said
+    frozen = frozen_mlp(FROZEN_WIDTHS, seed=0, dtype=torch.float64)
+    frozen.load_state_dict(torch.load(out, weights_only=True))
+    x = torch.tensor(verify.Ball(1.0).resolve(TARGET_WIDTHS[0]).sample(200, np.random.default_rng(1)))
+    with torch.no_grad():
+        f, g = model(x), frozen.eval()(x)
+    assert float((g - f).abs().max() / f.abs().max()) <= RTOL_FLOAT64

@@ -95,7 +95,7 @@ def test_exact_has_residual_exactly_zero_and_agrees_exactly() -> None:
 def test_exact_check_catches_a_wrong_rational_solution(monkeypatch: pytest.MonkeyPatch) -> None:
     import flint
 
-    from verify.construction import reconstruct as _construct
+    from verify.construction import tuning as _construct  # where each block is solved
 
     real = _construct.solve_exact
 

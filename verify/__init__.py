@@ -14,6 +14,8 @@ has odd widths about ``d²/m`` at depth ``2mL``; `reconstruct` and `feasibility`
 from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
 from verify.construction.residual import ResidualReconstruction
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
+from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork
+from verify.core.convolution import AdaptiveAvgPool, AvgPool, Conv, Flatten, Linear, MaxPool
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.feasibility import BlockFeasibility, FeasibilityReport, feasibility
@@ -25,16 +27,24 @@ from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 
 __all__ = [
     "MODES",
+    "AdaptiveAvgPool",
+    "AvgPool",
     "Ball",
     "BlockCertificate",
     "BlockFeasibility",
     "Box",
     "Certificate",
     "CertificateError",
+    "Conv",
+    "ConvFrozenNetwork",
+    "ConvTargetNetwork",
     "Domain",
     "FeasibilityReport",
+    "Flatten",
     "FrozenNetwork",
     "InfeasibleError",
+    "Linear",
+    "MaxPool",
     "Reconstruction",
     "ResidualFrozenNetwork",
     "ResidualReconstruction",

@@ -20,87 +20,38 @@ A paired block (docs/design.md §3) is solved on its halves with no shift, on R^
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NoReturn
 
 import numpy as np
 
-from verify.core.bias_shift import activity_margin, bias_shift
-from verify.core.blocks import Block, blocks, check_architecture
+from verify.construction.convolutional import reconstruct_convolutional
+from verify.construction.residual import reconstruct_residual
+from verify.construction.result import Reconstruction
+from verify.construction.tuning import MODES, tune_block
+from verify.core.blocks import blocks, check_architecture
 from verify.core.bounds import block_input_regions
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
+from verify.core.conv_networks import is_convolutional
 from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
-from verify.core.errors import CertificateError, InfeasibleError
-from verify.core.feasibility import BlockFeasibility, equation_feasibility
-from verify.core.interop import TorchSpec, dtype_name, result_spec, round_to, to_caller
+from verify.core.errors import CertificateError
+from verify.core.interop import dtype_name, result_spec, round_to, to_caller
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
-from verify.core.scale_equation import ScaleEquation, ScaleSolution
+from verify.core.residual import ResidualFrozenNetwork
 from verify.core.threads import limited
-from verify.core.tolerances import evaluation_tolerance, residual_tolerance
+from verify.core.tolerances import evaluation_tolerance
 from verify.core.validate import as_real
-from verify.solvers.exact import check_exact_reach, exact_check, solve_exact
-from verify.solvers.registry import METHODS, solve_with
+from verify.solvers.exact import check_exact_reach, exact_check
+from verify.solvers.registry import METHODS
 
-__all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct", "register_construction"]
+__all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
 
-MODES = ("paper", "minimal")
 EXACT_POINTS = 32
 """Rational points at which ``method="exact"`` evaluates ``g`` and ``f`` exactly."""
-SHIFTED_METHODS = ("exact", "min_shift")
-"""Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them."""
 PAIRED_RADII = (1.0, 1e6)
 """A paired reconstruction is checked on points of balls of these radii (half each): exactness on
 all of R^d means far outside any ball too."""
-
-_CONSTRUCTIONS: dict[type, Callable[..., object]] = {}
-"""Constructions of frozen networks other than the chain `FrozenNetwork`, by type (`register_construction`)."""
-
-
-def register_construction(kind: type, construct: Callable[..., object]) -> None:
-    """Make `reconstruct` hand a frozen network of type ``kind`` to ``construct`` (called with the same
-    arguments). The residual construction (`verify.construction.residual`) registers itself this way."""
-    _CONSTRUCTIONS[kind] = construct
-
-
-@dataclass(frozen=True, eq=False)
-class Reconstruction:
-    """Tuned normalization parameters for a frozen network, with their certificate.
-
-    Attributes
-    ----------
-    gamma, beta : list of ndarray
-        BatchNorm weight and bias of each of the ``2L`` frozen layers: the values to load.
-    scales, shifts : list of ndarray
-        The same normalizations as per-neuron affine maps ``h -> s*h + t``.
-    certificate : Certificate
-        The figures proving ``g = f`` on the domain (it holds: failing results are never returned).
-    target, frozen : TargetNetwork, FrozenNetwork
-        The networks it was built for.
-    domain : Domain or None
-        The domain on which ``g = f`` is certified; None for a paired network built for all of ``R^d``.
-    mode : str
-        ``"paper"`` or ``"minimal"``.
-    """
-
-    gamma: list[np.ndarray]
-    beta: list[np.ndarray]
-    scales: list[np.ndarray]
-    shifts: list[np.ndarray]
-    certificate: Certificate
-    target: TargetNetwork
-    frozen: FrozenNetwork
-    domain: Domain | None
-    mode: str
-
-    def network(self, x: object) -> np.ndarray:
-        """Evaluate the frozen network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``.
-
-        Evaluated in float64 (the points' integer or bool dtype is never used); the certificate's
-        ``error_bound`` covers this evaluation and any in the certified ``dtype``.
-        """
-        return self.frozen.forward(x, self.gamma, self.beta)
 
 
 @limited
@@ -120,9 +71,9 @@ def reconstruct(
 
     Parameters
     ----------
-    target : TargetNetwork
-        ``f``, depth ``L``, widths ``d_0 … d_L``.
-    frozen : FrozenNetwork or ResidualFrozenNetwork
+    target : TargetNetwork or ConvTargetNetwork
+        ``f``, depth ``L``, widths ``d_0 … d_L`` (a convolutional target: see Notes).
+    frozen : FrozenNetwork, ConvFrozenNetwork or ResidualFrozenNetwork
         ``g``, ``2L`` layers, ``n_0 = d_0``, ``n_{2L} = d_L``, even widths ``n_{2k} >= d_k``. A
         `verify.ResidualFrozenNetwork` (docs/design.md §8) is reconstructed branch by branch by
         `verify.construction.residual.reconstruct_residual` (same arguments; a bounded domain).
@@ -170,6 +121,22 @@ def reconstruct(
 
     Notes
     -----
+    **Convolutional networks** (docs/design.md §9): ``target`` a `verify.ConvTargetNetwork` and ``frozen`` a
+    `verify.ConvFrozenNetwork` are handed to `verify.construction.convolutional.reconstruct_convolutional`
+    (same arguments and result). ``domain`` is then a ``verify.Box(lo, hi)`` with ``lo``, ``hi`` shaped like
+    one input tensor, ``(C, H, W)`` say (or numbers with ``shape=``), or a ``verify.Ball`` (bounded through
+    its bounding box). A network of one layer is allowed: the single-layer form, for tuning a graph of
+    layers one node at a time, is ::
+
+        target = verify.ConvTargetNetwork([verify.Conv.build(W, b, stride=s, padding=p, dilation=d)], (C, H, W))
+        frozen = verify.ConvFrozenNetwork.for_target(target, "paper", seed=1)   # k×k conv, then 1×1 conv
+        result = verify.reconstruct(target, frozen, verify.Box(lo, hi))          # lo, hi of shape (C, H, W)
+
+    where ``target``'s output has no ReLU after it, and ``result.gamma``, ``result.beta`` hold two
+    arrays: the weight and bias of the BatchNorm2d after the ``k×k`` convolution (``n`` channels) and
+    after the 1×1 convolution (``C_out`` channels). The certificate of a convolutional network is
+    ``sampled_only`` (no rigorous floating-point bound over the domain: ``error_bound`` is ``inf``).
+
     The evaluation dtype is the torch floating dtype of the networks' tensors (``frozen`` first),
     float64 for numpy arrays and for integer or bool tensors; ``gamma`` and ``beta`` come back in
     it, and are certified in it. Even-layer neurons beyond the first ``d_k`` are switched off
@@ -180,11 +147,14 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
-    for kind, construct in _CONSTRUCTIONS.items():  # e.g. a residual network (docs/design.md §8)
-        if isinstance(frozen, kind):
-            return construct(
-                target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
-            )
+    if isinstance(frozen, ResidualFrozenNetwork):  # docs/design.md §8
+        return reconstruct_residual(
+            target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
+        )
+    if is_convolutional(target) or is_convolutional(frozen):  # docs/design.md §9
+        return reconstruct_convolutional(
+            target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
+        )
     _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)
@@ -205,7 +175,7 @@ def reconstruct(
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned about
             tuned = [
-                _tune_block(
+                tune_block(
                     block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec, store
                 )
                 for block in blocks(target, frozen)
@@ -300,79 +270,6 @@ def _no_samples(rtol: float) -> SampledCheck:
     return SampledCheck(0, nan, nan, nan, nan, nan, rtol, bound_ratio=0.0)
 
 
-@dataclass(frozen=True)
-class _TunedBlock:
-    """One block's part of the result: the per-neuron ``(s, t)`` of its odd and even layers, its
-    certificate and, for ``method="exact"``, the rational ``γ``."""
-
-    odd: tuple[np.ndarray, np.ndarray]
-    even: tuple[np.ndarray, np.ndarray]
-    certificate: BlockCertificate
-    rational: list | None = None
-
-
-def _tune_block(
-    block: Block,
-    frozen: FrozenNetwork,
-    region: Domain | None,
-    mode: str,
-    method: str,
-    bound: float | None,
-    spec: TorchSpec | None,
-    store: Callable[[int, np.ndarray], np.ndarray] | None = None,
-) -> _TunedBlock:
-    """Block ``k`` of the construction: the odd and even layers' ``(s, t)`` and the block's certificate.
-
-    A paired block (`Block.pairs`, on any domain, docs/design.md §3) solves on one half, uses the same
-    ``γ`` on both and needs no shift, since ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h``
-    (``σ(t) − σ(−t) = t``); only ``method="exact"`` and ``"min_shift"``, which are built on the shift,
-    keep a paired block on a bounded domain shifted. Any other block (``region`` given, §2) solves its
-    equation, shifts its odd layer by `bias_shift` over the region's range and proves the margins.
-    """
-    paired = block.pairs is not None and (region is None or method not in SHIFTED_METHODS)
-    equation = block.half_equation if paired else block.equation
-    image = None if paired else block.odd_range(region)
-    if not paired and mode == "paper" and not equation.full_pattern:
-        _refuse_unmatched(equation_feasibility(equation, mode, block=block.k))
-    rational = None
-    try:
-        if mode == "minimal":
-            solution = solve_with("minimal", equation, block=block.k)
-        elif method == "exact":  # the rationals are needed for the exact check, so not via the registry
-            solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
-        else:
-            device = None if paired else spec  # a paired block solves in numpy
-            solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
-    except InfeasibleError as error:
-        if not paired:
-            raise
-        m = block.pairs  # report the layer as the user built it: 2m neurons, m independent scales
-        raise InfeasibleError(
-            f"block {block.k}: its {2 * m} odd neurons are {m} mirrored pairs ([B; -B], [A, -A]), which carry "
-            f"{m} independent scales; solved on the halves: {error}",
-            block=error.block,
-            rank=m if error.rank is None else error.rank,  # the halves' rank, at most m
-            needed=error.needed,
-            width=2 * m,
-            width_needed=None if error.width_needed is None else 2 * error.width_needed,
-        ) from None
-    gamma, row_scale = solution.scale, solution.row_scale
-    if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
-        gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)
-    if paired:
-        odd = (np.concatenate([gamma, gamma]), np.zeros(2 * block.pairs))
-        carried = gamma * block.c_odd[: block.pairs]
-        min_margin = float("inf")
-    else:
-        tau = bias_shift(gamma, image)
-        odd = (gamma, tau)
-        carried = gamma * block.c_odd + tau
-        min_margin = float(np.min(activity_margin(gamma, tau, image)))
-    even = _even_layer(block, frozen, row_scale, equation.a, carried)
-    certificate = _certify_block(block.k, solution, equation, min_margin=min_margin, pairs=paired)
-    return _TunedBlock(odd, even, certificate, rational)
-
-
 def _sampled_check(
     target: TargetNetwork,
     frozen: FrozenNetwork,
@@ -408,70 +305,6 @@ def _sampled_check(
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
         rtol=rtol,
         bound_ratio=residual_ratio(difference, allowed),
-    )
-
-
-def _even_layer(
-    block: Block, frozen: FrozenNetwork, row_scale: np.ndarray, a: np.ndarray, carried: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The even layer's per-neuron ``(s, t)``: the scales ``s'`` and the shift restoring the target's bias,
-
-        t' = b_k − s' ⊙ (A (γ ⊙ c + τ) + c')      (``carried = γ ⊙ c + τ``: what the odd layer adds)
-
-    on the ``d_k`` live rows; the extra neurons are switched off (``s = t = 0``)."""
-    width = frozen.widths[block.even + 1]
-    d_k = a.shape[0]
-    s_even, t_even = np.zeros(width), np.zeros(width)
-    s_even[:d_k] = row_scale
-    t_even[:d_k] = block.bias - row_scale * (a @ carried + block.c_even)
-    return s_even, t_even
-
-
-def _certify_block(
-    k: int,
-    solution: ScaleSolution,
-    equation: ScaleEquation,
-    *,
-    min_margin: float,
-    pairs: bool = False,
-) -> BlockCertificate:
-    """The block's figures: the scale-equation residual ``s' ⊙ (A diag(γ) B) − W`` and its ratio to
-    the terms summed, the solver's rank, condition and diagnostics, and the activity margin. For a
-    paired block the equation is on the halves and every figure counts both halves' neurons."""
-    gamma, row_scale = solution.scale, solution.row_scale
-    error, terms = equation.residual(gamma, row_scale)
-    copies = 2 if pairs else 1
-    return BlockCertificate(
-        block=k,
-        width=copies * equation.n,
-        live_neurons=copies * int(np.count_nonzero(gamma)),
-        rank=solution.rank,
-        needed=solution.needed,
-        condition=solution.condition,
-        residual=float(np.max(np.abs(error))),
-        residual_ratio=residual_ratio(error, terms),
-        residual_tolerance=residual_tolerance(equation.n, equation.d_out, equation.d_in),
-        min_margin=min_margin,
-        solver=solution.method + (" (paired: σ(t) − σ(−t) = t, no shift)" if pairs else ""),
-        diagnostics=solution.diagnostics,
-        max_scale=float(max(np.abs(gamma).max(initial=0.0), np.abs(row_scale).max(initial=0.0))),
-    )
-
-
-def _refuse_unmatched(decision: BlockFeasibility) -> None:
-    """Raise InfeasibleError when the zero pattern alone rules the block out (docs/design.md §4)."""
-    if decision.ok:
-        return
-    k = decision.block
-    raise InfeasibleError(
-        f"block {k}: the sparsity pattern of frozen layers {2 * k - 1}-{2 * k} allows rank at most {decision.rank} "
-        f"(maximum matching between target entries and odd neurons) but mode '{decision.mode}' needs "
-        f"{decision.needed}; {decision.unreachable} target entries are reached by no neuron. Use a denser or wider "
-        f"frozen layer (verify.feasibility tells which pass)",
-        block=k,
-        rank=decision.rank,
-        needed=decision.needed,
-        width=decision.width,
     )
 
 

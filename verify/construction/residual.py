@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from verify.construction.reconstruct import MODES, _tune_block, register_construction
+from verify.construction.tuning import MODES, tune_block
 from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
@@ -144,7 +144,7 @@ def reconstruct_residual(
         for system in branch_systems(target, frozen):
             _check_width(system, mode)
             try:
-                tuned = _tune_block(system.block, system.network, regions[system.stage - 1], mode, method, bound, None)
+                tuned = tune_block(system.block, system.network, regions[system.stage - 1], mode, method, bound, None)
             except InfeasibleError as error:
                 raise _located(error, system) from None
             rows, stream = system.rows, frozen.stream_width
@@ -257,6 +257,3 @@ def _sampled_check(
         tolerance=tolerance,
         rtol=rtol,
     )
-
-
-register_construction(ResidualFrozenNetwork, reconstruct_residual)

@@ -183,6 +183,11 @@ class Certificate:
         (`verify.core.error_bound`); None only for certificates built by hand (then it fails).
     rtol : float
         The accuracy demanded: ``error_bound <= rtol · scale``.
+    sampled_only : bool
+        True for a convolutional network (docs/design.md §9): no rigorous floating-point bound over the
+        domain exists for it (``bound`` is None, ``error_bound`` is ``inf``); the accuracy demanded is
+        checked at the sample points instead, ``sampled.max_relative_error <= rtol``, next to the
+        block figures (residuals, margins over the whole domain) and the sampled evaluation check.
     """
 
     mode: str
@@ -193,6 +198,7 @@ class Certificate:
     exact: ExactCheck | None = None
     bound: ErrorBound | None = None
     rtol: float = 1e-6
+    sampled_only: bool = False
 
     @property
     def error_bound(self) -> float:
@@ -238,6 +244,8 @@ class Certificate:
         (for ``method="exact"``) the exact check pass."""
         exact = self.exact is None or self.exact.holds
         bounded = self.bound is not None and self.bound.within(self.rtol)
+        if self.sampled_only:
+            bounded = self.sampled.max_relative_error <= self.rtol
         return all(b.holds for b in self.blocks) and bounded and self.sampled.holds and exact
 
     @property
@@ -274,7 +282,13 @@ class Certificate:
                 reasons.append(
                     f"block {b.block}: activity margin {b.min_margin:.3g} < 0, the linear regime is not proved"
                 )
-        if self.bound is None:
+        if self.sampled_only:
+            if not self.sampled.max_relative_error <= self.rtol:
+                reasons.append(
+                    f"sampled |g − f| is {self.sampled.max_relative_error:.3g} of the target's scale, above rtol = "
+                    f"{self.rtol:.3g} (largest block condition number {self.max_condition:.3g}); use a larger rtol"
+                )
+        elif self.bound is None:
             reasons.append("no error bound was computed")
         elif not self.bound.within(self.rtol):
             why = f" ({self.bound.reason})" if self.bound.reason else ""
@@ -288,7 +302,8 @@ class Certificate:
         if not self.sampled.holds:
             reasons.append(
                 f"sampled check: |g − f| = {self.sampled.max_abs_error:.3g} at a sample point exceeds the certified "
-                f"bound there ({self.sampled.bound_ratio:.3g} times it): the bound is wrong"
+                f"bound there ({self.sampled.bound_ratio:.3g} times it): "
+                + ("beyond the rounding of the terms summed" if self.sampled_only else "the bound is wrong")
             )
         if self.exact is not None and not self.exact.holds:
             reasons.append(f"exact check failed: {self.exact}")
@@ -319,6 +334,7 @@ class Certificate:
                 "scale": self.scale,
                 "relative_error_bound": self.relative_error_bound,
                 "bound": None if self.bound is None else asdict(self.bound),
+                "sampled_only": self.sampled_only,
             }
         )
 

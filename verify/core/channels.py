@@ -10,10 +10,10 @@ construction depend on that grouping, and this module is where a layer says how:
   channel covers every position of it (the hull of the positions' ranges).
 
 Everything downstream of the block's `verify.core.scale_equation.ScaleEquation` (the solvers and the
-feasibility decision) sees channels only as the columns of ``K``. Only the dense layer is
-implemented (`DenseChannels`, where both maps are the identity); a convolution would add a
-`Channels` whose ``reduce_range`` takes the hull over positions and a scale equation whose column
-for a channel sums the Khatri–Rao columns of its positions.
+feasibility decision) sees channels only as the columns of ``K``. A dense layer's maps are the
+identity (`DenseChannels`); a convolution's (`ConvChannels`, docs/design.md §9) takes the hull of
+each channel's ranges over its output positions, and its scale equation is the dense one on
+flattened kernels (one column per channel: a channel's scale multiplies its whole kernel).
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
+
 from verify.core.domains import AffineRange
 
-__all__ = ["Channels", "DenseChannels"]
+__all__ = ["Channels", "ConvChannels", "DenseChannels"]
 
 
 class Channels(ABC):
@@ -55,3 +57,36 @@ class DenseChannels(Channels):
         if len(image.mid) != self.width:
             raise ValueError(f"a range of {len(image.mid)} outputs does not fit a dense layer of {self.width} neurons")
         return image
+
+
+@dataclass(frozen=True)
+class ConvChannels(Channels):
+    """A convolution of ``width`` output channels at ``positions`` output positions each.
+
+    ``reduce_range`` takes, per channel, the hull of its positions' ranges: ``lo = min_p (mid_p − rad_p)``,
+    ``hi = max_p (mid_p + rad_p)`` and the largest magnitude. The bias shift over the hull is then
+    ``max_p`` of the closed-form shift of each position (docs/design.md §9): one shift per channel
+    that keeps the channel active at every position.
+    """
+
+    width: int
+    positions: int
+
+    @property
+    def count(self) -> int:
+        """``width``: one scale per channel, shared by all its positions."""
+        return self.width
+
+    def reduce_range(self, image: AffineRange) -> AffineRange:
+        """The hull over positions of ranges given per (channel, position), shape ``(width, positions)``."""
+        shape = (self.width, self.positions)
+        if np.size(image.mid) != self.width * self.positions:
+            raise ValueError(
+                f"a range of {np.size(image.mid)} outputs does not fit a convolution of {self.width} channels at "
+                f"{self.positions} positions"
+            )
+        mid, rad = np.reshape(image.mid, shape), np.reshape(image.rad, shape)
+        lo, hi = np.min(mid - rad, axis=1), np.max(mid + rad, axis=1)
+        centre = (lo + hi) / 2
+        half = np.maximum(hi - centre, centre - lo)  # the hull, whatever the rounding of the centre
+        return AffineRange(centre, half, np.max(np.reshape(image.size, shape), axis=1))

@@ -7,6 +7,8 @@ radius. It also draws sample points, boundary included, for the certificate's sa
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,15 +134,27 @@ class Box(Domain):
         Finite, with ``lo <= hi``. A number stands for the same bound in every coordinate: with two
         numbers (``Box(-1, 1)``) the box has no dimension until it is used with a network, which
         resolves it to ``[lo, hi]^d_0`` (`resolve`); a number beside an array is broadcast to it.
+        For a convolutional network, arrays shaped like one input tensor (``(C, H, W)``, say).
+    shape : tuple of int, optional
+        The shape of one input tensor: ``Box(0, 1, shape=(3, 32, 32))`` is ``[0, 1]^{3×32×32}``.
+        Implied by ``lo``/``hi`` arrays of two or more dimensions. A box over tensors keeps ``lo``
+        and ``hi`` flat (C-order) and its shape in ``shape`` (None for a box over vectors).
     """
 
-    def __init__(self, lo: object, hi: object) -> None:
+    def __init__(self, lo: object, hi: object, shape: Sequence[int] | None = None) -> None:
+        if shape is None and max(np.ndim(to_host(lo)), np.ndim(to_host(hi))) > 1:
+            shape = np.shape(to_host(lo)) if np.ndim(to_host(lo)) > 1 else np.shape(to_host(hi))
+        self.shape = None if shape is None else _tensor_shape(shape)
+        if self.shape is not None:  # bounds over a tensor (a convolution's input): stored flat, C-order
+            lo, hi = (_flat(value, name, self.shape) for value, name in ((lo, "lo"), (hi, "hi")))
         self.lo = as_array(lo, "lo", () if np.ndim(to_host(lo)) == 0 else (None,))
         hi_shape = () if np.ndim(to_host(hi)) == 0 else (self.lo.shape if self.lo.ndim else (None,))
         self.hi = as_array(hi, "hi", hi_shape)
         if self.lo.ndim != self.hi.ndim:  # one number beside an array: the same bound in every coordinate
             dim = max(self.lo.size, self.hi.size)
             self.lo, self.hi = _broadcast(self.lo, dim), _broadcast(self.hi, dim)
+        if self.shape is not None and self.lo.ndim == 0:  # numbers with shape=: [lo, hi]^shape
+            self.lo, self.hi = _broadcast(self.lo, math.prod(self.shape)), _broadcast(self.hi, math.prod(self.shape))
         if self.lo.ndim == 1 and self.lo.shape[0] == 0:
             raise ValueError("lo and hi must have at least one coordinate")
         if np.any(self.lo > self.hi):
@@ -157,6 +171,24 @@ class Box(Domain):
         if self.dim != dim:
             raise ValueError(f"domain Box has dimension {self.dim} but the target's input has d_0 = {dim}")
         return self
+
+    def resolve_shape(self, shape: Sequence[int], layer: str = "the first layer") -> Box:
+        """This box over tensors of ``shape`` (a convolutional network's input, flattened C-order);
+        ValueError naming ``layer`` when the box has another shape or size."""
+        shape = _tensor_shape(shape)
+        size = math.prod(shape)
+        if self.shape is not None and self.shape != shape:
+            raise ValueError(
+                f"domain Box has shape {self.shape} but {layer} takes inputs of shape {shape}; give lo and hi of "
+                f"shape {shape} (or numbers with shape={shape})"
+            )
+        if self.dim is not None and self.dim != size:
+            raise ValueError(
+                f"domain Box has {self.dim} coordinates but {layer} takes inputs of shape {shape} ({size} entries); "
+                f"give lo and hi of shape {shape}"
+            )
+        flat = self.resolve(size)
+        return Box(flat.lo, flat.hi, shape=shape)
 
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
         if self.dim is None:
@@ -196,11 +228,36 @@ class Box(Domain):
         return points
 
     def to_dict(self) -> dict:
-        """``{"kind": "box", "lo", "hi"}``."""
-        return {"kind": "box", "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+        """``{"kind": "box", "lo", "hi"}`` (and ``"shape"`` for a box over tensors; ``lo``, ``hi`` stay flat)."""
+        described = {"kind": "box", "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+        return described if self.shape is None else described | {"shape": list(self.shape)}
 
     def __repr__(self) -> str:
         return f"Box(lo={self.lo.tolist()}, hi={self.hi.tolist()})"
+
+
+def _tensor_shape(shape: object) -> tuple[int, ...]:
+    """``shape`` as a tuple of integers >= 1; ValueError otherwise."""
+    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    if (
+        isinstance(items, (str, bytes))
+        or not isinstance(items, Sequence)
+        or not items
+        or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in items)
+    ):
+        raise ValueError(f"shape must be a tuple of integers >= 1 such as (3, 32, 32), got {shape!r}")
+    return tuple(int(s) for s in items)
+
+
+def _flat(value: object, name: str, shape: tuple[int, ...]) -> object:
+    """A bound over tensors of ``shape`` as a flat array (a number stays a number: it is broadcast)."""
+    host = to_host(value)
+    if np.ndim(host) == 0:
+        return value
+    array = as_array(value, name, (None,) * np.ndim(host))
+    if array.shape != shape and array.shape != (math.prod(shape),):
+        raise ValueError(f"{name} must have shape {shape} (or be a number), got shape {array.shape}")
+    return array.reshape(-1)
 
 
 def _broadcast(value: np.ndarray, dim: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import scipy.sparse
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from verify.core.blocks import blocks, check_architecture
+from verify.core.conv_networks import check_conv_architecture, conv_blocks, is_convolutional
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
 from verify.core.scale_equation import ScaleEquation, incidence, khatri_rao
@@ -171,9 +172,10 @@ def feasibility(
 
     Parameters
     ----------
-    target : TargetNetwork
-    frozen : FrozenNetwork
-        Dense or sparse (exact zeros); the decision is for generic values on its zero pattern.
+    target : TargetNetwork or ConvTargetNetwork
+    frozen : FrozenNetwork or ConvFrozenNetwork
+        Dense or sparse (exact zeros); the decision is for generic values on its zero pattern (a
+        convolution's on its flattened kernels, docs/design.md §9).
     mode : "paper" or "minimal"
 
     Returns
@@ -199,10 +201,10 @@ def feasibility(
             mode,
             tuple(_branch_feasibility(system, mode) for system in branch_systems(target, frozen)),
         )
-    check_architecture(target, frozen)
-    return FeasibilityReport(
-        mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in blocks(target, frozen))
-    )
+    convolutional = is_convolutional(target) or is_convolutional(frozen)  # flattened kernels, docs/design.md §9
+    (check_conv_architecture if convolutional else check_architecture)(target, frozen)
+    pairs = conv_blocks(target, frozen) if convolutional else blocks(target, frozen)
+    return FeasibilityReport(mode, tuple(equation_feasibility(blk.equation, mode, block=blk.k) for blk in pairs))
 
 
 def _branch_feasibility(system: BranchSystem, mode: str) -> BlockFeasibility:

@@ -14,7 +14,9 @@ from torch import nn
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.construction.residual import ResidualReconstruction
 from verify.core.domains import Domain
+from verify.nn.frozen_like import conv_networks, uses_structure
 from verify.nn.grammar import NORM
+from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.modules import from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
 
@@ -45,8 +47,8 @@ def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconst
 
 
 def fit_norm_layers(
-    frozen: nn.Sequential | FrozenResidualMLP, target: nn.Sequential, domain: Domain | None, **options: object
-) -> Reconstruction | ResidualReconstruction:
+    frozen: nn.Module, target: nn.Module, domain: Domain | None, **options: object
+) -> Reconstruction | ResidualReconstruction | GraphReconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
     Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, ``rtol``, …), loads
@@ -56,6 +58,10 @@ def fit_norm_layers(
     ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
     float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
 
+    Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
+    read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
+    ``lo``/``hi`` shaped like one input, or ``shape=``), and solved and certified in float64.
+
     ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
     running statistics. One train-mode forward would normalize with batch statistics instead and,
     with torch's default momentum, overwrite those running statistics for good. To keep it in eval
@@ -64,9 +70,19 @@ def fit_norm_layers(
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
     residual network (certified in float64, by a sampled check).
+
+    Modules other than two ``nn.Sequential`` stacks (models written as classes, ResNets) are read as
+    graphs with torch.fx and reconstructed node by node (`verify.nn.graph_fit.fit_graph`,
+    docs/design.md §10); the result is then a `verify.nn.graph_fit.GraphReconstruction`.
     """
-    network = frozen.to_network() if isinstance(frozen, FrozenResidualMLP) else from_module(frozen)
-    result = reconstruct(target_from_module(target), network, domain, **options)
+    if isinstance(frozen, FrozenResidualMLP):
+        result = reconstruct(target_from_module(target), frozen.to_network(), domain, **options)
+    elif not (isinstance(frozen, nn.Sequential) and isinstance(target, nn.Sequential)):
+        return fit_graph(frozen, target, domain, **options)
+    elif uses_structure(target, frozen):  # convolutions, pooling, a target's BatchNorm (docs/design.md §9)
+        result = reconstruct(*conv_networks(target, frozen, domain), domain, **options)
+    else:
+        result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
     load_norm_params(frozen, result)
     frozen.eval()
     return result

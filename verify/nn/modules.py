@@ -1,5 +1,9 @@
 """Torch modules in, numpy networks out: read an ``nn.Sequential`` by the grammar of `verify.nn.grammar`.
 
+A model written as a class whose forward is a chain of layers (``F.relu`` and ``torch.flatten``
+allowed) is traced with torch.fx and read as the ``nn.Sequential`` of its layers
+(`verify.nn.graph.as_chain`); graphs with branches go to `verify.nn.fit_norm_layers`.
+
 Only ``nn.Sequential`` stacks of ``Linear``, ``BatchNorm1d`` and ``ReLU`` are read (``Dropout`` and
 ``Identity`` in eval mode, and ``Flatten``, are skipped as the identity on flat inputs). Anything
 else is refused with a `ValueError`
@@ -16,6 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.nn.grammar import FROZEN, LINEAR, NORM, REFUSED, RELU, SKIPPED, TARGET, Grammar, LayerKind, walk
+from verify.nn.graph import as_chain
 
 __all__ = ["from_module", "linear_widths", "norm_layers", "target_from_module"]
 
@@ -35,10 +40,8 @@ def _refuse(index: int, layer: nn.Module, why: str) -> ValueError:
 
 def _steps(module: nn.Module) -> list[Step]:
     """Every layer the grammar knows, with its kind; the identity layers skipped, any other refused."""
-    if not isinstance(module, nn.Sequential):
-        raise ValueError(
-            f"expected an nn.Sequential of Linear / BatchNorm1d / ReLU layers, got {type(module).__name__}"
-        )
+    if not isinstance(module, nn.Sequential):  # a model class whose graph is a chain of layers (docs/design.md §10)
+        module = as_chain(module, "module")
     steps = []
     for index, layer in enumerate(module):
         if isinstance(layer, _SKIPPED):

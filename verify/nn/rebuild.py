@@ -107,8 +107,10 @@ def _classify(index: int, entries: dict[str, Any], keys: dict[str, str], where: 
     if weight.dim() >= 3:
         raise StateDictError(
             f"{where} layer {label}: {keys['weight']!r} has a {weight.dim()}-D shape {_shape(weight)}, a "
-            f"convolution (Conv{weight.dim() - 2}d); only Linear layers (2-D weight) are supported: a convolution is "
-            "not a per-neuron affine map of an MLP"
+            f"convolution (Conv{weight.dim() - 2}d); a state dict does not record a convolution's stride, padding, "
+            "dilation or the pooling between layers, so it cannot be read here: build the nn.Sequential in Python, "
+            "load_state_dict into it and call verify.nn.fit_norm_layers (verify.nn.frozen_like builds the frozen "
+            "network; README, 'Convolutional networks')"
         )
     if weight.dim() != 2:
         raise StateDictError(
@@ -171,9 +173,10 @@ def layout_assumptions(state: Mapping[str, Any], where: str) -> list[str]:
     """What reading ``state`` had to assume beyond its keys and shapes, one sentence each (empty: nothing).
 
     A state dict records tensors only: layers without parameters are invisible. Named submodules are
-    read in key order with a ReLU before every Linear but the first; parameter-free layers before the
-    first Linear of a Sequential (a leading gap) are read as ``nn.Flatten``, the identity on flat
-    inputs. The command line prints these, so that a wrong assumption can be seen.
+    read in key order with a ReLU before every Linear but the first; the keys of one Sequential under a
+    common prefix (``net.0.weight``) by index, each gap in the indices read as a ReLU; parameter-free
+    layers before the first Linear of a Sequential (a leading gap) as ``nn.Flatten``, the identity on
+    flat inputs. The command line prints these, so that a wrong assumption can be seen.
     """
     layers = read_layers(state, where)
     said = []
@@ -182,7 +185,20 @@ def layout_assumptions(state: Mapping[str, Any], where: str) -> list[str]:
         said.append(
             f"{where}: named layers read in key order ({names}), with a ReLU assumed before every Linear but the first"
         )
-    elif layers and layers[0].index > 0:
+        return said
+    if not layers:
+        return said
+    first_key = next(iter(layers[0].keys.values()))
+    prefix = first_key[: len(first_key) - len(f"{layers[0].index}.{first_key.rpartition('.')[2]}")]
+    gaps = sorted(set(range(layers[0].index, layers[-1].index)) - {layer.index for layer in layers})
+    if prefix:
+        said.append(f"{where}: keys under {prefix!r} read as one nn.Sequential, layer by index")
+    if gaps:
+        said.append(
+            f"{where}: {'index' if len(gaps) == 1 else 'indices'} {', '.join(map(str, gaps))} "
+            f"{'holds' if len(gaps) == 1 else 'hold'} no parameters between Linear layers: read as ReLU"
+        )
+    if layers[0].index > 0:
         gap = "layer 0 holds" if layers[0].index == 1 else f"layers 0-{layers[0].index - 1} hold"
         said.append(
             f"{where}: {gap} no parameters before the first Linear: read as nn.Flatten (the identity on flat inputs)"

@@ -9,7 +9,10 @@ new module here and one import line below; nothing else changes.
 import verify.job.claims.baseline
 import verify.job.claims.certificate_exact
 import verify.job.claims.certificate_sound
+import verify.job.claims.conv
 import verify.job.claims.exact
+import verify.job.claims.graph_classes
+import verify.job.claims.graph_resnet
 import verify.job.claims.paired
 import verify.job.claims.properties
 import verify.job.claims.solvers_speed

@@ -1,0 +1,159 @@
+"""The construction for convolutional networks (docs/design.md §9), block by block as for dense ones.
+
+`verify.reconstruct` hands a `verify.core.conv_networks.ConvTargetNetwork` /
+`ConvFrozenNetwork` pair to `reconstruct_convolutional`. It reads as the dense proof does:
+
+1. interval bounds through the target's convolutions, pooling and flatten give each block's input
+   box, per position (`ConvTargetNetwork.input_regions`);
+2. each block's scale equation is the dense one on flattened kernels, ``A diag(γ) B = W_flat``,
+   solved by any solver (`verify.construction.tuning.tune_block`);
+3. each odd channel's shift is the closed-form minimum over every output position (the hull of
+   the positions' ranges, `verify.core.channels.ConvChannels`);
+4. the certificate: per block the residual, rank, condition and smallest per-channel margin, and
+   a sampled check on domain points (corners included), evaluated in batches.
+
+What the certificate of a convolutional network does not carry: the rigorous floating-point bound
+of `verify.core.error_bound` over the whole domain (written for dense layers only), so its
+``error_bound`` is ``inf``. The exactness on the whole domain is proved in exact arithmetic by the
+block figures (a residual within the backward-error tolerance, margins ``>= 0`` over the whole
+input box); the floating-point accuracy is checked at the sample points: ``|g − f|`` within the
+evaluation tolerance of the terms summed there, and ``max |g − f| / max |f| <= rtol``
+(``Certificate.sampled_only``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from verify.construction.result import Reconstruction
+from verify.construction.tuning import tune_block
+from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
+from verify.core.conv_networks import (
+    ConvFrozenNetwork,
+    ConvTargetNetwork,
+    check_conv_architecture,
+    conv_blocks,
+    resolve_domain,
+)
+from verify.core.domains import Domain
+from verify.core.errors import CertificateError
+from verify.core.numerics import residual_ratio
+from verify.core.tolerances import evaluation_tolerance
+from verify.core.validate import as_real
+from verify.solvers.registry import METHODS
+
+__all__ = ["reconstruct_convolutional", "sampled_check"]
+
+
+def reconstruct_convolutional(
+    target: ConvTargetNetwork,
+    frozen: ConvFrozenNetwork,
+    domain: Domain | None,
+    mode: str = "paper",
+    *,
+    method: str = "auto",
+    bound: float | None = None,
+    samples: int = 256,
+    seed: int = 0,
+    rtol: float = 1e-6,
+) -> Reconstruction:
+    """`verify.reconstruct` for convolutional networks (same arguments and result, see module notes).
+
+    ``domain`` is a `verify.Box` over the input tensor (``lo``/``hi`` shaped like one input, or numbers
+    with ``shape=``) or a `verify.Ball` (its bounding box bounds the layers). ``gamma``/``beta`` come
+    back one array per frozen affine layer (per channel: the BatchNorm2d of a convolution).
+    """
+    check_conv_architecture(target, frozen)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if mode not in ("paper", "minimal"):
+        raise ValueError(f"mode must be one of ('paper', 'minimal'), got {mode!r}")
+    if mode == "minimal" and method not in ("auto", "lstsq"):
+        raise ValueError(f"method {method!r} solves the paper-mode equation; mode='minimal' takes 'auto' or 'lstsq'")
+    if domain is None:
+        raise ValueError(
+            "domain=None (exact on all of R^d) needs paired dense layers; a convolutional network needs a bounded "
+            "domain: verify.Box(lo, hi) with lo, hi shaped like one input, or verify.Ball"
+        )
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    as_real(rtol, "rtol", positive=True)
+    if bound is not None:
+        as_real(bound, "bound", positive=True)
+    domain = resolve_domain(domain, target.input_shape)
+    regions = target.input_regions(domain)
+    tuned = [
+        tune_block(block, frozen, regions[block.k - 1], mode, method, bound, None)
+        for block in conv_blocks(target, frozen)
+    ]
+    scales = [layer[0] for t in tuned for layer in (t.odd, t.even)]
+    shifts = [layer[1] for t in tuned for layer in (t.odd, t.even)]
+    certificates = [t.certificate for t in tuned]
+    gamma, beta = frozen.norm_params(scales, shifts)
+    points = domain.sample(samples, np.random.default_rng(seed))
+    sampled = sampled_check(target, frozen, points, gamma, beta, certificates, rtol)
+    certificate = Certificate(
+        mode=mode,
+        domain=domain.to_dict(),
+        blocks=tuple(certificates),
+        sampled=sampled,
+        method=method,
+        rtol=rtol,
+        sampled_only=True,
+    )
+    if not certificate.holds:
+        raise CertificateError(
+            "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
+        )
+    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+
+
+def _terms(network: ConvTargetNetwork | ConvFrozenNetwork) -> list[int]:
+    """Terms summed per output by each layer (affine and structure), in order: the rounding-error counts."""
+    counts, shape = [], network.input_shape
+    for j, layer in enumerate(network.affine):
+        frozen = isinstance(network, ConvFrozenNetwork)
+        structure = network.structure_before(j // 2 if frozen else j) if not frozen or j % 2 == 0 else ()
+        for op in structure:
+            counts.append(op.terms(shape))
+            shape = op.output_shape(shape)
+        counts.append(layer.terms(shape))
+        shape = layer.output_shape(shape)
+    return counts
+
+
+def sampled_check(
+    target: ConvTargetNetwork,
+    frozen: ConvFrozenNetwork,
+    points: np.ndarray,
+    gamma: list[np.ndarray],
+    beta: list[np.ndarray],
+    blocks: list[BlockCertificate],
+    rtol: float,
+) -> SampledCheck:
+    """``g`` against ``f`` at ``points`` (flat, ``(count, prod(input_shape))``), every network evaluated in batches.
+
+    ``tolerance`` is `verify.core.tolerances.evaluation_tolerance` with each layer's terms
+    (``C_in·prod(kernel) + 1`` for a convolution, the window for a pooling) in place of the dense
+    fan-ins; ``bound_ratio = error_ratio / tolerance`` must be ``<= 1``.
+    """
+    count = points.shape[0]
+    f = target(points).reshape(count, -1)
+    g, smallest = frozen.run(points, gamma, beta)
+    g = g.reshape(count, -1)
+    target_size = target.magnitude(points).reshape(count, -1)
+    scale = frozen.magnitude(points, gamma, beta).reshape(count, -1) + target_size
+    difference = np.abs(g - f)
+    tolerance = evaluation_tolerance([*_terms(frozen), 0], [*_terms(target), 0], [b.residual_ratio for b in blocks])
+    size = float(target_size.max())
+    ratio = residual_ratio(difference, scale)
+    return SampledCheck(
+        points=count,
+        max_abs_error=float(difference.max()),
+        max_relative_error=float(difference.max()) / size if size > 0 else 0.0,
+        error_ratio=ratio,
+        tolerance=tolerance,
+        min_odd_preactivation=smallest,
+        rtol=rtol,
+        bound_ratio=ratio / tolerance,
+    )

@@ -1,0 +1,616 @@
+"""Convolutional target and frozen networks (docs/design.md §9), and their blocks.
+
+A `ConvTargetNetwork` is a chain of `verify.core.convolution` layers on inputs of one tensor shape:
+affine layers (`Conv`, `Linear`) with a ReLU after every one but the last, and parameter-free
+structure (`MaxPool`, `AvgPool`, `AdaptiveAvgPool`, `Flatten`) between them::
+
+    z_0 = x,   z_k = relu(W_k ⋆ S_k(z_{k-1}) + b_k)  (k < L),   f(x) = W_L ⋆ S_L(z_{L-1}) + b_L
+
+``S_k`` being the structure before layer ``k``. A `ConvFrozenNetwork` has ``2L`` affine layers, each
+followed by an eval-mode BatchNorm per channel, a ReLU after all but the last, and the target's
+structure ``S_k`` before its odd layer ``2k−1``. Block ``k`` pairs target layer ``k`` with frozen
+layers ``2k−1`` (a `Conv` of the target's kernel size, stride, padding and dilation, or a
+`Linear`) and ``2k`` (a 1×1 `Conv`, or a `Linear`); its scale equation is the dense one on
+flattened kernels, ``A diag(γ) B = W_flat`` (`conv_blocks`).
+
+The networks evaluate in numpy float64, in batches of `verify.core.convolution.BATCH` inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify.core.blocks import Block
+from verify.core.channels import Channels, ConvChannels, DenseChannels
+from verify.core.convolution import BATCH, AdaptiveAvgPool, AffineLayer, AvgPool, Conv, Flatten, Layer, Linear, MaxPool
+from verify.core.domains import AffineRange, Ball, Box, Domain
+from verify.core.errors import InfeasibleError
+from verify.core.interop import to_host
+from verify.core.networks import FrozenNetwork, minimal_width, paper_width
+from verify.core.validate import as_array, as_real, as_seed, as_sequence
+
+__all__ = [
+    "STRUCTURE",
+    "ConvBlock",
+    "ConvFrozenNetwork",
+    "ConvTargetNetwork",
+    "check_conv_architecture",
+    "conv_blocks",
+    "is_convolutional",
+    "layer_paper_width",
+]
+
+STRUCTURE = (MaxPool, AvgPool, AdaptiveAvgPool, Flatten)
+"""Parameter-free layers copied unchanged from the target into the frozen network."""
+
+
+def layer_paper_width(layer: AffineLayer) -> int:
+    """Odd-layer width of the paper's construction for one target layer: its number of weights,
+    ``C_out · C_in · prod(kernel)`` (Burkholz's "random features >= target parameters")."""
+    return paper_width(layer.out_channels, layer.flat_weight.shape[1])
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def _chain(layers: Sequence[object], input_shape: object, what: str) -> tuple[list, list[list], list, tuple]:
+    """Split ``layers`` into affine layers and the structure before each; check the shapes chain.
+
+    Returns ``(affine, structure, shapes, input_shape)`` with ``shapes[i]`` the input shape of
+    affine layer ``i``. ValueError naming the layer for anything that does not chain.
+    """
+    items = as_sequence(layers, "layers")
+    shape = _shape(input_shape)
+    affine: list[AffineLayer] = []
+    structure: list[list[Layer]] = [[]]
+    shapes = []
+    for i, layer in enumerate(items):
+        if not isinstance(layer, (Conv, Linear, *STRUCTURE)):
+            raise ValueError(
+                f"{what} layer {i} is a {type(layer).__name__}; use verify.core.convolution's Conv, Linear, MaxPool, "
+                "AvgPool, AdaptiveAvgPool or Flatten"
+            )
+        try:
+            out = layer.output_shape(shape)
+        except ValueError as error:
+            raise ValueError(f"{what} layer {i} ({layer.name}): {error}") from None
+        if isinstance(layer, AffineLayer):
+            affine.append(layer)
+            shapes.append(shape)
+            structure.append([])
+        else:
+            structure[-1].append(layer)
+        shape = out
+    if not affine:
+        raise ValueError(f"{what} needs at least one Conv or Linear layer")
+    if structure[-1]:
+        raise ValueError(
+            f"{what} ends with {structure[-1][0].name} after its last affine layer; the last layer must be a Conv "
+            "or Linear (apply pooling before it)"
+        )
+    return affine, structure[:-1], shapes, shape
+
+
+def _shape(value: object) -> tuple[int, ...]:
+    items = as_sequence(value, "input_shape")
+    if len(items) not in (1, 2, 3) or any(
+        isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in items
+    ):
+        raise ValueError(f"input_shape must be (C,), (C, L) or (C, H, W) with integers >= 1, got {value!r}")
+    return tuple(int(s) for s in items)
+
+
+def _inputs(x: object, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """``x`` as ``(batch, *shape)``: a batch of tensors, a batch of flat vectors, or one tensor."""
+    host = to_host(x)
+    size = math.prod(shape)
+    ndim = np.ndim(host)
+    if np.shape(host) == shape:
+        return as_array(x, "x", shape)[None], True
+    if ndim == 2 and np.shape(host)[1] == size:
+        return as_array(x, "x", (None, size)).reshape(-1, *shape), False
+    if ndim == len(shape) + 1 and tuple(np.shape(host)[1:]) == shape:
+        return as_array(x, "x", (None, *shape)), False
+    raise ValueError(
+        f"x must have shape (batch, {', '.join(map(str, shape))}) or (batch, {size}), got {np.shape(host)}"
+    )
+
+
+class _ConvLayers:
+    """What both networks share: the affine layers, the structure between them, the input shape."""
+
+    _affine: tuple[AffineLayer, ...]
+    _structure: tuple[tuple[Layer, ...], ...]
+    _shapes: tuple[tuple[int, ...], ...]
+    _input_shape: tuple[int, ...]
+    _output_shape: tuple[int, ...]
+
+    @property
+    def affine(self) -> tuple[AffineLayer, ...]:
+        """The `Conv`/`Linear` layers, in order."""
+        return self._affine
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input tensor, ``(C, H, W)`` say."""
+        return self._input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one output."""
+        return self._output_shape
+
+    @property
+    def torch(self) -> None:
+        """None: convolutional networks are numpy float64 (read torch modules with `verify.nn`)."""
+        return None
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Input channels, then every affine layer's output channels (features of a `Linear`)."""
+        return (self._affine[0].in_channels, *(layer.out_channels for layer in self._affine))
+
+    @property
+    def weights(self) -> tuple[np.ndarray, ...]:
+        """The affine layers' weights (``(out, in, *kernel)`` or ``(out, in)``)."""
+        return tuple(layer.weight for layer in self._affine)
+
+    @property
+    def biases(self) -> tuple[np.ndarray, ...]:
+        """The affine layers' biases."""
+        return tuple(layer.bias for layer in self._affine)
+
+    def structure_before(self, index: int) -> tuple[Layer, ...]:
+        """The structure layers before block ``index + 1`` (before the target's layer or the frozen odd layer)."""
+        return self._structure[index]
+
+    def layer_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Input shape of each affine layer."""
+        return self._shapes
+
+
+class ConvTargetNetwork(_ConvLayers):
+    """A convolutional ReLU target ``f`` (see module notes).
+
+    Parameters
+    ----------
+    layers : sequence of Conv, Linear, MaxPool, AvgPool, AdaptiveAvgPool, Flatten
+        In order; a ReLU follows every `Conv`/`Linear` but the last (before any pooling after it),
+        and the last layer is a `Conv` or `Linear`.
+    input_shape : tuple of int
+        Shape of one input, ``(C, L)`` for Conv1d or ``(C, H, W)`` for Conv2d (``(d_0,)`` for an MLP).
+    """
+
+    def __init__(self, layers: Sequence[object], input_shape: Sequence[int]) -> None:
+        affine, structure, shapes, out = _chain(layers, input_shape, "target")
+        self._affine, self._structure, self._shapes = tuple(affine), tuple(map(tuple, structure)), tuple(shapes)
+        self._input_shape, self._output_shape = _shape(input_shape), out
+
+    @property
+    def depth(self) -> int:
+        """``L``, the number of affine layers."""
+        return len(self._affine)
+
+    def __call__(self, x: object) -> np.ndarray:
+        """``f`` on ``x`` ``(batch, *input_shape)`` or ``(batch, prod(input_shape))``: ``(batch, *output_shape)``
+        (one input tensor gives one output)."""
+        return self._evaluate(x, magnitude=False)
+
+    def magnitude(self, x: object) -> np.ndarray:
+        """``f`` with every weight, bias and input replaced by its absolute value (a rounding-error scale)."""
+        return self._evaluate(x, magnitude=True)
+
+    def _evaluate(self, x: object, *, magnitude: bool) -> np.ndarray:
+        z, single = _inputs(x, self._input_shape)
+        outputs = []
+        for start in range(0, z.shape[0], BATCH):
+            u = np.abs(z[start : start + BATCH]) if magnitude else z[start : start + BATCH]
+            for k, layer in enumerate(self._affine):
+                for op in self._structure[k]:
+                    u = op(u)
+                u = layer.magnitude(u) if magnitude else layer(u)
+                if k < self.depth - 1:
+                    u = _relu(u)
+            outputs.append(u)
+        out = np.concatenate(outputs)
+        return out[0] if single else out
+
+    def input_regions(self, domain: Domain) -> list[Box]:
+        """Boxes (`verify.Box` with ``shape``) containing the input of every target layer on ``domain``:
+        interval bounds through the structure (monotone), the affine layers (per position, docs/design.md §9)
+        and the ReLU. A `Ball` enters through its bounding box (an outer enclosure)."""
+        lo, hi = resolve_domain(domain, self._input_shape).bounding_box()
+        lo, hi = lo.reshape(self._input_shape), hi.reshape(self._input_shape)
+        regions = []
+        for k, layer in enumerate(self._affine):
+            for op in self._structure[k]:
+                lo, hi = op.bounds(lo, hi)
+            regions.append(Box(lo.reshape(-1), hi.reshape(-1), shape=lo.shape))
+            if k < self.depth - 1:
+                lo, hi = layer.bounds(lo, hi)
+                lo, hi = _relu(lo), _relu(hi)
+        return regions
+
+    def __repr__(self) -> str:
+        return f"ConvTargetNetwork(input_shape={self._input_shape}, widths={list(self.widths)})"
+
+
+def resolve_domain(domain: Domain, shape: tuple[int, ...]) -> Domain:
+    """``domain`` over inputs of ``shape`` (a `Box` gets that shape); ValueError naming the first layer's input."""
+    if isinstance(domain, Box):
+        return domain.resolve_shape(shape, "the first layer")
+    if isinstance(domain, Ball):
+        size = math.prod(shape)
+        if domain.dim is not None and domain.dim != size:
+            raise ValueError(
+                f"domain Ball has {domain.dim} coordinates but the first layer takes inputs of shape {shape} "
+                f"({size} entries); give a center of {size} entries (flattened C-order) or none"
+            )
+        return domain.resolve(size)
+    raise ValueError(f"domain must be a verify.Ball or a verify.Box, got {type(domain).__name__}")
+
+
+class ConvFrozenNetwork(_ConvLayers):
+    """A frozen convolutional network: ``2L`` affine layers, each followed by an eval-mode BatchNorm per channel
+    (see module notes). Only the BatchNorm weight and bias are tuned.
+
+    Parameters
+    ----------
+    layers : sequence of Conv, Linear, MaxPool, AvgPool, AdaptiveAvgPool, Flatten
+        ``2L`` affine layers; structure only before odd layers (between the pairs).
+    input_shape : tuple of int
+        Shape of one input.
+    running_mean, running_var : sequence of arrays or None
+        BatchNorm statistics per affine layer, one entry per channel (defaults 0 and 1).
+    eps : float or sequence of float
+        BatchNorm ``eps`` (one value, or one per affine layer).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[object],
+        input_shape: Sequence[int],
+        running_mean: Sequence[object] | None = None,
+        running_var: Sequence[object] | None = None,
+        eps: float | Sequence[float] = 0.0,
+    ) -> None:
+        affine, structure, shapes, out = _chain(layers, input_shape, "frozen")
+        if len(affine) % 2:
+            raise ValueError(
+                f"frozen needs an even number 2L of Conv/Linear layers (two per target layer), got {len(affine)}"
+            )
+        for j, ops in enumerate(structure):
+            if j % 2 and ops:
+                raise ValueError(
+                    f"frozen has {ops[0].name} between affine layers {j} and {j + 1} of one pair; structure layers "
+                    "belong between the pairs (before an odd layer)"
+                )
+        self._affine, self._shapes = tuple(affine), tuple(shapes)
+        self._structure = tuple(tuple(ops) for ops in structure[::2])
+        self._input_shape, self._output_shape = _shape(input_shape), out
+        counts = [layer.out_channels for layer in affine]
+        self._mean = _per_layer(running_mean, "running_mean", counts, 0.0)
+        self._var = _per_layer(running_var, "running_var", counts, 1.0)
+        if isinstance(eps, Sequence):
+            self._layer_eps = tuple(
+                as_real(e, f"eps[{j}]", minimum=0.0) for j, e in enumerate(as_sequence(eps, "eps", len(affine)))
+            )
+        else:
+            self._layer_eps = (as_real(eps, "eps", minimum=0.0),) * len(affine)
+        for j, (v, e) in enumerate(zip(self._var, self._layer_eps, strict=True)):
+            if np.any(v + e <= 0):
+                raise ValueError(f"running_var[{j}] + eps must be positive for every channel; use eps > 0")
+        self._std = tuple(np.sqrt(v + e) for v, e in zip(self._var, self._layer_eps, strict=True))
+
+    @classmethod
+    def for_target(
+        cls,
+        target: ConvTargetNetwork,
+        width: str | int | float | Sequence[int] = "paper",
+        *,
+        seed: int = 1,
+        density: float = 1.0,
+    ) -> ConvFrozenNetwork:
+        """A random frozen network shaped for ``target`` (docs/design.md §9).
+
+        Every target `Conv` becomes a `Conv` of its kernel size, stride, padding, dilation and padding
+        mode with ``n`` channels, then a 1×1 `Conv` with the target's output channels; every
+        `Linear` a `Linear` pair; the structure is copied. ``width`` gives ``n`` per block:
+        ``"paper"`` (``C_out·C_in·prod(kernel)``), ``"minimal"`` (``C_out(C_in·prod(kernel) − 1) + 1``),
+        an int, a float multiple of ``"paper"`` or one int per block. Weights are ``N(0, 1/fan_in)``,
+        biases zero; ``density < 1`` keeps each weight with probability ``density`` (scaled by
+        ``1/sqrt(density)``, docs/design.md §4).
+        """
+        if not isinstance(target, ConvTargetNetwork):
+            raise ValueError(f"target must be a ConvTargetNetwork, got {type(target).__name__}")
+        if isinstance(density, bool) or not isinstance(density, (int, float, np.floating)) or not 0 < density <= 1:
+            raise ValueError(f"density must be a number in (0, 1], got {density!r}")
+        odd = odd_widths(width, target.affine)
+        rng = np.random.default_rng([2, as_seed(seed)])
+
+        def draw(shape: tuple[int, ...]) -> np.ndarray:
+            fan_in = math.prod(shape[1:])
+            values = rng.standard_normal(shape) / np.sqrt(fan_in)
+            if density == 1:
+                return values
+            return np.where(rng.uniform(size=shape) < density, values / np.sqrt(density), 0.0)
+
+        layers: list[Layer] = []
+        for k, (layer, n) in enumerate(zip(target.affine, odd, strict=True)):
+            layers.extend(target.structure_before(k))
+            d_in = layer.in_channels
+            if isinstance(layer, Conv):
+                layers.append(layer.like(draw((n, d_in, *layer.kernel))))
+                layers.append(Conv.build(draw((layer.out_channels, n, *([1] * layer.spatial)))))
+            else:
+                layers.append(Linear(draw((n, d_in)), np.zeros(n)))
+                layers.append(Linear(draw((layer.out_channels, n)), np.zeros(layer.out_channels)))
+        return cls(layers, target.input_shape)
+
+    @property
+    def depth(self) -> int:
+        """``L``: the number of target layers it carries."""
+        return len(self._affine) // 2
+
+    @property
+    def masks(self) -> tuple[np.ndarray, ...]:
+        """Boolean patterns ``weight != 0`` of the affine layers."""
+        return tuple(layer.weight != 0 for layer in self._affine)
+
+    @property
+    def density(self) -> float:
+        """Fraction of non-zero frozen weights."""
+        return sum(int(np.count_nonzero(m)) for m in self.masks) / sum(m.size for m in self.masks)
+
+    @property
+    def running_mean(self) -> tuple[np.ndarray, ...]:
+        """BatchNorm running means per layer."""
+        return self._mean
+
+    @property
+    def running_var(self) -> tuple[np.ndarray, ...]:
+        """BatchNorm running variances per layer."""
+        return self._var
+
+    @property
+    def layer_eps(self) -> tuple[float, ...]:
+        """BatchNorm ``eps`` per layer."""
+        return self._layer_eps
+
+    @property
+    def eps(self) -> float | tuple[float, ...]:
+        """One ``eps`` when all layers share it, else one per layer."""
+        first = self._layer_eps[0]
+        return first if all(e == first for e in self._layer_eps) else self._layer_eps
+
+    @property
+    def norm_std(self) -> tuple[np.ndarray, ...]:
+        """``sqrt(v + eps)`` per layer and channel."""
+        return self._std
+
+    def norm_params(self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]) -> tuple[list, list]:
+        """Per-channel ``(s, t)`` to BatchNorm ``(gamma, beta)``: the formula of `verify.FrozenNetwork.norm_params`."""
+        return FrozenNetwork.norm_params(self, scales, shifts)  # type: ignore[arg-type]
+
+    def affine_maps(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
+        """BatchNorm ``(gamma, beta)`` to per-channel ``(s, t)``: the formula of `verify.FrozenNetwork.affine_maps`."""
+        return FrozenNetwork.affine_maps(self, gamma, beta)  # type: ignore[arg-type]
+
+    def _check_params(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
+        return FrozenNetwork._check_params(self, gamma, beta)  # type: ignore[arg-type]
+
+    def forward(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> np.ndarray:
+        """``g`` on ``x`` (``(batch, *input_shape)`` or flat) with BatchNorm ``(gamma, beta)``, eval-mode formula."""
+        return self.run(x, gamma, beta)[0]
+
+    def magnitude(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> np.ndarray:
+        """``g`` with every quantity replaced by its absolute value (a rounding-error scale)."""
+        return self.run(x, gamma, beta, magnitude=True)[0]
+
+    def run(
+        self, x: object, gamma: Sequence[object], beta: Sequence[object], *, magnitude: bool = False
+    ) -> tuple[np.ndarray, float]:
+        """``(g(x), m)`` with ``m`` the smallest normalized pre-activation of any odd channel with ``γ != 0``,
+        evaluated in batches of `BATCH` inputs so that no layer's whole batch output is kept."""
+        gs, bs = self._check_params(gamma, beta)
+        z, single = _inputs(x, self._input_shape)
+        last = len(self._affine) - 1
+        outputs, smallest = [], np.inf
+        for start in range(0, z.shape[0], BATCH):
+            u = np.abs(z[start : start + BATCH]) if magnitude else z[start : start + BATCH]
+            for j, layer in enumerate(self._affine):
+                if j % 2 == 0:
+                    for op in self._structure[j // 2]:
+                        u = op(u)
+                shape = (-1, *([1] * (layer.weight.ndim - 2)))
+                g, b = gs[j].reshape(shape), bs[j].reshape(shape)
+                mu, std = self._mean[j].reshape(shape), self._std[j].reshape(shape)
+                if magnitude:  # |γ| (|h| + |μ|) / σ + |β|, in place on the fresh layer output
+                    u = layer.magnitude(u)
+                    u += np.abs(mu)
+                    u *= np.abs(g)
+                    u /= std
+                    u += np.abs(b)
+                    continue
+                u = layer(u)  # BatchNorm's eval formula γ (h − μ) / σ + β, in place, in torch's order
+                u -= mu
+                u *= g
+                u /= std
+                u += b
+                if j % 2 == 0:
+                    live = gs[j] != 0
+                    values = u if live.all() else u[:, live]
+                    smallest = min(smallest, float(values.min(initial=np.inf)))
+                if j < last:
+                    np.maximum(u, 0.0, out=u)
+            outputs.append(u)
+        out = np.concatenate(outputs)
+        return (out[0] if single else out), smallest
+
+    def __repr__(self) -> str:
+        return f"ConvFrozenNetwork(input_shape={self._input_shape}, widths={list(self.widths)})"
+
+
+def _per_layer(values: object, name: str, counts: list[int], default: float) -> tuple[np.ndarray, ...]:
+    entries = [None] * len(counts) if values is None else as_sequence(values, name, len(counts))
+    out = []
+    for j, (n, v) in enumerate(zip(counts, entries, strict=True)):
+        array = np.full(n, default) if v is None else as_array(v, f"{name}[{j}]", (n,))
+        array.setflags(write=False)
+        out.append(array)
+    return tuple(out)
+
+
+def odd_widths(width: object, affine: Sequence[AffineLayer]) -> list[int]:
+    """``width`` of `ConvFrozenNetwork.for_target` resolved to one odd width per target layer."""
+    sizes = [(layer.out_channels, layer.flat_weight.shape[1]) for layer in affine]
+    if isinstance(width, str):
+        rules = {"paper": paper_width, "minimal": minimal_width}
+        if width not in rules:
+            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
+        return [rules[width](d_out, d_in) for d_out, d_in in sizes]
+    if isinstance(width, (int, np.integer)) and not isinstance(width, bool) and width >= 1:
+        return [int(width)] * len(sizes)
+    if isinstance(width, (float, np.floating)) and np.isfinite(width) and width > 0:
+        return [max(1, math.ceil(width * paper_width(d_out, d_in) - 1e-9)) for d_out, d_in in sizes]
+    if isinstance(width, Sequence) and not isinstance(width, (str, bytes)):
+        items = as_sequence(width, "width", len(sizes))
+        if all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1 for w in items):
+            return [int(w) for w in items]
+    raise ValueError(
+        f"width must be 'paper', 'minimal', an int >= 1, a positive float (a multiple of 'paper') or one int per "
+        f"layer, got {width!r}"
+    )
+
+
+def is_convolutional(network: object) -> bool:
+    """Whether ``network`` is a `ConvTargetNetwork` or `ConvFrozenNetwork`."""
+    return isinstance(network, (ConvTargetNetwork, ConvFrozenNetwork))
+
+
+@dataclass(frozen=True)
+class ConvBlock(Block):
+    """A block whose odd layer is a convolution: ``b`` is its kernel restricted to the live input channels and
+    flattened to ``(n, C_in·prod(kernel))``; ``odd_layer`` the same kernel as a `Conv` (for the ranges)."""
+
+    odd_layer: Conv | None = None
+
+    def odd_range(self, region: Domain, arithmetic: object = None) -> AffineRange:
+        """Per-channel range of the odd convolution over ``region`` (a `Box` with ``shape``): per position
+        (`verify.core.convolution.AffineLayer.range`), then the hull over positions (`ConvChannels`)."""
+        if arithmetic is not None or not isinstance(region, Box) or region.shape is None:
+            raise ValueError("a convolutional block's range needs a float64 verify.Box over its input tensor")
+        lo, hi = region.lo.reshape(region.shape), region.hi.reshape(region.shape)
+        layer = self.odd_layer
+        return self.channels.reduce_range(layer.range(lo, hi, layer.weight, self.c_odd))
+
+
+def conv_blocks(target: ConvTargetNetwork, frozen: ConvFrozenNetwork) -> Iterator[Block]:
+    """The blocks ``k = 1 … L`` of a convolutional pair (call `check_conv_architecture` first)."""
+    d = target.widths
+    for k, layer in enumerate(target.affine, start=1):
+        odd, even = frozen.affine[2 * k - 2], frozen.affine[2 * k - 1]
+        live = _live_inputs(frozen, k, d[k - 1])
+        a = even.flat_weight[: d[k]]
+        common = {
+            "k": k,
+            "a": a,
+            "c_odd": odd.bias,
+            "c_even": even.bias[: d[k]],
+            "w": layer.flat_weight,
+            "bias": layer.bias,
+        }
+        if isinstance(odd, Conv):
+            kernel = odd.weight[:, : d[k - 1]]
+            positions = math.prod(odd.output_shape(target.layer_shapes()[k - 1])[1:])
+            channels: Channels = ConvChannels(odd.out_channels, positions)
+            yield ConvBlock(
+                **common, b=kernel.reshape(kernel.shape[0], -1), channels=channels, odd_layer=odd.like(kernel, odd.bias)
+            )
+        else:
+            yield Block(**common, b=odd.weight[:, live], channels=DenseChannels(odd.out_channels))
+
+
+def _live_inputs(frozen: ConvFrozenNetwork, k: int, carried: int) -> np.ndarray:
+    """Indices of the odd layer ``2k−1``'s input features fed by the ``carried`` live channels of layer ``2k−2``
+    (channel order, then position; all inputs for ``k = 1``)."""
+    shape = frozen.layer_shapes()[2 * k - 2]
+    if k == 1:
+        return np.arange(math.prod(shape))
+    previous = frozen.layer_shapes()[2 * k - 3]
+    out = frozen.affine[2 * k - 3].output_shape(previous)
+    indicator = np.zeros((1, *out))
+    indicator[:, :carried] = 1.0
+    for op in frozen.structure_before(k - 1):
+        indicator = op(indicator)
+    return np.flatnonzero(indicator.reshape(-1) > 0)
+
+
+def _geometry(layer: AffineLayer) -> tuple:
+    if isinstance(layer, Conv):
+        return ("Conv", layer.kernel, layer.stride, layer.padding, layer.dilation, layer.padding_mode)
+    return ("Linear",)
+
+
+def check_conv_architecture(target: object, frozen: object) -> None:
+    """Raise ValueError (InfeasibleError for a too-narrow even layer) unless ``frozen`` can carry ``target``:
+    same input shape, one pair per target layer with the target's geometry, a 1×1 (or Linear) even layer,
+    and the same structure between the pairs. Each message names the layer and what would work."""
+    if not isinstance(target, ConvTargetNetwork):
+        raise ValueError(
+            f"target must be a ConvTargetNetwork to go with a {type(frozen).__name__}, got {type(target).__name__}"
+        )
+    if not isinstance(frozen, ConvFrozenNetwork):
+        raise ValueError(
+            f"frozen must be a ConvFrozenNetwork to go with a ConvTargetNetwork, got {type(frozen).__name__}"
+        )
+    if frozen.input_shape != target.input_shape:
+        raise ValueError(f"frozen takes inputs of shape {frozen.input_shape} but the target {target.input_shape}")
+    if frozen.depth != target.depth:
+        raise ValueError(
+            f"frozen has {2 * frozen.depth} affine layers but a target of depth {target.depth} needs {2 * target.depth}"
+        )
+    d = target.widths
+    for k, layer in enumerate(target.affine, start=1):
+        odd, even = frozen.affine[2 * k - 2], frozen.affine[2 * k - 1]
+        if _geometry(odd) != _geometry(layer):
+            want = layer.describe() if isinstance(layer, Conv) else "a Linear"
+            raise ValueError(
+                f"block {k}: frozen layer {2 * k - 1} is {odd.describe() if isinstance(odd, Conv) else 'a Linear'} but "
+                f"target layer {k} needs {want} with n output channels (same kernel size, stride, padding, dilation "
+                f"and padding mode)"
+            )
+        if isinstance(even, Conv) and (
+            any(s != 1 for s in even.kernel + even.stride + even.dilation) or any(map(any, even.padding))
+        ):
+            raise ValueError(
+                f"block {k}: frozen layer {2 * k} is {even.describe()}; it must be a 1x1 convolution (stride 1, no "
+                "padding, dilation 1)"
+            )
+        if isinstance(even, Conv) != isinstance(layer, Conv):
+            raise ValueError(
+                f"block {k}: frozen layer {2 * k} must be a {'1x1 Conv' if isinstance(layer, Conv) else 'Linear'}"
+            )
+        if tuple(frozen.structure_before(k - 1)) != tuple(target.structure_before(k - 1)):
+            raise ValueError(
+                f"block {k}: the structure before frozen layer {2 * k - 1} ({list(frozen.structure_before(k - 1))}) "
+                f"differs from the target's before its layer {k} ({list(target.structure_before(k - 1))}); copy it"
+            )
+        n_even = even.out_channels
+        if (k == target.depth and n_even != d[k]) or n_even < d[k]:
+            if k == target.depth:
+                raise ValueError(f"frozen output layer {2 * k} has {n_even} channels but the target's has {d[k]}")
+            raise InfeasibleError(
+                f"block {k}: even frozen layer {2 * k} has {n_even} channels but must carry the target's {d[k]}; use "
+                f">= {d[k]}",
+                block=k,
+                width=n_even,
+                width_needed=d[k],
+            )
+    if frozen.output_shape != target.output_shape:
+        raise ValueError(f"frozen outputs have shape {frozen.output_shape} but the target's {target.output_shape}")

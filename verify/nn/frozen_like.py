@@ -1,0 +1,381 @@
+"""A frozen network shaped for a torch target, and convolutional torch modules read into numpy (docs/design.md §9).
+
+`frozen_like` builds the frozen ``nn.Sequential`` for a target ``nn.Sequential``:
+
+* every ``Conv1d``/``Conv2d`` becomes ``Conv(k, same stride/padding/dilation/padding mode, n channels,
+  no bias) -> BatchNorm -> ReLU -> Conv 1x1 (C_out channels, no bias) -> BatchNorm`` (then the
+  target's ReLU);
+* every ``Linear`` becomes ``Linear(n) -> BatchNorm1d -> ReLU -> Linear(d_out) -> BatchNorm1d``;
+* pooling (``MaxPool``, ``AvgPool``, ``AdaptiveAvgPool``) and ``Flatten`` are copied; eval-mode
+  ``Dropout`` and ``Identity`` are dropped; the target's own BatchNorm (eval mode) is folded into
+  the layer before it when the target is read.
+
+A target of ``Linear``/``ReLU`` only gets the MLP frozen network of `verify.nn.frozen_mlp`.
+
+`conv_networks` reads a target and a frozen module into `verify.core.conv_networks.ConvTargetNetwork`
+and `ConvFrozenNetwork` for an input shape (the domain's); `fit_norm_layers` uses it for every
+module with convolutions, pooling or a target BatchNorm. Anything else is refused with a
+``ValueError`` naming the layer, its index and what would work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import fx, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, odd_widths
+from verify.core.convolution import AdaptiveAvgPool, AffineLayer, AvgPool, Conv, Flatten, Layer, Linear, MaxPool
+from verify.core.domains import Ball, Box, Domain
+from verify.core.validate import as_seed
+from verify.nn.graph_frozen import frozen_graph
+from verify.nn.mlp import frozen_mlp
+
+__all__ = ["conv_networks", "frozen_like", "read_target_layers", "uses_structure"]
+
+_CONV = (nn.Conv1d, nn.Conv2d)
+_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+_STRUCTURE = (*_POOLS, nn.Flatten)
+_SKIPPED = (nn.Dropout, nn.Identity)
+_WORKS = (
+    "Conv1d, Conv2d (groups=1), Linear, ReLU, BatchNorm1d/2d (folded into the layer before it), MaxPool1d/2d, "
+    "AvgPool1d/2d, AdaptiveAvgPool1d/2d, Flatten and eval-mode Dropout"
+)
+
+
+def _array(tensor: torch.Tensor | None) -> np.ndarray | None:
+    return None if tensor is None else tensor.detach().cpu().double().numpy()
+
+
+def _items(module: nn.Module, what: str) -> list[nn.Module]:
+    """The layers of a Sequential, nested Sequentials unrolled."""
+    if not isinstance(module, nn.Sequential):
+        raise ValueError(f"{what} must be a torch nn.Sequential of {_WORKS}; got {type(module).__name__}")
+    out = []
+    for layer in module:
+        out.extend(_items(layer, what) if isinstance(layer, nn.Sequential) else [layer])
+    return out
+
+
+def uses_structure(target: nn.Module, frozen: nn.Module) -> bool:
+    """Whether the pair needs `conv_networks` (the MLP reader `verify.nn.from_module` does not read it): a
+    convolution, pooling or Flatten in either module, or a BatchNorm in the target (to be folded)."""
+    kinds = (*_CONV, *_POOLS, nn.BatchNorm2d)
+    return any(isinstance(m, kinds) for m in (*target.modules(), *frozen.modules())) or any(
+        isinstance(m, _BatchNorm) for m in target.modules()
+    )
+
+
+def _conv(layer: nn.Module, index: int) -> Conv:
+    name = f"layer {index} ({layer})"
+    if layer.groups != 1:
+        raise ValueError(
+            f"{name}: groups={layer.groups} is not supported: a grouped convolution's kernel is block-diagonal over "
+            "channels, which the construction's flattened kernels (one scale per frozen channel) do not model; use "
+            "groups=1"
+        )
+    return Conv.build(
+        _array(layer.weight),
+        _array(layer.bias),
+        stride=tuple(layer.stride),
+        padding=layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
+        dilation=tuple(layer.dilation),
+        padding_mode=layer.padding_mode,
+    )
+
+
+def _pair(value: object, spatial: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * spatial
+
+
+def _structure(layer: nn.Module, index: int) -> Layer:
+    name = f"layer {index} ({layer})"
+    spatial = 1 if "1d" in type(layer).__name__ else 2
+    if isinstance(layer, nn.Flatten):
+        if layer.start_dim != 1 or layer.end_dim != -1:
+            raise ValueError(f"{name}: only nn.Flatten() (start_dim=1, end_dim=-1) is supported")
+        return Flatten()
+    if isinstance(layer, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        size = _pair(layer.output_size, spatial)
+        if any(s is None for s in size):
+            raise ValueError(f"{name}: an output size of None is not supported; give every size")
+        return AdaptiveAvgPool(tuple(int(s) for s in size))
+    if layer.ceil_mode:
+        raise ValueError(f"{name}: ceil_mode=True is not supported; use ceil_mode=False")
+    kernel = _pair(layer.kernel_size, spatial)
+    stride = _pair(layer.stride if layer.stride is not None else layer.kernel_size, spatial) or kernel
+    padding = _pair(layer.padding, spatial)
+    if isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d)):
+        if layer.return_indices:
+            raise ValueError(f"{name}: return_indices=True is not supported")
+        return MaxPool(kernel, stride, padding, _pair(layer.dilation, spatial))
+    if getattr(layer, "divisor_override", None) is not None:
+        raise ValueError(f"{name}: divisor_override is not supported; leave it None")
+    return AvgPool(kernel, stride, padding, bool(layer.count_include_pad))
+
+
+def _fold(layer: AffineLayer, norm: _BatchNorm, name: str) -> AffineLayer:
+    """``layer`` followed by the eval-mode BatchNorm ``norm``: one affine layer (per-channel scale and shift)."""
+    if norm.running_mean is None or norm.running_var is None:
+        raise ValueError(f"{name}: a BatchNorm without running statistics depends on the batch; use eval-mode stats")
+    if norm.num_features != layer.out_channels:
+        raise ValueError(f"{name}: {norm.num_features} features after a layer of {layer.out_channels} channels")
+    weight = _array(norm.weight) if norm.affine else np.ones(norm.num_features)
+    bias = _array(norm.bias) if norm.affine else np.zeros(norm.num_features)
+    scale = weight / np.sqrt(_array(norm.running_var) + norm.eps)
+    shift = bias - scale * _array(norm.running_mean)
+    shape = (-1, *([1] * (layer.weight.ndim - 1)))
+    new_weight, new_bias = layer.weight * scale.reshape(shape), scale * layer.bias + shift
+    if isinstance(layer, Conv):
+        return layer.like(new_weight, new_bias)
+    return Linear(new_weight, new_bias)
+
+
+def read_target_layers(target: nn.Module) -> list[Layer]:
+    """The target ``nn.Sequential`` as numpy layers: BatchNorm folded, a ReLU implied after every affine layer
+    but the last (a ``MaxPool`` between a layer and its ReLU moves after the ReLU: they commute)."""
+    layers: list[Layer] = []
+    waiting: list[Layer] = []  # max pools seen between an affine layer and its ReLU
+    needs_relu = False
+    items = _items(target, "target")
+    for i, layer in enumerate(items):
+        name = f"target layer {i} ({layer})"
+        if isinstance(layer, _SKIPPED):
+            if isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
+                raise ValueError(f"{name}: a train-mode Dropout is random; call target.eval()")
+            continue
+        if isinstance(layer, (*_CONV, nn.Linear)):
+            if needs_relu:
+                raise ValueError(f"{name}: two affine layers without a ReLU between them; add an nn.ReLU()")
+            if isinstance(layer, nn.Linear):
+                layers.append(
+                    Linear(
+                        _array(layer.weight),
+                        _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features),
+                    )
+                )
+            else:
+                layers.append(_conv(layer, i))
+            needs_relu = True
+        elif isinstance(layer, _BatchNorm) and not isinstance(layer, nn.SyncBatchNorm):
+            if not layers or not isinstance(layers[-1], AffineLayer) or not needs_relu or waiting:
+                raise ValueError(f"{name}: a target BatchNorm must follow a Conv or Linear directly (it is folded in)")
+            layers[-1] = _fold(layers[-1], layer, name)
+        elif isinstance(layer, nn.ReLU):
+            if not needs_relu:
+                raise ValueError(f"{name}: a ReLU must follow a Conv or Linear (and its BatchNorm)")
+            needs_relu = False
+            layers.extend(waiting)
+            waiting = []
+        elif isinstance(layer, _STRUCTURE):
+            op = _structure(layer, i)
+            if needs_relu and isinstance(op, MaxPool):
+                waiting.append(op)
+            elif needs_relu:
+                raise ValueError(
+                    f"{name}: {type(layer).__name__} between a layer and its ReLU; the construction needs the ReLU "
+                    "right after each layer (max pooling may come first): move the ReLU before it"
+                )
+            else:
+                layers.append(op)
+        else:
+            raise ValueError(f"{name} is not supported; supported layers: {_WORKS}")
+    if not layers or not any(isinstance(layer, AffineLayer) for layer in layers):
+        raise ValueError(f"target has no Conv or Linear layer; supported layers: {_WORKS}")
+    if not needs_relu:
+        raise ValueError(
+            "target must end with a Conv or Linear (its output is linear: a ReLU or pooling after the last layer "
+            "is not part of the construction); remove the trailing layers"
+        )
+    if waiting:
+        raise ValueError("target ends with a MaxPool after its last layer; the last layer must be a Conv or Linear")
+    return layers
+
+
+def _read_frozen(frozen: nn.Module) -> tuple[list[Layer], list[_BatchNorm]]:
+    """The frozen ``nn.Sequential`` as numpy layers and its BatchNorm modules (one after every affine layer)."""
+    layers: list[Layer] = []
+    norms: list[_BatchNorm] = []
+    items = _items(frozen, "frozen")
+    expect_norm = False
+    for i, layer in enumerate(items):
+        name = f"frozen layer {i} ({layer})"
+        if isinstance(layer, _SKIPPED) or isinstance(layer, nn.ReLU):
+            if isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
+                raise ValueError(f"{name}: a train-mode Dropout is random; call frozen.eval()")
+            if expect_norm:
+                raise ValueError(f"{name}: every frozen Conv/Linear must be followed by its BatchNorm")
+            continue
+        if expect_norm and not isinstance(layer, _BatchNorm):
+            raise ValueError(f"{name}: every frozen Conv/Linear must be followed by the BatchNorm whose γ, β are tuned")
+        if isinstance(layer, nn.Linear):
+            bias = _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
+            layers.append(Linear(_array(layer.weight), bias))
+            expect_norm = True
+        elif isinstance(layer, _CONV):
+            layers.append(_conv(layer, i))
+            expect_norm = True
+        elif isinstance(layer, _BatchNorm):
+            if not expect_norm:
+                raise ValueError(f"{name}: a frozen BatchNorm must follow a Conv or Linear")
+            if not layer.affine or layer.running_mean is None:
+                raise ValueError(f"{name}: the frozen BatchNorm needs affine=True and running statistics")
+            norms.append(layer)
+            expect_norm = False
+        elif isinstance(layer, _STRUCTURE):
+            layers.append(_structure(layer, i))
+        else:
+            raise ValueError(f"{name} is not supported in a frozen network; supported layers: {_WORKS}")
+    return layers, norms
+
+
+def _input_shape(domain: Domain | None, target_layers: Sequence[Layer]) -> tuple[int, ...]:
+    """The shape of one input: the domain's ``shape``, or its dimension when the target starts with a Linear
+    (or a Flatten); ValueError naming the first layer and what would work otherwise."""
+    first = target_layers[0]
+    if isinstance(domain, Box) and domain.shape is not None:
+        return domain.shape
+    if isinstance(domain, (Box, Ball)) and domain.dim is not None and isinstance(first, (Linear, Flatten)):
+        return (domain.dim,)
+    channels = next(layer for layer in target_layers if isinstance(layer, AffineLayer)).in_channels
+    raise ValueError(
+        f"the domain must give the shape of one input for a target whose first layer is {first.name}: "
+        f"verify.Box(lo, hi) with lo, hi shaped like one input (e.g. ({channels}, H, W)), or "
+        f"verify.Box(lo, hi, shape=({channels}, H, W)); got {domain!r}"
+    )
+
+
+def conv_networks(
+    target: nn.Module, frozen: nn.Module, domain: Domain | None
+) -> tuple[ConvTargetNetwork, ConvFrozenNetwork]:
+    """Both modules read into numpy networks (float64) over the domain's input shape; ValueError naming the
+    layer when a module is not supported or the domain's shape does not fit the first layer."""
+    target_layers = read_target_layers(target)
+    frozen_layers, norms = _read_frozen(frozen)
+    shape = _input_shape(domain, target_layers)
+    try:
+        t = ConvTargetNetwork(target_layers, shape)
+    except ValueError as error:
+        raise ValueError(f"the domain's input shape {shape} does not fit the target: {error}") from None
+    f = ConvFrozenNetwork(
+        frozen_layers,
+        shape,
+        running_mean=[_array(bn.running_mean) for bn in norms],
+        running_var=[_array(bn.running_var) for bn in norms],
+        eps=[float(bn.eps) for bn in norms],
+    )
+    return t, f
+
+
+def frozen_like(
+    target: nn.Module, width: str | int | float | Sequence[int] = "paper", *, seed: int = 0, density: float = 1.0
+) -> nn.Sequential | fx.GraphModule:
+    """A random frozen ``nn.Sequential`` (eval mode, the target's dtype and device) that can be tuned to ``target``.
+
+    A target that is not an ``nn.Sequential`` (a model written as a class, a ResNet) gets the same graph
+    with each Linear/Conv2d replaced by its frozen pair (`verify.nn.graph_frozen.frozen_graph`, docs/design.md §10).
+
+    Parameters
+    ----------
+    target : nn.Sequential
+        Conv1d/Conv2d (``groups=1``), Linear, ReLU, BatchNorm1d/2d (folded), MaxPool, AvgPool,
+        AdaptiveAvgPool, Flatten, eval-mode Dropout; it ends with a Conv or Linear.
+    width : "paper", "minimal", int, float or sequence of int
+        Odd channels ``n`` per target layer: ``"paper"`` is ``C_out·C_in·k_h·k_w`` (``d_out·d_in`` for a
+        Linear), ``"minimal"`` is ``C_out(C_in·k_h·k_w − 1) + 1``, an int the same for every layer, a
+        float a multiple of ``"paper"``, a sequence one per layer.
+    seed : int
+        Seeds the frozen weights ``N(0, 1/fan_in)`` (a generator of its own; torch's global one is untouched).
+    density : float
+        Keep each frozen weight with this probability (Bernoulli mask, kept weights scaled by
+        ``1/sqrt(density)``, docs/design.md §4); 1 is dense.
+
+    Returns
+    -------
+    nn.Sequential
+        Conv pairs ``Conv(k×k) -> BatchNormNd -> ReLU -> Conv(1×1) -> BatchNormNd`` and Linear pairs
+        with BatchNorm1d, the target's ReLUs, pooling and Flatten in place; frozen biases are absent,
+        BatchNorm starts at weight 1, bias 0, running mean 0, variance 1 (``eps = 1e-5``).
+    """
+    if not isinstance(target, nn.Sequential):  # a model written as a class: its graph (docs/design.md §10)
+        if density != 1:
+            raise ValueError(f"density={density!r}: sparse frozen pairs are built for nn.Sequential targets only")
+        return frozen_graph(target, width, seed=seed)
+    layers = read_target_layers(target)
+    affine = [layer for layer in layers if isinstance(layer, AffineLayer)]
+    widths = odd_widths(width, affine)
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
+        raise ValueError(f"density must be a number in (0, 1], got {density!r}")
+    parameter = next(target.parameters())
+    dtype, device = parameter.dtype, parameter.device
+    seed = as_seed(seed)
+    if all(isinstance(layer, Linear) for layer in layers) and density == 1:  # an MLP: frozen_mlp's stack
+        dims = [affine[0].in_channels]
+        for layer, n in zip(affine, widths, strict=True):
+            dims += [n, layer.out_channels]
+        return frozen_mlp(dims, seed=seed, dtype=dtype, device=device)
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(shape: tuple[int, ...]) -> torch.Tensor:
+        values = torch.randn(shape, generator=generator, dtype=torch.float64) / math.sqrt(math.prod(shape[1:]))
+        if density < 1:
+            keep = torch.rand(shape, generator=generator, dtype=torch.float64) < density
+            values = torch.where(keep, values / math.sqrt(density), torch.zeros_like(values))
+        return values.to(dtype)
+
+    modules: list[nn.Module] = []
+    originals = iter(m for m in _items(target, "target") if isinstance(m, (*_CONV, nn.Linear)))
+    position = 0
+    for layer in layers:
+        if not isinstance(layer, AffineLayer):
+            modules.append(_torch_structure(layer))
+            continue
+        original = next(originals)
+        n = widths[position]
+        with torch.random.fork_rng(devices=[]):  # torch's own initialization draws from the global generator
+            if isinstance(original, _CONV):
+                conv_type = type(original)
+                norm_type = nn.BatchNorm1d if conv_type is nn.Conv1d else nn.BatchNorm2d
+                odd = conv_type(
+                    original.in_channels,
+                    n,
+                    original.kernel_size,
+                    stride=original.stride,
+                    padding=original.padding,
+                    dilation=original.dilation,
+                    padding_mode=original.padding_mode,
+                    bias=False,
+                    dtype=dtype,
+                )
+                even = conv_type(n, original.out_channels, 1, bias=False, dtype=dtype)
+            else:
+                norm_type = nn.BatchNorm1d
+                odd = nn.Linear(original.in_features, n, bias=False, dtype=dtype)
+                even = nn.Linear(n, original.out_features, bias=False, dtype=dtype)
+        with torch.no_grad():
+            odd.weight.copy_(draw(tuple(odd.weight.shape)))
+            even.weight.copy_(draw(tuple(even.weight.shape)))
+        modules += [odd, norm_type(n, dtype=dtype), nn.ReLU(), even, norm_type(layer.out_channels, dtype=dtype)]
+        position += 1
+        if position < len(affine):
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules).to(device).eval()
+
+
+def _torch_structure(layer: Layer) -> nn.Module:
+    """The torch module of a copied structure layer."""
+    spatial = len(getattr(layer, "kernel", getattr(layer, "output_size", ())))
+    if isinstance(layer, Flatten):
+        return nn.Flatten()
+    if isinstance(layer, MaxPool):
+        pool = nn.MaxPool1d if spatial == 1 else nn.MaxPool2d
+        return pool(layer.kernel, layer.stride, layer.padding, layer.dilation)
+    if isinstance(layer, AvgPool):
+        pool = nn.AvgPool1d if spatial == 1 else nn.AvgPool2d
+        return pool(layer.kernel, layer.stride, layer.padding, count_include_pad=layer.count_include_pad)
+    pool = nn.AdaptiveAvgPool1d if spatial == 1 else nn.AdaptiveAvgPool2d
+    return pool(layer.output_size if spatial > 1 else layer.output_size[0])

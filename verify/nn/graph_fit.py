@@ -1,0 +1,537 @@
+"""Reconstruct a target graph node by node (docs/design.md §10) and certify the whole graph.
+
+Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetwork([W], [b])`` (its
+BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
+for that node's input (`verify.nn.graph_bounds`). A depth-1 target has no ReLU after its layer,
+which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
+target. Each pair's own certificate proves ``|ĝ − f̂| <= e_k`` on its box. The graph's figures:
+
+* ``error_bound``: the pairs' bounds carried through the graph to first order (``|W| e + e_k`` at a
+  Linear, the node itself elsewhere: an addition adds its inputs' errors, ReLU and pooling are
+  1-Lipschitz), plus the rounding of a folded target BatchNorm; certified when
+  ``error_bound <= rtol · scale`` (``scale``: the target evaluated with absolute values over the domain);
+* ``margin_ratio`` per node: the error carried into a pair, ``|s| |B| e_in``, against its activity
+  margins; ``<= 1`` means no upstream error can take a shifted neuron out of its linear regime. Where it
+  can, the neuron leaves it by at most the excess (ReLU is 1-Lipschitz), and ``|s'| |A|`` times that
+  excess is added to the pair's output error, as `verify.core.error_bound` does within a network;
+* ``shift_ratio`` per node: the largest bias shift ``τ`` against the largest signal ``|s ⊙ (B z + c)|``
+  the pair's odd layer carries on the sample points: how loose the bounds at that depth became (the
+  even layer cancels ``A τ``, so about ``shift_ratio · ε`` relative precision is what it costs);
+* the end-to-end check: both modules' own operations (their traced graphs run node by node) on fresh
+  domain points (corners included), every node's observed error against its propagated bound.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from verify.construction.reconstruct import Reconstruction, reconstruct
+from verify.core.bias_shift import activity_margin
+from verify.core.domains import AffineRange, Box, Domain
+from verify.core.errors import CertificateError
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.numerics import json_ready, residual_ratio
+from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
+from verify.nn.graph_bounds import interval_bounds, node_values, propagate
+from verify.nn.modules import from_module
+
+__all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
+
+CHECK_BATCH = 16
+"""Points per forward pass of the end-to-end check."""
+
+FOLD_OPS = 10
+"""Roundings of a target BatchNorm evaluated after its Linear (as `verify.core.error_bound` counts them):
+folding it into the Linear changes ``f̂`` by at most ``FOLD_OPS · u`` times the node's magnitude."""
+
+
+@dataclass(frozen=True)
+class NodeFit:
+    """One target Linear of the graph and the reconstruction of its frozen pair.
+
+    Attributes
+    ----------
+    name, source : str
+        The graph node and where it comes from (module path and class).
+    depth : int
+        Linear nodes on the longest path from the input up to and including this one.
+    result : verify.Reconstruction
+        The pair's one-block reconstruction, with its certificate (on ``region``).
+    region : Domain
+        The box (or, for a Linear reading the input, the domain) its certificate covers.
+    shift_ratio : float
+        ``max τ / max |s ⊙ (B z + c)|`` over the sample points: the largest bias shift against the signal.
+    margin_ratio : float
+        ``max |s| (|B| e_in) / margin`` over the odd neurons (0/0 read as 0): ``<= 1`` means the error
+        carried into the pair cannot take a shifted neuron out of its linear regime (above 1, the excess
+        is counted in ``error_bound``).
+    error_bound : float
+        Propagated bound on ``|ĝ − f̂|`` at the node's output (largest entry).
+    observed_error : float
+        ``max |ĝ − f̂|`` at the node's output over the sample points (torch's forwards).
+    scale : float
+        The target's absolute-value evaluation at the node's output (largest entry).
+    seconds : float
+        Wall time of the pair's reconstruction.
+    """
+
+    name: str
+    source: str
+    depth: int
+    result: Reconstruction
+    region: Domain
+    shift_ratio: float
+    margin_ratio: float
+    error_bound: float
+    observed_error: float
+    scale: float
+    seconds: float = 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        """``observed_error / error_bound`` (0/0 read as 0): must be ``<= 1``."""
+        return residual_ratio(np.array(self.observed_error), np.array(self.error_bound))
+
+
+@dataclass(frozen=True, eq=False)
+class GraphReconstruction:
+    """The reconstruction of a target graph: one `NodeFit` per Linear, and the whole graph's certificate.
+
+    Attributes
+    ----------
+    nodes : tuple of NodeFit
+        In topological order.
+    error_bound : float
+        Propagated bound on ``max |ĝ − f̂|`` at the output over the domain.
+    scale : float
+        The target's absolute-value evaluation at the output over the domain (largest entry).
+    rtol : float
+        Accuracy demanded: ``error_bound <= rtol · scale``.
+    points : int
+        Fresh domain points of the end-to-end check (half on the boundary; a box's corners included).
+    max_abs_error, max_relative_error : float
+        ``max |g(x) − f(x)|`` of the modules' own operations on those points, and that over ``max |f(x)|``.
+    output_size : float
+        ``max |f(x)|`` over those points: what the output really is, against ``scale``, what the interval
+        bounds allow it to be.
+    domain : Domain
+        The input domain.
+    """
+
+    nodes: tuple[NodeFit, ...]
+    error_bound: float
+    scale: float
+    rtol: float
+    points: int
+    max_abs_error: float
+    max_relative_error: float
+    domain: Domain
+    output_size: float = 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        """Worst ``observed / bound`` over the output and every node (must be ``<= 1``)."""
+        output = residual_ratio(np.array(self.max_abs_error), np.array(self.error_bound))
+        return max([output] + [n.error_ratio for n in self.nodes])
+
+    @property
+    def bound_over_output(self) -> float:
+        """``error_bound / max |f|`` on the points: the certified bound against the output's actual size
+        (``error_bound / scale`` is smaller by however much the interval bounds overstate the output)."""
+        return residual_ratio(np.array(self.error_bound), np.array(self.output_size))
+
+    @property
+    def max_shift_ratio(self) -> float:
+        """The largest bias shift relative to the signal over all pairs."""
+        return max((n.shift_ratio for n in self.nodes), default=0.0)
+
+    @property
+    def depth(self) -> int:
+        """The largest depth of a Linear node."""
+        return max((n.depth for n in self.nodes), default=0)
+
+    def failures(self) -> list[str]:
+        """What does not hold, in words (empty when the certificate holds)."""
+        out = []
+        if not self.error_bound <= self.rtol * self.scale:
+            out.append(
+                f"the propagated error bound {self.error_bound:.3g} is {self.error_bound / self.scale:.3g} of the "
+                f"target's scale {self.scale:.3g}, above rtol = {self.rtol:.3g}"
+            )
+        if not self.error_ratio <= 1:
+            out.append(f"a sampled error exceeds its propagated bound ({self.error_ratio:.3g} of it)")
+        return out
+
+    @property
+    def holds(self) -> bool:
+        """Every pair certified (they are, or no result exists), the propagated bound within ``rtol``,
+        and no sampled error beyond its bound."""
+        return not self.failures()
+
+    def by_depth(self) -> list[dict]:
+        """Per depth: the nodes, the largest shift ratio, the largest bound and worst observed/bound ratio."""
+        rows = []
+        for depth in sorted({n.depth for n in self.nodes}):
+            at = [n for n in self.nodes if n.depth == depth]
+            rows.append(
+                {
+                    "depth": depth,
+                    "nodes": [n.name for n in at],
+                    "max_shift_ratio": max(n.shift_ratio for n in at),
+                    "max_margin_ratio": max(n.margin_ratio for n in at),
+                    "error_bound": max(n.error_bound for n in at),
+                    "relative_error_bound": max(n.error_bound / n.scale if n.scale > 0 else 0.0 for n in at),
+                    "worst_error_ratio": max(n.error_ratio for n in at),
+                }
+            )
+        return rows
+
+    def to_dict(self) -> dict:
+        """JSON-ready figures (no arrays)."""
+        return json_ready(
+            {
+                "holds": self.holds,
+                "error_bound": self.error_bound,
+                "scale": self.scale,
+                "rtol": self.rtol,
+                "points": self.points,
+                "max_abs_error": self.max_abs_error,
+                "max_relative_error": self.max_relative_error,
+                "output_size": self.output_size,
+                "bound_over_output": self.bound_over_output,
+                "error_ratio": self.error_ratio,
+                "by_depth": self.by_depth(),
+            }
+        )
+
+
+def _input_box(graph: ModelGraph, domain: Domain) -> tuple[Domain, tuple[int, ...]]:
+    """The domain resolved for the graph's input, and the shape of one input."""
+    if not isinstance(domain, Domain):
+        raise ValueError(f"domain must be a verify.Ball or a verify.Box, got {type(domain).__name__}")
+    if domain.dim is None:
+        first = [n for n in graph.nodes if n.kind == LINEAR and graph.node(n.inputs[0]).kind == INPUT]
+        if not first:
+            raise ValueError(
+                "the domain has no dimension and the input does not feed a Linear directly; give lo and hi "
+                "(or the ball's center) as arrays shaped like one input"
+            )
+        domain = domain.resolve(first[0].weight.shape[1])
+    shape = getattr(domain, "shape", None)  # a box over tensors (C, H, W) keeps its shape, its bounds flat
+    return domain, tuple(shape) if shape else (domain.dim,)
+
+
+def _pair_module(pair: GraphNode) -> nn.Sequential:
+    """The pair's own modules (shared, not copied) as the Sequential `verify.nn.modules.from_module` reads."""
+    first, norm1, second, norm2 = pair.modules
+    return nn.Sequential(first, norm1, nn.ReLU(), second, norm2)
+
+
+def _flat(value: torch.Tensor, node: GraphNode) -> torch.Tensor:
+    if value.dim() != 2:
+        raise ValueError(
+            f"Linear node '{node.name}' ({node.source}) reads a tensor of shape {tuple(value.shape[1:])} per "
+            "input; a Linear must read flat (batch, features) inputs here (flatten before it)"
+        )
+    return value
+
+
+def _per_channel(node: GraphNode, values: torch.Tensor) -> torch.Tensor:
+    """``values`` (one per output neuron or channel) shaped to broadcast against the node's output."""
+    return values.reshape(1, -1, *[1] * (node.weight.dim() - 2))
+
+
+@dataclass(frozen=True)
+class _Regime:
+    """A pair's odd layer as errors see it (docs/design.md §10).
+
+    ``margin`` is each odd neuron's (channel's) activity margin over the node's input box
+    (`verify.core.bias_shift.activity_margin`, the smallest over all output positions of a
+    convolution); ``odd(e)`` how far an input error ``e`` moves each odd pre-activation, ``|s| (|B| e)``
+    (largest over positions); ``even`` is ``|s'| |A|``, how an odd output error reaches the pair's output.
+    """
+
+    node: GraphNode
+    scale: np.ndarray
+    bias: torch.Tensor | None
+    odd_weight: torch.Tensor
+    margin: np.ndarray
+    even: np.ndarray
+
+    @classmethod
+    def of(cls, node: GraphNode, fitted: tuple[Reconstruction, Domain, nn.Sequential], box: tuple) -> _Regime:
+        result, _, module = fitted
+        s, tau = (np.asarray(v, dtype=np.float64) for v in (result.scales[0], result.shifts[0]))
+        weight = module[0].weight.detach().double().cpu()
+        c = None if module[0].bias is None else module[0].bias.detach().double().cpu()
+        z_lo, z_hi = (v.detach().double().cpu() for v in box)
+        mid, rad = (z_lo + z_hi) / 2, (z_hi - z_lo) / 2
+        h_mid, h_rad = node.apply(mid, weight, c), node.apply(rad, weight.abs())
+        h_size = node.apply(mid.abs(), weight.abs()) + h_rad + (0.0 if c is None else _per_channel(node, c.abs()))
+        image = AffineRange(*(v.reshape(len(s), -1).numpy().T for v in (h_mid, h_rad, h_size)))
+        margin = np.maximum(activity_margin(s, tau, image), 0.0).min(axis=0)
+        a = module[3].weight.detach().double().cpu().numpy().reshape(module[3].weight.shape[0], -1)
+        even = np.abs(np.asarray(result.scales[1], dtype=np.float64))[: a.shape[0], None] * np.abs(a)
+        return cls(node, s, c, weight, margin, even)
+
+    def moved(self, e_in: torch.Tensor) -> np.ndarray:
+        """How far an input error ``e_in`` can move each odd pre-activation (largest over positions)."""
+        moved = self.node.apply(e_in.detach().double().cpu(), self.odd_weight.abs())
+        return np.abs(self.scale) * moved.reshape(len(self.scale), -1).amax(dim=1).numpy()
+
+    def excess_effect(self, e_in: torch.Tensor) -> torch.Tensor:
+        """What neurons pushed beyond their margin add at the pair's output: a neuron leaves its linear
+        regime by at most ``max(0, moved − margin)`` (ReLU is 1-Lipschitz), carried by ``|s'| |A|``."""
+        excess = np.maximum(self.moved(e_in) - self.margin, 0.0)
+        return _per_channel(self.node, torch.as_tensor(self.even @ excess))
+
+    def signal(self, z: torch.Tensor) -> float:
+        """``max |s ⊙ (B z + c)|`` over the points ``z`` and all positions."""
+        h = self.node.apply(z.detach().double().cpu(), self.odd_weight, self.bias)
+        return float((torch.as_tensor(self.scale).reshape(1, -1, *[1] * (h.dim() - 2)) * h).abs().max())
+
+
+def _one_block(
+    node: GraphNode, module: nn.Sequential, box: tuple, domain: Domain, reads_input: bool
+) -> tuple[TargetNetwork, FrozenNetwork, Domain]:
+    """The node's one-block problem: the target layer, its frozen pair and the region of its input.
+
+    A convolution is solved on its patches (docs/design.md §10): every output position applies the same
+    kernel to one ``C_in·k_h·k_w`` patch of the input, so the pair is the one-block problem of the
+    flattened kernel ``W (C_out × C_in k_h k_w)``, ``B (n × C_in k_h k_w)``, ``A (C_out × n)`` on a box
+    containing every patch: the smallest and largest value each patch entry takes over all positions of
+    the input box (zero padding included as the zeros it is).
+    """
+    if not node.is_conv:
+        z_lo, z_hi = (_flat(v, node)[0].numpy() for v in box)
+        region = domain if reads_input and domain.dim == z_lo.shape[0] else Box(z_lo, z_hi)
+        return TargetNetwork([node.weight], [node.bias]), from_module(module), region
+    kernel = tuple(node.weight.shape[2:])
+    patches = [F.unfold(v.double(), kernel, **node.options)[0] for v in box]  # (C_in k_h k_w, positions)
+    region = Box(patches[0].amin(dim=1).numpy(), patches[1].amax(dim=1).numpy())
+    first, norm1, _, second, norm2 = module
+    flat = [first.weight.detach().flatten(1), second.weight.detach().flatten(1)]
+    biases = [None if layer.bias is None else layer.bias.detach() for layer in (first, second)]
+    frozen = FrozenNetwork(
+        flat,
+        biases,
+        [norm1.running_mean.detach(), norm2.running_mean.detach()],
+        [norm1.running_var.detach(), norm2.running_var.detach()],
+        eps=[float(norm1.eps), float(norm2.eps)],
+    )
+    return TargetNetwork([node.weight.flatten(1)], [node.bias]), frozen, region
+
+
+def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: Any) -> GraphReconstruction:
+    """Solve for the BatchNorm parameters of every frozen pair of ``frozen`` so that it computes ``target``.
+
+    ``target`` is read as a graph (`verify.nn.graph.read_graph`), ``frozen`` must have the same graph
+    with every target Linear replaced by its pair (`verify.nn.graph.match` says which node does not).
+    ``options`` go to every pair's `verify.reconstruct` (``mode``, ``method``, ``rtol``, ``samples``,
+    ``seed``). The BatchNorm weights and biases are loaded into ``frozen`` only once the graph's
+    certificate holds (else `verify.CertificateError`, and ``frozen`` is unchanged); ``frozen`` is
+    left in eval mode.
+    """
+    target_graph, frozen_graph = read_graph(target, "target"), read_graph(frozen, "frozen")
+    pairs = match(target_graph, frozen_graph)
+    domain, shape = _input_box(target_graph, domain)
+    rtol = options.get("rtol", 1e-6)
+    samples, seed = options.get("samples", 256), options.get("seed", 0)
+    lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
+    bounds = interval_bounds(target_graph, lo, hi)
+
+    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]] = {}
+    seconds: dict[str, float] = {}
+    for node in target_graph.layers:
+        source = target_graph.node(node.inputs[0])
+        module = _pair_module(pairs[node.name])
+        one, pair, region = _one_block(node, module, bounds[source.name], domain, source.kind == INPUT)
+        started = time.perf_counter()
+        results[node.name] = (reconstruct(one, pair, region, **options), region, module)
+        seconds[node.name] = time.perf_counter() - started
+
+    magnitude = propagate(
+        target_graph,
+        torch.maximum(lo.abs(), hi.abs()),
+        lambda name, e: _per_channel(target_graph.node(name), target_graph.node(name).bias.abs().double()),
+    )
+    unit = {name: _unit_roundoff(results[name][0]) for name in results}
+    regimes = {node.name: _Regime.of(node, results[node.name], bounds[node.inputs[0]]) for node in target_graph.layers}
+
+    def carried(name: str, e_in: torch.Tensor) -> torch.Tensor:
+        """A pair's own bound, the rounding of a folded BatchNorm, and what neurons leaving their regime add."""
+        result, _, _ = results[name]
+        fold = FOLD_OPS * unit[name] * magnitude[name] if len(target_graph.node(name).modules) == 2 else 0.0
+        return result.certificate.error_bound + fold + regimes[name].excess_effect(e_in)
+
+    errors = propagate(target_graph, torch.zeros_like(lo), carried)
+
+    saved = {
+        id(m[i]): (m[i].weight.detach().clone(), m[i].bias.detach().clone())
+        for *_, m in results.values()
+        for i in (1, 4)
+    }
+    was_training = frozen.training
+    _load(results)
+    frozen.eval()
+    try:
+        fitted = _certify(
+            target_graph,
+            frozen_graph,
+            pairs,
+            results,
+            seconds,
+            regimes,
+            magnitude,
+            errors,
+            domain,
+            shape,
+            rtol,
+            samples,
+            seed,
+        )
+    except BaseException:
+        _restore(results, saved, frozen, was_training)
+        raise
+    if not fitted.holds:
+        _restore(results, saved, frozen, was_training)
+        raise CertificateError(
+            "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
+        )
+    return fitted
+
+
+def _unit_roundoff(result: Reconstruction) -> float:
+    """Unit roundoff of the dtype the pair was certified in."""
+    return float(torch.finfo(getattr(torch, result.certificate.dtype)).eps) / 2
+
+
+def _load(results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]]) -> None:
+    """Write every pair's γ, β into its two BatchNorm modules (the frozen module's own)."""
+    with torch.no_grad():
+        for result, _, module in results.values():
+            for bn, gamma, beta in zip((module[1], module[4]), result.gamma, result.beta, strict=True):
+                bn.weight.copy_(torch.as_tensor(gamma, dtype=bn.weight.dtype, device=bn.weight.device))
+                bn.bias.copy_(torch.as_tensor(beta, dtype=bn.bias.dtype, device=bn.bias.device))
+
+
+def _restore(
+    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
+    saved: dict[int, tuple[torch.Tensor, torch.Tensor]],
+    frozen: nn.Module,
+    was_training: bool,
+) -> None:
+    with torch.no_grad():
+        for _, _, module in results.values():
+            for bn in (module[1], module[4]):
+                weight, bias = saved[id(bn)]
+                bn.weight.copy_(weight)
+                bn.bias.copy_(bias)
+    frozen.train(was_training)
+
+
+def _largest(value: torch.Tensor) -> float:
+    return float(value.abs().max()) if value.numel() else 0.0
+
+
+def _node_fit(
+    node: GraphNode,
+    fitted: tuple[Reconstruction, Domain, nn.Sequential],
+    regime: _Regime,
+    depth: int,
+    signal: float,
+    error_in: torch.Tensor,
+    error_out: torch.Tensor,
+    observed: float,
+    scale: float,
+    seconds: float,
+) -> NodeFit:
+    """The figures of one pair: shift against signal on the sample inputs, margin against carried error."""
+    result, region, _ = fitted
+    tau = np.asarray(result.shifts[0], dtype=np.float64)
+    return NodeFit(
+        name=node.name,
+        source=node.source,
+        depth=depth,
+        result=result,
+        region=region,
+        shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(signal)),
+        margin_ratio=residual_ratio(regime.moved(error_in), regime.margin),
+        error_bound=_largest(error_out),
+        observed_error=observed,
+        scale=scale,
+        seconds=seconds,
+    )
+
+
+def _certify(
+    target_graph: ModelGraph,
+    frozen_graph: ModelGraph,
+    pairs: dict[str, GraphNode],
+    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
+    seconds: dict[str, float],
+    regimes: dict[str, _Regime],
+    magnitude: dict[str, Any],
+    errors: dict[str, Any],
+    domain: Domain,
+    shape: tuple[int, ...],
+    rtol: float,
+    samples: int,
+    seed: int,
+) -> GraphReconstruction:
+    """The graph's certificate, with the end-to-end check on fresh points (``seed + 1``): both modules' own
+    operations, node by node (their traced graphs run by torch.fx's interpreter), every layer and the output."""
+    target, frozen = target_graph.module, frozen_graph.module
+    points = domain.sample(samples, np.random.default_rng(seed + 1)).reshape(samples, *shape)
+    t_param, f_param = next(target.parameters()), next(frozen.parameters())
+    layers = target_graph.layers
+    t_keep = {n.name for n in layers} | {n.inputs[0] for n in layers} | {target_graph.output}
+    f_keep = {pairs[n.name].name for n in layers} | {frozen_graph.output}
+    observed = dict.fromkeys(t_keep, 0.0)
+    signal = dict.fromkeys(t_keep, 0.0)
+    size = error = 0.0
+    for start in range(0, samples, CHECK_BATCH):  # batches: a wide pair's odd layer is large per point
+        chunk = points[start : start + CHECK_BATCH]
+        x_t = torch.tensor(chunk, dtype=t_param.dtype, device=t_param.device)
+        x_f = torch.tensor(chunk, dtype=f_param.dtype, device=f_param.device)
+        t_values, f_values = node_values(target_graph, x_t, t_keep), node_values(frozen_graph, x_f, f_keep)
+        for node in layers:
+            difference = f_values[pairs[node.name].name].double() - t_values[node.name].double()
+            observed[node.name] = max(observed[node.name], _largest(difference))
+            signal[node.name] = max(signal[node.name], regimes[node.name].signal(t_values[node.inputs[0]]))
+        f, g = t_values[target_graph.output].double(), f_values[frozen_graph.output].double()
+        size, error = max(size, _largest(f)), max(error, _largest(g - f))
+    depths = target_graph.depths()
+    nodes = [
+        _node_fit(
+            node,
+            results[node.name],
+            regimes[node.name],
+            depths[node.name],
+            signal[node.name],
+            errors[node.inputs[0]],
+            errors[node.name],
+            observed[node.name],
+            _largest(magnitude[node.name]),
+            seconds[node.name],
+        )
+        for node in layers
+    ]
+    return GraphReconstruction(
+        nodes=tuple(nodes),
+        error_bound=_largest(errors[target_graph.output]),
+        scale=_largest(magnitude[target_graph.output]),
+        rtol=rtol,
+        points=samples,
+        max_abs_error=error,
+        max_relative_error=error / size if size > 0 else error,
+        domain=domain,
+        output_size=size,
+    )

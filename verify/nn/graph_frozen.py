@@ -1,0 +1,74 @@
+"""A frozen module for a target graph (docs/design.md §10): the same graph, each Linear replaced by its frozen pair.
+
+The pair of a target Linear ``W`` (``d_out × d_in``) is ``Linear(d_in, n) → BatchNorm1d → ReLU →
+Linear(n, d_out) → BatchNorm1d`` with random frozen weights, drawn as
+`verify.FrozenNetwork.for_target` draws a one-block network (``width``: ``"paper"`` gives
+``n = d_out·d_in``, ``"minimal"``, an int, or a float multiple of ``"paper"``), registered at the
+Linear's own path; a BatchNorm the target has after its Linear is folded into the Linear and has no
+node of its own. Every other node (ReLU, additions, pooling, …) and its module is copied.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.validate import as_seed
+from verify.nn.export import to_module
+from verify.nn.graph import LINEAR, GraphNode, read_graph
+
+__all__ = ["frozen_graph"]
+
+
+def frozen_graph(target: nn.Module, width: str | int | float = "paper", *, seed: int = 0) -> fx.GraphModule:
+    """The frozen module for ``target``: its graph with every Linear replaced by a frozen pair, in eval mode.
+
+    ``target`` is read by `verify.nn.graph.read_graph` (refusals name the node, its source and why).
+    Each pair is drawn with its own seed from ``seed`` (`numpy.random.SeedSequence`), in the dtype
+    and on the device of the Linear it replaces; torch's global generator is left untouched. The
+    result is a `torch.fx.GraphModule` whose forward runs the target's graph with the pairs.
+    """
+    graph = read_graph(target, "target")
+    seeds = np.random.SeedSequence(as_seed(seed)).generate_state(max(1, len(graph.layers)))
+    layer_seed = {node.name: int(s) for node, s in zip(graph.layers, seeds, strict=False)}
+    built = fx.Graph()
+    env: dict[str, fx.Node] = {}
+    modules: dict[str, nn.Module] = {}
+    for fx_node in graph.traced.graph.nodes:
+        name = graph.aliases.get(fx_node.name, fx_node.name)
+        if name != fx_node.name:  # a BatchNorm folded into the Linear before it: its value is the pair's output
+            env[fx_node.name] = env[name]
+            continue
+        if fx_node.op == "call_module":
+            module = graph.traced.get_submodule(fx_node.target)
+            if graph.node(name).kind == LINEAR:
+                modules[fx_node.target] = _pair(graph.node(name), width, layer_seed[name])
+            else:
+                modules[fx_node.target] = copy.deepcopy(module)
+        env[fx_node.name] = built.node_copy(fx_node, lambda n: env[n.name])
+    return fx.GraphModule(modules, built, class_name=f"Frozen{type(target).__name__}").eval()
+
+
+def _pair(layer: GraphNode, width: str | int | float, seed: int) -> nn.Sequential:
+    """The frozen pair of a target layer, drawn as a one-block `verify.FrozenNetwork` for a ``d_out × d_in``
+    target (a convolution's kernel flattened: ``d_in = C_in k_h k_w``, paper width the number of target
+    weights, docs/design.md §10) and returned as torch modules in the layer's dtype and on its device."""
+    weight = layer.weight
+    one = TargetNetwork([np.zeros((weight.shape[0], weight[0].numel()))])
+    frozen = FrozenNetwork.for_target(one, width=width, seed=seed)
+    if not layer.is_conv:
+        return to_module(frozen, dtype=weight.dtype, device=weight.device)
+    b, a = frozen.weights
+    n, c_out, c_in = b.shape[0], weight.shape[0], weight.shape[1]
+    with torch.random.fork_rng(devices=[]):  # the layers' own initialization is overwritten below
+        first = nn.Conv2d(c_in, n, tuple(weight.shape[2:]), bias=False, **layer.options)
+        second = nn.Conv2d(n, c_out, 1, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor(b.reshape(first.weight.shape)))
+        second.weight.copy_(torch.tensor(a.reshape(second.weight.shape)))
+    pair = nn.Sequential(first, nn.BatchNorm2d(n, eps=0.0), nn.ReLU(), second, nn.BatchNorm2d(c_out, eps=0.0))
+    return pair.to(dtype=weight.dtype, device=weight.device).eval()
