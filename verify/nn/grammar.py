@@ -145,7 +145,7 @@ REFUSED = {
             "AdaptiveAvgPool2d",
         ),
         "the MLP reader reads Linear stacks only; a convolutional network is read by fit_norm_layers (through "
-        "verify.nn.frozen_like.conv_networks, docs/design.md §8), its frozen network built by frozen_like",
+        "verify.nn.frozen_like.conv_networks, docs/design.md §9), its frozen network built by frozen_like",
     ),
 }
 """Class name -> why a layer of that class cannot be read (docs/design.md §7 for the normalizations)."""

@@ -162,7 +162,7 @@ dilation 1-2, a BatchNorm2d after the first conv in about half the cases, max or
 first ReLU in about half, an AdaptiveAvgPool2d(2) + Flatten + Linear head in about half), then
 `frozen_like(target, width=mode, seed=case)` and `fit_norm_layers(frozen, target, Box(0, 1, shape=...),
 mode=mode)`, then torch's forward of both modules on {sizes} fresh images. The certificate of a
-convolutional network is sampled (docs/design.md §8): no rigorous floating-point bound over the whole domain
+convolutional network is sampled (docs/design.md §9): no rigorous floating-point bound over the whole domain
 is computed. `conv/tight/*` removes one channel from one conv block's odd layer and checks the refusal with
 tight/*'s independent evidence; `conv/sparse` compares matching size and numerical rank on masked conv
 blocks."""
