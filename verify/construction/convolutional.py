@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from verify.construction.result import Reconstruction
-from verify.construction.tuning import tune_block
+from verify.construction.tuning import check_options, tune_block
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.conv_networks import (
     ConvFrozenNetwork,
@@ -39,8 +39,6 @@ from verify.core.domains import Domain
 from verify.core.errors import CertificateError
 from verify.core.numerics import residual_ratio
 from verify.core.tolerances import evaluation_tolerance
-from verify.core.validate import as_real
-from verify.solvers.registry import METHODS
 
 __all__ = ["reconstruct_convolutional", "sampled_check"]
 
@@ -64,22 +62,12 @@ def reconstruct_convolutional(
     back one array per frozen affine layer (per channel: the BatchNorm2d of a convolution).
     """
     check_conv_architecture(target, frozen)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if mode not in ("paper", "minimal"):
-        raise ValueError(f"mode must be one of ('paper', 'minimal'), got {mode!r}")
-    if mode == "minimal" and method not in ("auto", "lstsq"):
-        raise ValueError(f"method {method!r} solves the paper-mode equation; mode='minimal' takes 'auto' or 'lstsq'")
+    check_options(mode, method, samples, rtol, bound)
     if domain is None:
         raise ValueError(
             "domain=None (exact on all of R^d) needs paired dense layers; a convolutional network needs a bounded "
             "domain: verify.Box(lo, hi) with lo, hi shaped like one input, or verify.Ball"
         )
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    as_real(rtol, "rtol", positive=True)
-    if bound is not None:
-        as_real(bound, "bound", positive=True)
     domain = resolve_domain(domain, target.input_shape)
     regions = target.input_regions(domain)
     tuned = [

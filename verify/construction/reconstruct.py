@@ -27,7 +27,7 @@ import numpy as np
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.residual import reconstruct_residual
 from verify.construction.result import Reconstruction
-from verify.construction.tuning import MODES, tune_block
+from verify.construction.tuning import MODES, check_options, tune_block
 from verify.core.blocks import blocks, check_architecture
 from verify.core.bounds import block_input_regions
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
@@ -41,9 +41,7 @@ from verify.core.numerics import residual_ratio
 from verify.core.residual import ResidualFrozenNetwork
 from verify.core.threads import limited
 from verify.core.tolerances import evaluation_tolerance
-from verify.core.validate import as_real
 from verify.solvers.exact import check_exact_reach, exact_check
-from verify.solvers.registry import METHODS
 
 __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
 
@@ -319,13 +317,7 @@ def _check_arguments(
     bound: object = None,
 ) -> None:
     check_architecture(target, frozen)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if mode == "minimal" and method not in ("auto", "lstsq"):
-        raise ValueError(
-            f"method {method!r} solves the paper-mode equation K γ = vec(W); mode='minimal' uses the SVD null "
-            "space (method 'auto' or 'lstsq'). Use mode='paper' for this method"
-        )
+    check_options(mode, method, samples, rtol, bound)
     if domain is None:
         unpaired = [block.k for block in blocks(target, frozen) if block.pairs is None]
         if unpaired:
@@ -338,12 +330,5 @@ def _check_arguments(
             raise ValueError(f"method {method!r} needs a bounded domain; a paired network on R^d has no bias shift")
     elif not isinstance(domain, Domain):
         raise ValueError(f"domain must be a verify.Ball, a verify.Box or None, got {type(domain).__name__}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if method == "exact":  # refused before any block is solved, with the time estimate
         check_exact_reach(target.widths)
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    as_real(rtol, "rtol", positive=True)  # refuses True, strings and NaN by name
-    if bound is not None:
-        as_real(bound, "bound", positive=True)  # checked whatever the method, so a typo is never ignored

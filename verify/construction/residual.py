@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from verify.construction.tuning import MODES, tune_block
+from verify.construction.tuning import check_options, tune_block
 from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
@@ -34,7 +34,6 @@ from verify.core.residual_certificate import (
     residual_tolerance_of,
 )
 from verify.core.validate import as_real
-from verify.solvers.registry import METHODS
 
 __all__ = ["ResidualReconstruction", "reconstruct_residual"]
 
@@ -120,21 +119,12 @@ def reconstruct_residual(
         Mismatched architectures, a domain that is not a bounded `Domain`, an unknown mode or method.
     """
     check_residual_architecture(target, frozen)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if mode == "minimal" and method not in ("auto", "lstsq"):
-        raise ValueError(f"mode='minimal' uses the SVD null space (method 'auto' or 'lstsq'), got method {method!r}")
+    check_options(mode, method, samples, rtol, bound)
     if not isinstance(domain, Domain):
         raise ValueError(
             f"a residual network is reconstructed on a bounded domain (verify.Ball or verify.Box), got {domain!r}"
         )
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
     rtol = as_real(rtol, "rtol", positive=True)
-    if bound is not None:
-        as_real(bound, "bound", positive=True)
     domain = domain.resolve(target.widths[0])
     regions = block_input_regions(target, domain)
     scales: list[np.ndarray] = []

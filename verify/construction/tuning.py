@@ -25,10 +25,20 @@ from verify.core.interop import TorchSpec
 from verify.core.numerics import residual_ratio
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import residual_tolerance
+from verify.core.validate import as_real
 from verify.solvers.exact import solve_exact
-from verify.solvers.registry import solve_with
+from verify.solvers.registry import METHODS, solve_with
 
-__all__ = ["MODES", "SHIFTED_METHODS", "TunedBlock", "certify_block", "even_layer", "refuse_unmatched", "tune_block"]
+__all__ = [
+    "MODES",
+    "SHIFTED_METHODS",
+    "TunedBlock",
+    "certify_block",
+    "check_options",
+    "even_layer",
+    "refuse_unmatched",
+    "tune_block",
+]
 
 SHIFTED_METHODS = ("exact", "min_shift")
 """Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them."""
@@ -36,6 +46,24 @@ SHIFTED_METHODS = ("exact", "min_shift")
 
 MODES = ("paper", "minimal")
 """``"paper"``: even-layer scales fixed to 1; ``"minimal"``: they are solved too (docs/design.md §2.6)."""
+
+
+def check_options(mode: object, method: object, samples: object, rtol: object, bound: object) -> None:
+    """The options every construction takes (chain, convolutional, residual), refused by name when invalid."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "minimal" and method not in ("auto", "lstsq"):
+        raise ValueError(
+            f"method {method!r} solves the paper-mode equation K γ = vec(W); mode='minimal' uses the SVD null "
+            "space (method 'auto' or 'lstsq'). Use mode='paper' for this method"
+        )
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    as_real(rtol, "rtol", positive=True)  # refuses True, strings and NaN by name
+    if bound is not None:
+        as_real(bound, "bound", positive=True)  # checked whatever the method, so a typo is never ignored
 
 
 @dataclass(frozen=True)
