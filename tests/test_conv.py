@@ -236,3 +236,23 @@ def test_box_over_tensors() -> None:
         verify.Box(np.zeros((3, 4, 4)), np.ones((3, 4, 5)))
     with pytest.raises(ValueError, match="shape must be a tuple of integers"):
         verify.Box(0, 1, shape=(3, 0))
+
+
+def test_forward_batches_stay_bounded_and_give_the_same_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forward evaluates fewer inputs at once when a layer is large; the outputs do not depend on it."""
+    import verify.core.conv_networks as conv_networks
+
+    rng = np.random.default_rng(10)
+    target = verify.ConvTargetNetwork(
+        [
+            verify.Conv.build(rng.standard_normal((6, 2, 3, 3)), padding=1),
+            verify.Conv.build(rng.standard_normal((2, 6, 1, 1))),
+        ],
+        (2, 8, 8),
+    )
+    x = rng.uniform(size=(20, 2, 8, 8))
+    assert target.batch == 16
+    whole = target(x)
+    monkeypatch.setattr(conv_networks, "BATCH_ENTRIES", 6 * 64 * 3)  # three inputs' largest layer output
+    assert target.batch == 3
+    assert np.array_equal(target(x), whole)

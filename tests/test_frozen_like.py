@@ -103,3 +103,20 @@ def test_max_pool_before_the_relu_and_sparse_frozen_kernels() -> None:
         assert result.certificate.holds and float((frozen(x) - target(x)).abs().max()) <= 1e-9
     with pytest.raises(ValueError, match="a train-mode Dropout is random"):
         frozen_like(target.train())
+
+
+def test_the_issue_example_runs_as_written() -> None:
+    """The README's example, verbatim but for the points x (random images of the domain)."""
+    target = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, 10),
+    ).double().eval()  # fmt: skip
+    frozen = frozen_like(target, width="paper", seed=0)
+    domain = verify.Box(np.zeros((3, 16, 16)), np.ones((3, 16, 16)))
+    result = fit_norm_layers(frozen, target, domain)
+    x = torch.rand(32, 3, 16, 16, dtype=torch.double, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        error = float((frozen.eval()(x) - target(x)).abs().max())
+        size = float(target(x).abs().max())
+    assert result.certificate.holds and [b.width for b in result.certificate.blocks] == [216, 1152, 640]
+    assert error <= 1e-9 * size

@@ -13,7 +13,7 @@ layers ``2k−1`` (a `Conv` of the target's kernel size, stride, padding and dil
 `Linear`) and ``2k`` (a 1×1 `Conv`, or a `Linear`); its scale equation is the dense one on
 flattened kernels, ``A diag(γ) B = W_flat`` (`conv_blocks`).
 
-The networks evaluate in numpy float64, in batches of `verify.core.convolution.BATCH` inputs.
+The networks evaluate in numpy float64, in batches (`_ConvLayers.batch`) so that memory stays bounded.
 """
 
 from __future__ import annotations
@@ -26,7 +26,18 @@ import numpy as np
 
 from verify.core.blocks import Block
 from verify.core.channels import Channels, ConvChannels, DenseChannels
-from verify.core.convolution import BATCH, AdaptiveAvgPool, AffineLayer, AvgPool, Conv, Flatten, Layer, Linear, MaxPool
+from verify.core.convolution import (
+    BATCH,
+    BATCH_ENTRIES,
+    AdaptiveAvgPool,
+    AffineLayer,
+    AvgPool,
+    Conv,
+    Flatten,
+    Layer,
+    Linear,
+    MaxPool,
+)
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import to_host
@@ -41,17 +52,12 @@ __all__ = [
     "check_conv_architecture",
     "conv_blocks",
     "is_convolutional",
-    "layer_paper_width",
+    "odd_widths",
+    "resolve_domain",
 ]
 
 STRUCTURE = (MaxPool, AvgPool, AdaptiveAvgPool, Flatten)
 """Parameter-free layers copied unchanged from the target into the frozen network."""
-
-
-def layer_paper_width(layer: AffineLayer) -> int:
-    """Odd-layer width of the paper's construction for one target layer: its number of weights,
-    ``C_out · C_in · prod(kernel)`` (Burkholz's "random features >= target parameters")."""
-    return paper_width(layer.out_channels, layer.flat_weight.shape[1])
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -173,6 +179,14 @@ class _ConvLayers:
         """Input shape of each affine layer."""
         return self._shapes
 
+    @property
+    def batch(self) -> int:
+        """Inputs evaluated at once: `BATCH`, fewer if a layer's outputs for that many would exceed `BATCH_ENTRIES`."""
+        largest = max(
+            math.prod(layer.output_shape(shape)) for layer, shape in zip(self._affine, self._shapes, strict=True)
+        )
+        return max(1, min(BATCH, BATCH_ENTRIES // max(largest, 1)))
+
 
 class ConvTargetNetwork(_ConvLayers):
     """A convolutional ReLU target ``f`` (see module notes).
@@ -208,8 +222,9 @@ class ConvTargetNetwork(_ConvLayers):
     def _evaluate(self, x: object, *, magnitude: bool) -> np.ndarray:
         z, single = _inputs(x, self._input_shape)
         outputs = []
-        for start in range(0, z.shape[0], BATCH):
-            u = np.abs(z[start : start + BATCH]) if magnitude else z[start : start + BATCH]
+        step = self.batch
+        for start in range(0, z.shape[0], step):
+            u = np.abs(z[start : start + step]) if magnitude else z[start : start + step]
             for k, layer in enumerate(self._affine):
                 for op in self._structure[k]:
                     u = op(u)
@@ -416,13 +431,14 @@ class ConvFrozenNetwork(_ConvLayers):
         self, x: object, gamma: Sequence[object], beta: Sequence[object], *, magnitude: bool = False
     ) -> tuple[np.ndarray, float]:
         """``(g(x), m)`` with ``m`` the smallest normalized pre-activation of any odd channel with ``γ != 0``,
-        evaluated in batches of `BATCH` inputs so that no layer's whole batch output is kept."""
+        evaluated in batches of `batch` inputs so that no layer's output for all of ``x`` is ever held."""
         gs, bs = self._check_params(gamma, beta)
         z, single = _inputs(x, self._input_shape)
         last = len(self._affine) - 1
         outputs, smallest = [], np.inf
-        for start in range(0, z.shape[0], BATCH):
-            u = np.abs(z[start : start + BATCH]) if magnitude else z[start : start + BATCH]
+        step = self.batch
+        for start in range(0, z.shape[0], step):
+            u = np.abs(z[start : start + step]) if magnitude else z[start : start + step]
             for j, layer in enumerate(self._affine):
                 if j % 2 == 0:
                     for op in self._structure[j // 2]:

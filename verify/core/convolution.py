@@ -19,7 +19,8 @@ of kernels: ``Σ_i a_i (B_i ⋆ pad(z)) = (Σ_i a_i B_i) ⋆ pad(z)``.
 
 The convolution is numpy: the padded input viewed as sliding windows
 (``numpy.lib.stride_tricks.sliding_window_view``), contracted with the kernel by ``tensordot``.
-Callers evaluate in batches (`BATCH`) so that the windows' copy stays small.
+Callers evaluate in batches (at most `BATCH` inputs, fewer when a layer is large: `BATCH_ENTRIES`) so
+that memory stays bounded.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from verify.core.validate import as_array
 
 __all__ = [
     "BATCH",
+    "BATCH_ENTRIES",
     "PADDING_MODES",
     "AdaptiveAvgPool",
     "AffineLayer",
@@ -50,7 +52,11 @@ __all__ = [
 ]
 
 BATCH = 16
-"""Inputs evaluated at once by the networks' forward passes (memory ``BATCH × channels × positions``)."""
+"""At most this many inputs are evaluated at once by the networks' forward passes."""
+
+BATCH_ENTRIES = 2**25
+"""Fewer inputs at once when a layer is large: a batch's largest layer output stays below this many floats
+(256 MiB), whatever the network (one input at a time if a single one is larger)."""
 
 PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 """torch's padding modes and the ``numpy.pad`` mode that does the same."""

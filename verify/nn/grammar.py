@@ -133,6 +133,20 @@ REFUSED = {
     "GELU": "the construction needs ReLU (σ(t) = t when active, σ(t) − σ(−t) = t); GELU is not piecewise linear",
     "Sigmoid": "the construction needs ReLU; Sigmoid is not piecewise linear",
     "Tanh": "the construction needs ReLU; Tanh is not piecewise linear",
+    **dict.fromkeys(
+        (
+            "Conv1d",
+            "Conv2d",
+            "MaxPool1d",
+            "MaxPool2d",
+            "AvgPool1d",
+            "AvgPool2d",
+            "AdaptiveAvgPool1d",
+            "AdaptiveAvgPool2d",
+        ),
+        "the MLP reader reads Linear stacks only; a convolutional network is read by fit_norm_layers (through "
+        "verify.nn.frozen_like.conv_networks, docs/design.md §8), its frozen network built by frozen_like",
+    ),
 }
 """Class name -> why a layer of that class cannot be read (docs/design.md §7 for the normalizations)."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,11 @@ import verify
 from verify.core.conv_networks import conv_blocks, odd_widths
 from verify.core.errors import InfeasibleError
 from verify.core.feasibility import block_feasibility
-from verify.job.claim import Claim, by_depth, first_failures, worst
+from verify.job.claim import Claim, by_depth, first_failures, sci, worst
 from verify.job.claims.tight import SEPARATION, khatri_rao_residual, minimal_system_separation
 from verify.job.config import Config
 from verify.job.progress import Sweep
-from verify.job.registry import register
+from verify.job.registry import Section, Table, register
 from verify.nn import fit_norm_layers, frozen_like
 
 __all__ = ["conv_exact_case", "conv_sparse_case", "conv_tight_case", "random_cnn"]
@@ -134,6 +135,39 @@ def _exact_figures(cases: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _exact_table(claims: Sequence[Claim]) -> Table:
+    rows = [
+        [
+            claim.name.split("/")[2],
+            str(r["depth"]),
+            str(r["cases"]),
+            f"{r['passed']}/{r['cases']}",
+            sci(r["max_relative_error"]),
+            sci(r["max_error_over_tolerance"]),
+            sci(r["max_condition"]),
+            f"{r['seconds']:.2f}",
+        ]
+        for claim in claims
+        for r in claim.rows
+    ]
+    header = ["mode", "layers", "targets", "pass", "max rel err", "worst err/tol", "max cond", "time (s)"]
+    title = "CNN targets: torch forward of the tuned frozen module on fresh images (rel err = max|g-f| / max|f|)"
+    return Table(header, rows, title=title, labels=2)
+
+
+_INTRO = """\
+Per case: a random float64 `nn.Sequential` CNN (`verify.job.claims.conv.random_cnn(case)`: 8x8 to 12x12
+inputs with 1-2 channels, 1-3 Conv2d layers of 1-3 channels, kernel 1-5, stride 1-2, padding 0/1/"same",
+dilation 1-2, a BatchNorm2d after the first conv in about half the cases, max or average pooling after the
+first ReLU in about half, an AdaptiveAvgPool2d(2) + Flatten + Linear head in about half), then
+`frozen_like(target, width=mode, seed=case)` and `fit_norm_layers(frozen, target, Box(0, 1, shape=...),
+mode=mode)`, then torch's forward of both modules on {sizes} fresh images. The certificate of a
+convolutional network is sampled (docs/design.md §8): no rigorous floating-point bound over the whole domain
+is computed. `conv/tight/*` removes one channel from one conv block's odd layer and checks the refusal with
+tight/*'s independent evidence; `conv/sparse` compares matching size and numerical rank on masked conv
+blocks."""
+
+
 @register(
     "conv/exact/{mode}",
     order=70,
@@ -147,6 +181,8 @@ def _exact_figures(cases: list[dict[str, Any]]) -> dict[str, Any]:
         "forward); worst error/tolerance {max_error_over_tolerance:sci}; max condition {max_condition:sci}"
     ),
     sizes={"quick": {"cases": 64, "points": 128}, "full": {"cases": 300, "points": 512}},
+    table=_exact_table,
+    section=Section("Convolutional networks", 75, intro=(_INTRO.replace("{sizes}", "128 (512 with --full)"),)),
 )
 def run_exact(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``conv/exact/<mode>`` on ``cases`` random CNN targets."""
