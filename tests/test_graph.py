@@ -406,3 +406,15 @@ def test_a_target_batchnorm_without_affine_is_folded_and_a_frozen_one_is_refused
     frozen.get_submodule("fc")[1].affine = False
     with pytest.raises(ValueError, match=r"graph node 'fc_1' .*affine=False has no weight and bias to tune"):
         fit_norm_layers(frozen, target, verify.Box(-np.ones(3), np.ones(3)))
+
+
+def test_mirrored_pairs_need_no_shift_and_carry_no_margin_risk() -> None:
+    # docs/design.md §3 in a graph: [B; -B], [A, -A] pairs are solved on their halves with no shift, so the
+    # errors carried into them can never take a neuron out of its regime (margin_ratio 0).
+    target = _target(FlatResNet)
+    frozen = frozen_graph(target, seed=2, paired=True)
+    result = fit_norm_layers(frozen, target, verify.Box(np.zeros(108), np.ones(108)), samples=64)
+    assert result.max_shift_ratio == 0 and all(n.margin_ratio == 0 for n in result.nodes)
+    x = torch.tensor(verify.Box(np.zeros(108), np.ones(108)).sample(128, np.random.default_rng(9)))
+    with torch.no_grad():
+        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.scale
