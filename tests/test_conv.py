@@ -256,3 +256,14 @@ def test_forward_batches_stay_bounded_and_give_the_same_outputs(monkeypatch: pyt
     monkeypatch.setattr(conv_networks, "BATCH_ENTRIES", 6 * 64 * 3)  # three inputs' largest layer output
     assert target.batch == 3
     assert np.array_equal(target(x), whole)
+
+
+def test_a_mask_too_sparse_for_its_conv_block_is_refused_by_matching() -> None:
+    """§4 on flattened kernels: reconstruct refuses from the pattern alone, with the matching size."""
+    rng = np.random.default_rng(11)
+    target = verify.ConvTargetNetwork([verify.Conv.build(rng.standard_normal((2, 2, 2, 2)))], (2, 5, 5))
+    frozen = verify.ConvFrozenNetwork.for_target(target, 2.0, seed=0, density=0.15)
+    report = verify.feasibility(target, frozen)
+    assert not report.ok
+    with pytest.raises(verify.InfeasibleError, match=rf"allows rank at most {report.blocks[0].rank} "):
+        verify.reconstruct(target, frozen, verify.Box(0, 1, shape=(2, 5, 5)))
