@@ -12,6 +12,7 @@ import argparse
 import time
 import tracemalloc
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -442,6 +443,107 @@ def bench_conv(table: Table) -> None:
     )
 
 
+def _forward_linear_bounds(graph: Any, lo: Any, hi: Any, intervals: dict) -> dict:
+    """Forward linear (symbolic) bounds through a target graph, DeepPoly's ReLU relaxation, each ReLU's input
+    range intersected with the interval bounds; returns, per layer node, the concretized range of its input."""
+    import torch
+
+    from verify.nn.graph import ADD, INPUT, LINEAR, RELU
+    from verify.nn.graph_bounds import run_node
+
+    d, shape = lo.numel(), lo.shape[1:]
+    flat_lo, flat_hi = lo.reshape(-1), hi.reshape(-1)
+    uses: dict = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            uses[name] = uses.get(name, 0) + 1
+
+    def concretize(lower: Any, upper: Any) -> tuple:  # rows: constant, then one per input coordinate
+        cl, cu = lower.reshape(d + 1, -1), upper.reshape(d + 1, -1)
+        low = cl[0] + cl[1:].clamp(min=0).T @ flat_lo + cl[1:].clamp(max=0).T @ flat_hi
+        up = cu[0] + cu[1:].clamp(min=0).T @ flat_hi + cu[1:].clamp(max=0).T @ flat_lo
+        return low.reshape(lower.shape[1:]), up.reshape(upper.shape[1:])
+
+    values: dict = {}
+    ranges: dict = {}
+    for node in graph.nodes:
+        if node.kind == INPUT:
+            eye = torch.cat([torch.zeros(1, d, dtype=lo.dtype), torch.eye(d, dtype=lo.dtype)]).reshape(d + 1, *shape)
+            values[node.name] = (eye, eye)
+        elif node.kind == LINEAR:
+            lower, upper = values[node.inputs[0]]
+            ranges[node.name] = concretize(lower, upper)
+            w = node.weight.to(lo.dtype)
+            positive, negative = w.clamp(min=0), w.clamp(max=0)
+            new_lower = node.apply(lower, positive) + node.apply(upper, negative)
+            new_upper = node.apply(upper, positive) + node.apply(lower, negative)
+            bias = node.bias.to(lo.dtype).reshape(-1, *[1] * (new_lower.dim() - 2))
+            new_lower[0] += bias
+            new_upper[0] += bias
+            values[node.name] = (new_lower, new_upper)
+        elif node.kind == ADD:
+            (a_lo, a_up), (b_lo, b_up) = (values[name] for name in node.inputs)
+            values[node.name] = (a_lo + b_lo, a_up + b_up)
+        elif node.kind == RELU:
+            lower, upper = values[node.inputs[0]]
+            low, up = concretize(lower, upper)
+            low = torch.maximum(low, intervals[node.inputs[0]][0][0])
+            up = torch.minimum(up, intervals[node.inputs[0]][1][0])
+            active, crossing = low >= 0, (low < 0) & (up > 0)
+            slope = torch.where(crossing, up / (up - low).clamp(min=1e-300), active.to(lo.dtype))
+            keep = torch.where(crossing, (up > -low).to(lo.dtype), active.to(lo.dtype))
+            new_upper = upper * slope
+            new_upper[0] += torch.where(crossing, -low * slope, torch.zeros_like(low))
+            values[node.name] = (lower * keep, new_upper)
+        else:
+
+            def end(name: str, k: int) -> Any:
+                return values[name][k] if isinstance(values[name], tuple) else values[name]
+
+            out = [run_node(graph, node.node, lambda name, k=k: end(name, k)) for k in (0, 1)]
+            values[node.name] = tuple(out) if isinstance(out[0], torch.Tensor) else out[0]
+        for name in node.inputs:
+            uses[name] -= 1
+            if uses[name] == 0:
+                del values[name]
+    return ranges
+
+
+def bench_resnet8_bounds(table: Table) -> None:
+    """How much tighter than interval bounds forward linear bounds are on the ResNet-8 target (docs/design.md §10):
+    the widest input range of every layer, interval bounds against forward linear bounds (each ReLU's range
+    intersected with the interval one)."""
+    import torch
+
+    from verify.job.graph_models import ResNet
+    from verify.nn.graph import read_graph
+    from verify.nn.graph_bounds import interval_bounds
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        target = ResNet((16, 32, 64), 1, classes=10).double().eval()
+    graph = read_graph(target)
+    lo, hi = torch.zeros(1, 3, 32, 32, dtype=torch.float64), torch.ones(1, 3, 32, 32, dtype=torch.float64)
+    start = time.perf_counter()
+    intervals = interval_bounds(graph, lo, hi)
+    middle = time.perf_counter()
+    linear = _forward_linear_bounds(graph, lo, hi, intervals)
+    end = time.perf_counter()
+    depth = graph.depths()
+    for node in graph.layers:
+        i_lo, i_hi = intervals[node.inputs[0]]
+        l_lo, l_hi = linear[node.name]
+        width_interval = float((i_hi - i_lo).max())
+        width_linear = float((torch.minimum(l_hi, i_hi[0]) - torch.maximum(l_lo, i_lo[0])).max())
+        table.add_row(
+            f"ResNet-8 input range of {node.name} (depth {depth[node.name]})",
+            f"{middle - start:.1f} s / {end - middle:.0f} s",
+            "",
+            f"interval / linear width {width_interval / width_linear:.2f}",
+            f"widest interval {width_interval:.3g}, widest linear ∩ interval {width_linear:.3g}",
+        )
+
+
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
@@ -451,6 +553,7 @@ BENCHMARKS = {
     "residual": bench_residual,
     "conv": bench_conv,
     "resnet8": bench_resnet8,
+    "resnet8_bounds": bench_resnet8_bounds,
 }
 
 

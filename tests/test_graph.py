@@ -83,8 +83,9 @@ def _target(cls: type[nn.Module], seed: int = 0) -> nn.Module:
                 with torch.no_grad():
                     module.running_mean.uniform_(-0.5, 0.5)
                     module.running_var.uniform_(0.5, 2.0)
-                    module.weight.uniform_(0.5, 1.5)
-                    module.bias.uniform_(-0.5, 0.5)
+                    if module.affine:
+                        module.weight.uniform_(0.5, 1.5)
+                        module.bias.uniform_(-0.5, 0.5)
     return model.eval()
 
 
@@ -178,7 +179,7 @@ def test_a_frozen_module_of_another_shape_is_refused_naming_the_node() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.a(x)
 
-    with pytest.raises(ValueError, match=r"graph node 'a' \(a \(Linear\)\).*every Linear starts a pair"):
+    with pytest.raises(ValueError, match=r"graph node 'a' \(a \(Linear\)\).*every Linear \(Conv2d\) starts a pair"):
         fit_norm_layers(NoPair().double(), target, verify.Box(-1, 1))
     other = frozen_graph(_target(ResidualMLP), seed=0)
     with pytest.raises(
@@ -358,7 +359,7 @@ class FlatResNet(nn.Module):
 def test_a_resnet_is_reconstructed_pair_by_pair_within_the_derived_bound() -> None:
     target = _target(FlatResNet)
     frozen = frozen_graph(target, seed=2)
-    result = fit_norm_layers(frozen, target, verify.Box(np.zeros(108), np.ones(108)))
+    result = fit_norm_layers(frozen, target, verify.Box(np.zeros(108), np.ones(108)), samples=64)
     names = {n.name: n for n in result.nodes}
     # the projection shortcut of the second stage sits at the depth of that block's first convolution
     assert names["net_stages_1_shortcut_0"].depth == names["net_stages_1_conv1"].depth == 4
@@ -386,3 +387,34 @@ def test_convolution_refusals_and_mismatches() -> None:
     frozen.get_submodule("net.stages.0").conv2[0].padding = (0, 0)  # the pair no longer pads like the target
     with pytest.raises(ValueError, match=r"frozen pair .* does not fit target layer 'net_stages_0_conv2'.*padding"):
         fit_norm_layers(frozen, target, verify.Box(np.zeros(108), np.ones(108)))
+
+
+def test_a_target_batchnorm_without_affine_is_folded_and_a_frozen_one_is_refused() -> None:
+    class Plain(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.bn, self.head = nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(F.relu(self.bn(self.fc(x))))
+
+    target = _target(Plain)
+    frozen = frozen_graph(target, seed=0)
+    result = fit_norm_layers(frozen, target, verify.Box(-np.ones(3), np.ones(3)))
+    with torch.no_grad():
+        assert float((frozen(_fresh_points(3)) - target(_fresh_points(3))).abs().max()) <= result.error_bound
+    frozen.get_submodule("fc")[1].affine = False
+    with pytest.raises(ValueError, match=r"graph node 'fc_1' .*affine=False has no weight and bias to tune"):
+        fit_norm_layers(frozen, target, verify.Box(-np.ones(3), np.ones(3)))
+
+
+def test_mirrored_pairs_need_no_shift_and_carry_no_margin_risk() -> None:
+    # docs/design.md §3 in a graph: [B; -B], [A, -A] pairs are solved on their halves with no shift, so the
+    # errors carried into them can never take a neuron out of its regime (margin_ratio 0).
+    target = _target(FlatResNet)
+    frozen = frozen_graph(target, seed=2, paired=True)
+    result = fit_norm_layers(frozen, target, verify.Box(np.zeros(108), np.ones(108)), samples=64)
+    assert result.max_shift_ratio == 0 and all(n.margin_ratio == 0 for n in result.nodes)
+    x = torch.tensor(verify.Box(np.zeros(108), np.ones(108)).sample(128, np.random.default_rng(9)))
+    with torch.no_grad():
+        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.scale

@@ -249,9 +249,11 @@ def _folded(layer: nn.Linear | nn.Conv2d, bn: _BatchNorm | None) -> tuple[torch.
     bias = torch.zeros_like(weight.flatten(1)[:, 0]) if layer.bias is None else layer.bias.detach()
     if bn is None:
         return weight.clone(), bias.clone()
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var.detach() + bn.eps)
+    gamma = torch.ones_like(bias) if bn.weight is None else bn.weight.detach()  # affine=False: γ = 1, β = 0
+    beta = torch.zeros_like(bias) if bn.bias is None else bn.bias.detach()
+    scale = gamma / torch.sqrt(bn.running_var.detach() + bn.eps)
     per_out = scale.reshape(-1, *[1] * (weight.dim() - 1))
-    return weight * per_out, scale * (bias - bn.running_mean.detach()) + bn.bias.detach()
+    return weight * per_out, scale * (bias - bn.running_mean.detach()) + beta
 
 
 def _conv_options(traced: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> dict:
@@ -349,14 +351,17 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
                 raise _refuse(
                     traced,
                     node,
-                    "in a frozen graph every Linear starts a pair Linear -> BatchNorm1d -> ReLU -> "
-                    "Linear -> BatchNorm1d, each node the only user of the one before (docs/design.md §10)",
+                    "in a frozen graph every Linear (Conv2d) starts a pair Linear -> BatchNorm1d -> ReLU -> "
+                    "Linear -> BatchNorm1d (Conv2d -> BatchNorm2d -> ReLU -> Conv2d 1x1 -> BatchNorm2d), each node the "
+                    "only user of the one before (docs/design.md §10)",
                 )
             for n in chain:
                 aliases[n.name] = chain[-1].name
             mods = tuple(traced.get_submodule(n.target) for n in chain if n.op == "call_module" and n is not chain[2])
             for n, bn in ((chain[1], mods[1]), (chain[4], mods[3])):
                 _check_norm(traced, n, bn)
+                if not bn.affine:
+                    raise _refuse(traced, n, "a frozen BatchNorm with affine=False has no weight and bias to tune")
             paths = tuple(n.target for n in chain if n.op == "call_module" and n is not chain[2])
             nodes.append(
                 GraphNode(chain[-1].name, PAIR, reads, _source(traced, node), chain[-1], modules=mods, paths=paths)

@@ -34,6 +34,7 @@ from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.core.bias_shift import activity_margin
+from verify.core.blocks import blocks
 from verify.core.domains import AffineRange, Box, Domain
 from verify.core.errors import CertificateError
 from verify.core.networks import FrozenNetwork, TargetNetwork
@@ -254,8 +255,10 @@ class _Regime:
 
     ``margin`` is each odd neuron's (channel's) activity margin over the node's input box
     (`verify.core.bias_shift.activity_margin`, the smallest over all output positions of a
-    convolution); ``odd(e)`` how far an input error ``e`` moves each odd pre-activation, ``|s| (|B| e)``
-    (largest over positions); ``even`` is ``|s'| |A|``, how an odd output error reaches the pair's output.
+    convolution), infinite for a mirrored pair solved without shift (docs/design.md §3: no input
+    can take it out of its regime); ``odd(e)`` how far an input error ``e`` moves each odd
+    pre-activation, ``|s| (|B| e)`` (largest over positions); ``even`` is ``|s'| |A|``, how an odd
+    output error reaches the pair's output.
     """
 
     node: GraphNode
@@ -277,6 +280,8 @@ class _Regime:
         h_size = node.apply(mid.abs(), weight.abs()) + h_rad + (0.0 if c is None else _per_channel(node, c.abs()))
         image = AffineRange(*(v.reshape(len(s), -1).numpy().T for v in (h_mid, h_rad, h_size)))
         margin = np.maximum(activity_margin(s, tau, image), 0.0).min(axis=0)
+        if next(blocks(result.target, result.frozen)).pairs is not None and not np.any(tau):
+            margin = np.full_like(margin, np.inf)  # mirrored halves, no shift: σ(t) − σ(−t) = t for any input (§3)
         a = module[3].weight.detach().double().cpu().numpy().reshape(module[3].weight.shape[0], -1)
         even = np.abs(np.asarray(result.scales[1], dtype=np.float64))[: a.shape[0], None] * np.abs(a)
         return cls(node, s, c, weight, margin, even)

@@ -24,13 +24,18 @@ from verify.nn.graph import LINEAR, GraphNode, read_graph
 __all__ = ["frozen_graph"]
 
 
-def frozen_graph(target: nn.Module, width: str | int | float = "paper", *, seed: int = 0) -> fx.GraphModule:
+def frozen_graph(
+    target: nn.Module, width: str | int | float = "paper", *, seed: int = 0, paired: bool = False
+) -> fx.GraphModule:
     """The frozen module for ``target``: its graph with every Linear replaced by a frozen pair, in eval mode.
 
     ``target`` is read by `verify.nn.graph.read_graph` (refusals name the node, its source and why).
     Each pair is drawn with its own seed from ``seed`` (`numpy.random.SeedSequence`), in the dtype
     and on the device of the Linear it replaces; torch's global generator is left untouched. The
     result is a `torch.fx.GraphModule` whose forward runs the target's graph with the pairs.
+    ``paired=True`` builds mirrored pairs ``[B; −B]``, ``[A, −A]`` (docs/design.md §3; ``width`` then
+    counts the mirrored pairs): they need no bias shift, so their accuracy does not depend on how loose
+    the interval bounds are.
     """
     graph = read_graph(target, "target")
     seeds = np.random.SeedSequence(as_seed(seed)).generate_state(max(1, len(graph.layers)))
@@ -46,20 +51,20 @@ def frozen_graph(target: nn.Module, width: str | int | float = "paper", *, seed:
         if fx_node.op == "call_module":
             module = graph.traced.get_submodule(fx_node.target)
             if graph.node(name).kind == LINEAR:
-                modules[fx_node.target] = _pair(graph.node(name), width, layer_seed[name])
+                modules[fx_node.target] = _pair(graph.node(name), width, layer_seed[name], paired)
             else:
                 modules[fx_node.target] = copy.deepcopy(module)
         env[fx_node.name] = built.node_copy(fx_node, lambda n: env[n.name])
     return fx.GraphModule(modules, built, class_name=f"Frozen{type(target).__name__}").eval()
 
 
-def _pair(layer: GraphNode, width: str | int | float, seed: int) -> nn.Sequential:
+def _pair(layer: GraphNode, width: str | int | float, seed: int, paired: bool = False) -> nn.Sequential:
     """The frozen pair of a target layer, drawn as a one-block `verify.FrozenNetwork` for a ``d_out × d_in``
     target (a convolution's kernel flattened: ``d_in = C_in k_h k_w``, paper width the number of target
     weights, docs/design.md §10) and returned as torch modules in the layer's dtype and on its device."""
     weight = layer.weight
     one = TargetNetwork([np.zeros((weight.shape[0], weight[0].numel()))])
-    frozen = FrozenNetwork.for_target(one, width=width, seed=seed)
+    frozen = FrozenNetwork.for_target(one, width=width, seed=seed, paired=paired)
     if not layer.is_conv:
         return to_module(frozen, dtype=weight.dtype, device=weight.device)
     b, a = frozen.weights
