@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -14,13 +16,14 @@ from torch import nn
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.construction.residual import ResidualReconstruction
 from verify.core.domains import Domain
+from verify.core.errors import CertificateError
 from verify.nn.frozen_like import conv_networks, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.modules import from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
 
-__all__ = ["fit_norm_layers", "forward_error", "load_norm_params"]
+__all__ = ["DTYPE_POINTS", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
 
 
 def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconstruction) -> None:
@@ -60,7 +63,9 @@ def fit_norm_layers(
 
     Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
     read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
-    ``lo``/``hi`` shaped like one input, or ``shape=``), and solved and certified in float64.
+    ``lo``/``hi`` shaped like one input, or ``shape=``), and solved and certified in float64; a float32 (or
+    float16) module's own forward is then checked on points of the domain against ``rtol``
+    (`check_module_dtype`), so float32 modules need ``rtol`` around ``1e-2``.
 
     ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
     running statistics. One train-mode forward would normalize with batch statistics instead and,
@@ -69,7 +74,8 @@ def fit_norm_layers(
     ``verify.nn.norm_only(frozen, statistics="frozen")``.
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
-    residual network (certified in float64, by a sampled check).
+    residual network (certified in float64, by a sampled check; a module in another dtype is checked as a
+    convolutional one is).
 
     Modules other than two ``nn.Sequential`` stacks (models written as classes, ResNets) are read as
     graphs with torch.fx and reconstructed node by node (`verify.nn.graph_fit.fit_graph`,
@@ -77,15 +83,54 @@ def fit_norm_layers(
     """
     if isinstance(frozen, FrozenResidualMLP):
         result = reconstruct(target_from_module(target), frozen.to_network(), domain, **options)
+        check_module_dtype(frozen, result, "residual")
     elif not (isinstance(frozen, nn.Sequential) and isinstance(target, nn.Sequential)):
         return fit_graph(frozen, target, domain, **options)
     elif uses_structure(target, frozen):  # convolutions, pooling, a target's BatchNorm (docs/design.md §9)
         result = reconstruct(*conv_networks(target, frozen, domain), domain, **options)
+        check_module_dtype(frozen, result, "convolutional")
     else:
         result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
     load_norm_params(frozen, result)
     frozen.eval()
     return result
+
+
+DTYPE_POINTS = 256
+"""Points of the domain on which `check_module_dtype` runs a non-float64 module's own forward."""
+
+
+def check_module_dtype(frozen: nn.Module, result: Reconstruction | ResidualReconstruction, kind: str) -> None:
+    """Refuse a result whose float32 (or float16) module misses ``rtol``: the check of a route certified in float64.
+
+    The convolutional and residual constructions are certified in float64 (docs/design.md §8, §9), not in
+    the module's dtype. For a module that is not float64, a copy of it with the result loaded runs its
+    own forward on `DTYPE_POINTS` points of the domain (about half on its boundary) and is compared
+    with the float64 target; ``max |g − f| / max |f| > rtol`` raises `verify.CertificateError`, and
+    ``frozen`` is left as it was.
+    """
+    dtype = next(frozen.parameters()).dtype
+    if dtype == torch.float64:
+        return
+    trial = copy.deepcopy(frozen)
+    load_norm_params(trial, result)
+    points = result.domain.sample(DTYPE_POINTS, np.random.default_rng(0))
+    f = np.asarray(result.target(points)).reshape(len(points), -1)
+    shape = getattr(result.target, "input_shape", (points.shape[1],))
+    with torch.no_grad():
+        g = trial.eval()(torch.tensor(points.reshape(len(points), *shape), dtype=dtype)).double().numpy()
+    size = float(np.abs(f).max())
+    error = float(np.abs(g.reshape(len(points), -1) - f).max())
+    relative = error / size if size > 0 else error
+    rtol = result.certificate.sampled.rtol  # the rtol the result was solved for
+    if not relative <= rtol:
+        raise CertificateError(
+            f"the {kind} construction is certified in float64, and this {str(dtype).removeprefix('torch.')} "
+            f"module's own forward with the result loaded differs from the target by max |g − f| / max |f| = "
+            f"{relative:.2e} > rtol = {rtol:g} on {DTYPE_POINTS} points of the domain; use a float64 module "
+            "(module.double()) or a larger rtol. The module was not changed",
+            result.certificate,
+        )
 
 
 def forward_error(frozen: nn.Module, target: nn.Module, points: np.ndarray) -> float:
