@@ -9,6 +9,12 @@ The public API (docs/design.md §1–2, §6)::
 
 Case 2 (docs/design.md §8), skip connections: ``verify.ResidualFrozenNetwork.for_target(target, branches=m)``
 has odd widths about ``d²/m`` at depth ``2mL``; `reconstruct` and `feasibility` take it the same way.
+
+Convolutions (docs/design.md §9): ``verify.ConvTargetNetwork`` / ``verify.ConvFrozenNetwork`` (layers
+``verify.Conv``, ``verify.Linear``, pooling, ``verify.Flatten``) go through `reconstruct` with a `Box` over
+the input tensor. PyTorch models, Sequential or written as classes (docs/design.md §10): `verify.nn`.
+
+BLAS threads inside the library's calls: `set_blas_threads`, `blas_threads` (docs/design.md §5).
 """
 
 from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
