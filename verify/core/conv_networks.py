@@ -41,7 +41,7 @@ from verify.core.convolution import (
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import to_host
-from verify.core.networks import FrozenNetwork, minimal_width, paper_width
+from verify.core.networks import Normalizations, minimal_width, paper_width
 from verify.core.validate import as_array, as_real, as_seed, as_sequence
 
 __all__ = [
@@ -270,7 +270,7 @@ def resolve_domain(domain: Domain, shape: tuple[int, ...]) -> Domain:
     raise ValueError(f"domain must be a verify.Ball or a verify.Box, got {type(domain).__name__}")
 
 
-class ConvFrozenNetwork(_ConvLayers):
+class ConvFrozenNetwork(_ConvLayers, Normalizations):
     """A frozen convolutional network: ``2L`` affine layers, each followed by an eval-mode BatchNorm per channel
     (see module notes). Only the BatchNorm weight and bias are tuned.
 
@@ -376,48 +376,6 @@ class ConvFrozenNetwork(_ConvLayers):
     def masks(self) -> tuple[np.ndarray, ...]:
         """Boolean patterns ``weight != 0`` of the affine layers."""
         return tuple(layer.weight != 0 for layer in self._affine)
-
-    @property
-    def density(self) -> float:
-        """Fraction of non-zero frozen weights."""
-        return sum(int(np.count_nonzero(m)) for m in self.masks) / sum(m.size for m in self.masks)
-
-    @property
-    def running_mean(self) -> tuple[np.ndarray, ...]:
-        """BatchNorm running means per layer."""
-        return self._mean
-
-    @property
-    def running_var(self) -> tuple[np.ndarray, ...]:
-        """BatchNorm running variances per layer."""
-        return self._var
-
-    @property
-    def layer_eps(self) -> tuple[float, ...]:
-        """BatchNorm ``eps`` per layer."""
-        return self._layer_eps
-
-    @property
-    def eps(self) -> float | tuple[float, ...]:
-        """One ``eps`` when all layers share it, else one per layer."""
-        first = self._layer_eps[0]
-        return first if all(e == first for e in self._layer_eps) else self._layer_eps
-
-    @property
-    def norm_std(self) -> tuple[np.ndarray, ...]:
-        """``sqrt(v + eps)`` per layer and channel."""
-        return self._std
-
-    def norm_params(self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]) -> tuple[list, list]:
-        """Per-channel ``(s, t)`` to BatchNorm ``(gamma, beta)``: the formula of `verify.FrozenNetwork.norm_params`."""
-        return FrozenNetwork.norm_params(self, scales, shifts)  # type: ignore[arg-type]
-
-    def affine_maps(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
-        """BatchNorm ``(gamma, beta)`` to per-channel ``(s, t)``: the formula of `verify.FrozenNetwork.affine_maps`."""
-        return FrozenNetwork.affine_maps(self, gamma, beta)  # type: ignore[arg-type]
-
-    def _check_params(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
-        return FrozenNetwork._check_params(self, gamma, beta)  # type: ignore[arg-type]
 
     def forward(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> np.ndarray:
         """``g`` on ``x`` (``(batch, *input_shape)`` or flat) with BatchNorm ``(gamma, beta)``, eval-mode formula."""

@@ -25,7 +25,7 @@ from verify.core.channels import Channels, DenseChannels
 from verify.core.interop import TorchSpec, like, torch_spec
 from verify.core.validate import as_array, as_count, as_points, as_real, as_seed, as_sequence
 
-__all__ = ["FrozenNetwork", "TargetNetwork", "minimal_width", "paper_width"]
+__all__ = ["FrozenNetwork", "Normalizations", "TargetNetwork", "minimal_width", "paper_width"]
 
 
 def paper_width(d_out: int, d_in: int) -> int:
@@ -166,7 +166,81 @@ class TargetNetwork(_Layers):
         return f"TargetNetwork(widths={list(self.widths)})"
 
 
-class FrozenNetwork(_Layers):
+class Normalizations:
+    """The eval-mode BatchNorm after each frozen layer, shared by `FrozenNetwork` and the convolutional
+    `verify.core.conv_networks.ConvFrozenNetwork`: running statistics, ``eps``, and the conversion between
+    BatchNorm ``(gamma, beta)`` and per-neuron (per-channel) affine maps ``h -> s*h + t`` (docs/design.md §1).
+
+    A subclass sets ``_mean``, ``_var``, ``_layer_eps`` and ``_std`` (``sqrt(v + eps)``) per layer and has
+    ``widths`` and ``masks``.
+    """
+
+    _mean: tuple[np.ndarray, ...]
+    _var: tuple[np.ndarray, ...]
+    _layer_eps: tuple[float, ...]
+    _std: tuple[np.ndarray, ...]
+    widths: tuple[int, ...]
+    masks: tuple[np.ndarray, ...]
+
+    @property
+    def density(self) -> float:
+        """Fraction of non-zero frozen weights over all layers."""
+        return sum(int(np.count_nonzero(m)) for m in self.masks) / sum(m.size for m in self.masks)
+
+    @property
+    def running_mean(self) -> tuple[np.ndarray, ...]:
+        """BatchNorm running means ``mu_j``."""
+        return self._mean
+
+    @property
+    def running_var(self) -> tuple[np.ndarray, ...]:
+        """BatchNorm running variances ``v_j``."""
+        return self._var
+
+    @property
+    def eps(self) -> float | tuple[float, ...]:
+        """BatchNorm ``eps``: one float when every layer shares it, else one per layer (as given)."""
+        first = self._layer_eps[0]
+        return first if all(e == first for e in self._layer_eps) else self._layer_eps
+
+    @property
+    def layer_eps(self) -> tuple[float, ...]:
+        """BatchNorm ``eps`` of each of the ``2L`` layers (equal when one value was given)."""
+        return self._layer_eps
+
+    @property
+    def norm_std(self) -> tuple[np.ndarray, ...]:
+        """``sqrt(v_j + eps_j)`` per layer: what BatchNorm divides by, so ``s = gamma / norm_std``."""
+        return self._std
+
+    def norm_params(
+        self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Convert per-neuron affine maps ``h -> s*h + t`` to BatchNorm ``(gamma, beta)`` (docs/design.md §1).
+
+        ``gamma = s * sqrt(v + eps)`` and ``beta = t + s * mu``; the inverse of `affine_maps`.
+        """
+        gamma = [np.asarray(s) * std for s, std in zip(scales, self._std, strict=True)]
+        beta = [np.asarray(t) + np.asarray(s) * mu for s, t, mu in zip(scales, shifts, self._mean, strict=True)]
+        return gamma, beta
+
+    def affine_maps(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per-neuron ``(s, t)`` of each normalization: ``s = gamma / sqrt(v + eps)``, ``t = beta - s * mu``."""
+        gs, bs = self._check_params(gamma, beta)
+        scales = [g / std for g, std in zip(gs, self._std, strict=True)]
+        shifts = [b - s * mu for b, s, mu in zip(bs, scales, self._mean, strict=True)]
+        return scales, shifts
+
+    def _check_params(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
+        widths = self.widths[1:]
+        gs = as_sequence(gamma, "gamma", len(widths))
+        bs = as_sequence(beta, "beta", len(widths))
+        gs = [as_array(g, f"gamma[{j}]", (n,)) for j, (g, n) in enumerate(zip(gs, widths, strict=True))]
+        bs = [as_array(b, f"beta[{j}]", (n,)) for j, (b, n) in enumerate(zip(bs, widths, strict=True))]
+        return gs, bs
+
+
+class FrozenNetwork(_Layers, Normalizations):
     """A frozen network of ``2L`` linear layers, each followed by an eval-mode BatchNorm (docs/design.md §1).
 
     Parameters
@@ -325,66 +399,9 @@ class FrozenNetwork(_Layers):
         return tuple(m != 0 for m in self._weights)
 
     @property
-    def density(self) -> float:
-        """Fraction of non-zero frozen weights over all layers."""
-        return sum(int(np.count_nonzero(m)) for m in self._weights) / sum(m.size for m in self._weights)
-
-    @property
-    def running_mean(self) -> tuple[np.ndarray, ...]:
-        """BatchNorm running means ``mu_j``."""
-        return self._mean
-
-    @property
-    def running_var(self) -> tuple[np.ndarray, ...]:
-        """BatchNorm running variances ``v_j``."""
-        return self._var
-
-    @property
-    def eps(self) -> float | tuple[float, ...]:
-        """BatchNorm ``eps``: one float when every layer shares it, else one per layer (as given)."""
-        first = self._layer_eps[0]
-        return first if all(e == first for e in self._layer_eps) else self._layer_eps
-
-    @property
-    def layer_eps(self) -> tuple[float, ...]:
-        """BatchNorm ``eps`` of each of the ``2L`` layers (equal when one value was given)."""
-        return self._layer_eps
-
-    @property
-    def norm_std(self) -> tuple[np.ndarray, ...]:
-        """``sqrt(v_j + eps_j)`` per layer: what BatchNorm divides by, so ``s = gamma / norm_std``."""
-        return self._std
-
-    @property
     def depth(self) -> int:
         """``L``: the number of target layers this network can carry (half its layer count)."""
         return len(self._weights) // 2
-
-    def norm_params(
-        self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Convert per-neuron affine maps ``h -> s*h + t`` to BatchNorm ``(gamma, beta)`` (docs/design.md §1).
-
-        ``gamma = s * sqrt(v + eps)`` and ``beta = t + s * mu``; the inverse of `affine_maps`.
-        """
-        gamma = [np.asarray(s) * std for s, std in zip(scales, self._std, strict=True)]
-        beta = [np.asarray(t) + np.asarray(s) * mu for s, t, mu in zip(scales, shifts, self._mean, strict=True)]
-        return gamma, beta
-
-    def affine_maps(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per-neuron ``(s, t)`` of each normalization: ``s = gamma / sqrt(v + eps)``, ``t = beta - s * mu``."""
-        gs, bs = self._check_params(gamma, beta)
-        scales = [g / std for g, std in zip(gs, self._std, strict=True)]
-        shifts = [b - s * mu for b, s, mu in zip(bs, scales, self._mean, strict=True)]
-        return scales, shifts
-
-    def _check_params(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
-        widths = self.widths[1:]
-        gs = as_sequence(gamma, "gamma", len(widths))
-        bs = as_sequence(beta, "beta", len(widths))
-        gs = [as_array(g, f"gamma[{j}]", (n,)) for j, (g, n) in enumerate(zip(gs, widths, strict=True))]
-        bs = [as_array(b, f"beta[{j}]", (n,)) for j, (b, n) in enumerate(zip(bs, widths, strict=True))]
-        return gs, bs
 
     def forward(self, x: object, gamma: Sequence[object], beta: Sequence[object]) -> np.ndarray:
         """Evaluate ``g`` on ``x`` of shape ``(batch, n_0)`` (or ``(n_0,)``) with BatchNorm ``(gamma, beta)``.
