@@ -27,8 +27,8 @@ from torch import nn
 import verify
 from verify.core.conv_networks import conv_blocks, odd_widths
 from verify.core.errors import InfeasibleError
-from verify.core.feasibility import block_feasibility
 from verify.job.claim import Claim, by_depth, first_failures, sci, worst
+from verify.job.claims.sparse_rank import matching_and_rank, rank_agreement
 from verify.job.claims.tight import SEPARATION, khatri_rao_residual, minimal_system_separation
 from verify.job.config import Config
 from verify.job.progress import Sweep
@@ -292,8 +292,7 @@ def conv_sparse_case(case: int) -> dict[str, Any]:
     factor = float(rng.uniform(0.5, 2.0))
     frozen = verify.ConvFrozenNetwork.for_target(target, factor, seed=case, density=density)
     equation = next(conv_blocks(target, frozen)).equation
-    matching = block_feasibility(equation.a, equation.b, equation.w, "paper", block=1).rank
-    rank = int(np.linalg.matrix_rank(verify.khatri_rao(equation.a, equation.b)))
+    matching, rank = matching_and_rank(equation.a, equation.b)
     return {
         "case": f"case {case}: C_in={c_in} C_out={c_out} k={kernel} n={equation.n} p={density:.2f}",
         "matching": matching,
@@ -313,12 +312,7 @@ def run_sparse(config: Config, name: str, sweep: Sweep) -> Claim:
     start = time.perf_counter()
     cases = config.sizes_for("conv/sparse")["cases"]
     results = sweep.map(conv_sparse_case, [(case,) for case in range(cases)])
-    agree = sum(r["matching"] == r["rank"] for r in results)
-    failures = first_failures(
-        results,
-        lambda r: {"case": r["case"], "reason": f"matching {r['matching']} != rank {r['rank']}"},
-        failing=lambda r: r["matching"] != r["rank"],
-    )
+    agree, failures = rank_agreement(results)
     statement = (
         f"maximum matching size equals the numerical rank of the Khatri–Rao matrix of {cases} masked conv blocks "
         "(kernels 1-3, C_in, C_out <= 3, odd width 0.5-2x paper, density 0.1-1)"

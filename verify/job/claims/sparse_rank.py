@@ -19,7 +19,24 @@ from verify.job.config import Config
 from verify.job.progress import Sweep
 from verify.job.registry import register
 
-__all__ = ["rank_case"]
+__all__ = ["matching_and_rank", "rank_agreement", "rank_case"]
+
+
+def matching_and_rank(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Maximum matching size (`block_feasibility`, from the zero patterns alone) and numerical rank of ``A ⊙ B``."""
+    matching = block_feasibility(a, b, np.ones((a.shape[0], b.shape[1])), "paper", block=1).rank
+    return matching, int(np.linalg.matrix_rank(verify.khatri_rao(a, b)))
+
+
+def rank_agreement(results: list[dict[str, Any]]) -> tuple[int, list[dict[str, str]]]:
+    """How many cases have matching size = rank, and the first cases that do not (for the report)."""
+    agree = sum(r["matching"] == r["rank"] for r in results)
+    failures = first_failures(
+        results,
+        lambda r: {"case": r["case"], "reason": f"matching {r['matching']} != rank {r['rank']}"},
+        failing=lambda r: r["matching"] != r["rank"],
+    )
+    return agree, failures
 
 
 def rank_case(case: int) -> dict[str, Any]:
@@ -30,8 +47,7 @@ def rank_case(case: int) -> dict[str, Any]:
     density = float(rng.uniform(0.1, 1.0))
     a = rng.standard_normal((d_out, n)) * (rng.uniform(size=(d_out, n)) < density)
     b = rng.standard_normal((n, d_in)) * (rng.uniform(size=(n, d_in)) < density)
-    matching = block_feasibility(a, b, np.ones((d_out, d_in)), "paper", block=1).rank
-    rank = int(np.linalg.matrix_rank(verify.khatri_rao(a, b)))
+    matching, rank = matching_and_rank(a, b)
     return {
         "case": f"case {case}: d_out={d_out} d_in={d_in} n={n} p={density:.3f}",
         "matching": matching,
@@ -52,12 +68,7 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
     start = time.perf_counter()
     cases = config.sizes_for("sparse/rank")["cases"]
     results = sweep.map(rank_case, [(case,) for case in range(cases)])
-    agree = sum(r["matching"] == r["rank"] for r in results)
-    failures = first_failures(
-        results,
-        lambda r: {"case": r["case"], "reason": f"matching {r['matching']} != rank {r['rank']}"},
-        failing=lambda r: r["matching"] != r["rank"],
-    )
+    agree, failures = rank_agreement(results)
     figures = {"cases": cases, "agree": agree, "structurally_deficient": sum(r["deficient"] for r in results)}
     statement = (
         "maximum matching size equals the numerical rank of the masked Khatri–Rao matrix (Gaussian values) "
