@@ -8,8 +8,9 @@
 3. each block is tuned exactly as a Case-1 block (`verify.construction.reconstruct`: solver registry,
    bias shift over the range of ``B_j T z + B_j c + c_j``, even-layer shift restoring ``b_R − c_R``), and
    the even layer's rows outside ``R`` are switched off;
-4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, and the whole network is
-   checked on samples (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
+4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, the whole network gets the
+   rigorous bound of `verify.core.residual_bound` over the domain, and samples check that bound
+   (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
 
 Results are computed and certified in float64 (numpy arrays).
 """
@@ -23,10 +24,12 @@ import numpy as np
 from verify.construction.tuning import check_options, tune_block
 from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
+from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
+from verify.core.residual_bound import residual_error_bound
 from verify.core.residual_certificate import (
     BranchCertificate,
     ResidualCertificate,
@@ -100,8 +103,8 @@ def reconstruct_residual(
     bound, samples, seed
         As in `verify.reconstruct`.
     rtol : float
-        Largest ``max |g − f| / max |f|`` accepted on the samples, ``|f|`` the target's absolute-value
-        evaluation (the rounding-model tolerance of `verify.core.residual_certificate` must hold too).
+        Accuracy demanded of the certified bound: ``error_bound <= rtol · scale`` (docs/design.md §6.6), with
+        ``scale`` the target's absolute-value evaluation over the domain.
 
     Returns
     -------
@@ -153,8 +156,9 @@ def reconstruct_residual(
                 )
             )
     gamma, beta = frozen.norm_params(scales, shifts)
-    sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol)
-    certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled)
+    bound = residual_error_bound(target, frozen, gamma, beta, domain)
+    sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol, bound)
+    certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled, bound, rtol)
     if not certificate.holds:
         raise CertificateError(
             "the residual reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),
@@ -225,8 +229,10 @@ def _sampled_check(
     samples: int,
     seed: int,
     rtol: float,
+    bound: ErrorBound,
 ) -> ResidualSampledCheck:
-    """``g`` against ``f`` on ``samples`` points of the domain, against `residual_tolerance_of` the network."""
+    """``g`` against ``f`` on ``samples`` points of the domain: within the certified ``bound``, and the figures
+    of the first-order rounding model (`residual_tolerance_of`)."""
     x = domain.sample(samples, np.random.default_rng(seed))
     f, g = target(x), frozen.forward(x, gamma, beta)
     size = target.magnitude(x)
@@ -246,4 +252,12 @@ def _sampled_check(
         error_ratio=residual_ratio(difference, frozen.magnitude(x, gamma, beta) + size),
         tolerance=tolerance,
         rtol=rtol,
+        bound_ratio=_over(float(difference.max()), bound.error_bound),
     )
+
+
+def _over(error: float, bound: float) -> float:
+    """``error / bound``, with ``0/0`` read as 0 (an exact result under a zero bound)."""
+    if error == 0:
+        return 0.0
+    return error / bound if bound > 0 else float("inf")
