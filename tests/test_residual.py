@@ -355,3 +355,11 @@ def test_a_stream_map_that_loses_rank_is_named() -> None:
         assert (caught.value.stage, caught.value.branch) == (1, 2)
     one = verify.ResidualFrozenNetwork.for_target(target, branches=1, seed=3)
     assert verify.reconstruct(target, one, verify.Ball(1.0)).certificate.holds
+
+
+def test_one_result_type_and_a_finite_bound() -> None:
+    """A Case-2 result is a `verify.Reconstruction` (the old name stays an alias) with a proved, finite bound."""
+    target = verify.TargetNetwork.random([4, 4, 4], seed=0)
+    r = verify.reconstruct(target, verify.ResidualFrozenNetwork.for_target(target, branches=3), verify.Ball(1.0))
+    assert isinstance(r, verify.Reconstruction) and verify.ResidualReconstruction is verify.Reconstruction
+    assert r.certificate.error_bound < float("inf") and r.certificate.holds

@@ -17,10 +17,11 @@ Results are computed and certified in float64 (numpy arrays).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from verify.construction.result import Reconstruction
 from verify.construction.tuning import check_options, tune_block
 from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
@@ -41,36 +42,10 @@ from verify.core.validate import as_real
 __all__ = ["ResidualReconstruction", "reconstruct_residual"]
 
 
-@dataclass(frozen=True, eq=False)
-class ResidualReconstruction:
-    """Tuned normalization parameters for a frozen residual network, with their certificate.
-
-    Attributes
-    ----------
-    gamma, beta : list of ndarray
-        BatchNorm weight and bias of each of the ``depth = 2 m L`` layers, in network order (branch ``i``
-        owns layers ``2i`` (odd, width ``n``) and ``2i + 1`` (even, width ``D``)).
-    scales, shifts : list of ndarray
-        The same normalizations as per-neuron affine maps ``h -> s*h + t``.
-    certificate : ResidualCertificate
-        Per-branch figures and the sampled check (it holds: failing results are never returned).
-    target, frozen, domain, mode
-        What it was built for.
-    """
-
-    gamma: list[np.ndarray]
-    beta: list[np.ndarray]
-    scales: list[np.ndarray]
-    shifts: list[np.ndarray]
-    certificate: ResidualCertificate
-    target: TargetNetwork
-    frozen: ResidualFrozenNetwork
-    domain: Domain
-    mode: str
-
-    def network(self, x: object) -> np.ndarray:
-        """Evaluate the frozen residual network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``."""
-        return self.frozen.forward(x, self.gamma, self.beta)
+ResidualReconstruction = Reconstruction
+"""A residual reconstruction is a `verify.Reconstruction` (its ``certificate`` a `ResidualCertificate`, its
+``frozen`` a `ResidualFrozenNetwork`, ``gamma``/``beta`` one array per each of the ``2 m L`` layers in network
+order); the name stays importable for one release."""
 
 
 def reconstruct_residual(
@@ -108,7 +83,8 @@ def reconstruct_residual(
 
     Returns
     -------
-    ResidualReconstruction
+    Reconstruction
+        Its certificate a `ResidualCertificate`.
 
     Raises
     ------
@@ -164,7 +140,7 @@ def reconstruct_residual(
             "the residual reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),
             certificate,
         )
-    return ResidualReconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
 
 
 def _need(system: BranchSystem, mode: str) -> int:
