@@ -1,0 +1,217 @@
+"""Memory planning before allocation (verify.core.memory): every builder, and every solve, refuses a size that
+does not fit with a ValueError before it allocates, naming the layer, the estimate, the memory available and
+what would fit. A fake low `available_memory` keeps these tests small; one subprocess test uses a real
+RLIMIT_AS."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch import nn
+
+import verify
+from verify.core import memory
+from verify.core.conv_networks import ConvTargetNetwork, conv_pairs, odd_widths
+from verify.core.convolution import Conv, Flatten, Linear
+from verify.core.networks import _odd_widths, dense_pairs
+from verify.core.residual import residual_pairs
+from verify.nn import frozen_like, frozen_mlp, frozen_residual_mlp, target_mlp
+
+MIB = 2**20
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def low_memory(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Pretend only 4 MiB are available, for every caller of `verify.core.memory.available_memory`."""
+    available = 4 * MIB
+    monkeypatch.setattr(memory, "available_memory", lambda: available)
+    return available
+
+
+# --- the estimate against what the builders allocate -------------------------------------------------------
+
+MEASURED = [
+    ([20, 30, 10], {}),
+    ([20, 30, 10], {"density": 0.5}),
+    ([20, 30, 10], {"paired": True}),
+    ([12, 40, 40, 6], {"biases": True}),
+]
+
+
+@pytest.mark.parametrize(("widths", "options"), MEASURED)
+def test_the_numpy_estimate_bounds_the_measured_peak_within_a_factor_of_two(widths: list[int], options: dict) -> None:
+    """`frozen_bytes` at `NUMPY_BUILD` is at least tracemalloc's peak of `FrozenNetwork.for_target` and at most
+    twice it: the estimate counts every pair's bias and BatchNorm vectors (4 per neuron) and the widest pair's
+    raw draw as alive together, which the builder only approaches (measured ratios 1.0-1.6)."""
+    target = verify.TargetNetwork.random(widths, seed=0)
+    odd = _odd_widths("paper", target.widths)
+    pairs = dense_pairs(target.widths, [2 * n for n in odd] if options.get("paired") else odd)
+    tracemalloc.start()
+    verify.FrozenNetwork.for_target(target, "paper", **options)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    estimate = memory.frozen_bytes(pairs)
+    assert peak <= estimate <= 2 * peak, (peak, estimate)
+
+
+def test_the_conv_estimate_bounds_the_measured_peak_within_a_factor_of_two() -> None:
+    rng = np.random.default_rng(0)
+    target = ConvTargetNetwork(
+        [
+            Conv.build(rng.standard_normal((3, 2, 3, 3))),
+            Flatten(),
+            Linear(rng.standard_normal((2, 3 * 4 * 4)), np.zeros(2)),
+        ],
+        (2, 6, 6),
+    )
+    pairs = conv_pairs(target.affine, odd_widths("paper", target.affine))
+    tracemalloc.start()
+    verify.ConvFrozenNetwork.for_target(target, "paper")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= memory.frozen_bytes(pairs) <= 2 * peak, (peak, memory.frozen_bytes(pairs))
+
+
+# --- every builder refuses before allocating ---------------------------------------------------------------
+
+
+def _refusal(build: object) -> str:
+    tracemalloc.start()
+    with pytest.raises(ValueError) as error:
+        build()  # type: ignore[operator]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < MIB, f"the refusal allocated {peak} bytes first"
+    return str(error.value)
+
+
+def _check_message(message: str, what: str, available: int) -> None:
+    assert message.startswith(what + ":"), message
+    assert "needs an estimated" in message and ("block" in message or "stage" in message), message
+    assert memory.format_bytes(available) in message, message
+    assert "width=" in message and "would fit" in message, message
+
+
+def test_dense_builders_refuse_a_width_that_cannot_fit(low_memory: int) -> None:
+    target = verify.TargetNetwork.random([3, 4, 2])
+    message = _refusal(lambda: verify.FrozenNetwork.for_target(target, 10**9))
+    _check_message(message, "FrozenNetwork.for_target", low_memory)
+    assert "3 -> 1000000000 -> 4" in message
+    _check_message(_refusal(lambda: frozen_mlp([3, 10**9, 2])), "frozen_mlp", low_memory)
+    _check_message(_refusal(lambda: frozen_like(target_mlp([3, 4, 2]), width=10**10)), "frozen_mlp", low_memory)
+
+
+def test_residual_builders_refuse_a_width_that_cannot_fit(low_memory: int) -> None:
+    target = verify.TargetNetwork.random([3, 4, 2])
+    message = _refusal(lambda: verify.ResidualFrozenNetwork.for_target(target, 1, 10**9))
+    _check_message(message, "ResidualFrozenNetwork.for_target", low_memory)
+    assert "stage 1 branch 1" in message
+    _check_message(_refusal(lambda: frozen_residual_mlp([3, 4, 2], width=10**9)), "frozen_residual_mlp", low_memory)
+
+
+def test_conv_builders_refuse_a_width_that_cannot_fit(low_memory: int) -> None:
+    rng = np.random.default_rng(0)
+    target = ConvTargetNetwork([Conv.build(rng.standard_normal((3, 2, 3, 3)))], (2, 6, 6))
+    message = _refusal(lambda: verify.ConvFrozenNetwork.for_target(target, 10**9))
+    _check_message(message, "ConvFrozenNetwork.for_target", low_memory)
+    assert "18 -> 1000000000 -> 3" in message  # fan_in = C_in * 3 * 3
+    module = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    _check_message(_refusal(lambda: frozen_like(module, width=10**9)), "frozen_like", low_memory)
+
+
+def test_the_suggested_widths_fit_and_one_more_does_not() -> None:
+    """The widest int width and the widest paper fraction named in the message fit; the next int does not."""
+    target = verify.TargetNetwork.random([10, 12, 5])
+    available = 2 * MIB
+    with pytest.raises(ValueError, match=r"width=(\d+) for every layer, or width=([0-9.e+-]+) \(times") as error:
+        memory.check_build("x", dense_pairs(target.widths, [10**6, 10**6]), available=available)
+    n, f = re.search(r"width=(\d+) for every layer, or width=([0-9.e+-]+) ", str(error.value)).groups()  # type: ignore[union-attr]
+    assert memory.frozen_bytes(dense_pairs(target.widths, [int(n)] * 2)) <= available
+    assert memory.frozen_bytes(dense_pairs(target.widths, [int(n) + 1] * 2)) > available
+    fraction = float(f) * (1 - 1e-3)  # printed to 3 significant digits
+    odd = _odd_widths(fraction, target.widths)
+    assert memory.frozen_bytes(dense_pairs(target.widths, odd)) <= available
+    memory.check_build("x", dense_pairs(target.widths, [int(n)] * 2), available=available)  # no error
+
+
+def test_below_the_paper_width_the_message_names_the_width_exact_reconstruction_needs() -> None:
+    pairs = dense_pairs([30, 30, 30], [900, 900])
+    budget = memory.frozen_bytes(dense_pairs([30, 30, 30], [880, 880]))  # between minimal (871) and paper (900)
+    with pytest.raises(
+        ValueError, match=r"below the paper width 900 .*mode='minimal' and at least the minimal width 871$"
+    ):
+        memory.check_build("x", pairs, available=budget)
+    with pytest.raises(ValueError, match="cannot be reconstructed exactly in this memory"):
+        memory.check_build("x", pairs, available=budget // 4)
+
+
+def test_residual_pairs_name_each_branch_with_its_own_needs() -> None:
+    pairs = residual_pairs([4, 4, 2], "paper", 2)
+    assert [p.name for p in pairs] == ["stage 1 branch 1", "stage 1 branch 2", "stage 2 branch 1", "stage 2 branch 2"]
+    assert all(p.fan_in == p.fan_out == 4 for p in pairs)
+    assert [p.n for p in pairs] == [p.paper for p in pairs]
+
+
+# --- available_memory ---------------------------------------------------------------------------------------
+
+
+def test_available_memory_is_the_least_of_its_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: 10 * MIB)
+    monkeypatch.setattr(memory, "_rlimit_headroom", lambda: [7 * MIB, 9 * MIB])
+    monkeypatch.setattr(memory, "_cgroup_headroom", lambda: [8 * MIB])
+    assert memory.available_memory() == 7 * MIB
+    monkeypatch.setattr(memory, "_rlimit_headroom", list)
+    monkeypatch.setattr(memory, "_cgroup_headroom", list)
+    assert memory.available_memory() == 10 * MIB
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: None)
+    assert memory.available_memory() is None
+    memory.require_memory(10**15, "anything", "")  # nothing known: nothing refused
+
+
+def test_available_memory_sees_rlimit_as() -> None:
+    code = textwrap.dedent(
+        """
+        import resource
+        from verify.core import memory
+        before = memory.available_memory()
+        in_use = memory._status_bytes("VmSize")
+        resource.setrlimit(resource.RLIMIT_AS, (in_use + 64 * 2**20, resource.RLIM_INFINITY))
+        after = memory.available_memory()
+        assert after <= 64 * 2**20 < before, (before, after)
+        print("ok")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+def test_a_huge_width_under_rlimit_as_is_a_value_error_not_a_memory_error() -> None:
+    """Under a real 1 GiB address-space limit (above what the interpreter and torch use), the builders refuse
+    with ValueError where they used to raise MemoryError / RuntimeError."""
+    code = textwrap.dedent(
+        """
+        import resource
+        import verify
+        from verify.core import memory
+        from verify.nn import frozen_mlp
+        in_use = memory._status_bytes("VmSize")
+        resource.setrlimit(resource.RLIMIT_AS, (in_use + 2**30, resource.RLIM_INFINITY))
+        target = verify.TargetNetwork.random([3, 4, 2])
+        for build in (lambda: verify.FrozenNetwork.for_target(target, 10**9), lambda: frozen_mlp([3, 10**9, 2])):
+            try:
+                build()
+            except ValueError as error:
+                print(type(error).__name__, str(error).split(":")[0])
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["ValueError FrozenNetwork.for_target", "ValueError frozen_mlp"], run.stdout
