@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 import verify
@@ -215,3 +216,78 @@ def test_a_huge_width_under_rlimit_as_is_a_value_error_not_a_memory_error() -> N
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[:2] == ["ValueError FrozenNetwork.for_target", "ValueError frozen_mlp"], run.stdout
+
+
+# --- every pair's solve is planned before the first is solved ----------------------------------------------
+
+
+def _no_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any block solve fail loudly, so that a refusal is seen to come before the first solve."""
+    import verify.construction.tuning as tuning
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a block was solved before the memory plan refused")
+
+    monkeypatch.setattr(tuning, "solve_with", refuse)
+    monkeypatch.setattr(tuning, "solve_exact", refuse)
+
+
+def test_reconstruct_refuses_a_pair_that_does_not_fit_before_solving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block 1 is small, block 2 does not fit: the ValueError names block 2 before block 1 is solved."""
+    target = verify.TargetNetwork.random([2, 3, 30], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+    _no_solve(monkeypatch)
+    monkeypatch.setattr(memory, "available_memory", lambda: 256 * 2**10)  # block 2's lstsq needs ~0.5 MiB
+    with pytest.raises(ValueError, match=r"^block 2 \(layer 3\): solving 30x3 weights with 90 neurons by method "):
+        verify.reconstruct(target, frozen, verify.Box(-1.0, 1.0), method="lstsq", rtol=1e-6)
+    monkeypatch.setattr(memory, "available_memory", lambda: 64 * 2**10)  # 64 KiB: even iterative is refused
+    with pytest.raises(ValueError, match=r"iterative.*workspace.*minimal width 61 for this pair"):
+        verify.reconstruct(target, frozen, verify.Box(-1.0, 1.0), method="auto")
+
+
+def test_the_message_points_to_iterative_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verify.solvers.registry import memory_estimate
+
+    target = verify.TargetNetwork.random([12, 12], seed=0)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1)
+    lean, explicit = memory_estimate("iterative", 144, 12, 12), memory_estimate("lstsq", 144, 12, 12)
+    monkeypatch.setattr(memory, "available_memory", lambda: (lean + explicit) // 2)
+    _no_solve(monkeypatch)
+    with pytest.raises(ValueError, match=r"method 'lstsq' \(operator .*use method='iterative'"):
+        verify.reconstruct(target, frozen, verify.Box(-1.0, 1.0), method="lstsq")
+
+
+def test_conv_and_residual_reconstructions_are_planned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**10)
+    _no_solve(monkeypatch)
+    rng = np.random.default_rng(0)
+    conv = ConvTargetNetwork([Conv.build(rng.standard_normal((2, 1, 2, 2)))], (1, 3, 3))
+    monkeypatch.setattr(memory, "available_memory", lambda: 10**9)
+    conv_frozen = verify.ConvFrozenNetwork.for_target(conv, "paper")
+    target = verify.TargetNetwork.random([3, 3], seed=0)
+    residual = verify.ResidualFrozenNetwork.for_target(target, 1, "paper")
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**10)
+    with pytest.raises(ValueError, match=r"^block 1 \(Conv\): solving 2x4 weights with 8 neurons"):
+        verify.reconstruct(conv, conv_frozen, verify.Box(-1.0, 1.0, shape=(1, 3, 3)))
+    with pytest.raises(ValueError, match=r"^stage 1 branch 1: solving 3x3 weights"):
+        verify.reconstruct(target, residual, verify.Box(-1.0, 1.0))
+
+
+def test_fit_norm_layers_refuses_before_copying_or_solving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan counts the float64 copies of both modules; the frozen module is left unchanged."""
+    from verify.nn import fit_norm_layers
+
+    target = target_mlp([4, 6, 3], seed=0).double()
+    frozen = frozen_like(target, "paper", seed=1)
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    residual = frozen_residual_mlp([3, 3], dtype=torch.float64)
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**10)
+    _no_solve(monkeypatch)
+    import verify.nn.fit as fit
+
+    monkeypatch.setattr(fit, "from_module", lambda *a: pytest.fail("the module was copied before the plan"))
+    with pytest.raises(ValueError, match=r"^layer 1 \(Linear\): solving 6x4 weights with 24 neurons .*frozen weights"):
+        fit_norm_layers(frozen, target, verify.Box(-1.0, 1.0))
+    assert all(torch.equal(before[k], v) for k, v in frozen.state_dict().items())
+    with pytest.raises(ValueError, match=r"^branch 1: solving 3x3 weights"):
+        fit_norm_layers(residual, target_mlp([3, 3]).double(), verify.Box(-1.0, 1.0))
