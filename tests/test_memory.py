@@ -54,7 +54,7 @@ def test_the_numpy_estimate_bounds_the_measured_peak_within_a_factor_of_two(widt
     raw draw as alive together, which the builder only approaches (measured ratios 1.0-1.6)."""
     target = verify.TargetNetwork.random(widths, seed=0)
     odd = _odd_widths("paper", target.widths)
-    pairs = dense_pairs(target.widths, [2 * n for n in odd] if options.get("paired") else odd)
+    pairs = dense_pairs(target.widths, odd, unit=2 if options.get("paired") else 1)
     tracemalloc.start()
     verify.FrozenNetwork.for_target(target, "paper", **options)
     peak = tracemalloc.get_traced_memory()[1]
@@ -152,6 +152,16 @@ def test_below_the_paper_width_the_message_names_the_width_exact_reconstruction_
         memory.check_build("x", pairs, available=budget)
     with pytest.raises(ValueError, match="cannot be reconstructed exactly in this memory"):
         memory.check_build("x", pairs, available=budget // 4)
+
+
+def test_a_paired_network_is_counted_in_pairs() -> None:
+    """``width`` of a paired network counts mirrored pairs: twice the neurons, and the width that fits is in pairs."""
+    d = [10, 12, 5]
+    single, paired = dense_pairs(d, [200, 200]), dense_pairs(d, [100, 100], unit=2)
+    assert memory.frozen_bytes(single) == memory.frozen_bytes(paired)
+    available = memory.frozen_bytes(dense_pairs(d, [150, 150])) + 1
+    with pytest.raises(ValueError, match=r"width=75 for every layer"):
+        memory.check_build("x", paired, available=available)
 
 
 def test_residual_pairs_name_each_branch_with_its_own_needs() -> None:

@@ -139,7 +139,8 @@ class Pair:
     """One target layer's frozen pair: odd layer ``fan_in -> n``, even layer ``n -> fan_out``.
 
     ``fan_in`` counts the odd layer's inputs per neuron (``C_in·prod(kernel)`` for a convolution);
-    ``paper`` and ``minimal`` are the odd widths the theorem's two modes need for this pair.
+    ``paper`` and ``minimal`` are the odd widths the theorem's two modes need for this pair, and ``unit`` the
+    odd neurons one unit of the builder's ``width`` makes (2 for a paired, looks-linear, network).
     """
 
     name: str
@@ -148,6 +149,7 @@ class Pair:
     fan_out: int
     paper: int
     minimal: int
+    unit: int = 1
 
     @property
     def per_neuron(self) -> int:
@@ -215,9 +217,9 @@ def check_build(
     widest = max(pairs, key=lambda p: p.n * p.per_neuron)
 
     def with_widths(widths: Sequence[int]) -> int:
-        return frozen_bytes([replace(p, n=int(n)) for p, n in zip(pairs, widths, strict=True)], cost)
+        return frozen_bytes([replace(p, n=int(n) * p.unit) for p, n in zip(pairs, widths, strict=True)], cost)
 
-    top = max(p.n for p in pairs)
+    top = max(p.n for p in pairs)  # in width units, at least the width asked for
     n_fit = int(_widest(lambda n: with_widths([n] * len(pairs)) <= available, top, True))
     f_fit = _widest(lambda f: with_widths([math.ceil(f * p.paper) for p in pairs]) <= available, top, False)
     fits = f"width={n_fit} for every layer, or width={f_fit:.3g} (times the paper width)"
