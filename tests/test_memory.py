@@ -53,8 +53,7 @@ def test_the_numpy_estimate_bounds_the_measured_peak_within_a_factor_of_two(widt
     twice it: the estimate counts every pair's bias and BatchNorm vectors (4 per neuron) and the widest pair's
     raw draw as alive together, which the builder only approaches (measured ratios 1.0-1.6)."""
     target = verify.TargetNetwork.random(widths, seed=0)
-    odd = _odd_widths("paper", target.widths)
-    pairs = dense_pairs(target.widths, odd, unit=2 if options.get("paired") else 1)
+    pairs = dense_pairs(target.widths, "paper", paired=options.get("paired", False))
     tracemalloc.start()
     verify.FrozenNetwork.for_target(target, "paper", **options)
     peak = tracemalloc.get_traced_memory()[1]
@@ -96,7 +95,7 @@ def _refusal(build: object) -> str:
 
 def _check_message(message: str, what: str, available: int) -> None:
     assert message.startswith(what + ":"), message
-    assert "needs an estimated" in message and ("block" in message or "stage" in message), message
+    assert "needs an estimated" in message and any(w in message for w in ("block", "stage", "node")), message
     assert memory.format_bytes(available) in message, message
     assert "width=" in message and "would fit" in message, message
 
@@ -128,6 +127,25 @@ def test_conv_builders_refuse_a_width_that_cannot_fit(low_memory: int) -> None:
     _check_message(_refusal(lambda: frozen_like(module, width=10**9)), "frozen_like", low_memory)
 
 
+class _Residual(nn.Module):
+    """A model written as a class: frozen_like reads its graph (docs/design.md §10)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(3, 3)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.inner(x)) + x)
+
+
+def test_the_graph_builder_refuses_a_width_that_cannot_fit(low_memory: int) -> None:
+    message = _refusal(lambda: frozen_like(_Residual(), width=10**9))
+    _check_message(message, "frozen_like", low_memory)
+    assert "widest: node inner, 3 -> 1000000000 -> 3" in message, message
+    assert isinstance(frozen_like(_Residual(), width="paper"), torch.fx.GraphModule)  # a small one is built
+
+
 def test_the_suggested_widths_fit_and_one_more_does_not() -> None:
     """The widest int width and the widest paper fraction named in the message fit; the next int does not."""
     target = verify.TargetNetwork.random([10, 12, 5])
@@ -157,7 +175,7 @@ def test_below_the_paper_width_the_message_names_the_width_exact_reconstruction_
 def test_a_paired_network_is_counted_in_pairs() -> None:
     """``width`` of a paired network counts mirrored pairs: twice the neurons, and the width that fits is in pairs."""
     d = [10, 12, 5]
-    single, paired = dense_pairs(d, [200, 200]), dense_pairs(d, [100, 100], unit=2)
+    single, paired = dense_pairs(d, [200, 200]), dense_pairs(d, [100, 100], paired=True)
     assert memory.frozen_bytes(single) == memory.frozen_bytes(paired)
     available = memory.frozen_bytes(dense_pairs(d, [150, 150])) + 1
     with pytest.raises(ValueError, match=r"width=75 for every layer"):
@@ -212,11 +230,17 @@ def test_a_huge_width_under_rlimit_as_is_a_value_error_not_a_memory_error() -> N
         import resource
         import verify
         from verify.core import memory
-        from verify.nn import frozen_mlp
+        from verify.nn import frozen_like, frozen_mlp, target_mlp
         in_use = memory._status_bytes("VmSize")
         resource.setrlimit(resource.RLIMIT_AS, (in_use + 2**30, resource.RLIM_INFINITY))
         target = verify.TargetNetwork.random([3, 4, 2])
-        for build in (lambda: verify.FrozenNetwork.for_target(target, 10**9), lambda: frozen_mlp([3, 10**9, 2])):
+        builds = (
+            lambda: verify.FrozenNetwork.for_target(target, 10**9),
+            lambda: frozen_mlp([3, 10**9, 2]),
+            lambda: verify.ResidualFrozenNetwork.for_target(target, 1, 10**9),
+            lambda: frozen_like(target_mlp([3, 4, 2]), width=10**10),
+        )
+        for build in builds:
             try:
                 build()
             except ValueError as error:
@@ -225,7 +249,12 @@ def test_a_huge_width_under_rlimit_as_is_a_value_error_not_a_memory_error() -> N
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split("\n")[:2] == ["ValueError FrozenNetwork.for_target", "ValueError frozen_mlp"], run.stdout
+    assert run.stdout.split("\n")[:4] == [
+        "ValueError FrozenNetwork.for_target",
+        "ValueError frozen_mlp",
+        "ValueError ResidualFrozenNetwork.for_target",
+        "ValueError frozen_mlp",  # frozen_like of an MLP is frozen_mlp's stack
+    ], run.stdout
 
 
 # --- every pair's solve is planned before the first is solved ----------------------------------------------

@@ -353,7 +353,7 @@ class FrozenNetwork(_Layers, Normalizations):
             raise ValueError(f"density must be a number in (0, 1], got {density!r}")
         d = target.widths
         odd = _odd_widths(width, d)
-        check_build("FrozenNetwork.for_target", dense_pairs(d, odd, unit=2 if paired else 1))
+        check_build("FrozenNetwork.for_target", dense_pairs(d, width, paired=paired))
         rng = _generator(seed, _FROZEN_STREAM)
 
         def draw(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -449,9 +449,10 @@ class FrozenNetwork(_Layers, Normalizations):
         return f"FrozenNetwork(widths={list(self.widths)}, eps={self.eps})"
 
 
-def dense_pairs(d: Sequence[int], odd: Sequence[int], *, unit: int = 1) -> list[Pair]:
-    """The frozen pairs (`verify.core.memory.Pair`) of a dense chain: target widths ``d``, odd widths ``odd``
-    (``unit = 2``: ``odd`` counts the pairs of a paired network, docs/design.md §3)."""
+def dense_pairs(d: Sequence[int], width: str | int | float | Sequence[int], *, paired: bool = False) -> list[Pair]:
+    """The frozen pairs (`verify.core.memory.Pair`) of a dense chain: target widths ``d`` and the ``width`` of
+    `FrozenNetwork.for_target` (``paired``: it counts mirrored pairs, twice the neurons, docs/design.md §3)."""
+    unit = 2 if paired else 1
     return [
         Pair(
             f"block {k} (layer {2 * k - 1})",
@@ -462,7 +463,7 @@ def dense_pairs(d: Sequence[int], odd: Sequence[int], *, unit: int = 1) -> list[
             minimal_width(d[k], d[k - 1]),
             unit,
         )
-        for k, n in enumerate(odd, start=1)
+        for k, n in enumerate(_odd_widths(width, tuple(d)), start=1)
     ]
 
 
