@@ -330,3 +330,22 @@ def test_fit_norm_layers_refuses_before_copying_or_solving(monkeypatch: pytest.M
     assert all(torch.equal(before[k], v) for k, v in frozen.state_dict().items())
     with pytest.raises(ValueError, match=r"^branch 1: solving 3x3 weights"):
         fit_norm_layers(residual, target_mlp([3, 3]).double(), verify.Box(-1.0, 1.0))
+
+
+def test_fit_norm_layers_plans_a_convolutional_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Conv2d target with a BatchNorm to fold: the pairs are read from the modules, kernels flattened."""
+    from verify.nn import fit_norm_layers
+    from verify.nn.memory_plan import solve_sizes
+
+    target = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(48, 2))
+    target = target.double().eval()
+    frozen = frozen_like(target, "paper")
+    sizes = solve_sizes(frozen, target)
+    assert [(s.name, s.n, s.d_out, s.d_in) for s in sizes] == [
+        ("layer 1 (Conv2d)", 54, 3, 18),
+        ("layer 2 (Linear)", 96, 2, 48),
+    ]
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**16)
+    _no_solve(monkeypatch)
+    with pytest.raises(ValueError, match=r"^layer 1 \(Conv2d\): .*minimal width 52 for this pair$"):
+        fit_norm_layers(frozen, target, verify.Box(-1.0, 1.0, shape=(2, 6, 6)))
