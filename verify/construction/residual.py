@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from verify.construction.memory_plan import plan_solves, residual_sizes
 from verify.construction.result import Reconstruction
 from verify.construction.tuning import check_options, tune_block
 from verify.core.bounds import block_input_regions
@@ -99,6 +100,7 @@ def reconstruct_residual(
     """
     check_residual_architecture(target, frozen)
     check_options(mode, method, samples, rtol, bound)
+    plan_solves(residual_sizes(frozen), method, mode)  # every pair fits before the first is solved
     if not isinstance(domain, Domain):
         raise ValueError(
             f"a residual network is reconstructed on a bounded domain (verify.Ball or verify.Box), got {domain!r}"
