@@ -241,12 +241,7 @@ def _concat(values: list[Value]) -> Value:
 
 
 def _input(walk: _Walk, domain: Domain, shape: tuple[int, ...]) -> Value:
-    if isinstance(domain, Ball):
-        lo, hi = domain.bounding_box()
-    elif isinstance(domain, Box):
-        lo, hi = domain.lo, domain.hi
-    else:
-        raise ValueError(f"graph_error_bound needs a verify.Ball or verify.Box, got {type(domain).__name__}")
+    lo, hi = domain.bounding_box() if isinstance(domain, Ball) else (domain.lo, domain.hi)
     lo, hi = np.asarray(lo, dtype=np.float64).reshape(shape), np.asarray(hi, dtype=np.float64).reshape(shape)
     size = np.maximum(np.abs(lo), np.abs(hi))
     cast = walk.u * size if walk.u > _U64 else np.zeros_like(size)
@@ -270,6 +265,8 @@ def graph_error_bound(
     """
     if not isinstance(graph, Graph):
         raise ValueError(f"graph must be a verify.core.graph.Graph, got {type(graph).__name__}")
+    if not isinstance(domain, (Ball, Box)):
+        raise ValueError(f"graph_error_bound needs a verify.Ball or verify.Box domain, got {type(domain).__name__}")
     walk = _Walk(graph, dtype, target_dtype)
     values: dict[str, Value] = {}
     shapes = {node.name: node.shape for node in graph.nodes}
