@@ -231,5 +231,7 @@ def test_conv_error_bound_covers_fresh_points(case, width, seed):
     error = float(np.max(np.abs(g - f)))
     note(f"{target}; bound {certificate.error_bound:.3g}, observed {error:.3g}, scale {certificate.scale:.3g}")
     assert error <= certificate.error_bound
-    ratio = certificate.error_bound / error if error > 0 else np.inf
-    event(f"bound / observed >= 1e{int(np.log10(ratio)) if np.isfinite(ratio) else 'inf'}")
+    if error == 0:
+        event("observed 0: g = f exactly at every fresh point")
+    else:
+        event(f"bound / observed >= 1e{int(np.log10(certificate.error_bound / error))}")
