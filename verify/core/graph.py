@@ -1,4 +1,4 @@
-"""A network as one graph of numpy nodes (docs/design.md §6.6), the representation the graph bound walks.
+"""A network as one graph of numpy nodes (docs/design.md §6.7), the representation the graph bound walks.
 
 A `Graph` is a tuple of `Node`s in topological order, each naming its inputs. The node kinds
 (`KINDS`):

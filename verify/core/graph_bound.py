@@ -1,4 +1,4 @@
-"""A rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain for a `verify.core.graph.Graph` (docs/design.md §6.6).
+"""A rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain for a `verify.core.graph.Graph` (docs/design.md §6.7).
 
 One topological walk. Every node gets a `Value`: a box ``[lo, hi]`` (one entry per element of the
 node's output tensor) containing the *target's exact* value ``f`` there, ``delta ≥ |ĝ − f|`` for

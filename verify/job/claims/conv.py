@@ -3,7 +3,7 @@
 * ``conv/exact/<mode>``: random CNN targets in torch (kernel sizes 1–5, strides 1–2, paddings 0, 1 and
   ``"same"``, dilations 1–2, 1–3 conv layers, max/avg pooling, a Linear head, with and without a
   target BatchNorm) on ``[0, 1]^{C×H×W}``; ``frozen_like(target, width=mode)`` and
-  ``fit_norm_layers``; the certificate holds with a finite rigorous bound (docs/design.md §6.6) and
+  ``fit_norm_layers``; the certificate holds with a finite rigorous bound (docs/design.md §6.7) and
   torch's own forward of the tuned frozen module stays within it on fresh images, a quarter of them
   box corners: ``max |g − f| <= error_bound``, ``max |g − f| / max |f| <= rtol`` and
   ``|g − f| <= tolerance · (|g| + |f|)`` (the certificate's evaluation tolerance); the bound, bound / scale
@@ -201,7 +201,7 @@ dilation 1-2, a BatchNorm2d after the first conv in about half the cases, max or
 first ReLU in about half, an AdaptiveAvgPool2d(2) + Flatten + Linear head in about half), then
 `frozen_like(target, width=mode, seed=case)` and `fit_norm_layers(frozen, target, Box(0, 1, shape=...),
 mode=mode)`, then torch's forward of both modules on {sizes} fresh images (a quarter of them box corners).
-The certificate carries the rigorous bound of the network's graph (docs/design.md §6.6), which every fresh
+The certificate carries the rigorous bound of the network's graph (docs/design.md §6.7), which every fresh
 image must respect (bound/obs >= 1). `conv/tight/*` removes one channel from one conv block's odd layer and
 checks the refusal with tight/*'s independent evidence; `conv/sparse` compares matching size and numerical
 rank on masked conv blocks."""
