@@ -10,6 +10,7 @@ the target in its dtype, on the points rounded to that dtype.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -203,3 +204,77 @@ def test_residual_error_bound_covers_fresh_points(target, data, seed):
     note(f"max |g − f| {error:.3g}, bound {bound:.3g}, scale {result.certificate.scale:.3g}")
     assert error <= bound
     event(f"bound / observed >= 1e{int(np.log10(bound / error)) if error > 0 else 'inf'}")
+
+
+@st.composite
+def conv_targets(draw: st.DrawFn) -> tuple:
+    """A small torch CNN target (float64, eval mode) and a box over its input: Conv1d or Conv2d with a drawn
+    kernel, stride, padding and padding mode, a ReLU, an optional pool, then a 1×1 Conv or Flatten + Linear."""
+    spatial = draw(st.sampled_from([1, 2]), label="spatial")
+    conv = getattr(torch.nn, f"Conv{spatial}d")
+    channels = draw(st.integers(1, 2), label="input channels")
+    size = draw(st.integers(5, 7), label="input size")
+    kernel = draw(st.integers(1, 3), label="kernel")
+    padding = draw(st.integers(0, 1), label="padding")
+    mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]), label="padding mode")
+    stride = draw(st.integers(1, 2), label="stride")
+    hidden = draw(st.integers(1, 3), label="hidden channels")
+    torch.manual_seed(draw(seeds(), label="torch seed"))
+    layers = [conv(channels, hidden, kernel, stride=stride, padding=padding, padding_mode=mode), torch.nn.ReLU()]
+    shape = (channels, *([size] * spatial))
+    pool = draw(st.sampled_from([None, "MaxPool", "AvgPool"]), label="pool")
+    if pool is not None:
+        layers.append(getattr(torch.nn, f"{pool}{spatial}d")(2))
+    out = torch.nn.Sequential(*layers).double()(torch.zeros(1, *shape, dtype=torch.float64)).shape
+    if draw(st.booleans(), label="linear head"):
+        layers += [torch.nn.Flatten(), torch.nn.Linear(math.prod(out[1:]), 2)]
+    else:
+        layers.append(conv(hidden, 2, 1))
+    lo = np.round(draw(st.floats(-2, 0), label="lo") + np.zeros(shape), 3)
+    width = draw(st.floats(0.25, 2), label="box width")
+    return torch.nn.Sequential(*layers).double().eval(), verify.Box(lo, lo + width)
+
+
+def box_points(box: verify.Box, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` fresh points of ``box`` (flat): a third uniform, a third at corners (every coordinate at ``lo`` or
+    ``hi``), a third with a random share of the coordinates rounded to a corner, plus the two extreme corners."""
+    lo, hi = box.lo.reshape(-1), box.hi.reshape(-1)
+    uniform = rng.uniform(lo, hi, (count, lo.size))
+    corners = np.where(rng.random((count, lo.size)) < 0.5, lo, hi)
+    share = rng.random((count, 1))
+    mixed = np.where(rng.random((count, lo.size)) < share, corners[rng.permutation(count)], uniform)
+    return np.concatenate([uniform[: count // 3], corners[: count // 3], mixed[: count // 3], [lo, hi]])
+
+
+@given(case=conv_targets(), width=st.sampled_from(["paper", "minimal"]), seed=seeds())
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+def test_conv_error_bound_covers_fresh_points(case, width, seed):
+    """docs/design.md §6.7: for a CNN fitted by `fit_norm_layers`, torch's own forward of the float64 frozen module
+    stays within ``certificate.error_bound`` of the target module's forward at fresh points, corners included."""
+    from verify.nn import fit_norm_layers, frozen_like
+
+    target, box = case
+    frozen = frozen_like(target, width, seed=seed)
+    try:
+        result = fit_norm_layers(frozen, target, box)
+    except verify.CertificateError as error:
+        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
+        event("refused")
+        assume(False)
+    except verify.InfeasibleError:
+        event("infeasible (rank)")
+        assume(False)
+    certificate = result.certificate
+    assert not certificate.sampled_only and np.isfinite(certificate.error_bound)
+    x = box_points(box, FRESH, np.random.default_rng(seed))
+    with torch.no_grad():
+        inputs = torch.tensor(x.reshape(-1, *box.shape), dtype=torch.float64)
+        g = frozen(inputs).reshape(len(x), -1).numpy()
+        f = target(inputs).reshape(len(x), -1).numpy()
+    error = float(np.max(np.abs(g - f)))
+    note(f"{target}; bound {certificate.error_bound:.3g}, observed {error:.3g}, scale {certificate.scale:.3g}")
+    assert error <= certificate.error_bound
+    if error == 0:
+        event("observed 0: g = f exactly at every fresh point")
+    else:
+        event(f"bound / observed >= 1e{int(np.log10(certificate.error_bound / error))}")
