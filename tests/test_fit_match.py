@@ -87,6 +87,7 @@ def test_a_class_and_its_sequential_get_the_same_result_bit_for_bit(write: Calla
     b = fit_norm_layers(b_frozen, write(cnn), DOMAIN)
     assert isinstance(a, verify.Reconstruction) and isinstance(b, verify.Reconstruction)
     assert a.certificate.error_bound == b.certificate.error_bound and a.certificate.holds and b.certificate.holds
+    assert a.certificate.error_bound < float("inf")  # the convolutional route's bound is rigorous (design §6.7)
     assert _same(a, b)
     # and the tuned class computes the target: float64 forwards, the result's own rtol (1e-6) of max |f|
     points = DOMAIN.sample(500, np.random.default_rng(3)).reshape(-1, 2, 8, 8)
