@@ -159,14 +159,15 @@ def reconstruct(
         _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
         try:
             exact = reconstruct(target, frozen, domain, "paper", method=method, samples=samples, seed=seed, rtol=rtol)
-        except InfeasibleError:
-            if method == "auto":  # both objectives; the smaller certified bound wins (docs/design.md §11)
-                options = {"samples": samples, "seed": seed, "rtol": rtol}
-                candidates = [reconstruct(target, frozen, domain, mode, method=m, **options) for m in ("l1", "lstsq")]
-                return min(candidates, key=lambda result: result.certificate.error_bound)
-        else:
+        except InfeasibleError:  # some block is too narrow: approximated below
+            exact = None
+        if exact is not None:
             figures = ApproximateCertificate(True, exact.certificate, 0.0, (0.0,) * target.depth)
             return replace(exact, certificate=figures, mode=APPROXIMATE)
+        if method == "auto":  # both objectives; the smaller certified bound wins (docs/design.md §11)
+            options = {"samples": samples, "seed": seed, "rtol": rtol}
+            candidates = [reconstruct(target, frozen, domain, mode, method=m, **options) for m in ("l1", "lstsq")]
+            return min(candidates, key=lambda result: result.certificate.error_bound)
     if isinstance(frozen, ResidualFrozenNetwork):  # docs/design.md §8
         return reconstruct_residual(
             target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
