@@ -70,6 +70,7 @@ def tune_approximate(
     """
     boxes = block_input_regions(target, domain)
     carried_error = np.zeros(target.widths[0])
+    amplification = _amplification(target)
     tuned, approximate = [], []
     for block in blocks(target, frozen):
         if block.k == 1:
@@ -83,11 +84,21 @@ def tune_approximate(
             result = tune_block(block, frozen, region, "paper", method, None, spec, store)
             mismatch = np.zeros_like(block.w)
         except InfeasibleError:
-            result, mismatch = _approximate_block(block, frozen, region, centre, radii, method, store)
+            rows = amplification[block.k - 1]
+            result, mismatch = _approximate_block(block, frozen, region, centre, radii, rows, method, store)
             approximate.append(block.k)
         tuned.append(result)
         carried_error = np.abs(block.w) @ carried_error + np.abs(mismatch) @ radii
     return tuned, tuple(approximate)
+
+
+def _amplification(target: TargetNetwork) -> list[np.ndarray]:
+    """Per block ``k``, ``1ᵀ |W_L| ⋯ |W_{k+1}|``: how much an error of each of its outputs can grow by the output
+    (summed over the outputs), the row weights of its objective (1 for the last block)."""
+    weights = [np.ones(target.widths[-1])]
+    for w in reversed(target.weights[1:]):
+        weights.insert(0, np.abs(w).T @ weights[0])
+    return weights
 
 
 def _approximate_block(
@@ -96,13 +107,15 @@ def _approximate_block(
     region: Domain,
     centre: np.ndarray,
     radii: np.ndarray,
+    rows: np.ndarray,
     method: str,
     store: Callable[[int, np.ndarray], np.ndarray] | None,
 ) -> tuple[TunedBlock, np.ndarray]:
     """A narrow block: the weighted ℓ1 (or least-squares) ``γ``, the shift over ``region``, the centred even shift."""
     equation = block.equation
     ball = isinstance(region, Ball)  # the first block of a ball domain: its rows err by r ‖E_i‖₂ exactly
-    solution = solve_weighted(equation, radii, "lstsq" if method == "lstsq" else "l1", block=block.k, ball=ball)
+    solver = "lstsq" if method == "lstsq" else "l1"
+    solution = solve_weighted(equation, radii, solver, block=block.k, ball=ball, rows=rows)
     gamma, row_scale = solution.scale, solution.row_scale
     if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
         gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)

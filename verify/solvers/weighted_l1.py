@@ -39,14 +39,22 @@ def weighted_objective(equation: ScaleEquation, gamma: np.ndarray, radii: np.nda
 
 
 def solve_weighted(
-    equation: ScaleEquation, radii: np.ndarray, method: str, *, block: int, ball: bool = False
+    equation: ScaleEquation,
+    radii: np.ndarray,
+    method: str,
+    *,
+    block: int,
+    ball: bool = False,
+    rows: np.ndarray | None = None,
 ) -> ScaleSolution:
     """The ``γ`` (with ``s' = 1``) minimizing the block's weighted objective by ``method`` (`APPROXIMATE_METHODS`);
-    ``ball=True``: the block's input region is a ball of radius ``radii[0]`` (module notes)."""
+    ``ball=True``: the block's input region is a ball of radius ``radii[0]`` (module notes). ``rows`` (default 1)
+    weighs each output row's worst case in the sum (how much the later layers amplify it)."""
     if method not in APPROXIMATE_METHODS:
         raise ValueError(f"the approximate objective is solved by one of {APPROXIMATE_METHODS}, got {method!r}")
     radii = np.asarray(radii, dtype=np.float64)
-    weights = np.tile(radii, equation.d_out)  # row-major vec: entry (i, j) sits at i·d_in + j
+    rows = np.ones(equation.d_out) if rows is None else np.asarray(rows, dtype=np.float64)
+    weights = np.outer(rows, radii).reshape(-1)  # row-major vec: entry (i, j) sits at i·d_in + j
     k, w = np.asarray(equation.k), np.asarray(equation.target).reshape(-1)
     live = weights > 0
     kw, ww = k[live] * weights[live, None], w[live] * weights[live]
@@ -54,7 +62,11 @@ def solve_weighted(
     rank = int(np.count_nonzero(singular > singular.max(initial=0.0) * max(kw.shape, default=1) * 2.0**-52))
     condition = float(singular[0] / singular[rank - 1]) if rank else float("inf")
     least = scipy.linalg.lstsq(kw, ww, lapack_driver="gelsd")[0] if kw.size else np.zeros(equation.n)
-    diagnostics = {"lstsq_objective": float(weighted_objective(equation, least, radii, ball).sum())}
+
+    def objective(gamma: np.ndarray) -> float:
+        return float(rows @ weighted_objective(equation, gamma, radii, ball))
+
+    diagnostics = {"lstsq_objective": objective(least)}
     gamma = least
     if method == "l1" and kw.size:
         import cvxpy as cp
@@ -65,18 +77,19 @@ def solve_weighted(
         variable = cp.Variable(equation.n)
         residual = kw @ variable - ww / scale
         if ball:  # rows of W are consecutive blocks of d_in entries of vec W (all radii equal and > 0)
-            rows = cp.reshape(residual, (equation.d_out, equation.d_in), order="C")
-            objective_expression = cp.sum(cp.norm(rows, 2, axis=1))
+            matrix = cp.reshape(residual, (int(np.count_nonzero(rows)), equation.d_in), order="C")
+            objective_expression = cp.sum(cp.norm(matrix, 2, axis=1))
         else:
             objective_expression = cp.norm1(residual)
         problem = cp.Problem(cp.Minimize(objective_expression))
         solved, info = _solve(problem, variable, "weighted l1", block=block)
         solved = solved * scale
-        objective = float(weighted_objective(equation, solved, radii, ball).sum())
-        diagnostics |= info | {"l1_objective": objective}
-        if objective <= diagnostics["lstsq_objective"]:  # the LP's optimum, unless the solver was inaccurate
+        diagnostics |= info | {"l1_objective": objective(solved)}
+        if (
+            diagnostics["l1_objective"] <= diagnostics["lstsq_objective"]
+        ):  # the LP's optimum, unless the solver was inaccurate
             gamma = solved
-    diagnostics["objective"] = float(weighted_objective(equation, gamma, radii, ball).sum())
+    diagnostics["objective"] = objective(gamma)
     return ScaleSolution(
         scale=gamma,
         row_scale=np.ones(equation.d_out),
