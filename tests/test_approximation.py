@@ -81,3 +81,9 @@ def test_frontier_rows():
     assert table.table().count("\n") == 5
     with pytest.raises(ValueError, match="points must be"):
         verify.frontier(target, widths=(0.5,), points=0)
+    with pytest.raises(ValueError, match="widths must be a non-empty sequence"):
+        verify.frontier(target, widths=0.5)
+    with pytest.raises(ValueError, match="seeds must be a non-empty sequence"):
+        verify.frontier(target, seeds=())
+    with pytest.raises(ValueError, match="domain must be"):
+        verify.frontier(target, domain="ball")

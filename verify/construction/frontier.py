@@ -107,8 +107,11 @@ def frontier(
     """
     if not isinstance(target, TargetNetwork):
         raise ValueError(f"target must be a verify.TargetNetwork, got {type(target).__name__}")
-    if not len(widths) or not len(seeds):
-        raise ValueError("widths and seeds must each hold at least one value")
+    for name, values in (("widths", widths), ("seeds", seeds)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"{name} must be a non-empty sequence (a list or tuple), got {values!r}")
+    if domain is not None and not isinstance(domain, Domain):
+        raise ValueError(f"domain must be a verify.Ball, a verify.Box or None (the unit ball), got {domain!r}")
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
         raise ValueError(f"points must be an integer >= 1, got {points!r}")
     domain = (Ball(1.0) if domain is None else domain).resolve(target.widths[0])
