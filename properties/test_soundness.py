@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import verify
-from properties.strategies import instances, seeds
+from properties.strategies import domains, instances, seeds, targets
 from verify.solvers.convex import ConvexSolverError
 
 torch = pytest.importorskip("torch")
@@ -160,3 +160,46 @@ def test_error_bound_covers_fresh_points(dtype, data, seed):
         event(f"{dtype}: bound / scale <= 1e-{min(16, int(-np.log10(max(relative, 1e-16))))}")
     else:
         event(f"{dtype}: bound at the underflow level (scale 0)")
+
+
+@given(
+    target=targets(min_width=2, max_width=5, max_depth=3, biases=None),
+    data=st.data(),
+    seed=seeds(),
+)
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow], deadline=None)
+def test_residual_error_bound_covers_fresh_points(target, data, seed):
+    """docs/design.md §6.6: a Case-2 result's bound covers torch's own forward of the frozen residual module.
+
+    The module is a float64 `verify.nn.frozen_residual_mlp`, read as `verify.nn.fit_norm_layers` reads it
+    (``to_network``); the result is loaded into its BatchNorms and its own forward is compared with the
+    target at fresh points, box corners or a ball's axis points included.
+    """
+    from verify.nn import load_norm_params
+    from verify.nn.residual import frozen_residual_mlp
+
+    rows = min(max(a, b) for a, b in itertools.pairwise(target.widths))
+    branches = data.draw(st.integers(1, rows), label="branches")
+    mode = data.draw(st.sampled_from(["paper", "minimal"]), label="mode")
+    domain = data.draw(domains(target.widths[0], max_center=10.0), label="domain")
+    module = frozen_residual_mlp(target.widths, branches=branches, width=mode, seed=seed, dtype=torch.float64)
+    frozen = module.to_network()
+    note(f"{target!r} {frozen!r} {domain!r} mode={mode}")
+    try:
+        result = verify.reconstruct(target, frozen, domain, mode)
+    except verify.CertificateError as error:
+        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
+        event("refused: bound above rtol")
+        assume(False)
+    except verify.InfeasibleError:
+        event("infeasible (rank)")
+        assume(False)
+    load_norm_params(module, result)
+    x = fresh_points(domain, target.widths[0], np.random.default_rng(seed))
+    with torch.no_grad():
+        g = module.eval()(torch.tensor(x, dtype=torch.float64)).numpy()
+    error = float(np.max(np.abs(g - target(x))))
+    bound = result.certificate.error_bound
+    note(f"max |g − f| {error:.3g}, bound {bound:.3g}, scale {result.certificate.scale:.3g}")
+    assert error <= bound
+    event(f"bound / observed >= 1e{int(np.log10(bound / error)) if error > 0 else 'inf'}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from verify.construction.memory_plan import conv_sizes, plan_solves
 from verify.construction.result import Reconstruction
 from verify.construction.tuning import check_options, tune_block
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
@@ -63,6 +64,7 @@ def reconstruct_convolutional(
     """
     check_conv_architecture(target, frozen)
     check_options(mode, method, samples, rtol, bound)
+    plan_solves(conv_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     if domain is None:
         raise ValueError(
             "domain=None (exact on all of R^d) needs paired dense layers; a convolutional network needs a bounded "

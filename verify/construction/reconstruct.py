@@ -27,6 +27,7 @@ import numpy as np
 
 from verify.construction.approximate import check_dense_chain, tune_approximate
 from verify.construction.convolutional import reconstruct_convolutional
+from verify.construction.memory_plan import dense_sizes, plan_solves
 from verify.construction.residual import reconstruct_residual
 from verify.construction.result import Reconstruction
 from verify.construction.tuning import APPROXIMATE, MODES, check_options, tune_block
@@ -177,6 +178,7 @@ def reconstruct(
             target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
         )
     _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
+    plan_solves(dense_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)
     if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too

@@ -24,11 +24,13 @@ class Reconstruction:
         BatchNorm weight and bias of each of the ``2L`` frozen layers: the values to load.
     scales, shifts : list of ndarray
         The same normalizations as per-neuron affine maps ``h -> s*h + t``.
-    certificate : Certificate or ApproximateCertificate
-        The figures proving ``g = f`` on the domain (it holds: failing results are never returned); for
+    certificate : Certificate, ResidualCertificate or ApproximateCertificate
+        The figures proving ``g = f`` on the domain (it holds: failing results are never returned); a
+        residual network's is a `verify.core.residual_certificate.ResidualCertificate`; for
         ``mode="approximate"`` a `verify.core.approximate_certificate.ApproximateCertificate`, which proves
         ``error_bound`` (and says whether the result is ``exact``).
-    target, frozen : TargetNetwork and FrozenNetwork, or ConvTargetNetwork and ConvFrozenNetwork
+    target, frozen : TargetNetwork and FrozenNetwork, ConvTargetNetwork and ConvFrozenNetwork, or TargetNetwork
+        and ResidualFrozenNetwork
         The networks it was built for.
     domain : Domain or None
         The domain on which ``g = f`` is certified; None for a paired network built for all of ``R^d``.
@@ -40,7 +42,7 @@ class Reconstruction:
     beta: list[np.ndarray]
     scales: list[np.ndarray]
     shifts: list[np.ndarray]
-    certificate: Certificate | ApproximateCertificate
+    certificate: Certificate | ApproximateCertificate | Any
     target: Any
     frozen: Any
     domain: Domain | None

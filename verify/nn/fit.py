@@ -20,6 +20,7 @@ from verify.core.errors import CertificateError
 from verify.nn.frozen_like import conv_networks, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
+from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
 
@@ -81,6 +82,7 @@ def fit_norm_layers(
     graphs with torch.fx and reconstructed node by node (`verify.nn.graph_fit.fit_graph`,
     docs/design.md §10); the result is then a `verify.nn.graph_fit.GraphReconstruction`.
     """
+    plan_fit(frozen, target, options)  # every pair's solve fits, before the modules are copied (verify.core.memory)
     if isinstance(frozen, FrozenResidualMLP):
         result = reconstruct(target_from_module(target), frozen.to_network(), domain, **options)
         check_module_dtype(frozen, result, "residual")

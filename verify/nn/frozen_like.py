@@ -28,9 +28,10 @@ import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, odd_widths
+from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, conv_pairs, odd_widths
 from verify.core.convolution import AdaptiveAvgPool, AffineLayer, AvgPool, Conv, Flatten, Layer, Linear, MaxPool
 from verify.core.domains import Ball, Box, Domain
+from verify.core.memory import check_build
 from verify.core.validate import as_seed
 from verify.nn.graph_frozen import frozen_graph
 from verify.nn.mlp import frozen_mlp
@@ -318,6 +319,8 @@ def frozen_like(
         for layer, n in zip(affine, widths, strict=True):
             dims += [n, layer.out_channels]
         return frozen_mlp(dims, seed=seed, dtype=dtype, device=device)
+    # each parameter once, plus the widest pair's float64 draw, mask, masked and cast copies while they are copied in
+    check_build("frozen_like", conv_pairs(affine, widths), (dtype.itemsize, 3 * 8 + dtype.itemsize))
     generator = torch.Generator().manual_seed(seed)
 
     def draw(shape: tuple[int, ...]) -> torch.Tensor:
