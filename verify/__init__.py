@@ -17,8 +17,10 @@ the input tensor. PyTorch models, Sequential or written as classes (docs/design.
 BLAS threads inside the library's calls: `set_blas_threads`, `blas_threads` (docs/design.md §5).
 """
 
+from verify.construction.frontier import Frontier, FrontierPoint, frontier
 from verify.construction.reconstruct import MODES, Reconstruction, reconstruct
 from verify.construction.residual import ResidualReconstruction
+from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork
 from verify.core.convolution import AdaptiveAvgPool, AvgPool, Conv, Flatten, Linear, MaxPool
@@ -34,6 +36,7 @@ from verify.core.tolerances import evaluation_tolerance, residual_tolerance
 __all__ = [
     "MODES",
     "AdaptiveAvgPool",
+    "ApproximateCertificate",
     "AvgPool",
     "Ball",
     "BlockCertificate",
@@ -47,6 +50,8 @@ __all__ = [
     "Domain",
     "FeasibilityReport",
     "Flatten",
+    "Frontier",
+    "FrontierPoint",
     "FrozenNetwork",
     "InfeasibleError",
     "Linear",
@@ -60,6 +65,7 @@ __all__ = [
     "blas_threads",
     "evaluation_tolerance",
     "feasibility",
+    "frontier",
     "khatri_rao",
     "minimal_width",
     "paper_width",

@@ -20,22 +20,25 @@ A paired block (docs/design.md §3) is solved on its halves with no shift, on R^
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NoReturn
 
 import numpy as np
 
+from verify.construction.approximate import check_dense_chain, tune_approximate
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.memory_plan import dense_sizes, plan_solves
 from verify.construction.residual import reconstruct_residual
 from verify.construction.result import Reconstruction
-from verify.construction.tuning import MODES, check_options, tune_block
+from verify.construction.tuning import APPROXIMATE, MODES, check_options, tune_block
+from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.blocks import blocks, check_architecture
 from verify.core.bounds import block_input_regions
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.conv_networks import is_convolutional
 from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
-from verify.core.errors import CertificateError
+from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import dtype_name, result_spec, round_to, to_caller
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
@@ -80,9 +83,15 @@ def reconstruct(
         Bounded input domain of dimension ``d_0`` (a ``Ball`` without centre is centred at 0).
         ``None`` for a paired frozen network (docs/design.md §3): exact on all of R^d, no bias shift.
         A paired block is solved on its halves with no shift on a bounded domain too.
-    mode : "paper" or "minimal"
+    mode : "paper", "minimal" or "approximate"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
+        ``"approximate"`` (dense chains on a bounded domain, docs/design.md §11) answers at every width:
+        the paper-mode result where it is exact (``certificate.exact`` True, the same parameters and
+        bound), else every too-narrow block gets the scales minimizing its worst-case error and the
+        `verify.core.approximate_certificate.ApproximateCertificate` proves ``error_bound`` (approximation
+        plus rounding) over the whole domain; ``method`` is then ``"auto"``/``"l1"`` (weighted ℓ1, cvxpy)
+        or ``"lstsq"`` (weighted least squares).
     method : str
         How the paper-mode scale equation is solved (docs/design.md §5): ``"auto"`` (default: ``direct`` at
         the exact width, ``lstsq`` up to 1024 equations per block, else ``iterative``),
@@ -146,6 +155,20 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
+    if mode == APPROXIMATE:
+        check_dense_chain(frozen, domain)
+        _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
+        try:
+            exact = reconstruct(target, frozen, domain, "paper", method=method, samples=samples, seed=seed, rtol=rtol)
+        except InfeasibleError:  # some block is too narrow: approximated below
+            exact = None
+        if exact is not None:
+            figures = ApproximateCertificate(True, exact.certificate, 0.0, (0.0,) * target.depth)
+            return replace(exact, certificate=figures, mode=APPROXIMATE)
+        if method == "auto":  # both objectives; the smaller certified bound wins (docs/design.md §11)
+            options = {"samples": samples, "seed": seed, "rtol": rtol}
+            candidates = [reconstruct(target, frozen, domain, mode, method=m, **options) for m in ("l1", "lstsq")]
+            return min(candidates, key=lambda result: result.certificate.error_bound)
     if isinstance(frozen, ResidualFrozenNetwork):  # docs/design.md §8
         return reconstruct_residual(
             target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
@@ -172,14 +195,25 @@ def reconstruct(
         points = domain.sample(samples, np.random.default_rng(seed))
         described = domain.to_dict()
     store = _storage(frozen, dtype)
+    approximate: tuple[int, ...] = ()
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned about
-            tuned = [
-                tune_block(
-                    block, frozen, None if regions is None else regions[block.k - 1], mode, method, bound, spec, store
-                )
-                for block in blocks(target, frozen)
-            ]
+            if mode == APPROXIMATE:
+                tuned, approximate = tune_approximate(target, frozen, domain, method, spec, store)
+            else:
+                tuned = [
+                    tune_block(
+                        block,
+                        frozen,
+                        None if regions is None else regions[block.k - 1],
+                        mode,
+                        method,
+                        bound,
+                        spec,
+                        store,
+                    )
+                    for block in blocks(target, frozen)
+                ]
     except _Overflow as overflow:
         _refuse_overflow(target, described, mode, method, rtol, dtype, [], str(overflow))
     scales = [layer[0] for t in tuned for layer in (t.odd, t.even)]
@@ -193,8 +227,9 @@ def reconstruct(
         _refuse_overflow(target, described, mode, method, rtol, dtype, certificates, "the BatchNorm parameters")
     if dtype != "float64":  # the stored values are the result: report their affine maps
         scales, shifts = frozen.affine_maps(gamma_bn, beta_bn)
+    centred = mode == APPROXIMATE
     certified = error_bound(
-        target, frozen, gamma_bn, beta_bn, domain, dtype=dtype, target_dtype=dtype_name(target.torch)
+        target, frozen, gamma_bn, beta_bn, domain, dtype=dtype, target_dtype=dtype_name(target.torch), centred=centred
     )
     sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified)
     exact = None
@@ -211,6 +246,9 @@ def reconstruct(
         bound=certified,
         rtol=rtol,
     )
+    if mode == APPROXIMATE:  # the same engine without evaluation roundings: the weight mismatch's part
+        parameters = error_bound(target, frozen, gamma_bn, beta_bn, domain, centred=True, rounding=False)
+        certificate = ApproximateCertificate(False, certificate, parameters.error_bound, parameters.blocks, approximate)
     if not certificate.holds:
         raise CertificateError(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate

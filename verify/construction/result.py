@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.certificate import Certificate
 from verify.core.domains import Domain
 
@@ -23,23 +24,25 @@ class Reconstruction:
         BatchNorm weight and bias of each of the ``2L`` frozen layers: the values to load.
     scales, shifts : list of ndarray
         The same normalizations as per-neuron affine maps ``h -> s*h + t``.
-    certificate : Certificate or ResidualCertificate
+    certificate : Certificate, ResidualCertificate or ApproximateCertificate
         The figures proving ``g = f`` on the domain (it holds: failing results are never returned); a
-        residual network's is a `verify.core.residual_certificate.ResidualCertificate`.
+        residual network's is a `verify.core.residual_certificate.ResidualCertificate`; for
+        ``mode="approximate"`` a `verify.core.approximate_certificate.ApproximateCertificate`, which proves
+        ``error_bound`` (and says whether the result is ``exact``).
     target, frozen : TargetNetwork and FrozenNetwork, ConvTargetNetwork and ConvFrozenNetwork, or TargetNetwork
         and ResidualFrozenNetwork
         The networks it was built for.
     domain : Domain or None
         The domain on which ``g = f`` is certified; None for a paired network built for all of ``R^d``.
     mode : str
-        ``"paper"`` or ``"minimal"``.
+        ``"paper"``, ``"minimal"`` or ``"approximate"``.
     """
 
     gamma: list[np.ndarray]
     beta: list[np.ndarray]
     scales: list[np.ndarray]
     shifts: list[np.ndarray]
-    certificate: Certificate | Any
+    certificate: Certificate | ApproximateCertificate | Any
     target: Any
     frozen: Any
     domain: Domain | None

@@ -30,6 +30,8 @@ from verify.solvers.exact import solve_exact
 from verify.solvers.registry import METHODS, solve_with
 
 __all__ = [
+    "APPROXIMATE",
+    "APPROXIMATE_METHODS",
     "MODES",
     "SHIFTED_METHODS",
     "TunedBlock",
@@ -46,14 +48,24 @@ SHIFTED_METHODS = ("exact", "min_shift")
 
 MODES = ("paper", "minimal")
 """``"paper"``: even-layer scales fixed to 1; ``"minimal"``: they are solved too (docs/design.md §2.6)."""
+APPROXIMATE = "approximate"
+"""The mode that also answers below the threshold with a certified error (docs/design.md §11; dense chains)."""
+APPROXIMATE_METHODS = ("auto", "lstsq", "l1")
+"""Methods of ``mode="approximate"``: ``"auto"`` and ``"l1"`` solve a narrow block's weighted ℓ1 program
+(cvxpy), ``"lstsq"`` its weighted least squares (the fast path); an exact block uses the method as in paper mode."""
 
 
 def check_options(mode: object, method: object, samples: object, rtol: object, bound: object) -> None:
     """The options every construction takes (chain, convolutional, residual), refused by name when invalid."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode not in MODES and mode != APPROXIMATE:
+        raise ValueError(f"mode must be one of {(*MODES, APPROXIMATE)}, got {mode!r}")
+    if mode == APPROXIMATE and method not in APPROXIMATE_METHODS:
+        raise ValueError(
+            f"mode='approximate' solves narrow blocks by a weighted ℓ1 program or its least-squares fast path: "
+            f"method must be one of {APPROXIMATE_METHODS}, got {method!r}"
+        )
     if mode == "minimal" and method not in ("auto", "lstsq"):
         raise ValueError(
             f"method {method!r} solves the paper-mode equation K γ = vec(W); mode='minimal' uses the SVD null "

@@ -75,6 +75,13 @@ is then judged against ``frozen_scale``, the tuned network's own terms over the 
 magnitude of its output layer above), so that rounding noise of a cancelling ``g`` is accepted
 when it is ``rtol``-small relative to what cancels.
 
+8. **Approximate blocks** (docs/design.md §11): below the threshold the residual ``E`` is not small
+   and the even shift centres it, ``r ≈ −E z_c``. Then ``|E| |ẑ|max + |r|`` overstates the block's
+   error; with ``centred=True`` the two are bounded together, ``max |Ê ẑ + r̂|`` over the enlarged
+   region (computed in float64 like the margins, plus ``2 γ^{64}_{d+12}`` of its magnitude) plus the
+   roundings of ``E`` and ``r`` themselves as in 3. A neuron that leaves its linear regime is
+   still carried as in 1, so the bound stays rigorous whatever the shifts.
+
 Assumptions: IEEE arithmetic in the evaluation dtype with round to nearest (or in a wider one:
 float64 evaluation of float32 parameters is covered, TF32 matmuls are not), no fused operations
 that round less accurately than separate ones.
@@ -229,11 +236,17 @@ def error_bound(
     *,
     dtype: str = "float64",
     target_dtype: str = "float64",
+    centred: bool = False,
+    rounding: bool = True,
 ) -> ErrorBound:
     """Bound ``|ĝ(x) − f̂(x)|`` over ``domain`` (``None``: all of ``R^d``, paired blocks) (see module notes).
 
     ``gamma``, ``beta`` are the stored BatchNorm parameters (float64 arrays holding values of
     ``dtype``); ``dtype`` is the frozen network's evaluation dtype and ``target_dtype`` the target's.
+    ``centred=True`` (an approximate construction, module notes 8) bounds the block's residual terms
+    ``E ẑ + r`` together over the region instead of ``|E| |ẑ| + |r|``; ``rounding=False`` leaves the
+    evaluation roundings of both networks out (``u = η = 0``): the error of the parameters alone, in
+    exact arithmetic (the bound's own float64 allowances stay).
     """
     unit_roundoff(dtype), unit_roundoff(target_dtype)
     gamma = [np.asarray(g, dtype=np.float64) for g in gamma]
@@ -250,6 +263,8 @@ def error_bound(
                 True,
                 dtype,
                 target_dtype,
+                centred,
+                rounding,
             )
             for r in (0.0, 1.0)
         ]
@@ -278,7 +293,7 @@ def error_bound(
         first = _Region(domain.lo, domain.hi, np.zeros_like(domain.lo))
     else:
         raise ValueError(f"error_bound needs a verify.Ball or verify.Box, got {type(domain).__name__}")
-    return _bound(target, frozen, gamma, beta, first, False, dtype, target_dtype)
+    return _bound(target, frozen, gamma, beta, first, False, dtype, target_dtype, centred, rounding)
 
 
 def _bound(
@@ -290,9 +305,13 @@ def _bound(
     rd: bool,
     dtype: str,
     target_dtype: str,
+    centred: bool = False,
+    rounding: bool = True,
 ) -> ErrorBound:
     u, tiny, huge = _UNIT[dtype], _TINY[dtype], _HUGE[dtype]
     uf = _UNIT[target_dtype]
+    if not rounding:  # exact evaluation of both networks: only the parameters' error remains
+        u = tiny = uf = 0.0
     widest = max(*frozen.widths, *target.widths)
     inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
     std = list(frozen.norm_std)
@@ -396,15 +415,20 @@ def _bound(
             + np.abs(block.bias)
         )
         r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+        if centred:  # max |E ẑ + r| over the region (module notes 8), plus the roundings of E, r and of this
+            affine = np.maximum(-g_region.minimum(e_hat, r_hat), -g_region.minimum(-e_hat, -r_hat))
+            evaluation = (
+                2 * _gamma(block.w.shape[1] + 12, _U64) * (g_region.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
+            )
+            residual = (affine + evaluation + slack * r_terms) * inflate + g_region.magnitude(slack * e_terms, inflate)
+        else:
+            residual = g_region.magnitude(e_bar, inflate) + r_bar
         # The block's error against the target's exact W z + b.
-        delta = (
-            w_abs @ g_region.delta
-            + g_region.magnitude(e_bar, inflate)
-            + r_bar
-            + np.abs(se) * (a_abs @ odd_error)
-            + rho_even
-        ) * inflate
-        delta_f = target_rounding(f_region, w_abs, block.bias, target_dtype, inflate)
+        delta = (w_abs @ g_region.delta + residual + np.abs(se) * (a_abs @ odd_error) + rho_even) * inflate
+        if rounding:
+            delta_f = target_rounding(f_region, w_abs, block.bias, target_dtype, inflate)
+        else:
+            delta_f = np.zeros(d_k)
         per_block.append(float(np.max(delta)))
         if not np.all(np.isfinite(delta)):
             return failed(f"block {k}: the bound is not finite in {dtype}")

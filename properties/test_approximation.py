@@ -1,0 +1,128 @@
+"""Below the threshold, the certified bound holds (docs/design.md §11).
+
+For any width, ``max |ĝ(x) − f̂(x)|`` at fresh points (half on the boundary, box corners and a ball's
+axis points included) is at most ``certificate.error_bound``, where ``ĝ`` is torch's own forward of
+the frozen module with the result loaded (`verify.nn.export.to_module`, float64) and ``f̂`` the
+target in float64. No tolerance: the bound covers float64 evaluation in any summation order. At
+the paper width the result is exact. For nested widths (the narrower frozen network is the wider
+one's first odd neurons: `FrozenNetwork.for_target` does not nest, since the even layer's draws
+depend on the odd width) the weighted ℓ1 optimum of a one-block chain does not grow.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+import verify
+from properties.strategies import seeds
+from verify.construction.frontier import fresh_points
+
+torch = pytest.importorskip("torch")
+from verify.nn.export import to_module  # noqa: E402  (after the torch check)
+
+FRESH = 512
+L1_RELATIVE = 1e-7
+"""Accuracy of the weighted ℓ1 optimum compared across widths: Clarabel stops at a relative gap of
+1e-12 on objectives of size ~1 (the program is scaled to ``max |w| = 1``); the optimum is compared
+to 1e-7 of its size, far above that gap and far below any real increase."""
+
+
+@st.composite
+def chains(draw: st.DrawFn, max_depth: int = 3, max_width: int = 5) -> tuple:
+    """A target, its domain (a ball or a box) and a frozen seed."""
+    depth = draw(st.integers(1, max_depth), label="L")
+    widths = [draw(st.integers(2, max_width), label=f"d_{k}") for k in range(depth + 1)]
+    target = verify.TargetNetwork.random(widths, seed=draw(seeds(), label="target seed"))
+    d = widths[0]
+    if draw(st.booleans(), label="ball"):
+        domain = verify.Ball(draw(st.floats(0.1, 4.0), label="radius"), np.zeros(d))
+    else:
+        lo = np.array(draw(st.lists(st.floats(-3.0, 0.0), min_size=d, max_size=d), label="lo"))
+        domain = verify.Box(lo, lo + np.array(draw(st.lists(st.floats(0.1, 3.0), min_size=d, max_size=d))))
+    return target, domain, draw(seeds(), label="frozen seed")
+
+
+def _points(domain: verify.Domain, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 21])
+    domain = domain.resolve(dim)
+    x = fresh_points(domain, FRESH, rng)
+    if isinstance(domain, verify.Ball):
+        x = np.concatenate([x, domain.center + domain.radius * np.concatenate([np.eye(dim), -np.eye(dim)])])
+    return x
+
+
+def _observed(result: verify.Reconstruction, x: np.ndarray) -> float:
+    """``max |ĝ − f̂|`` with ``ĝ`` torch's forward of the module holding the result (float64)."""
+    module = to_module(result.frozen, result, dtype=torch.float64)
+    with torch.no_grad():
+        g = module(torch.tensor(x, dtype=torch.float64)).numpy()
+    return float(np.max(np.abs(g - result.target(x))))
+
+
+@given(chain=chains(), fraction=st.floats(0.05, 1.0), method=st.sampled_from(["auto", "l1", "lstsq"]))
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_observed_error_within_bound(chain, fraction, method):
+    """docs/design.md §11: at any width, torch's forward of the module errs by at most ``error_bound``."""
+    target, domain, seed = chain
+    frozen = verify.FrozenNetwork.for_target(target, width=fraction, seed=seed)
+    result = verify.reconstruct(target, frozen, domain, mode="approximate", method=method)
+    certificate = result.certificate
+    observed = _observed(result, _points(domain, target.widths[0], seed))
+    note(f"{target!r} {frozen!r} {domain!r} bound={certificate.error_bound} observed={observed}")
+    assert certificate.holds
+    assert observed <= certificate.error_bound
+    assert certificate.approximation_error <= certificate.error_bound
+    paper = all(n >= verify.paper_width(*wk.shape) for n, wk in zip(frozen.widths[1::2], target.weights, strict=True))
+    if certificate.exact:
+        assert certificate.approximation_error == 0.0
+    else:
+        assert not paper, "a full-width dense block has rank d_k d_{k-1} almost surely: it must be exact"
+
+
+@given(chain=chains(max_width=4))
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_exact_at_paper_width(chain):
+    """At the paper width ``mode="approximate"`` is the paper-mode result: exact, same parameters and bound."""
+    target, domain, seed = chain
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=seed)
+    approximate = verify.reconstruct(target, frozen, domain, mode="approximate")
+    paper = verify.reconstruct(target, frozen, domain, mode="paper")
+    assert approximate.certificate.exact
+    assert approximate.certificate.error_bound == paper.certificate.error_bound
+    for ours, theirs in zip(approximate.gamma + approximate.beta, paper.gamma + paper.beta, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def _first_neurons(frozen: verify.FrozenNetwork, n: int) -> verify.FrozenNetwork:
+    """The one-block frozen network made of ``frozen``'s first ``n`` odd neurons (a nested sub-network)."""
+    (m1, m2), (c1, c2) = frozen.weights, frozen.biases
+    return verify.FrozenNetwork(
+        [m1[:n], m2[:, :n]],
+        [c1[:n], c2],
+        [frozen.running_mean[0][:n], frozen.running_mean[1]],
+        [frozen.running_var[0][:n], frozen.running_var[1]],
+        frozen.eps,
+    )
+
+
+@given(chain=chains(max_depth=1), cuts=st.lists(st.floats(0.05, 1.0), min_size=2, max_size=4))
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_objective_does_not_grow_with_nested_width(chain, cuts):
+    """Nested widths (same frozen seed): a wider block's weighted ℓ1 optimum is at most a narrower one's."""
+    target, domain, seed = chain
+    d_out, d_in = target.weights[0].shape
+    wide = verify.FrozenNetwork.for_target(target, "paper", seed=seed)
+    widths = sorted({max(1, int(c * (d_out * d_in - 1))) for c in cuts})  # all below the paper width
+    objectives = []
+    for n in widths:
+        result = verify.reconstruct(target, _first_neurons(wide, n), domain, mode="approximate", method="l1")
+        assert not result.certificate.exact
+        objectives.append(result.certificate.blocks[0].diagnostics["objective"])
+    note(f"widths {widths} objectives {objectives}")
+    for narrow, wider in itertools.pairwise(objectives):
+        assert wider <= narrow * (1 + L1_RELATIVE) + L1_RELATIVE

@@ -1,0 +1,129 @@
+"""Below the threshold (docs/design.md §11): every block tuned for the region it really receives.
+
+`tune_approximate` runs the blocks of a dense chain in order. A block whose scale equation is
+solvable is tuned exactly as in paper mode by `verify.construction.tuning.tune_block`; one that is not
+(too narrow: rank ``K < d_k d_{k-1}``) gets the ``γ`` of `verify.solvers.weighted_l1` (``s' = 1``)
+minimizing its worst-case error ``Σ_j |(W − Ŵ)_ij| r_j`` over its input box, and its even shift
+centres the residual: ``t' = b − (A(γ ⊙ c + τ) + c') − (Ŵ − W) z_c``, so the block computes
+``W ẑ + b + (Ŵ − W)(ẑ − z_c)`` on its region.
+
+The error carried out of block ``k`` is planned in exact arithmetic, ``δ_k = |W_k| δ_{k−1} + |Ŵ_k − W_k| r_k``
+(``r_k`` the radii of block ``k``'s region), and block ``k + 1``'s region is the target's box for
+``z_k`` enlarged by ``δ_k`` (and clipped at 0, after the ReLU): its odd layer is shifted over that
+enlarged region, so every later neuron stays in its linear regime on whatever the approximate
+blocks hand it. The certified figure is not this plan but the rigorous bound of
+`verify.core.error_bound`, computed from the stored parameters afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from verify.construction.tuning import TunedBlock, certify_block, even_layer, tune_block
+from verify.core.bias_shift import activity_margin, bias_shift
+from verify.core.blocks import blocks
+from verify.core.bounds import block_input_regions
+from verify.core.domains import Ball, Box, Domain
+from verify.core.errors import InfeasibleError
+from verify.core.interop import TorchSpec
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.solvers.weighted_l1 import solve_weighted
+
+__all__ = ["check_dense_chain", "tune_approximate"]
+
+
+def check_dense_chain(frozen: Any, domain: Domain | None) -> None:
+    """Refuse what ``mode="approximate"`` does not support yet, saying what does."""
+    if not isinstance(frozen, FrozenNetwork):
+        raise ValueError(
+            f"mode='approximate' supports dense networks only so far (a verify.FrozenNetwork), got "
+            f"{type(frozen).__name__}; use mode='paper' or 'minimal' at or above the threshold"
+        )
+    if not all(np.all(mask) for mask in frozen.masks):
+        raise ValueError(
+            "mode='approximate' supports dense networks only so far, and this frozen network is sparse; "
+            "build it with density=1.0, or use mode='paper' above the matching threshold"
+        )
+    if domain is None:
+        raise ValueError(
+            "mode='approximate' bounds the error over a bounded domain: give a verify.Ball or verify.Box "
+            "(domain=None is the paired construction, exact on all of R^d)"
+        )
+
+
+def tune_approximate(
+    target: TargetNetwork,
+    frozen: FrozenNetwork,
+    domain: Domain,
+    method: str,
+    spec: TorchSpec | None,
+    store: Callable[[int, np.ndarray], np.ndarray] | None,
+) -> tuple[list[TunedBlock], tuple[int, ...]]:
+    """Every block's ``(s, t)`` and certificate, and the blocks that were solved approximately (module notes).
+
+    ``method`` is ``"auto"``, ``"lstsq"`` or ``"l1"``: an exact block is solved by it as in paper
+    mode; an approximate block by the weighted ℓ1 program (``"auto"``, ``"l1"``) or its
+    least-squares fast path (``"lstsq"``).
+    """
+    boxes = block_input_regions(target, domain)
+    carried_error = np.zeros(target.widths[0])
+    amplification = _amplification(target)
+    tuned, approximate = [], []
+    for block in blocks(target, frozen):
+        if block.k == 1:
+            region, (lo, hi) = domain, domain.bounding_box()
+        else:
+            lo_t, hi_t = boxes[block.k - 1].bounding_box()
+            lo, hi = np.maximum(lo_t - carried_error, 0.0), hi_t + carried_error
+            region = Box(lo, hi)
+        centre, radii = (lo + hi) / 2, (hi - lo) / 2
+        try:
+            result = tune_block(block, frozen, region, "paper", method, None, spec, store)
+            mismatch = np.zeros_like(block.w)
+        except InfeasibleError:
+            rows = amplification[block.k - 1]
+            result, mismatch = _approximate_block(block, frozen, region, centre, radii, rows, method, store)
+            approximate.append(block.k)
+        tuned.append(result)
+        carried_error = np.abs(block.w) @ carried_error + np.abs(mismatch) @ radii
+    return tuned, tuple(approximate)
+
+
+def _amplification(target: TargetNetwork) -> list[np.ndarray]:
+    """Per block ``k``, ``1ᵀ |W_L| ⋯ |W_{k+1}|``: how much an error of each of its outputs can grow by the output
+    (summed over the outputs), the row weights of its objective (1 for the last block)."""
+    weights = [np.ones(target.widths[-1])]
+    for w in reversed(target.weights[1:]):
+        weights.insert(0, np.abs(w).T @ weights[0])
+    return weights
+
+
+def _approximate_block(
+    block: Any,
+    frozen: FrozenNetwork,
+    region: Domain,
+    centre: np.ndarray,
+    radii: np.ndarray,
+    rows: np.ndarray,
+    method: str,
+    store: Callable[[int, np.ndarray], np.ndarray] | None,
+) -> tuple[TunedBlock, np.ndarray]:
+    """A narrow block: the weighted ℓ1 (or least-squares) ``γ``, the shift over ``region``, the centred even shift."""
+    equation = block.equation
+    ball = isinstance(region, Ball)  # the first block of a ball domain: its rows err by r ‖E_i‖₂ exactly
+    solver = "lstsq" if method == "lstsq" else "l1"
+    solution = solve_weighted(equation, radii, solver, block=block.k, ball=ball, rows=rows)
+    gamma, row_scale = solution.scale, solution.row_scale
+    if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
+        gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)
+    image = block.odd_range(region)
+    tau = bias_shift(gamma, image)
+    s_even, t_even = even_layer(block, frozen, row_scale, equation.a, gamma * block.c_odd + tau)
+    mismatch, _ = equation.residual(gamma, row_scale)
+    t_even[: equation.d_out] -= mismatch @ centre  # the residual centred on the region
+    min_margin = float(np.min(activity_margin(gamma, tau, image)))
+    certificate = certify_block(block.k, solution, equation, min_margin=min_margin)
+    return TunedBlock((gamma, tau), (s_even, t_even), certificate), mismatch
