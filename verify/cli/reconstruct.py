@@ -41,6 +41,7 @@ from verify.core.blocks import widths_mismatch
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.networks import paper_width
+from verify.core.paths import missing_directory, node_problem
 from verify.solvers.registry import METHODS
 
 __all__ = ["DomainSpec", "UsageError", "check_out_path", "main", "parse_domain"]
@@ -147,7 +148,9 @@ def check_out_path(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
 
     It must never be one of ``inputs`` (option name -> path), compared after resolving symlinks and
     ``..`` and, when both exist, with `os.path.samefile` (hard links); ``force`` does not change
-    that. An existing file is replaced only with ``force``; a directory never is.
+    that. An existing file is replaced only with ``force``; a directory, FIFO, device or socket
+    (directly or through a symbolic link) never is (`verify.core.paths.node_problem`), and a
+    dangling link into a missing directory is named with its target.
     """
     out = Path(out)
     for option, path in inputs.items():
@@ -161,8 +164,9 @@ def check_out_path(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
             )
     if out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a directory; give a file name such as tuned.pt")
-    if not out.resolve().parent.is_dir():
-        raise UsageError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    problem = node_problem(out) or missing_directory(out)
+    if problem is not None:
+        raise UsageError(problem)
     if out.is_symlink() and not out.exists() and not force:
         raise UsageError(f"--out {str(out)!r} is a dangling symbolic link; pass --force to replace the link")
     if out.exists() and not force:
@@ -279,6 +283,13 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="solver of the scale equation, docs/design.md §5 (default: auto)",
     )
+    parser.add_argument(
+        "--bound",
+        type=float,
+        metavar="C",
+        help="the bound C of |gamma| <= C for --method box, which needs it (the smallest ||gamma|| inside the box "
+        "is found, or the box is too small: exit status 2); refused with any other method, which would ignore it",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the certificate's sample points (default: 0)")
     parser.add_argument(
         "--rtol",
@@ -319,6 +330,12 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         raise UsageError(f"--rtol must be a positive finite number, got {args.rtol}")
     if any(not math.isfinite(e) or e < 0 for e in args.bn_eps):
         raise UsageError(f"--bn-eps must be finite numbers >= 0, got {','.join(f'{e:g}' for e in args.bn_eps)}")
+    if args.bound is not None and args.method != "box":
+        raise UsageError(f"--bound is the |gamma| <= C of --method box only; --method {args.method} would ignore it")
+    if args.bound is None and args.method == "box":
+        raise UsageError("--method box needs --bound C, the bound of |gamma| <= C (e.g. --bound 1e3)")
+    if args.bound is not None and (not math.isfinite(args.bound) or args.bound <= 0):
+        raise UsageError(f"--bound must be a positive finite number, got {args.bound}")
     eps = args.bn_eps[0] if len(args.bn_eps) == 1 else args.bn_eps
     inputs = {"--target": args.target, "--frozen": args.frozen}
     for option, path in inputs.items():
@@ -336,9 +353,10 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     d, n = linear_widths(target), linear_widths(frozen)
     _check_pair(d, n, spec.kind == "all")
     domain = spec.build(d[0])
+    bound = {} if args.bound is None else {"bound": args.bound}
     try:
         result = fit_norm_layers(
-            frozen, target, domain, mode=args.mode, method=args.method, seed=args.seed, rtol=args.rtol
+            frozen, target, domain, mode=args.mode, method=args.method, seed=args.seed, rtol=args.rtol, **bound
         )
     except InfeasibleError as error:
         raise UsageError(f"the frozen network cannot reproduce the target: {error}") from None
@@ -354,6 +372,8 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         write_atomically(state, out)
     except OSError as error:
         raise UsageError(f"could not write --out {str(out)!r}: {error.strerror or error}") from None
+    except ValueError as error:  # the node changed since check_out_path: still never replaced
+        raise UsageError(str(error).replace("out ", "--out ", 1)) from None
 
     certificate = result.certificate
     sampled = certificate.sampled

@@ -41,6 +41,7 @@ from verify.core.numerics import residual_ratio
 from verify.core.residual import ResidualFrozenNetwork
 from verify.core.threads import limited
 from verify.core.tolerances import evaluation_tolerance
+from verify.core.validate import as_seed
 from verify.solvers.exact import check_exact_reach, exact_check
 
 __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
@@ -145,6 +146,7 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
+    seed = as_seed(seed)  # the one seed validator, before any route draws from it
     if isinstance(frozen, ResidualFrozenNetwork):  # docs/design.md §8
         return reconstruct_residual(
             target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol

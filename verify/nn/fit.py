@@ -20,7 +20,7 @@ from verify.core.errors import CertificateError
 from verify.nn.frozen_like import conv_networks, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
-from verify.nn.modules import from_module, norm_layers, target_from_module
+from verify.nn.modules import check_dense, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
 
 __all__ = ["DTYPE_POINTS", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
@@ -81,6 +81,8 @@ def fit_norm_layers(
     graphs with torch.fx and reconstructed node by node (`verify.nn.graph_fit.fit_graph`,
     docs/design.md §10); the result is then a `verify.nn.graph_fit.GraphReconstruction`.
     """
+    check_dense(target, "target")
+    check_dense(frozen, "frozen")
     if isinstance(frozen, FrozenResidualMLP):
         result = reconstruct(target_from_module(target), frozen.to_network(), domain, **options)
         check_module_dtype(frozen, result, "residual")
