@@ -23,6 +23,7 @@ messages and exit codes. PyTorch is imported when the command runs, so ``--help`
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import itertools
 import math
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from verify.cli.eps import THE_EPS_TRAP, alternative, inferred
 from verify.construction.reconstruct import MODES
 from verify.core.blocks import widths_mismatch
 from verify.core.domains import Ball, Box, Domain
@@ -248,7 +250,9 @@ will be loaded into; the output says which eps every check assumed.
   all                 all of R^d: needs a paired frozen network, frozen_mlp(..., paired=True)
 """
 
-_EPILOG = """\
+_EPILOG = (
+    THE_EPS_TRAP
+    + """
 example:
   python -m verify reconstruct --target target.pt --frozen frozen.pt --domain ball:1.0 --out tuned.pt
 
@@ -257,8 +261,10 @@ example:
   frozen.eval()(x)   # equals target(x) for x in the domain, up to rounding
 
 exit status: 0 on success, 1 if the certificate fails (nothing is written), 2 for a usage error
-(missing or unsupported file, too narrow a frozen network, --out equal to an input or existing).
+(missing or unsupported file, too narrow a frozen network, --out equal to an input or existing, or
+--out a directory, FIFO, device or socket, which is never replaced).
 """
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -367,7 +373,15 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         hint = "; save a paired one: verify.nn.frozen_mlp(widths, paired=True)" if paired else ""
         raise UsageError(f"{error}{hint}") from None
     state = tuned_state_dict(frozen_state, frozen, norm_prefixes)
-    relative = forward_error(frozen, target, _check_points(spec, d[0], args.seed))
+    points = _check_points(spec, d[0], args.seed)
+    relative = forward_error(frozen, target, points)
+    per_layer = args.bn_eps * len(norm_prefixes) if len(args.bn_eps) == 1 else args.bn_eps
+    other = alternative(per_layer)
+    elsewhere = copy.deepcopy(frozen)
+    for module in elsewhere.modules():
+        if hasattr(module, "running_var") and hasattr(module, "eps"):
+            module.eps = other
+    off = forward_error(elsewhere, target, points)
     try:
         write_atomically(state, out)
     except OSError as error:
@@ -393,6 +407,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         f"assumed      BatchNorm eps {eps_said} (--bn-eps): a state dict does not record eps, and the "
         "certificate and the torch check below hold for this eps only"
     )
+    say(f"eps check    in {args.frozen}: {inferred(frozen_state, norm_prefixes, per_layer)}")
     for sentence in assumed:
         say(f"assumed      {sentence}")
     say(f"solved       mode {args.mode}, method {args.method} (solver: {solvers}); domain: {spec.describe(d[0])}")
@@ -406,7 +421,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     )
     say(
         f"torch check  tuned module (assumed eps) vs target: max |g - f| / max |f| = {relative:.3g} on "
-        f"{CHECK_POINTS} points"
+        f"{CHECK_POINTS} points; with eps {other:g} in every BatchNorm instead it would be {off:.3g} (THE EPS TRAP)"
     )
     say(f"wrote        {out} (BatchNorm weight and bias of {len(norm_prefixes)} layers; all else as in {args.frozen})")
     return 0
