@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import verify
 from properties._support import EPS, recomputed_residual_ratios, solve
 from properties.strategies import instances, seeds
+from verify.core.zero_target import is_zero_output
 
 
 @pytest.mark.parametrize("mode", verify.MODES)
@@ -57,7 +58,8 @@ def test_normalizations_have_the_shape_of_the_construction(mode, data):
 
     * Extra neurons of an even layer (beyond the first ``d_k``) are switched off: ``γ = β = 0``
       (so ``s = t = 0``), as are odd neurons with ``s = 0``.
-    * Paper mode keeps ``s' = 1`` on the ``d_k`` live rows; minimal mode has ``s'_a = 0`` exactly on
+    * Paper mode keeps ``s' = 1`` on the ``d_k`` live rows (``0`` in the last block of a zero target);
+      minimal mode has ``s'_a = 0`` exactly on
       the zero rows of ``W_k`` and ``s'_a != 0`` on the others.
     * ``gamma, beta`` are ``frozen.norm_params(scales, shifts)``: ``frozen.affine_maps`` maps them
       back to ``result.scales, result.shifts`` up to one rounding per operation.
@@ -74,8 +76,9 @@ def test_normalizations_have_the_shape_of_the_construction(mode, data):
         assert np.all(result.gamma[odd][off] == 0)
         assert np.all(result.beta[odd][off] == 0)
         row_scale = result.scales[even][: d[k]]
-        if mode == "paper":
-            assert np.all(row_scale == 1)
+        if mode == "paper":  # a zero target's last block is switched off (docs/design.md §6.5)
+            silenced = k == target.depth and is_zero_output(target.weights, target.biases)
+            assert np.all(row_scale == (0 if silenced else 1))
         else:
             zero_rows = np.all(target.weights[k - 1] == 0, axis=1)
             assert np.all(row_scale[zero_rows] == 0)

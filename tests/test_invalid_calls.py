@@ -15,7 +15,14 @@ import pytest
 import verify
 
 torch = pytest.importorskip("torch")
-from verify.nn import frozen_mlp, load_norm_params, target_mlp, train_norm_only  # noqa: E402
+from verify.nn import (  # noqa: E402
+    fit_norm_layers,
+    frozen_like,
+    frozen_mlp,
+    load_norm_params,
+    target_mlp,
+    train_norm_only,
+)
 
 WEIGHTS = [np.eye(2), np.eye(2)]
 
@@ -117,7 +124,56 @@ INVALID = [
         r"layer 11 \(ReLU\).*a frozen network ends with its last BatchNorm1d",
         id="fit-relu-appended",
     ),
+    # issue 22: numpy's message, a raw TypeError or AssertionError, a wrong hint, or silently ignored before
+    pytest.param(lambda: _reconstruct(seed=-1), "seed must be an integer >= 0, got -1; pass a whole", id="seed-neg"),
+    pytest.param(lambda: _reconstruct(seed="a"), "seed must be an integer >= 0, got str 'a'", id="seed-str"),
+    pytest.param(lambda: _fit_seeded(seed=-1), "seed must be an integer >= 0, got -1", id="fit-seed-neg"),
+    pytest.param(lambda: frozen_mlp([3, 12, 2], seed="a"), "seed must be an integer >= 0, got str", id="mlp-seed"),
+    pytest.param(lambda: _fit_seeded(sparse="target"), r"target tensor '0\.weight' is a torch sparse", id="sparse-target"),
+    pytest.param(lambda: _fit_seeded(sparse="frozen"), r"frozen tensor '0\.weight' is a torch sparse", id="sparse-frozen"),
+    pytest.param(
+        lambda: frozen_like(_sparse(target_mlp([3, 4, 2]))), "is a torch sparse tensor", id="sparse-frozen-like"
+    ),
+    pytest.param(
+        lambda: _no_cuda(lambda: frozen_mlp([3, 12, 2], device="cuda")),
+        "device='cuda': CUDA is not available on this machine; use device='cpu'",
+        id="frozen-mlp-cuda",
+    ),
+    pytest.param(
+        lambda: _no_cuda(lambda: target_mlp([3, 2], device="cuda:0")),
+        "CUDA is not available on this machine; use device='cpu'",
+        id="target-mlp-cuda",
+    ),
+    pytest.param(lambda: target_mlp([3, 2], device="gpu"), "device must be a torch device such as 'cpu'", id="device"),
+    pytest.param(
+        lambda: _reconstruct(bound=1e3),
+        "bound=1000.0 is the .* of method='box' only, and method 'auto'",
+        id="bound-auto",
+    ),
+    pytest.param(
+        lambda: _reconstruct(method="lstsq", bound=1e3),
+        "method 'lstsq' would ignore it; pass method='box'",
+        id="bound-ls",
+    ),
 ]
+
+
+def _sparse(module: torch.nn.Module) -> torch.nn.Module:
+    module[0].weight = torch.nn.Parameter(module[0].weight.detach().to_sparse())
+    return module
+
+
+def _fit_seeded(seed: object = 0, sparse: str = "") -> object:
+    target, frozen = target_mlp([3, 4, 2]), frozen_mlp([3, 12, 4, 8, 2])
+    _sparse({"target": target, "frozen": frozen}[sparse]) if sparse else None
+    return fit_norm_layers(frozen, target, verify.Ball(1.0), seed=seed)
+
+
+def _no_cuda(call: Callable[[], object]) -> object:
+    """``call`` as on a machine without CUDA (this one may have it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.cuda, "is_available", lambda: False)
+        return call()
 
 
 @pytest.mark.parametrize(("call", "message"), INVALID)

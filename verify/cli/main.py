@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from verify.core.paths import node_kind, node_problem
 from verify.job import registry
 from verify.job.config import Config
 from verify.job.progress import Sweep
@@ -91,12 +92,23 @@ def _seed_count(text: str) -> int:
     return value
 
 
+REPORT_FILES = ("verify.md", "verify.json")
+"""The files `verify.job.report.write_report` writes into ``--out``."""
+
+
 def _check_out(out: str) -> str | None:
     """Why the report cannot be written into ``out`` (a file, or a place that cannot be created or
     written), or None; checked before any claim runs. Creates the directory as the report would."""
     path = Path(out)
     if path.exists() and not path.is_dir():
-        return f"--out {out} is a file, not a directory; name a directory for verify.md, verify.json and figures/"
+        kind = node_kind(path)
+        kind = "a file" if kind == "a regular file" else kind
+        return f"--out {out} is {kind}, not a directory; name a directory for verify.md, verify.json and figures/"
+    if path.is_dir():
+        for name in REPORT_FILES:
+            problem = node_problem(path / name, f"--out {out}: the report file")
+            if problem is not None:
+                return problem
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -152,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         metavar="N",
-        help="local process pool size (default: the number of CPUs; 1 runs every case in this process)",
+        help="local process pool size (default: the CPU cores available; a larger N is capped at them, with a "
+        "note; 1 runs every case in this process)",
     )
     parser.add_argument(
         "--scheduler",
@@ -201,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if runner.capped is not None:
+        print(f"note: {runner.capped}", file=sys.stderr)
     problem = _check_out(args.out)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)

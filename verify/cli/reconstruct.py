@@ -23,6 +23,7 @@ messages and exit codes. PyTorch is imported when the command runs, so ``--help`
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import itertools
 import math
@@ -36,11 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from verify.cli.eps import THE_EPS_TRAP, alternative, inferred
 from verify.construction.reconstruct import MODES
 from verify.core.blocks import widths_mismatch
 from verify.core.domains import Ball, Box, Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.networks import paper_width
+from verify.core.paths import missing_directory, node_problem
 from verify.solvers.registry import METHODS
 
 __all__ = ["DomainSpec", "UsageError", "check_out_path", "main", "parse_domain"]
@@ -147,7 +150,9 @@ def check_out_path(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
 
     It must never be one of ``inputs`` (option name -> path), compared after resolving symlinks and
     ``..`` and, when both exist, with `os.path.samefile` (hard links); ``force`` does not change
-    that. An existing file is replaced only with ``force``; a directory never is.
+    that. An existing file is replaced only with ``force``; a directory, FIFO, device or socket
+    (directly or through a symbolic link) never is (`verify.core.paths.node_problem`), and a
+    dangling link into a missing directory is named with its target.
     """
     out = Path(out)
     for option, path in inputs.items():
@@ -161,8 +166,9 @@ def check_out_path(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
             )
     if out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a directory; give a file name such as tuned.pt")
-    if not out.resolve().parent.is_dir():
-        raise UsageError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
+    problem = node_problem(out) or missing_directory(out)
+    if problem is not None:
+        raise UsageError(problem)
     if out.is_symlink() and not out.exists() and not force:
         raise UsageError(f"--out {str(out)!r} is a dangling symbolic link; pass --force to replace the link")
     if out.exists() and not force:
@@ -244,7 +250,9 @@ will be loaded into; the output says which eps every check assumed.
   all                 all of R^d: needs a paired frozen network, frozen_mlp(..., paired=True)
 """
 
-_EPILOG = """\
+_EPILOG = (
+    THE_EPS_TRAP
+    + """
 example:
   python -m verify reconstruct --target target.pt --frozen frozen.pt --domain ball:1.0 --out tuned.pt
 
@@ -253,8 +261,10 @@ example:
   frozen.eval()(x)   # equals target(x) for x in the domain, up to rounding
 
 exit status: 0 on success, 1 if the certificate fails (nothing is written), 2 for a usage error
-(missing or unsupported file, too narrow a frozen network, --out equal to an input or existing).
+(missing or unsupported file, too narrow a frozen network, --out equal to an input or existing, or
+--out a directory, FIFO, device or socket, which is never replaced).
 """
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -278,6 +288,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=METHODS,
         default="auto",
         help="solver of the scale equation, docs/design.md §5 (default: auto)",
+    )
+    parser.add_argument(
+        "--bound",
+        type=float,
+        metavar="C",
+        help="the bound C of |gamma| <= C for --method box, which needs it (the smallest ||gamma|| inside the box "
+        "is found, or the box is too small: exit status 2); refused with any other method, which would ignore it",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the certificate's sample points (default: 0)")
     parser.add_argument(
@@ -319,6 +336,12 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         raise UsageError(f"--rtol must be a positive finite number, got {args.rtol}")
     if any(not math.isfinite(e) or e < 0 for e in args.bn_eps):
         raise UsageError(f"--bn-eps must be finite numbers >= 0, got {','.join(f'{e:g}' for e in args.bn_eps)}")
+    if args.bound is not None and args.method != "box":
+        raise UsageError(f"--bound is the |gamma| <= C of --method box only; --method {args.method} would ignore it")
+    if args.bound is None and args.method == "box":
+        raise UsageError("--method box needs --bound C, the bound of |gamma| <= C (e.g. --bound 1e3)")
+    if args.bound is not None and (not math.isfinite(args.bound) or args.bound <= 0):
+        raise UsageError(f"--bound must be a positive finite number, got {args.bound}")
     eps = args.bn_eps[0] if len(args.bn_eps) == 1 else args.bn_eps
     inputs = {"--target": args.target, "--frozen": args.frozen}
     for option, path in inputs.items():
@@ -336,9 +359,10 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     d, n = linear_widths(target), linear_widths(frozen)
     _check_pair(d, n, spec.kind == "all")
     domain = spec.build(d[0])
+    bound = {} if args.bound is None else {"bound": args.bound}
     try:
         result = fit_norm_layers(
-            frozen, target, domain, mode=args.mode, method=args.method, seed=args.seed, rtol=args.rtol
+            frozen, target, domain, mode=args.mode, method=args.method, seed=args.seed, rtol=args.rtol, **bound
         )
     except InfeasibleError as error:
         raise UsageError(f"the frozen network cannot reproduce the target: {error}") from None
@@ -349,11 +373,21 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         hint = "; save a paired one: verify.nn.frozen_mlp(widths, paired=True)" if paired else ""
         raise UsageError(f"{error}{hint}") from None
     state = tuned_state_dict(frozen_state, frozen, norm_prefixes)
-    relative = forward_error(frozen, target, _check_points(spec, d[0], args.seed))
+    points = _check_points(spec, d[0], args.seed)
+    relative = forward_error(frozen, target, points)
+    per_layer = args.bn_eps * len(norm_prefixes) if len(args.bn_eps) == 1 else args.bn_eps
+    other = alternative(per_layer)
+    elsewhere = copy.deepcopy(frozen)
+    for module in elsewhere.modules():
+        if hasattr(module, "running_var") and hasattr(module, "eps"):
+            module.eps = other
+    off = forward_error(elsewhere, target, points)
     try:
         write_atomically(state, out)
     except OSError as error:
         raise UsageError(f"could not write --out {str(out)!r}: {error.strerror or error}") from None
+    except ValueError as error:  # the node changed since check_out_path: still never replaced
+        raise UsageError(str(error).replace("out ", "--out ", 1)) from None
 
     certificate = result.certificate
     sampled = certificate.sampled
@@ -373,6 +407,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         f"assumed      BatchNorm eps {eps_said} (--bn-eps): a state dict does not record eps, and the "
         "certificate and the torch check below hold for this eps only"
     )
+    say(f"eps check    in {args.frozen}: {inferred(frozen_state, norm_prefixes, per_layer)}")
     for sentence in assumed:
         say(f"assumed      {sentence}")
     say(f"solved       mode {args.mode}, method {args.method} (solver: {solvers}); domain: {spec.describe(d[0])}")
@@ -386,7 +421,7 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     )
     say(
         f"torch check  tuned module (assumed eps) vs target: max |g - f| / max |f| = {relative:.3g} on "
-        f"{CHECK_POINTS} points"
+        f"{CHECK_POINTS} points; with eps {other:g} in every BatchNorm instead it would be {off:.3g} (THE EPS TRAP)"
     )
     say(f"wrote        {out} (BatchNorm weight and bias of {len(norm_prefixes)} layers; all else as in {args.frozen})")
     return 0

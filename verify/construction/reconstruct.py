@@ -45,6 +45,8 @@ from verify.core.numerics import residual_ratio
 from verify.core.residual import ResidualFrozenNetwork
 from verify.core.threads import limited
 from verify.core.tolerances import evaluation_tolerance
+from verify.core.validate import as_seed
+from verify.core.zero_target import exact_zero_bound, is_zero_output, silence_last
 from verify.solvers.exact import check_exact_reach, exact_check
 
 __all__ = ["EXACT_POINTS", "MODES", "Reconstruction", "reconstruct"]
@@ -155,6 +157,7 @@ def reconstruct(
     A. Giannou, S. Rajput, D. Papailiopoulos, "The Expressive Power of Tuning Only the
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
+    seed = as_seed(seed)  # the one seed validator, before any route draws from it
     if mode == APPROXIMATE:
         check_dense_chain(frozen, domain)
         _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
@@ -220,6 +223,9 @@ def reconstruct(
     shifts = [layer[1] for t in tuned for layer in (t.odd, t.even)]
     certificates = [t.certificate for t in tuned]
 
+    zero = is_zero_output(target.weights, target.biases)  # f = 0: the last normalization is switched off
+    if zero:
+        scales, shifts = silence_last(scales), silence_last(shifts)
     gamma_bn, beta_bn = frozen.norm_params(scales, shifts)
     gamma_bn = [round_to(g, dtype) for g in gamma_bn]
     beta_bn = [round_to(b, dtype) for b in beta_bn]
@@ -231,6 +237,8 @@ def reconstruct(
     certified = error_bound(
         target, frozen, gamma_bn, beta_bn, domain, dtype=dtype, target_dtype=dtype_name(target.torch), centred=centred
     )
+    if zero and np.isfinite(certified.error_bound):  # g = f = 0 exactly wherever nothing overflows
+        certified = exact_zero_bound(certified)
     sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified)
     exact = None
     if method == "exact":

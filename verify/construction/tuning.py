@@ -76,6 +76,11 @@ def check_options(mode: object, method: object, samples: object, rtol: object, b
     as_real(rtol, "rtol", positive=True)  # refuses True, strings and NaN by name
     if bound is not None:
         as_real(bound, "bound", positive=True)  # checked whatever the method, so a typo is never ignored
+        if method != "box":
+            raise ValueError(
+                f"bound={bound!r} is the |γ| <= C of method='box' only, and method {method!r} would ignore it; "
+                "pass method='box' with it, or leave bound out"
+            )
 
 
 @dataclass(frozen=True)

@@ -113,4 +113,7 @@ def as_count(value: object, name: str, minimum: int = 1) -> int:
 
 def as_seed(value: object, name: str = "seed") -> int:
     """A random seed: an integer ``>= 0`` (what `numpy.random.default_rng` takes); ValueError otherwise."""
-    return as_count(value, name, minimum=0)
+    try:
+        return as_count(value, name, minimum=0)
+    except ValueError as error:
+        raise ValueError(f"{error}; pass a whole number such as 0 (numpy.random.default_rng's seed)") from None

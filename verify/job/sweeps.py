@@ -30,7 +30,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Runner", "single_threaded"]
+__all__ = ["Runner", "available_cores", "single_threaded"]
 
 _ADDRESS = re.compile(r"^((tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.\-\[\]:]+:\d+)$")
 CONNECT_TIMEOUT = 10.0
@@ -85,6 +85,13 @@ def single_threaded(function: Callable[..., Any], *case: Any) -> Any:
         return function(*case)
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on: `os.sched_getaffinity` where present, else `os.cpu_count`."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 class Runner:
     """Runs the cases of sweeps in this process, a local process pool, or on a Dask cluster.
 
@@ -94,8 +101,9 @@ class Runner:
         Address of a Dask distributed scheduler (``tcp://host:port``, ``tls://…`` or ``host:port``).
         ``None`` runs locally.
     workers : int, optional
-        Local process pool size (default: the number of CPUs); ``1`` runs every case in this process
-        with no pool. Ignored with a scheduler (the cluster has its own workers).
+        Local process pool size (default, and at most: the CPU cores available to this process,
+        `available_cores`; a larger value is capped and `capped` says so); ``1`` runs every case in
+        this process with no pool. Ignored with a scheduler (the cluster has its own workers).
 
     The pool or the Dask client is created at the first `map` and reused until `close` (or the end
     of a ``with`` block).
@@ -112,7 +120,15 @@ class Runner:
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ValueError(f"workers must be an integer >= 1 (or None for one per CPU), got {workers!r}")
         self.scheduler = scheduler
-        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        cores = available_cores()
+        self.workers = min(workers, cores) if workers is not None else cores
+        self.capped: str | None = None
+        """Why ``workers`` was lowered to the cores available, or None when it was not."""
+        if workers is not None and workers > cores and scheduler is None:
+            self.capped = (
+                f"--workers {workers} capped at {cores}, the CPU cores available to this process "
+                "(more processes than cores only add memory)"
+            )
         self._pool: concurrent.futures.Executor | None = None
         self._client: Any = None
 

@@ -25,7 +25,7 @@ from verify.nn.grammar import NORM
 from verify.nn.graph import as_chain, match, read_graph
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.memory_plan import plan_fit
-from verify.nn.modules import from_module, norm_layers, target_from_module
+from verify.nn.modules import check_dense, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
 from verify.nn.sequential_match import check_frozen_norms, match_chain
 
@@ -105,6 +105,8 @@ def fit_norm_layers(
     and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is then
     a `verify.nn.graph_fit.GraphReconstruction`.
     """
+    check_dense(target, "target")
+    check_dense(frozen, "frozen")
     mode = options.pop("mode", "auto")
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} ('auto' picks paper or minimal from the widths), got {mode!r}")

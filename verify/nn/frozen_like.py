@@ -35,6 +35,7 @@ from verify.core.memory import check_build
 from verify.core.validate import as_seed
 from verify.nn.graph_frozen import frozen_graph
 from verify.nn.mlp import frozen_mlp
+from verify.nn.modules import check_dense
 
 __all__ = ["conv_networks", "frozen_like", "read_target_layers", "refuse_train_norms", "uses_structure"]
 
@@ -250,12 +251,15 @@ def _read_frozen(frozen: nn.Module) -> tuple[list[Layer], list[_BatchNorm]]:
 
 def _input_shape(domain: Domain | None, target_layers: Sequence[Layer]) -> tuple[int, ...]:
     """The shape of one input: the domain's ``shape``, or its dimension when the target starts with a Linear
-    (or a Flatten); ValueError naming the first layer and what would work otherwise."""
+    (or a Flatten), or the first Linear's input width for a domain of any dimension (``verify.Ball(1.0)``);
+    ValueError naming the first layer and what would work otherwise."""
     first = target_layers[0]
     if isinstance(domain, Box) and domain.shape is not None:
         return domain.shape
     if isinstance(domain, (Box, Ball)) and domain.dim is not None and isinstance(first, (Linear, Flatten)):
         return (domain.dim,)
+    if isinstance(domain, (Box, Ball)) and isinstance(first, Linear):  # an MLP: a domain of any dimension
+        return (first.in_channels,)
     channels = next(layer for layer in target_layers if isinstance(layer, AffineLayer)).in_channels
     raise ValueError(
         f"the domain must give the shape of one input for a target whose first layer is {first.name}: "
@@ -316,6 +320,7 @@ def frozen_like(
         with BatchNorm1d, the target's ReLUs, pooling and Flatten in place; frozen biases are absent,
         BatchNorm starts at weight 1, bias 0, running mean 0, variance 1 (``eps = 1e-5``).
     """
+    check_dense(target, "target")
     if not isinstance(target, nn.Sequential):  # a model written as a class: its graph (docs/design.md §10)
         if density != 1:
             raise ValueError(f"density={density!r}: sparse frozen pairs are built for nn.Sequential targets only")

@@ -22,6 +22,7 @@ from verify.core.networks import FrozenNetwork, TargetNetwork, dense_pairs
 from verify.core.validate import as_seed
 from verify.nn.export import to_module
 from verify.nn.graph import LINEAR, GraphNode, read_graph
+from verify.nn.mlp import FROZEN_EPS
 
 __all__ = ["frozen_graph"]
 
@@ -76,7 +77,7 @@ def _pair(layer: GraphNode, width: str | int | float, seed: int, paired: bool = 
     one = TargetNetwork([np.zeros((weight.shape[0], weight[0].numel()))])
     frozen = FrozenNetwork.for_target(one, width=width, seed=seed, paired=paired)
     if not layer.is_conv:
-        return to_module(frozen, dtype=weight.dtype, device=weight.device)
+        return _with_eps(to_module(frozen, dtype=weight.dtype, device=weight.device))
     b, a = frozen.weights
     n, c_out, c_in = b.shape[0], weight.shape[0], weight.shape[1]
     with torch.random.fork_rng(devices=[]):  # the layers' own initialization is overwritten below
@@ -85,5 +86,13 @@ def _pair(layer: GraphNode, width: str | int | float, seed: int, paired: bool = 
     with torch.no_grad():
         first.weight.copy_(torch.tensor(b.reshape(first.weight.shape)))
         second.weight.copy_(torch.tensor(a.reshape(second.weight.shape)))
-    pair = nn.Sequential(first, nn.BatchNorm2d(n, eps=0.0), nn.ReLU(), second, nn.BatchNorm2d(c_out, eps=0.0))
-    return pair.to(dtype=weight.dtype, device=weight.device).eval()
+    pair = nn.Sequential(first, nn.BatchNorm2d(n), nn.ReLU(), second, nn.BatchNorm2d(c_out))
+    return _with_eps(pair.to(dtype=weight.dtype, device=weight.device).eval())
+
+
+def _with_eps(pair: nn.Sequential) -> nn.Sequential:
+    """``pair`` with every BatchNorm's eps set to `FROZEN_EPS`, the eps of every ``frozen_like`` route."""
+    for module in pair.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eps = FROZEN_EPS
+    return pair

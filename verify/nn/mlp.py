@@ -15,7 +15,25 @@ from verify.core.memory import check_build
 from verify.core.networks import dense_pairs
 from verify.core.validate import as_count, as_real, as_seed, as_sequence
 
-__all__ = ["frozen_mlp", "target_mlp"]
+__all__ = ["FROZEN_EPS", "as_device", "frozen_mlp", "target_mlp"]
+
+FROZEN_EPS = 1e-5
+"""The BatchNorm eps of every frozen network ``verify.nn`` builds (`frozen_mlp`, ``frozen_like`` on every
+route): torch's default, so that a state dict saved from one loads into a module built with defaults."""
+
+
+def as_device(device: object, name: str = "device") -> torch.device | None:
+    """``device`` as a `torch.device` (``None`` stays ``None``); ValueError naming ``name`` when it is
+    not a device or names CUDA while CUDA is not available (then ``"cpu"`` is what works)."""
+    if device is None:
+        return None
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={device!r}: CUDA is not available on this machine; use device='cpu'")
+    return resolved
 
 
 def _widths(widths: Sequence[int], what: str, count_ok: Callable[[int], bool]) -> list[int]:
@@ -33,6 +51,7 @@ def target_mlp(
     ``nn.Linear`` initialization, seeded by ``seed`` without touching the global generator)."""
     dims = _widths(widths, "d_0 … d_L (at least two integers >= 1)", lambda n: n >= 2)
     seed = as_seed(seed)
+    device = as_device(device)
     layers: list[nn.Module] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -50,7 +69,7 @@ def frozen_mlp(
     seed: int = 0,
     paired: bool = False,
     biases: bool = False,
-    eps: float = 1e-5,
+    eps: float = FROZEN_EPS,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> nn.Sequential:
@@ -67,6 +86,7 @@ def frozen_mlp(
     """
     dims = _widths(widths, "n_0 … n_2L (an odd number >= 3 of integers >= 1)", lambda n: n >= 3 and n % 2 == 1)
     seed = as_seed(seed)
+    device = as_device(device)
     eps = as_real(eps, "eps", minimum=0.0)
     if paired and any(dims[j] % 2 for j in range(1, len(dims), 2)):
         raise ValueError(f"paired=True needs even odd-layer widths n_1, n_3, …, got {dims[1::2]}")

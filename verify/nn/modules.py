@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -22,7 +23,25 @@ from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.nn.grammar import FROZEN, LINEAR, NORM, REFUSED, RELU, SKIPPED, TARGET, Grammar, LayerKind, walk
 from verify.nn.graph import as_chain
 
-__all__ = ["from_module", "linear_widths", "norm_layers", "target_from_module"]
+__all__ = ["check_dense", "from_module", "linear_widths", "norm_layers", "target_from_module"]
+
+
+def check_dense(module: nn.Module, role: str) -> None:
+    """ValueError naming the first parameter or buffer of ``module`` that is not a dense (strided) tensor.
+
+    The construction reads every weight as a dense array; a torch sparse tensor (``to_sparse()``, CSR, …)
+    would fail deep inside with a raw ``TypeError``. ``role`` names the module in the message (``"target"``).
+    """
+    if not isinstance(module, nn.Module):
+        return
+    tensors = [*module.named_parameters(), *module.named_buffers()]
+    for name, tensor in tensors:
+        if tensor.layout != torch.strided:
+            raise ValueError(
+                f"{role} tensor {name!r} is a torch sparse tensor (layout {tensor.layout}); the construction "
+                "reads dense weights: make it dense, e.g. layer.weight = nn.Parameter(layer.weight.to_dense())"
+            )
+
 
 _KINDS = tuple((getattr(nn, kind.name), kind) for kind in (LINEAR, NORM, RELU))
 _SKIPPED = tuple(getattr(nn, name) for name in SKIPPED)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from verify.core.paths import node_problem
 from verify.nn.grammar import NORM
 from verify.nn.modules import norm_layers
 
@@ -134,9 +135,14 @@ def write_atomically(state: Mapping[str, Any], out: Path) -> None:
     """``torch.save(state, out)`` through a temporary file in the same directory and `os.replace`.
 
     A reader never sees a half-written file, and a failed write leaves ``out`` as it was. The new
-    file gets the mode of the file it replaces, or the umask default (``0o666 & ~umask``).
+    file gets the mode of the file it replaces, or the umask default (``0o666 & ~umask``). Only a
+    regular file (or a symbolic link to one) is ever replaced: a directory, FIFO, device or socket
+    at ``out`` raises ValueError and is left untouched (`verify.core.paths.node_problem`).
     """
     out = Path(out)
+    problem = node_problem(out, "out")
+    if problem is not None:
+        raise ValueError(problem)
     if out.exists():
         mode = out.stat().st_mode & 0o777
     else:
