@@ -127,10 +127,10 @@ INVALID = [
     # issue 22: numpy's message, a raw TypeError or AssertionError, a wrong hint, or silently ignored before
     pytest.param(lambda: _reconstruct(seed=-1), "seed must be an integer >= 0, got -1; pass a whole", id="seed-neg"),
     pytest.param(lambda: _reconstruct(seed="a"), "seed must be an integer >= 0, got str 'a'", id="seed-str"),
-    pytest.param(lambda: _fit_seeded(seed=-1), "seed must be an integer >= 0, got -1", id="fit-seed-neg"),
+    pytest.param(lambda: _fit_s(seed=-1), "seed must be an integer >= 0, got -1", id="fit-seed-neg"),
     pytest.param(lambda: frozen_mlp([3, 12, 2], seed="a"), "seed must be an integer >= 0, got str", id="mlp-seed"),
-    pytest.param(lambda: _fit_seeded(sparse="target"), r"target tensor '0\.weight' is a torch sparse", id="sparse-target"),
-    pytest.param(lambda: _fit_seeded(sparse="frozen"), r"frozen tensor '0\.weight' is a torch sparse", id="sparse-frozen"),
+    pytest.param(lambda: _fit_s(sparse="target"), r"target tensor '0\.weight' is a torch sparse", id="sparse-target"),
+    pytest.param(lambda: _fit_s(sparse="frozen"), r"frozen tensor '0\.weight' is a torch sparse", id="sparse-frozen"),
     pytest.param(
         lambda: frozen_like(_sparse(target_mlp([3, 4, 2]))), "is a torch sparse tensor", id="sparse-frozen-like"
     ),
@@ -163,7 +163,7 @@ def _sparse(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def _fit_seeded(seed: object = 0, sparse: str = "") -> object:
+def _fit_s(seed: object = 0, sparse: str = "") -> object:
     target, frozen = target_mlp([3, 4, 2]), frozen_mlp([3, 12, 4, 8, 2])
     _sparse({"target": target, "frozen": frozen}[sparse]) if sparse else None
     return fit_norm_layers(frozen, target, verify.Ball(1.0), seed=seed)
