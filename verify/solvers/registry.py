@@ -12,8 +12,12 @@ to its module:
 * ``l1``, ``linf``, ``box``, ``min_shift``: convex programs (`verify.solvers.convex`).
 * ``exact``: rational arithmetic (`verify.solvers.exact`; its rationals come from ``solve_exact``).
 * ``minimal``: the minimal mode's homogeneous system (`verify.solvers.minimal`).
-* ``auto``: ``direct`` at the exact width, ``lstsq`` up to ``d_out·d_in = 1024``, else ``iterative``;
+* ``auto``: ``direct`` at the exact width while its time estimate is at most
+  `verify.solvers.planning.AUTO_DIRECT_SECONDS`, ``lstsq`` up to ``d_out·d_in = 1024``, else ``iterative``;
   ``iterative`` also whenever the explicit method would not fit in the available memory.
+
+A solve estimated longer than a minute (`verify.solvers.planning.estimate_seconds`) is announced with its
+estimate on standard error first, when that is a terminal (`verify.solvers.planning.announce`).
 
 Before a solver runs, its `memory_estimate` is compared with the available memory
 (`available_memory`): an explicit method that would not fit is refused with a `ValueError` naming
@@ -34,6 +38,7 @@ from verify.solvers.direct import solve_direct
 from verify.solvers.iterative import solve_iterative
 from verify.solvers.lstsq import solve_lstsq
 from verify.solvers.minimal import solve_minimal
+from verify.solvers.planning import AUTO_DIRECT_SECONDS, announce, estimate_seconds
 
 __all__ = [
     "AUTO_LSTSQ_LIMIT",
@@ -180,10 +185,12 @@ def choose(
     n: int, needed: int, *, d_out: int | None = None, d_in: int | None = None, available: int | None = None
 ) -> str:
     """The method ``auto`` picks for a block with ``n`` neurons and ``needed`` equations: ``direct`` at the
-    exact width, ``lstsq`` up to `AUTO_LSTSQ_LIMIT` equations, else ``iterative``; and ``iterative``
-    whenever the explicit method's `memory_estimate` exceeds ``available`` bytes (default
-    `available_memory`). ``d_out, d_in`` (default ``needed, 1``) only refine the estimate."""
-    method = "direct" if n == needed else "lstsq" if needed <= AUTO_LSTSQ_LIMIT else "iterative"
+    exact width while its `estimate_seconds` is at most `AUTO_DIRECT_SECONDS`, ``lstsq`` up to
+    `AUTO_LSTSQ_LIMIT` equations, else ``iterative``; and ``iterative`` whenever the explicit method's
+    `memory_estimate` exceeds ``available`` bytes (default `available_memory`). ``d_out, d_in``
+    (default ``needed, 1``) only refine the memory estimate (the time estimate depends on ``needed``)."""
+    direct = n == needed and (estimate_seconds("direct", n, needed, 1) or 0.0) <= AUTO_DIRECT_SECONDS
+    method = "direct" if direct else "lstsq" if n != needed and needed <= AUTO_LSTSQ_LIMIT else "iterative"
     if method == "iterative":
         return method
     available = available_memory() if available is None else available
@@ -211,6 +218,7 @@ def solve(method: str, equation: ScaleEquation, *, block: int, **options: Any) -
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "iterative" or options.get("device") is None:  # a device's memory is not the host's
         check_memory(method, *shape, block=block)
+    announce(method, estimate_seconds(method, *shape), block=block, shape=shape)
     if method in _NORMALIZED:
         normalized, unit = equation.normalized()
         solution = SOLVERS[method](normalized, block=block)
