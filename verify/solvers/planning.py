@@ -32,7 +32,8 @@ __all__ = [
 
 FLOP_RATE = 2e10
 """Nominal float64 flops per second of one BLAS thread: below what the project's 2-core machine measured
-(about 40 GFLOP/s in a 3000² LU, 33 GFLOP/s in LSMR's two GEMMs), so the estimates err long."""
+(about 40 GFLOP/s in a 3000² LU, 33 GFLOP/s in LSMR's two GEMMs), so on an idle core the estimates err long;
+under load (other processes on the same cores) a solve can take several times its estimate."""
 AUTO_DIRECT_SECONDS = 60.0
 """``auto`` runs ``direct`` at the exact width only while its estimate is at most this (``m ≲ 12,000``
 equations, ``d ≲ 110`` for square layers: ``d = 128``'s 16384² LU is estimated at 150 s); beyond, it

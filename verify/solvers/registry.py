@@ -105,7 +105,8 @@ def memory_estimate(method: str, n: int, d_out: int, d_in: int) -> int:
     * ``lstsq``: ``K`` and the SVD's copy of it (``2mn``), ``U`` and ``Vᵀ`` (``mk + kn``), LAPACK's
       ``gesdd`` workspace (``~4k²``);
     * ``direct``: ``K`` (``mn``), QR with column pivoting on a copy when ``n > m`` (``mn``), the square
-      subset, its LU, the inverse behind the 1-norm condition number and LAPACK's copies (``4m²``);
+      subset, its LU and LAPACK's copies (``4m²``: an upper bound since the condition estimate no longer
+      forms an inverse);
     * ``l1``, ``linf``, ``box``, ``min_shift``: ``K``, the singular values' copy, and cvxpy's
       canonicalized constraint matrix (sparse, with indices, built more than once): ``16mn``;
     * ``exact``: ``K`` and the rational square system (`verify.solvers.exact` limits its size);
