@@ -2,8 +2,9 @@
 
 A drawn graph: a stem Linear, ``blocks`` residual blocks ``σ(x + BN(W₂ σ(BN(W₁ x))))`` (BatchNorm folded
 when read) or, drawn instead, blocks whose two branches are joined by ``torch.cat``, then a head; widths,
-depth and the input box drawn too. The property: `fit_norm_layers` certifies it (or refuses with
-an honest `verify.CertificateError` whose bound exceeds rtol), and torch's own forwards of target and
+depth and the input box drawn too. The property: the graph route (`verify.nn.graph_fit.fit_graph`; a drawn
+chain would go to the Sequential route under `fit_norm_layers`) certifies it (or refuses with an honest
+`verify.CertificateError` whose bound exceeds rtol), and torch's own forwards of target and
 tuned frozen module on fresh points of the box (corners included) differ by no more than the
 propagated bound the result derives, at the output.
 """
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import verify
-from verify.nn import fit_norm_layers
+from verify.nn.graph_fit import fit_graph
 from verify.nn.graph_frozen import frozen_graph
 
 
@@ -67,7 +68,7 @@ def test_drawn_graphs_agree_within_the_derived_bound(
     domain = verify.Box(np.full(d_in, centre - half_width), np.full(d_in, centre + half_width))
     frozen = frozen_graph(target, seed=seed + 1)
     try:
-        result = fit_norm_layers(frozen, target, domain, samples=64)
+        result = fit_graph(frozen, target, domain, samples=64)
     except verify.CertificateError as error:  # an accuracy refusal: the bound, not a sample, exceeds rtol
         assert "above rtol" in str(error) or "exceeds rtol" in str(error), str(error)
         return

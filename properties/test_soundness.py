@@ -10,6 +10,7 @@ the target in its dtype, on the points rounded to that dtype.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import verify
-from properties.strategies import instances, seeds
+from properties.strategies import domains, instances, seeds, targets
 from verify.solvers.convex import ConvexSolverError
 
 torch = pytest.importorskip("torch")
@@ -160,3 +161,120 @@ def test_error_bound_covers_fresh_points(dtype, data, seed):
         event(f"{dtype}: bound / scale <= 1e-{min(16, int(-np.log10(max(relative, 1e-16))))}")
     else:
         event(f"{dtype}: bound at the underflow level (scale 0)")
+
+
+@given(
+    target=targets(min_width=2, max_width=5, max_depth=3, biases=None),
+    data=st.data(),
+    seed=seeds(),
+)
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow], deadline=None)
+def test_residual_error_bound_covers_fresh_points(target, data, seed):
+    """docs/design.md §6.6: a Case-2 result's bound covers torch's own forward of the frozen residual module.
+
+    The module is a float64 `verify.nn.frozen_residual_mlp`, read as `verify.nn.fit_norm_layers` reads it
+    (``to_network``); the result is loaded into its BatchNorms and its own forward is compared with the
+    target at fresh points, box corners or a ball's axis points included.
+    """
+    from verify.nn import load_norm_params
+    from verify.nn.residual import frozen_residual_mlp
+
+    rows = min(max(a, b) for a, b in itertools.pairwise(target.widths))
+    branches = data.draw(st.integers(1, rows), label="branches")
+    mode = data.draw(st.sampled_from(["paper", "minimal"]), label="mode")
+    domain = data.draw(domains(target.widths[0], max_center=10.0), label="domain")
+    module = frozen_residual_mlp(target.widths, branches=branches, width=mode, seed=seed, dtype=torch.float64)
+    frozen = module.to_network()
+    note(f"{target!r} {frozen!r} {domain!r} mode={mode}")
+    try:
+        result = verify.reconstruct(target, frozen, domain, mode)
+    except verify.CertificateError as error:
+        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
+        event("refused: bound above rtol")
+        assume(False)
+    except verify.InfeasibleError:
+        event("infeasible (rank)")
+        assume(False)
+    load_norm_params(module, result)
+    x = fresh_points(domain, target.widths[0], np.random.default_rng(seed))
+    with torch.no_grad():
+        g = module.eval()(torch.tensor(x, dtype=torch.float64)).numpy()
+    error = float(np.max(np.abs(g - target(x))))
+    bound = result.certificate.error_bound
+    note(f"max |g − f| {error:.3g}, bound {bound:.3g}, scale {result.certificate.scale:.3g}")
+    assert error <= bound
+    event(f"bound / observed >= 1e{int(np.log10(bound / error)) if error > 0 else 'inf'}")
+
+
+@st.composite
+def conv_targets(draw: st.DrawFn) -> tuple:
+    """A small torch CNN target (float64, eval mode) and a box over its input: Conv1d or Conv2d with a drawn
+    kernel, stride, padding and padding mode, a ReLU, an optional pool, then a 1×1 Conv or Flatten + Linear."""
+    spatial = draw(st.sampled_from([1, 2]), label="spatial")
+    conv = getattr(torch.nn, f"Conv{spatial}d")
+    channels = draw(st.integers(1, 2), label="input channels")
+    size = draw(st.integers(5, 7), label="input size")
+    kernel = draw(st.integers(1, 3), label="kernel")
+    padding = draw(st.integers(0, 1), label="padding")
+    mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]), label="padding mode")
+    stride = draw(st.integers(1, 2), label="stride")
+    hidden = draw(st.integers(1, 3), label="hidden channels")
+    torch.manual_seed(draw(seeds(), label="torch seed"))
+    layers = [conv(channels, hidden, kernel, stride=stride, padding=padding, padding_mode=mode), torch.nn.ReLU()]
+    shape = (channels, *([size] * spatial))
+    pool = draw(st.sampled_from([None, "MaxPool", "AvgPool"]), label="pool")
+    if pool is not None:
+        layers.append(getattr(torch.nn, f"{pool}{spatial}d")(2))
+    out = torch.nn.Sequential(*layers).double()(torch.zeros(1, *shape, dtype=torch.float64)).shape
+    if draw(st.booleans(), label="linear head"):
+        layers += [torch.nn.Flatten(), torch.nn.Linear(math.prod(out[1:]), 2)]
+    else:
+        layers.append(conv(hidden, 2, 1))
+    lo = np.round(draw(st.floats(-2, 0), label="lo") + np.zeros(shape), 3)
+    width = draw(st.floats(0.25, 2), label="box width")
+    return torch.nn.Sequential(*layers).double().eval(), verify.Box(lo, lo + width)
+
+
+def box_points(box: verify.Box, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` fresh points of ``box`` (flat): a third uniform, a third at corners (every coordinate at ``lo`` or
+    ``hi``), a third with a random share of the coordinates rounded to a corner, plus the two extreme corners."""
+    lo, hi = box.lo.reshape(-1), box.hi.reshape(-1)
+    uniform = rng.uniform(lo, hi, (count, lo.size))
+    corners = np.where(rng.random((count, lo.size)) < 0.5, lo, hi)
+    share = rng.random((count, 1))
+    mixed = np.where(rng.random((count, lo.size)) < share, corners[rng.permutation(count)], uniform)
+    return np.concatenate([uniform[: count // 3], corners[: count // 3], mixed[: count // 3], [lo, hi]])
+
+
+@given(case=conv_targets(), width=st.sampled_from(["paper", "minimal"]), seed=seeds())
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+def test_conv_error_bound_covers_fresh_points(case, width, seed):
+    """docs/design.md §6.7: for a CNN fitted by `fit_norm_layers`, torch's own forward of the float64 frozen module
+    stays within ``certificate.error_bound`` of the target module's forward at fresh points, corners included."""
+    from verify.nn import fit_norm_layers, frozen_like
+
+    target, box = case
+    frozen = frozen_like(target, width, seed=seed)
+    try:
+        result = fit_norm_layers(frozen, target, box)
+    except verify.CertificateError as error:
+        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
+        event("refused")
+        assume(False)
+    except verify.InfeasibleError:
+        event("infeasible (rank)")
+        assume(False)
+    certificate = result.certificate
+    assert not certificate.sampled_only and np.isfinite(certificate.error_bound)
+    x = box_points(box, FRESH, np.random.default_rng(seed))
+    with torch.no_grad():
+        inputs = torch.tensor(x.reshape(-1, *box.shape), dtype=torch.float64)
+        g = frozen(inputs).reshape(len(x), -1).numpy()
+        f = target(inputs).reshape(len(x), -1).numpy()
+    error = float(np.max(np.abs(g - f)))
+    note(f"{target}; bound {certificate.error_bound:.3g}, observed {error:.3g}, scale {certificate.scale:.3g}")
+    assert error <= certificate.error_bound
+    if error == 0:
+        event("observed 0: g = f exactly at every fresh point")
+    else:
+        event(f"bound / observed >= 1e{int(np.log10(certificate.error_bound / error))}")

@@ -16,7 +16,7 @@ from torch import nn
 import verify
 from verify.nn import fit_norm_layers, from_module, target_from_module
 from verify.nn.graph import read_graph
-from verify.nn.graph_fit import GraphReconstruction
+from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.graph_frozen import frozen_graph
 
 
@@ -99,7 +99,7 @@ def test_graph_targets_are_reconstructed_within_the_derived_bound(cls: type[nn.M
     target = _target(cls)
     frozen = frozen_graph(target, seed=1)
     dim = target_from_module(target).widths[0] if cls is not ResidualMLP else 3
-    result = fit_norm_layers(frozen, target, verify.Box(-np.ones(dim), np.ones(dim)))
+    result = fit_graph(frozen, target, verify.Box(-np.ones(dim), np.ones(dim)))
     assert isinstance(result, GraphReconstruction) and result.holds
     assert not frozen.training
     x = _fresh_points(dim)
@@ -162,7 +162,7 @@ def test_a_frozen_module_the_user_wrote_is_accepted() -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(5)
         frozen = Frozen().double().eval()
-    result = fit_norm_layers(frozen, target, verify.Box(-1, 1))
+    result = fit_graph(frozen, target, verify.Box(-1, 1))
     with torch.no_grad():
         x = _fresh_points(5)
         assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound
@@ -180,7 +180,7 @@ def test_a_frozen_module_of_another_shape_is_refused_naming_the_node() -> None:
             return self.a(x)
 
     with pytest.raises(ValueError, match=r"graph node 'a' \(a \(Linear\)\).*every Linear \(Conv2d\) starts a pair"):
-        fit_norm_layers(NoPair().double(), target, verify.Box(-1, 1))
+        fit_graph(NoPair().double(), target, verify.Box(-1, 1))
     other = frozen_graph(_target(ResidualMLP), seed=0)
     with pytest.raises(
         ValueError,
@@ -333,7 +333,7 @@ def test_float32_graph_is_certified_in_float32_counting_neurons_pushed_past_thei
     target = _target(FunctionalMLP).float()
     frozen = frozen_graph(target, seed=0)
     assert next(frozen.parameters()).dtype == torch.float32
-    result = fit_norm_layers(frozen, target, verify.Box(-np.ones(5), np.ones(5)), rtol=1e-2)
+    result = fit_graph(frozen, target, verify.Box(-np.ones(5), np.ones(5)), rtol=1e-2)
     assert result.nodes[0].result.certificate.dtype == "float32"
     # float32 pair bounds are large enough that the last pair's neurons may leave their linear regime:
     # the excess is counted in the bound instead of assumed away.
@@ -400,12 +400,12 @@ def test_a_target_batchnorm_without_affine_is_folded_and_a_frozen_one_is_refused
 
     target = _target(Plain)
     frozen = frozen_graph(target, seed=0)
-    result = fit_norm_layers(frozen, target, verify.Box(-np.ones(3), np.ones(3)))
+    result = fit_graph(frozen, target, verify.Box(-np.ones(3), np.ones(3)))
     with torch.no_grad():
         assert float((frozen(_fresh_points(3)) - target(_fresh_points(3))).abs().max()) <= result.error_bound
     frozen.get_submodule("fc")[1].affine = False
     with pytest.raises(ValueError, match=r"graph node 'fc_1' .*affine=False has no weight and bias to tune"):
-        fit_norm_layers(frozen, target, verify.Box(-np.ones(3), np.ones(3)))
+        fit_graph(frozen, target, verify.Box(-np.ones(3), np.ones(3)))
 
 
 def test_mirrored_pairs_need_no_shift_and_carry_no_margin_risk() -> None:

@@ -31,7 +31,7 @@ def test_graph_classes_claim_passes_with_figures_by_model() -> None:
 
 
 def test_graph_classes_claim_fails_when_a_tuned_scale_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = classes_module.fit_norm_layers
+    real = classes_module.fit_graph
 
     def perturbed(frozen: nn.Module, target: nn.Module, domain: object, **options: object) -> object:
         result = real(frozen, target, domain, **options)
@@ -40,7 +40,7 @@ def test_graph_classes_claim_fails_when_a_tuned_scale_is_off(monkeypatch: pytest
             bn.weight.mul_(1 + 1e-6)  # far above the derived bound (about 1e-11 of the scale)
         return result
 
-    monkeypatch.setattr(classes_module, "fit_norm_layers", perturbed)
+    monkeypatch.setattr(classes_module, "fit_graph", perturbed)
     claim = _one("graph/classes", {"graph/classes": {"models": ("functional-relu",)}})
     assert not claim.passed
     assert "on fresh points, bound" in claim.failures[0]["reason"]

@@ -39,6 +39,19 @@ def _reconstruct(**kwargs: object) -> object:
     return verify.reconstruct(target, frozen, verify.Ball(1.0), **kwargs)
 
 
+def _fit(frozen: object = None, target: object = None, **kwargs: object) -> object:
+    from verify.nn import fit_norm_layers
+
+    target = target_mlp([3, 4, 2], seed=1, dtype=torch.float64) if target is None else target
+    frozen = frozen_mlp([3, 12, 4, 8, 2], seed=0, dtype=torch.float64) if frozen is None else frozen
+    return fit_norm_layers(frozen, target, verify.Ball(1.0), **kwargs)
+
+
+def _train_mode_target() -> object:
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).double().train()
+
+
 INVALID = [
     pytest.param(lambda: _reconstruct(rtol=True), "rtol must be a positive finite number, got bool", id="rtol-bool"),
     pytest.param(lambda: _reconstruct(rtol="1e-6"), "rtol must be a positive finite number, got str", id="rtol-str"),
@@ -92,6 +105,18 @@ INVALID = [
     pytest.param(lambda: _train(evaluate_every=0), "evaluate_every must be an integer >= 1", id="train-every"),
     pytest.param(lambda: _train(steps=2.5), "steps must be an integer >= 1, got float 2.5", id="train-steps"),
     pytest.param(lambda: _train(lr=0), "lr must be a positive finite number, got 0.0", id="train-lr"),
+    # fit_norm_layers: the mode, a target in train mode, a frozen module that does not run the construction's chain
+    pytest.param(lambda: _fit(mode="fast"), r"mode must be one of \('auto', 'paper', 'minimal'\)", id="fit-mode"),
+    pytest.param(
+        lambda: _fit(target=_train_mode_target()),
+        r"target layer '1' \(BatchNorm1d\).*target\.eval\(\)",
+        id="fit-train-bn",
+    ),
+    pytest.param(
+        lambda: _fit(torch.nn.Sequential(*frozen_mlp([3, 12, 4, 8, 2], dtype=torch.float64), torch.nn.ReLU())),
+        r"layer 11 \(ReLU\).*a frozen network ends with its last BatchNorm1d",
+        id="fit-relu-appended",
+    ),
 ]
 
 

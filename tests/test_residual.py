@@ -171,7 +171,10 @@ def test_certificate_reports_every_branch() -> None:
     frozen = verify.ResidualFrozenNetwork.for_target(target, branches=3, seed=1)
     certificate = verify.reconstruct(target, frozen, verify.Ball(1.0)).certificate
     figures = certificate.to_dict()
-    assert figures["holds"] and figures["kind"] == "sampled"
+    assert figures["holds"] and figures["kind"] == "bounded"
+    # The rigorous bound is finite, within rtol of the scale, and the samples stay under it.
+    assert 0 < certificate.error_bound <= certificate.rtol * certificate.scale
+    assert figures["error_bound"] == certificate.error_bound and certificate.sampled.bound_ratio <= 1
     assert [(b["stage"], b["branch"]) for b in figures["branches"]] == [(s, j) for s in (1, 2) for j in (1, 2, 3)]
     for b in certificate.branches:
         assert b.block.residual_ratio <= b.block.residual_tolerance and b.block.min_margin >= 0
@@ -352,3 +355,11 @@ def test_a_stream_map_that_loses_rank_is_named() -> None:
         assert (caught.value.stage, caught.value.branch) == (1, 2)
     one = verify.ResidualFrozenNetwork.for_target(target, branches=1, seed=3)
     assert verify.reconstruct(target, one, verify.Ball(1.0)).certificate.holds
+
+
+def test_one_result_type_and_a_finite_bound() -> None:
+    """A Case-2 result is a `verify.Reconstruction` (the old name stays an alias) with a proved, finite bound."""
+    target = verify.TargetNetwork.random([4, 4, 4], seed=0)
+    r = verify.reconstruct(target, verify.ResidualFrozenNetwork.for_target(target, branches=3), verify.Ball(1.0))
+    assert isinstance(r, verify.Reconstruction) and verify.ResidualReconstruction is verify.Reconstruction
+    assert r.certificate.error_bound < float("inf") and r.certificate.holds

@@ -365,7 +365,7 @@ def test_too_narrow_frozen_network_shows_the_infeasible_error(
     path = _save_state(narrow, tmp_path / "narrow.pt")
     target = target_mlp(TARGET_WIDTHS, seed=1, dtype=torch.float64)
     with pytest.raises(verify.InfeasibleError) as raised:
-        fit_norm_layers(narrow, target, verify.Ball(1.0))
+        fit_norm_layers(narrow, target, verify.Ball(1.0), mode="paper")
     out = tmp_path / "o.pt"
     assert _cli("--target", files["target"], "--frozen", path, "--out", out) == 2
     line = _error_line(capsys)

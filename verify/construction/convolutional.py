@@ -9,22 +9,18 @@
    solved by any solver (`verify.construction.tuning.tune_block`);
 3. each odd channel's shift is the closed-form minimum over every output position (the hull of
    the positions' ranges, `verify.core.channels.ConvChannels`);
-4. the certificate: per block the residual, rank, condition and smallest per-channel margin, and
-   a sampled check on domain points (corners included), evaluated in batches.
-
-What the certificate of a convolutional network does not carry: the rigorous floating-point bound
-of `verify.core.error_bound` over the whole domain (written for dense layers only), so its
-``error_bound`` is ``inf``. The exactness on the whole domain is proved in exact arithmetic by the
-block figures (a residual within the backward-error tolerance, margins ``>= 0`` over the whole
-input box); the floating-point accuracy is checked at the sample points: ``|g − f|`` within the
-evaluation tolerance of the terms summed there, and ``max |g − f| / max |f| <= rtol``
-(``Certificate.sampled_only``).
+4. the certificate: per block the residual, rank, condition and smallest per-channel margin; the
+   rigorous bound on ``|ĝ − f̂|`` over the whole domain, in float64 and any summation order, of
+   `verify.core.graph_bound` on the pair's graph (`verify.core.graph.conv_graph`), required
+   ``<= rtol · scale``; and a sampled check on domain points (corners included), evaluated in
+   batches, a sanity check of that bound: every sampled ``|g − f|`` must lie within it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from verify.construction.memory_plan import conv_sizes, plan_solves
 from verify.construction.result import Reconstruction
 from verify.construction.tuning import check_options, tune_block
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
@@ -36,7 +32,10 @@ from verify.core.conv_networks import (
     resolve_domain,
 )
 from verify.core.domains import Domain
+from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
+from verify.core.graph import conv_graph
+from verify.core.graph_bound import graph_error_bound
 from verify.core.numerics import residual_ratio
 from verify.core.tolerances import evaluation_tolerance
 
@@ -63,6 +62,7 @@ def reconstruct_convolutional(
     """
     check_conv_architecture(target, frozen)
     check_options(mode, method, samples, rtol, bound)
+    plan_solves(conv_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     if domain is None:
         raise ValueError(
             "domain=None (exact on all of R^d) needs paired dense layers; a convolutional network needs a bounded "
@@ -79,15 +79,16 @@ def reconstruct_convolutional(
     certificates = [t.certificate for t in tuned]
     gamma, beta = frozen.norm_params(scales, shifts)
     points = domain.sample(samples, np.random.default_rng(seed))
-    sampled = sampled_check(target, frozen, points, gamma, beta, certificates, rtol)
+    certified = graph_error_bound(conv_graph(target, frozen, gamma, beta), domain)
+    sampled = sampled_check(target, frozen, points, gamma, beta, certificates, rtol, certified)
     certificate = Certificate(
         mode=mode,
         domain=domain.to_dict(),
         blocks=tuple(certificates),
         sampled=sampled,
         method=method,
+        bound=certified,
         rtol=rtol,
-        sampled_only=True,
     )
     if not certificate.holds:
         raise CertificateError(
@@ -118,12 +119,14 @@ def sampled_check(
     beta: list[np.ndarray],
     blocks: list[BlockCertificate],
     rtol: float,
+    certified: ErrorBound,
 ) -> SampledCheck:
     """``g`` against ``f`` at ``points`` (flat, ``(count, prod(input_shape))``), every network evaluated in batches.
 
     ``tolerance`` is `verify.core.tolerances.evaluation_tolerance` with each layer's terms
     (``C_in·prod(kernel) + 1`` for a convolution, the window for a pooling) in place of the dense
-    fan-ins; ``bound_ratio = error_ratio / tolerance`` must be ``<= 1``.
+    fan-ins (reported); ``bound_ratio = max |g − f| / error_bound`` must be ``<= 1``: the sanity check
+    of the certified bound.
     """
     count = points.shape[0]
     f = target(points).reshape(count, -1)
@@ -143,5 +146,5 @@ def sampled_check(
         tolerance=tolerance,
         min_odd_preactivation=smallest,
         rtol=rtol,
-        bound_ratio=ratio / tolerance,
+        bound_ratio=residual_ratio(difference, np.full_like(difference, certified.error_bound)),
     )

@@ -25,6 +25,7 @@ from typing import NoReturn
 import numpy as np
 
 from verify.construction.convolutional import reconstruct_convolutional
+from verify.construction.memory_plan import dense_sizes, plan_solves
 from verify.construction.residual import reconstruct_residual
 from verify.construction.result import Reconstruction
 from verify.construction.tuning import MODES, check_options, tune_block
@@ -132,8 +133,8 @@ def reconstruct(
 
     where ``target``'s output has no ReLU after it, and ``result.gamma``, ``result.beta`` hold two
     arrays: the weight and bias of the BatchNorm2d after the ``k×k`` convolution (``n`` channels) and
-    after the 1×1 convolution (``C_out`` channels). The certificate of a convolutional network is
-    ``sampled_only`` (no rigorous floating-point bound over the domain: ``error_bound`` is ``inf``).
+    after the 1×1 convolution (``C_out`` channels). The certificate of a convolutional network carries
+    the rigorous bound of its graph (`verify.core.graph_bound`), computed in float64.
 
     The evaluation dtype is the torch floating dtype of the networks' tensors (``frozen`` first),
     float64 for numpy arrays and for integer or bool tensors; ``gamma`` and ``beta`` come back in
@@ -154,6 +155,7 @@ def reconstruct(
             target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol
         )
     _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
+    plan_solves(dense_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)
     if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too

@@ -8,25 +8,30 @@
 3. each block is tuned exactly as a Case-1 block (`verify.construction.reconstruct`: solver registry,
    bias shift over the range of ``B_j T z + B_j c + c_j``, even-layer shift restoring ``b_R − c_R``), and
    the even layer's rows outside ``R`` are switched off;
-4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, and the whole network is
-   checked on samples (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
+4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, the whole network gets the
+   rigorous bound of `verify.core.residual_bound` over the domain, and samples check that bound
+   (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
 
 Results are computed and certified in float64 (numpy arrays).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from verify.construction.memory_plan import plan_solves, residual_sizes
+from verify.construction.result import Reconstruction
 from verify.construction.tuning import check_options, tune_block
 from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
+from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
+from verify.core.residual_bound import residual_error_bound
 from verify.core.residual_certificate import (
     BranchCertificate,
     ResidualCertificate,
@@ -38,36 +43,10 @@ from verify.core.validate import as_real
 __all__ = ["ResidualReconstruction", "reconstruct_residual"]
 
 
-@dataclass(frozen=True, eq=False)
-class ResidualReconstruction:
-    """Tuned normalization parameters for a frozen residual network, with their certificate.
-
-    Attributes
-    ----------
-    gamma, beta : list of ndarray
-        BatchNorm weight and bias of each of the ``depth = 2 m L`` layers, in network order (branch ``i``
-        owns layers ``2i`` (odd, width ``n``) and ``2i + 1`` (even, width ``D``)).
-    scales, shifts : list of ndarray
-        The same normalizations as per-neuron affine maps ``h -> s*h + t``.
-    certificate : ResidualCertificate
-        Per-branch figures and the sampled check (it holds: failing results are never returned).
-    target, frozen, domain, mode
-        What it was built for.
-    """
-
-    gamma: list[np.ndarray]
-    beta: list[np.ndarray]
-    scales: list[np.ndarray]
-    shifts: list[np.ndarray]
-    certificate: ResidualCertificate
-    target: TargetNetwork
-    frozen: ResidualFrozenNetwork
-    domain: Domain
-    mode: str
-
-    def network(self, x: object) -> np.ndarray:
-        """Evaluate the frozen residual network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``."""
-        return self.frozen.forward(x, self.gamma, self.beta)
+ResidualReconstruction = Reconstruction
+"""A residual reconstruction is a `verify.Reconstruction` (its ``certificate`` a `ResidualCertificate`, its
+``frozen`` a `ResidualFrozenNetwork`, ``gamma``/``beta`` one array per each of the ``2 m L`` layers in network
+order); the name stays importable for one release."""
 
 
 def reconstruct_residual(
@@ -100,12 +79,13 @@ def reconstruct_residual(
     bound, samples, seed
         As in `verify.reconstruct`.
     rtol : float
-        Largest ``max |g − f| / max |f|`` accepted on the samples, ``|f|`` the target's absolute-value
-        evaluation (the rounding-model tolerance of `verify.core.residual_certificate` must hold too).
+        Accuracy demanded of the certified bound: ``error_bound <= rtol · scale`` (docs/design.md §6.6), with
+        ``scale`` the target's absolute-value evaluation over the domain.
 
     Returns
     -------
-    ResidualReconstruction
+    Reconstruction
+        Its certificate a `ResidualCertificate`.
 
     Raises
     ------
@@ -120,6 +100,7 @@ def reconstruct_residual(
     """
     check_residual_architecture(target, frozen)
     check_options(mode, method, samples, rtol, bound)
+    plan_solves(residual_sizes(frozen), method, mode)  # every pair fits before the first is solved
     if not isinstance(domain, Domain):
         raise ValueError(
             f"a residual network is reconstructed on a bounded domain (verify.Ball or verify.Box), got {domain!r}"
@@ -153,14 +134,15 @@ def reconstruct_residual(
                 )
             )
     gamma, beta = frozen.norm_params(scales, shifts)
-    sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol)
-    certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled)
+    bound = residual_error_bound(target, frozen, gamma, beta, domain)
+    sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol, bound)
+    certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled, bound, rtol)
     if not certificate.holds:
         raise CertificateError(
             "the residual reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),
             certificate,
         )
-    return ResidualReconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
 
 
 def _need(system: BranchSystem, mode: str) -> int:
@@ -225,8 +207,10 @@ def _sampled_check(
     samples: int,
     seed: int,
     rtol: float,
+    bound: ErrorBound,
 ) -> ResidualSampledCheck:
-    """``g`` against ``f`` on ``samples`` points of the domain, against `residual_tolerance_of` the network."""
+    """``g`` against ``f`` on ``samples`` points of the domain: within the certified ``bound``, and the figures
+    of the first-order rounding model (`residual_tolerance_of`)."""
     x = domain.sample(samples, np.random.default_rng(seed))
     f, g = target(x), frozen.forward(x, gamma, beta)
     size = target.magnitude(x)
@@ -246,4 +230,12 @@ def _sampled_check(
         error_ratio=residual_ratio(difference, frozen.magnitude(x, gamma, beta) + size),
         tolerance=tolerance,
         rtol=rtol,
+        bound_ratio=_over(float(difference.max()), bound.error_bound),
     )
+
+
+def _over(error: float, bound: float) -> float:
+    """``error / bound``, with ``0/0`` read as 0 (an exact result under a zero bound)."""
+    if error == 0:
+        return 0.0
+    return error / bound if bound > 0 else float("inf")

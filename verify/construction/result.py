@@ -23,9 +23,11 @@ class Reconstruction:
         BatchNorm weight and bias of each of the ``2L`` frozen layers: the values to load.
     scales, shifts : list of ndarray
         The same normalizations as per-neuron affine maps ``h -> s*h + t``.
-    certificate : Certificate
-        The figures proving ``g = f`` on the domain (it holds: failing results are never returned).
-    target, frozen : TargetNetwork and FrozenNetwork, or ConvTargetNetwork and ConvFrozenNetwork
+    certificate : Certificate or ResidualCertificate
+        The figures proving ``g = f`` on the domain (it holds: failing results are never returned); a
+        residual network's is a `verify.core.residual_certificate.ResidualCertificate`.
+    target, frozen : TargetNetwork and FrozenNetwork, ConvTargetNetwork and ConvFrozenNetwork, or TargetNetwork
+        and ResidualFrozenNetwork
         The networks it was built for.
     domain : Domain or None
         The domain on which ``g = f`` is certified; None for a paired network built for all of ``R^d``.
@@ -37,7 +39,7 @@ class Reconstruction:
     beta: list[np.ndarray]
     scales: list[np.ndarray]
     shifts: list[np.ndarray]
-    certificate: Certificate
+    certificate: Certificate | Any
     target: Any
     frozen: Any
     domain: Domain | None

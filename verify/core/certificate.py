@@ -184,8 +184,8 @@ class Certificate:
     rtol : float
         The accuracy demanded: ``error_bound <= rtol · scale``.
     sampled_only : bool
-        True for a convolutional network (docs/design.md §9): no rigorous floating-point bound over the
-        domain exists for it (``bound`` is None, ``error_bound`` is ``inf``); the accuracy demanded is
+        True for a certificate without a rigorous floating-point bound over the domain (``bound`` is None,
+        ``error_bound`` is ``inf``; no route of `verify.reconstruct` builds one any more); the accuracy demanded is
         checked at the sample points instead, ``sampled.max_relative_error <= rtol``, next to the
         block figures (residuals, margins over the whole domain) and the sampled evaluation check.
     """

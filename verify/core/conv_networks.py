@@ -41,6 +41,7 @@ from verify.core.convolution import (
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import to_host
+from verify.core.memory import Pair, check_build
 from verify.core.networks import Normalizations, minimal_width, paper_width
 from verify.core.validate import as_array, as_real, as_seed, as_sequence
 
@@ -51,6 +52,7 @@ __all__ = [
     "ConvTargetNetwork",
     "check_conv_architecture",
     "conv_blocks",
+    "conv_pairs",
     "is_convolutional",
     "odd_widths",
     "resolve_domain",
@@ -346,6 +348,7 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
         if isinstance(density, bool) or not isinstance(density, (int, float, np.floating)) or not 0 < density <= 1:
             raise ValueError(f"density must be a number in (0, 1], got {density!r}")
         odd = odd_widths(width, target.affine)
+        check_build("ConvFrozenNetwork.for_target", conv_pairs(target.affine, odd))
         rng = np.random.default_rng([2, as_seed(seed)])
 
         def draw(shape: tuple[int, ...]) -> np.ndarray:
@@ -460,6 +463,16 @@ def odd_widths(width: object, affine: Sequence[AffineLayer]) -> list[int]:
         f"width must be 'paper', 'minimal', an int >= 1, a positive float (a multiple of 'paper') or one int per "
         f"layer, got {width!r}"
     )
+
+
+def conv_pairs(affine: Sequence[AffineLayer], odd: Sequence[int]) -> list[Pair]:
+    """The frozen pairs (`verify.core.memory.Pair`) of a convolutional chain: ``fan_in = C_in·prod(kernel)``."""
+    pairs = []
+    for k, (layer, n) in enumerate(zip(affine, odd, strict=True), start=1):
+        d_out, d_in = layer.out_channels, layer.flat_weight.shape[1]
+        name = f"block {k} ({layer.name})"
+        pairs.append(Pair(name, d_in, n, d_out, paper_width(d_out, d_in), minimal_width(d_out, d_in)))
+    return pairs
 
 
 def is_convolutional(network: object) -> bool:

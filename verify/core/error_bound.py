@@ -204,6 +204,22 @@ class _Region:
         return np.sum(np.minimum(a * lo, a * hi), axis=1) + offset
 
 
+def target_rounding(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
+    """Item 4 of the module notes: the target's error ``|ẑ^f − z|`` after one layer ``W z + b`` evaluated in
+    ``dtype``, from its error ``region.delta`` before it (``w_abs = |W|``)."""
+    fan_in = w_abs.shape[1]
+    rho = _gamma(fan_in + 2, _UNIT[dtype]) * (region.magnitude(w_abs, inflate) + np.abs(bias))
+    return (w_abs @ region.delta + rho + (fan_in + 2) * _TINY[dtype]) * inflate
+
+
+def preactivation_range(
+    region: _Region, w: np.ndarray, bias: np.ndarray, inflate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``lo <= W z + b <= hi`` for every exact ``z`` of ``region``, rounded outwards (the next box)."""
+    reach = 2 * _gamma(w.shape[1] + 6, _U64) * (region.magnitude(np.abs(w), inflate) + np.abs(bias))
+    return region.minimum(w, bias) - reach, -region.minimum(-w, -bias) + reach
+
+
 def error_bound(
     target: TargetNetwork,
     frozen: FrozenNetwork,
@@ -276,7 +292,7 @@ def _bound(
     target_dtype: str,
 ) -> ErrorBound:
     u, tiny, huge = _UNIT[dtype], _TINY[dtype], _HUGE[dtype]
-    uf, tinyf = _UNIT[target_dtype], _TINY[target_dtype]
+    uf = _UNIT[target_dtype]
     widest = max(*frozen.widths, *target.widths)
     inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
     std = list(frozen.norm_std)
@@ -388,8 +404,7 @@ def _bound(
             + np.abs(se) * (a_abs @ odd_error)
             + rho_even
         ) * inflate
-        rho_f = _gamma(block.w.shape[1] + 2, uf) * (f_region.magnitude(w_abs, inflate) + np.abs(block.bias))
-        delta_f = (w_abs @ f_region.delta + rho_f + (block.w.shape[1] + 2) * tinyf) * inflate
+        delta_f = target_rounding(f_region, w_abs, block.bias, target_dtype, inflate)
         per_block.append(float(np.max(delta)))
         if not np.all(np.isfinite(delta)):
             return failed(f"block {k}: the bound is not finite in {dtype}")
@@ -401,9 +416,7 @@ def _bound(
         if rd:
             lo, hi = np.zeros(d_k), terms
         else:
-            reach = 2 * _gamma(block.w.shape[1] + 6, _U64) * (exact.magnitude(w_abs, inflate) + np.abs(block.bias))
-            lo_pre = exact.minimum(block.w, block.bias) - reach
-            hi_pre = -exact.minimum(-block.w, -block.bias) + reach
+            lo_pre, hi_pre = preactivation_range(exact, block.w, block.bias, inflate)
             lo, hi = np.maximum(lo_pre, 0.0), np.maximum(hi_pre, 0.0)
             # A neuron whose computed and exact pre-activations are both <= 0 on the whole domain outputs
             # exactly 0 in both networks: no error is carried through it.

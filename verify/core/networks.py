@@ -23,9 +23,10 @@ import numpy as np
 
 from verify.core.channels import Channels, DenseChannels
 from verify.core.interop import TorchSpec, like, torch_spec
+from verify.core.memory import Pair, check_build
 from verify.core.validate import as_array, as_count, as_points, as_real, as_seed, as_sequence
 
-__all__ = ["FrozenNetwork", "Normalizations", "TargetNetwork", "minimal_width", "paper_width"]
+__all__ = ["FrozenNetwork", "Normalizations", "TargetNetwork", "dense_pairs", "minimal_width", "paper_width"]
 
 
 def paper_width(d_out: int, d_in: int) -> int:
@@ -352,6 +353,7 @@ class FrozenNetwork(_Layers, Normalizations):
             raise ValueError(f"density must be a number in (0, 1], got {density!r}")
         d = target.widths
         odd = _odd_widths(width, d)
+        check_build("FrozenNetwork.for_target", dense_pairs(d, width, paired=paired))
         rng = _generator(seed, _FROZEN_STREAM)
 
         def draw(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -445,6 +447,24 @@ class FrozenNetwork(_Layers, Normalizations):
 
     def __repr__(self) -> str:
         return f"FrozenNetwork(widths={list(self.widths)}, eps={self.eps})"
+
+
+def dense_pairs(d: Sequence[int], width: str | int | float | Sequence[int], *, paired: bool = False) -> list[Pair]:
+    """The frozen pairs (`verify.core.memory.Pair`) of a dense chain: target widths ``d`` and the ``width`` of
+    `FrozenNetwork.for_target` (``paired``: it counts mirrored pairs, twice the neurons, docs/design.md §3)."""
+    unit = 2 if paired else 1
+    return [
+        Pair(
+            f"block {k} (layer {2 * k - 1})",
+            d[k - 1],
+            unit * n,
+            d[k],
+            paper_width(d[k], d[k - 1]),
+            minimal_width(d[k], d[k - 1]),
+            unit,
+        )
+        for k, n in enumerate(_odd_widths(width, tuple(d)), start=1)
+    ]
 
 
 def _chained_weights(items: list) -> list[np.ndarray]:

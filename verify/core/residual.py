@@ -36,6 +36,7 @@ from verify.core.blocks import Block
 from verify.core.domains import AffineRange, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import like
+from verify.core.memory import Pair, check_build
 from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
 from verify.core.tolerances import EPS
 from verify.core.validate import as_count, as_points, as_seed, as_sequence
@@ -47,6 +48,7 @@ __all__ = [
     "StreamMap",
     "branch_needs",
     "branch_systems",
+    "residual_pairs",
     "stage_rows",
 ]
 
@@ -260,6 +262,7 @@ class ResidualFrozenNetwork:
         d = target.widths
         stream = max(d)
         odd = _odd_widths(width, d, int(branches))
+        check_build("ResidualFrozenNetwork.for_target", residual_pairs(d, width, int(branches)))
         root = np.random.default_rng([3, as_seed(seed)])
         seeds = root.integers(0, 2**62, size=(len(odd), int(branches)))
         shape = TargetNetwork([np.zeros((stream, stream))])
@@ -430,6 +433,21 @@ def _odd_widths(width: Any, d: tuple[int, ...], branches: int) -> list[list[int]
             raise ValueError(f"width[{k}] must hold one integer >= 1 per branch, got {items!r}")
         out.append([int(w) for w in items])
     return out
+
+
+def residual_pairs(d: Sequence[int], width: Any, branches: int) -> list[Pair]:
+    """The frozen pairs (`verify.core.memory.Pair`) of a residual network for target widths ``d`` and the
+    ``width`` of `ResidualFrozenNetwork.for_target`: every branch reads and writes the stream of width
+    ``max d``; its paper and minimal widths are `branch_needs`."""
+    stream = max(d)
+    odd = _odd_widths(width, tuple(d), branches)
+    pairs = []
+    for k, ((d_in, d_out), widths) in enumerate(zip(itertools.pairwise(d), odd, strict=True), start=1):
+        paper = branch_needs(d_in, d_out, branches, "paper", stage=k)
+        minimal = branch_needs(d_in, d_out, branches, "minimal", stage=k)
+        for j, n in enumerate(widths):
+            pairs.append(Pair(f"stage {k} branch {j + 1}", stream, n, stream, paper[j], minimal[j]))
+    return pairs
 
 
 def check_residual_architecture(target: object, frozen: object) -> None:

@@ -1,16 +1,13 @@
-"""What a residual reconstruction carries (docs/design.md §8): per-branch figures and a sampled check.
+"""What a residual reconstruction carries (docs/design.md §8, §6.6): per-branch figures, a rigorous bound, a sample.
 
 Each branch is a Case-1 block on the stage input, so its figures are a `BlockCertificate` (scale-equation
 residual, activity margin, condition of its system), plus the rank and condition of the stream map
-``T`` it was solved through. The whole network is checked on sample points of the domain against a
-tolerance derived from the same first-order rounding model as Case 1's (`evaluation_tolerance`, module
-notes of `verify.core.tolerances`), applied to the unrolled network: every branch is two layers of
-fan-in ``D`` and ``n_j``, plus one rounding for its addition to the stream, and its scale-equation
-residual enters amplified by ``cond(T)`` (the residual is in the coordinates of ``T``'s row space).
-
-This is a *sampled* check, not the rigorous bound of `verify.core.error_bound` (which covers chain
-networks only): the margins prove the linear regime on the whole domain, the residuals prove each
-branch's equation, and the samples check their composition.
+``T`` it was solved through. The whole network carries the rigorous bound of
+`verify.core.residual_bound` on ``|ĝ(x) − f̂(x)|`` over the whole domain; the certificate requires
+``error_bound <= rtol · scale``. The samples are a sanity check of that bound (``max |g − f|`` on them
+must not exceed it); their figures against the first-order rounding model (`residual_tolerance_of`:
+the unrolled network's `evaluation_tolerance`, every branch's residual amplified by ``cond(T)``) are
+kept for comparison.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from verify.core.certificate import BlockCertificate
+from verify.core.error_bound import ErrorBound
 from verify.core.numerics import json_ready
 from verify.core.tolerances import evaluation_tolerance
 
@@ -72,14 +70,11 @@ class ResidualSampledCheck:
     error_ratio : float
         ``max |g − f| / (|g| + |f|)`` componentwise (absolute-value evaluations).
     tolerance : float
-        `residual_tolerance_of` the network: ``error_ratio`` must not exceed it.
+        `residual_tolerance_of` the network (the first-order rounding model): a figure, not a test.
     rtol : float
-        The accuracy demanded: ``max_relative_error`` must not exceed it.
-
-    Both must hold. The first is the rounding model's own test, but the absolute-value evaluation ``|g|``
-    of a residual network compounds every branch's gain over the stream (measured up to ``1e18`` times
-    ``|f|`` at ``d = 8``, ``m = 8``, ``L = 3``), so it is weak; ``rtol`` against the target's own scale is the
-    demanding one.
+        The accuracy the result was solved for.
+    bound_ratio : float
+        ``max |g − f|`` on the samples over the certified ``error_bound``: the check (``<= 1``).
     """
 
     points: int
@@ -88,11 +83,12 @@ class ResidualSampledCheck:
     error_ratio: float
     tolerance: float
     rtol: float
+    bound_ratio: float = float("inf")
 
     @property
     def holds(self) -> bool:
-        """``error_ratio <= tolerance`` and ``max_relative_error <= rtol``."""
-        return bool(self.error_ratio <= self.tolerance and self.max_relative_error <= self.rtol)
+        """The samples stay within the certified bound: ``bound_ratio <= 1``."""
+        return bool(self.bound_ratio <= 1.0)
 
 
 def residual_tolerance_of(
@@ -116,6 +112,10 @@ class ResidualCertificate:
     branches : tuple of BranchCertificate
         One per branch, in network order.
     sampled : ResidualSampledCheck
+    bound : ErrorBound
+        The rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain (`verify.core.residual_bound`).
+    rtol : float
+        The accuracy demanded: ``error_bound <= rtol · scale``.
     """
 
     mode: str
@@ -123,14 +123,40 @@ class ResidualCertificate:
     method: str
     branches: tuple[BranchCertificate, ...]
     sampled: ResidualSampledCheck
+    bound: ErrorBound
+    rtol: float = 1e-6
 
-    kind = "sampled"
-    """How the composition is checked: on samples (no rigorous whole-network bound for residual networks)."""
+    kind = "bounded"
+    """How the composition is proved: a rigorous bound over the whole domain (the samples check it)."""
+
+    @property
+    def error_bound(self) -> float:
+        """Certified ``max |ĝ(x) − f̂(x)|`` over the domain, in ``dtype``."""
+        return self.bound.error_bound
+
+    @property
+    def scale(self) -> float:
+        """Upper bound over the domain of the target's terms ``|f|`` (absolute-value evaluation)."""
+        return self.bound.scale
+
+    @property
+    def dtype(self) -> str:
+        """The dtype the result is certified in."""
+        return self.bound.dtype
+
+    @property
+    def relative_error_bound(self) -> float:
+        """``error_bound / scale`` (``0/0`` read as 0)."""
+        b = self.bound
+        reference = b.scale if b.scale > 0 else b.frozen_scale
+        if b.error_bound == 0:
+            return 0.0
+        return b.error_bound / reference if reference > 0 else float("inf")
 
     @property
     def holds(self) -> bool:
-        """Every branch holds and the sampled check passes."""
-        return all(b.holds for b in self.branches) and self.sampled.holds
+        """Every branch holds, ``error_bound <= rtol · scale``, and the samples stay within the bound."""
+        return all(b.holds for b in self.branches) and self.bound.within(self.rtol) and self.sampled.holds
 
     @property
     def max_residual(self) -> float:
@@ -168,16 +194,19 @@ class ResidualCertificate:
                 )
             if not np.isfinite(b.stream_condition):
                 reasons.append(f"{where}: the stream map T is singular")
-        if not self.sampled.error_ratio <= self.sampled.tolerance:
+        if not self.bound.within(self.rtol):
+            why = f" ({self.bound.reason})" if self.bound.reason else ""
             reasons.append(
-                f"sampled check: |g − f| / (|g| + |f|) = {self.sampled.error_ratio:.3g} exceeds the tolerance "
-                f"{self.sampled.tolerance:.3g} (max |g − f| = {self.sampled.max_abs_error:.3g})"
+                f"certified bound {self.error_bound:.3g} on |ĝ − f̂| over the domain{why} is "
+                f"{self.relative_error_bound:.3g} of the target's scale {self.scale:.3g}, above rtol = {self.rtol:g} "
+                f"(largest cond(T) {self.max_stream_condition:.3g}, "
+                f"largest branch condition {self.max_condition:.3g}); "
+                "use a larger rtol, fewer branches or more branch width"
             )
-        if not self.sampled.max_relative_error <= self.sampled.rtol:
+        if not self.sampled.holds:
             reasons.append(
-                f"sampled check: max |g − f| / max |f| = {self.sampled.max_relative_error:.3g} exceeds rtol = "
-                f"{self.sampled.rtol:.3g} (largest cond(T) {self.max_stream_condition:.3g}, largest branch condition "
-                f"{self.max_condition:.3g}); use a larger rtol or more branch width"
+                f"sampled check: |g − f| = {self.sampled.max_abs_error:.3g} at a sample point exceeds the certified "
+                f"bound ({self.sampled.bound_ratio:.3g} times it): the bound is wrong"
             )
         return reasons
 
@@ -193,6 +222,12 @@ class ResidualCertificate:
                 "max_residual": self.max_residual,
                 "min_margin": self.min_margin,
                 "max_stream_condition": self.max_stream_condition,
+                "dtype": self.dtype,
+                "rtol": self.rtol,
+                "error_bound": self.error_bound,
+                "scale": self.scale,
+                "relative_error_bound": self.relative_error_bound,
+                "bound": asdict(self.bound),
                 "branches": [
                     {k: v for k, v in asdict(b).items() if k != "block"}
                     | {"block": asdict(b.block) | {"holds": b.block.holds}, "holds": b.holds}

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -16,14 +18,18 @@ from torch import nn
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.construction.residual import ResidualReconstruction
 from verify.core.domains import Domain
-from verify.core.errors import CertificateError
-from verify.nn.frozen_like import conv_networks, uses_structure
+from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.networks import paper_width
+from verify.nn.frozen_like import conv_networks, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
+from verify.nn.graph import as_chain, match, read_graph
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
+from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
+from verify.nn.sequential_match import check_frozen_norms, match_chain
 
-__all__ = ["DTYPE_POINTS", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
+__all__ = ["DTYPE_POINTS", "MODES", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
 
 
 def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconstruction) -> None:
@@ -49,6 +55,10 @@ def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconst
                 getattr(bn, name).copy_(tensor)
 
 
+MODES = ("auto", "paper", "minimal")
+"""The modes `fit_norm_layers` takes: ``"auto"`` (the default) picks ``"paper"`` or ``"minimal"`` from the widths."""
+
+
 def fit_norm_layers(
     frozen: nn.Module, target: nn.Module, domain: Domain | None, **options: object
 ) -> Reconstruction | ResidualReconstruction | GraphReconstruction:
@@ -60,6 +70,20 @@ def fit_norm_layers(
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
     ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
     float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
+
+    ``mode="auto"`` (the default) solves in ``"paper"`` mode when every frozen odd width is at least the
+    paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
+    ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
+
+    Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
+    both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
+    after the other, or returns ``self.net(x)``), they are read as the ``nn.Sequential`` of those layers, in
+    the order the forward runs them, so a class and its Sequential get the same γ, β and certificate. The
+    frozen chain is then matched node by node against the chain the construction assumes
+    (`verify.nn.sequential_match.match_chain`: a missing, extra or moved ReLU, a pool elsewhere, another
+    stride, padding or dilation are refused naming the node), and a frozen BatchNorm that ``.eval()``
+    would leave in train mode is refused, all before any solve. A target BatchNorm in train mode is
+    refused on every route (call ``target.eval()``).
 
     Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
     read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
@@ -75,25 +99,93 @@ def fit_norm_layers(
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
     residual network (certified in float64, by a sampled check; a module in another dtype is checked as a
-    convolutional one is).
+    convolutional one is); ``mode="auto"`` tries ``"paper"`` and uses ``"minimal"`` when a branch is too narrow.
 
-    Modules other than two ``nn.Sequential`` stacks (models written as classes, ResNets) are read as
-    graphs with torch.fx and reconstructed node by node (`verify.nn.graph_fit.fit_graph`,
-    docs/design.md §10); the result is then a `verify.nn.graph_fit.GraphReconstruction`.
+    Modules whose graphs are not chains (residual additions, concatenations, ResNets) are read as graphs
+    and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is then
+    a `verify.nn.graph_fit.GraphReconstruction`.
     """
+    mode = options.pop("mode", "auto")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES} ('auto' picks paper or minimal from the widths), got {mode!r}")
+    if isinstance(target, nn.Module):
+        refuse_train_norms(target)
+    # Every pair's solve fits (verify.core.memory), before the modules are copied; 'auto' is planned as paper,
+    # the larger of the two.
+    plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
-        result = reconstruct(target_from_module(target), frozen.to_network(), domain, **options)
+        networks = (target_from_module(target), frozen.to_network())
+        try:
+            result = reconstruct(*networks, domain, "paper" if mode == "auto" else mode, **options)
+        except InfeasibleError as error:
+            if mode != "auto" or error.width is None or error.width_needed is None:
+                raise
+            result = reconstruct(*networks, domain, "minimal", **options)
         check_module_dtype(frozen, result, "residual")
-    elif not (isinstance(frozen, nn.Sequential) and isinstance(target, nn.Sequential)):
-        return fit_graph(frozen, target, domain, **options)
-    elif uses_structure(target, frozen):  # convolutions, pooling, a target's BatchNorm (docs/design.md §9)
-        result = reconstruct(*conv_networks(target, frozen, domain), domain, **options)
-        check_module_dtype(frozen, result, "convolutional")
-    else:
-        result = reconstruct(target_from_module(target), from_module(frozen), domain, **options)
-    load_norm_params(frozen, result)
+        load_norm_params(frozen, result)
+        frozen.eval()
+        return result
+    chains = _chains(target, frozen)
+    if chains is None:  # branches, additions: the graph route (docs/design.md §10)
+        chosen = _graph_mode(target, frozen) if mode == "auto" else mode
+        return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
+    target_chain, frozen_chain = chains
+    structured = uses_structure(target_chain, frozen_chain)  # convolutions, pooling, a target's BatchNorm (§9)
+    if structured:  # matched first: a frozen chain in another order would fail the readers' shape checks
+        check_frozen_norms(frozen)
+        match_chain(target_chain, frozen)
+        networks = conv_networks(target_chain, frozen_chain, domain)
+    else:  # the MLP readers' grammar words its own refusals first
+        networks = (target_from_module(target_chain), from_module(frozen_chain))
+        check_frozen_norms(frozen)
+        match_chain(target_chain, frozen, flat=True)
+    chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
+    result = reconstruct(*networks, domain, chosen, **options)
+    if structured:
+        check_module_dtype(frozen_chain, result, "convolutional")
+    load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
     frozen.eval()
     return result
+
+
+def _chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
+    """Both modules as the ``nn.Sequential`` of the layers their forwards run, or None if either is not a chain."""
+    if not (isinstance(target, nn.Module) and isinstance(frozen, nn.Module)):
+        return None  # the graph route words the refusal
+    try:
+        return as_chain(target, "target"), as_chain(frozen, "frozen")
+    except ValueError:
+        return None
+
+
+def _paper_allows(pairs: list[tuple[int, tuple[int, ...]]]) -> bool:
+    """Whether every odd width ``n`` reaches the paper width of its target weight's shape ``(d_out, d_in, k…)``."""
+    return all(n >= paper_width(shape[0], math.prod(shape[1:])) for n, shape in pairs)
+
+
+def _chain_mode(target: nn.Sequential, frozen: nn.Sequential) -> str:
+    """``"paper"`` where the frozen chain's odd widths allow it, else ``"minimal"``."""
+    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d)
+    layers = [tuple(m.weight.shape) for m in target if isinstance(m, kinds)]
+    odd = [int(m.weight.shape[0]) for m in frozen if isinstance(m, kinds)][0::2]
+    if len(odd) != len(layers):
+        return "paper"  # the construction refuses the architecture, naming what differs
+    return "paper" if _paper_allows(list(zip(odd, layers, strict=True))) else "minimal"
+
+
+def _graph_mode(target: nn.Module, frozen: nn.Module) -> str:
+    """``"paper"`` where every frozen pair of the graph route is paper-wide, else ``"minimal"``."""
+    try:
+        target_graph = read_graph(target, "target")
+        pairs = match(target_graph, read_graph(frozen, "frozen"))
+    except ValueError:
+        return "paper"  # fit_graph refuses the graphs, naming the node
+    widths = [
+        (int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape))
+        for layer in target_graph.layers
+        if layer.name in pairs
+    ]
+    return "paper" if _paper_allows(widths) else "minimal"
 
 
 DTYPE_POINTS = 256

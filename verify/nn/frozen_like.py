@@ -28,14 +28,15 @@ import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, odd_widths
+from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, conv_pairs, odd_widths
 from verify.core.convolution import AdaptiveAvgPool, AffineLayer, AvgPool, Conv, Flatten, Layer, Linear, MaxPool
 from verify.core.domains import Ball, Box, Domain
+from verify.core.memory import check_build
 from verify.core.validate import as_seed
 from verify.nn.graph_frozen import frozen_graph
 from verify.nn.mlp import frozen_mlp
 
-__all__ = ["conv_networks", "frozen_like", "read_target_layers", "uses_structure"]
+__all__ = ["conv_networks", "frozen_like", "read_target_layers", "refuse_train_norms", "uses_structure"]
 
 _CONV = (nn.Conv1d, nn.Conv2d)
 _POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
@@ -135,6 +136,19 @@ def _fold(layer: AffineLayer, norm: _BatchNorm, name: str) -> AffineLayer:
     return Linear(new_weight, new_bias)
 
 
+def refuse_train_norms(target: nn.Module) -> None:
+    """Refuse a target BatchNorm in train mode: it normalizes with each batch's statistics, not the running
+    statistics that are folded in; ValueError naming the layer and ``target.eval()`` as the fix."""
+    for name, module in target.named_modules():
+        if isinstance(module, _BatchNorm) and (module.training or not module.track_running_stats):
+            raise ValueError(
+                f"target layer '{name or type(target).__name__}' ({type(module).__name__}) normalizes with batch "
+                "statistics (train mode or track_running_stats=False), so the function the target computes depends "
+                "on the batch; call target.eval() (on a BatchNorm with running statistics) to fit the target as it "
+                "runs at inference"
+            )
+
+
 def read_target_layers(target: nn.Module) -> list[Layer]:
     """The target ``nn.Sequential`` as numpy layers: BatchNorm folded, a ReLU implied after every affine layer
     but the last (a ``MaxPool`` between a layer and its ReLU moves after the ReLU: they commute)."""
@@ -142,6 +156,7 @@ def read_target_layers(target: nn.Module) -> list[Layer]:
     waiting: list[Layer] = []  # max pools seen between an affine layer and its ReLU
     needs_relu = False
     items = _items(target, "target")
+    refuse_train_norms(target)
     for i, layer in enumerate(items):
         name = f"target layer {i} ({layer})"
         if isinstance(layer, _SKIPPED):
@@ -318,6 +333,8 @@ def frozen_like(
         for layer, n in zip(affine, widths, strict=True):
             dims += [n, layer.out_channels]
         return frozen_mlp(dims, seed=seed, dtype=dtype, device=device)
+    # each parameter once, plus the widest pair's float64 draw, mask, masked and cast copies while they are copied in
+    check_build("frozen_like", conv_pairs(affine, widths), (dtype.itemsize, 3 * 8 + dtype.itemsize))
     generator = torch.Generator().manual_seed(seed)
 
     def draw(shape: tuple[int, ...]) -> torch.Tensor:

@@ -29,7 +29,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.nn.grammar import REFUSED
 
-__all__ = ["GraphNode", "ModelGraph", "as_chain", "match", "read_graph"]
+__all__ = ["GraphNode", "ModelGraph", "as_chain", "chain_nodes", "match", "read_graph"]
 
 INPUT, LINEAR, PAIR, RELU, ADD, COPY = "input", "linear", "pair", "relu", "add", "copy"
 """Node kinds: the input, a target layer (Linear or Conv2d, BatchNorm folded), a frozen pair, ReLU, addition,
@@ -154,13 +154,25 @@ class ModelGraph:
         return depth
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping subclasses of torch's layers (a BatchNorm subclass, say) as leaves too."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, _LEAVES) or super().is_leaf_module(m, module_qualified_name)
+
+
+_LEAVES = (nn.Linear, nn.modules.conv._ConvNd, _BatchNorm, nn.ReLU, nn.Dropout, nn.Identity, *_COPY_MODULES)
+
+
 def _trace(module: nn.Module, role: str) -> fx.GraphModule:
     if not isinstance(module, nn.Module):
         raise ValueError(f"the {role} must be a torch nn.Module, got {type(module).__name__}")
-    if fx.Tracer().is_leaf_module(module, ""):  # one torch layer (nn.Linear): its graph is that layer
+    if _Tracer().is_leaf_module(module, ""):  # one torch layer (nn.Linear): its graph is that layer
         module = nn.Sequential(module)
     try:
-        return fx.symbolic_trace(module)
+        tracer = _Tracer()
+        graph = tracer.trace(module)
+        return fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as error:  # torch.fx raises TraceError, TypeError, NotImplementedError, …
         raise ValueError(
             f"the {role} {type(module).__name__} cannot be traced by torch.fx ({type(error).__name__}: {error}); "
@@ -508,15 +520,16 @@ def match(target: ModelGraph, frozen: ModelGraph) -> dict[str, GraphNode]:
     return pairs
 
 
-def as_chain(module: nn.Module, role: str) -> nn.Sequential:
-    """A module whose graph is a chain (each node reads the one before) as the ``nn.Sequential`` of its layers.
+def chain_nodes(module: nn.Module, role: str) -> list[tuple[str, str, nn.Module]]:
+    """The layers of a module whose traced graph is a chain (each node reads the one before), in the order its
+    forward runs them: ``(fx node name, source, layer)`` for each.
 
-    ``F.relu``/``torch.relu`` become ``nn.ReLU()`` and ``torch.flatten(x, 1)`` ``nn.Flatten()``; the
-    layers themselves are the module's own (shared, not copied). A graph with branches, additions or
-    other functions is refused: read it with `verify.nn.fit_norm_layers`, which reads graphs.
+    ``F.relu``/``torch.relu`` give ``nn.ReLU()`` and ``torch.flatten(x, 1)`` ``nn.Flatten()``; the layers
+    themselves are the module's own (shared, not copied). A graph with branches, additions or other functions
+    is refused naming the node: `verify.nn.fit_norm_layers` reads such modules as graphs.
     """
     traced = _trace(module, role)
-    layers: list[nn.Module] = []
+    layers: list[tuple[str, str, nn.Module]] = []
     previous = None
     for node in traced.graph.nodes:
         if node.op == "placeholder":
@@ -534,12 +547,18 @@ def as_chain(module: nn.Module, role: str) -> nn.Sequential:
                 "branches or additions: use verify.nn.fit_norm_layers, which reads graphs (docs/design.md §10)",
             )
         if node.op == "call_module":
-            layers.append(traced.get_submodule(node.target))
+            layer = traced.get_submodule(node.target)
         elif _is_relu(traced, node):
-            layers.append(nn.ReLU())
+            layer = nn.ReLU()
         elif node.op == "call_function" and node.target is torch.flatten and node.args[1:] in ((1,), (1, -1)):
-            layers.append(nn.Flatten())
+            layer = nn.Flatten()
         else:
             raise _refuse(traced, node, "as a chain of layers only modules, ReLU and torch.flatten(x, 1) are read")
+        layers.append((node.name, _source(traced, node), layer))
         previous = node
-    return nn.Sequential(*layers)
+    return layers
+
+
+def as_chain(module: nn.Module, role: str) -> nn.Sequential:
+    """A module whose graph is a chain (`chain_nodes`) as the ``nn.Sequential`` of its layers, in forward order."""
+    return nn.Sequential(*(layer for _, _, layer in chain_nodes(module, role)))

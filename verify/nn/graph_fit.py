@@ -124,6 +124,8 @@ class GraphReconstruction:
         bounds allow it to be.
     domain : Domain
         The input domain.
+    mode : str
+        The mode every pair was solved in (``"paper"`` or ``"minimal"``).
     """
 
     nodes: tuple[NodeFit, ...]
@@ -135,6 +137,7 @@ class GraphReconstruction:
     max_relative_error: float
     domain: Domain
     output_size: float = 0.0
+    mode: str = "paper"
 
     @property
     def error_ratio(self) -> float:

@@ -11,12 +11,14 @@ node of its own. Every other node (ReLU, additions, pooling, …) and its module
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import fx, nn
 
-from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.memory import check_build
+from verify.core.networks import FrozenNetwork, TargetNetwork, dense_pairs
 from verify.core.validate import as_seed
 from verify.nn.export import to_module
 from verify.nn.graph import LINEAR, GraphNode, read_graph
@@ -38,6 +40,14 @@ def frozen_graph(
     the interval bounds are.
     """
     graph = read_graph(target, "target")
+    pairs = [
+        replace(pair, name=f"node {node.name}")
+        for node in graph.layers
+        for pair in dense_pairs([node.weight[0].numel(), node.weight.shape[0]], width, paired=paired)
+    ]
+    # one pair's numpy network at a time (two copies and a draw), the parameters of every pair
+    itemsize = max((node.weight.dtype.itemsize for node in graph.layers), default=8)
+    check_build("frozen_like", pairs, (itemsize, 24 + itemsize))
     seeds = np.random.SeedSequence(as_seed(seed)).generate_state(max(1, len(graph.layers)))
     layer_seed = {node.name: int(s) for node, s in zip(graph.layers, seeds, strict=False)}
     built = fx.Graph()

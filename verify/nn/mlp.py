@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from verify.core.memory import check_build
+from verify.core.networks import dense_pairs
 from verify.core.validate import as_count, as_real, as_seed, as_sequence
 
 __all__ = ["frozen_mlp", "target_mlp"]
@@ -69,6 +71,8 @@ def frozen_mlp(
     if paired and any(dims[j] % 2 for j in range(1, len(dims), 2)):
         raise ValueError(f"paired=True needs even odd-layer widths n_1, n_3, …, got {dims[1::2]}")
     dtype = torch.get_default_dtype() if dtype is None else dtype
+    # each parameter once, plus the widest layer's draw and its scaled copy while they are copied in
+    check_build("frozen_mlp", dense_pairs(dims[::2], dims[1::2]), (dtype.itemsize, 2 * dtype.itemsize))
     generator = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     previous_half = None

@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from verify.core.memory import check_build
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.residual import ResidualFrozenNetwork
+from verify.core.residual import ResidualFrozenNetwork, residual_pairs
 from verify.core.validate import as_count, as_real, as_sequence
 
 __all__ = ["FrozenResidualMLP", "ResidualBranch", "ResidualStage", "frozen_residual_mlp"]
@@ -146,6 +147,10 @@ def frozen_residual_mlp(
         raise ValueError(f"widths must list d_0 … d_L (at least two integers >= 1), got {dims!r}")
     eps = as_real(eps, "eps", minimum=0.0)
     dtype = torch.get_default_dtype() if dtype is None else dtype
+    # the numpy network and the parameters together, plus the widest branch's draws and its tensor copy
+    check_build(
+        "frozen_residual_mlp", residual_pairs(dims, width, as_count(branches, "branches")), (8 + dtype.itemsize, 16)
+    )
     shape = TargetNetwork([np.zeros((b, a)) for a, b in itertools.pairwise(dims)])
     network = ResidualFrozenNetwork.for_target(shape, branches=branches, width=width, seed=seed, biases=biases)
     stream = network.stream_width

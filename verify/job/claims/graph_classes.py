@@ -4,10 +4,11 @@ Each model of `verify.job.graph_models` (functional ReLU, a wrapped Sequential w
 Flatten, a residual MLP with folded BatchNorm, branches joined by ``torch.cat`` and pooling, a CNN
 with a folded BatchNorm2d, max pooling, a strided convolution and ``view``) is read
 with torch.fx, its frozen graph built by ``frozen_like`` (paper width, seed ``1000 + s``) and
-fitted by ``fit_norm_layers`` on the box ``[-1, 1]^d``. Passed when the graph's certificate holds
-(bound within rtol = 1e-6 of the target's scale) and torch's own forwards of both modules, on
-fresh points of the box (``2000 + s``, half on its boundary, corners included), differ by no more
-than the bound the result derives.
+fitted by the graph route (`verify.nn.graph_fit.fit_graph`, what ``fit_norm_layers`` calls for graphs
+that are not chains; chain classes are read as a Sequential there) on the box ``[-1, 1]^d``. Passed
+when the graph's certificate holds (bound within rtol = 1e-6 of the target's scale) and torch's own
+forwards of both modules, on fresh points of the box (``2000 + s``, half on its boundary, corners
+included), differ by no more than the bound the result derives.
 
 Sizes: ``models``, names of `verify.job.graph_models.MODELS`.
 """
@@ -27,7 +28,8 @@ from verify.job.config import Config
 from verify.job.graph_models import MODELS, build, domain_of
 from verify.job.progress import Sweep
 from verify.job.registry import Section, register, statement_and_rows
-from verify.nn import fit_norm_layers, frozen_like
+from verify.nn import frozen_like
+from verify.nn.graph_fit import fit_graph
 
 __all__ = ["graph_case", "graph_claim"]
 
@@ -41,7 +43,7 @@ def graph_case(model: str, seed: int, points: int) -> dict[str, Any]:
         lo, hi, shape = domain_of(model)
         domain = verify.Box(np.full(shape, lo), np.full(shape, hi))
         frozen = frozen_like(target, seed=1000 + seed)
-        result = fit_norm_layers(frozen, target, domain)
+        result = fit_graph(frozen, target, domain)
         seconds = time.perf_counter() - start
         x = torch.tensor(domain.sample(points, np.random.default_rng(2000 + seed)).reshape(points, *shape))
         with torch.no_grad():
@@ -145,10 +147,11 @@ def graph_claim(
             "reproduce": python_command(
                 "import verify, numpy as np",
                 "from verify.job.graph_models import build, domain_of",
-                "from verify.nn import fit_norm_layers, frozen_like",
+                "from verify.nn import frozen_like",
+                "from verify.nn.graph_fit import fit_graph",
                 f"t = build({r['model']!r}, {r['seed']})",
                 f"lo, hi, s = domain_of({r['model']!r})",
-                f"print(fit_norm_layers(frozen_like(t, seed={1000 + r['seed']}), t, "
+                f"print(fit_graph(frozen_like(t, seed={1000 + r['seed']}), t, "
                 "verify.Box(np.full(s, lo), np.full(s, hi))).to_dict())",
             ),
         },

@@ -1,0 +1,93 @@
+"""``fit_norm_layers(..., mode="auto")``, the default: paper where the frozen widths allow, minimal otherwise.
+
+Before, ``fit_norm_layers`` on a ``frozen_like(target, width="minimal")`` module refused unless
+``mode="minimal"`` was passed; the result now says which mode it used (``result.mode``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import verify
+from verify.nn import fit_norm_layers, frozen_like, frozen_residual_mlp, target_mlp
+from verify.nn.fit import forward_error
+from verify.nn.graph_fit import GraphReconstruction
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.head = nn.Linear(3, 3), nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x + F.relu(self.fc(x)))
+
+
+def _conv() -> nn.Sequential:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(2, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).double().eval()
+
+
+def _residual_target() -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return Residual().double().eval()
+
+
+CASES = {
+    "mlp": (lambda: target_mlp([3, 4, 2], seed=1, dtype=torch.float64), verify.Box(-np.ones(3), np.ones(3))),
+    "conv": (_conv, verify.Box(-1, 1, shape=(2, 3, 3))),
+    "graph": (_residual_target, verify.Box(-np.ones(3), np.ones(3))),
+}
+
+
+def _frozen(target: nn.Module, width: str) -> nn.Module:
+    return frozen_like(target, width=width, seed=0)
+
+
+@pytest.mark.parametrize("width", ["paper", "minimal"])
+@pytest.mark.parametrize("route", list(CASES))
+def test_auto_picks_the_mode_the_widths_allow_and_says_so(route: str, width: str) -> None:
+    make, domain = CASES[route]
+    target = make()
+    frozen = _frozen(target, width)
+    result = fit_norm_layers(frozen, target, domain)
+    assert result.mode == width
+    if route == "graph":
+        assert isinstance(result, GraphReconstruction) and result.holds
+    else:
+        assert isinstance(result, verify.Reconstruction) and result.certificate.holds
+    # the tuned module computes the target: float64 forwards, within the result's rtol (1e-6) of max |f|
+    points = domain.sample(300, np.random.default_rng(2))
+    shape = (-1, *domain.shape) if domain.shape is not None and len(domain.shape) > 1 else (-1, 3)
+    assert forward_error(frozen, target, points.reshape(shape)) <= 1e-6
+
+
+def test_a_forced_mode_is_kept_and_paper_refuses_a_minimal_width() -> None:
+    target = target_mlp([3, 4, 2], seed=1, dtype=torch.float64)
+    domain = verify.Box(-np.ones(3), np.ones(3))
+    assert fit_norm_layers(_frozen(target, "paper"), target, domain, mode="minimal").mode == "minimal"
+    with pytest.raises(verify.InfeasibleError, match="width"):
+        fit_norm_layers(_frozen(target, "minimal"), target, domain, mode="paper")
+
+
+def test_the_residual_route_falls_back_to_minimal_when_a_branch_is_too_narrow() -> None:
+    target = target_mlp([3, 3, 2], seed=1, dtype=torch.float64)
+    wide = frozen_residual_mlp([3, 3, 2], seed=0, dtype=torch.float64)
+    assert fit_norm_layers(wide, target, verify.Ball(1.0)).mode == "paper"
+    narrow = frozen_residual_mlp([3, 3, 2], width="minimal", seed=0, dtype=torch.float64)
+    with pytest.raises(verify.InfeasibleError):
+        fit_norm_layers(narrow, target, verify.Ball(1.0), mode="paper")
+    assert fit_norm_layers(narrow, target, verify.Ball(1.0)).mode == "minimal"
+
+
+@pytest.mark.parametrize("mode", ["fast", None, 1])
+def test_an_unknown_mode_is_refused_in_words(mode: object) -> None:
+    target = target_mlp([3, 4, 2], seed=1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"mode must be one of \('auto', 'paper', 'minimal'\)"):
+        fit_norm_layers(_frozen(target, "paper"), target, verify.Ball(1.0), mode=mode)

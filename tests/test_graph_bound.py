@@ -1,0 +1,117 @@
+"""The graph of numpy nodes (`verify.core.graph`) and its rigorous error bound (`verify.core.graph_bound`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import verify
+from verify.core.convolution import AvgPool, Flatten, MaxPool
+from verify.core.graph import Graph, Node, conv_graph
+from verify.core.graph_bound import graph_error_bound
+
+
+def _structure_graph(shape: tuple[int, int, int]) -> Graph:
+    """input → relu → add(input, relu) → concat(add, input) → avgpool → maxpool → flatten: no pairs."""
+    c, h, w = shape
+    return Graph(
+        (
+            Node("x", "input", (), None, shape),
+            Node("r", "relu", ("x",), None, shape),
+            Node("a", "add", ("x", "r"), None, shape),
+            Node("c", "concat", ("a", "x"), None, (2 * c, h, w)),
+            Node("p", "avgpool", ("c",), AvgPool((2, 2), (1, 1), (0, 0)), (2 * c, h - 1, w - 1)),
+            Node("m", "maxpool", ("p",), MaxPool((2, 2), (1, 1), (0, 0), (1, 1)), (2 * c, h - 2, w - 2)),
+            Node("f", "flatten", ("m",), Flatten(), (2 * c * (h - 2) * (w - 2),)),
+        )
+    )
+
+
+def _evaluate(x: np.ndarray, dtype: type) -> np.ndarray:
+    """The structure graph on a batch, every operation in ``dtype``."""
+    x = x.astype(dtype)
+    a = x + np.maximum(x, dtype(0))
+    c = np.concatenate([a, x], axis=1)
+    p = AvgPool((2, 2), (1, 1), (0, 0))(c).astype(dtype)
+    return MaxPool((2, 2), (1, 1), (0, 0), (1, 1))(p).reshape(len(x), -1)
+
+
+def test_structure_nodes_bound_a_float32_evaluation() -> None:
+    """add, concat, avg/max pooling and flatten: the float32 evaluation stays within the float32 bound of the
+    float64 one (whose own error, about 1e-16 of the scale, is far below the float32 bound, about 1e-7)."""
+    shape = (2, 5, 5)
+    rng = np.random.default_rng(0)
+    lo = rng.uniform(-3, 0, shape)
+    box = verify.Box(lo, lo + 3)
+    bound = graph_error_bound(_structure_graph(shape), box, dtype="float32")
+    x = rng.uniform(lo, lo + 3, (2000, *shape))
+    x[:500] = np.where(rng.random((500, *shape)) < 0.5, lo, lo + 3)  # box corners
+    error = np.abs(_evaluate(x, np.float32).astype(np.float64) - _evaluate(x, np.float64)).max()
+    assert 0 < error <= bound.error_bound
+    assert bound.error_bound <= 20 * 2.0**-24 * bound.scale  # a few roundings of the scale, not a loose bound
+    exact = graph_error_bound(_structure_graph(shape), box)  # float64 only: its own rounding
+    assert exact.error_bound < bound.error_bound * 1e-8
+
+
+def test_graph_refuses_bad_nodes() -> None:
+    shape = (1, 3, 3)
+    with pytest.raises(ValueError, match="kind 'tanh'"):
+        Graph((Node("x", "input", (), None, shape), Node("t", "tanh", ("x",), None, shape)))
+    with pytest.raises(ValueError, match=r"reads \['y'\].*topological order"):
+        Graph((Node("x", "input", (), None, shape), Node("r", "relu", ("y",), None, shape)))
+    with pytest.raises(ValueError, match="two nodes named 'x'"):
+        Graph((Node("x", "input", (), None, shape), Node("x", "relu", ("x",), None, shape)))
+    with pytest.raises(ValueError, match="starts with its input"):
+        Graph((Node("r", "relu", (), None, shape),))
+    with pytest.raises(ValueError, match=r"needs a verify\.Ball or verify\.Box domain, got str"):
+        graph_error_bound(_structure_graph((1, 4, 4)), "box")
+
+
+def _conv_result() -> verify.Reconstruction:
+    rng = np.random.default_rng(3)
+    layers = [
+        verify.Conv.build(rng.standard_normal((2, 1, 3, 3)) / 3, rng.standard_normal(2) / 4, padding=1),
+        verify.AvgPool((2, 2), (2, 2), (0, 0)),
+        verify.Conv.build(rng.standard_normal((2, 2, 2, 2)) / 3),
+    ]
+    target = verify.ConvTargetNetwork(layers, (1, 6, 6))
+    frozen = verify.ConvFrozenNetwork.for_target(target, "paper", seed=2)
+    return verify.reconstruct(target, frozen, verify.Box(0, 1, shape=(1, 6, 6)))
+
+
+def test_conv_graph_is_the_certificates_bound_and_refuses_overflow() -> None:
+    """The certificate's bound is the graph's; a float16 evaluation on a box far beyond 65504 / scale is refused."""
+    result = _conv_result()
+    graph = conv_graph(result.target, result.frozen, result.gamma, result.beta)
+    assert [node.kind for node in graph.nodes] == ["input", "pair", "relu", "avgpool", "pair"]
+    bound = graph_error_bound(graph, verify.Box(0, 1, shape=(1, 6, 6)))
+    assert bound.error_bound == result.certificate.error_bound < np.inf
+    assert len(bound.blocks) == 2
+    huge = graph_error_bound(graph, verify.Box(0, 1e6, shape=(1, 6, 6)), dtype="float16")
+    assert huge.error_bound == np.inf and "overflow" in huge.reason
+
+
+def test_conv_graph_refuses_switched_on_extra_channels() -> None:
+    """Even-layer channels beyond the target's must be switched off (γ = β = 0) to be exactly 0."""
+    result = _conv_result()
+    gamma = [g.copy() for g in result.gamma]
+    frozen = result.frozen
+    wide = verify.ConvFrozenNetwork(
+        [
+            frozen.affine[0],
+            frozen.affine[1].like(np.concatenate([frozen.affine[1].weight, frozen.affine[1].weight[:1]])),
+            *frozen.structure_before(1),
+            verify.Conv.build(
+                np.concatenate([frozen.affine[2].weight, np.ones((frozen.affine[2].out_channels, 1, 2, 2))], axis=1)
+            ),
+            frozen.affine[3],
+        ],
+        frozen.input_shape,
+    )
+    gamma[1] = np.concatenate([gamma[1], [0.5]])
+    beta = [b.copy() for b in result.beta]
+    beta[1] = np.concatenate([beta[1], [0.0]])
+    with pytest.raises(ValueError, match="block 1: frozen layer 2 has channels beyond the target's 2"):
+        conv_graph(result.target, wide, gamma, beta)
+    gamma[1][-1] = 0.0
+    assert conv_graph(result.target, wide, gamma, beta).pairs[0].switched_off is not None

@@ -1,0 +1,308 @@
+"""A rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain for a `verify.core.graph.Graph` (docs/design.md §6.7).
+
+One topological walk. Every node gets a `Value`: a box ``[lo, hi]`` (one entry per element of the
+node's output tensor) containing the *target's exact* value ``f`` there, ``delta ≥ |ĝ − f|`` for
+what the frozen network computes in ``dtype`` (any summation order), ``delta_f ≥ |f̂ − f|`` for
+the target's own evaluation in ``target_dtype``, and ``terms ≥`` the target's absolute-value
+evaluation (the scale). The constants are those of the dense bound (`verify.core.error_bound`):
+Higham's ``γ_m``, ``OPS`` roundings per normalized layer, the underflow term ``m · η``, and every
+float64 magnitude inflated by ``1 + 4 γ^{64}_{3(N+20)}`` for the bound's own arithmetic.
+
+Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` its largest magnitude):
+
+* **input**: the domain's box; ``δ = u |x|`` when the dtype is narrower than float64 (the cast).
+* **pair** (per output position): with ``s, t`` the stored norms' affine maps, the odd
+  pre-activation's lower bound over the computed input's box, ``m`` (minus ``2 γ^{64}_{n+12}``
+  times its magnitude), may be negative: then ``|ReLU(p) − p| ≤ −m`` is carried as an error. The
+  pair in exact arithmetic is ``(W + E) ⋆ ẑ + b + r`` (the even layer is 1×1, so the composition
+  is one convolution of the odd layer's geometry), so
+  ``δ' = |W| ⋆ δ + |E| ⋆ |ẑ|max + |r| + |s'| |A| (ρ_odd + max(0, −m)) + ρ_even`` with
+  ``ρ = γ_{n + OPS}(|s|(|M| ⋆ |û| + |c| + |μ|) + |β|) + (n + OPS) η`` and ``n`` the frozen layer's
+  full fan-in ``C_in · prod(kernel)``.
+* **relu**: 1-Lipschitz, ``δ`` passes; an element whose ``hi + δ ≤ 0`` is exactly 0 in both.
+* **maxpool**: 1-Lipschitz in ``∞``: ``δ' = maxpool(δ)``; max is exact in floating point.
+* **avgpool**, **adaptiveavgpool**: a mean of ``k`` terms: ``δ' = pool(δ) + γ_{k+1} pool(|ẑ|max) + (k+1) η``.
+* **add**: ``δ₁ + δ₂ + u (|ẑ₁|max + |ẑ₂|max)``; **concat**, **flatten**, **reshape**: exact.
+
+The target's own rounding ``delta_f`` runs through the same transfers with ``|W|`` only.
+``error_bound = max(δ + δ_f)`` at the output; ``scale`` is the largest target term there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from verify.core.convolution import AffineLayer
+from verify.core.domains import Ball, Box, Domain
+from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, unit_roundoff
+from verify.core.graph import Graph, Node, Pair
+
+__all__ = ["Value", "graph_error_bound"]
+
+
+@dataclass(frozen=True, eq=False)
+class Value:
+    """What the walk knows at one node (see module notes): the target's exact range ``[lo, hi]``, the
+    errors ``delta`` (frozen, ``dtype``) and ``delta_f`` (target, ``target_dtype``), the target's terms."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    delta: np.ndarray
+    delta_f: np.ndarray
+    terms: np.ndarray
+    nonneg: bool = False
+
+    def computed(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The box of a computed value within ``delta`` of the exact one."""
+        lo = self.lo - delta
+        return (np.maximum(lo, 0.0) if self.nonneg else lo), self.hi + delta
+
+    def size(self, delta: np.ndarray) -> np.ndarray:
+        """Largest magnitude of a computed value within ``delta``."""
+        lo, hi = self.computed(delta)
+        return np.maximum(np.abs(lo), np.abs(hi))
+
+    def map(self, op: Callable[[np.ndarray], np.ndarray], nonneg: bool | None = None) -> Value:
+        """Every field through the same exact, monotone map ``op`` (reshape, flatten, concat parts, max pool)."""
+        return Value(
+            op(self.lo),
+            op(self.hi),
+            op(self.delta),
+            op(self.delta_f),
+            op(self.terms),
+            self.nonneg if nonneg is None else nonneg,
+        )
+
+
+class _Walk:
+    """The walk's constants: unit roundoffs, underflow, overflow limit, the inflation of float64 sums."""
+
+    def __init__(self, graph: Graph, dtype: str, target_dtype: str) -> None:
+        self.u, self.uf = unit_roundoff(dtype), unit_roundoff(target_dtype)
+        self.tiny, self.tinyf, self.huge = _TINY[dtype], _TINY[target_dtype], _HUGE[dtype]
+        widest = 2
+        shapes = {node.name: node.shape for node in graph.nodes}
+        for node in graph.nodes:
+            if node.kind == "pair":
+                pair = node.op
+                widest = max(widest, pair.odd_terms, pair.even_terms, pair.target.flat_weight.shape[1] + 1)
+            elif node.kind in ("avgpool", "adaptiveavgpool"):
+                widest = max(widest, node.op.terms(shapes[node.inputs[0]]))
+        self.inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
+        self.peak = 0.0
+        self.reason = ""
+        self.per_pair: list[float] = []
+        self.frozen_scale = 0.0
+
+
+def _channels(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Per-channel ``values`` broadcast over the positions of a tensor shaped like ``like``."""
+    return values.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def _apply(layer: AffineLayer, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``weight ⋆ x`` with ``layer``'s geometry, one tensor (no batch axis), no bias."""
+    return layer.linear(x[None], weight.reshape(layer.weight.shape[0], *layer.weight.shape[1:]))[0]
+
+
+def _pair(walk: _Walk, node: Node, v: Value) -> Value:
+    p: Pair = node.op
+    inflate, u = walk.inflate, walk.u
+    odd, even, target = p.odd, p.even, p.target
+    on, en = p.odd_norm, p.even_norm
+    so, to, se, te = on.scale, on.shift, en.scale, en.shift
+    size_g = v.size(v.delta)
+    # The odd layer: pre-normalization magnitude, normalized magnitude, rounding (per channel and position).
+    h_odd = _apply(odd, size_g, np.abs(odd.weight))
+    h_odd = (h_odd + _channels(np.abs(odd.bias), h_odd)) * inflate
+    ch = lambda values: _channels(values, h_odd)  # noqa: E731
+    mag_odd = (ch(np.abs(so)) * (h_odd + ch(np.abs(on.mean))) + ch(np.abs(on.beta))) * inflate
+    rho_odd = _gamma(p.odd_terms + OPS, u) * mag_odd + (p.odd_terms + OPS) * walk.tiny
+    # The linear regime per position: the odd pre-activation's minimum over the computed input's box.
+    lo_g, hi_g = v.computed(v.delta)
+    scaled = odd.weight * _channels(so, odd.weight)
+    image = odd.range(lo_g, hi_g, scaled, so * odd.bias + to)
+    allowance = 2 * _gamma(odd.flat_weight.shape[1] + 12, _U64) * mag_odd
+    margin = (image.mid - image.rad).reshape(mag_odd.shape) - allowance
+    odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
+    # The even (1x1) layer on |û| <= |p| + ρ_odd.
+    u_odd = (mag_odd + rho_odd) * inflate
+    h_even = (_apply(even, u_odd, np.abs(even.weight)) + _channels(np.abs(even.bias), u_odd)) * inflate
+    mag_even = (_channels(np.abs(se), h_even) * (h_even + _channels(np.abs(en.mean), h_even))) * inflate
+    mag_even = (mag_even + _channels(np.abs(en.beta), h_even)) * inflate
+    rho_even = _gamma(p.even_terms + OPS, u) * mag_even + (p.even_terms + OPS) * walk.tiny
+    inside = [
+        (h_odd + ch(np.abs(on.mean))) * ch(np.maximum(1.0, np.abs(on.gamma))),
+        (h_even + _channels(np.abs(en.mean), h_even)) * _channels(np.maximum(1.0, np.abs(en.gamma)), h_even),
+    ]
+    if p.switched_off is not None:  # their 0·h is 0 only while h stays finite
+        layer, norm = p.switched_off
+        h_off = _apply(layer, u_odd, np.abs(layer.weight)) + _channels(np.abs(layer.bias), u_odd)
+        inside.append((h_off + _channels(np.abs(norm.mean), h_off)) * inflate)
+    peak = max(float(np.max(a, initial=0.0)) for a in (mag_odd, mag_even, *inside)) * inflate
+    walk.peak = max(walk.peak, peak)
+    if peak > walk.huge / 2:
+        walk.reason = walk.reason or f"{node.name}: intermediate values may overflow"
+    # The residuals of the scale equation E and of the shift r, with the stored parameters.
+    a, b, w = even.flat_weight, odd.flat_weight, target.flat_weight
+    slack = 2 * _gamma(b.shape[0] + 12, _U64)
+    e_hat = se[:, None] * ((a * so) @ b) - w
+    e_terms = np.abs(se)[:, None] * ((np.abs(a) * np.abs(so)) @ np.abs(b)) + np.abs(w)
+    e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
+    t_abs = (np.abs(on.beta) + np.abs(so) * np.abs(on.mean)) * (1 + 4 * _gamma(4, _U64))
+    r_hat = te + se * (a @ (so * odd.bias + to) + even.bias) - target.bias
+    r_terms = (
+        np.abs(en.beta)
+        + np.abs(se) * np.abs(en.mean)
+        + np.abs(se) * (np.abs(a) @ (np.abs(so) * np.abs(odd.bias) + t_abs) + np.abs(even.bias))
+        + np.abs(target.bias)
+    )
+    r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+    w_abs = np.abs(target.weight)
+    delta = (
+        _apply(target, v.delta, w_abs)
+        + _apply(target, size_g, e_bar)
+        + _channels(r_bar, h_even)
+        + _channels(np.abs(se), h_even) * _apply(even, odd_error, np.abs(even.weight))
+        + rho_even
+    ) * inflate
+    # The target: its exact range (float64 range rounded outwards), its terms and its own rounding.
+    m = w.shape[1]
+    exact = target.range(v.lo, v.hi, target.weight, target.bias)
+    out_shape = delta.shape
+    reach = (2 * _gamma(m + 6, _U64) * exact.size * inflate).reshape(out_shape)
+    mid, rad = exact.mid.reshape(out_shape), exact.rad.reshape(out_shape)
+    lo, hi = mid - rad - reach, mid + rad + reach
+    bias_abs = _channels(np.abs(target.bias), delta)
+    terms = (_apply(target, v.terms, w_abs) + bias_abs) * inflate
+    rho_f = _gamma(m + 2, walk.uf) * (_apply(target, v.size(v.delta_f), w_abs) + bias_abs) + (m + 2) * walk.tinyf
+    delta_f = (_apply(target, v.delta_f, w_abs) + rho_f) * inflate
+    walk.per_pair.append(float(np.max(delta)))
+    walk.frozen_scale = float(np.max(mag_even))
+    return Value(lo, hi, delta, delta_f, terms)
+
+
+def _relu(v: Value) -> Value:
+    # An element whose computed and exact values are both <= 0 on the whole domain is exactly 0 in both.
+    return Value(
+        np.maximum(v.lo, 0.0),
+        np.maximum(v.hi, 0.0),
+        np.where(v.hi + v.delta <= 0, 0.0, v.delta),
+        np.where(v.hi + v.delta_f <= 0, 0.0, v.delta_f),
+        v.terms,
+        nonneg=True,
+    )
+
+
+def _mean(walk: _Walk, node: Node, v: Value, terms: int) -> Value:
+    """Average pooling (fixed or adaptive windows): a mean of at most ``terms − 1`` entries."""
+    op = node.op
+    inflate = walk.inflate
+
+    def pool(x: np.ndarray) -> np.ndarray:
+        return op(x[None])[0]
+
+    reach = 2 * _gamma(terms + 2, _U64) * pool(np.maximum(np.abs(v.lo), np.abs(v.hi))) * inflate
+    delta = (pool(v.delta) + _gamma(terms, walk.u) * pool(v.size(v.delta)) * inflate + terms * walk.tiny) * inflate
+    delta_f = pool(v.delta_f) + _gamma(terms, walk.uf) * pool(v.size(v.delta_f)) * inflate + terms * walk.tinyf
+    return Value(pool(v.lo) - reach, pool(v.hi) + reach, delta, delta_f * inflate, pool(v.terms) * inflate, v.nonneg)
+
+
+def _add(walk: _Walk, first: Value, second: Value) -> Value:
+    inflate = walk.inflate
+    reach = (
+        2
+        * _gamma(2, _U64)
+        * (np.maximum(np.abs(first.lo), np.abs(first.hi)) + np.maximum(np.abs(second.lo), np.abs(second.hi)))
+    )
+    delta = (
+        first.delta + second.delta + _gamma(1, walk.u) * (first.size(first.delta) + second.size(second.delta))
+    ) * inflate
+    delta_f = (
+        first.delta_f + second.delta_f + _gamma(1, walk.uf) * (first.size(first.delta_f) + second.size(second.delta_f))
+    )
+    return Value(
+        first.lo + second.lo - reach,
+        first.hi + second.hi + reach,
+        delta,
+        delta_f * inflate,
+        (first.terms + second.terms) * inflate,
+        first.nonneg and second.nonneg,
+    )
+
+
+def _concat(values: list[Value]) -> Value:
+    fields = [np.concatenate([getattr(v, name) for v in values]) for name in ("lo", "hi", "delta", "delta_f", "terms")]
+    return Value(*fields, nonneg=all(v.nonneg for v in values))
+
+
+def _input(walk: _Walk, domain: Domain, shape: tuple[int, ...]) -> Value:
+    lo, hi = domain.bounding_box() if isinstance(domain, Ball) else (domain.lo, domain.hi)
+    lo, hi = np.asarray(lo, dtype=np.float64).reshape(shape), np.asarray(hi, dtype=np.float64).reshape(shape)
+    size = np.maximum(np.abs(lo), np.abs(hi))
+    cast = walk.u * size if walk.u > _U64 else np.zeros_like(size)
+    cast_f = walk.uf * size if walk.uf > _U64 else np.zeros_like(size)
+    return Value(lo, hi, cast, cast_f, size)
+
+
+def graph_error_bound(
+    graph: Graph,
+    domain: Domain,
+    dtype: str = "float64",
+    target_dtype: str = "float64",
+    on_node: Callable[[Node, Value], None] | None = None,
+) -> ErrorBound:
+    """Bound ``|ĝ(x) − f̂(x)|`` for every ``x`` of ``domain`` (a `verify.Box` or `verify.Ball` over the graph's
+    input; a Ball enters through its bounding box), see module notes.
+
+    The pairs' norms hold the stored ``(γ, β)`` (values of ``dtype``); ``dtype`` is the frozen network's
+    evaluation dtype and ``target_dtype`` the target's. ``on_node(node, value)`` is called after each node.
+    ``error_bound`` is ``inf`` (with ``reason``) when an intermediate value may overflow the dtype.
+    """
+    if not isinstance(graph, Graph):
+        raise ValueError(f"graph must be a verify.core.graph.Graph, got {type(graph).__name__}")
+    if not isinstance(domain, (Ball, Box)):
+        raise ValueError(f"graph_error_bound needs a verify.Ball or verify.Box domain, got {type(domain).__name__}")
+    walk = _Walk(graph, dtype, target_dtype)
+    values: dict[str, Value] = {}
+    shapes = {node.name: node.shape for node in graph.nodes}
+    for node in graph.nodes:
+        ins = [values[name] for name in node.inputs]
+        if node.kind == "input":
+            value = _input(walk, domain.resolve(math.prod(node.shape)), node.shape)
+        elif node.kind == "pair":
+            value = _pair(walk, node, ins[0])
+        elif node.kind == "relu":
+            value = _relu(ins[0])
+        elif node.kind == "maxpool":
+            value = ins[0].map(lambda x, op=node.op: op(x[None])[0])
+        elif node.kind in ("avgpool", "adaptiveavgpool"):
+            value = _mean(walk, node, ins[0], node.op.terms(shapes[node.inputs[0]]))
+        elif node.kind in ("flatten", "reshape"):
+            value = ins[0].map(lambda x, shape=node.shape: x.reshape(shape))
+        elif node.kind == "add":
+            value = _add(walk, ins[0], ins[1])
+        else:  # concat
+            value = _concat(ins)
+        values[node.name] = value
+        if on_node is not None:
+            on_node(node, value)
+    out = values[graph.output.name]
+    scale = float(np.max(out.terms))
+    total = float(np.max(out.delta + out.delta_f)) * walk.inflate
+    if walk.reason or not np.isfinite(total):
+        reason = walk.reason or "the bound is not finite"
+        return ErrorBound(float("inf"), scale, dtype, target_dtype, reason=f"{reason} in {dtype}", peak=walk.peak)
+    return ErrorBound(
+        total,
+        scale,
+        dtype,
+        target_dtype,
+        blocks=tuple(walk.per_pair),
+        frozen_scale=walk.frozen_scale,
+        peak=walk.peak,
+    )
