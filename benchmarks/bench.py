@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from solver_probe import bench_solver_probe
 
 import verify
 from verify.core.feasibility import block_feasibility
@@ -547,6 +548,7 @@ def bench_resnet8_bounds(table: Table) -> None:
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
+    "solver_probe": bench_solver_probe,
     "minimal": bench_minimal,
     "threads": bench_threads,
     "training": bench_training,

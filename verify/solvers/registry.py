@@ -12,8 +12,13 @@ to its module:
 * ``l1``, ``linf``, ``box``, ``min_shift``: convex programs (`verify.solvers.convex`).
 * ``exact``: rational arithmetic (`verify.solvers.exact`; its rationals come from ``solve_exact``).
 * ``minimal``: the minimal mode's homogeneous system (`verify.solvers.minimal`).
-* ``auto``: ``direct`` at the exact width, ``lstsq`` up to ``d_out·d_in = 1024``, else ``iterative``;
+* ``auto``: ``direct`` at the exact width while its time estimate is at most
+  `verify.solvers.planning.AUTO_DIRECT_SECONDS` or at most ``iterative``'s, ``lstsq`` up to
+  ``d_out·d_in = 1024``, else ``iterative``;
   ``iterative`` also whenever the explicit method would not fit in the available memory.
+
+A solve estimated longer than a minute (`verify.solvers.planning.estimate_seconds`) is announced with its
+estimate on standard error first, when that is a terminal (`verify.solvers.planning.announce`).
 
 Before a solver runs, its `memory_estimate` is compared with the available memory
 (`available_memory`): an explicit method that would not fit is refused with a `ValueError` naming
@@ -34,6 +39,7 @@ from verify.solvers.direct import solve_direct
 from verify.solvers.iterative import solve_iterative
 from verify.solvers.lstsq import solve_lstsq
 from verify.solvers.minimal import solve_minimal
+from verify.solvers.planning import AUTO_DIRECT_SECONDS, announce, estimate_seconds
 
 __all__ = [
     "AUTO_LSTSQ_LIMIT",
@@ -100,7 +106,8 @@ def memory_estimate(method: str, n: int, d_out: int, d_in: int) -> int:
     * ``lstsq``: ``K`` and the SVD's copy of it (``2mn``), ``U`` and ``Vᵀ`` (``mk + kn``), LAPACK's
       ``gesdd`` workspace (``~4k²``);
     * ``direct``: ``K`` (``mn``), QR with column pivoting on a copy when ``n > m`` (``mn``), the square
-      subset, its LU, the inverse behind the 1-norm condition number and LAPACK's copies (``4m²``);
+      subset, its LU and LAPACK's copies (``4m²``: an upper bound since the condition estimate no longer
+      forms an inverse);
     * ``l1``, ``linf``, ``box``, ``min_shift``: ``K``, the singular values' copy, and cvxpy's
       canonicalized constraint matrix (sparse, with indices, built more than once): ``16mn``;
     * ``exact``: ``K`` and the rational square system (`verify.solvers.exact` limits its size);
@@ -180,10 +187,17 @@ def choose(
     n: int, needed: int, *, d_out: int | None = None, d_in: int | None = None, available: int | None = None
 ) -> str:
     """The method ``auto`` picks for a block with ``n`` neurons and ``needed`` equations: ``direct`` at the
-    exact width, ``lstsq`` up to `AUTO_LSTSQ_LIMIT` equations, else ``iterative``; and ``iterative``
-    whenever the explicit method's `memory_estimate` exceeds ``available`` bytes (default
-    `available_memory`). ``d_out, d_in`` (default ``needed, 1``) only refine the estimate."""
-    method = "direct" if n == needed else "lstsq" if needed <= AUTO_LSTSQ_LIMIT else "iterative"
+    exact width while its `estimate_seconds` is at most `AUTO_DIRECT_SECONDS` or at most ``iterative``'s
+    (whose square systems converge slowly), ``lstsq`` up to
+    `AUTO_LSTSQ_LIMIT` equations, else ``iterative``; and ``iterative`` whenever the explicit method's
+    `memory_estimate` exceeds ``available`` bytes (default `available_memory`). ``d_out, d_in``
+    (default ``needed, 1``) only refine the memory estimate (the time estimate depends on ``needed``)."""
+    seconds = estimate_seconds("direct", n, needed, 1) or 0.0
+    # At the exact width: direct while it is short, and beyond that while it is still faster than LSMR's
+    # slowly converging square system (d = 128: a 150 s LU against an estimated half hour of LSMR).
+    faster = seconds <= (estimate_seconds("iterative", n, needed, 1) or 0.0)
+    direct = n == needed and (seconds <= AUTO_DIRECT_SECONDS or faster)
+    method = "direct" if direct else "lstsq" if n != needed and needed <= AUTO_LSTSQ_LIMIT else "iterative"
     if method == "iterative":
         return method
     available = available_memory() if available is None else available
@@ -211,6 +225,7 @@ def solve(method: str, equation: ScaleEquation, *, block: int, **options: Any) -
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "iterative" or options.get("device") is None:  # a device's memory is not the host's
         check_memory(method, *shape, block=block)
+    announce(method, estimate_seconds(method, *shape), block=block, shape=shape)
     if method in _NORMALIZED:
         normalized, unit = equation.normalized()
         solution = SOLVERS[method](normalized, block=block)

@@ -40,11 +40,21 @@ def _sym_ortho(a: float, b: float) -> tuple[float, float, float]:
 
 
 def lsmr(
-    matvec: Any, rmatvec: Any, rhs: torch.Tensor, n: int, *, atol: float, btol: float, maxiter: int
+    matvec: Any,
+    rmatvec: Any,
+    rhs: torch.Tensor,
+    n: int,
+    *,
+    atol: float,
+    btol: float,
+    maxiter: int,
+    record: tuple[list[float], list[float]] | None = None,
 ) -> tuple[torch.Tensor, int, int, float, float]:
-    """Minimize ``‖K x − rhs‖`` with LSMR; returns ``x, istop, iterations, condition estimate, ‖r‖``.
+    """Minimize ``‖K x − rhs‖`` with LSMR; returns ``x, istop, iterations, LSMR's condition estimate, ‖r‖``.
 
     ``istop`` follows scipy: 1 or 2 converged, 4 or 5 at machine precision, 7 iteration limit.
+    ``record = (alphas, betas)``: lists that receive the Golub–Kahan ``α_1..α_k`` and ``β_2..β_{k+1}``
+    (`verify.solvers.condition.bidiagonal_condition` turns them into a true condition estimate).
     """
     u = rhs.clone()
     normb = float(torch.linalg.vector_norm(u))
@@ -58,6 +68,8 @@ def lsmr(
     if alpha == 0:
         return x, 0, 0, 1.0, beta
     v = v / alpha
+    if record is not None:
+        record[0].append(alpha)
     zetabar, alphabar, rho, rhobar, cbar, sbar = alpha * beta, alpha, 1.0, 1.0, 1.0, 0.0
     h = v.clone()
     hbar = torch.zeros_like(x)
@@ -75,6 +87,10 @@ def lsmr(
             alpha = float(torch.linalg.vector_norm(v))
             if alpha > 0:
                 v = v / alpha
+        if record is not None:
+            record[1].append(beta)
+            if beta > 0 and alpha > 0 and itn < maxiter:
+                record[0].append(alpha)
         chat, shat, alphahat = _sym_ortho(alphabar, 0.0)
         rhoold = rho
         c, s, rho = _sym_ortho(alphahat, beta)
