@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from verify.core import memory
 from verify.core.scale_equation import ScaleEquation, ScaleSolution, as_equation
 from verify.core.threads import limited
 from verify.solvers.direct import solve_direct
@@ -141,22 +142,9 @@ def memory_estimate(method: str, n: int, d_out: int, d_in: int) -> int:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation without swapping: psutil's ``available``, else
-    ``MemAvailable`` of ``/proc/meminfo``; None when neither can be read (then nothing is refused)."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:  # psutil missing or unsupported here: read the kernel's own figure
-        pass
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    """Bytes a new allocation can take: `verify.core.memory.available_memory` (``MemAvailable``, the
+    ``RLIMIT_AS``/``RLIMIT_DATA`` headroom and the cgroup's limit); None when none can be read."""
+    return memory.available_memory()
 
 
 def _gib(size: float) -> str:
