@@ -61,6 +61,10 @@ def fit_norm_layers(
     ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
     float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
 
+    A fit longer than about 2 s draws a progress bar per pair of layers (pair k of N, its size, LSMR's
+    iteration and residual) when standard error is a terminal; ``progress=False`` silences it, and a
+    ``rich.console.Console`` draws there instead (`verify.construction.progress`).
+
     Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
     read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
     ``lo``/``hi`` shaped like one input, or ``shape=``), and solved and certified in float64; a float32 (or

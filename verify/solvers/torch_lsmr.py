@@ -17,6 +17,7 @@ SIAM J. Sci. Comput. 33(5), 2011.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,11 +41,21 @@ def _sym_ortho(a: float, b: float) -> tuple[float, float, float]:
 
 
 def lsmr(
-    matvec: Any, rmatvec: Any, rhs: torch.Tensor, n: int, *, atol: float, btol: float, maxiter: int
+    matvec: Any,
+    rmatvec: Any,
+    rhs: torch.Tensor,
+    n: int,
+    *,
+    atol: float,
+    btol: float,
+    maxiter: int,
+    on_iteration: Callable[[int, float], None] | None = None,
 ) -> tuple[torch.Tensor, int, int, float, float]:
     """Minimize ``‖K x − rhs‖`` with LSMR; returns ``x, istop, iterations, condition estimate, ‖r‖``.
 
     ``istop`` follows scipy: 1 or 2 converged, 4 or 5 at machine precision, 7 iteration limit.
+    ``on_iteration(iteration, ‖r‖)``, if given, is called after every iteration (LSMR's own residual
+    estimate; it changes nothing in the iteration).
     """
     u = rhs.clone()
     normb = float(torch.linalg.vector_norm(u))
@@ -102,6 +113,8 @@ def lsmr(
         taud = (zeta - thetatilde * tautildeold) / rhodold
         d = d + betacheck * betacheck
         normr = math.sqrt(d + (betad - taud) ** 2 + betadd * betadd)
+        if on_iteration is not None:
+            on_iteration(itn, normr)
         norm_a2 += beta * beta
         norm_a = math.sqrt(norm_a2)
         norm_a2 += alpha * alpha
