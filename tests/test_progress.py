@@ -116,3 +116,21 @@ def test_a_bad_progress_is_refused(bad: object) -> None:
     target, frozen = _networks()
     with pytest.raises(ValueError, match=r"progress must be True .* False .* or a rich\.console\.Console, got"):
         verify.reconstruct(target, frozen, verify.Ball(1.0), progress=bad)
+
+
+def test_silenced_and_worker_processes_draw_nothing(no_delay: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    target, frozen = _networks()
+    terminal, drawn = _console(terminal=True)
+    monkeypatch.setattr(_progress, "_default_console", lambda: terminal)
+    with _progress.silenced():  # python -m verify draws its own bars around the claims' fits
+        verify.reconstruct(target, frozen, verify.Ball(1.0), method="iterative")
+        verify.reconstruct(target, frozen, verify.Ball(1.0), method="iterative", progress=terminal)
+    assert drawn.getvalue() == ""
+    monkeypatch.setattr(_progress.multiprocessing, "parent_process", lambda: object())  # as in a pool's worker
+    verify.reconstruct(target, frozen, verify.Ball(1.0), method="iterative")
+    assert drawn.getvalue() == ""
+    monkeypatch.undo()
+    monkeypatch.setattr(_progress, "DELAY", 0.0)
+    monkeypatch.setattr(_progress, "_default_console", lambda: terminal)
+    verify.reconstruct(target, frozen, verify.Ball(1.0), method="iterative")  # the control: drawn
+    assert "pair 1 of 2" in _plain(drawn.getvalue())

@@ -9,6 +9,7 @@ loops report to it through `verify.solvers.observer`. Nothing is drawn for a fit
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Any
 
 from verify.solvers.observer import observing
 
-__all__ = ["DELAY", "FitProgress", "announce_pair", "check_progress", "fit_progress"]
+__all__ = ["DELAY", "FitProgress", "announce_pair", "check_progress", "fit_progress", "silenced"]
 
 DELAY = 2.0
 """Seconds a fit runs before its bars appear (a quick fit prints nothing)."""
@@ -36,9 +37,11 @@ def check_progress(progress: object) -> None:
 
 
 def _console(progress: object) -> Any:
-    """The console to draw on, or None: ``progress`` False, or a console that is not a terminal."""
+    """The console to draw on, or None: ``progress`` False, a console that is not a terminal, or, for
+    ``progress=True``, a worker process (a pool's workers share the parent's terminal, and the parent
+    draws its own progress there)."""
     check_progress(progress)
-    if progress is False:
+    if progress is False or (progress is True and multiprocessing.parent_process() is not None):
         return None
     console = _default_console() if progress is True else progress
     return console if console.is_terminal else None
@@ -143,6 +146,14 @@ def fit_progress(progress: object, pairs: int) -> Iterator[FitProgress]:
     finally:
         _ACTIVE.reset(token)
         bar.close()
+
+
+@contextmanager
+def silenced() -> Iterator[None]:
+    """Within the block, every fit is silent, whatever its ``progress`` (for a caller drawing its own progress,
+    as ``python -m verify`` does)."""
+    with fit_progress(False, 0):
+        yield
 
 
 def announce_pair(n: int, d_out: int, d_in: int) -> None:
