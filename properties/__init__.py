@@ -11,9 +11,11 @@ test suite too (unset, your own Hypothesis settings stay as they are; this repos
 
 * ``fast`` (CI, ``nox -s tests``): few examples per property, the whole suite in well under a
   minute on two cores.
-* ``thorough`` (``nox -s verify``): many examples per property, a few minutes.
+* ``budget`` (``python -m verify``, ``nox -s verify``): 200 examples per property, sized so that the
+  default verification job finishes within five minutes on two cores.
+* ``thorough`` (``python -m verify --full``): 1000 examples per property, over ten minutes.
 
-Both disable the per-example deadline (timings vary on shared CI machines) and print the blob
+All three disable the per-example deadline (timings vary on shared CI machines) and print the blob
 that reproduces a failure with ``@reproduce_failure``.
 """
 
@@ -56,11 +58,14 @@ settings.register_profile(
     "fast", max_examples=50, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
+    "budget", max_examples=200, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
     "thorough", max_examples=1000, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 
-PROFILES = ("fast", "thorough")
-"""The settings profiles registered above; ``VERIFY_HYPOTHESIS_PROFILE`` may name either."""
+PROFILES = ("fast", "budget", "thorough")
+"""The settings profiles registered above; ``VERIFY_HYPOTHESIS_PROFILE`` may name any of them."""
 
 _profile = os.environ.get("VERIFY_HYPOTHESIS_PROFILE")
 if _profile:

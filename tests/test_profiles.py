@@ -19,7 +19,9 @@ def _max_examples(profile: str | None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True, text=True, cwd=os.sep)
 
 
-@pytest.mark.parametrize(("profile", "examples"), [("thorough", "1000"), ("fast", "50"), (None, "100")])
+@pytest.mark.parametrize(
+    ("profile", "examples"), [("thorough", "1000"), ("budget", "200"), ("fast", "50"), (None, "100")]
+)
 def test_importing_properties_loads_the_named_profile(profile: str | None, examples: str) -> None:
     # None: unset leaves the user's own settings alone (Hypothesis's default, 100 examples).
     run = _max_examples(profile)
@@ -30,4 +32,4 @@ def test_importing_properties_loads_the_named_profile(profile: str | None, examp
 def test_an_unknown_profile_is_refused_by_name() -> None:
     run = _max_examples("thourough")
     assert run.returncode != 0
-    assert "VERIFY_HYPOTHESIS_PROFILE must be one of ('fast', 'thorough'), got 'thourough'" in run.stderr
+    assert "VERIFY_HYPOTHESIS_PROFILE must be one of ('fast', 'budget', 'thorough'), got 'thourough'" in run.stderr

@@ -12,7 +12,8 @@ has odd widths about ``d²/m`` at depth ``2mL``; `reconstruct` and `feasibility`
 
 Convolutions (docs/design.md §9): ``verify.ConvTargetNetwork`` / ``verify.ConvFrozenNetwork`` (layers
 ``verify.Conv``, ``verify.Linear``, pooling, ``verify.Flatten``) go through `reconstruct` with a `Box` over
-the input tensor. PyTorch models, Sequential or written as classes (docs/design.md §10): `verify.nn`.
+the input tensor. PyTorch models, Sequential or written as classes (docs/design.md §10): `verify.nn`,
+imported on first use (``verify.nn.fit_norm_layers``): ``import verify`` alone does not import torch.
 
 BLAS threads inside the library's calls: `set_blas_threads`, `blas_threads` (docs/design.md §5).
 """
@@ -75,3 +76,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """Import ``verify.nn`` on first access as ``verify.nn``, so that ``import verify`` needs no torch."""
+    if name == "nn":
+        import importlib
+
+        return importlib.import_module("verify.nn")
+    raise AttributeError(f"module 'verify' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, with the lazily imported ``nn``."""
+    return sorted([*globals(), "nn"])

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
 from verify.construction.approximate import check_dense_chain, tune_approximate
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.memory_plan import dense_sizes, plan_solves
+from verify.construction.progress import active as progress_active
+from verify.construction.progress import fit_progress
 from verify.construction.residual import reconstruct_residual
 from verify.construction.result import Reconstruction
 from verify.construction.tuning import APPROXIMATE, MODES, check_options, tune_block
@@ -70,6 +72,7 @@ def reconstruct(
     samples: int = 256,
     seed: int = 0,
     rtol: float = 1e-6,
+    progress: Any = True,
 ) -> Reconstruction:
     """Choose the frozen network's normalization parameters so that it computes ``target`` on ``domain``.
 
@@ -114,6 +117,10 @@ def reconstruct(
         Well-conditioned float64 instances reach ~1e-12; the default 1e-6 rejects solutions whose
         huge, cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic, and
         most float32/float16 networks need a larger ``rtol`` (or float64).
+    progress : bool or rich.console.Console
+        A fit longer than about 2 s shows a progress bar per pair of layers (pair k of N, its size,
+        LSMR's iteration and residual) on standard error when it is a terminal; ``False`` silences it,
+        a ``rich.console.Console`` draws on that console instead (`verify.construction.progress`).
 
     Returns
     -------
@@ -158,6 +165,10 @@ def reconstruct(
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
     seed = as_seed(seed)  # the one seed validator, before any route draws from it
+    if not progress_active():  # the bars of this fit (verify.construction.progress), then the fit itself
+        with fit_progress(progress, _pair_count(target, frozen)):
+            options = {"method": method, "bound": bound, "samples": samples, "seed": seed, "rtol": rtol}
+            return reconstruct(target, frozen, domain, mode, **options, progress=progress)
     if mode == APPROXIMATE:
         check_dense_chain(frozen, domain)
         _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
@@ -264,6 +275,14 @@ def reconstruct(
     return Reconstruction(
         to_caller(gamma_bn, spec), to_caller(beta_bn, spec), scales, shifts, certificate, target, frozen, domain, mode
     )
+
+
+def _pair_count(target: Any, frozen: Any) -> int:
+    """How many pairs of layers the fit solves: every branch of a residual network, else every block."""
+    if isinstance(frozen, ResidualFrozenNetwork):
+        return sum(len(stage) for stage in frozen.stages)
+    depth = getattr(target, "depth", 1)
+    return depth if isinstance(depth, int) else 1
 
 
 def _storage(frozen: FrozenNetwork, dtype: str) -> Callable[[int, np.ndarray], np.ndarray]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from verify.construction.progress import announce_pair
 from verify.core.bias_shift import activity_margin, bias_shift
 from verify.core.blocks import Block
 from verify.core.certificate import BlockCertificate
@@ -114,6 +115,7 @@ def tune_block(
     """
     paired = block.pairs is not None and (region is None or method not in SHIFTED_METHODS)
     equation = block.half_equation if paired else block.equation
+    announce_pair(equation.n, equation.d_out, equation.d_in)  # the fit's progress bar, if one is open
     image = None if paired else block.odd_range(region)
     if not paired and mode == "paper" and not equation.full_pattern:
         refuse_unmatched(equation_feasibility(equation, mode, block=block.k))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import verify.job.claims  # noqa: F401  (registers every claim)
+from verify.construction.progress import silenced
 from verify.job import registry
 from verify.job.claim import Claim
 from verify.job.config import Config
@@ -63,12 +64,13 @@ def run_claims(
         raise ValueError(f"config.sizes names no claim family: {unknown}; the families are {sorted(families)}")
     sweep = sweep if sweep is not None else Sweep()
     claims = []
-    for name in config.claim_names():
-        if not config.selected(name):
-            continue
-        if progress is not None:
-            progress(name)
-        sweep.start(name)
-        claims.append(run_claim(config, name, sweep))
-        sweep.finish()
+    with silenced():  # the sweep draws the job's bars; a fit's own bars would garble them
+        for name in config.claim_names():
+            if not config.selected(name):
+                continue
+            if progress is not None:
+                progress(name)
+            sweep.start(name)
+            claims.append(run_claim(config, name, sweep))
+            sweep.finish()
     return claims

@@ -85,6 +85,10 @@ def fit_norm_layers(
     would leave in train mode is refused, all before any solve. A target BatchNorm in train mode is
     refused on every route (call ``target.eval()``).
 
+    A fit longer than about 2 s draws a progress bar per pair of layers (pair k of N, its size, LSMR's
+    iteration and residual) when standard error is a terminal; ``progress=False`` silences it, and a
+    ``rich.console.Console`` draws there instead (`verify.construction.progress`).
+
     Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
     read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
     ``lo``/``hi`` shaped like one input, or ``shape=``), and solved and certified in float64; a float32 (or

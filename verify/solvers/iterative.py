@@ -20,6 +20,7 @@ from verify.core.interop import TorchSpec, is_tensor, to_host
 from verify.core.numerics import REFINEMENT_STEPS, residual_ratio
 from verify.core.scale_equation import ScaleEquation, ScaleSolution, neuron_rank_error
 from verify.core.tolerances import residual_tolerance
+from verify.solvers import observer
 from verify.solvers.condition import BidiagonalRecorder, bidiagonal_condition
 
 __all__ = ["LSMR_TOL", "REFINE_BELOW", "solve_iterative"]
@@ -62,6 +63,12 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
 
         matvec, rmatvec = khatri_rao_products(equation.a, equation.b)
 
+        done = [0]  # iterations of the earlier refinement passes, for the progress callback
+        norm_w = float(torch.linalg.vector_norm(equation.target))
+
+        def on_iteration(itn: int, normr: float) -> None:  # a pass's residual is the whole solve's: rhs = w − Kγ
+            observer.report(done[0] + itn, normr / norm_w)
+
         def torch_pass(rhs: Any) -> tuple[Any, int, int, float]:
             alphas: list[float] = []
             betas: list[float] = []
@@ -74,7 +81,9 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
                 btol=LSMR_TOL,
                 maxiter=20 * needed,
                 record=(alphas, betas),
+                on_iteration=on_iteration if observer.observed() and norm_w > 0 else None,
             )
+            done[0] += itn
             return step, istop, itn, bidiagonal_condition(alphas, betas)
 
         start = torch.zeros(equation.n, dtype=equation.a.dtype, device=equation.a.device)
@@ -85,13 +94,31 @@ def solve_iterative(equation: ScaleEquation, *, block: int, device: TorchSpec | 
             to_host(gamma) * unit, equation, info | {"normalization": unit}, f"iterative: LSMR (torch, {device_name})"
         )
 
+    operator = _counted(equation.operator) if observer.observed() else equation.operator
+
     def scipy_pass(rhs: np.ndarray) -> tuple[np.ndarray, int, int, float]:
-        recorder = BidiagonalRecorder(equation.operator)  # the same products, α and β read off them
+        recorder = BidiagonalRecorder(operator)  # the same products, α and β read off them
         out = scipy.sparse.linalg.lsmr(recorder, rhs, atol=LSMR_TOL, btol=LSMR_TOL, maxiter=20 * needed)
         return out[0], int(out[1]), int(out[2]), recorder.condition()
 
     gamma, info = _refined(equation, scipy_pass, np.zeros(equation.n), stop_ratio)
     return _solution(gamma * unit, equation, info | {"normalization": unit}, "iterative: LSMR (scipy)")
+
+
+def _counted(operator: Any) -> scipy.sparse.linalg.LinearOperator:
+    """``operator`` with each ``rmatvec`` (one per scipy LSMR iteration) reported to `observer` (no residual:
+    scipy's loop keeps it inside; `_refined` reports it after each pass). The products are ``operator``'s own."""
+    calls = [-1]  # scipy's LSMR calls rmatvec once before its first iteration
+
+    def rmatvec(r: np.ndarray) -> np.ndarray:
+        calls[0] += 1
+        if calls[0] > 0:
+            observer.report(calls[0], None)
+        return operator.rmatvec(r)
+
+    return scipy.sparse.linalg.LinearOperator(
+        operator.shape, matvec=operator.matvec, rmatvec=rmatvec, dtype=operator.dtype
+    )
 
 
 def _float64(equation: ScaleEquation, device: TorchSpec | None) -> ScaleEquation:
@@ -123,6 +150,8 @@ def _refined(equation: ScaleEquation, lsmr_pass: LsmrPass, gamma: Any, stop_rati
         error, terms = equation.residual(gamma)
         residual = -error.reshape(-1)
         ratios.append(residual_ratio(to_host(error), to_host(terms)))
+        if observer.observed():
+            observer.report(iterations, _relative(error, equation.target))
         if ratios[-1] <= stop_ratio:
             break
     known = [c for c in conditions if not np.isnan(c)]  # a refinement pass on a tiny residual has a short bidiagonal
@@ -134,6 +163,12 @@ def _refined(equation: ScaleEquation, lsmr_pass: LsmrPass, gamma: Any, stop_rati
         "residual_ratios": ratios,
     }
     return gamma, info
+
+
+def _relative(error: Any, target: Any) -> float:
+    """``‖error‖ / ‖target‖`` (for the progress callback), on the host."""
+    norm = float(np.linalg.norm(to_host(target)))
+    return float(np.linalg.norm(to_host(error))) / norm if norm > 0 else 0.0
 
 
 def _solution(gamma: Any, equation: ScaleEquation, info: dict, method: str) -> ScaleSolution:

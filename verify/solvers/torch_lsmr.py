@@ -17,6 +17,7 @@ SIAM J. Sci. Comput. 33(5), 2011.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -49,12 +50,15 @@ def lsmr(
     btol: float,
     maxiter: int,
     record: tuple[list[float], list[float]] | None = None,
+    on_iteration: Callable[[int, float], None] | None = None,
 ) -> tuple[torch.Tensor, int, int, float, float]:
     """Minimize ``‖K x − rhs‖`` with LSMR; returns ``x, istop, iterations, LSMR's condition estimate, ‖r‖``.
 
     ``istop`` follows scipy: 1 or 2 converged, 4 or 5 at machine precision, 7 iteration limit.
     ``record = (alphas, betas)``: lists that receive the Golub–Kahan ``α_1..α_k`` and ``β_2..β_{k+1}``
     (`verify.solvers.condition.bidiagonal_condition` turns them into a true condition estimate).
+    ``on_iteration(iteration, ‖r‖)``, if given, is called after every iteration (LSMR's own residual
+    estimate; it changes nothing in the iteration).
     """
     u = rhs.clone()
     normb = float(torch.linalg.vector_norm(u))
@@ -118,6 +122,8 @@ def lsmr(
         taud = (zeta - thetatilde * tautildeold) / rhodold
         d = d + betacheck * betacheck
         normr = math.sqrt(d + (betad - taud) ** 2 + betadd * betadd)
+        if on_iteration is not None:
+            on_iteration(itn, normr)
         norm_a2 += beta * beta
         norm_a = math.sqrt(norm_a2)
         norm_a2 += alpha * alpha

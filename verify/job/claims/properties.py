@@ -1,9 +1,12 @@
-"""Claim ``properties``: the Hypothesis property suite (``properties/``) passes under the thorough profile.
+"""Claim ``properties``: the Hypothesis property suite (``properties/``) passes under the grid's profile.
 
 pytest runs on the ``properties`` package of a source checkout, in a subprocess, with
-``VERIFY_HYPOTHESIS_PROFILE=thorough`` (unless already set). Without a source checkout or pytest the
-claim is recorded as skipped, which is not a pass. Not a numeric claim: its time is left out of the
-job's numeric time.
+``VERIFY_HYPOTHESIS_PROFILE`` set to the grid's profile (unless already set): ``budget`` (200
+examples per property) for the default quick grid, so that ``python -m verify`` finishes within
+minutes, and ``thorough`` (1000 examples per property) with ``--full``. The claim records the profile
+and how many examples Hypothesis ran (from ``--hypothesis-show-statistics``). Without a source
+checkout or pytest the claim is recorded as skipped, which is not a pass. Not a numeric claim: its
+time is left out of the job's numeric time.
 """
 
 from __future__ import annotations
@@ -26,8 +29,15 @@ from verify.job.registry import Bullets, Code, Paragraph, Section, register, sum
 
 __all__ = ["run_properties"]
 
-_STATEMENT = "the Hypothesis property suite (properties/) passes under the thorough profile"
+_STATEMENT = "the Hypothesis property suite (properties/) passes under the grid's profile (budget, or thorough)"
 _NAME = "properties"
+_PROFILES = {"full": "thorough"}
+"""The Hypothesis profile of each grid; every other grid (quick, custom) runs ``budget``."""
+
+
+def profile_for(config: Config) -> str:
+    """The Hypothesis profile the job runs the suite under: ``thorough`` for the full grid, else ``budget``."""
+    return _PROFILES.get(config.grid, "budget")
 
 
 def _properties_dir() -> Path | None:
@@ -36,15 +46,19 @@ def _properties_dir() -> Path | None:
     return candidate if (candidate / "__init__.py").is_file() else None
 
 
-def run_properties(timeout: float | None = None) -> Claim:
-    """Run ``pytest properties -q -p no:cacheprovider`` in a subprocess with the thorough profile.
+def run_properties(timeout: float | None = None, profile: str = "thorough") -> Claim:
+    """Run ``pytest properties -q -p no:cacheprovider`` in a subprocess under a Hypothesis profile.
 
-    ``VERIFY_HYPOTHESIS_PROFILE`` is set to ``thorough`` unless already set. The claim passes iff
-    pytest exits 0 with at least one passed test and no failure or error; it is ``"skipped"`` (which
-    is not a pass) when there is no source checkout next to ``verify`` or pytest is not importable.
+    ``VERIFY_HYPOTHESIS_PROFILE`` is set to ``profile`` unless already set (then that one runs, and
+    the claim records it). The claim passes iff pytest exits 0 with at least one passed test and no
+    failure or error; it is ``"skipped"`` (which is not a pass) when there is no source checkout next
+    to ``verify`` or pytest is not importable. Its figures hold the profile, pytest's counts and
+    Hypothesis's: ``examples`` (passing examples summed over every property), ``properties_run``
+    (properties that reported statistics) and ``max_examples`` (the profile's setting, as Hypothesis
+    reported it).
     """
     directory = _properties_dir()
-    profile = os.environ.get("VERIFY_HYPOTHESIS_PROFILE", "thorough")
+    profile = os.environ.get("VERIFY_HYPOTHESIS_PROFILE", profile)
     command = f"VERIFY_HYPOTHESIS_PROFILE={profile} python -m pytest properties -q -p no:cacheprovider"
     reason = None
     if directory is None:
@@ -56,7 +70,7 @@ def run_properties(timeout: float | None = None) -> Claim:
     start = time.perf_counter()
     env = dict(os.environ)
     env["VERIFY_HYPOTHESIS_PROFILE"] = profile
-    argv = [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider"]
+    argv = [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider", *_statistics_flag()]
     try:
         done = subprocess.run(
             argv, cwd=directory.parent, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -67,12 +81,47 @@ def run_properties(timeout: float | None = None) -> Claim:
     output = (done.stdout + done.stderr).strip().splitlines()
     counts = _pytest_counts(output)
     failing = [line.split(" ", 1)[1] for line in output if line.startswith(("FAILED ", "ERROR "))]
-    figures: dict[str, Any] = {"profile": profile, "exit_code": done.returncode, **counts}
-    figures |= {"failing_tests": failing, "tail": output[-15:]}
+    figures: dict[str, Any] = {"profile": profile, "exit_code": done.returncode, **counts, **_hypothesis_counts(output)}
+    figures |= {"failing_tests": failing, "tail": _without_statistics(output)[-15:]}
     passed = done.returncode == 0 and counts["passed"] > 0 and counts["failed"] == counts["errors"] == 0
     if not passed:
         figures["reason"] = _pytest_reason(done.returncode, counts)
     return Claim.checked(_NAME, _STATEMENT, passed, figures, command, started=start)
+
+
+_STATISTICS = "Hypothesis Statistics"
+"""The header of the block ``--hypothesis-show-statistics`` prints."""
+
+
+def _without_statistics(lines: Sequence[str]) -> list[str]:
+    """``lines`` without Hypothesis's statistics block (its header, ``path::test:`` lines and indented ones)."""
+    kept, inside = [], False
+    for line in lines:
+        if _STATISTICS in line and line.startswith("="):
+            inside = True
+            continue
+        if inside and (not line.strip() or line[0].isspace() or re.match(r"^\S+::.*:$", line)):
+            continue
+        inside = False
+        kept.append(line)
+    return kept
+
+
+def _statistics_flag() -> list[str]:
+    """``--hypothesis-show-statistics`` when Hypothesis (whose pytest plugin prints them) is importable."""
+    return ["--hypothesis-show-statistics"] if importlib.util.find_spec("hypothesis") is not None else []
+
+
+def _hypothesis_counts(lines: Sequence[str]) -> dict[str, Any]:
+    """From ``--hypothesis-show-statistics``: passing examples summed, properties reporting, max_examples seen.
+
+    Hypothesis prints, per property and phase, ``- N passing, M failing, and K invalid test cases``
+    and, when generation stopped at the budget, ``- Stopped because settings.max_examples=N``.
+    """
+    examples = sum(int(n) for line in lines for n in re.findall(r"^\s*- (\d+) passing, \d+ failing", line))
+    runs = sum(1 for line in lines if re.match(r"^\S+::.*:$", line))
+    limits = sorted({int(n) for line in lines for n in re.findall(r"settings\.max_examples=(\d+)", line)})
+    return {"examples": examples, "properties_run": runs, "max_examples": limits}
 
 
 def _pytest_counts(lines: Sequence[str]) -> dict[str, int]:
@@ -92,7 +141,11 @@ def _pytest_reason(code: int, counts: dict[str, int]) -> str:
 def _summary(claim: Claim) -> str:
     f = claim.figures
     text = f"{f.get('passed', 0)} passed, {f.get('failed', 0)} failed, {f.get('errors', 0)} errors"
-    text += f" (profile {f.get('profile')})"
+    text += f" (profile {f.get('profile')}"
+    if f.get("examples"):
+        limits = "/".join(str(n) for n in f.get("max_examples", [])) or "?"
+        text += f": {f['examples']} examples over {f.get('properties_run', 0)} properties, max_examples={limits}"
+    text += ")"
     return text + (f"; {f['reason']}" if "reason" in f else "")
 
 
@@ -108,8 +161,10 @@ def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
 
 _HELP = """\
 pytest on the properties/ package of a source checkout, in a subprocess,
-with VERIFY_HYPOTHESIS_PROFILE=thorough (unless already set). Without a
-source checkout or pytest it is recorded as skipped, which is not a pass."""
+under the Hypothesis profile 'budget' (200 examples per property; --full:
+'thorough', 1000), unless VERIFY_HYPOTHESIS_PROFILE is set. The report gives
+the profile and the examples run. Without a source checkout or pytest it is
+recorded as skipped, which is not a pass."""
 
 
 @register(
@@ -122,5 +177,5 @@ source checkout or pytest it is recorded as skipped, which is not a pass."""
     numeric=False,
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
-    """Check ``properties`` (see `run_properties`); the suite runs in its own subprocess, not through ``sweep``."""
-    return run_properties()
+    """Check ``properties`` (see `run_properties`) under `profile_for` ``config``, in its own subprocess."""
+    return run_properties(profile=profile_for(config))

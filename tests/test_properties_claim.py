@@ -1,0 +1,98 @@
+"""The ``properties`` claim: the Hypothesis profile the job runs, the examples it reports (console, JSON, report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from verify.job import registry
+from verify.job.claims import properties as _properties
+from verify.job.config import Config
+from verify.job.report import write_report
+
+EXAMPLES = 7
+"""max_examples of the stand-in's profiles: small, and distinct from every real profile's."""
+
+_PACKAGE = f"""
+import os
+from hypothesis import settings
+for name in ("budget", "thorough"):
+    settings.register_profile(name, max_examples={EXAMPLES}, deadline=None)
+settings.load_profile(os.environ["VERIFY_HYPOTHESIS_PROFILE"])
+"""
+_TESTS = """
+from hypothesis import given, strategies as st
+
+@given(st.integers())
+def test_one(n):
+    assert isinstance(n, int)
+
+@given(st.text())
+def test_two(s):
+    assert isinstance(s, str)
+"""
+
+
+@pytest.mark.parametrize(("grid", "profile"), [("quick", "budget"), ("full", "thorough"), ("custom", "budget")])
+def test_each_grid_runs_its_profile(grid: str, profile: str) -> None:
+    config = Config(architectures=((2, 2),), grid=grid)
+    assert _properties.profile_for(config) == profile
+
+
+@pytest.fixture
+def stand_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    package = tmp_path / "properties"
+    package.mkdir()
+    (package / "__init__.py").write_text(_PACKAGE)
+    (package / "test_stand_in.py").write_text(_TESTS)
+    monkeypatch.setattr(_properties, "_properties_dir", lambda: package)
+    monkeypatch.delenv("VERIFY_HYPOTHESIS_PROFILE", raising=False)
+    return tmp_path
+
+
+def test_the_claim_reports_the_profile_and_the_examples_run(stand_in: Path) -> None:
+    claim = _properties.run_properties(timeout=120, profile="budget")
+    assert claim.passed, claim.figures
+    figures = claim.figures
+    assert figures["profile"] == "budget" and figures["passed"] == 2
+    # Two properties, each stopped at the profile's budget of EXAMPLES passing examples.
+    assert (figures["properties_run"], figures["examples"], figures["max_examples"]) == (2, 2 * EXAMPLES, [EXAMPLES])
+    assert "Hypothesis Statistics" not in " ".join(figures["tail"])  # the tail keeps pytest's own summary
+    line = registry.summary(claim)
+    assert f"profile budget: {2 * EXAMPLES} examples over 2 properties, max_examples={EXAMPLES}" in line
+
+    config = Config(architectures=((2, 2),), grid="quick")
+    markdown, report = write_report([claim], stand_in / "report", config)
+    assert f"{2 * EXAMPLES} examples over 2 properties" in markdown.read_text(encoding="utf-8")
+    (entry,) = json.loads(report.read_text(encoding="utf-8"))["claims"]
+    assert entry["figures"]["profile"] == "budget" and entry["figures"]["examples"] == 2 * EXAMPLES
+
+
+def test_the_environment_variable_overrides_the_grid_profile(stand_in: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERIFY_HYPOTHESIS_PROFILE", "thorough")
+    claim = _properties.run_properties(timeout=120, profile="budget")
+    assert claim.passed and claim.figures["profile"] == "thorough"
+    assert claim.command.startswith("VERIFY_HYPOTHESIS_PROFILE=thorough ")
+
+
+def test_statistics_parsing_counts_every_phase_and_property() -> None:
+    lines = [
+        "=========== Hypothesis Statistics ===========",
+        "properties/test_a.py::test_x[paper]:",
+        "",
+        "  - during reuse phase (0.01 seconds):",
+        "    - 3 passing, 0 failing, and 0 invalid test cases",
+        "  - during generate phase (0.30 seconds):",
+        "    - 197 passing, 0 failing, and 7 invalid test cases",
+        "  - Stopped because settings.max_examples=200",
+        "",
+        "properties/test_b.py::test_y:",
+        "    - 12 passing, 0 failing, and 0 invalid test cases",
+        "  - Stopped because nothing left to do",
+        "2 passed in 1.00s",
+    ]
+    counts = _properties._hypothesis_counts(lines)
+    assert counts == {"examples": 212, "properties_run": 2, "max_examples": [200]}
+    assert _properties._without_statistics(lines) == ["2 passed in 1.00s"]
