@@ -33,6 +33,17 @@ def _train(**kwargs: object) -> object:
     return train_norm_only(frozen_mlp([3, 12, 4, 8, 2]), target_mlp([3, 4, 2]), verify.Ball(1.0), **options)
 
 
+def _graph_fit(idiom: Callable[[object], object] | None = None, shape: tuple = (3, 6, 6), model=None) -> object:
+    """A model class read as a graph (an idiom between a convolution and a head, or ``model``) fitted on a box."""
+    import torch.nn.functional as F  # noqa: F401 (used by the idioms' lambdas)
+    from models_cifar import Around, LambdaLayer, seeded
+
+    from verify.nn import fit_norm_layers, frozen_like
+
+    target = seeded(model if model is not None else Around(LambdaLayer(idiom or (lambda x: x))), 0)
+    return fit_norm_layers(frozen_like(target, width=2.0, seed=1), target, verify.Box(0, 1, shape=shape))
+
+
 def _reconstruct(**kwargs: object) -> object:
     target = verify.TargetNetwork.random([3, 2], seed=0)
     frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
@@ -92,6 +103,33 @@ INVALID = [
     pytest.param(lambda: _train(evaluate_every=0), "evaluate_every must be an integer >= 1", id="train-every"),
     pytest.param(lambda: _train(steps=2.5), "steps must be an integer >= 1, got float 2.5", id="train-steps"),
     pytest.param(lambda: _train(lr=0), "lr must be a positive finite number, got 0.0", id="train-lr"),
+    pytest.param(
+        lambda: _graph_fit(lambda x: torch.cat([x, x], 0)),
+        r"graph node 'cat' \(.*\) is not supported: it mixes the rows of the batch",
+        id="graph-cat-batch",
+    ),
+    pytest.param(
+        lambda: _graph_fit(lambda x: x.reshape(1, -1)),
+        "graph node 'reshape' .* mixes the rows",
+        id="graph-reshape-batch",
+    ),
+    pytest.param(lambda: _graph_fit(lambda x: x[1:]), "graph node 'getitem' .* mixes the rows", id="graph-index-batch"),
+    pytest.param(
+        lambda: _graph_fit(lambda x: torch.nn.functional.pad(x, (1, 1), value=1.0)),
+        r"graph node 'pad' .* only zero padding is read \(got value=1.0\)",
+        id="graph-pad-value",
+    ),
+    pytest.param(
+        lambda: _graph_fit(shape=(1, 6, 6)),
+        r"input shape \(1, 6, 6\): it fails at graph node 'conv' .* its first layer 'conv' \(conv \(Conv2d\)\) "
+        r"expects inputs shaped \(3, H, W\)",
+        id="graph-domain-channels",
+    ),
+    pytest.param(
+        lambda: _graph_fit(shape=(3, 5, 5)),
+        r"input shape \(3, 5, 5\): it fails at graph node 'fc' .* first layer 'conv'",
+        id="graph-domain-size",
+    ),
 ]
 
 
