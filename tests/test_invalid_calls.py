@@ -115,6 +115,9 @@ INVALID = [
     ),
     pytest.param(lambda: _graph_fit(lambda x: x[1:]), "graph node 'getitem' .* mixes the rows", id="graph-index-batch"),
     pytest.param(
+        lambda: _graph_fit(lambda x: x.transpose(0, 1)), "graph node 'transpose' .* mixes the rows", id="graph-batch-t"
+    ),
+    pytest.param(
         lambda: _graph_fit(lambda x: torch.nn.functional.pad(x, (1, 1), value=1.0)),
         r"graph node 'pad' .* only zero padding is read \(got value=1.0\)",
         id="graph-pad-value",

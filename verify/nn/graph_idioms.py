@@ -44,7 +44,7 @@ FUNCTIONS = {
 }
 """Parameter-free functions read as copied structure (with ``builtins.getattr`` of ``shape``)."""
 
-METHODS = ("shape", "dim", "permute", "transpose", "squeeze", "unsqueeze", "clone")
+METHODS = ("permute", "transpose", "squeeze", "unsqueeze", "clone")
 """Tensor methods read as copied structure, besides those `verify.nn.graph` copies."""
 
 MODULES = (nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)
