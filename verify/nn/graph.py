@@ -3,7 +3,8 @@
 A *target* graph is built from Linear layers (a BatchNorm right after one is folded into it),
 ReLU (the module, ``F.relu``, ``torch.relu`` or ``x.relu()``), additions of two tensors and
 parameter-free structure that is copied unchanged: ``torch.cat``, pooling, ``flatten``/``view``/
-``reshape``, eval-mode Dropout and Identity. A *frozen* graph is the same graph with every target
+``reshape``, eval-mode Dropout and Identity, and the idioms of public model code (slicing, zero padding,
+``stack``, ``mean``, shape expressions: `verify.nn.graph_idioms`). A *frozen* graph is the same graph with every target
 Linear replaced by its frozen pair ``Linear → BatchNorm1d → ReLU → Linear → BatchNorm1d``; `match`
 pairs the nodes of the two and says which one does not match. Anything else is refused with a
 `ValueError` naming the graph node, the module it comes from and why. A model that torch.fx cannot
