@@ -375,6 +375,69 @@ def bench_resnet8(table: Table) -> None:
         )
 
 
+def _public_model(name: str, width: float, make: Callable[[Any], Any], table: Table) -> None:
+    """One model class written as public CIFAR code writes it (``tests/models_cifar.py``), seeded, float64, read
+    as written by the graph route on [0, 1]^{3×32×32} at ``width`` × paper: total time (frozen built and fitted),
+    the process's peak resident memory so far, and per pair its size, solver, LSMR iterations and time."""
+    import resource
+    import sys
+    from pathlib import Path
+
+    from verify.nn import fit_norm_layers, frozen_like
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the model classes the tests read
+    import models_cifar
+
+    target = models_cifar.seeded(make(models_cifar), 0)
+    start, cpu = time.perf_counter(), time.process_time()
+    frozen = frozen_like(target, width=width, seed=1)
+    built = time.perf_counter() - start
+    try:
+        result = fit_norm_layers(frozen, target, verify.Box(0, 1, shape=(3, 32, 32)), samples=256)
+        outcome = "certified"
+    except verify.CertificateError as error:
+        result, outcome = error.certificate, f"CertificateError: {error}"
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    label = f"{name}, {width:g}x paper width"
+    if not hasattr(result, "nodes"):
+        table.add_row(label, f"{total:.0f} s ({cpu:.0f} s CPU)", f"{peak:.2f} GiB (peak RSS)", "", outcome)
+        return
+    table.add_row(
+        label,
+        f"{total:.0f} s ({cpu:.0f} s CPU: a shared machine's wall time counts others' work)",
+        f"{peak:.2f} GiB (peak RSS so far)",
+        f"{len(result.nodes)} pairs, frozen built in {built:.1f} s",
+        f"{outcome}; max |g-f|/max|f| {result.max_relative_error:.2e} on 256 images; bound/scale "
+        f"{result.error_bound / result.scale:.2e}",
+    )
+    for node in result.nodes:
+        block = node.result.certificate.blocks[0]
+        table.add_row(
+            f"  {node.name}: width {block.width}, {block.needed} equations",
+            f"{node.seconds:.1f} s",
+            "",
+            "",
+            f"{block.solver}, LSMR iterations {block.diagnostics.get('iterations', '-')}",
+        )
+
+
+def bench_lenet(table: Table) -> None:
+    """LeNet-5 as public CIFAR code writes it (3×32×32, 6 and 16 channels, heads 120/84/10, max pooling) at the
+    paper width and at 2× (goal: both within 120 s on 2 cores)."""
+    for width in (1.0, 2.0):
+        _public_model("LeNet-5 (3x32x32, 6/16 channels, 120/84/10)", width, lambda models: models.LeNet(), table)
+
+
+def bench_resnet20_a(table: Table) -> None:
+    """A ResNet-20-style class with option-A shortcuts (strided slicing and channel zero-padding), one block per
+    stage (16/32/64 channels), 3×32×32, ``F.avg_pool2d(out, out.size()[3])`` head, at 2× paper width (goal:
+    within 5 min and 4 GiB)."""
+    _public_model(
+        "ResNet-20 style, option A, 1 block/stage (16/32/64)", 2.0, lambda m: m.ResNet((1, 1, 1), option="A"), table
+    )
+
+
 def cifar_target(seed: int = 0) -> verify.ConvTargetNetwork:
     """The CIFAR-shaped target of `bench_conv`: 3 → 16 → 32 → 64 channels, 3×3 convolutions (padding 1, stride 2 in
     the last two), a 2×2 adaptive average pool, flatten and a Linear head to 10 classes, on 3×32×32 inputs."""
@@ -556,6 +619,8 @@ BENCHMARKS = {
     "conv": bench_conv,
     "resnet8": bench_resnet8,
     "resnet8_bounds": bench_resnet8_bounds,
+    "lenet": bench_lenet,
+    "resnet20_a": bench_resnet20_a,
 }
 
 

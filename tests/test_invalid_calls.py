@@ -40,6 +40,21 @@ def _train(**kwargs: object) -> object:
     return train_norm_only(frozen_mlp([3, 12, 4, 8, 2]), target_mlp([3, 4, 2]), verify.Ball(1.0), **options)
 
 
+_KEEP_GRAPH = lambda x: torch.nn.functional.pad(x, (0, 0))  # noqa: E731
+"""A no-op zero padding: the model stays on the graph route (a plain chain would be read as a Sequential)."""
+
+
+def _graph_fit(idiom: Callable[[object], object] | None = None, shape: tuple = (3, 6, 6), model=None) -> object:
+    """A model class read as a graph (an idiom between a convolution and a head, or ``model``) fitted on a box."""
+    import torch.nn.functional as F  # noqa: F401 (used by the idioms' lambdas)
+    from models_cifar import Around, LambdaLayer, seeded
+
+    from verify.nn import fit_norm_layers, frozen_like
+
+    target = seeded(model if model is not None else Around(LambdaLayer(idiom or (lambda x: x))), 0)
+    return fit_norm_layers(frozen_like(target, width=2.0, seed=1), target, verify.Box(0, 1, shape=shape))
+
+
 def _reconstruct(**kwargs: object) -> object:
     target = verify.TargetNetwork.random([3, 2], seed=0)
     frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=1)
@@ -154,6 +169,36 @@ INVALID = [
         lambda: _reconstruct(method="lstsq", bound=1e3),
         "method 'lstsq' would ignore it; pass method='box'",
         id="bound-ls",
+    ),
+    pytest.param(
+        lambda: _graph_fit(lambda x: torch.cat([x, x], 0)),
+        r"graph node 'cat' \(.*\) is not supported: it mixes the rows of the batch",
+        id="graph-cat-batch",
+    ),
+    pytest.param(
+        lambda: _graph_fit(lambda x: x.reshape(1, -1)),
+        "graph node 'reshape' .* mixes the rows",
+        id="graph-reshape-batch",
+    ),
+    pytest.param(lambda: _graph_fit(lambda x: x[1:]), "graph node 'getitem' .* mixes the rows", id="graph-index-batch"),
+    pytest.param(
+        lambda: _graph_fit(lambda x: x.transpose(0, 1)), "graph node 'transpose' .* mixes the rows", id="graph-batch-t"
+    ),
+    pytest.param(
+        lambda: _graph_fit(lambda x: torch.nn.functional.pad(x, (1, 1), value=1.0)),
+        r"graph node 'pad' .* only zero padding is read \(got value=1.0\)",
+        id="graph-pad-value",
+    ),
+    pytest.param(
+        lambda: _graph_fit(_KEEP_GRAPH, shape=(1, 6, 6)),
+        r"input shape \(1, 6, 6\): it fails at graph node 'conv' .* its first layer 'conv' \(conv \(Conv2d\)\) "
+        r"expects inputs shaped \(3, H, W\)",
+        id="graph-domain-channels",
+    ),
+    pytest.param(
+        lambda: _graph_fit(_KEEP_GRAPH, shape=(3, 5, 5)),
+        r"input shape \(3, 5, 5\): it fails at graph node 'fc' .* first layer 'conv'",
+        id="graph-domain-size",
     ),
 ]
 

@@ -20,7 +20,7 @@ from verify.construction.residual import ResidualReconstruction
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.networks import paper_width
-from verify.nn.frozen_like import conv_networks, refuse_train_norms, uses_structure
+from verify.nn.frozen_like import conv_networks, read_target_layers, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph import as_chain, match, read_graph
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
@@ -155,13 +155,23 @@ def fit_norm_layers(
 
 
 def _chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
-    """Both modules as the ``nn.Sequential`` of the layers their forwards run, or None if either is not a chain."""
+    """Both modules as the ``nn.Sequential`` of the layers their forwards run, or None if either is not a chain or
+    the target chain has a layer the ``nn.Sequential`` readers do not read (the graph route reads it then)."""
     if not (isinstance(target, nn.Module) and isinstance(frozen, nn.Module)):
         return None  # the graph route words the refusal
     try:
-        return as_chain(target, "target"), as_chain(frozen, "frozen")
+        chains = as_chain(target, "target"), as_chain(frozen, "frozen")
     except ValueError:
         return None
+    # A chain with layers only the graph route reads (padding, Identity, a ReLU after a ReLU, ...) goes there.
+    try:
+        if uses_structure(*chains):
+            read_target_layers(chains[0])
+        else:
+            target_from_module(chains[0])
+    except ValueError:
+        return None
+    return chains
 
 
 def _paper_allows(pairs: list[tuple[int, tuple[int, ...]]]) -> bool:

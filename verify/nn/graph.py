@@ -3,7 +3,8 @@
 A *target* graph is built from Linear layers (a BatchNorm right after one is folded into it),
 ReLU (the module, ``F.relu``, ``torch.relu`` or ``x.relu()``), additions of two tensors and
 parameter-free structure that is copied unchanged: ``torch.cat``, pooling, ``flatten``/``view``/
-``reshape``, eval-mode Dropout and Identity. A *frozen* graph is the same graph with every target
+``reshape``, eval-mode Dropout and Identity, and the idioms of public model code (slicing, zero padding,
+``stack``, ``mean``, shape expressions: `verify.nn.graph_idioms`). A *frozen* graph is the same graph with every target
 Linear replaced by its frozen pair ``Linear → BatchNorm1d → ReLU → Linear → BatchNorm1d``; `match`
 pairs the nodes of the two and says which one does not match. Anything else is refused with a
 `ValueError` naming the graph node, the module it comes from and why. A model that torch.fx cannot
@@ -28,6 +29,7 @@ from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.nn.grammar import REFUSED
+from verify.nn.graph_idioms import idiom_reason, is_idiom, is_shape_expression
 
 __all__ = ["GraphNode", "ModelGraph", "as_chain", "chain_nodes", "match", "read_graph"]
 
@@ -63,7 +65,8 @@ _COPY_MODULES = (
     nn.AdaptiveMaxPool2d,
 )
 _UNDERSTOOD = (
-    "only Linear (with its BatchNorm), ReLU, additions of two tensors, torch.cat, pooling, flatten/view/reshape, "
+    "only Linear (with its BatchNorm), ReLU, additions of two tensors, torch.cat/torch.stack, pooling, "
+    "flatten/view/reshape, slicing and indexing, zero padding, mean, shape expressions (x.size(), x.shape), "
     "eval-mode Dropout and Identity are understood (docs/design.md §10)"
 )
 
@@ -210,6 +213,8 @@ def _is_relu(traced: fx.GraphModule, node: fx.Node) -> bool:
 
 def _copy_reason(traced: fx.GraphModule, node: fx.Node) -> str | None:
     """None if ``node`` is parameter-free monotone structure to copy, else why it is refused."""
+    if is_idiom(traced, node):
+        return idiom_reason(traced, node)
     if node.op == "call_module":
         module = traced.get_submodule(node.target)
         if isinstance(module, nn.Dropout) and module.training and module.p > 0:
@@ -232,6 +237,8 @@ def _copy_reason(traced: fx.GraphModule, node: fx.Node) -> str | None:
 
 
 def _is_copy(traced: fx.GraphModule, node: fx.Node) -> bool:
+    if is_idiom(traced, node):
+        return True
     if node.op == "call_module":
         return isinstance(traced.get_submodule(node.target), _COPY_MODULES)
     if node.op == "call_function":
@@ -403,6 +410,8 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
             )
         elif _is_relu(traced, node):
             nodes.append(GraphNode(node.name, RELU, reads, source, node))
+        elif is_shape_expression(node):  # x.size(3) + 1: copied as it is, not a tensor addition
+            nodes.append(GraphNode(node.name, COPY, reads, source, node))
         elif (node.op == "call_function" and node.target in _ADD_FUNCTIONS) or (
             node.op == "call_method" and node.target in ("add", "add_")
         ):

@@ -24,8 +24,16 @@ __all__ = ["interval_bounds", "node_values", "propagate", "run_node"]
 
 
 def run_node(graph: ModelGraph, node: fx.Node, value: Callable[[str], Any]) -> Any:
-    """Run one copied (or ReLU, or addition) fx node on the values ``value(name)`` of the nodes it reads."""
-    args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda n: value(graph.aliases.get(n.name, n.name)))
+    """Run one copied (or ReLU, or addition) fx node on the values ``value(name)`` of the nodes it reads.
+
+    Tensors are passed as copies: an in-place node (``F.relu(x, inplace=True)``, ``nn.ReLU(inplace=True)``,
+    ``out += y``) must not change the values the caller keeps for the nodes it reads."""
+
+    def read(n: fx.Node) -> Any:
+        v = value(graph.aliases.get(n.name, n.name))
+        return v.clone() if isinstance(v, torch.Tensor) else v
+
+    args, kwargs = fx.node.map_arg((node.args, node.kwargs), read)
     if node.op == "call_module":
         return graph.traced.get_submodule(node.target)(*args, **kwargs)
     if node.op == "call_function":
@@ -34,7 +42,9 @@ def run_node(graph: ModelGraph, node: fx.Node, value: Callable[[str], Any]) -> A
 
 
 def _end(value: Any, index: int) -> Any:
-    return value[index] if isinstance(value, tuple) else value
+    """One end of a tensor node's ``(lo, hi)``; a shape expression's value (``x.size()``, a tuple too) is itself."""
+    is_pair = isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, torch.Tensor) for v in value)
+    return value[index] if is_pair else value
 
 
 def interval_bounds(graph: ModelGraph, lo: torch.Tensor, hi: torch.Tensor) -> dict[str, Any]:
@@ -83,8 +93,8 @@ class _Recorder(fx.Interpreter):
 
     def run_node(self, n: fx.Node) -> Any:
         value = super().run_node(n)
-        if n in self.keep:
-            self.kept[n] = value
+        if n in self.keep:  # a copy: an in-place node later (ReLU(inplace=True), +=) must not change it
+            self.kept[n] = value.clone() if isinstance(value, torch.Tensor) else value
         return value
 
 

@@ -41,6 +41,7 @@ from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
 from verify.nn.graph_bounds import interval_bounds, node_values, propagate
+from verify.nn.graph_idioms import check_shapes
 from verify.nn.modules import from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
@@ -350,6 +351,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     target_graph, frozen_graph = read_graph(target, "target"), read_graph(frozen, "frozen")
     pairs = match(target_graph, frozen_graph)
     domain, shape = _input_box(target_graph, domain)
+    check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)
     rtol = options.get("rtol", 1e-6)
     samples, seed = options.get("samples", 256), options.get("seed", 0)
     lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
