@@ -15,11 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.reconstruct import Reconstruction, reconstruct
-from verify.construction.residual import ResidualReconstruction
+from verify.construction.residual import ResidualReconstruction, reconstruct_residual
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.interop import TorchSpec, dtype_name
 from verify.core.networks import paper_width
+from verify.core.threads import limited
 from verify.nn.frozen_like import conv_networks, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph import as_chain, match, read_graph
@@ -115,12 +118,13 @@ def fit_norm_layers(
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
         networks = (target_from_module(target), frozen.to_network())
+        dtypes = _dtypes(target, frozen)
         try:
-            result = reconstruct(*networks, domain, "paper" if mode == "auto" else mode, **options)
+            result = _residual(*networks, domain, "paper" if mode == "auto" else mode, **options, **dtypes)
         except InfeasibleError as error:
             if mode != "auto" or error.width is None or error.width_needed is None:
                 raise
-            result = reconstruct(*networks, domain, "minimal", **options)
+            result = _residual(*networks, domain, "minimal", **options, **dtypes)
         check_module_dtype(frozen, result, "residual")
         load_norm_params(frozen, result)
         frozen.eval()
@@ -140,12 +144,29 @@ def fit_norm_layers(
         check_frozen_norms(frozen)
         match_chain(target_chain, frozen, flat=True)
     chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
-    result = reconstruct(*networks, domain, chosen, **options)
+    if structured:  # certified in the frozen module's dtype (dense chains read it from their tensors)
+        result = _convolutional(*networks, domain, chosen, **options, **_dtypes(target_chain, frozen_chain))
+    else:
+        result = reconstruct(*networks, domain, chosen, **options)
     if structured:
         check_module_dtype(frozen_chain, result, "convolutional")
     load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
     frozen.eval()
     return result
+
+
+_convolutional = limited(reconstruct_convolutional)
+_residual = limited(reconstruct_residual)
+
+
+def _dtypes(target: nn.Module, frozen: nn.Module) -> dict[str, str]:
+    """The evaluation dtypes of the two modules by name (of their first parameter; float64 without one)."""
+    return {"dtype": _dtype_name(frozen), "target_dtype": _dtype_name(target)}
+
+
+def _dtype_name(module: nn.Module) -> str:
+    parameter = next(module.parameters(), None)
+    return "float64" if parameter is None else dtype_name(TorchSpec(parameter.device, parameter.dtype))
 
 
 def _chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
@@ -193,13 +214,14 @@ DTYPE_POINTS = 256
 
 
 def check_module_dtype(frozen: nn.Module, result: Reconstruction | ResidualReconstruction, kind: str) -> None:
-    """Refuse a result whose float32 (or float16) module misses ``rtol``: the check of a route certified in float64.
+    """The sanity check of a result certified in a module's dtype: its own forward stays within the bound.
 
-    The convolutional and residual constructions are certified in float64 (docs/design.md §8, §9), not in
-    the module's dtype. For a module that is not float64, a copy of it with the result loaded runs its
-    own forward on `DTYPE_POINTS` points of the domain (about half on its boundary) and is compared
-    with the float64 target; ``max |g − f| / max |f| > rtol`` raises `verify.CertificateError`, and
-    ``frozen`` is left as it was.
+    The convolutional and residual constructions certify ``|ĝ − f|`` over the whole domain in the dtype
+    of the frozen module's parameters (docs/design.md §6.6, §6.7). For a module that is not float64, a copy
+    of it with the result loaded runs its own forward on `DTYPE_POINTS` points of the domain (about half on
+    its boundary) and is compared with the float64 target: every ``|g − f|`` must lie within
+    ``certificate.error_bound``. This never fails for a sound bound; if it does, the bound is wrong (a bug),
+    `verify.CertificateError` is raised, and ``frozen`` is left as it was.
     """
     dtype = next(frozen.parameters()).dtype
     if dtype == torch.float64:
@@ -211,16 +233,14 @@ def check_module_dtype(frozen: nn.Module, result: Reconstruction | ResidualRecon
     shape = getattr(result.target, "input_shape", (points.shape[1],))
     with torch.no_grad():
         g = trial.eval()(torch.tensor(points.reshape(len(points), *shape), dtype=dtype)).double().numpy()
-    size = float(np.abs(f).max())
     error = float(np.abs(g.reshape(len(points), -1) - f).max())
-    relative = error / size if size > 0 else error
-    rtol = result.certificate.sampled.rtol  # the rtol the result was solved for
-    if not relative <= rtol:
+    bound = result.certificate.error_bound
+    if not error <= bound:
         raise CertificateError(
-            f"the {kind} construction is certified in float64, and this {str(dtype).removeprefix('torch.')} "
-            f"module's own forward with the result loaded differs from the target by max |g − f| / max |f| = "
-            f"{relative:.2e} > rtol = {rtol:g} on {DTYPE_POINTS} points of the domain; use a float64 module "
-            "(module.double()) or a larger rtol. The module was not changed",
+            f"the {kind} result is certified in {result.certificate.dtype} with |g − f| <= {bound:.3g} over the "
+            f"domain, but this {str(dtype).removeprefix('torch.')} module's own forward with the result loaded is "
+            f"{error:.3g} off on {DTYPE_POINTS} points of the domain: the certified bound is wrong (a bug in "
+            "verify; please report it with the modules). The module was not changed",
             result.certificate,
         )
 
