@@ -117,6 +117,8 @@ def fit_norm_layers(
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
+        if isinstance(target, nn.Module) and not isinstance(target, nn.Sequential):  # a class whose graph is a chain
+            target = as_chain(target, "target")
         networks = (target_from_module(target), frozen.to_network())
         dtypes = _dtypes(target, frozen)
         try:
