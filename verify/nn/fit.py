@@ -90,9 +90,12 @@ def fit_norm_layers(
 
     Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
     read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
-    ``lo``/``hi`` shaped like one input, or ``shape=``), and solved and certified in float64; a float32 (or
-    float16) module's own forward is then checked on points of the domain against ``rtol``
-    (`check_module_dtype`), so float32 modules need ``rtol`` around ``1e-2``.
+    ``lo``/``hi`` shaped like one input, or ``shape=``), solved in float64 and certified in the frozen
+    module's dtype: γ, β are rounded to it and the rigorous bound of `verify.core.graph_bound` is computed
+    on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of ``2.5e-4``–``1.5e-3``
+    of the scale (pass ``rtol=1e-2``); wide ones (hundreds of odd channels) reach ``1e2``–``4e3`` and are
+    refused: use ``module.double()``. For a module that is not float64, its own forward on points of the
+    domain must then stay within the bound (`check_module_dtype`, a sanity check of the bound).
 
     ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
     running statistics. One train-mode forward would normalize with batch statistics instead and,
@@ -101,8 +104,11 @@ def fit_norm_layers(
     ``verify.nn.norm_only(frozen, statistics="frozen")``.
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
-    residual network (certified in float64, by a sampled check; a module in another dtype is checked as a
-    convolutional one is); ``mode="auto"`` tries ``"paper"`` and uses ``"minimal"`` when a branch is too narrow.
+    residual network (the target an ``nn.Sequential`` or a class whose graph is a chain), certified in the
+    module's dtype by the rigorous bound of `verify.core.residual_bound` (float32: ``1.5e-4``–``5e-2`` of the
+    scale measured for a two-branch ``4 → 4 → 3`` module, ``1e4`` for three stages of three branches; a module that
+    is not float64 is then sanity-checked as a convolutional one is); ``mode="auto"`` tries ``"paper"`` and
+    uses ``"minimal"`` when a branch is too narrow.
 
     Modules whose graphs are not chains (residual additions, concatenations, ResNets) are read as graphs
     and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is then
