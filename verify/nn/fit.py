@@ -154,10 +154,9 @@ def fit_norm_layers(
     chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
     if structured:  # certified in the frozen module's dtype (dense chains read it from their tensors)
         result = _convolutional(*networks, domain, chosen, **options, **_dtypes(target_chain, frozen_chain))
+        check_module_dtype(frozen_chain, result, "convolutional")
     else:
         result = reconstruct(*networks, domain, chosen, **options)
-    if structured:
-        check_module_dtype(frozen_chain, result, "convolutional")
     load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
     frozen.eval()
     return result
