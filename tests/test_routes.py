@@ -20,11 +20,13 @@ from verify.job.runner import run_claims
 from verify.nn import fit_norm_layers
 from verify.nn.frozen_like import conv_networks
 
-SMALL = Config(architectures=((2, 2),), seeds=(0,), points=64, properties=False, grid="custom")
+SMALL = Config(architectures=((2, 2),), seeds=(1,), points=64, properties=False, grid="custom")
 
 
-def _claim(sizes: dict | None = None) -> object:
-    config = dataclasses.replace(SMALL, only=("certificate/routes",), sizes={"certificate/routes": sizes or {}})
+def _claim(sizes: dict | None = None, seeds: tuple[int, ...] = SMALL.seeds) -> object:
+    config = dataclasses.replace(
+        SMALL, seeds=seeds, only=("certificate/routes",), sizes={"certificate/routes": sizes or {}}
+    )
     (claim,) = run_claims(config)
     json.dumps(claim.to_dict(), allow_nan=False)
     return claim
@@ -116,6 +118,15 @@ def test_the_claim_passes_with_a_row_per_model_writing_and_dtype():
     assert 1 <= claim.figures["bound_over_observed"] < np.inf
     assert claim.figures["float64_bound"] <= routes.RTOL["float64"]
     assert claim.figures["float32_bound"] <= routes.RTOL["float32"]
+    assert claim.figures["uncertified"] == "none"
+
+
+def test_the_claim_fails_when_a_model_is_refused_in_every_writing():
+    """Seed 0 of the residual MLP is refused in float32 (bound 5e-2 of the scale, above rtol = 1e-2): alike in every
+    writing, so each case passes, but the claim shows no float32 certificate for that model and fails."""
+    claim = _claim({"models": ("residual",), "points": 64}, seeds=(0,))
+    assert claim.figures["passed"] == claim.figures["cases"] and claim.figures["refused"] == 3
+    assert not claim.passed and claim.figures["uncertified"] == "residual float32"
 
 
 def test_the_claim_fails_when_one_writing_differs_by_one_ulp(monkeypatch):
