@@ -9,6 +9,7 @@ the target in its dtype, on the points rounded to that dtype.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -162,19 +163,26 @@ def test_error_bound_covers_fresh_points(dtype, data, seed):
         event(f"{dtype}: bound at the underflow level (scale 0)")
 
 
+MODULE_DTYPES = ("float64", "float32")
+"""The dtypes of the torch modules the residual and convolutional properties certify and run."""
+
+
+@pytest.mark.parametrize("dtype", MODULE_DTYPES)
 @given(
     target=targets(min_width=2, max_width=5, max_depth=3, biases=None),
     data=st.data(),
     seed=seeds(),
 )
 @settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow], deadline=None)
-def test_residual_error_bound_covers_fresh_points(target, data, seed):
+def test_residual_error_bound_covers_fresh_points(dtype, target, data, seed):
     """docs/design.md §6.6: a Case-2 result's bound covers torch's own forward of the frozen residual module.
 
-    The module is a float64 `verify.nn.frozen_residual_mlp`, read as `verify.nn.fit_norm_layers` reads it
-    (``to_network``); the result is loaded into its BatchNorms and its own forward is compared with the
-    target at fresh points, box corners or a ball's axis points included.
+    The module is a `verify.nn.frozen_residual_mlp` in ``dtype``, read as `verify.nn.fit_norm_layers` reads it
+    (``to_network``) and certified in its dtype; the result is loaded into its BatchNorms and its own forward
+    (in ``dtype``, on the points rounded to it) is compared with the float64 target at fresh points, box
+    corners or a ball's axis points included.
     """
+    from verify.construction.residual import reconstruct_residual
     from verify.nn import load_norm_params
     from verify.nn.residual import frozen_residual_mlp
 
@@ -182,11 +190,11 @@ def test_residual_error_bound_covers_fresh_points(target, data, seed):
     branches = data.draw(st.integers(1, rows), label="branches")
     mode = data.draw(st.sampled_from(["paper", "minimal"]), label="mode")
     domain = data.draw(domains(target.widths[0], max_center=10.0), label="domain")
-    module = frozen_residual_mlp(target.widths, branches=branches, width=mode, seed=seed, dtype=torch.float64)
+    module = frozen_residual_mlp(target.widths, branches=branches, width=mode, seed=seed, dtype=getattr(torch, dtype))
     frozen = module.to_network()
-    note(f"{target!r} {frozen!r} {domain!r} mode={mode}")
+    note(f"{target!r} {frozen!r} {domain!r} mode={mode} dtype={dtype}")
     try:
-        result = verify.reconstruct(target, frozen, domain, mode)
+        result = reconstruct_residual(target, frozen, domain, mode, rtol=RTOL[dtype], dtype=dtype)
     except verify.CertificateError as error:
         assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
         event("refused: bound above rtol")
@@ -194,15 +202,17 @@ def test_residual_error_bound_covers_fresh_points(target, data, seed):
     except verify.InfeasibleError:
         event("infeasible (rank)")
         assume(False)
+    assert result.certificate.dtype == dtype
     load_norm_params(module, result)
     x = fresh_points(domain, target.widths[0], np.random.default_rng(seed))
     with torch.no_grad():
-        g = module.eval()(torch.tensor(x, dtype=torch.float64)).numpy()
+        g = module.eval()(torch.tensor(x, dtype=getattr(torch, dtype))).double().numpy()
     error = float(np.max(np.abs(g - target(x))))
     bound = result.certificate.error_bound
     note(f"max |g − f| {error:.3g}, bound {bound:.3g}, scale {result.certificate.scale:.3g}")
     assert error <= bound
-    event(f"bound / observed >= 1e{int(np.log10(bound / error)) if error > 0 else 'inf'}")
+    event(f"{dtype}: bound / observed >= 1e{int(np.log10(bound / error)) if error > 0 else 'inf'}")
+    event(f"{dtype}: bound / scale <= 1e{math.ceil(np.log10(max(result.certificate.relative_error_bound, 1e-16)))}")
 
 
 @st.composite
@@ -245,17 +255,20 @@ def box_points(box: verify.Box, count: int, rng: np.random.Generator) -> np.ndar
     return np.concatenate([uniform[: count // 3], corners[: count // 3], mixed[: count // 3], [lo, hi]])
 
 
+@pytest.mark.parametrize("dtype", MODULE_DTYPES)
 @given(case=conv_targets(), width=st.sampled_from(["paper", "minimal"]), seed=seeds())
 @settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
-def test_conv_error_bound_covers_fresh_points(case, width, seed):
-    """docs/design.md §6.7: for a CNN fitted by `fit_norm_layers`, torch's own forward of the float64 frozen module
-    stays within ``certificate.error_bound`` of the target module's forward at fresh points, corners included."""
+def test_conv_error_bound_covers_fresh_points(dtype, case, width, seed):
+    """docs/design.md §6.7: for a CNN fitted by `fit_norm_layers`, torch's own forward of the frozen module in
+    ``dtype`` (certified in that dtype) stays within ``certificate.error_bound`` of the target module's float64
+    forward at fresh points, corners included (the float32 target holds the same values as its float64 copy)."""
     from verify.nn import fit_norm_layers, frozen_like
 
     target, box = case
+    target = target.to(getattr(torch, dtype))
     frozen = frozen_like(target, width, seed=seed)
     try:
-        result = fit_norm_layers(frozen, target, box)
+        result = fit_norm_layers(frozen, target, box, rtol=RTOL[dtype])
     except verify.CertificateError as error:
         assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
         event("refused")
@@ -264,16 +277,17 @@ def test_conv_error_bound_covers_fresh_points(case, width, seed):
         event("infeasible (rank)")
         assume(False)
     certificate = result.certificate
-    assert not certificate.sampled_only and np.isfinite(certificate.error_bound)
+    assert not certificate.sampled_only and np.isfinite(certificate.error_bound) and certificate.dtype == dtype
     x = box_points(box, FRESH, np.random.default_rng(seed))
     with torch.no_grad():
         inputs = torch.tensor(x.reshape(-1, *box.shape), dtype=torch.float64)
-        g = frozen(inputs).reshape(len(x), -1).numpy()
-        f = target(inputs).reshape(len(x), -1).numpy()
+        g = frozen(inputs.to(getattr(torch, dtype))).reshape(len(x), -1).double().numpy()
+        f = copy.deepcopy(target).double()(inputs).reshape(len(x), -1).numpy()
     error = float(np.max(np.abs(g - f)))
     note(f"{target}; bound {certificate.error_bound:.3g}, observed {error:.3g}, scale {certificate.scale:.3g}")
     assert error <= certificate.error_bound
+    event(f"{dtype}: bound / scale <= 1e{math.ceil(np.log10(max(certificate.relative_error_bound, 1e-16)))}")
     if error == 0:
-        event("observed 0: g = f exactly at every fresh point")
+        event(f"{dtype}: observed 0: g = f exactly at every fresh point")
     else:
-        event(f"bound / observed >= 1e{int(np.log10(certificate.error_bound / error))}")
+        event(f"{dtype}: bound / observed >= 1e{int(np.log10(certificate.error_bound / error))}")

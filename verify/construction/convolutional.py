@@ -10,10 +10,15 @@
 3. each odd channel's shift is the closed-form minimum over every output position (the hull of
    the positions' ranges, `verify.core.channels.ConvChannels`);
 4. the certificate: per block the residual, rank, condition and smallest per-channel margin; the
-   rigorous bound on ``|ĝ − f̂|`` over the whole domain, in float64 and any summation order, of
-   `verify.core.graph_bound` on the pair's graph (`verify.core.graph.conv_graph`), required
+   rigorous bound on ``|ĝ − f̂|`` over the whole domain, in the evaluation dtype and any summation
+   order, of `verify.core.graph_bound` on the pair's graph (`verify.core.graph.conv_graph`), required
    ``<= rtol · scale``; and a sampled check on domain points (corners included), evaluated in
    batches, a sanity check of that bound: every sampled ``|g − f|`` must lie within it.
+
+The evaluation dtype is float64 unless the caller names another (`verify.nn.fit_norm_layers` passes
+the dtype of the frozen module's parameters): γ and β are then rounded to it, and the bound is
+computed on the rounded values, for the frozen weights and statistics as read (a float32 module's
+values are float32 numbers, held exactly in float64), as docs/design.md §6.5 does for dense chains.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from verify.core.conv_networks import (
     resolve_domain,
 )
 from verify.core.domains import Domain
-from verify.core.error_bound import ErrorBound
+from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError
 from verify.core.graph import conv_graph
 from verify.core.graph_bound import graph_error_bound
+from verify.core.interop import round_to
 from verify.core.numerics import residual_ratio
 from verify.core.tolerances import evaluation_tolerance
 
@@ -53,8 +59,14 @@ def reconstruct_convolutional(
     samples: int = 256,
     seed: int = 0,
     rtol: float = 1e-6,
+    dtype: str = "float64",
+    target_dtype: str = "float64",
 ) -> Reconstruction:
     """`verify.reconstruct` for convolutional networks (same arguments and result, see module notes).
+
+    ``dtype`` is the frozen network's evaluation dtype (``"float64"``, ``"float32"``, ``"float16"`` or
+    ``"bfloat16"``) and ``target_dtype`` the target's: γ and β come back rounded to ``dtype`` (as float64
+    arrays) and ``certificate.dtype`` says which dtype they are certified in.
 
     ``domain`` is a `verify.Box` over the input tensor (``lo``/``hi`` shaped like one input, or numbers
     with ``shape=``) or a `verify.Ball` (its bounding box bounds the layers). ``gamma``/``beta`` come
@@ -62,6 +74,7 @@ def reconstruct_convolutional(
     """
     check_conv_architecture(target, frozen)
     check_options(mode, method, samples, rtol, bound)
+    unit_roundoff(dtype), unit_roundoff(target_dtype)  # a ValueError naming the dtypes it takes
     plan_solves(conv_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     if domain is None:
         raise ValueError(
@@ -78,8 +91,11 @@ def reconstruct_convolutional(
     shifts = [layer[1] for t in tuned for layer in (t.odd, t.even)]
     certificates = [t.certificate for t in tuned]
     gamma, beta = frozen.norm_params(scales, shifts)
+    gamma, beta = [round_to(g, dtype) for g in gamma], [round_to(b, dtype) for b in beta]
     points = domain.sample(samples, np.random.default_rng(seed))
-    certified = graph_error_bound(conv_graph(target, frozen, gamma, beta), domain)
+    certified = graph_error_bound(
+        conv_graph(target, frozen, gamma, beta), domain, dtype=dtype, target_dtype=target_dtype
+    )
     sampled = sampled_check(target, frozen, points, gamma, beta, certificates, rtol, certified)
     certificate = Certificate(
         mode=mode,

@@ -152,7 +152,8 @@ def reconstruct(
     where ``target``'s output has no ReLU after it, and ``result.gamma``, ``result.beta`` hold two
     arrays: the weight and bias of the BatchNorm2d after the ``k×k`` convolution (``n`` channels) and
     after the 1×1 convolution (``C_out`` channels). The certificate of a convolutional network carries
-    the rigorous bound of its graph (`verify.core.graph_bound`), computed in float64.
+    the rigorous bound of its graph (`verify.core.graph_bound`), computed in float64 (`verify.nn.fit_norm_layers`
+    certifies a torch module in its own dtype).
 
     The evaluation dtype is the torch floating dtype of the networks' tensors (``frozen`` first),
     float64 for numpy arrays and for integer or bool tensors; ``gamma`` and ``beta`` come back in

@@ -12,7 +12,9 @@
    rigorous bound of `verify.core.residual_bound` over the domain, and samples check that bound
    (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
 
-Results are computed and certified in float64 (numpy arrays).
+Results are certified in float64 (numpy arrays) unless the caller names another evaluation dtype
+(`verify.nn.fit_norm_layers` passes the frozen module's): γ and β are then rounded to it and the bound is
+computed on the rounded values.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from verify.construction.result import Reconstruction
 from verify.construction.tuning import check_options, tune_block
 from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
-from verify.core.error_bound import ErrorBound
+from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.interop import round_to
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
@@ -60,6 +63,8 @@ def reconstruct_residual(
     samples: int = 256,
     seed: int = 0,
     rtol: float = 1e-6,
+    dtype: str = "float64",
+    target_dtype: str = "float64",
 ) -> ResidualReconstruction:
     """Choose a frozen residual network's normalization parameters so that it computes ``target`` on ``domain``.
 
@@ -81,6 +86,9 @@ def reconstruct_residual(
     rtol : float
         Accuracy demanded of the certified bound: ``error_bound <= rtol · scale`` (docs/design.md §6.6), with
         ``scale`` the target's absolute-value evaluation over the domain.
+    dtype, target_dtype : str
+        The frozen network's and the target's evaluation dtypes (``"float64"`` … ``"bfloat16"``): ``gamma``,
+        ``beta`` come back rounded to ``dtype`` (as float64 arrays), certified in it (``certificate.dtype``).
 
     Returns
     -------
@@ -100,6 +108,7 @@ def reconstruct_residual(
     """
     check_residual_architecture(target, frozen)
     check_options(mode, method, samples, rtol, bound)
+    unit_roundoff(dtype), unit_roundoff(target_dtype)  # a ValueError naming the dtypes it takes
     plan_solves(residual_sizes(frozen), method, mode)  # every pair fits before the first is solved
     if not isinstance(domain, Domain):
         raise ValueError(
@@ -134,7 +143,8 @@ def reconstruct_residual(
                 )
             )
     gamma, beta = frozen.norm_params(scales, shifts)
-    bound = residual_error_bound(target, frozen, gamma, beta, domain)
+    gamma, beta = [round_to(g, dtype) for g in gamma], [round_to(b, dtype) for b in beta]
+    bound = residual_error_bound(target, frozen, gamma, beta, domain, dtype=dtype, target_dtype=target_dtype)
     sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol, bound)
     certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled, bound, rtol)
     if not certificate.holds:

@@ -197,11 +197,12 @@ class ResidualCertificate:
         if not self.bound.within(self.rtol):
             why = f" ({self.bound.reason})" if self.bound.reason else ""
             reasons.append(
-                f"certified bound {self.error_bound:.3g} on |ĝ − f̂| over the domain{why} is "
+                f"certified bound {self.error_bound:.3g} on |ĝ − f̂| over the domain in {self.dtype}{why} is "
                 f"{self.relative_error_bound:.3g} of the target's scale {self.scale:.3g}, above rtol = {self.rtol:g} "
                 f"(largest cond(T) {self.max_stream_condition:.3g}, "
                 f"largest branch condition {self.max_condition:.3g}); "
                 "use a larger rtol, fewer branches or more branch width"
+                + ("" if self.dtype == "float64" else ", or float64 networks")
             )
         if not self.sampled.holds:
             reasons.append(

@@ -139,8 +139,9 @@ def frozen_residual_mlp(
     biases, eps, dtype, device
         Frozen Linear biases (default none), BatchNorm ``eps``, the dtype (default torch's default dtype) and
         device. BatchNorm starts at weight 1, bias 0, running mean 0, variance 1. The construction is solved
-        and certified in float64; ``dtype=torch.float64`` keeps its accuracy in the module (a float32 module
-        measured ``max |g − f| / max |f| ≈ 1e-3`` at d = 6, m = 3, L = 3: the scales and shifts cancel).
+        in float64 and `verify.nn.fit_norm_layers` certifies it in the module's dtype; ``dtype=torch.float64``
+        keeps its accuracy (in float32 the rigorous bound at d = 6, m = 3, L = 3 is ``1e4`` of the scale: the
+        scales and shifts cancel, and such a module is refused).
     """
     dims = [as_count(w, f"widths[{j}]") for j, w in enumerate(as_sequence(widths, "widths"))]
     if len(dims) < 2:

@@ -16,6 +16,7 @@ import verify.job.claims.graph_classes
 import verify.job.claims.graph_resnet
 import verify.job.claims.paired
 import verify.job.claims.properties
+import verify.job.claims.routes
 import verify.job.claims.solvers_speed
 import verify.job.claims.sparse_case3
 import verify.job.claims.sparse_decision
