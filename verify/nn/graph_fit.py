@@ -41,13 +41,13 @@ from verify.core.blocks import blocks
 from verify.core.domains import AffineRange, Box, Domain
 from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
-from verify.core.graph_bound import Value, graph_error_bound
+from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
 from verify.nn.graph_bounds import interval_bounds, node_values
 from verify.nn.graph_idioms import check_shapes
-from verify.nn.graph_lower import lower_graph
+from verify.nn.graph_lower import certified_bound
 from verify.nn.modules import from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
@@ -379,7 +379,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     _load(results)
     frozen.eval()
     try:
-        bound, values = _graph_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
+        bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
         fitted = _certify(
             target_graph,
             frozen_graph,
@@ -404,33 +404,6 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
         )
     return fitted
-
-
-def _dtype(module: nn.Module) -> str:
-    return str(next(module.parameters()).dtype).removeprefix("torch.")
-
-
-def _graph_bound(
-    graph: ModelGraph,
-    pairs: dict[str, GraphNode],
-    constants: dict[str, Any],
-    bounds: dict[str, Any],
-    domain: Domain,
-    target: nn.Module,
-    frozen: nn.Module,
-) -> tuple[ErrorBound, dict[str, Value]]:
-    """The rigorous bound of the loaded frozen model against the target over ``domain``, and every node's
-    `verify.core.graph_bound.Value` (the per-node bounds of the figures)."""
-    values: dict[str, Value] = {}
-    lowered = lower_graph(graph, pairs, constants, bounds)
-    bound = graph_error_bound(
-        lowered,
-        domain,
-        _dtype(frozen),
-        _dtype(target),
-        on_node=lambda node, value: values.__setitem__(node.name, value),
-    )
-    return bound, values
 
 
 def _node_bound(value: Value) -> float:

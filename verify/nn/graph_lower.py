@@ -29,12 +29,14 @@ import torch
 from torch import fx, nn
 
 from verify.core.convolution import AffineLayer, Conv, Linear
-from verify.core.error_bound import _U64, _gamma
+from verify.core.domains import Domain
+from verify.core.error_bound import _U64, ErrorBound, _gamma
 from verify.core.graph import Graph, LinearMap, Node, Norm, Pair
+from verify.core.graph_bound import Value, graph_error_bound
 from verify.nn.graph import ADD, INPUT, LINEAR, RELU, GraphNode, ModelGraph
 from verify.nn.graph_bounds import run_node
 
-__all__ = ["lower_graph"]
+__all__ = ["certified_bound", "lower_graph"]
 
 _MAX_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _AVG_MODULES = (nn.AvgPool1d, nn.AvgPool2d)
@@ -207,3 +209,31 @@ def lower_graph(
     if nodes[-1].name != output:  # the output last (nodes after it do not reach it: `match` refuses them)
         raise ValueError(f"graph output '{output}' is not the last tensor node; remove the nodes after it")
     return Graph(tuple(nodes))
+
+
+def _dtype(module: nn.Module) -> str:
+    return str(next(module.parameters()).dtype).removeprefix("torch.")
+
+
+def certified_bound(
+    graph: ModelGraph,
+    pairs: dict[str, GraphNode],
+    constants: dict[str, Any],
+    bounds: dict[str, Any],
+    domain: Domain,
+    target: nn.Module,
+    frozen: nn.Module,
+) -> tuple[ErrorBound, dict[str, Value]]:
+    """The rigorous bound (`verify.core.graph_bound.graph_error_bound`) of the frozen model, as its modules now
+    hold γ and β and in its dtype, against the target in its own, over ``domain``; and every node's
+    `verify.core.graph_bound.Value`, by name."""
+    values: dict[str, Value] = {}
+    lowered = lower_graph(graph, pairs, constants, bounds)
+    bound = graph_error_bound(
+        lowered,
+        domain,
+        _dtype(frozen),
+        _dtype(target),
+        on_node=lambda node, value: values.__setitem__(node.name, value),
+    )
+    return bound, values
