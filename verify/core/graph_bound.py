@@ -18,11 +18,18 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   is one convolution of the odd layer's geometry), so
   ``δ' = |W| ⋆ δ + |E| ⋆ |ẑ|max + |r| + |s'| |A| (ρ_odd + max(0, −m)) + ρ_even`` with
   ``ρ = γ_{n + OPS}(|s|(|M| ⋆ |û| + |c| + |μ|) + |β|) + (n + OPS) η`` and ``n`` the frozen layer's
-  full fan-in ``C_in · prod(kernel)``.
+  full fan-in ``C_in · prod(kernel)``. A *mirrored* pair (`verify.core.graph.Pair`) is linear for
+  every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and ``E``, ``r`` are its halves'. A
+  folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS`` roundings and the fold's to the
+  target's: ``γ_{m + 2 + 2·OPS}(|W| ⋆ |ẑ_f| + c)`` in place of ``γ_{m+2}(|W| ⋆ |ẑ_f| + |b|)``.
 * **relu**: 1-Lipschitz, ``δ`` passes; an element whose ``hi + δ ≤ 0`` is exactly 0 in both.
 * **maxpool**: 1-Lipschitz in ``∞``: ``δ' = maxpool(δ)``; max is exact in floating point.
 * **avgpool**, **adaptiveavgpool**: a mean of ``k`` terms: ``δ' = pool(δ) + γ_{k+1} pool(|ẑ|max) + (k+1) η``.
 * **add**: ``δ₁ + δ₂ + u (|ẑ₁|max + |ẑ₂|max)``; **concat**, **flatten**, **reshape**: exact.
+* **map** (a linear ``f`` with coefficients ``≥ 0``, `verify.core.graph.LinearMap`): monotone, so
+  ``[f(lo), f(hi)]`` encloses the exact values, and ``|f(ẑ) − f(z)| ≤ f(|ẑ − z|) ≤ f(δ)``. Selection,
+  zero padding, reshaping, stacking (``terms = 0``) round nothing: every field maps through ``f``. A
+  mean (``terms = k + 1``) is the average pool's transfer with ``f`` for the pool.
 
 The target's own rounding ``delta_f`` runs through the same transfers with ``|W|`` only.
 ``error_bound = max(δ + δ_f)`` at the output; ``scale`` is the largest target term there.
