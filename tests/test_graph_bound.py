@@ -7,7 +7,7 @@ import pytest
 
 import verify
 from verify.core.convolution import AvgPool, Flatten, MaxPool
-from verify.core.graph import Graph, Node, conv_graph
+from verify.core.graph import Graph, LinearMap, Node, conv_graph
 from verify.core.graph_bound import graph_error_bound
 
 
@@ -115,3 +115,53 @@ def test_conv_graph_refuses_switched_on_extra_channels() -> None:
         conv_graph(result.target, wide, gamma, beta)
     gamma[1][-1] = 0.0
     assert conv_graph(result.target, wide, gamma, beta).pairs[0].switched_off is not None
+
+
+def test_linear_map_nodes_bound_a_float32_evaluation() -> None:
+    """The ``map`` kind (docs/design.md §6.7): a strided slice with zero channel padding (exact) and a mean over
+    the spatial axes (``k = 16`` entries, ``k + 1`` roundings), with a stack of two inputs in between. The
+    float32 evaluation stays within the float32 bound; the exact maps add nothing to the input's cast error,
+    and the whole bound is a few roundings of the scale (the mean's γ_17 and the cast), not a loose one."""
+    shape = (2, 8, 8)
+
+    def shortcut(inputs):  # x[:, ::2, ::2] padded with one zero channel on each side
+        return np.pad(inputs[0][:, ::2, ::2], ((1, 1), (0, 0), (0, 0)))
+
+    def stack(inputs):
+        return np.stack(inputs)
+
+    def mean(inputs):
+        return inputs[0].mean(axis=(-2, -1))
+
+    graph = Graph(
+        (
+            Node("x", "input", (), None, shape),
+            Node("s", "map", ("x",), LinearMap(shortcut), (4, 4, 4)),
+            Node("t", "map", ("s", "s"), LinearMap(stack), (2, 4, 4, 4)),
+            Node("m", "map", ("t",), LinearMap(mean, terms=17), (2, 4)),
+        )
+    )
+    rng = np.random.default_rng(1)
+    lo = rng.uniform(-2, 0, shape)
+    box = verify.Box(lo, lo + 2)
+    seen = {}
+    bound = graph_error_bound(
+        graph, box, dtype="float32", on_node=lambda node, value: seen.setdefault(node.name, value)
+    )
+    moved = shortcut([seen["x"].delta])  # selection, zero padding, stacking: exact, the errors only move
+    assert np.array_equal(seen["t"].delta, np.stack([moved, moved])) and np.all(moved[[0, -1]] == 0)
+    # The mean's own rounding on top of the errors it averages, Higham's γ_17 = 17u/(1 − 17u), u = 2^-24: with
+    # the cast error dominating the sampled one, only this comparison would see it dropped.
+    size = shortcut([np.maximum(np.abs(lo - seen["x"].delta), np.abs(lo + 2 + seen["x"].delta))])
+    gamma = 17 * 2.0**-24 / (1 - 17 * 2.0**-24)
+    assert np.all(seen["m"].delta >= mean([np.stack([moved, moved])]) + gamma * mean([np.stack([size, size])]))
+    x = rng.uniform(lo, lo + 2, (2000, *shape))
+    x[:500] = np.where(rng.random((500, *shape)) < 0.5, lo, lo + 2)  # box corners
+
+    def evaluate(batch: np.ndarray, dtype: type) -> np.ndarray:
+        s = np.pad(batch.astype(dtype)[:, :, ::2, ::2], ((0, 0), (1, 1), (0, 0), (0, 0)))
+        return np.stack([s, s], axis=1).mean(axis=(-2, -1), dtype=dtype)
+
+    error = np.abs(evaluate(x, np.float32).astype(np.float64) - evaluate(x, np.float64)).max()
+    assert 0 < error <= bound.error_bound
+    assert bound.error_bound <= 20 * 2.0**-24 * bound.scale

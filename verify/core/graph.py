@@ -9,7 +9,10 @@ A `Graph` is a tuple of `Node`s in topological order, each naming its inputs. Th
   (`Pair`);
 * ``relu``, ``add``, ``concat`` (along channels), ``maxpool``, ``avgpool``, ``adaptiveavgpool``,
   ``flatten`` and ``reshape``: the parameter-free nodes, their `verify.core.convolution` layer in
-  ``op`` (``reshape``: the target shape in ``op``).
+  ``op`` (``reshape``: the target shape in ``op``; a ``maxpool``'s op may be any callable on
+  batches that takes maxima over windows of its input);
+* ``map``: a parameter-free linear map with nonnegative coefficients of one or more inputs
+  (selection, slicing, zero padding, reshape, stack/concatenation, mean or average), a `LinearMap`.
 
 The graph is data only: `verify.core.graph_bound` evaluates it. `conv_graph` lowers a tuned
 `ConvTargetNetwork` / `ConvFrozenNetwork` pair into it.
@@ -17,7 +20,7 @@ The graph is data only: `verify.core.graph_bound` evaluates it. `conv_graph` low
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +28,21 @@ import numpy as np
 from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, _live_inputs, check_conv_architecture
 from verify.core.convolution import AdaptiveAvgPool, AffineLayer, AvgPool, Conv, Flatten, Layer, MaxPool
 
-__all__ = ["KINDS", "Graph", "Node", "Norm", "Pair", "conv_graph"]
+__all__ = ["KINDS", "Graph", "LinearMap", "Node", "Norm", "Pair", "conv_graph"]
 
-KINDS = ("input", "pair", "relu", "add", "concat", "maxpool", "avgpool", "adaptiveavgpool", "flatten", "reshape")
+KINDS = (
+    "input",
+    "pair",
+    "relu",
+    "add",
+    "concat",
+    "maxpool",
+    "avgpool",
+    "adaptiveavgpool",
+    "flatten",
+    "reshape",
+    "map",
+)
 """The node kinds of a `Graph`."""
 
 _STRUCTURE_KIND = {MaxPool: "maxpool", AvgPool: "avgpool", AdaptiveAvgPool: "adaptiveavgpool", Flatten: "flatten"}
@@ -63,6 +78,14 @@ class Pair:
     output, the rounding counts); ``switched_off`` the frozen even rows beyond the target's (their
     layer and norm), whose ``γ = β = 0`` make them exactly 0 as long as their pre-normalization
     values stay finite.
+
+    ``mirrored``: the frozen odd rows come in exact mirrored halves (row ``i + n/2`` is row ``i``
+    negated in ``B`` and its bias, with the same scale ``s`` and the opposite shift ``t``, and the
+    even columns ``i`` and ``i + n/2`` are opposite): then ``ReLU(q) − ReLU(−q) = q`` makes the pair
+    linear for every input (docs/design.md §3), with the halves' composition as its map.
+    ``target_norm``: the target's eval BatchNorm folded into ``target``, given per output channel as
+    ``|s|(|b| + |μ|) + |β|`` (its input's bias and mean, its shift): the target computes the layer
+    and then that norm, whose roundings (and those of the fold in float64) are counted in its error.
     """
 
     target: AffineLayer
@@ -73,6 +96,30 @@ class Pair:
     odd_terms: int
     even_terms: int
     switched_off: tuple[AffineLayer, Norm] | None = None
+    mirrored: bool = False
+    target_norm: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMap:
+    """A parameter-free linear map ``y = f(x_1, …, x_m)`` whose coefficients are all ``≥ 0``.
+
+    ``fn`` takes one tensor per input (no batch axis) and returns one output tensor; it must be linear
+    with nonnegative coefficients (selection, slicing, zero padding, reshaping, stacking or
+    concatenating, averaging), so that it is monotone: ``[f(lo), f(hi)]`` encloses ``f`` over a box.
+    ``terms`` counts the roundings of one output entry in floating point: 0 for a map that only
+    selects, copies, pads with zeros or reshapes (exact), ``k + 1`` for a mean of at most ``k``
+    entries (``k − 1`` additions and a division, one more for a product by a rounded ``1/k``).
+    ``name`` says what it is, for messages.
+    """
+
+    fn: Callable[[Sequence[np.ndarray]], np.ndarray]
+    terms: int = 0
+    name: str = "map"
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        """``f`` on one tensor per input."""
+        return np.asarray(self.fn(inputs), dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,11 +18,18 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   is one convolution of the odd layer's geometry), so
   ``δ' = |W| ⋆ δ + |E| ⋆ |ẑ|max + |r| + |s'| |A| (ρ_odd + max(0, −m)) + ρ_even`` with
   ``ρ = γ_{n + OPS}(|s|(|M| ⋆ |û| + |c| + |μ|) + |β|) + (n + OPS) η`` and ``n`` the frozen layer's
-  full fan-in ``C_in · prod(kernel)``.
+  full fan-in ``C_in · prod(kernel)``. A *mirrored* pair (`verify.core.graph.Pair`) is linear for
+  every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and ``E``, ``r`` are its halves'. A
+  folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS`` roundings and the fold's to the
+  target's: ``γ_{m + 2 + 2·OPS}(|W| ⋆ |ẑ_f| + c)`` in place of ``γ_{m+2}(|W| ⋆ |ẑ_f| + |b|)``.
 * **relu**: 1-Lipschitz, ``δ`` passes; an element whose ``hi + δ ≤ 0`` is exactly 0 in both.
 * **maxpool**: 1-Lipschitz in ``∞``: ``δ' = maxpool(δ)``; max is exact in floating point.
 * **avgpool**, **adaptiveavgpool**: a mean of ``k`` terms: ``δ' = pool(δ) + γ_{k+1} pool(|ẑ|max) + (k+1) η``.
 * **add**: ``δ₁ + δ₂ + u (|ẑ₁|max + |ẑ₂|max)``; **concat**, **flatten**, **reshape**: exact.
+* **map** (a linear ``f`` with coefficients ``≥ 0``, `verify.core.graph.LinearMap`): monotone, so
+  ``[f(lo), f(hi)]`` encloses the exact values, and ``|f(ẑ) − f(z)| ≤ f(|ẑ − z|) ≤ f(δ)``. Selection,
+  zero padding, reshaping, stacking (``terms = 0``) round nothing: every field maps through ``f``. A
+  mean (``terms = k + 1``) is the average pool's transfer with ``f`` for the pool.
 
 The target's own rounding ``delta_f`` runs through the same transfers with ``|W|`` only.
 ``error_bound = max(δ + δ_f)`` at the output; ``scale`` is the largest target term there.
@@ -92,6 +99,8 @@ class _Walk:
                 widest = max(widest, pair.odd_terms, pair.even_terms, pair.target.flat_weight.shape[1] + 1)
             elif node.kind in ("avgpool", "adaptiveavgpool"):
                 widest = max(widest, node.op.terms(shapes[node.inputs[0]]))
+            elif node.kind == "map":
+                widest = max(widest, node.op.terms)
         self.inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
         self.peak = 0.0
         self.reason = ""
@@ -123,12 +132,15 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     mag_odd = (ch(np.abs(so)) * (h_odd + ch(np.abs(on.mean))) + ch(np.abs(on.beta))) * inflate
     rho_odd = _gamma(p.odd_terms + OPS, u) * mag_odd + (p.odd_terms + OPS) * walk.tiny
     # The linear regime per position: the odd pre-activation's minimum over the computed input's box.
-    lo_g, hi_g = v.computed(v.delta)
-    scaled = odd.weight * _channels(so, odd.weight)
-    image = odd.range(lo_g, hi_g, scaled, so * odd.bias + to)
-    allowance = 2 * _gamma(odd.flat_weight.shape[1] + 12, _U64) * mag_odd
-    margin = (image.mid - image.rad).reshape(mag_odd.shape) - allowance
-    odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
+    if p.mirrored:  # ReLU(q) − ReLU(−q) = q: linear for every input, no regime to leave
+        odd_error = rho_odd
+    else:
+        lo_g, hi_g = v.computed(v.delta)
+        scaled = odd.weight * _channels(so, odd.weight)
+        image = odd.range(lo_g, hi_g, scaled, so * odd.bias + to)
+        allowance = 2 * _gamma(odd.flat_weight.shape[1] + 12, _U64) * mag_odd
+        margin = (image.mid - image.rad).reshape(mag_odd.shape) - allowance
+        odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
     # The even (1x1) layer on |û| <= |p| + ρ_odd.
     u_odd = (mag_odd + rho_odd) * inflate
     h_even = (_apply(even, u_odd, np.abs(even.weight)) + _channels(np.abs(even.bias), u_odd)) * inflate
@@ -148,17 +160,20 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     if peak > walk.huge / 2:
         walk.reason = walk.reason or f"{node.name}: intermediate values may overflow"
     # The residuals of the scale equation E and of the shift r, with the stored parameters.
-    a, b, w = even.flat_weight, odd.flat_weight, target.flat_weight
+    # A mirrored pair's exact map is its first halves' composition (row i + n/2 cancels the ReLU of row i).
+    half = slice(0, odd.out_channels // 2) if p.mirrored else slice(None)
+    a, b, w = even.flat_weight[:, half], odd.flat_weight[half], target.flat_weight
+    so_h, to_h, c_h = so[half], to[half], odd.bias[half]
     slack = 2 * _gamma(b.shape[0] + 12, _U64)
-    e_hat = se[:, None] * ((a * so) @ b) - w
-    e_terms = np.abs(se)[:, None] * ((np.abs(a) * np.abs(so)) @ np.abs(b)) + np.abs(w)
+    e_hat = se[:, None] * ((a * so_h) @ b) - w
+    e_terms = np.abs(se)[:, None] * ((np.abs(a) * np.abs(so_h)) @ np.abs(b)) + np.abs(w)
     e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
-    t_abs = (np.abs(on.beta) + np.abs(so) * np.abs(on.mean)) * (1 + 4 * _gamma(4, _U64))
-    r_hat = te + se * (a @ (so * odd.bias + to) + even.bias) - target.bias
+    t_abs = (np.abs(on.beta[half]) + np.abs(so_h) * np.abs(on.mean[half])) * (1 + 4 * _gamma(4, _U64))
+    r_hat = te + se * (a @ (so_h * c_h + to_h) + even.bias) - target.bias
     r_terms = (
         np.abs(en.beta)
         + np.abs(se) * np.abs(en.mean)
-        + np.abs(se) * (np.abs(a) @ (np.abs(so) * np.abs(odd.bias) + t_abs) + np.abs(even.bias))
+        + np.abs(se) * (np.abs(a) @ (np.abs(so_h) * np.abs(c_h) + t_abs) + np.abs(even.bias))
         + np.abs(target.bias)
     )
     r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
@@ -179,7 +194,12 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     lo, hi = mid - rad - reach, mid + rad + reach
     bias_abs = _channels(np.abs(target.bias), delta)
     terms = (_apply(target, v.terms, w_abs) + bias_abs) * inflate
-    rho_f = _gamma(m + 2, walk.uf) * (_apply(target, v.size(v.delta_f), w_abs) + bias_abs) + (m + 2) * walk.tinyf
+    # A folded target BatchNorm: its OPS roundings after the layer's, and the fold's own (done in the
+    # target's dtype), on the magnitude |W| |x| + |s|(|b| + |μ|) + |β| >= both the layer's and the norm's.
+    ops, extra = (0, bias_abs) if p.target_norm is None else (2 * OPS, _channels(p.target_norm, delta))
+    rho_f = (
+        _gamma(m + 2 + ops, walk.uf) * (_apply(target, v.size(v.delta_f), w_abs) + extra) + (m + 2 + ops) * walk.tinyf
+    )
     delta_f = (_apply(target, v.delta_f, w_abs) + rho_f) * inflate
     walk.per_pair.append(float(np.max(delta)))
     walk.frozen_scale = float(np.max(mag_even))
@@ -198,18 +218,32 @@ def _relu(v: Value) -> Value:
     )
 
 
-def _mean(walk: _Walk, node: Node, v: Value, terms: int) -> Value:
-    """Average pooling (fixed or adaptive windows): a mean of at most ``terms − 1`` entries."""
-    op = node.op
+def _linear_map(walk: _Walk, fn: Callable[..., np.ndarray], values: list[Value], terms: int) -> Value:
+    """A linear map with nonnegative coefficients of one or more inputs (``fn`` on one tensor per input):
+    exact (``terms = 0``: selection, zero padding, reshape, concatenation) or a mean (``terms`` roundings)."""
+    if terms == 0:
+        fields = [fn(*(getattr(v, name) for v in values)) for name in ("lo", "hi", "delta", "delta_f", "terms")]
+        return Value(*fields, nonneg=all(v.nonneg for v in values))
     inflate = walk.inflate
+    size = fn(*(np.maximum(np.abs(v.lo), np.abs(v.hi)) for v in values))
+    reach = 2 * _gamma(terms + 2, _U64) * size * inflate
+    computed = fn(*(v.size(v.delta) for v in values))
+    computed_f = fn(*(v.size(v.delta_f) for v in values))
+    delta = fn(*(v.delta for v in values)) + _gamma(terms, walk.u) * computed * inflate + terms * walk.tiny
+    delta_f = fn(*(v.delta_f for v in values)) + _gamma(terms, walk.uf) * computed_f * inflate + terms * walk.tinyf
+    return Value(
+        fn(*(v.lo for v in values)) - reach,
+        fn(*(v.hi for v in values)) + reach,
+        delta * inflate,
+        delta_f * inflate,
+        fn(*(v.terms for v in values)) * inflate,
+        all(v.nonneg for v in values),
+    )
 
-    def pool(x: np.ndarray) -> np.ndarray:
-        return op(x[None])[0]
 
-    reach = 2 * _gamma(terms + 2, _U64) * pool(np.maximum(np.abs(v.lo), np.abs(v.hi))) * inflate
-    delta = (pool(v.delta) + _gamma(terms, walk.u) * pool(v.size(v.delta)) * inflate + terms * walk.tiny) * inflate
-    delta_f = pool(v.delta_f) + _gamma(terms, walk.uf) * pool(v.size(v.delta_f)) * inflate + terms * walk.tinyf
-    return Value(pool(v.lo) - reach, pool(v.hi) + reach, delta, delta_f * inflate, pool(v.terms) * inflate, v.nonneg)
+def _mean(node: Node, walk: _Walk, v: Value, terms: int) -> Value:
+    """Average pooling (fixed or adaptive windows): a mean of at most ``terms − 1`` entries."""
+    return _linear_map(walk, lambda x, op=node.op: op(x[None])[0], [v], terms)
 
 
 def _add(walk: _Walk, first: Value, second: Value) -> Value:
@@ -281,11 +315,13 @@ def graph_error_bound(
         elif node.kind == "maxpool":
             value = ins[0].map(lambda x, op=node.op: op(x[None])[0])
         elif node.kind in ("avgpool", "adaptiveavgpool"):
-            value = _mean(walk, node, ins[0], node.op.terms(shapes[node.inputs[0]]))
+            value = _mean(node, walk, ins[0], node.op.terms(shapes[node.inputs[0]]))
         elif node.kind in ("flatten", "reshape"):
             value = ins[0].map(lambda x, shape=node.shape: x.reshape(shape))
         elif node.kind == "add":
             value = _add(walk, ins[0], ins[1])
+        elif node.kind == "map":
+            value = _linear_map(walk, node.op, ins, node.op.terms)
         else:  # concat
             value = _concat(ins)
         values[node.name] = value

@@ -4,21 +4,24 @@ Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetw
 BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
 for that node's input (`verify.nn.graph_bounds`). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
-target. Each pair's own certificate proves ``|ĝ − f̂| <= e_k`` on its box. The graph's figures:
+target. The graph's figures:
 
-* ``error_bound``: the pairs' bounds carried through the graph to first order (``|W| e + e_k`` at a
-  Linear, the node itself elsewhere: an addition adds its inputs' errors, ReLU and pooling are
-  1-Lipschitz), plus the rounding of a folded target BatchNorm; certified when
-  ``error_bound <= rtol · scale`` (``scale``: the target evaluated with absolute values over the domain);
-* ``margin_ratio`` per node: the error carried into a pair, ``|s| |B| e_in``, against its activity
-  margins; ``<= 1`` means no upstream error can take a shifted neuron out of its linear regime. Where it
-  can, the neuron leaves it by at most the excess (ReLU is 1-Lipschitz), and ``|s'| |A|`` times that
-  excess is added to the pair's output error, as `verify.core.error_bound` does within a network;
+* ``error_bound``: rigorous, over every point of the domain: the fitted model is lowered into the
+  core graph (`verify.nn.graph_lower`, with the γ, β its BatchNorm modules hold) and bounded by
+  `verify.core.graph_bound.graph_error_bound` (docs/design.md §6.7): per-position pair transfers with
+  the residuals of the stored parameters, neurons that may leave their linear regime, every
+  rounding of the frozen model in its dtype and of the target in its own (a folded BatchNorm's
+  included), no first-order truncation. Certified when ``error_bound <= rtol · scale`` (``scale``:
+  the target evaluated with absolute values over the domain);
+* ``margin_ratio`` per node: the error the bound carries into a pair, ``|s| |B| e_in``, against its
+  activity margins; ``<= 1`` means no upstream error can take a shifted neuron out of its linear
+  regime (where it can, the bound counts how far it leaves it);
 * ``shift_ratio`` per node: the largest bias shift ``τ`` against the largest signal ``|s ⊙ (B z + c)|``
   the pair's odd layer carries on the sample points: how loose the bounds at that depth became (the
   even layer cancels ``A τ``, so about ``shift_ratio · ε`` relative precision is what it costs);
-* the end-to-end check: both modules' own operations (their traced graphs run node by node) on fresh
-  domain points (corners included), every node's observed error against its propagated bound.
+* the end-to-end check, a sanity check of the bound: both modules' own operations (their traced graphs
+  run node by node) on fresh domain points (corners included), every node's observed error against its
+  bound.
 """
 
 from __future__ import annotations
@@ -36,22 +39,21 @@ from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.core.bias_shift import activity_margin
 from verify.core.blocks import blocks
 from verify.core.domains import AffineRange, Box, Domain
+from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
+from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
-from verify.nn.graph_bounds import interval_bounds, node_values, propagate
+from verify.nn.graph_bounds import interval_bounds, node_values
 from verify.nn.graph_idioms import check_shapes
+from verify.nn.graph_lower import certified_bound
 from verify.nn.modules import from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
 CHECK_BATCH = 16
 """Points per forward pass of the end-to-end check."""
-
-FOLD_OPS = 10
-"""Roundings of a target BatchNorm evaluated after its Linear (as `verify.core.error_bound` counts them):
-folding it into the Linear changes ``f̂`` by at most ``FOLD_OPS · u`` times the node's magnitude."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,10 @@ class NodeFit:
         ``max τ / max |s ⊙ (B z + c)|`` over the sample points: the largest bias shift against the signal.
     margin_ratio : float
         ``max |s| (|B| e_in) / margin`` over the odd neurons (0/0 read as 0): ``<= 1`` means the error
-        carried into the pair cannot take a shifted neuron out of its linear regime (above 1, the excess
-        is counted in ``error_bound``).
+        carried into the pair cannot take a shifted neuron out of its linear regime (above 1, the graph
+        bound counts how far it may leave it).
     error_bound : float
-        Propagated bound on ``|ĝ − f̂|`` at the node's output (largest entry).
+        Rigorous bound on ``|ĝ − f̂|`` at the node's output over the domain (largest entry).
     observed_error : float
         ``max |ĝ − f̂|`` at the node's output over the sample points (torch's forwards).
     scale : float
@@ -111,7 +113,9 @@ class GraphReconstruction:
     nodes : tuple of NodeFit
         In topological order.
     error_bound : float
-        Propagated bound on ``max |ĝ − f̂|`` at the output over the domain.
+        Rigorous bound on ``max |ĝ − f̂|`` at the output over the whole domain, for the frozen module
+        evaluated in its dtype in any summation order (`verify.core.graph_bound.graph_error_bound`);
+        ``inf`` when an intermediate value may overflow (``reason`` says where).
     scale : float
         The target's absolute-value evaluation at the output over the domain (largest entry).
     rtol : float
@@ -127,6 +131,8 @@ class GraphReconstruction:
         The input domain.
     mode : str
         The mode every pair was solved in (``"paper"`` or ``"minimal"``).
+    reason : str
+        Why ``error_bound`` is infinite (empty otherwise).
     """
 
     nodes: tuple[NodeFit, ...]
@@ -139,6 +145,7 @@ class GraphReconstruction:
     domain: Domain
     output_size: float = 0.0
     mode: str = "paper"
+    reason: str = ""
 
     @property
     def error_ratio(self) -> float:
@@ -167,16 +174,17 @@ class GraphReconstruction:
         out = []
         if not self.error_bound <= self.rtol * self.scale:
             out.append(
-                f"the propagated error bound {self.error_bound:.3g} is {self.error_bound / self.scale:.3g} of the "
+                f"the error bound {self.error_bound:.3g} is {self.error_bound / self.scale:.3g} of the "
                 f"target's scale {self.scale:.3g}, above rtol = {self.rtol:.3g}"
+                + (f" ({self.reason})" if self.reason else "")
             )
         if not self.error_ratio <= 1:
-            out.append(f"a sampled error exceeds its propagated bound ({self.error_ratio:.3g} of it)")
+            out.append(f"a sampled error exceeds its bound ({self.error_ratio:.3g} of it)")
         return out
 
     @property
     def holds(self) -> bool:
-        """Every pair certified (they are, or no result exists), the propagated bound within ``rtol``,
+        """Every pair certified (they are, or no result exists), the graph's bound within ``rtol``,
         and no sampled error beyond its bound."""
         return not self.failures()
 
@@ -295,12 +303,6 @@ class _Regime:
         moved = self.node.apply(e_in.detach().double().cpu(), self.odd_weight.abs())
         return np.abs(self.scale) * moved.reshape(len(self.scale), -1).amax(dim=1).numpy()
 
-    def excess_effect(self, e_in: torch.Tensor) -> torch.Tensor:
-        """What neurons pushed beyond their margin add at the pair's output: a neuron leaves its linear
-        regime by at most ``max(0, moved − margin)`` (ReLU is 1-Lipschitz), carried by ``|s'| |A|``."""
-        excess = np.maximum(self.moved(e_in) - self.margin, 0.0)
-        return _per_channel(self.node, torch.as_tensor(self.even @ excess))
-
     def signal(self, z: torch.Tensor) -> float:
         """``max |s ⊙ (B z + c)|`` over the points ``z`` and all positions."""
         h = self.node.apply(z.detach().double().cpu(), self.odd_weight, self.bias)
@@ -351,7 +353,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     target_graph, frozen_graph = read_graph(target, "target"), read_graph(frozen, "frozen")
     pairs = match(target_graph, frozen_graph)
     domain, shape = _input_box(target_graph, domain)
-    check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)
+    constants = check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)
     rtol = options.get("rtol", 1e-6)
     samples, seed = options.get("samples", 256), options.get("seed", 0)
     lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
@@ -367,22 +369,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
         results[node.name] = (reconstruct(one, pair, region, **options), region, module)
         seconds[node.name] = time.perf_counter() - started
 
-    magnitude = propagate(
-        target_graph,
-        torch.maximum(lo.abs(), hi.abs()),
-        lambda name, e: _per_channel(target_graph.node(name), target_graph.node(name).bias.abs().double()),
-    )
-    unit = {name: _unit_roundoff(results[name][0]) for name in results}
     regimes = {node.name: _Regime.of(node, results[node.name], bounds[node.inputs[0]]) for node in target_graph.layers}
-
-    def carried(name: str, e_in: torch.Tensor) -> torch.Tensor:
-        """A pair's own bound, the rounding of a folded BatchNorm, and what neurons leaving their regime add."""
-        result, _, _ = results[name]
-        fold = FOLD_OPS * unit[name] * magnitude[name] if len(target_graph.node(name).modules) == 2 else 0.0
-        return result.certificate.error_bound + fold + regimes[name].excess_effect(e_in)
-
-    errors = propagate(target_graph, torch.zeros_like(lo), carried)
-
     saved = {
         id(m[i]): (m[i].weight.detach().clone(), m[i].bias.detach().clone())
         for *_, m in results.values()
@@ -392,6 +379,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     _load(results)
     frozen.eval()
     try:
+        bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
         fitted = _certify(
             target_graph,
             frozen_graph,
@@ -399,8 +387,8 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             results,
             seconds,
             regimes,
-            magnitude,
-            errors,
+            bound,
+            values,
             domain,
             shape,
             rtol,
@@ -418,9 +406,9 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     return fitted
 
 
-def _unit_roundoff(result: Reconstruction) -> float:
-    """Unit roundoff of the dtype the pair was certified in."""
-    return float(torch.finfo(getattr(torch, result.certificate.dtype)).eps) / 2
+def _node_bound(value: Value) -> float:
+    """``max (δ + δ_f)``: the bound on ``|ĝ − f̂|`` at one node."""
+    return float(np.max(value.delta + value.delta_f, initial=0.0))
 
 
 def _load(results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]]) -> None:
@@ -458,7 +446,7 @@ def _node_fit(
     depth: int,
     signal: float,
     error_in: torch.Tensor,
-    error_out: torch.Tensor,
+    error_out: float,
     observed: float,
     scale: float,
     seconds: float,
@@ -474,7 +462,7 @@ def _node_fit(
         region=region,
         shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(signal)),
         margin_ratio=residual_ratio(regime.moved(error_in), regime.margin),
-        error_bound=_largest(error_out),
+        error_bound=error_out,
         observed_error=observed,
         scale=scale,
         seconds=seconds,
@@ -488,8 +476,8 @@ def _certify(
     results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
     seconds: dict[str, float],
     regimes: dict[str, _Regime],
-    magnitude: dict[str, Any],
-    errors: dict[str, Any],
+    bound: ErrorBound,
+    values: dict[str, Value],
     domain: Domain,
     shape: tuple[int, ...],
     rtol: float,
@@ -519,6 +507,10 @@ def _certify(
         f, g = t_values[target_graph.output].double(), f_values[frozen_graph.output].double()
         size, error = max(size, _largest(f)), max(error, _largest(g - f))
     depths = target_graph.depths()
+
+    def carried_in(node: GraphNode) -> torch.Tensor:
+        return torch.as_tensor(values[target_graph.aliases.get(node.inputs[0], node.inputs[0])].delta)[None]
+
     nodes = [
         _node_fit(
             node,
@@ -526,22 +518,23 @@ def _certify(
             regimes[node.name],
             depths[node.name],
             signal[node.name],
-            errors[node.inputs[0]],
-            errors[node.name],
+            carried_in(node),
+            _node_bound(values[node.name]),
             observed[node.name],
-            _largest(magnitude[node.name]),
+            float(np.max(values[node.name].terms)),
             seconds[node.name],
         )
         for node in layers
     ]
     return GraphReconstruction(
         nodes=tuple(nodes),
-        error_bound=_largest(errors[target_graph.output]),
-        scale=_largest(magnitude[target_graph.output]),
+        error_bound=bound.error_bound,
+        scale=bound.scale,
         rtol=rtol,
         points=samples,
         max_abs_error=error,
         max_relative_error=error / size if size > 0 else error,
         domain=domain,
         output_size=size,
+        reason=bound.reason,
     )

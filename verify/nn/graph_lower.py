@@ -1,0 +1,239 @@
+"""A fitted graph-route model lowered into the numpy core graph (docs/design.md §6.7, §10).
+
+`lower_graph` turns a target graph read by `verify.nn.graph.read_graph`, the frozen pairs that
+`verify.nn.graph.match` found for its layers (with the γ, β stored in their BatchNorm modules) and the
+shape expressions' values at the domain's input shape into a `verify.core.graph.Graph`, which
+`verify.core.graph_bound.graph_error_bound` bounds over the whole domain:
+
+* a target Linear or Conv2d (a BatchNorm after it folded) and its frozen pair become a ``pair`` node:
+  the target layer, the frozen ``affine → norm → ReLU → affine → norm`` read from the modules the
+  frozen model runs, and, for a folded BatchNorm, the magnitude its roundings act on;
+* ReLU and additions become ``relu`` and ``add``; max pooling (fixed or adaptive) a ``maxpool``;
+* every other copied node (slicing and indexing, zero padding, reshape/flatten/view, stack and cat,
+  mean, average pooling, eval-mode Dropout, Identity) is a linear map with nonnegative coefficients:
+  a ``map`` node that runs the node itself (torch, float64) on one tensor per input, exact unless it
+  averages (``k + 1`` roundings for a mean of at most ``k`` entries);
+* shape expressions (``x.size(0)``) are the constants they are at the domain's input shape.
+
+The frozen graph has the target's nodes (`match` checks it node by node), so lowering the target's
+structure with the frozen pairs is lowering the frozen model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from verify.core.convolution import AffineLayer, Conv, Linear
+from verify.core.domains import Domain
+from verify.core.error_bound import _U64, ErrorBound, _gamma
+from verify.core.graph import Graph, LinearMap, Node, Norm, Pair
+from verify.core.graph_bound import Value, graph_error_bound
+from verify.nn.graph import ADD, INPUT, LINEAR, RELU, GraphNode, ModelGraph
+from verify.nn.graph_bounds import run_node
+
+__all__ = ["certified_bound", "lower_graph"]
+
+_MAX_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+_AVG_MODULES = (nn.AvgPool1d, nn.AvgPool2d)
+_ADAPTIVE_AVG_MODULES = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+
+
+def _array(value: torch.Tensor | None, like: torch.Tensor) -> np.ndarray:
+    if value is None:
+        return np.zeros(like.shape[0])
+    return value.detach().double().cpu().numpy()
+
+
+def _affine(layer: nn.Linear | nn.Conv2d, weight: torch.Tensor | None = None, bias: Any = "own") -> AffineLayer:
+    """The numpy layer of a torch Linear or Conv2d (its geometry), with its own or the given weight and bias."""
+    w = layer.weight if weight is None else weight
+    b = _array(layer.bias if isinstance(bias, str) else bias, w)
+    w_np = w.detach().double().cpu().numpy()
+    if isinstance(layer, nn.Conv2d):
+        return Conv.build(w_np, b, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+    return Linear(w_np, b)
+
+
+def _norm(bn: nn.modules.batchnorm._BatchNorm) -> Norm:
+    """The stored BatchNorm (the values its module holds, in its dtype) as the core's `Norm`."""
+    var = bn.running_var.detach().double().cpu().numpy()
+    return Norm(
+        _array(bn.weight, bn.running_var),
+        _array(bn.bias, bn.running_var),
+        bn.running_mean.detach().double().cpu().numpy(),
+        np.sqrt(var + float(bn.eps)),
+    )
+
+
+def _mirrored(odd: AffineLayer, norm: Norm, even: AffineLayer) -> bool:
+    """Whether the odd rows come in exact mirrored halves (`verify.core.graph.Pair`): row ``i + n/2`` is row
+    ``i`` negated (weight, bias, β, μ), with the same γ and σ, and the even columns are opposite."""
+    n = odd.out_channels
+    if n % 2:
+        return False
+    h = n // 2
+    b, a = odd.flat_weight, even.flat_weight
+    same = [(norm.gamma[h:], norm.gamma[:h]), (norm.std[h:], norm.std[:h])]
+    opposite = [(b[h:], b[:h]), (odd.bias[h:], odd.bias[:h]), (norm.beta[h:], norm.beta[:h])]
+    opposite += [(norm.mean[h:], norm.mean[:h]), (a[:, h:], a[:, :h])]
+    return all(np.array_equal(x, y) for x, y in same) and all(np.array_equal(x, -y) for x, y in opposite)
+
+
+def _target_norm(node: GraphNode) -> np.ndarray | None:
+    """``|s|(|b| + |μ|) + |β|`` per output channel of the BatchNorm folded into a target layer (None without)."""
+    if len(node.modules) != 2:
+        return None
+    layer, bn = node.modules
+    bias = _array(layer.bias, layer.weight)
+    gamma = np.ones_like(bias) if bn.weight is None else _array(bn.weight, bn.running_var)
+    beta = np.zeros_like(bias) if bn.bias is None else _array(bn.bias, bn.running_var)
+    scale = np.abs(gamma) / np.sqrt(bn.running_var.detach().double().cpu().numpy() + float(bn.eps))
+    mean = bn.running_mean.detach().double().cpu().numpy()
+    return (scale * (np.abs(bias) + np.abs(mean)) + np.abs(beta)) * (1 + _gamma(8, _U64))
+
+
+def _pair(layer: GraphNode, frozen: GraphNode, in_shape: tuple[int, ...]) -> Pair:
+    first, norm1, second, norm2 = frozen.modules
+    odd, even = _affine(first), _affine(second)
+    odd_norm = _norm(norm1)
+    return Pair(
+        target=_affine(layer.modules[0], layer.weight, layer.bias),
+        odd=odd,
+        odd_norm=odd_norm,
+        even=even,
+        even_norm=_norm(norm2),
+        odd_terms=odd.terms(in_shape),
+        even_terms=even.terms(odd.output_shape(in_shape)),
+        mirrored=_mirrored(odd, odd_norm, even),
+        target_norm=_target_norm(layer),
+    )
+
+
+class _Run:
+    """One copied fx node run by torch in float64 on one tensor per tensor input (no batch axis), the shape
+    expressions it reads at their constant values; ``batched`` takes and returns a batch of one instead."""
+
+    def __init__(self, graph: ModelGraph, node: GraphNode, inputs: tuple[str, ...], constants: dict, batched: bool):
+        self.graph, self.node, self.inputs, self.constants, self.batched = graph, node, inputs, constants, batched
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        given = dict(zip(self.inputs, arrays, strict=True))
+
+        def value(name: str) -> Any:
+            if name not in given:
+                return self.constants[name]
+            x = torch.tensor(given[name], dtype=torch.float64)
+            return x if self.batched else x[None]
+
+        with torch.no_grad():
+            out = run_node(self.graph, self.node.node, value)
+        out = out.detach().cpu().numpy()
+        return out if self.batched else out[0]
+
+
+def _pool_terms(
+    graph: ModelGraph, node: GraphNode, constants: dict, shape_in: tuple[int, ...], shape_out: tuple[int, ...]
+) -> int:
+    """Roundings of one output entry of an averaging node (0 if it does not average): ``k + 1`` for a mean of at
+    most ``k`` entries (a pool's kernel, an adaptive pool's widest bin, a mean's reduced entries)."""
+    fx_node = node.node
+    args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: constants.get(n.name))
+    name = ""
+    module = graph.traced.get_submodule(fx_node.target) if fx_node.op == "call_module" else None
+    if fx_node.op == "call_function":
+        name = getattr(fx_node.target, "__name__", "")
+    if isinstance(module, _AVG_MODULES) or ("avg_pool" in name and "adaptive" not in name):
+        kernel = module.kernel_size if module is not None else kwargs.get("kernel_size", args[1])
+        spatial = len(shape_in) - 1
+        kernel = (kernel,) * spatial if isinstance(kernel, int) else tuple(kernel)
+        return math.prod(kernel) + 1
+    if isinstance(module, _ADAPTIVE_AVG_MODULES) or "adaptive_avg_pool" in name:
+        bins = [min(-(-size // out) + 1, size) for size, out in zip(shape_in[1:], shape_out[1:], strict=True)]
+        return math.prod(bins) + 1
+    if (fx_node.op == "call_method" and fx_node.target == "mean") or fx_node.target is torch.mean:
+        return math.prod(shape_in) // max(1, math.prod(shape_out)) + 1
+    return 0
+
+
+def _is_max(graph: ModelGraph, node: GraphNode) -> bool:
+    fx_node = node.node
+    if fx_node.op == "call_module":
+        return isinstance(graph.traced.get_submodule(fx_node.target), _MAX_MODULES)
+    return fx_node.op == "call_function" and "max_pool" in getattr(fx_node.target, "__name__", "")
+
+
+def lower_graph(
+    graph: ModelGraph, pairs: dict[str, GraphNode], constants: dict[str, Any], bounds: dict[str, Any]
+) -> Graph:
+    """The core `Graph` of a target graph with its frozen pairs (``pairs``: `verify.nn.graph.match`'s map).
+
+    ``constants``: the shape expressions' values at the domain's input shape
+    (`verify.nn.graph_idioms.check_shapes`); ``bounds``: the target's ``(lo, hi)`` per node on a batch of one
+    (`verify.nn.graph_bounds.interval_bounds`), read here for the shape of each node's output.
+    """
+    nodes: list[Node] = []
+    tensors: set[str] = set()
+
+    def shape(name: str) -> tuple[int, ...]:
+        return tuple(bounds[name][0].shape[1:])
+
+    for node in graph.nodes:
+        value = bounds.get(node.name)
+        if node.name in constants or not (isinstance(value, tuple) and isinstance(value[0], torch.Tensor)):
+            continue  # a shape expression: a constant at this input shape
+        inputs = tuple(name for name in (graph.aliases.get(i, i) for i in node.inputs) if name in tensors)
+        out = shape(node.name)
+        if node.kind == INPUT:
+            nodes.append(Node(node.name, "input", (), None, out))
+        elif node.kind == LINEAR:
+            pair = _pair(node, pairs[node.name], shape(inputs[0]))
+            nodes.append(Node(node.name, "pair", inputs, pair, out))
+        elif node.kind == RELU:
+            nodes.append(Node(node.name, "relu", inputs, None, out))
+        elif node.kind == ADD:
+            nodes.append(Node(node.name, "add", inputs, None, out))
+        elif _is_max(graph, node):
+            nodes.append(Node(node.name, "maxpool", inputs, _Run(graph, node, inputs, constants, True), out))
+        else:
+            terms = _pool_terms(graph, node, constants, shape(inputs[0]), out) if inputs else 0
+            run = _Run(graph, node, inputs, constants, False)
+            fn = lambda arrays, run=run: run(*arrays)  # noqa: E731
+            nodes.append(Node(node.name, "map", inputs, LinearMap(fn, terms, node.source), out))
+        tensors.add(node.name)
+    output = graph.aliases.get(graph.output, graph.output)
+    if nodes[-1].name != output:  # the output last (nodes after it do not reach it: `match` refuses them)
+        raise ValueError(f"graph output '{output}' is not the last tensor node; remove the nodes after it")
+    return Graph(tuple(nodes))
+
+
+def _dtype(module: nn.Module) -> str:
+    return str(next(module.parameters()).dtype).removeprefix("torch.")
+
+
+def certified_bound(
+    graph: ModelGraph,
+    pairs: dict[str, GraphNode],
+    constants: dict[str, Any],
+    bounds: dict[str, Any],
+    domain: Domain,
+    target: nn.Module,
+    frozen: nn.Module,
+) -> tuple[ErrorBound, dict[str, Value]]:
+    """The rigorous bound (`verify.core.graph_bound.graph_error_bound`) of the frozen model, as its modules now
+    hold γ and β and in its dtype, against the target in its own, over ``domain``; and every node's
+    `verify.core.graph_bound.Value`, by name."""
+    values: dict[str, Value] = {}
+    lowered = lower_graph(graph, pairs, constants, bounds)
+    bound = graph_error_bound(
+        lowered,
+        domain,
+        _dtype(frozen),
+        _dtype(target),
+        on_node=lambda node, value: values.__setitem__(node.name, value),
+    )
+    return bound, values
