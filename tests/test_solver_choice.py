@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 
+import verify
 from verify.core.scale_equation import ScaleEquation
 from verify.solvers import planning, registry
 from verify.solvers.condition import BidiagonalRecorder, bidiagonal_condition
@@ -139,3 +140,41 @@ def test_announce_is_silent_below_a_minute() -> None:
     assert not planning.announce("iterative", planning.LONG_SOLVE_SECONDS, block=1, shape=shape, stream=terminal)
     assert planning.announce("iterative", 2 * planning.LONG_SOLVE_SECONDS, block=1, shape=shape, stream=terminal)
     assert "estimated 2 min" in terminal.getvalue() and "twice the exact width" in terminal.getvalue()
+
+
+def _nearly_duplicated(seed: int = 0) -> tuple[verify.TargetNetwork, verify.FrozenNetwork]:
+    """A paper-width block with two frozen neurons 1e-12 apart (odd row, even column): full rank, badly conditioned."""
+    target = verify.TargetNetwork.random([4, 4], seed=seed)
+    frozen = verify.FrozenNetwork.for_target(target, "paper", seed=seed + 1)
+    weights = [w.copy() for w in frozen.weights]
+    rng = np.random.default_rng(seed)  # both the odd row and the even column: two columns of K nearly equal
+    weights[0][1] = weights[0][0] + 1e-12 * rng.standard_normal(weights[0].shape[1])
+    weights[1][:, 1] = weights[1][:, 0] + 1e-12 * rng.standard_normal(weights[1].shape[0])
+    return target, verify.FrozenNetwork(weights, frozen.biases, frozen.running_mean, frozen.running_var, frozen.eps)
+
+
+def test_beyond_the_svd_limit_a_suspect_condition_skips_the_svd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suspect 1-norm estimate sends a system to the SVD only up to SVD_RANK_LIMIT equations; beyond it the
+    LU decides and the certificate refuses what it cannot prove: the same verdict, and never a wrong result."""
+    import scipy.linalg
+
+    from verify.solvers import direct
+
+    calls = []
+    real = scipy.linalg.svdvals
+    monkeypatch.setattr(scipy.linalg, "svdvals", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def verdict() -> str:
+        target, frozen = _nearly_duplicated()
+        try:
+            result = verify.reconstruct(target, frozen, verify.Ball(1.0), method="direct")
+        except (verify.CertificateError, verify.InfeasibleError) as error:
+            return type(error).__name__
+        assert result.certificate.holds
+        return "holds"
+
+    first = verdict()
+    assert calls, "the suspect condition estimate (about 4e13 here) must send a small system to the SVD"
+    calls.clear()
+    monkeypatch.setattr(direct, "SVD_RANK_LIMIT", 0)
+    assert verdict() == first and not calls
