@@ -192,6 +192,12 @@ class _Region:
         lo = self.lo - self.delta
         return (np.maximum(lo, 0.0) if self.nonneg else lo), self.hi + self.delta
 
+    def largest(self) -> np.ndarray:
+        """``max |z_i|`` over the exact region, per entry (a ball: ``|centre_i| + radius``)."""
+        if self.ball is not None:
+            return np.abs(self.ball[0]) + self.ball[1]
+        return np.maximum(np.abs(self.lo), np.abs(self.hi))
+
     def magnitude(self, absw: np.ndarray, inflate: float) -> np.ndarray:
         """Upper bound of ``|W| |ẑ|`` over the region (``absw = |W|``)."""
         if self.ball is not None:
@@ -209,6 +215,16 @@ class _Region:
             return a @ centre + offset - radius * np.linalg.norm(a, axis=1) - np.abs(a) @ self.delta
         lo, hi = self.outer()
         return np.sum(np.minimum(a * lo, a * hi), axis=1) + offset
+
+
+def input_region(domain: Domain, what: str) -> _Region:
+    """The exact region of the input: a resolved `verify.Box`, or a `verify.Ball` with its bounding box."""
+    if isinstance(domain, Ball):
+        lo, hi = domain.bounding_box()
+        return _Region(lo, hi, np.zeros_like(lo), ball=(domain.center, domain.radius))
+    if isinstance(domain, Box):
+        return _Region(domain.lo, domain.hi, np.zeros_like(domain.lo))
+    raise ValueError(f"{what} needs a verify.Ball or verify.Box, got {type(domain).__name__}")
 
 
 def target_rounding(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
@@ -285,14 +301,7 @@ def error_bound(
             peak=zero.peak,
             valid_radius=max(valid, 0.0),
         )
-    domain = domain.resolve(target.widths[0])
-    if isinstance(domain, Ball):
-        lo, hi = domain.bounding_box()
-        first = _Region(lo, hi, np.zeros_like(lo), ball=(domain.center, domain.radius))
-    elif isinstance(domain, Box):
-        first = _Region(domain.lo, domain.hi, np.zeros_like(domain.lo))
-    else:
-        raise ValueError(f"error_bound needs a verify.Ball or verify.Box, got {type(domain).__name__}")
+    first = input_region(domain.resolve(target.widths[0]), "error_bound")
     return _bound(target, frozen, gamma, beta, first, False, dtype, target_dtype, centred, rounding)
 
 
@@ -321,9 +330,7 @@ def _bound(
     def failed(reason: str) -> ErrorBound:
         return ErrorBound(float("inf"), scale, dtype, target_dtype, reason=reason)
 
-    box_max = np.maximum(np.abs(first.lo), np.abs(first.hi))
-    if first.ball is not None:
-        box_max = np.abs(first.ball[0]) + first.ball[1]
+    box_max = first.largest()
     exact = first
     g_region = first.with_delta(u * box_max if u > _U64 else np.zeros_like(box_max))
     f_region = first.with_delta(uf * box_max if uf > _U64 else np.zeros_like(box_max))
@@ -420,11 +427,17 @@ def _bound(
             evaluation = (
                 2 * _gamma(block.w.shape[1] + 12, _U64) * (g_region.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
             )
-            residual = (affine + evaluation + slack * r_terms) * inflate + g_region.magnitude(slack * e_terms, inflate)
+            residual = (
+                (affine + evaluation + slack * r_terms) * inflate + g_region.magnitude(slack * e_terms, inflate),
+            )
         else:
-            residual = g_region.magnitude(e_bar, inflate) + r_bar
-        # The block's error against the target's exact W z + b.
-        delta = (w_abs @ g_region.delta + residual + np.abs(se) * (a_abs @ odd_error) + rho_even) * inflate
+            residual = (g_region.magnitude(e_bar, inflate), r_bar)
+        # The block's error against the target's exact W z + b, summed left to right (the same float64 sums, so
+        # the same bits, as before the centred form existed).
+        delta = w_abs @ g_region.delta
+        for term in residual:
+            delta = delta + term
+        delta = (delta + np.abs(se) * (a_abs @ odd_error) + rho_even) * inflate
         if rounding:
             delta_f = target_rounding(f_region, w_abs, block.bias, target_dtype, inflate)
         else:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from verify.core.domains import Ball, Box, Domain
+from verify.core.domains import Domain
 from verify.core.error_bound import (
     _HUGE,
     _TINY,
@@ -55,6 +55,7 @@ from verify.core.error_bound import (
     ErrorBound,
     _gamma,
     _Region,
+    input_region,
     preactivation_range,
     target_rounding,
     unit_roundoff,
@@ -82,16 +83,8 @@ def residual_error_bound(
     the result holds the largest stream error after each branch.
     """
     unit_roundoff(dtype), unit_roundoff(target_dtype)
-    domain = domain.resolve(target.widths[0])
-    if isinstance(domain, Ball):
-        lo, hi = domain.bounding_box()
-        exact = _Region(lo, hi, np.zeros_like(lo), ball=(domain.center, domain.radius))
-        box_max = np.abs(domain.center) + domain.radius
-    elif isinstance(domain, Box):
-        exact = _Region(domain.lo, domain.hi, np.zeros_like(domain.lo))
-        box_max = np.maximum(np.abs(domain.lo), np.abs(domain.hi))
-    else:
-        raise ValueError(f"residual_error_bound needs a verify.Ball or verify.Box, got {type(domain).__name__}")
+    exact = input_region(domain.resolve(target.widths[0]), "residual_error_bound")
+    box_max = exact.largest()
     u, tiny, huge, uf = _UNIT[dtype], _TINY[dtype], _HUGE[dtype], _UNIT[target_dtype]
     stream = frozen.stream_width
     widest = max(stream, *target.widths, *(n for stage in frozen.odd_widths for n in stage))
