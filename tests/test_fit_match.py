@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import verify
+from verify.job.route_models import Wrap
 from verify.nn import fit_norm_layers, frozen_like
 from verify.nn.fit import forward_error
 from verify.nn.graph_frozen import frozen_graph
@@ -26,15 +27,6 @@ from verify.nn.residual import frozen_residual_mlp
 from verify.nn.sequential_match import expected_chain, match_chain
 
 DOMAIN = verify.Box(-1, 1, shape=(2, 8, 8))
-
-
-class Wrap(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 class Stepped(nn.Module):

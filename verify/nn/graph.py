@@ -51,19 +51,9 @@ _POOL_FUNCTIONS = (
     "adaptive_max_pool2d",
 )
 _COPY_METHODS = ("view", "reshape", "flatten", "size", "mean", "contiguous")
-_COPY_MODULES = (
-    nn.Identity,
-    nn.Flatten,
-    nn.Dropout,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-)
+POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+"""The pooling modules every reader takes (the graph route also copies adaptive max pooling)."""
+_COPY_MODULES = (nn.Identity, nn.Flatten, nn.Dropout, *POOLS, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _UNDERSTOOD = (
     "only Linear (with its BatchNorm), ReLU, additions of two tensors, torch.cat/torch.stack, pooling, "
     "flatten/view/reshape, slicing and indexing, zero padding, mean, shape expressions (x.size(), x.shape), "
