@@ -2,7 +2,8 @@
 
 ``reconstruct`` reads as the proof:
 
-1. interval bounds through the target give each block's input region (`verify.core.bounds`);
+1. linear bounds through the target, intersected with interval bounds, give each block's input region
+   (`verify.core.linear_bounds`);
 2. the block's scale equation (`verify.core.scale_equation`) gives the odd-layer scales ``γ`` and
    even-layer scales ``s'``, solved by one of `verify.solvers.registry`;
 3. the bias shift ``tau`` puts every odd neuron in its linear regime (`verify.core.bias_shift`);
@@ -19,6 +20,7 @@ A paired block (docs/design.md §3) is solved on its halves with no shift, on R^
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -35,13 +37,13 @@ from verify.construction.result import Reconstruction
 from verify.construction.tuning import APPROXIMATE, MODES, check_options, tune_block
 from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.blocks import blocks, check_architecture
-from verify.core.bounds import block_input_regions
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.conv_networks import is_convolutional
 from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import dtype_name, result_spec, round_to, to_caller
+from verify.core.linear_bounds import linear_regions, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
 from verify.core.residual import ResidualFrozenNetwork
@@ -197,7 +199,7 @@ def reconstruct(
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)
     if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too
-        regions = None
+        regions = linear = None
         rng = np.random.default_rng(seed)
         dim = target.widths[0]
         points = np.concatenate(
@@ -206,11 +208,14 @@ def reconstruct(
         described = {"kind": "R^d", "checked_on_balls_of_radius": list(PAIRED_RADII)}
     else:
         domain = domain.resolve(target.widths[0])
-        regions = block_input_regions(target, domain)
+        linear = target_bounds(target, domain)  # linear ∩ interval ranges of every block's input (§6.8)
+        setup = linear.seconds  # spent before the construction starts; block queries are added inside it
+        regions = linear_regions(linear)
         points = domain.sample(samples, np.random.default_rng(seed))
         described = domain.to_dict()
     store = _storage(frozen, dtype)
     approximate: tuple[int, ...] = ()
+    started = time.perf_counter()
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned about
             if mode == APPROXIMATE:
@@ -246,9 +251,14 @@ def reconstruct(
     if dtype != "float64":  # the stored values are the result: report their affine maps
         scales, shifts = frozen.affine_maps(gamma_bn, beta_bn)
     centred = mode == APPROXIMATE
+    bounding = time.perf_counter()
     certified = error_bound(
         target, frozen, gamma_bn, beta_bn, domain, dtype=dtype, target_dtype=dtype_name(target.torch), centred=centred
     )
+    timings = {"construction": bounding - started, "error_bound": time.perf_counter() - bounding}
+    if linear is not None:  # the shifts' linear bounds (the error bound computes its own, inside its time)
+        timings["linear_bounds"] = linear.seconds
+        timings["construction"] -= linear.seconds - setup
     if zero and np.isfinite(certified.error_bound):  # g = f = 0 exactly wherever nothing overflows
         certified = exact_zero_bound(certified)
     sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified)
@@ -274,7 +284,17 @@ def reconstruct(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
         )
     return Reconstruction(
-        to_caller(gamma_bn, spec), to_caller(beta_bn, spec), scales, shifts, certificate, target, frozen, domain, mode
+        to_caller(gamma_bn, spec),
+        to_caller(beta_bn, spec),
+        scales,
+        shifts,
+        certificate,
+        target,
+        frozen,
+        domain,
+        mode,
+        ranges=() if linear is None else linear.widths(),
+        timings=timings,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,14 @@ class Reconstruction:
         The domain on which ``g = f`` is certified; None for a paired network built for all of ``R^d``.
     mode : str
         ``"paper"``, ``"minimal"`` or ``"approximate"``.
+    ranges : tuple of RangeWidths
+        A dense chain on a bounded domain: per pre-activation node ``h_j`` of the target, the widest
+        interval-bound width against the widest width once intersected with the linear bounds
+        (`verify.core.linear_bounds`, docs/design.md §6.8), and the median ratio of the two; empty otherwise.
+    timings : dict
+        Wall seconds of the fit's parts where measured: ``"linear_bounds"`` (the target's linear
+        bounds, computed once for the shifts and once inside the error bound), ``"construction"`` (the
+        solves and shifts of every block, without the linear bounds) and ``"error_bound"``.
     """
 
     gamma: list[np.ndarray]
@@ -47,6 +55,8 @@ class Reconstruction:
     frozen: Any
     domain: Domain | None
     mode: str
+    ranges: tuple = ()
+    timings: dict = field(default_factory=dict)
 
     def network(self, x: object) -> np.ndarray:
         """Evaluate the frozen network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``

@@ -95,6 +95,7 @@ import numpy as np
 
 from verify.core.blocks import blocks
 from verify.core.domains import Ball, Box, Domain
+from verify.core.linear_bounds import LinearBounds, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
 
 __all__ = ["FLOAT_DTYPES", "OPS", "ErrorBound", "error_bound", "unit_roundoff"]
@@ -301,8 +302,10 @@ def error_bound(
             peak=zero.peak,
             valid_radius=max(valid, 0.0),
         )
-    first = input_region(domain.resolve(target.widths[0]), "error_bound")
-    return _bound(target, frozen, gamma, beta, first, False, dtype, target_dtype, centred, rounding)
+    domain = domain.resolve(target.widths[0])
+    first = input_region(domain, "error_bound")
+    ranges = target_bounds(target, domain)  # the target's linear bounds (module notes 1 and 3): tighter regions
+    return _bound(target, frozen, gamma, beta, first, False, dtype, target_dtype, centred, rounding, ranges)
 
 
 def _bound(
@@ -316,6 +319,7 @@ def _bound(
     target_dtype: str,
     centred: bool = False,
     rounding: bool = True,
+    ranges: LinearBounds | None = None,
 ) -> ErrorBound:
     u, tiny, huge = _UNIT[dtype], _TINY[dtype], _HUGE[dtype]
     uf = _UNIT[target_dtype]
@@ -371,6 +375,11 @@ def _bound(
         linear = False
         if not rd:  # a shifted block: its linear regime, proved on the enlarged region
             margin = g_region.minimum(so[:, None] * block.b, so * block.c_odd + to) - allowance
+            if ranges is not None and k > 1:  # the same minimum from the linear bounds of B z_{k-1}; the larger holds
+                low, high = ranges.range(k - 1, block.b)
+                reach = np.abs(so) * (b_abs @ g_region.delta)
+                tight = np.where(so >= 0, so * low, so * high) + so * block.c_odd + to - reach - allowance
+                margin = np.maximum(margin, tight)
             # A neuron whose margin lower bound m_i is negative may leave its linear regime, but only by
             # |ReLU(p) − p| = max(0, −p) <= −m_i: that is carried as an error of its output, not assumed
             # away (a paired block on its halves is bounded below without margins instead).
@@ -454,6 +463,8 @@ def _bound(
             lo, hi = np.zeros(d_k), terms
         else:
             lo_pre, hi_pre = preactivation_range(exact, block.w, block.bias, inflate)
+            if ranges is not None:  # intersected with the linear bounds of h_k (both contain it)
+                lo_pre, hi_pre = np.maximum(lo_pre, ranges.lo[k - 1]), np.minimum(hi_pre, ranges.hi[k - 1])
             lo, hi = np.maximum(lo_pre, 0.0), np.maximum(hi_pre, 0.0)
             # A neuron whose computed and exact pre-activations are both <= 0 on the whole domain outputs
             # exactly 0 in both networks: no error is carried through it.
