@@ -15,7 +15,10 @@ from verify.core.linear_bounds import LinearBounds, linear_regions, target_bound
 def _exact_box_minimum(coeffs: np.ndarray, offset: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[Fraction]:
     """``min over the box of coeffs @ x + offset`` per row, in exact rationals (attained at a corner)."""
     return [
-        sum((min(Fraction(c) * Fraction(a), Fraction(c) * Fraction(b)) for c, a, b in zip(row, lo, hi)), Fraction(0))
+        sum(
+            (min(Fraction(c) * Fraction(a), Fraction(c) * Fraction(b)) for c, a, b in zip(row, lo, hi, strict=True)),
+            Fraction(0),
+        )
         + Fraction(o)
         for row, o in zip(coeffs, offset, strict=True)
     ]
@@ -57,7 +60,7 @@ def test_a_ball_lower_bound_is_below_the_exact_minimum():
     coeffs, offset = _cancelling_rows(rng, 200, dim)
     lower = bounds.lower(0, coeffs, offset)
     for row, o, value in zip(coeffs, offset, lower, strict=True):
-        gap = sum((Fraction(c) * Fraction(x) for c, x in zip(row, centre)), Fraction(o)) - Fraction(value)
+        gap = sum((Fraction(c) * Fraction(x) for c, x in zip(row, centre, strict=True)), Fraction(o)) - Fraction(value)
         norm2 = sum(Fraction(c) ** 2 for c in row)
         assert gap >= 0 and gap * gap >= Fraction(radius) ** 2 * norm2  # value <= c·centre + o − r‖c‖
 
@@ -75,8 +78,10 @@ def test_back_substitution_through_active_relus_is_exact_and_rounded_outwards():
     assert np.all(bounds.lo[0] > 0)
     coeffs = rng.standard_normal((50, width)) * 10.0 ** rng.integers(-6, 7, size=(50, width))
     lower = bounds.lower(1, coeffs)
-    composed = [[sum(Fraction(c) * Fraction(v) for c, v in zip(row, col)) for col in w.T] for row in coeffs]
-    offset = [sum(Fraction(c) * Fraction(v) for c, v in zip(row, b)) for row in coeffs]
+    composed = [
+        [sum(Fraction(c) * Fraction(v) for c, v in zip(row, col, strict=True)) for col in w.T] for row in coeffs
+    ]
+    offset = [sum(Fraction(c) * Fraction(v) for c, v in zip(row, b, strict=True)) for row in coeffs]
     # The allowance is a few γ_n of the terms |C| (|W| |x| + |b| + max |h|), n = dim + width + a few roundings.
     terms = np.abs(coeffs) @ (2 * (np.abs(w).sum(axis=1) + np.abs(b)))
     for value, row, o, size in zip(lower, composed, offset, terms, strict=True):
