@@ -9,9 +9,10 @@ here is asserted; the figures are for reading and for the closing notes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -646,6 +647,74 @@ def bench_resnet8_bounds(table: Table) -> None:
         )
 
 
+@contextlib.contextmanager
+def _interval_ranges() -> Iterator[None]:
+    """The construction and its bound with interval regions only, as before the linear bounds (the baseline):
+    the shifts over `verify.core.bounds.block_input_regions`, and `error_bound` given no linear ranges."""
+    import verify.construction.reconstruct as construction
+    import verify.core.error_bound as bound
+    from verify.core.bounds import block_input_regions
+    from verify.core.linear_bounds import LinearBounds
+
+    saved = construction.linear_regions, bound.target_bounds
+
+    def unbounded(target: Any, domain: Any) -> LinearBounds:
+        infinite = [np.full(w.shape[0], np.inf) for w in target.weights]
+        ranges = LinearBounds(target, domain, [-v for v in infinite], infinite, [], [], 0.0)
+        ranges.range = lambda k, coeffs, offset=None: (np.full(len(coeffs), -np.inf), np.full(len(coeffs), np.inf))
+        return ranges
+
+    construction.linear_regions = lambda ranges: block_input_regions(ranges.target, ranges.domain)
+    bound.target_bounds = unbounded
+    try:
+        yield
+    finally:
+        construction.linear_regions, bound.target_bounds = saved
+
+
+RANGE_SHAPES = ([8, 16, 16, 4], [4, 8, 8, 8, 2], [6, 12, 12, 3])
+"""The dense chains of `bench_ranges`: 30 targets, seed ``s`` of shape ``s mod 3``, Ball(1) for even seeds, Box."""
+
+
+def _range_case(seed: int, widths: list[int]) -> tuple[verify.TargetNetwork, verify.FrozenNetwork, Any, np.ndarray]:
+    target = verify.TargetNetwork.random(widths, seed=seed)
+    frozen = verify.FrozenNetwork.for_target(target, width="paper", seed=seed + 100)
+    domain = (verify.Ball(1.0) if seed % 2 == 0 else verify.Box(-1.0, 1.0)).resolve(widths[0])
+    fresh = domain.sample(2000, np.random.default_rng(seed + 1000))  # fresh points, box corners included
+    return target, frozen, domain, fresh
+
+
+def bench_ranges(table: Table) -> None:
+    """docs/design.md §6.8: linear bounds against interval bounds on dense chains (float64, paper width): the
+    certified bound, bound / observed on 2,000 fresh points, the widths per node, and the linear bounds' time."""
+    shapes = {"30 chains of RANGE_SHAPES": [(s, RANGE_SHAPES[s % 3]) for s in range(30)]}
+    shapes["10 chains [6, 32, 32, 32, 3]"] = [(s, [6, 32, 32, 32, 3]) for s in range(10)]
+    for label, cases in shapes.items():
+        rows: dict[str, list] = {"interval": [], "linear": []}
+        widths, seconds = [], []
+        for seed, shape in cases:
+            target, frozen, domain, fresh = _range_case(seed, shape)
+            for kind in rows:
+                with _interval_ranges() if kind == "interval" else contextlib.nullcontext():
+                    result = verify.reconstruct(target, frozen, domain, progress=False)
+                observed = float(np.max(np.abs(result.network(fresh) - target(fresh))))
+                rows[kind].append((result.certificate.error_bound, observed))
+            widths.append(result.ranges[-2].median_ratio)  # the last hidden node h_{L-1}
+            seconds.append((result.timings["linear_bounds"], result.timings["construction"]))
+        bound = {kind: np.array([b for b, _ in values]) for kind, values in rows.items()}
+        ratio = {kind: np.median([b / o for b, o in values]) for kind, values in rows.items()}
+        linear_s, construction_s = np.median(seconds, axis=0)
+        table.add_row(
+            f"{label}: interval vs linear ranges",
+            f"linear bounds {1e3 * linear_s:.1f} ms, construction {1e3 * construction_s:.1f} ms (medians)",
+            "",
+            f"bound linear / interval: median {np.median(bound['linear'] / bound['interval']):.2f}, "
+            f"max {np.max(bound['linear'] / bound['interval']):.2f}",
+            f"bound / observed median {ratio['interval']:.3g} (interval), {ratio['linear']:.3g} (linear); "
+            f"h_(L-1) interval / linear width median {np.median(widths):.2f}",
+        )
+
+
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
@@ -659,6 +728,7 @@ BENCHMARKS = {
     "resnet8_bounds": bench_resnet8_bounds,
     "lenet": bench_lenet,
     "resnet20_a": bench_resnet20_a,
+    "ranges": bench_ranges,
 }
 
 

@@ -13,6 +13,7 @@ from hypothesis import assume, event, note
 
 import verify
 from properties.strategies import Instance
+from verify.core.linear_bounds import linear_regions, target_bounds
 
 __all__ = [
     "EPS",
@@ -97,16 +98,13 @@ def block_matrices(
 
 
 def block_regions(target: verify.TargetNetwork, domain: verify.Domain) -> list[verify.Domain]:
-    """Regions enclosing each block's input ``z_{k-1}`` on ``domain`` (docs/design.md §2, interval bound propagation).
+    """Regions enclosing each block's input ``z_{k-1}`` on ``domain`` (docs/design.md §2.2, §6.8), as the shifts use.
 
-    Block 1's region is the domain; block ``k``'s is the box ``[relu(mid − rad), relu(mid + rad)]``
-    of ``relu(W_{k-1} z + b_{k-1})`` over block ``k−1``'s region, from `verify.Domain.affine_range`.
+    Block 1's region is the domain; block ``k``'s is the box ``[relu(lo), relu(hi)]`` of the target's
+    pre-activation ranges, whose ``affine_range`` is the box's range intersected with the linear bounds
+    back-substituted to the input (`verify.core.linear_bounds.LinearRegion`).
     """
-    regions = [domain.resolve(target.widths[0])]
-    for w, b in zip(target.weights[:-1], target.biases[:-1], strict=True):
-        image = regions[-1].affine_range(w, b)
-        regions.append(verify.Box(np.maximum(image.mid - image.rad, 0.0), np.maximum(image.mid + image.rad, 0.0)))
-    return regions
+    return linear_regions(target_bounds(target, domain.resolve(target.widths[0])))
 
 
 def recomputed_residual_ratios(result: verify.Reconstruction) -> list[float]:
