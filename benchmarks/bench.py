@@ -713,6 +713,39 @@ def bench_ranges(table: Table) -> None:
             f"bound / observed median {ratio['interval']:.3g} (interval), {ratio['linear']:.3g} (linear); "
             f"h_(L-1) interval / linear width median {np.median(widths):.2f}",
         )
+    _readme_mlp_ranges(table)
+
+
+def _readme_mlp_ranges(table: Table) -> None:
+    """The README's float32 example (`frozen_mlp([4, 16, 4, 12, 3])`, a 4 → 4 → 3 target, Ball(1)) for seeds
+    0-9: error_bound / max |f| on 4,096 points with interval and with linear ranges (rtol=1e-2, as the README)."""
+    import torch
+    from torch import nn
+
+    from verify.nn import fit_norm_layers, frozen_mlp
+
+    ratios: dict[str, list] = {"interval": [], "linear": []}
+    for seed in range(10):
+        x = torch.tensor(
+            verify.Ball(1.0).resolve(4).sample(4096, np.random.default_rng(seed + 50)), dtype=torch.float32
+        )
+        for kind in ratios:
+            torch.manual_seed(seed)
+            frozen = frozen_mlp([4, 16, 4, 12, 3], seed=seed)
+            target = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+            with _interval_ranges() if kind == "interval" else contextlib.nullcontext():
+                result = fit_norm_layers(frozen, target, verify.Ball(1.0), rtol=1e-2, progress=False)
+            with torch.no_grad():
+                largest = float(target(x).double().abs().max())
+            ratios[kind].append(result.certificate.error_bound / largest)
+    table.add_row(
+        "README float32 MLP, 10 seeds: interval vs linear ranges",
+        "",
+        "",
+        f"bound linear / interval: median {np.median(np.divide(ratios['linear'], ratios['interval'])):.2f}",
+        f"error_bound / max |f| median {np.median(ratios['interval']):.3g} (interval), "
+        f"{np.median(ratios['linear']):.3g} (linear); largest {max(ratios['linear']):.3g}",
+    )
 
 
 BENCHMARKS = {

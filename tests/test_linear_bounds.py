@@ -8,6 +8,7 @@ import pytest
 
 import verify
 import verify.core.error_bound as error_bound_module
+from verify.core import linear_bounds
 from verify.core.bounds import block_input_regions
 from verify.core.linear_bounds import LinearBounds, linear_regions, target_bounds
 
@@ -133,3 +134,28 @@ def _no_linear(bounds: LinearBounds) -> LinearBounds:
     )
     widened.range = lambda k, coeffs, offset=None: (np.full(len(coeffs), -np.inf), np.full(len(coeffs), np.inf))
     return widened
+
+
+def test_chunks_give_the_same_bounds_and_the_budget_falls_back_to_intervals(monkeypatch):
+    """Rows are back-substituted in chunks (bounded memory) with the same result; beyond the budget a query is
+    answered (-inf, inf), so the shifts and the certified bound both keep their interval ranges, consistently."""
+    target = verify.TargetNetwork.random([5, 12, 12, 3], seed=9)
+    frozen = verify.FrozenNetwork.for_target(target, seed=10)
+    domain = verify.Box(-1.0, 1.0).resolve(5)
+    whole = target_bounds(target, domain)
+    query = np.random.default_rng(3).standard_normal((300, 12))
+    monkeypatch.setattr(linear_bounds, "CHUNK", 24)  # two rows per chunk
+    chunked = target_bounds(target, domain)
+    # The same sums in another BLAS blocking differ by rounding only: the allowances, 2 γ_N (N <= 50 here) of
+    # terms below 10 (1 + max |value|) on this target, are the scale of the tolerance.
+    pairs = [*zip(whole.lo + whole.hi, chunked.lo + chunked.hi, strict=True)]
+    pairs += [*zip(whole.range(2, query), chunked.range(2, query), strict=True)]
+    for a, b in pairs:
+        np.testing.assert_allclose(a, b, rtol=0, atol=400 * 2.0**-53 * (1 + np.max(np.abs(a))) * 10)
+    monkeypatch.setattr(linear_bounds, "BUDGET", 0)
+    skipped = target_bounds(target, domain)
+    assert skipped.skipped == 2 and all(np.isinf(v).all() for v in skipped.range(1, query))
+    assert all(np.array_equal(a, b) for a, b in zip(skipped.lo, skipped.interval_lo, strict=True))
+    result = verify.reconstruct(target, frozen, domain, progress=False)
+    assert all(r.linear == r.interval for r in result.ranges)
+    assert all(block.min_margin >= 0 for block in result.certificate.blocks)

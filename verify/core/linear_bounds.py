@@ -49,10 +49,14 @@ import numpy as np
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.networks import TargetNetwork
 
-__all__ = ["LinearBounds", "LinearRegion", "RangeWidths", "linear_regions", "target_bounds"]
+__all__ = ["BUDGET", "CHUNK", "LinearBounds", "LinearRegion", "RangeWidths", "linear_regions", "target_bounds"]
 
 _U = 2.0**-53
 _ETA = 2.0**-1074
+BUDGET = 2e10
+"""Largest back-substitution (multiply-adds: twice the rows times the weights passed) a range query computes."""
+CHUNK = 2**21
+"""Entries of one chunk of query rows (rows × widest layer): 16 MiB per float64 copy."""
 _UP = 1.0 + 2.0**-48
 """Relative upward widening of a chord intercept: covers its three roundings (each ``<= u = 2^-53``)."""
 
@@ -91,6 +95,8 @@ class LinearBounds:
         The interval bounds alone (each layer boxed from the previous box), for comparison.
     seconds : float
         Wall time spent in back-substitution so far: the ranges above, and every `lower`/`range` query since.
+    skipped : int
+        Range queries beyond `BUDGET`, answered ``(-inf, inf)``.
     """
 
     target: TargetNetwork
@@ -100,6 +106,7 @@ class LinearBounds:
     interval_lo: list
     interval_hi: list
     seconds: float
+    skipped: int = 0
 
     def _layer_max(self, k: int) -> np.ndarray:
         """``max |z_k|`` per entry over the domain (``z_0 = x``)."""
@@ -150,12 +157,24 @@ class LinearBounds:
         return np.where(np.isnan(bound), -np.inf, bound)
 
     def range(self, k: int, coeffs: np.ndarray, offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Sound ``(lo, hi)`` of ``coeffs @ z_k + offset`` over the domain: both bounds in one back-substitution."""
+        """Sound ``(lo, hi)`` of ``coeffs @ z_k + offset`` over the domain: both bounds in one back-substitution,
+        in chunks of rows (bounded memory). A query costing more than `BUDGET` multiply-adds is not computed:
+        it returns ``(-inf, inf)`` (every caller then keeps its interval range) and is counted in ``skipped``."""
         coeffs = np.asarray(coeffs, dtype=np.float64)
         offset = np.zeros(coeffs.shape[0]) if offset is None else np.asarray(offset, dtype=np.float64)
         m = coeffs.shape[0]
-        both = self.lower(k, np.concatenate([coeffs, -coeffs]), np.concatenate([offset, -offset]))
-        return both[:m], -both[m:]
+        if 2 * m * sum(w.size for w in self.target.weights[:k]) > BUDGET:
+            self.skipped += 1
+            return np.full(m, -np.inf), np.full(m, np.inf)
+        widest = max([coeffs.shape[1], *(w.shape[1] for w in self.target.weights[:k])])
+        step = max(1, CHUNK // widest)
+        lo, hi = np.empty(m), np.empty(m)
+        for first in range(0, m, step):
+            rows = slice(first, min(first + step, m))
+            c, d = coeffs[rows], offset[rows]
+            both = self.lower(k, np.concatenate([c, -c]), np.concatenate([d, -d]))
+            lo[rows], hi[rows] = both[: len(d)], -both[len(d) :]
+        return lo, hi
 
     def widths(self) -> tuple[RangeWidths, ...]:
         """Per pre-activation node ``h_j``: interval width against linear-bound width (``h_1`` is exact in both)."""
@@ -190,11 +209,13 @@ def _concretize(domain: Domain, lam: np.ndarray, nu: np.ndarray) -> tuple[np.nda
 
 def _interval_step(w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sound bounds of ``W z + b`` over the box ``lo <= z <= hi``, rounded outwards (``γ_{d + 2}`` of the terms)."""
-    largest = np.maximum(np.abs(lo), np.abs(hi))
-    reach = 2.0 * (_gamma(w.shape[1] + 2) * (np.abs(w) @ largest + np.abs(b)) + (w.shape[1] + 2) * _ETA)
-    low = np.sum(np.minimum(w * lo, w * hi), axis=1) + b
-    high = np.sum(np.maximum(w * lo, w * hi), axis=1) + b
-    return np.nextafter(low - reach, -np.inf), np.nextafter(high + reach, np.inf)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow gives infinite bounds, refused downstream
+        largest = np.maximum(np.abs(lo), np.abs(hi))
+        reach = 2.0 * (_gamma(w.shape[1] + 2) * (np.abs(w) @ largest + np.abs(b)) + (w.shape[1] + 2) * _ETA)
+        low = np.sum(np.minimum(w * lo, w * hi), axis=1) + b
+        high = np.sum(np.maximum(w * lo, w * hi), axis=1) + b
+        low, high = np.nextafter(low - reach, -np.inf), np.nextafter(high + reach, np.inf)
+    return np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
 
 
 def target_bounds(target: TargetNetwork, domain: Domain) -> LinearBounds:
