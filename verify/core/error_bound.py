@@ -10,7 +10,8 @@ underflow adds at most ``m · η`` (``η`` the smallest subnormal).
 **Per block ``k``** (target layer ``k`` ↔ frozen layers ``2k−1``, ``2k``) we carry
 
 * a box ``Z_{k−1} = [lo, hi]`` that contains the target's exact block input ``z_{k−1}`` (the domain
-  itself for ``k = 1``; later boxes are interval bounds through the target, rounded outwards), and
+  itself for ``k = 1``; later boxes are interval bounds through the target, rounded outwards, and
+  intersected with the linear bounds of `verify.core.linear_bounds`, docs/design.md §6.8), and
 * ``δ_{k−1} ≥ |ẑ_{k−1} − z_{k−1}|`` componentwise, where ``ẑ`` is what ``ĝ`` computes on the
   live rows of layer ``2k−2`` after the ReLU. ``δ_0 = u |x|`` (casting ``x`` into the evaluation
   dtype; 0 in float64). Every computed ``ẑ`` lies in ``[lo − δ, hi + δ]`` (and ``ẑ ≥ 0`` for
@@ -21,8 +22,9 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
 1. **Linear regime, rigorously.** The odd layer's exact pre-activation ``p_i(ẑ) = s_i (B ẑ + c)_i
    + t_i`` is ``≥ 0`` on the whole enlarged region iff its minimum there is; the minimum is
    computed in float64 (ball: ``s(Bz_c + c) + t − |s| r ‖B_i‖ − |s||B_i|δ``; box: per-term
-   minima over the enlarged box) minus ``2 γ^{64}_{m+12}`` times the layer's magnitude (rounding of
-   that evaluation and of ``s``, ``t`` themselves). Where this lower bound ``m_i`` is ``≥ 0``,
+   minima over the enlarged box; for ``k >= 2`` also ``s_i`` times the linear bounds of ``B_i z`` minus
+   ``|s_i||B_i|δ``, and the larger of the two holds) minus ``2 γ^{64}_{m+12}`` times the layer's magnitude
+   (rounding of that evaluation and of ``s``, ``t`` themselves). Where this lower bound ``m_i`` is ``≥ 0``,
    ReLU(p) = p on the region; where it is negative nothing is assumed: the neuron may leave its
    linear regime, but only by ``|ReLU(p) − p| = max(0, −p) ≤ −m_i``, which is added to the error of
    its output. Since ReLU is 1-Lipschitz the computed output ``û = ReLU(p̂)`` is then within
