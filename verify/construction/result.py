@@ -41,9 +41,9 @@ class Reconstruction:
         interval-bound width against the widest width once intersected with the linear bounds
         (`verify.core.linear_bounds`, docs/design.md §6.8), and the median ratio of the two; empty otherwise.
     timings : dict
-        Wall seconds of the fit's parts where measured: ``"linear_bounds"`` (the target's linear
-        bounds, computed once for the shifts and once inside the error bound), ``"construction"`` (the
-        solves and shifts of every block, without the linear bounds) and ``"error_bound"``.
+        Wall seconds of the fit's parts where measured (dense chains): ``"linear_bounds"`` (the target's
+        linear bounds and the block queries of the shifts; absent on ``R^d``), ``"construction"`` (the solves
+        and shifts of every block, without them) and ``"error_bound"`` (which computes its own linear bounds).
     """
 
     gamma: list[np.ndarray]
