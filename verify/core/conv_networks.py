@@ -42,8 +42,8 @@ from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import to_host
 from verify.core.memory import Pair, check_build
-from verify.core.networks import Normalizations, minimal_width, paper_width
-from verify.core.validate import as_array, as_real, as_seed, as_sequence
+from verify.core.networks import Normalizations, layer_widths, minimal_width, norm_statistics, paper_width
+from verify.core.validate import as_array, as_seed, as_sequence
 
 __all__ = [
     "STRUCTURE",
@@ -311,18 +311,7 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
         self._structure = tuple(tuple(ops) for ops in structure[::2])
         self._input_shape, self._output_shape = _shape(input_shape), out
         counts = [layer.out_channels for layer in affine]
-        self._mean = _per_layer(running_mean, "running_mean", counts, 0.0)
-        self._var = _per_layer(running_var, "running_var", counts, 1.0)
-        if isinstance(eps, Sequence):
-            self._layer_eps = tuple(
-                as_real(e, f"eps[{j}]", minimum=0.0) for j, e in enumerate(as_sequence(eps, "eps", len(affine)))
-            )
-        else:
-            self._layer_eps = (as_real(eps, "eps", minimum=0.0),) * len(affine)
-        for j, (v, e) in enumerate(zip(self._var, self._layer_eps, strict=True)):
-            if np.any(v + e <= 0):
-                raise ValueError(f"running_var[{j}] + eps must be positive for every channel; use eps > 0")
-        self._std = tuple(np.sqrt(v + e) for v, e in zip(self._var, self._layer_eps, strict=True))
+        self._mean, self._var, self._layer_eps, self._std = norm_statistics(counts, running_mean, running_var, eps)
 
     @classmethod
     def for_target(
@@ -433,36 +422,9 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
         return f"ConvFrozenNetwork(input_shape={self._input_shape}, widths={list(self.widths)})"
 
 
-def _per_layer(values: object, name: str, counts: list[int], default: float) -> tuple[np.ndarray, ...]:
-    entries = [None] * len(counts) if values is None else as_sequence(values, name, len(counts))
-    out = []
-    for j, (n, v) in enumerate(zip(counts, entries, strict=True)):
-        array = np.full(n, default) if v is None else as_array(v, f"{name}[{j}]", (n,))
-        array.setflags(write=False)
-        out.append(array)
-    return tuple(out)
-
-
 def odd_widths(width: object, affine: Sequence[AffineLayer]) -> list[int]:
     """``width`` of `ConvFrozenNetwork.for_target` resolved to one odd width per target layer."""
-    sizes = [(layer.out_channels, layer.flat_weight.shape[1]) for layer in affine]
-    if isinstance(width, str):
-        rules = {"paper": paper_width, "minimal": minimal_width}
-        if width not in rules:
-            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
-        return [rules[width](d_out, d_in) for d_out, d_in in sizes]
-    if isinstance(width, (int, np.integer)) and not isinstance(width, bool) and width >= 1:
-        return [int(width)] * len(sizes)
-    if isinstance(width, (float, np.floating)) and np.isfinite(width) and width > 0:
-        return [max(1, math.ceil(width * paper_width(d_out, d_in) - 1e-9)) for d_out, d_in in sizes]
-    if isinstance(width, Sequence) and not isinstance(width, (str, bytes)):
-        items = as_sequence(width, "width", len(sizes))
-        if all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1 for w in items):
-            return [int(w) for w in items]
-    raise ValueError(
-        f"width must be 'paper', 'minimal', an int >= 1, a positive float (a multiple of 'paper') or one int per "
-        f"layer, got {width!r}"
-    )
+    return layer_widths(width, [(layer.out_channels, layer.flat_weight.shape[1]) for layer in affine])
 
 
 def conv_pairs(affine: Sequence[AffineLayer], odd: Sequence[int]) -> list[Pair]:

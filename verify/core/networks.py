@@ -17,7 +17,7 @@ Weights use the ``torch.nn.Linear`` convention: shape ``(out, in)``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -275,37 +275,11 @@ class FrozenNetwork(_Layers, Normalizations):
                 f"got {len(items)}"
             )
         ms = _chained_weights(items)
-        if (isinstance(eps, Sequence) and not isinstance(eps, (str, bytes))) or (
-            isinstance(eps, np.ndarray) and eps.ndim == 1
-        ):
-            layer_eps = [
-                as_real(e, f"eps[{j}]", minimum=0.0) for j, e in enumerate(as_sequence(list(eps), "eps", len(ms)))
-            ]
-        else:
-            layer_eps = [as_real(eps, "eps", minimum=0.0)] * len(ms)
         self._torch = torch_spec([items, biases or [], running_mean or [], running_var or []])
         self._weights = tuple(ms)
-        self._biases = self._per_layer(biases, "biases", 0.0)
-        self._mean = self._per_layer(running_mean, "running_mean", 0.0)
-        self._var = self._per_layer(running_var, "running_var", 1.0)
-        self._layer_eps = tuple(layer_eps)
-        for j, (v, e) in enumerate(zip(self._var, self._layer_eps, strict=True)):
-            if np.any(v + e <= 0):
-                raise ValueError(
-                    f"running_var[{j}] + eps must be positive for every neuron, got minimum "
-                    f"{float(np.min(v + e))!r}; use a positive running variance or eps > 0"
-                )
-        self._std = tuple(np.sqrt(v + e) for v, e in zip(self._var, self._layer_eps, strict=True))
-
-    def _per_layer(self, values: Sequence[object] | None, name: str, default: float) -> tuple[np.ndarray, ...]:
-        widths = [m.shape[0] for m in self._weights]
-        entries = [None] * len(widths) if values is None else as_sequence(values, name, len(widths))
-        out = []
-        for j, (n, v) in enumerate(zip(widths, entries, strict=True)):
-            array = np.full(n, default) if v is None else as_array(v, f"{name}[{j}]", (n,))
-            array.setflags(write=False)
-            out.append(array)
-        return tuple(out)
+        counts = [m.shape[0] for m in ms]
+        self._biases = per_layer(biases, "biases", counts, 0.0)
+        self._mean, self._var, self._layer_eps, self._std = norm_statistics(counts, running_mean, running_var, eps)
 
     @classmethod
     def for_target(
@@ -491,25 +465,84 @@ def _check_widths(widths: Sequence[int], name: str) -> list[int]:
     return [int(w) for w in items]
 
 
-def _odd_widths(width: str | int | float | Sequence[int], d: tuple[int, ...]) -> list[int]:
-    """Resolve the ``width`` argument of `FrozenNetwork.for_target` to one odd width per block."""
-    pairs = list(zip(d[1:], d[:-1], strict=True))
+def resolve_widths(width: object, need: Callable[[str], list[int]], listed: str = "a list of ints") -> list[int] | None:
+    """A ``width`` argument given as ``"paper"``, ``"minimal"``, an int or a float, resolved to one odd width per
+    entry of ``need(mode)`` (the widths each mode needs): an int for every entry, a float ``f`` gives
+    ``ceil(f · need("paper"))``. None for any other value (a list: the caller reads it); ValueError naming what works
+    (``listed``: how the caller's list form is described)."""
     if isinstance(width, str):
-        rules = {"paper": paper_width, "minimal": minimal_width}
-        if width not in rules:
-            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
-        return [rules[width](d_out, d_in) for d_out, d_in in pairs]
+        if width not in ("paper", "minimal"):
+            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or {listed}, got {width!r}")
+        return need(width)
     if isinstance(width, bool):
-        raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
+        raise ValueError(f"width must be 'paper', 'minimal', an int, a float or {listed}, got {width!r}")
     if isinstance(width, (int, np.integer)):
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
-        return [int(width)] * len(pairs)
+        return [int(width)] * len(need("paper"))
     if isinstance(width, (float, np.floating)):
         if not np.isfinite(width) or width <= 0:
             raise ValueError(f"width as a multiple of the paper width must be positive and finite, got {width}")
-        return [max(1, int(np.ceil(width * paper_width(d_out, d_in) - 1e-9))) for d_out, d_in in pairs]
-    items = as_sequence(width, "width", len(pairs))
+        return [max(1, int(np.ceil(width * n - 1e-9))) for n in need("paper")]
+    return None
+
+
+def whole_widths(width: object, name: str, count: int, per: str) -> list[int]:
+    """``width`` as a list of ``count`` integers ``>= 1``; ValueError naming ``name`` and what it is ``per``."""
+    items = as_sequence(width, name, count)
     if any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in items):
-        raise ValueError(f"width as a list must hold one integer >= 1 per block, got {items!r}")
+        raise ValueError(f"{name} as a list must hold one integer >= 1 per {per}, got {items!r}")
     return [int(w) for w in items]
+
+
+def layer_widths(width: object, sizes: Sequence[tuple[int, int]]) -> list[int]:
+    """The ``width`` of `FrozenNetwork.for_target` resolved to one odd width per layer of ``(d_out, d_in)`` ``sizes``:
+    ``"paper"`` ``d_out·d_in``, ``"minimal"`` ``d_out(d_in − 1) + 1``, an int, a float multiple of paper, or a list."""
+    rules = {"paper": paper_width, "minimal": minimal_width}
+    found = resolve_widths(width, lambda mode: [rules[mode](d_out, d_in) for d_out, d_in in sizes])
+    return found if found is not None else whole_widths(width, "width", len(sizes), "block")
+
+
+def _odd_widths(width: str | int | float | Sequence[int], d: tuple[int, ...]) -> list[int]:
+    """Resolve the ``width`` argument of `FrozenNetwork.for_target` to one odd width per block."""
+    return layer_widths(width, list(zip(d[1:], d[:-1], strict=True)))
+
+
+def norm_statistics(
+    counts: Sequence[int],
+    running_mean: Sequence[object] | None,
+    running_var: Sequence[object] | None,
+    eps: object,
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[float, ...], tuple[np.ndarray, ...]]:
+    """The BatchNorm statistics of layers with ``counts`` channels, read-only: ``(mean, var, eps, std)`` per layer
+    (defaults 0 and 1; ``eps`` one value or one per layer; ``std = sqrt(v + eps)``, which must be positive)."""
+    if (isinstance(eps, Sequence) and not isinstance(eps, (str, bytes))) or (
+        isinstance(eps, np.ndarray) and eps.ndim == 1
+    ):
+        layer_eps = tuple(
+            as_real(e, f"eps[{j}]", minimum=0.0) for j, e in enumerate(as_sequence(list(eps), "eps", len(counts)))
+        )
+    else:
+        layer_eps = (as_real(eps, "eps", minimum=0.0),) * len(counts)
+    mean = per_layer(running_mean, "running_mean", counts, 0.0)
+    var = per_layer(running_var, "running_var", counts, 1.0)
+    for j, (v, e) in enumerate(zip(var, layer_eps, strict=True)):
+        if np.any(v + e <= 0):
+            raise ValueError(
+                f"running_var[{j}] + eps must be positive for every neuron, got minimum "
+                f"{float(np.min(v + e))!r}; use a positive running variance or eps > 0"
+            )
+    return mean, var, layer_eps, tuple(np.sqrt(v + e) for v, e in zip(var, layer_eps, strict=True))
+
+
+def per_layer(
+    values: Sequence[object] | None, name: str, counts: Sequence[int], default: float
+) -> tuple[np.ndarray, ...]:
+    """One read-only array of ``counts[j]`` entries per layer (``default`` where ``values`` or its entry is None)."""
+    entries = [None] * len(counts) if values is None else as_sequence(values, name, len(counts))
+    out = []
+    for j, (n, v) in enumerate(zip(counts, entries, strict=True)):
+        array = np.full(n, default) if v is None else as_array(v, f"{name}[{j}]", (n,))
+        array.setflags(write=False)
+        out.append(array)
+    return tuple(out)

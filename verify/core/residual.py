@@ -37,7 +37,7 @@ from verify.core.domains import AffineRange, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import like
 from verify.core.memory import Pair, check_build
-from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
+from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width, resolve_widths, whole_widths
 from verify.core.tolerances import EPS
 from verify.core.validate import as_count, as_points, as_seed, as_sequence
 
@@ -408,31 +408,15 @@ def _odd_widths(width: Any, d: tuple[int, ...], branches: int) -> list[list[int]
     stages = list(itertools.pairwise(d))
     for k, (d_in, d_out) in enumerate(stages, start=1):
         stage_rows(d_in, d_out, branches, stage=k)  # refuses too many branches, naming the stage
-    if isinstance(width, str):
-        if width not in ("paper", "minimal"):
-            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or nested lists, got {width!r}")
-        return [branch_needs(a, b, branches, width, stage=k) for k, (a, b) in enumerate(stages, start=1)]
-    if isinstance(width, bool):
-        raise ValueError(f"width must be 'paper', 'minimal', an int, a float or nested lists, got {width!r}")
-    if isinstance(width, (int, np.integer)):
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        return [[int(width)] * branches for _ in stages]
-    if isinstance(width, (float, np.floating)):
-        if not np.isfinite(width) or width <= 0:
-            raise ValueError(f"width as a multiple of the paper width must be positive and finite, got {width}")
-        return [
-            [max(1, int(np.ceil(width * n - 1e-9))) for n in branch_needs(a, b, branches, "paper", stage=k)]
-            for k, (a, b) in enumerate(stages, start=1)
-        ]
+
+    def need(mode: str) -> list[int]:
+        return [n for k, (a, b) in enumerate(stages, start=1) for n in branch_needs(a, b, branches, mode, stage=k)]
+
+    found = resolve_widths(width, need, "nested lists")
+    if found is not None:
+        return [found[k * branches : (k + 1) * branches] for k in range(len(stages))]
     rows = as_sequence(width, "width", len(stages))
-    out = []
-    for k, row in enumerate(rows):
-        items = as_sequence(row, f"width[{k}]", branches)
-        if any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in items):
-            raise ValueError(f"width[{k}] must hold one integer >= 1 per branch, got {items!r}")
-        out.append([int(w) for w in items])
-    return out
+    return [whole_widths(row, f"width[{k}]", branches, "branch") for k, row in enumerate(rows)]
 
 
 def residual_pairs(d: Sequence[int], width: Any, branches: int) -> list[Pair]:
