@@ -551,7 +551,7 @@ def _forward_linear_bounds(graph: Any, lo: Any, hi: Any, intervals: dict) -> dic
     import torch
 
     from verify.nn.graph import ADD, INPUT, LINEAR, RELU
-    from verify.nn.graph_bounds import run_node
+    from verify.nn.graph_lower import run_node
 
     d, shape = lo.numel(), lo.shape[1:]
     flat_lo, flat_hi = lo.reshape(-1), hi.reshape(-1)
@@ -619,7 +619,7 @@ def bench_resnet8_bounds(table: Table) -> None:
 
     from verify.job.graph_models import ResNet
     from verify.nn.graph import read_graph
-    from verify.nn.graph_bounds import interval_bounds
+    from verify.nn.graph_lower import interval_bounds
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

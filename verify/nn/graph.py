@@ -13,7 +13,7 @@ route.
 
 Every copied node is monotone non-decreasing in each of its tensor inputs (selection, averaging,
 maximum, concatenation, reshaping, ReLU, addition): interval bounds and error bounds pass through it
-by applying the node itself (`verify.nn.graph_bounds`).
+by applying the node itself (`verify.nn.graph_lower.interval_bounds`, `verify.core.graph_bound`).
 """
 
 from __future__ import annotations

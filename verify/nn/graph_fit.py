@@ -2,7 +2,7 @@
 
 Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetwork([W], [b])`` (its
 BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
-for that node's input (`verify.nn.graph_bounds`). A depth-1 target has no ReLU after its layer,
+for that node's input (`verify.nn.graph_lower.interval_bounds`). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
 target. The graph's figures:
 
@@ -47,9 +47,8 @@ from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
-from verify.nn.graph_bounds import interval_bounds, node_values
-from verify.nn.graph_idioms import check_shapes
-from verify.nn.graph_lower import certified_bound
+from verify.nn.graph_idioms import check_shapes, node_values
+from verify.nn.graph_lower import certified_bound, interval_bounds
 from verify.nn.modules import from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]

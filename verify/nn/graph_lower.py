@@ -22,6 +22,7 @@ structure with the frozen pairs is lowering the frozen model.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,8 @@ from verify.core.error_bound import _U64, ErrorBound, _gamma
 from verify.core.graph import Graph, LinearMap, Node, Norm, Pair
 from verify.core.graph_bound import Value, graph_error_bound
 from verify.nn.graph import ADD, INPUT, LINEAR, RELU, GraphNode, ModelGraph
-from verify.nn.graph_bounds import run_node
 
-__all__ = ["certified_bound", "lower_graph"]
+__all__ = ["certified_bound", "interval_bounds", "lower_graph", "run_node"]
 
 _MAX_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _AVG_MODULES = (nn.AvgPool1d, nn.AvgPool2d)
@@ -114,6 +114,52 @@ def _pair(layer: GraphNode, frozen: GraphNode, in_shape: tuple[int, ...]) -> Pai
     )
 
 
+def run_node(graph: ModelGraph, node: fx.Node, value: Callable[[str], Any]) -> Any:
+    """Run one copied (or ReLU, or addition) fx node on the values ``value(name)`` of the nodes it reads.
+
+    Tensors are passed as copies: an in-place node (``F.relu(x, inplace=True)``, ``nn.ReLU(inplace=True)``,
+    ``out += y``) must not change the values the caller keeps for the nodes it reads."""
+
+    def read(n: fx.Node) -> Any:
+        v = value(graph.aliases.get(n.name, n.name))
+        return v.clone() if isinstance(v, torch.Tensor) else v
+
+    args, kwargs = fx.node.map_arg((node.args, node.kwargs), read)
+    if node.op == "call_module":
+        return graph.traced.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    return getattr(args[0], node.target)(*args[1:], **kwargs)
+
+
+def _end(value: Any, index: int) -> Any:
+    """One end of a tensor node's ``(lo, hi)``; a shape expression's value (``x.size()``, a tuple too) is itself."""
+    is_pair = isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, torch.Tensor) for v in value)
+    return value[index] if is_pair else value
+
+
+def interval_bounds(graph: ModelGraph, lo: torch.Tensor, hi: torch.Tensor) -> dict[str, Any]:
+    """``(lo, hi)`` for every node of a target graph, from the input box ``[lo, hi]`` (a batch of one).
+
+    Non-tensor values (``x.size(0)``) are kept as they are. Computed in the dtype of ``lo``
+    (float64 here), rounded to nearest: the bias shift's slack and the error margins absorb that
+    rounding (docs/design.md §10).
+    """
+    bounds: dict[str, Any] = {}
+    for node in graph.nodes:
+        if node.kind == INPUT:
+            bounds[node.name] = (lo, hi)
+        elif node.kind == LINEAR:
+            z_lo, z_hi = bounds[node.inputs[0]]
+            w, b = node.weight.to(lo.dtype), node.bias.to(lo.dtype)
+            mid, rad = node.apply((z_lo + z_hi) / 2, w, b), node.apply((z_hi - z_lo) / 2, w.abs())
+            bounds[node.name] = (mid - rad, mid + rad)
+        else:
+            ends = [run_node(graph, node.node, lambda name, i=i: _end(bounds[name], i)) for i in (0, 1)]
+            bounds[node.name] = tuple(ends) if isinstance(ends[0], torch.Tensor) else ends[0]
+    return bounds
+
+
 class _Run:
     """One copied fx node run by torch in float64 on one tensor per tensor input (no batch axis), the shape
     expressions it reads at their constant values; ``batched`` takes and returns a batch of one instead."""
@@ -174,7 +220,7 @@ def lower_graph(
 
     ``constants``: the shape expressions' values at the domain's input shape
     (`verify.nn.graph_idioms.check_shapes`); ``bounds``: the target's ``(lo, hi)`` per node on a batch of one
-    (`verify.nn.graph_bounds.interval_bounds`), read here for the shape of each node's output.
+    (`interval_bounds`), read here for the shape of each node's output.
     """
     nodes: list[Node] = []
     tensors: set[str] = set()
