@@ -46,9 +46,10 @@ from verify.core.errors import CertificateError
 from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
-from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
+from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, read_graph
 from verify.nn.graph_idioms import check_shapes, node_values
 from verify.nn.graph_lower import certified_bound, interval_bounds
+from verify.nn.graph_match import match
 from verify.nn.modules import from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
@@ -346,7 +347,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     """Solve for the BatchNorm parameters of every frozen pair of ``frozen`` so that it computes ``target``.
 
     ``target`` is read as a graph (`verify.nn.graph.read_graph`), ``frozen`` must have the same graph
-    with every target Linear replaced by its pair (`verify.nn.graph.match` says which node does not).
+    with every target Linear replaced by its pair (`verify.nn.graph_match.match` says which node does not).
     ``options`` go to every pair's `verify.reconstruct` (``mode``, ``method``, ``rtol``, ``samples``,
     ``seed``). The BatchNorm weights and biases are loaded into ``frozen`` only once the graph's
     certificate holds (else `verify.CertificateError`, and ``frozen`` is unchanged); ``frozen`` is

@@ -1,7 +1,7 @@
 """A fitted graph-route model lowered into the numpy core graph (docs/design.md §6.7, §10).
 
 `lower_graph` turns a target graph read by `verify.nn.graph.read_graph`, the frozen pairs that
-`verify.nn.graph.match` found for its layers (with the γ, β stored in their BatchNorm modules) and the
+`verify.nn.graph_match.match` found for its layers (with the γ, β stored in their BatchNorm modules) and the
 shape expressions' values at the domain's input shape into a `verify.core.graph.Graph`, which
 `verify.core.graph_bound.graph_error_bound` bounds over the whole domain:
 
@@ -216,7 +216,7 @@ def _is_max(graph: ModelGraph, node: GraphNode) -> bool:
 def lower_graph(
     graph: ModelGraph, pairs: dict[str, GraphNode], constants: dict[str, Any], bounds: dict[str, Any]
 ) -> Graph:
-    """The core `Graph` of a target graph with its frozen pairs (``pairs``: `verify.nn.graph.match`'s map).
+    """The core `Graph` of a target graph with its frozen pairs (``pairs``: `verify.nn.graph_match.match`'s map).
 
     ``constants``: the shape expressions' values at the domain's input shape
     (`verify.nn.graph_idioms.check_shapes`); ``bounds``: the target's ``(lo, hi)`` per node on a batch of one
