@@ -45,187 +45,18 @@ from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
 from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.numerics import json_ready, residual_ratio
+from verify.core.numerics import residual_ratio
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, read_graph
 from verify.nn.graph_idioms import check_shapes, node_values
 from verify.nn.graph_lower import certified_bound, interval_bounds
 from verify.nn.graph_match import match
+from verify.nn.graph_result import GraphReconstruction, NodeFit
 from verify.nn.modules import from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
 CHECK_BATCH = 16
 """Points per forward pass of the end-to-end check."""
-
-
-@dataclass(frozen=True)
-class NodeFit:
-    """One target Linear of the graph and the reconstruction of its frozen pair.
-
-    Attributes
-    ----------
-    name, source : str
-        The graph node and where it comes from (module path and class).
-    depth : int
-        Linear nodes on the longest path from the input up to and including this one.
-    result : verify.Reconstruction
-        The pair's one-block reconstruction, with its certificate (on ``region``).
-    region : Domain
-        The box (or, for a Linear reading the input, the domain) its certificate covers.
-    shift_ratio : float
-        ``max τ / max |s ⊙ (B z + c)|`` over the first `CHECK_BATCH` sample points: the largest bias shift
-        against the signal.
-    margin_ratio : float
-        ``max |s| (|B| e_in) / margin`` over the odd neurons (0/0 read as 0): ``<= 1`` means the error
-        carried into the pair cannot take a shifted neuron out of its linear regime (above 1, the graph
-        bound counts how far it may leave it).
-    error_bound : float
-        Rigorous bound on ``|ĝ − f̂|`` at the node's output over the domain (largest entry).
-    observed_error : float
-        ``max |ĝ − f̂|`` at the node's output over the sample points (torch's forwards).
-    scale : float
-        The target's absolute-value evaluation at the node's output (largest entry).
-    seconds : float
-        Wall time of the pair's reconstruction.
-    """
-
-    name: str
-    source: str
-    depth: int
-    result: Reconstruction
-    region: Domain
-    shift_ratio: float
-    margin_ratio: float
-    error_bound: float
-    observed_error: float
-    scale: float
-    seconds: float = 0.0
-
-    @property
-    def error_ratio(self) -> float:
-        """``observed_error / error_bound`` (0/0 read as 0): must be ``<= 1``."""
-        return residual_ratio(np.array(self.observed_error), np.array(self.error_bound))
-
-
-@dataclass(frozen=True, eq=False)
-class GraphReconstruction:
-    """The reconstruction of a target graph: one `NodeFit` per Linear, and the whole graph's certificate.
-
-    Attributes
-    ----------
-    nodes : tuple of NodeFit
-        In topological order.
-    error_bound : float
-        Rigorous bound on ``max |ĝ − f̂|`` at the output over the whole domain, for the frozen module
-        evaluated in its dtype in any summation order (`verify.core.graph_bound.graph_error_bound`);
-        ``inf`` when an intermediate value may overflow (``reason`` says where).
-    scale : float
-        The target's absolute-value evaluation at the output over the domain (largest entry).
-    rtol : float
-        Accuracy demanded: ``error_bound <= rtol · scale``.
-    points : int
-        Fresh domain points of the end-to-end check (half on the boundary; a box's corners included).
-    max_abs_error, max_relative_error : float
-        ``max |g(x) − f(x)|`` of the modules' own operations on those points, and that over ``max |f(x)|``.
-    output_size : float
-        ``max |f(x)|`` over those points: what the output really is, against ``scale``, what the interval
-        bounds allow it to be.
-    domain : Domain
-        The input domain.
-    mode : str
-        The mode every pair was solved in (``"paper"`` or ``"minimal"``).
-    reason : str
-        Why ``error_bound`` is infinite (empty otherwise).
-    """
-
-    nodes: tuple[NodeFit, ...]
-    error_bound: float
-    scale: float
-    rtol: float
-    points: int
-    max_abs_error: float
-    max_relative_error: float
-    domain: Domain
-    output_size: float = 0.0
-    mode: str = "paper"
-    reason: str = ""
-
-    @property
-    def error_ratio(self) -> float:
-        """Worst ``observed / bound`` over the output and every node (must be ``<= 1``)."""
-        output = residual_ratio(np.array(self.max_abs_error), np.array(self.error_bound))
-        return max([output] + [n.error_ratio for n in self.nodes])
-
-    @property
-    def bound_over_output(self) -> float:
-        """``error_bound / max |f|`` on the points: the certified bound against the output's actual size
-        (``error_bound / scale`` is smaller by however much the interval bounds overstate the output)."""
-        return residual_ratio(np.array(self.error_bound), np.array(self.output_size))
-
-    @property
-    def max_shift_ratio(self) -> float:
-        """The largest bias shift relative to the signal over all pairs."""
-        return max((n.shift_ratio for n in self.nodes), default=0.0)
-
-    @property
-    def depth(self) -> int:
-        """The largest depth of a Linear node."""
-        return max((n.depth for n in self.nodes), default=0)
-
-    def failures(self) -> list[str]:
-        """What does not hold, in words (empty when the certificate holds)."""
-        out = []
-        if not self.error_bound <= self.rtol * self.scale:
-            out.append(
-                f"the error bound {self.error_bound:.3g} is {self.error_bound / self.scale:.3g} of the "
-                f"target's scale {self.scale:.3g}, above rtol = {self.rtol:.3g}"
-                + (f" ({self.reason})" if self.reason else "")
-            )
-        if not self.error_ratio <= 1:
-            out.append(f"a sampled error exceeds its bound ({self.error_ratio:.3g} of it)")
-        return out
-
-    @property
-    def holds(self) -> bool:
-        """Every pair certified (they are, or no result exists), the graph's bound within ``rtol``,
-        and no sampled error beyond its bound."""
-        return not self.failures()
-
-    def by_depth(self) -> list[dict]:
-        """Per depth: the nodes, the largest shift ratio, the largest bound and worst observed/bound ratio."""
-        rows = []
-        for depth in sorted({n.depth for n in self.nodes}):
-            at = [n for n in self.nodes if n.depth == depth]
-            rows.append(
-                {
-                    "depth": depth,
-                    "nodes": [n.name for n in at],
-                    "max_shift_ratio": max(n.shift_ratio for n in at),
-                    "max_margin_ratio": max(n.margin_ratio for n in at),
-                    "error_bound": max(n.error_bound for n in at),
-                    "relative_error_bound": max(n.error_bound / n.scale if n.scale > 0 else 0.0 for n in at),
-                    "worst_error_ratio": max(n.error_ratio for n in at),
-                }
-            )
-        return rows
-
-    def to_dict(self) -> dict:
-        """JSON-ready figures (no arrays)."""
-        return json_ready(
-            {
-                "holds": self.holds,
-                "error_bound": self.error_bound,
-                "scale": self.scale,
-                "rtol": self.rtol,
-                "points": self.points,
-                "max_abs_error": self.max_abs_error,
-                "max_relative_error": self.max_relative_error,
-                "output_size": self.output_size,
-                "bound_over_output": self.bound_over_output,
-                "error_ratio": self.error_ratio,
-                "by_depth": self.by_depth(),
-            }
-        )
 
 
 def _input_box(graph: ModelGraph, domain: Domain) -> tuple[Domain, tuple[int, ...]]:
@@ -373,13 +204,9 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
         seconds[node.name] = time.perf_counter() - started
 
     regimes = {node.name: _Regime.of(node, results[node.name], bounds[node.inputs[0]]) for node in target_graph.layers}
-    saved = {
-        id(m[i]): (m[i].weight.detach().clone(), m[i].bias.detach().clone())
-        for *_, m in results.values()
-        for i in (1, 4)
-    }
+    saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn, _, _ in _norms(results)]
     was_training = frozen.training
-    _load(results)
+    _write(_norms(results))
     frozen.eval()
     try:
         bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
@@ -399,10 +226,12 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             seed,
         )
     except BaseException:
-        _restore(results, saved, frozen, was_training)
+        _write(saved)
+        frozen.train(was_training)
         raise
     if not fitted.holds:
-        _restore(results, saved, frozen, was_training)
+        _write(saved)
+        frozen.train(was_training)
         raise CertificateError(
             "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
         )
@@ -414,62 +243,25 @@ def _node_bound(value: Value) -> float:
     return float(np.max(value.delta + value.delta_f, initial=0.0))
 
 
-def _load(results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]]) -> None:
-    """Write every pair's γ, β into its two BatchNorm modules (the frozen module's own)."""
+def _write(values: Any) -> None:
+    """Copy each ``(bn, weight, bias)`` of ``values`` into that BatchNorm module (in its dtype, on its device)."""
     with torch.no_grad():
-        for result, _, module in results.values():
-            for bn, gamma, beta in zip((module[1], module[4]), result.gamma, result.beta, strict=True):
-                bn.weight.copy_(torch.as_tensor(gamma, dtype=bn.weight.dtype, device=bn.weight.device))
-                bn.bias.copy_(torch.as_tensor(beta, dtype=bn.bias.dtype, device=bn.bias.device))
+        for bn, weight, bias in values:
+            bn.weight.copy_(torch.as_tensor(weight, dtype=bn.weight.dtype, device=bn.weight.device))
+            bn.bias.copy_(torch.as_tensor(bias, dtype=bn.bias.dtype, device=bn.bias.device))
 
 
-def _restore(
-    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
-    saved: dict[int, tuple[torch.Tensor, torch.Tensor]],
-    frozen: nn.Module,
-    was_training: bool,
-) -> None:
-    with torch.no_grad():
-        for _, _, module in results.values():
-            for bn in (module[1], module[4]):
-                weight, bias = saved[id(bn)]
-                bn.weight.copy_(weight)
-                bn.bias.copy_(bias)
-    frozen.train(was_training)
+def _norms(results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]]) -> list[Any]:
+    """Every pair's two BatchNorm modules (the frozen module's own) with the γ, β its result tunes them to."""
+    return [
+        (bn, gamma, beta)
+        for result, _, module in results.values()
+        for bn, gamma, beta in zip((module[1], module[4]), result.gamma, result.beta, strict=True)
+    ]
 
 
 def _largest(value: torch.Tensor) -> float:
     return float(value.abs().max()) if value.numel() else 0.0
-
-
-def _node_fit(
-    node: GraphNode,
-    fitted: tuple[Reconstruction, Domain, nn.Sequential],
-    regime: _Regime,
-    depth: int,
-    signal: float,
-    error_in: torch.Tensor,
-    error_out: float,
-    observed: float,
-    scale: float,
-    seconds: float,
-) -> NodeFit:
-    """The figures of one pair: shift against signal on the sample inputs, margin against carried error."""
-    result, region, _ = fitted
-    tau = np.asarray(result.shifts[0], dtype=np.float64)
-    return NodeFit(
-        name=node.name,
-        source=node.source,
-        depth=depth,
-        result=result,
-        region=region,
-        shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(signal)),
-        margin_ratio=residual_ratio(regime.moved(error_in), regime.margin),
-        error_bound=error_out,
-        observed_error=observed,
-        scale=scale,
-        seconds=seconds,
-    )
 
 
 def _certify(
@@ -512,24 +304,25 @@ def _certify(
         size, error = max(size, _largest(f)), max(error, _largest(g - f))
     depths = target_graph.depths()
 
-    def carried_in(node: GraphNode) -> torch.Tensor:
-        return torch.as_tensor(values[target_graph.aliases.get(node.inputs[0], node.inputs[0])].delta)[None]
-
-    nodes = [
-        _node_fit(
-            node,
-            results[node.name],
-            regimes[node.name],
-            depths[node.name],
-            signal[node.name],
-            carried_in(node),
-            _node_bound(values[node.name]),
-            observed[node.name],
-            float(np.max(values[node.name].terms)),
-            seconds[node.name],
+    nodes = []
+    for node in layers:
+        result, region, _ = results[node.name]
+        carried = torch.as_tensor(values[target_graph.aliases.get(node.inputs[0], node.inputs[0])].delta)[None]
+        largest_shift = np.array(float(np.max(np.asarray(result.shifts[0], dtype=np.float64), initial=0.0)))
+        fit = NodeFit(
+            name=node.name,
+            source=node.source,
+            depth=depths[node.name],
+            result=result,
+            region=region,
+            shift_ratio=residual_ratio(largest_shift, np.array(signal[node.name])),
+            margin_ratio=residual_ratio(regimes[node.name].moved(carried), regimes[node.name].margin),
+            error_bound=_node_bound(values[node.name]),
+            observed_error=observed[node.name],
+            scale=float(np.max(values[node.name].terms)),
+            seconds=seconds[node.name],
         )
-        for node in layers
-    ]
+        nodes.append(fit)
     return GraphReconstruction(
         nodes=tuple(nodes),
         error_bound=bound.error_bound,
