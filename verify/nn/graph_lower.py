@@ -60,14 +60,11 @@ def _affine(layer: nn.Linear | nn.Conv2d, weight: torch.Tensor | None = None, bi
 
 
 def _norm(bn: nn.modules.batchnorm._BatchNorm) -> Norm:
-    """The stored BatchNorm (the values its module holds, in its dtype) as the core's `Norm`."""
-    var = bn.running_var.detach().double().cpu().numpy()
-    return Norm(
-        _array(bn.weight, bn.running_var),
-        _array(bn.bias, bn.running_var),
-        bn.running_mean.detach().double().cpu().numpy(),
-        np.sqrt(var + float(bn.eps)),
-    )
+    """The stored BatchNorm (the values its module holds, in its dtype) as the core's `Norm` (``γ = 1, β = 0``
+    without an affine part: a target's)."""
+    mean, var = (t.detach().double().cpu().numpy() for t in (bn.running_mean, bn.running_var))
+    gamma = np.ones_like(var) if bn.weight is None else _array(bn.weight, bn.running_var)
+    return Norm(gamma, _array(bn.bias, bn.running_var), mean, np.sqrt(var + float(bn.eps)))
 
 
 def _mirrored(odd: AffineLayer, norm: Norm, even: AffineLayer) -> bool:
@@ -88,13 +85,9 @@ def _target_norm(node: GraphNode) -> np.ndarray | None:
     """``|s|(|b| + |μ|) + |β|`` per output channel of the BatchNorm folded into a target layer (None without)."""
     if len(node.modules) != 2:
         return None
-    layer, bn = node.modules
-    bias = _array(layer.bias, layer.weight)
-    gamma = np.ones_like(bias) if bn.weight is None else _array(bn.weight, bn.running_var)
-    beta = np.zeros_like(bias) if bn.bias is None else _array(bn.bias, bn.running_var)
-    scale = np.abs(gamma) / np.sqrt(bn.running_var.detach().double().cpu().numpy() + float(bn.eps))
-    mean = bn.running_mean.detach().double().cpu().numpy()
-    return (scale * (np.abs(bias) + np.abs(mean)) + np.abs(beta)) * (1 + _gamma(8, _U64))
+    layer, norm = node.modules[0], _norm(node.modules[1])
+    bias = np.abs(_array(layer.bias, layer.weight))
+    return (np.abs(norm.scale) * (bias + np.abs(norm.mean)) + np.abs(norm.beta)) * (1 + _gamma(8, _U64))
 
 
 def _pair(layer: GraphNode, frozen: GraphNode, in_shape: tuple[int, ...]) -> Pair:
