@@ -496,7 +496,7 @@ def bench_conv(table: Table) -> None:
     """docs/design.md §9: the CIFAR-shaped target at 2× paper width, iterative solver; dense lstsq on the largest
     block it can handle (block 2: 4608 equations × 9216 channels), same run."""
     from verify.construction.tuning import tune_block
-    from verify.core.conv_networks import conv_blocks
+    from verify.core.conv_blocks import conv_blocks
     from verify.solvers.registry import solve_with
 
     target = cifar_target()
