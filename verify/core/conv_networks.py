@@ -38,8 +38,9 @@ from verify.core.convolution import (
 from verify.core.domains import Ball, Box, Domain
 from verify.core.interop import to_host
 from verify.core.memory import Pair, check_build
-from verify.core.networks import Normalizations, layer_widths, minimal_width, norm_statistics, paper_width
+from verify.core.networks import Normalizations, norm_statistics
 from verify.core.validate import as_array, as_seed, as_sequence
+from verify.core.widths import layer_widths, minimal_width, paper_width
 
 __all__ = [
     "STRUCTURE",

@@ -17,30 +17,17 @@ Weights use the ``torch.nn.Linear`` convention: shape ``(out, in)``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from verify.core.channels import Channels, DenseChannels
 from verify.core.interop import TorchSpec, like, torch_spec
 from verify.core.memory import Pair, check_build
-from verify.core.validate import as_array, as_count, as_points, as_real, as_seed, as_sequence
+from verify.core.validate import as_array, as_points, as_real, as_seed, as_sequence
+from verify.core.widths import layer_widths, minimal_width, paper_width
 
 __all__ = ["FrozenNetwork", "Normalizations", "TargetNetwork", "dense_pairs", "minimal_width", "paper_width"]
-
-
-def paper_width(d_out: int, d_in: int) -> int:
-    """Odd-layer width of the paper's construction for one block: ``d_out * d_in`` (docs/design.md §2)."""
-    return as_count(d_out, "d_out") * as_count(d_in, "d_in")
-
-
-def minimal_width(d_out: int, d_in: int) -> int:
-    """Smallest odd-layer width of the linear-regime construction: ``d_out * (d_in - 1) + 1``.
-
-    Below it a generic target layer has no solution with free output scales (docs/design.md §2, minimal
-    mode): the homogeneous system has more equations than unknowns minus one.
-    """
-    return as_count(d_out, "d_out") * (as_count(d_in, "d_in") - 1) + 1
 
 
 _TARGET_STREAM, _FROZEN_STREAM = 1, 2
@@ -463,44 +450,6 @@ def _check_widths(widths: Sequence[int], name: str) -> list[int]:
         if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
             raise ValueError(f"{name} must be integers >= 1, got {items!r}")
     return [int(w) for w in items]
-
-
-def resolve_widths(width: object, need: Callable[[str], list[int]], listed: str = "a list of ints") -> list[int] | None:
-    """A ``width`` argument given as ``"paper"``, ``"minimal"``, an int or a float, resolved to one odd width per
-    entry of ``need(mode)`` (the widths each mode needs): an int for every entry, a float ``f`` gives
-    ``ceil(f · need("paper"))``. None for any other value (a list: the caller reads it); ValueError naming what works
-    (``listed``: how the caller's list form is described)."""
-    if isinstance(width, str):
-        if width not in ("paper", "minimal"):
-            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or {listed}, got {width!r}")
-        return need(width)
-    if isinstance(width, bool):
-        raise ValueError(f"width must be 'paper', 'minimal', an int, a float or {listed}, got {width!r}")
-    if isinstance(width, (int, np.integer)):
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        return [int(width)] * len(need("paper"))
-    if isinstance(width, (float, np.floating)):
-        if not np.isfinite(width) or width <= 0:
-            raise ValueError(f"width as a multiple of the paper width must be positive and finite, got {width}")
-        return [max(1, int(np.ceil(width * n - 1e-9))) for n in need("paper")]
-    return None
-
-
-def whole_widths(width: object, name: str, count: int, per: str) -> list[int]:
-    """``width`` as a list of ``count`` integers ``>= 1``; ValueError naming ``name`` and what it is ``per``."""
-    items = as_sequence(width, name, count)
-    if any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in items):
-        raise ValueError(f"{name} as a list must hold one integer >= 1 per {per}, got {items!r}")
-    return [int(w) for w in items]
-
-
-def layer_widths(width: object, sizes: Sequence[tuple[int, int]]) -> list[int]:
-    """The ``width`` of `FrozenNetwork.for_target` resolved to one odd width per layer of ``(d_out, d_in)`` ``sizes``:
-    ``"paper"`` ``d_out·d_in``, ``"minimal"`` ``d_out(d_in − 1) + 1``, an int, a float multiple of paper, or a list."""
-    rules = {"paper": paper_width, "minimal": minimal_width}
-    found = resolve_widths(width, lambda mode: [rules[mode](d_out, d_in) for d_out, d_in in sizes])
-    return found if found is not None else whole_widths(width, "width", len(sizes), "block")
 
 
 def _odd_widths(width: str | int | float | Sequence[int], d: tuple[int, ...]) -> list[int]:

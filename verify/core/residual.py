@@ -37,9 +37,10 @@ from verify.core.domains import AffineRange, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import like
 from verify.core.memory import Pair, check_build
-from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width, resolve_widths, whole_widths
+from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.tolerances import EPS
 from verify.core.validate import as_count, as_points, as_seed, as_sequence
+from verify.core.widths import minimal_width, paper_width, resolve_widths, whole_widths
 
 __all__ = [
     "BranchBlock",
