@@ -34,7 +34,7 @@ from verify.core.domains import Ball, Box, Domain
 from verify.core.memory import check_build
 from verify.core.validate import as_seed
 from verify.nn.graph import POOLS
-from verify.nn.graph_frozen import frozen_graph
+from verify.nn.graph_frozen import frozen_graph, pair_modules
 from verify.nn.mlp import frozen_mlp
 from verify.nn.modules import check_dense
 
@@ -353,31 +353,11 @@ def frozen_like(
             modules.append(_torch_structure(layer))
             continue
         original = next(originals)
-        n = widths[position]
-        with torch.random.fork_rng(devices=[]):  # torch's own initialization draws from the global generator
-            if isinstance(original, _CONV):
-                conv_type = type(original)
-                norm_type = nn.BatchNorm1d if conv_type is nn.Conv1d else nn.BatchNorm2d
-                odd = conv_type(
-                    original.in_channels,
-                    n,
-                    original.kernel_size,
-                    stride=original.stride,
-                    padding=original.padding,
-                    dilation=original.dilation,
-                    padding_mode=original.padding_mode,
-                    bias=False,
-                    dtype=dtype,
-                )
-                even = conv_type(n, original.out_channels, 1, bias=False, dtype=dtype)
-            else:
-                norm_type = nn.BatchNorm1d
-                odd = nn.Linear(original.in_features, n, bias=False, dtype=dtype)
-                even = nn.Linear(n, original.out_features, bias=False, dtype=dtype)
+        pair = pair_modules(original, widths[position], dtype)
         with torch.no_grad():
-            odd.weight.copy_(draw(tuple(odd.weight.shape)))
-            even.weight.copy_(draw(tuple(even.weight.shape)))
-        modules += [odd, norm_type(n, dtype=dtype), nn.ReLU(), even, norm_type(layer.out_channels, dtype=dtype)]
+            pair[0].weight.copy_(draw(tuple(pair[0].weight.shape)))
+            pair[3].weight.copy_(draw(tuple(pair[3].weight.shape)))
+        modules += list(pair)
         position += 1
         if position < len(affine):
             modules.append(nn.ReLU())
