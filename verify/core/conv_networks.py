@@ -38,7 +38,7 @@ from verify.core.convolution import (
 from verify.core.domains import Ball, Box, Domain
 from verify.core.interop import to_host
 from verify.core.memory import Pair, check_build
-from verify.core.networks import Normalizations, norm_statistics
+from verify.core.networks import Normalizations, _Layers, norm_statistics
 from verify.core.validate import as_array, as_seed, as_sequence
 from verify.core.widths import layer_widths, minimal_width, paper_width
 
@@ -123,14 +123,22 @@ def _inputs(x: object, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     )
 
 
-class _ConvLayers:
-    """What both networks share: the affine layers, the structure between them, the input shape."""
+class _ConvLayers(_Layers):
+    """What both networks share: the affine layers (their weights ``(out, in, *kernel)`` or ``(out, in)``), the
+    structure between them, the input shape; numpy float64 (``torch`` is None: read torch modules with
+    `verify.nn`)."""
 
     _affine: tuple[AffineLayer, ...]
     _structure: tuple[tuple[Layer, ...], ...]
     _shapes: tuple[tuple[int, ...], ...]
     _input_shape: tuple[int, ...]
     _output_shape: tuple[int, ...]
+    _torch = None
+
+    def _set_layers(self, affine: Sequence[AffineLayer]) -> None:
+        self._affine = tuple(affine)
+        self._weights = tuple(layer.weight for layer in affine)
+        self._biases = tuple(layer.bias for layer in affine)
 
     @property
     def affine(self) -> tuple[AffineLayer, ...]:
@@ -146,26 +154,6 @@ class _ConvLayers:
     def output_shape(self) -> tuple[int, ...]:
         """Shape of one output."""
         return self._output_shape
-
-    @property
-    def torch(self) -> None:
-        """None: convolutional networks are numpy float64 (read torch modules with `verify.nn`)."""
-        return None
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """Input channels, then every affine layer's output channels (features of a `Linear`)."""
-        return (self._affine[0].in_channels, *(layer.out_channels for layer in self._affine))
-
-    @property
-    def weights(self) -> tuple[np.ndarray, ...]:
-        """The affine layers' weights (``(out, in, *kernel)`` or ``(out, in)``)."""
-        return tuple(layer.weight for layer in self._affine)
-
-    @property
-    def biases(self) -> tuple[np.ndarray, ...]:
-        """The affine layers' biases."""
-        return tuple(layer.bias for layer in self._affine)
 
     def structure_before(self, index: int) -> tuple[Layer, ...]:
         """The structure layers before block ``index + 1`` (before the target's layer or the frozen odd layer)."""
@@ -198,7 +186,8 @@ class ConvTargetNetwork(_ConvLayers):
 
     def __init__(self, layers: Sequence[object], input_shape: Sequence[int]) -> None:
         affine, structure, shapes, out = _chain(layers, input_shape, "target")
-        self._affine, self._structure, self._shapes = tuple(affine), tuple(map(tuple, structure)), tuple(shapes)
+        self._set_layers(affine)
+        self._structure, self._shapes = tuple(map(tuple, structure)), tuple(shapes)
         self._input_shape, self._output_shape = _shape(input_shape), out
 
     @property
@@ -301,7 +290,8 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
                     f"frozen has {ops[0].name} between affine layers {j} and {j + 1} of one pair; structure layers "
                     "belong between the pairs (before an odd layer)"
                 )
-        self._affine, self._shapes = tuple(affine), tuple(shapes)
+        self._set_layers(affine)
+        self._shapes = tuple(shapes)
         self._structure = tuple(tuple(ops) for ops in structure[::2])
         self._input_shape, self._output_shape = _shape(input_shape), out
         counts = [layer.out_channels for layer in affine]

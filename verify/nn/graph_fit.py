@@ -102,9 +102,8 @@ class _Regime:
     ``margin`` is each odd neuron's (channel's) activity margin over the node's input box
     (`verify.core.bias_shift.activity_margin`, the smallest over all output positions of a
     convolution), infinite for a mirrored pair solved without shift (docs/design.md §3: no input
-    can take it out of its regime); ``odd(e)`` how far an input error ``e`` moves each odd
-    pre-activation, ``|s| (|B| e)`` (largest over positions); ``even`` is ``|s'| |A|``, how an odd
-    output error reaches the pair's output.
+    can take it out of its regime); `moved` how far an input error ``e`` moves each odd
+    pre-activation, ``|s| (|B| e)`` (largest over positions).
     """
 
     node: GraphNode
@@ -112,7 +111,6 @@ class _Regime:
     bias: torch.Tensor | None
     odd_weight: torch.Tensor
     margin: np.ndarray
-    even: np.ndarray
 
     @classmethod
     def of(cls, node: GraphNode, fitted: tuple[Reconstruction, Domain, nn.Sequential], box: tuple) -> _Regime:
@@ -128,9 +126,7 @@ class _Regime:
         margin = np.maximum(activity_margin(s, tau, image), 0.0).min(axis=0)
         if next(blocks(result.target, result.frozen)).pairs is not None and not np.any(tau):
             margin = np.full_like(margin, np.inf)  # mirrored halves, no shift: σ(t) − σ(−t) = t for any input (§3)
-        a = module[3].weight.detach().double().cpu().numpy().reshape(module[3].weight.shape[0], -1)
-        even = np.abs(np.asarray(result.scales[1], dtype=np.float64))[: a.shape[0], None] * np.abs(a)
-        return cls(node, s, c, weight, margin, even)
+        return cls(node, s, c, weight, margin)
 
     def moved(self, e_in: torch.Tensor) -> np.ndarray:
         """How far an input error ``e_in`` can move each odd pre-activation (largest over positions)."""
@@ -225,16 +221,14 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             samples,
             seed,
         )
-    except BaseException:
+        if not fitted.holds:
+            raise CertificateError(
+                "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
+            )
+    except BaseException:  # frozen is left as it was
         _write(saved)
         frozen.train(was_training)
         raise
-    if not fitted.holds:
-        _write(saved)
-        frozen.train(was_training)
-        raise CertificateError(
-            "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
-        )
     return fitted
 
 
