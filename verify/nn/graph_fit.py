@@ -51,7 +51,7 @@ from verify.nn.graph_idioms import check_shapes, node_values
 from verify.nn.graph_lower import certified_bound, interval_bounds
 from verify.nn.graph_match import match
 from verify.nn.graph_result import GraphReconstruction, NodeFit
-from verify.nn.modules import from_module
+from verify.nn.modules import from_module, frozen_from_layers
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
@@ -157,16 +157,7 @@ def _one_block(
     kernel = tuple(node.weight.shape[2:])
     patches = [F.unfold(v.double(), kernel, **node.options)[0] for v in box]  # (C_in k_h k_w, positions)
     region = Box(patches[0].amin(dim=1).numpy(), patches[1].amax(dim=1).numpy())
-    first, norm1, _, second, norm2 = module
-    flat = [first.weight.detach().flatten(1), second.weight.detach().flatten(1)]
-    biases = [None if layer.bias is None else layer.bias.detach() for layer in (first, second)]
-    frozen = FrozenNetwork(
-        flat,
-        biases,
-        [norm1.running_mean.detach(), norm2.running_mean.detach()],
-        [norm1.running_var.detach(), norm2.running_var.detach()],
-        eps=[float(norm1.eps), float(norm2.eps)],
-    )
+    frozen = frozen_from_layers((module[0], module[3]), (module[1], module[4]))
     return TargetNetwork([node.weight.flatten(1)], [node.bias]), frozen, region
 
 
