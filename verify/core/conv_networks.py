@@ -38,7 +38,8 @@ from verify.core.convolution import (
 from verify.core.domains import Ball, Box, Domain
 from verify.core.interop import to_host
 from verify.core.memory import Pair, check_build
-from verify.core.networks import Normalizations, _Layers, norm_statistics
+from verify.core.networks import _Layers, draw_weights
+from verify.core.normalizations import Normalizations, norm_statistics
 from verify.core.validate import as_array, as_seed, as_sequence
 from verify.core.widths import layer_widths, minimal_width, paper_width
 
@@ -325,11 +326,7 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
         rng = np.random.default_rng([2, as_seed(seed)])
 
         def draw(shape: tuple[int, ...]) -> np.ndarray:
-            fan_in = math.prod(shape[1:])
-            values = rng.standard_normal(shape) / np.sqrt(fan_in)
-            if density == 1:
-                return values
-            return np.where(rng.uniform(size=shape) < density, values / np.sqrt(density), 0.0)
+            return draw_weights(rng, shape, math.prod(shape[1:]), density=density)
 
         layers: list[Layer] = []
         for k, (layer, n) in enumerate(zip(target.affine, odd, strict=True)):
