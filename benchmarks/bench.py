@@ -497,7 +497,7 @@ def bench_conv(table: Table) -> None:
     """docs/design.md §9: the CIFAR-shaped target at 2× paper width, iterative solver; dense lstsq on the largest
     block it can handle (block 2: 4608 equations × 9216 channels), same run."""
     from verify.construction.tuning import tune_block
-    from verify.core.conv_networks import conv_blocks
+    from verify.core.conv_blocks import conv_blocks
     from verify.solvers.registry import solve_with
 
     target = cifar_target()
@@ -552,7 +552,7 @@ def _forward_linear_bounds(graph: Any, lo: Any, hi: Any, intervals: dict) -> dic
     import torch
 
     from verify.nn.graph import ADD, INPUT, LINEAR, RELU
-    from verify.nn.graph_bounds import run_node
+    from verify.nn.graph_lower import run_node
 
     d, shape = lo.numel(), lo.shape[1:]
     flat_lo, flat_hi = lo.reshape(-1), hi.reshape(-1)
@@ -620,7 +620,7 @@ def bench_resnet8_bounds(table: Table) -> None:
 
     from verify.job.graph_models import ResNet
     from verify.nn.graph import read_graph
-    from verify.nn.graph_bounds import interval_bounds
+    from verify.nn.graph_lower import interval_bounds
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

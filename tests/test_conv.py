@@ -15,7 +15,7 @@ from torch import nn
 
 import verify
 from verify.core.channels import ConvChannels
-from verify.core.conv_networks import conv_blocks
+from verify.core.conv_blocks import conv_blocks
 from verify.core.domains import AffineRange
 from verify.core.feasibility import equation_feasibility
 from verify.core.tolerances import EPS

@@ -131,7 +131,8 @@ def test_bounds_follow_the_graph_an_addition_adds_its_inputs_bounds() -> None:
     target = _target(ResidualMLP)
     result = fit_norm_layers(frozen_graph(target, seed=0), target, verify.Box(-1, 1))
     graph = read_graph(target)
-    from verify.nn.graph_bounds import interval_bounds, node_values
+    from verify.nn.graph_idioms import node_values
+    from verify.nn.graph_lower import interval_bounds
 
     lo, hi = -torch.ones(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)
     bounds = interval_bounds(graph, lo, hi)

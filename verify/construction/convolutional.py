@@ -29,13 +29,8 @@ from verify.construction.memory_plan import conv_sizes, plan_solves
 from verify.construction.result import Reconstruction
 from verify.construction.tuning import check_options, tune_block
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
-from verify.core.conv_networks import (
-    ConvFrozenNetwork,
-    ConvTargetNetwork,
-    check_conv_architecture,
-    conv_blocks,
-    resolve_domain,
-)
+from verify.core.conv_blocks import check_conv_architecture, conv_blocks
+from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, resolve_domain
 from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError

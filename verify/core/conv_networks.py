@@ -11,7 +11,7 @@ followed by an eval-mode BatchNorm per channel, a ReLU after all but the last, a
 structure ``S_k`` before its odd layer ``2k−1``. Block ``k`` pairs target layer ``k`` with frozen
 layers ``2k−1`` (a `Conv` of the target's kernel size, stride, padding and dilation, or a
 `Linear`) and ``2k`` (a 1×1 `Conv`, or a `Linear`); its scale equation is the dense one on
-flattened kernels, ``A diag(γ) B = W_flat`` (`conv_blocks`).
+flattened kernels, ``A diag(γ) B = W_flat`` (`verify.core.conv_blocks`).
 
 The networks evaluate in numpy float64, in batches (`_ConvLayers.batch`) so that memory stays bounded.
 """
@@ -19,13 +19,10 @@ The networks evaluate in numpy float64, in batches (`_ConvLayers.batch`) so that
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
-from verify.core.blocks import Block
-from verify.core.channels import Channels, ConvChannels, DenseChannels
 from verify.core.convolution import (
     BATCH,
     BATCH_ENTRIES,
@@ -38,20 +35,18 @@ from verify.core.convolution import (
     Linear,
     MaxPool,
 )
-from verify.core.domains import AffineRange, Ball, Box, Domain
-from verify.core.errors import InfeasibleError
+from verify.core.domains import Ball, Box, Domain
 from verify.core.interop import to_host
 from verify.core.memory import Pair, check_build
-from verify.core.networks import Normalizations, minimal_width, paper_width
-from verify.core.validate import as_array, as_real, as_seed, as_sequence
+from verify.core.networks import _Layers, draw_weights
+from verify.core.normalizations import Normalizations, norm_statistics
+from verify.core.validate import as_array, as_seed, as_sequence
+from verify.core.widths import layer_widths, minimal_width, paper_width
 
 __all__ = [
     "STRUCTURE",
-    "ConvBlock",
     "ConvFrozenNetwork",
     "ConvTargetNetwork",
-    "check_conv_architecture",
-    "conv_blocks",
     "conv_pairs",
     "is_convolutional",
     "odd_widths",
@@ -129,14 +124,22 @@ def _inputs(x: object, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     )
 
 
-class _ConvLayers:
-    """What both networks share: the affine layers, the structure between them, the input shape."""
+class _ConvLayers(_Layers):
+    """What both networks share: the affine layers (their weights ``(out, in, *kernel)`` or ``(out, in)``), the
+    structure between them, the input shape; numpy float64 (``torch`` is None: read torch modules with
+    `verify.nn`)."""
 
     _affine: tuple[AffineLayer, ...]
     _structure: tuple[tuple[Layer, ...], ...]
     _shapes: tuple[tuple[int, ...], ...]
     _input_shape: tuple[int, ...]
     _output_shape: tuple[int, ...]
+    _torch = None
+
+    def _set_layers(self, affine: Sequence[AffineLayer]) -> None:
+        self._affine = tuple(affine)
+        self._weights = tuple(layer.weight for layer in affine)
+        self._biases = tuple(layer.bias for layer in affine)
 
     @property
     def affine(self) -> tuple[AffineLayer, ...]:
@@ -152,26 +155,6 @@ class _ConvLayers:
     def output_shape(self) -> tuple[int, ...]:
         """Shape of one output."""
         return self._output_shape
-
-    @property
-    def torch(self) -> None:
-        """None: convolutional networks are numpy float64 (read torch modules with `verify.nn`)."""
-        return None
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """Input channels, then every affine layer's output channels (features of a `Linear`)."""
-        return (self._affine[0].in_channels, *(layer.out_channels for layer in self._affine))
-
-    @property
-    def weights(self) -> tuple[np.ndarray, ...]:
-        """The affine layers' weights (``(out, in, *kernel)`` or ``(out, in)``)."""
-        return tuple(layer.weight for layer in self._affine)
-
-    @property
-    def biases(self) -> tuple[np.ndarray, ...]:
-        """The affine layers' biases."""
-        return tuple(layer.bias for layer in self._affine)
 
     def structure_before(self, index: int) -> tuple[Layer, ...]:
         """The structure layers before block ``index + 1`` (before the target's layer or the frozen odd layer)."""
@@ -204,7 +187,8 @@ class ConvTargetNetwork(_ConvLayers):
 
     def __init__(self, layers: Sequence[object], input_shape: Sequence[int]) -> None:
         affine, structure, shapes, out = _chain(layers, input_shape, "target")
-        self._affine, self._structure, self._shapes = tuple(affine), tuple(map(tuple, structure)), tuple(shapes)
+        self._set_layers(affine)
+        self._structure, self._shapes = tuple(map(tuple, structure)), tuple(shapes)
         self._input_shape, self._output_shape = _shape(input_shape), out
 
     @property
@@ -307,22 +291,12 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
                     f"frozen has {ops[0].name} between affine layers {j} and {j + 1} of one pair; structure layers "
                     "belong between the pairs (before an odd layer)"
                 )
-        self._affine, self._shapes = tuple(affine), tuple(shapes)
+        self._set_layers(affine)
+        self._shapes = tuple(shapes)
         self._structure = tuple(tuple(ops) for ops in structure[::2])
         self._input_shape, self._output_shape = _shape(input_shape), out
         counts = [layer.out_channels for layer in affine]
-        self._mean = _per_layer(running_mean, "running_mean", counts, 0.0)
-        self._var = _per_layer(running_var, "running_var", counts, 1.0)
-        if isinstance(eps, Sequence):
-            self._layer_eps = tuple(
-                as_real(e, f"eps[{j}]", minimum=0.0) for j, e in enumerate(as_sequence(eps, "eps", len(affine)))
-            )
-        else:
-            self._layer_eps = (as_real(eps, "eps", minimum=0.0),) * len(affine)
-        for j, (v, e) in enumerate(zip(self._var, self._layer_eps, strict=True)):
-            if np.any(v + e <= 0):
-                raise ValueError(f"running_var[{j}] + eps must be positive for every channel; use eps > 0")
-        self._std = tuple(np.sqrt(v + e) for v, e in zip(self._var, self._layer_eps, strict=True))
+        self._mean, self._var, self._layer_eps, self._std = norm_statistics(counts, running_mean, running_var, eps)
 
     @classmethod
     def for_target(
@@ -352,11 +326,7 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
         rng = np.random.default_rng([2, as_seed(seed)])
 
         def draw(shape: tuple[int, ...]) -> np.ndarray:
-            fan_in = math.prod(shape[1:])
-            values = rng.standard_normal(shape) / np.sqrt(fan_in)
-            if density == 1:
-                return values
-            return np.where(rng.uniform(size=shape) < density, values / np.sqrt(density), 0.0)
+            return draw_weights(rng, shape, math.prod(shape[1:]), density=density)
 
         layers: list[Layer] = []
         for k, (layer, n) in enumerate(zip(target.affine, odd, strict=True)):
@@ -433,36 +403,9 @@ class ConvFrozenNetwork(_ConvLayers, Normalizations):
         return f"ConvFrozenNetwork(input_shape={self._input_shape}, widths={list(self.widths)})"
 
 
-def _per_layer(values: object, name: str, counts: list[int], default: float) -> tuple[np.ndarray, ...]:
-    entries = [None] * len(counts) if values is None else as_sequence(values, name, len(counts))
-    out = []
-    for j, (n, v) in enumerate(zip(counts, entries, strict=True)):
-        array = np.full(n, default) if v is None else as_array(v, f"{name}[{j}]", (n,))
-        array.setflags(write=False)
-        out.append(array)
-    return tuple(out)
-
-
 def odd_widths(width: object, affine: Sequence[AffineLayer]) -> list[int]:
     """``width`` of `ConvFrozenNetwork.for_target` resolved to one odd width per target layer."""
-    sizes = [(layer.out_channels, layer.flat_weight.shape[1]) for layer in affine]
-    if isinstance(width, str):
-        rules = {"paper": paper_width, "minimal": minimal_width}
-        if width not in rules:
-            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
-        return [rules[width](d_out, d_in) for d_out, d_in in sizes]
-    if isinstance(width, (int, np.integer)) and not isinstance(width, bool) and width >= 1:
-        return [int(width)] * len(sizes)
-    if isinstance(width, (float, np.floating)) and np.isfinite(width) and width > 0:
-        return [max(1, math.ceil(width * paper_width(d_out, d_in) - 1e-9)) for d_out, d_in in sizes]
-    if isinstance(width, Sequence) and not isinstance(width, (str, bytes)):
-        items = as_sequence(width, "width", len(sizes))
-        if all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1 for w in items):
-            return [int(w) for w in items]
-    raise ValueError(
-        f"width must be 'paper', 'minimal', an int >= 1, a positive float (a multiple of 'paper') or one int per "
-        f"layer, got {width!r}"
-    )
+    return layer_widths(width, [(layer.out_channels, layer.flat_weight.shape[1]) for layer in affine])
 
 
 def conv_pairs(affine: Sequence[AffineLayer], odd: Sequence[int]) -> list[Pair]:
@@ -478,126 +421,3 @@ def conv_pairs(affine: Sequence[AffineLayer], odd: Sequence[int]) -> list[Pair]:
 def is_convolutional(network: object) -> bool:
     """Whether ``network`` is a `ConvTargetNetwork` or `ConvFrozenNetwork`."""
     return isinstance(network, (ConvTargetNetwork, ConvFrozenNetwork))
-
-
-@dataclass(frozen=True)
-class ConvBlock(Block):
-    """A block whose odd layer is a convolution: ``b`` is its kernel restricted to the live input channels and
-    flattened to ``(n, C_in·prod(kernel))``; ``odd_layer`` the same kernel as a `Conv` (for the ranges)."""
-
-    odd_layer: Conv | None = None
-
-    def odd_range(self, region: Domain, arithmetic: object = None) -> AffineRange:
-        """Per-channel range of the odd convolution over ``region`` (a `Box` with ``shape``): per position
-        (`verify.core.convolution.AffineLayer.range`), then the hull over positions (`ConvChannels`)."""
-        if arithmetic is not None or not isinstance(region, Box) or region.shape is None:
-            raise ValueError("a convolutional block's range needs a float64 verify.Box over its input tensor")
-        lo, hi = region.lo.reshape(region.shape), region.hi.reshape(region.shape)
-        layer = self.odd_layer
-        return self.channels.reduce_range(layer.range(lo, hi, layer.weight, self.c_odd))
-
-
-def conv_blocks(target: ConvTargetNetwork, frozen: ConvFrozenNetwork) -> Iterator[Block]:
-    """The blocks ``k = 1 … L`` of a convolutional pair (call `check_conv_architecture` first)."""
-    d = target.widths
-    for k, layer in enumerate(target.affine, start=1):
-        odd, even = frozen.affine[2 * k - 2], frozen.affine[2 * k - 1]
-        live = _live_inputs(frozen, k, d[k - 1])
-        a = even.flat_weight[: d[k]]
-        common = {
-            "k": k,
-            "a": a,
-            "c_odd": odd.bias,
-            "c_even": even.bias[: d[k]],
-            "w": layer.flat_weight,
-            "bias": layer.bias,
-        }
-        if isinstance(odd, Conv):
-            kernel = odd.weight[:, : d[k - 1]]
-            positions = math.prod(odd.output_shape(target.layer_shapes()[k - 1])[1:])
-            channels: Channels = ConvChannels(odd.out_channels, positions)
-            yield ConvBlock(
-                **common, b=kernel.reshape(kernel.shape[0], -1), channels=channels, odd_layer=odd.like(kernel, odd.bias)
-            )
-        else:
-            yield Block(**common, b=odd.weight[:, live], channels=DenseChannels(odd.out_channels))
-
-
-def _live_inputs(frozen: ConvFrozenNetwork, k: int, carried: int) -> np.ndarray:
-    """Indices of the odd layer ``2k−1``'s input features fed by the ``carried`` live channels of layer ``2k−2``
-    (channel order, then position; all inputs for ``k = 1``)."""
-    shape = frozen.layer_shapes()[2 * k - 2]
-    if k == 1:
-        return np.arange(math.prod(shape))
-    previous = frozen.layer_shapes()[2 * k - 3]
-    out = frozen.affine[2 * k - 3].output_shape(previous)
-    indicator = np.zeros((1, *out))
-    indicator[:, :carried] = 1.0
-    for op in frozen.structure_before(k - 1):
-        indicator = op(indicator)
-    return np.flatnonzero(indicator.reshape(-1) > 0)
-
-
-def _geometry(layer: AffineLayer) -> tuple:
-    if isinstance(layer, Conv):
-        return ("Conv", layer.kernel, layer.stride, layer.padding, layer.dilation, layer.padding_mode)
-    return ("Linear",)
-
-
-def check_conv_architecture(target: object, frozen: object) -> None:
-    """Raise ValueError (InfeasibleError for a too-narrow even layer) unless ``frozen`` can carry ``target``:
-    same input shape, one pair per target layer with the target's geometry, a 1×1 (or Linear) even layer,
-    and the same structure between the pairs. Each message names the layer and what would work."""
-    if not isinstance(target, ConvTargetNetwork):
-        raise ValueError(
-            f"target must be a ConvTargetNetwork to go with a {type(frozen).__name__}, got {type(target).__name__}"
-        )
-    if not isinstance(frozen, ConvFrozenNetwork):
-        raise ValueError(
-            f"frozen must be a ConvFrozenNetwork to go with a ConvTargetNetwork, got {type(frozen).__name__}"
-        )
-    if frozen.input_shape != target.input_shape:
-        raise ValueError(f"frozen takes inputs of shape {frozen.input_shape} but the target {target.input_shape}")
-    if frozen.depth != target.depth:
-        raise ValueError(
-            f"frozen has {2 * frozen.depth} affine layers but a target of depth {target.depth} needs {2 * target.depth}"
-        )
-    d = target.widths
-    for k, layer in enumerate(target.affine, start=1):
-        odd, even = frozen.affine[2 * k - 2], frozen.affine[2 * k - 1]
-        if _geometry(odd) != _geometry(layer):
-            want = layer.describe() if isinstance(layer, Conv) else "a Linear"
-            raise ValueError(
-                f"block {k}: frozen layer {2 * k - 1} is {odd.describe() if isinstance(odd, Conv) else 'a Linear'} but "
-                f"target layer {k} needs {want} with n output channels (same kernel size, stride, padding, dilation "
-                f"and padding mode)"
-            )
-        if isinstance(even, Conv) and (
-            any(s != 1 for s in even.kernel + even.stride + even.dilation) or any(map(any, even.padding))
-        ):
-            raise ValueError(
-                f"block {k}: frozen layer {2 * k} is {even.describe()}; it must be a 1x1 convolution (stride 1, no "
-                "padding, dilation 1)"
-            )
-        if isinstance(even, Conv) != isinstance(layer, Conv):
-            raise ValueError(
-                f"block {k}: frozen layer {2 * k} must be a {'1x1 Conv' if isinstance(layer, Conv) else 'Linear'}"
-            )
-        if tuple(frozen.structure_before(k - 1)) != tuple(target.structure_before(k - 1)):
-            raise ValueError(
-                f"block {k}: the structure before frozen layer {2 * k - 1} ({list(frozen.structure_before(k - 1))}) "
-                f"differs from the target's before its layer {k} ({list(target.structure_before(k - 1))}); copy it"
-            )
-        n_even = even.out_channels
-        if (k == target.depth and n_even != d[k]) or n_even < d[k]:
-            if k == target.depth:
-                raise ValueError(f"frozen output layer {2 * k} has {n_even} channels but the target's has {d[k]}")
-            raise InfeasibleError(
-                f"block {k}: even frozen layer {2 * k} has {n_even} channels but must carry the target's {d[k]}; use "
-                f">= {d[k]}",
-                block=k,
-                width=n_even,
-                width_needed=d[k],
-            )
-    if frozen.output_shape != target.output_shape:
-        raise ValueError(f"frozen outputs have shape {frozen.output_shape} but the target's {target.output_shape}")

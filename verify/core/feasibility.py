@@ -30,7 +30,8 @@ import scipy.sparse
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from verify.core.blocks import blocks, check_architecture
-from verify.core.conv_networks import check_conv_architecture, conv_blocks, is_convolutional
+from verify.core.conv_blocks import check_conv_architecture, conv_blocks
+from verify.core.conv_networks import is_convolutional
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
 from verify.core.scale_equation import ScaleEquation, incidence, khatri_rao

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, _live_inputs, check_conv_architecture
+from verify.core.conv_blocks import check_conv_architecture, live_inputs
+from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork
 from verify.core.convolution import AdaptiveAvgPool, AffineLayer, AvgPool, Conv, Flatten, Layer, MaxPool
 
 __all__ = ["KINDS", "Graph", "LinearMap", "Node", "Norm", "Pair", "conv_graph"]
@@ -205,7 +206,7 @@ def conv_graph(
         if isinstance(odd, Conv):
             restricted: AffineLayer = odd.like(odd.weight[:, : d[k - 1]], odd.bias)
         else:
-            restricted = type(odd)(odd.weight[:, _live_inputs(frozen, k, d[k - 1])], odd.bias)
+            restricted = type(odd)(odd.weight[:, live_inputs(frozen, k, d[k - 1])], odd.bias)
         keep = slice(0, d[k])
         extra = None
         if even.out_channels > d[k]:

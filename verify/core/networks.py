@@ -16,6 +16,7 @@ Weights use the ``torch.nn.Linear`` convention: shape ``(out, in)``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
@@ -24,23 +25,11 @@ import numpy as np
 from verify.core.channels import Channels, DenseChannels
 from verify.core.interop import TorchSpec, like, torch_spec
 from verify.core.memory import Pair, check_build
-from verify.core.validate import as_array, as_count, as_points, as_real, as_seed, as_sequence
+from verify.core.normalizations import Normalizations, norm_statistics, per_layer
+from verify.core.validate import as_array, as_points, as_real, as_seed, as_sequence
+from verify.core.widths import layer_widths, minimal_width, paper_width
 
 __all__ = ["FrozenNetwork", "Normalizations", "TargetNetwork", "dense_pairs", "minimal_width", "paper_width"]
-
-
-def paper_width(d_out: int, d_in: int) -> int:
-    """Odd-layer width of the paper's construction for one block: ``d_out * d_in`` (docs/design.md §2)."""
-    return as_count(d_out, "d_out") * as_count(d_in, "d_in")
-
-
-def minimal_width(d_out: int, d_in: int) -> int:
-    """Smallest odd-layer width of the linear-regime construction: ``d_out * (d_in - 1) + 1``.
-
-    Below it a generic target layer has no solution with free output scales (docs/design.md §2, minimal
-    mode): the homogeneous system has more equations than unknowns minus one.
-    """
-    return as_count(d_out, "d_out") * (as_count(d_in, "d_in") - 1) + 1
 
 
 _TARGET_STREAM, _FROZEN_STREAM = 1, 2
@@ -167,80 +156,6 @@ class TargetNetwork(_Layers):
         return f"TargetNetwork(widths={list(self.widths)})"
 
 
-class Normalizations:
-    """The eval-mode BatchNorm after each frozen layer, shared by `FrozenNetwork` and the convolutional
-    `verify.core.conv_networks.ConvFrozenNetwork`: running statistics, ``eps``, and the conversion between
-    BatchNorm ``(gamma, beta)`` and per-neuron (per-channel) affine maps ``h -> s*h + t`` (docs/design.md §1).
-
-    A subclass sets ``_mean``, ``_var``, ``_layer_eps`` and ``_std`` (``sqrt(v + eps)``) per layer and has
-    ``widths`` and ``masks``.
-    """
-
-    _mean: tuple[np.ndarray, ...]
-    _var: tuple[np.ndarray, ...]
-    _layer_eps: tuple[float, ...]
-    _std: tuple[np.ndarray, ...]
-    widths: tuple[int, ...]
-    masks: tuple[np.ndarray, ...]
-
-    @property
-    def density(self) -> float:
-        """Fraction of non-zero frozen weights over all layers."""
-        return sum(int(np.count_nonzero(m)) for m in self.masks) / sum(m.size for m in self.masks)
-
-    @property
-    def running_mean(self) -> tuple[np.ndarray, ...]:
-        """BatchNorm running means ``mu_j``."""
-        return self._mean
-
-    @property
-    def running_var(self) -> tuple[np.ndarray, ...]:
-        """BatchNorm running variances ``v_j``."""
-        return self._var
-
-    @property
-    def eps(self) -> float | tuple[float, ...]:
-        """BatchNorm ``eps``: one float when every layer shares it, else one per layer (as given)."""
-        first = self._layer_eps[0]
-        return first if all(e == first for e in self._layer_eps) else self._layer_eps
-
-    @property
-    def layer_eps(self) -> tuple[float, ...]:
-        """BatchNorm ``eps`` of each of the ``2L`` layers (equal when one value was given)."""
-        return self._layer_eps
-
-    @property
-    def norm_std(self) -> tuple[np.ndarray, ...]:
-        """``sqrt(v_j + eps_j)`` per layer: what BatchNorm divides by, so ``s = gamma / norm_std``."""
-        return self._std
-
-    def norm_params(
-        self, scales: Sequence[np.ndarray], shifts: Sequence[np.ndarray]
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Convert per-neuron affine maps ``h -> s*h + t`` to BatchNorm ``(gamma, beta)`` (docs/design.md §1).
-
-        ``gamma = s * sqrt(v + eps)`` and ``beta = t + s * mu``; the inverse of `affine_maps`.
-        """
-        gamma = [np.asarray(s) * std for s, std in zip(scales, self._std, strict=True)]
-        beta = [np.asarray(t) + np.asarray(s) * mu for s, t, mu in zip(scales, shifts, self._mean, strict=True)]
-        return gamma, beta
-
-    def affine_maps(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per-neuron ``(s, t)`` of each normalization: ``s = gamma / sqrt(v + eps)``, ``t = beta - s * mu``."""
-        gs, bs = self._check_params(gamma, beta)
-        scales = [g / std for g, std in zip(gs, self._std, strict=True)]
-        shifts = [b - s * mu for b, s, mu in zip(bs, scales, self._mean, strict=True)]
-        return scales, shifts
-
-    def _check_params(self, gamma: Sequence[object], beta: Sequence[object]) -> tuple[list, list]:
-        widths = self.widths[1:]
-        gs = as_sequence(gamma, "gamma", len(widths))
-        bs = as_sequence(beta, "beta", len(widths))
-        gs = [as_array(g, f"gamma[{j}]", (n,)) for j, (g, n) in enumerate(zip(gs, widths, strict=True))]
-        bs = [as_array(b, f"beta[{j}]", (n,)) for j, (b, n) in enumerate(zip(bs, widths, strict=True))]
-        return gs, bs
-
-
 class FrozenNetwork(_Layers, Normalizations):
     """A frozen network of ``2L`` linear layers, each followed by an eval-mode BatchNorm (docs/design.md §1).
 
@@ -275,37 +190,11 @@ class FrozenNetwork(_Layers, Normalizations):
                 f"got {len(items)}"
             )
         ms = _chained_weights(items)
-        if (isinstance(eps, Sequence) and not isinstance(eps, (str, bytes))) or (
-            isinstance(eps, np.ndarray) and eps.ndim == 1
-        ):
-            layer_eps = [
-                as_real(e, f"eps[{j}]", minimum=0.0) for j, e in enumerate(as_sequence(list(eps), "eps", len(ms)))
-            ]
-        else:
-            layer_eps = [as_real(eps, "eps", minimum=0.0)] * len(ms)
         self._torch = torch_spec([items, biases or [], running_mean or [], running_var or []])
         self._weights = tuple(ms)
-        self._biases = self._per_layer(biases, "biases", 0.0)
-        self._mean = self._per_layer(running_mean, "running_mean", 0.0)
-        self._var = self._per_layer(running_var, "running_var", 1.0)
-        self._layer_eps = tuple(layer_eps)
-        for j, (v, e) in enumerate(zip(self._var, self._layer_eps, strict=True)):
-            if np.any(v + e <= 0):
-                raise ValueError(
-                    f"running_var[{j}] + eps must be positive for every neuron, got minimum "
-                    f"{float(np.min(v + e))!r}; use a positive running variance or eps > 0"
-                )
-        self._std = tuple(np.sqrt(v + e) for v, e in zip(self._var, self._layer_eps, strict=True))
-
-    def _per_layer(self, values: Sequence[object] | None, name: str, default: float) -> tuple[np.ndarray, ...]:
-        widths = [m.shape[0] for m in self._weights]
-        entries = [None] * len(widths) if values is None else as_sequence(values, name, len(widths))
-        out = []
-        for j, (n, v) in enumerate(zip(widths, entries, strict=True)):
-            array = np.full(n, default) if v is None else as_array(v, f"{name}[{j}]", (n,))
-            array.setflags(write=False)
-            out.append(array)
-        return tuple(out)
+        counts = [m.shape[0] for m in ms]
+        self._biases = per_layer(biases, "biases", counts, 0.0)
+        self._mean, self._var, self._layer_eps, self._std = norm_statistics(counts, running_mean, running_var, eps)
 
     @classmethod
     def for_target(
@@ -356,17 +245,7 @@ class FrozenNetwork(_Layers, Normalizations):
         check_build("FrozenNetwork.for_target", dense_pairs(d, width, paired=paired))
         rng = _generator(seed, _FROZEN_STREAM)
 
-        def draw(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-            if distribution == "gaussian":
-                return rng.standard_normal(shape) / np.sqrt(fan_in)
-            bound = np.sqrt(3.0 / fan_in)
-            return rng.uniform(-bound, bound, shape)
-
-        def masked(values: np.ndarray) -> np.ndarray:
-            if density == 1:
-                return values
-            return np.where(rng.uniform(size=values.shape) < density, values / np.sqrt(density), 0.0)
-
+        draw = functools.partial(draw_weights, rng, distribution=distribution)
         ms, cs = [], []
         n_prev = d[0]
         if paired:
@@ -385,7 +264,7 @@ class FrozenNetwork(_Layers, Normalizations):
             return cls(ms, cs)
         for k in range(1, len(d)):
             for n_out in (odd[k - 1], d[k]):
-                ms.append(masked(draw((n_out, n_prev), n_prev)))
+                ms.append(draw((n_out, n_prev), n_prev, density=density))
                 cs.append(draw((n_out,), 1) if biases else None)
                 n_prev = n_out
         return cls(ms, cs)
@@ -449,6 +328,26 @@ class FrozenNetwork(_Layers, Normalizations):
         return f"FrozenNetwork(widths={list(self.widths)}, eps={self.eps})"
 
 
+def draw_weights(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    fan_in: int,
+    *,
+    distribution: str = "gaussian",
+    density: float = 1.0,
+) -> np.ndarray:
+    """Random frozen weights: ``N(0, 1/fan_in)`` or ``U(-sqrt(3/fan_in), sqrt(3/fan_in))`` (same variance), then
+    (``density < 1``) each kept with probability ``density`` and scaled by ``1/sqrt(density)`` (docs/design.md §4)."""
+    if distribution == "gaussian":
+        values = rng.standard_normal(shape) / np.sqrt(fan_in)
+    else:
+        bound = np.sqrt(3.0 / fan_in)
+        values = rng.uniform(-bound, bound, shape)
+    if density == 1:
+        return values
+    return np.where(rng.uniform(size=values.shape) < density, values / np.sqrt(density), 0.0)
+
+
 def dense_pairs(d: Sequence[int], width: str | int | float | Sequence[int], *, paired: bool = False) -> list[Pair]:
     """The frozen pairs (`verify.core.memory.Pair`) of a dense chain: target widths ``d`` and the ``width`` of
     `FrozenNetwork.for_target` (``paired``: it counts mirrored pairs, twice the neurons, docs/design.md §3)."""
@@ -493,23 +392,4 @@ def _check_widths(widths: Sequence[int], name: str) -> list[int]:
 
 def _odd_widths(width: str | int | float | Sequence[int], d: tuple[int, ...]) -> list[int]:
     """Resolve the ``width`` argument of `FrozenNetwork.for_target` to one odd width per block."""
-    pairs = list(zip(d[1:], d[:-1], strict=True))
-    if isinstance(width, str):
-        rules = {"paper": paper_width, "minimal": minimal_width}
-        if width not in rules:
-            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
-        return [rules[width](d_out, d_in) for d_out, d_in in pairs]
-    if isinstance(width, bool):
-        raise ValueError(f"width must be 'paper', 'minimal', an int, a float or a list of ints, got {width!r}")
-    if isinstance(width, (int, np.integer)):
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        return [int(width)] * len(pairs)
-    if isinstance(width, (float, np.floating)):
-        if not np.isfinite(width) or width <= 0:
-            raise ValueError(f"width as a multiple of the paper width must be positive and finite, got {width}")
-        return [max(1, int(np.ceil(width * paper_width(d_out, d_in) - 1e-9))) for d_out, d_in in pairs]
-    items = as_sequence(width, "width", len(pairs))
-    if any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in items):
-        raise ValueError(f"width as a list must hold one integer >= 1 per block, got {items!r}")
-    return [int(w) for w in items]
+    return layer_widths(width, list(zip(d[1:], d[:-1], strict=True)))

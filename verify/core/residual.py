@@ -1,4 +1,4 @@
-"""Frozen residual networks and their stream bookkeeping (docs/design.md §8, Case 2 of the theorem).
+"""Frozen residual networks (docs/design.md §8, Case 2 of the theorem).
 
 A `ResidualFrozenNetwork` carries a *stream* ``x`` of width ``D = max_k d_k``. The input enters as
 ``x = [z_0; 0]``; for each target layer ``k`` a *stage* of ``m`` residual branches follows, and a ReLU
@@ -10,36 +10,26 @@ on the stream after every stage but the last; the output is the stream's first `
 Each branch is a two-layer `FrozenNetwork` ``D → n_j → D`` (its odd layer ``B_j``, its even layer
 ``A_j``, each followed by an eval-mode BatchNorm), so ``depth = 2 m L`` normalized layers.
 
-Stage ``k`` maps ``[z_{k-1}; 0]`` to ``[W_k z_{k-1} + b_k; 0]`` in place. While it does, the stream is
-an explicit affine image of the stage input, ``x = T z + c`` (`StreamMap`), starting at
-``T = [I; 0], c = 0``. Branch ``j`` owns the rows ``R_j`` of `stage_rows` (new rows first, then rows
-overwritten, rows cleared last) and changes only them: the wanted change is
-``(W_R − T_R) z + (b_R − c_R)`` (``W``, ``b`` padded with zero rows for cleared rows), so the branch is
-a Case-1 block on ``z`` with the scale equation ``A_R diag(γ) (B_j T) = W_R − T_R`` and the odd
-layer's input range that of ``B_j T z + B_j c + c_j`` over the box of ``z``. Afterwards
-``T_R ← W_R, c_R ← b_R``. Once a cleared row has lost its ``z_i``, ``T`` has rank ``r < d_{k-1}`` and
-later branches solve in the coordinates of its row space (`StreamMap.factor`): ``T = P Q`` with
-``Q`` orthonormal rows, equation ``A_R diag(γ) (B_j P) = (W_R − T_R) Qᵀ``.
+The stream bookkeeping (`verify.core.streams`) decides every branch's Case-1 block from the target alone:
+`branch_systems` walks it.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from verify.core.arithmetic import FLOAT, Arithmetic
-from verify.core.blocks import Block
-from verify.core.domains import AffineRange, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import like
 from verify.core.memory import Pair, check_build
-from verify.core.networks import FrozenNetwork, TargetNetwork, minimal_width, paper_width
+from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.streams import BranchBlock, BranchSystem, StreamMap, branch_needs, check_row_space, stage_rows
 from verify.core.tolerances import EPS
 from verify.core.validate import as_count, as_points, as_seed, as_sequence
+from verify.core.widths import resolve_widths, whole_widths
 
 __all__ = [
     "BranchBlock",
@@ -51,134 +41,6 @@ __all__ = [
     "residual_pairs",
     "stage_rows",
 ]
-
-
-def stage_rows(d_in: int, d_out: int, branches: int, *, stage: int = 1) -> list[np.ndarray]:
-    """The stream rows each of ``branches`` branches of a stage ``d_in → d_out`` writes, in order.
-
-    The stage handles ``max(d_in, d_out)`` rows: new rows ``d_in ≤ i < d_out`` first (they hold 0, so
-    writing them keeps ``T`` of full column rank), then the rows ``i < min(d_in, d_out)`` it overwrites,
-    then the rows ``d_out ≤ i < d_in`` it clears. They are split into ``branches`` contiguous runs whose
-    sizes differ by at most one. ``ValueError`` when ``branches`` exceeds the number of rows.
-    """
-    rows = max(d_in, d_out)
-    if branches > rows:
-        raise ValueError(
-            f"stage {stage} ({d_in} -> {d_out}) has {rows} stream rows to write, so at most {rows} branches can each "
-            f"own one; got branches={branches}. Use branches <= {rows} (the smallest stage bounds it)"
-        )
-    order = np.concatenate([np.arange(d_in, d_out), np.arange(min(d_in, d_out)), np.arange(d_out, d_in)])
-    return [np.asarray(part, dtype=int) for part in np.array_split(order, branches)]
-
-
-def branch_needs(d_in: int, d_out: int, branches: int, mode: str, *, stage: int = 1) -> list[int]:
-    """The odd width each branch of a stage needs in ``mode`` (docs/design.md §8).
-
-    A branch owning ``|R|`` rows solves ``|R|·r`` equations, where ``r`` is the rank of the stream map
-    ``T`` when it runs: ``d_in`` until rows start being cleared, then ``d_in`` minus the rows cleared by
-    earlier branches. ``"paper"`` needs ``|R|·r``, ``"minimal"`` ``|R|(r − 1) + 1`` (`paper_width`,
-    `minimal_width`).
-    """
-    rule = {"paper": paper_width, "minimal": minimal_width}[mode]
-    needs, cleared = [], 0
-    for rows in stage_rows(d_in, d_out, branches, stage=stage):
-        needs.append(rule(len(rows), d_in - cleared))
-        cleared += int(np.count_nonzero(rows >= d_out))
-    return needs
-
-
-@dataclass(frozen=True)
-class StreamMap:
-    """The stream during a stage as an affine image of the stage input: ``x = T z + c``.
-
-    Attributes
-    ----------
-    t : ndarray (D, d_in)
-        ``T``.
-    c : ndarray (D,)
-        ``c``.
-    """
-
-    t: np.ndarray
-    c: np.ndarray
-
-    @classmethod
-    def start(cls, stream: int, d_in: int) -> StreamMap:
-        """``T = [I; 0]``, ``c = 0``: the stream ``[z; 0]`` at the start of a stage."""
-        return cls(np.eye(stream, d_in), np.zeros(stream))
-
-    def written(self, rows: np.ndarray, w: np.ndarray, b: np.ndarray) -> StreamMap:
-        """The map after a branch set rows ``rows`` to ``w z + b``: ``T_R ← w``, ``c_R ← b``."""
-        t, c = self.t.copy(), self.c.copy()
-        t[rows], c[rows] = w, b
-        return StreamMap(t, c)
-
-    def factor(self, rank: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(P, Q, cond)`` with ``T = P Q``: ``P = T`` and ``Q = I`` at full column rank, else ``Q`` the top
-        ``rank`` right singular vectors of ``T`` (orthonormal rows) and ``P = T Qᵀ``; ``cond`` is
-        ``σ_1 / σ_rank`` of ``T`` (inf if ``T`` has fewer than ``rank`` non-zero singular values)."""
-        _, sigma, vt = np.linalg.svd(self.t, full_matrices=False)
-        cond = float(sigma[0] / sigma[rank - 1]) if sigma[rank - 1] > 0 else float("inf")
-        if rank == self.t.shape[1]:
-            return self.t, np.eye(rank), cond
-        q = vt[:rank]
-        return self.t @ q.T, q, cond
-
-
-@dataclass(frozen=True)
-class BranchBlock(Block):
-    """A branch's Case-1 block (docs/design.md §8): ``A`` = rows ``R`` of ``A_j``, ``B`` = ``B_j P``, ``W`` the
-    wanted change ``(W_R − T_R) Qᵀ``, ``bias`` = ``b_R − c_R``, and the odd layer's input ``B_j T z + B_j c + c_j``,
-    whose range is taken over the box of the stage input ``z`` (``stream_weight`` = ``B_j T``)."""
-
-    stream_weight: np.ndarray = None  # type: ignore[assignment]
-
-    def odd_range(self, region: Domain, arithmetic: Arithmetic = FLOAT) -> AffineRange:
-        """Per-neuron range of ``B_j T z + B_j c + c_j`` for ``z`` in ``region`` (an affine image of a box: exact)."""
-        return self.channels.reduce_range(arithmetic.affine_range(region, self.stream_weight, self.c_odd))
-
-
-@dataclass(frozen=True)
-class BranchSystem:
-    """Everything a branch is solved from, decided by the target alone (no solve).
-
-    Attributes
-    ----------
-    stage, branch : int
-        1-based stage ``k`` and branch ``j``.
-    index : int
-        0-based position of the branch in the network (its layers are ``2·index`` and ``2·index + 1``).
-    rows : ndarray
-        ``R_j``: the stream rows it writes.
-    block : BranchBlock
-        Its Case-1 block (``block.k == 1``: the branch is a two-layer network).
-    rank : int
-        Rank of ``T`` when it runs (the ``r`` of its ``|R|·r`` equations).
-    stream_condition : float
-        ``σ_1 / σ_r`` of ``T`` when it runs.
-    network : FrozenNetwork
-        The branch ``D → n_j → D``.
-    basis : ndarray (D, r)
-        ``P``: the block's ``B`` is ``B_j P`` (``P = T`` at full rank).
-    """
-
-    stage: int
-    branch: int
-    index: int
-    rows: np.ndarray
-    block: BranchBlock
-    rank: int
-    stream_condition: float
-    network: FrozenNetwork
-    basis: np.ndarray
-
-    @property
-    def selects(self) -> bool:
-        """Whether ``B_j P`` only selects columns of ``B_j`` (``P`` a 0/1 matrix with one 1 per column, in distinct
-        rows): then its entries are independent like ``B_j``'s and matching decides the branch exactly (§4)."""
-        p = self.basis
-        ones = p == 1
-        return bool(np.all(ones | (p == 0)) and np.all(ones.sum(axis=0) == 1) and np.all(ones.sum(axis=1) <= 1))
 
 
 class ResidualFrozenNetwork:
@@ -408,31 +270,15 @@ def _odd_widths(width: Any, d: tuple[int, ...], branches: int) -> list[list[int]
     stages = list(itertools.pairwise(d))
     for k, (d_in, d_out) in enumerate(stages, start=1):
         stage_rows(d_in, d_out, branches, stage=k)  # refuses too many branches, naming the stage
-    if isinstance(width, str):
-        if width not in ("paper", "minimal"):
-            raise ValueError(f"width must be 'paper', 'minimal', an int, a float or nested lists, got {width!r}")
-        return [branch_needs(a, b, branches, width, stage=k) for k, (a, b) in enumerate(stages, start=1)]
-    if isinstance(width, bool):
-        raise ValueError(f"width must be 'paper', 'minimal', an int, a float or nested lists, got {width!r}")
-    if isinstance(width, (int, np.integer)):
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        return [[int(width)] * branches for _ in stages]
-    if isinstance(width, (float, np.floating)):
-        if not np.isfinite(width) or width <= 0:
-            raise ValueError(f"width as a multiple of the paper width must be positive and finite, got {width}")
-        return [
-            [max(1, int(np.ceil(width * n - 1e-9))) for n in branch_needs(a, b, branches, "paper", stage=k)]
-            for k, (a, b) in enumerate(stages, start=1)
-        ]
+
+    def need(mode: str) -> list[int]:
+        return [n for k, (a, b) in enumerate(stages, start=1) for n in branch_needs(a, b, branches, mode, stage=k)]
+
+    found = resolve_widths(width, need, "nested lists")
+    if found is not None:
+        return [found[k * branches : (k + 1) * branches] for k in range(len(stages))]
     rows = as_sequence(width, "width", len(stages))
-    out = []
-    for k, row in enumerate(rows):
-        items = as_sequence(row, f"width[{k}]", branches)
-        if any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in items):
-            raise ValueError(f"width[{k}] must hold one integer >= 1 per branch, got {items!r}")
-        out.append([int(w) for w in items])
-    return out
+    return [whole_widths(row, f"width[{k}]", branches, "branch") for k, row in enumerate(rows)]
 
 
 def residual_pairs(d: Sequence[int], width: Any, branches: int) -> list[Pair]:
@@ -502,7 +348,7 @@ def branch_systems(target: TargetNetwork, frozen: ResidualFrozenNetwork) -> Iter
                 raise error
             b_j, a_j = net.weights
             change = w_pad[rows] - state.t[rows]
-            _check_row_space(change, q, cond, stage=k, branch=j)
+            check_row_space(change, q, cond, stage=k, branch=j)
             block = BranchBlock(
                 k=1,
                 a=a_j[rows],
@@ -518,17 +364,3 @@ def branch_systems(target: TargetNetwork, frozen: ResidualFrozenNetwork) -> Iter
             state = state.written(rows, w_pad[rows], b_pad[rows])
             cleared += int(np.count_nonzero(rows >= d_out))
             index += 1
-
-
-def _check_row_space(change: np.ndarray, q: np.ndarray, cond: float, *, stage: int, branch: int) -> None:
-    """InfeasibleError unless the wanted change ``W_R − T_R`` lies in the row space of ``T`` (``change Qᵀ Q``
-    reproduces it to ``max(shape) · eps · cond(T)`` of its size): else no branch can compute it from the stream."""
-    if q.shape[0] == q.shape[1]:
-        return
-    lost = float(np.abs(change - (change @ q.T) @ q).max(initial=0.0))
-    size = float(np.abs(change).max(initial=0.0))
-    if lost > max(change.shape) * EPS * cond * size:
-        raise InfeasibleError(
-            f"stage {stage}, branch {branch}: the rows it must write depend on a direction of the stage input that "
-            f"the stream no longer holds (lost {lost:.3g} of {size:.3g}); a generic target never does this",
-        )

@@ -25,11 +25,13 @@ read, copied with new γ, β, written), `rebuild` (a saved ``nn.Sequential`` reb
 `export` (`to_module`: a `verify.FrozenNetwork` and its reconstruction back to torch), `residual`
 (`frozen_residual_mlp`: the frozen residual network of Case 2, docs/design.md §8) and `frozen_like`
 (frozen CNNs and MLPs shaped for a target). Models written as classes are read as graphs
-(docs/design.md §10): `graph` (trace, classify, refuse, match), `graph_idioms` (slicing, padding, shape
-expressions and the other parameter-free maps of public model code; the check at the domain's shape),
-`graph_bounds` (interval and error bounds through a graph), `graph_fit` (node-by-node reconstruction,
-`GraphReconstruction`) and `graph_frozen` (`frozen_graph`, which `frozen_like` uses for them: the target's
-graph with each layer replaced by its pair).
+(docs/design.md §10): `graph` (trace, classify, refuse), `graph_idioms` (slicing, padding, shape
+expressions and the other parameter-free maps of public model code; the check at the domain's shape, every
+node's value), `graph_lower` (interval bounds through a graph, and the fitted model lowered into the core graph
+for its rigorous bound), `graph_fit` (node-by-node reconstruction),
+`graph_match` (the frozen graph matched node by node), `graph_result` (`GraphReconstruction`) and
+`graph_frozen` (`frozen_graph`, which `frozen_like` uses for them: the target's graph with each layer replaced
+by its pair).
 """
 
 from __future__ import annotations

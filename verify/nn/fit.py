@@ -25,8 +25,9 @@ from verify.core.networks import paper_width
 from verify.core.threads import limited
 from verify.nn.frozen_like import conv_networks, read_target_layers, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
-from verify.nn.graph import as_chain, match, read_graph
+from verify.nn.graph import as_chain, read_graph
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
+from verify.nn.graph_match import match
 from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import check_dense, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP

@@ -33,15 +33,15 @@ from verify.core.convolution import AdaptiveAvgPool, AffineLayer, AvgPool, Conv,
 from verify.core.domains import Ball, Box, Domain
 from verify.core.memory import check_build
 from verify.core.validate import as_seed
-from verify.nn.graph_frozen import frozen_graph
+from verify.nn.graph import POOLS
+from verify.nn.graph_frozen import frozen_graph, pair_modules
 from verify.nn.mlp import frozen_mlp
 from verify.nn.modules import check_dense
 
 __all__ = ["conv_networks", "frozen_like", "read_target_layers", "refuse_train_norms", "uses_structure"]
 
 _CONV = (nn.Conv1d, nn.Conv2d)
-_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
-_STRUCTURE = (*_POOLS, nn.Flatten)
+_STRUCTURE = (*POOLS, nn.Flatten)
 _SKIPPED = (nn.Dropout, nn.Identity)
 _WORKS = (
     "Conv1d, Conv2d (groups=1), Linear, ReLU, BatchNorm1d/2d (folded into the layer before it), MaxPool1d/2d, "
@@ -66,10 +66,18 @@ def _items(module: nn.Module, what: str) -> list[nn.Module]:
 def uses_structure(target: nn.Module, frozen: nn.Module) -> bool:
     """Whether the pair needs `conv_networks` (the MLP reader `verify.nn.from_module` does not read it): a
     convolution, pooling or Flatten in either module, or a BatchNorm in the target (to be folded)."""
-    kinds = (*_CONV, *_POOLS, nn.BatchNorm2d)
+    kinds = (*_CONV, *POOLS, nn.BatchNorm2d)
     return any(isinstance(m, kinds) for m in (*target.modules(), *frozen.modules())) or any(
         isinstance(m, _BatchNorm) for m in target.modules()
     )
+
+
+def _affine(layer: nn.Module, index: int) -> AffineLayer:
+    """A torch Linear or convolution as the numpy layer (float64; a missing bias as zeros)."""
+    if isinstance(layer, nn.Linear):
+        bias = _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
+        return Linear(_array(layer.weight), bias)
+    return _conv(layer, index)
 
 
 def _conv(layer: nn.Module, index: int) -> Conv:
@@ -167,15 +175,7 @@ def read_target_layers(target: nn.Module) -> list[Layer]:
         if isinstance(layer, (*_CONV, nn.Linear)):
             if needs_relu:
                 raise ValueError(f"{name}: two affine layers without a ReLU between them; add an nn.ReLU()")
-            if isinstance(layer, nn.Linear):
-                layers.append(
-                    Linear(
-                        _array(layer.weight),
-                        _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features),
-                    )
-                )
-            else:
-                layers.append(_conv(layer, i))
+            layers.append(_affine(layer, i))
             needs_relu = True
         elif isinstance(layer, _BatchNorm) and not isinstance(layer, nn.SyncBatchNorm):
             if not layers or not isinstance(layers[-1], AffineLayer) or not needs_relu or waiting:
@@ -228,12 +228,8 @@ def _read_frozen(frozen: nn.Module) -> tuple[list[Layer], list[_BatchNorm]]:
             continue
         if expect_norm and not isinstance(layer, _BatchNorm):
             raise ValueError(f"{name}: every frozen Conv/Linear must be followed by the BatchNorm whose γ, β are tuned")
-        if isinstance(layer, nn.Linear):
-            bias = _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
-            layers.append(Linear(_array(layer.weight), bias))
-            expect_norm = True
-        elif isinstance(layer, _CONV):
-            layers.append(_conv(layer, i))
+        if isinstance(layer, (nn.Linear, *_CONV)):
+            layers.append(_affine(layer, i))
             expect_norm = True
         elif isinstance(layer, _BatchNorm):
             if not expect_norm:
@@ -357,31 +353,11 @@ def frozen_like(
             modules.append(_torch_structure(layer))
             continue
         original = next(originals)
-        n = widths[position]
-        with torch.random.fork_rng(devices=[]):  # torch's own initialization draws from the global generator
-            if isinstance(original, _CONV):
-                conv_type = type(original)
-                norm_type = nn.BatchNorm1d if conv_type is nn.Conv1d else nn.BatchNorm2d
-                odd = conv_type(
-                    original.in_channels,
-                    n,
-                    original.kernel_size,
-                    stride=original.stride,
-                    padding=original.padding,
-                    dilation=original.dilation,
-                    padding_mode=original.padding_mode,
-                    bias=False,
-                    dtype=dtype,
-                )
-                even = conv_type(n, original.out_channels, 1, bias=False, dtype=dtype)
-            else:
-                norm_type = nn.BatchNorm1d
-                odd = nn.Linear(original.in_features, n, bias=False, dtype=dtype)
-                even = nn.Linear(n, original.out_features, bias=False, dtype=dtype)
+        pair = pair_modules(original, widths[position], dtype)
         with torch.no_grad():
-            odd.weight.copy_(draw(tuple(odd.weight.shape)))
-            even.weight.copy_(draw(tuple(even.weight.shape)))
-        modules += [odd, norm_type(n, dtype=dtype), nn.ReLU(), even, norm_type(layer.out_channels, dtype=dtype)]
+            pair[0].weight.copy_(draw(tuple(pair[0].weight.shape)))
+            pair[3].weight.copy_(draw(tuple(pair[3].weight.shape)))
+        modules += list(pair)
         position += 1
         if position < len(affine):
             modules.append(nn.ReLU())

@@ -5,15 +5,15 @@ ReLU (the module, ``F.relu``, ``torch.relu`` or ``x.relu()``), additions of two 
 parameter-free structure that is copied unchanged: ``torch.cat``, pooling, ``flatten``/``view``/
 ``reshape``, eval-mode Dropout and Identity, and the idioms of public model code (slicing, zero padding,
 ``stack``, ``mean``, shape expressions: `verify.nn.graph_idioms`). A *frozen* graph is the same graph with every target
-Linear replaced by its frozen pair ``Linear → BatchNorm1d → ReLU → Linear → BatchNorm1d``; `match`
-pairs the nodes of the two and says which one does not match. Anything else is refused with a
-`ValueError` naming the graph node, the module it comes from and why. A model that torch.fx cannot
-trace (data-dependent control flow) is refused with that reason and pointed to the nn.Sequential
-route.
+Linear replaced by its frozen pair ``Linear → BatchNorm1d → ReLU → Linear → BatchNorm1d``;
+`verify.nn.graph_match.match` pairs the nodes of the two and says which one does not match.
+Anything else is refused with a `ValueError` naming the graph node, the module it comes from and why. A model
+that torch.fx cannot trace (data-dependent control flow) is refused with that reason and pointed to the
+nn.Sequential route.
 
 Every copied node is monotone non-decreasing in each of its tensor inputs (selection, averaging,
 maximum, concatenation, reshaping, ReLU, addition): interval bounds and error bounds pass through it
-by applying the node itself (`verify.nn.graph_bounds`).
+by applying the node itself (`verify.nn.graph_lower.interval_bounds`, `verify.core.graph_bound`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from verify.nn.grammar import REFUSED
 from verify.nn.graph_idioms import idiom_reason, is_idiom, is_shape_expression
 
-__all__ = ["GraphNode", "ModelGraph", "as_chain", "chain_nodes", "match", "read_graph"]
+__all__ = ["GraphNode", "ModelGraph", "as_chain", "chain_nodes", "read_graph"]
 
 INPUT, LINEAR, PAIR, RELU, ADD, COPY = "input", "linear", "pair", "relu", "add", "copy"
 """Node kinds: the input, a target layer (Linear or Conv2d, BatchNorm folded), a frozen pair, ReLU, addition,
@@ -202,11 +202,14 @@ def _is_relu(traced: fx.GraphModule, node: fx.Node) -> bool:
 
 
 def _copy_reason(traced: fx.GraphModule, node: fx.Node) -> str | None:
-    """None if ``node`` is parameter-free monotone structure to copy, else why it is refused."""
+    """None if ``node`` is parameter-free monotone structure to copy, why it is refused if it is such structure
+    in a form that is not read (train-mode Dropout, pooling indices, padding values), `_UNDERSTOOD` otherwise."""
     if is_idiom(traced, node):
         return idiom_reason(traced, node)
     if node.op == "call_module":
         module = traced.get_submodule(node.target)
+        if not isinstance(module, _COPY_MODULES):
+            return _UNDERSTOOD
         if isinstance(module, nn.Dropout) and module.training and module.p > 0:
             return "Dropout in train mode is random; call module.eval() first"
         if getattr(module, "return_indices", False):
@@ -224,17 +227,6 @@ def _copy_reason(traced: fx.GraphModule, node: fx.Node) -> str | None:
             training = node.kwargs.get("training", node.args[2] if len(node.args) > 2 else True)
             return "dropout in train mode is random; call module.eval() first" if training else None
     return None if node.op == "call_method" and node.target in _COPY_METHODS else _UNDERSTOOD
-
-
-def _is_copy(traced: fx.GraphModule, node: fx.Node) -> bool:
-    if is_idiom(traced, node):
-        return True
-    if node.op == "call_module":
-        return isinstance(traced.get_submodule(node.target), _COPY_MODULES)
-    if node.op == "call_function":
-        name = getattr(node.target, "__name__", "")
-        return node.target in _COPY_FUNCTIONS or name in _POOL_FUNCTIONS or node.target in (F.dropout, torch.dropout)
-    return node.op == "call_method" and node.target in _COPY_METHODS
 
 
 def _module_refusal(module: nn.Module) -> str:
@@ -287,18 +279,15 @@ def _check_norm(traced: fx.GraphModule, node: fx.Node, bn: _BatchNorm) -> None:
         )
 
 
-def _as_norm(traced: fx.GraphModule, node: fx.Node | None) -> _BatchNorm | None:
+def _as_module(traced: fx.GraphModule, kinds: type | tuple[type, ...], node: fx.Node | None) -> Any:
+    """The module a ``call_module`` node runs if it is one of ``kinds``, else None."""
     if node is None or node.op != "call_module":
         return None
     module = traced.get_submodule(node.target)
-    return module if isinstance(module, _BatchNorm) else None
+    return module if isinstance(module, kinds) else None
 
 
-def _as_layer(traced: fx.GraphModule, node: fx.Node | None) -> nn.Linear | nn.Conv2d | None:
-    if node is None or node.op != "call_module":
-        return None
-    module = traced.get_submodule(node.target)
-    return module if isinstance(module, (nn.Linear, nn.Conv2d)) else None
+_LAYERS = (nn.Linear, nn.Conv2d)
 
 
 def _pair_chain(traced: fx.GraphModule, node: fx.Node) -> list[fx.Node] | None:
@@ -306,10 +295,10 @@ def _pair_chain(traced: fx.GraphModule, node: fx.Node) -> list[fx.Node] | None:
     of the one before, or None."""
     chain = [node]
     tests: list[Callable[[fx.Node | None], bool]] = [
-        lambda n: _as_norm(traced, n) is not None,
+        lambda n: _as_module(traced, _BatchNorm, n) is not None,
         lambda n: n is not None and _is_relu(traced, n),
-        lambda n: _as_layer(traced, n) is not None,
-        lambda n: _as_norm(traced, n) is not None,
+        lambda n: _as_module(traced, _LAYERS, n) is not None,
+        lambda n: _as_module(traced, _BatchNorm, n) is not None,
     ]
     for test in tests:
         following = _only_user(chain[-1])
@@ -354,7 +343,7 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
                 "a parameter or buffer used in the forward itself (F.linear(x, self.weight), say); "
                 "write the layer as an nn.Linear module so it can be replaced by its frozen pair",
             )
-        elif _as_layer(traced, node) is not None and role == "frozen":
+        elif _as_module(traced, _LAYERS, node) is not None and role == "frozen":
             chain = _pair_chain(traced, node)
             if chain is None:
                 raise _refuse(
@@ -375,11 +364,11 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
             nodes.append(
                 GraphNode(chain[-1].name, PAIR, reads, _source(traced, node), chain[-1], modules=mods, paths=paths)
             )
-        elif _as_layer(traced, node) is not None:
+        elif _as_module(traced, _LAYERS, node) is not None:
             linear = traced.get_submodule(node.target)
             options = _conv_options(traced, node, linear) if isinstance(linear, nn.Conv2d) else {}
             following = _only_user(node)
-            bn = _as_norm(traced, following)
+            bn = _as_module(traced, _BatchNorm, following)
             if bn is not None:
                 _check_norm(traced, following, bn)
                 aliases[following.name] = node.name
@@ -408,8 +397,7 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
             if len(reads) != 2 or len(node.args) != 2 or node.kwargs:
                 raise _refuse(traced, node, "only additions of two tensors of the graph are understood")
             nodes.append(GraphNode(node.name, ADD, reads, source, node))
-        elif _is_copy(traced, node):
-            why = _copy_reason(traced, node)
+        elif (why := _copy_reason(traced, node)) is not _UNDERSTOOD:
             if why is not None:
                 raise _refuse(traced, node, why)
             modules = (traced.get_submodule(node.target),) if node.op == "call_module" else ()
@@ -427,96 +415,6 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
         else:
             raise _refuse(traced, node, _UNDERSTOOD)
     return ModelGraph(module, traced, tuple(nodes), output, aliases)
-
-
-def _signature(graph: ModelGraph, node: GraphNode) -> tuple[Any, ...]:
-    """What must be equal for a target node and a frozen node to match (their kind and every constant argument)."""
-    if node.kind in (INPUT, LINEAR, PAIR, RELU, ADD):
-        return (LINEAR if node.kind == PAIR else node.kind,)
-    fx_node = node.node
-    constants = fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: None)
-    if fx_node.op == "call_module":
-        module = graph.traced.get_submodule(fx_node.target)
-        return (COPY, type(module).__name__, module.extra_repr(), repr(constants))
-    return (COPY, fx_node.op, fx_node.target, repr(constants))
-
-
-def _pair_mismatch(layer: GraphNode, pair: GraphNode) -> str | None:
-    """Why ``pair`` cannot carry the target ``layer`` (None if it can): the outer shapes, and for a convolution
-    the first layer's kernel, stride, padding and dilation and a 1 × 1 second layer."""
-    first, second = pair.modules[0], pair.modules[2]
-    d_out, d_in = layer.weight.shape[:2]
-    if not layer.is_conv:
-        if not isinstance(first, nn.Linear) or not isinstance(second, nn.Linear):
-            return "a Linear's pair is Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d"
-        if (first.in_features, second.out_features) != (d_in, d_out):
-            return f"it maps {first.in_features} -> {second.out_features} features, the target {d_in} -> {d_out}"
-        return None
-    if not isinstance(first, nn.Conv2d) or not isinstance(second, nn.Conv2d):
-        return "a Conv2d's pair is Conv2d -> BatchNorm2d -> ReLU -> Conv2d (1 × 1) -> BatchNorm2d"
-    wanted = {"kernel_size": tuple(layer.weight.shape[2:]), **layer.options, "groups": 1}
-    found = {key: getattr(first, key) for key in wanted}
-    if found != wanted or (first.in_channels, second.out_channels) != (d_in, d_out):
-        return (
-            f"its first convolution has {first.in_channels} -> … channels and {found}; the target has {d_in} -> "
-            f"{d_out} channels and {wanted}"
-        )
-    if (second.kernel_size, second.stride, second.padding, second.dilation, second.groups) != (
-        (1, 1),
-        (1, 1),
-        (0, 0),
-        (1, 1),
-        1,
-    ):
-        return "its second convolution must be 1 × 1 with stride 1, no padding"
-    return None
-
-
-def match(target: ModelGraph, frozen: ModelGraph) -> dict[str, GraphNode]:
-    """Pair every node of the target graph with the node of the frozen graph that stands for it.
-
-    Walks both graphs back from their outputs: a target layer matches a frozen pair whose outer
-    shapes (and, for a convolution, kernel, stride, padding and dilation) are the layer's, every other
-    node a node of the same kind with the same constant arguments, and inputs match in order. Raises
-    `ValueError` naming the first frozen node that does not match and what was expected.
-    """
-    pairs: dict[str, GraphNode] = {}
-
-    def visit(t: GraphNode, f: GraphNode) -> None:
-        if t.name in pairs:
-            if pairs[t.name].name != f.name:
-                raise ValueError(
-                    f"frozen graph node '{f.name}' ({f.source}) does not match: target node '{t.name}' ({t.source}) "
-                    f"is already matched by frozen node '{pairs[t.name].name}'; the frozen graph must have the "
-                    "target's shape (docs/design.md §10)"
-                )
-            return
-        expected, found = _signature(target, t), _signature(frozen, f)
-        if expected != found or (t.kind == LINEAR) != (f.kind == PAIR) or len(t.inputs) != len(f.inputs):
-            what = (
-                "a frozen pair Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d"
-                if t.kind == LINEAR
-                else (f"a {t.kind} node like the target's")
-            )
-            raise ValueError(
-                f"frozen graph node '{f.name}' ({f.source}) does not match target node '{t.name}' ({t.source}): "
-                f"expected {what}, found a {f.kind} node {found[1:] if f.kind == COPY else ''}".rstrip()
-            )
-        if t.kind == LINEAR:
-            why = _pair_mismatch(t, f)
-            if why is not None:
-                raise ValueError(
-                    f"frozen pair '{f.name}' ({f.source}) does not fit target layer '{t.name}' ({t.source}): {why}"
-                )
-        pairs[t.name] = f
-        for ti, fi in zip(t.inputs, f.inputs, strict=True):
-            visit(target.node(ti), frozen.node(fi))
-
-    visit(target.node(target.output), frozen.node(frozen.output))
-    missing = [n.name for n in target.nodes if n.name not in pairs and n.kind != COPY]
-    if missing:
-        raise ValueError(f"target graph nodes {missing} do not reach the output; remove them from the forward")
-    return pairs
 
 
 def chain_nodes(module: nn.Module, role: str) -> list[tuple[str, str, nn.Module]]:

@@ -2,7 +2,7 @@
 
 Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetwork([W], [b])`` (its
 BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
-for that node's input (`verify.nn.graph_bounds`). A depth-1 target has no ReLU after its layer,
+for that node's input (`verify.nn.graph_lower.interval_bounds`). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
 target. The graph's figures:
 
@@ -45,187 +45,18 @@ from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
 from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.numerics import json_ready, residual_ratio
-from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_graph
-from verify.nn.graph_bounds import interval_bounds, node_values
-from verify.nn.graph_idioms import check_shapes
-from verify.nn.graph_lower import certified_bound
-from verify.nn.modules import from_module
+from verify.core.numerics import residual_ratio
+from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, read_graph
+from verify.nn.graph_idioms import check_shapes, node_values
+from verify.nn.graph_lower import certified_bound, interval_bounds
+from verify.nn.graph_match import match
+from verify.nn.graph_result import GraphReconstruction, NodeFit
+from verify.nn.modules import from_module, frozen_from_layers
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
 CHECK_BATCH = 16
 """Points per forward pass of the end-to-end check."""
-
-
-@dataclass(frozen=True)
-class NodeFit:
-    """One target Linear of the graph and the reconstruction of its frozen pair.
-
-    Attributes
-    ----------
-    name, source : str
-        The graph node and where it comes from (module path and class).
-    depth : int
-        Linear nodes on the longest path from the input up to and including this one.
-    result : verify.Reconstruction
-        The pair's one-block reconstruction, with its certificate (on ``region``).
-    region : Domain
-        The box (or, for a Linear reading the input, the domain) its certificate covers.
-    shift_ratio : float
-        ``max τ / max |s ⊙ (B z + c)|`` over the first `CHECK_BATCH` sample points: the largest bias shift
-        against the signal.
-    margin_ratio : float
-        ``max |s| (|B| e_in) / margin`` over the odd neurons (0/0 read as 0): ``<= 1`` means the error
-        carried into the pair cannot take a shifted neuron out of its linear regime (above 1, the graph
-        bound counts how far it may leave it).
-    error_bound : float
-        Rigorous bound on ``|ĝ − f̂|`` at the node's output over the domain (largest entry).
-    observed_error : float
-        ``max |ĝ − f̂|`` at the node's output over the sample points (torch's forwards).
-    scale : float
-        The target's absolute-value evaluation at the node's output (largest entry).
-    seconds : float
-        Wall time of the pair's reconstruction.
-    """
-
-    name: str
-    source: str
-    depth: int
-    result: Reconstruction
-    region: Domain
-    shift_ratio: float
-    margin_ratio: float
-    error_bound: float
-    observed_error: float
-    scale: float
-    seconds: float = 0.0
-
-    @property
-    def error_ratio(self) -> float:
-        """``observed_error / error_bound`` (0/0 read as 0): must be ``<= 1``."""
-        return residual_ratio(np.array(self.observed_error), np.array(self.error_bound))
-
-
-@dataclass(frozen=True, eq=False)
-class GraphReconstruction:
-    """The reconstruction of a target graph: one `NodeFit` per Linear, and the whole graph's certificate.
-
-    Attributes
-    ----------
-    nodes : tuple of NodeFit
-        In topological order.
-    error_bound : float
-        Rigorous bound on ``max |ĝ − f̂|`` at the output over the whole domain, for the frozen module
-        evaluated in its dtype in any summation order (`verify.core.graph_bound.graph_error_bound`);
-        ``inf`` when an intermediate value may overflow (``reason`` says where).
-    scale : float
-        The target's absolute-value evaluation at the output over the domain (largest entry).
-    rtol : float
-        Accuracy demanded: ``error_bound <= rtol · scale``.
-    points : int
-        Fresh domain points of the end-to-end check (half on the boundary; a box's corners included).
-    max_abs_error, max_relative_error : float
-        ``max |g(x) − f(x)|`` of the modules' own operations on those points, and that over ``max |f(x)|``.
-    output_size : float
-        ``max |f(x)|`` over those points: what the output really is, against ``scale``, what the interval
-        bounds allow it to be.
-    domain : Domain
-        The input domain.
-    mode : str
-        The mode every pair was solved in (``"paper"`` or ``"minimal"``).
-    reason : str
-        Why ``error_bound`` is infinite (empty otherwise).
-    """
-
-    nodes: tuple[NodeFit, ...]
-    error_bound: float
-    scale: float
-    rtol: float
-    points: int
-    max_abs_error: float
-    max_relative_error: float
-    domain: Domain
-    output_size: float = 0.0
-    mode: str = "paper"
-    reason: str = ""
-
-    @property
-    def error_ratio(self) -> float:
-        """Worst ``observed / bound`` over the output and every node (must be ``<= 1``)."""
-        output = residual_ratio(np.array(self.max_abs_error), np.array(self.error_bound))
-        return max([output] + [n.error_ratio for n in self.nodes])
-
-    @property
-    def bound_over_output(self) -> float:
-        """``error_bound / max |f|`` on the points: the certified bound against the output's actual size
-        (``error_bound / scale`` is smaller by however much the interval bounds overstate the output)."""
-        return residual_ratio(np.array(self.error_bound), np.array(self.output_size))
-
-    @property
-    def max_shift_ratio(self) -> float:
-        """The largest bias shift relative to the signal over all pairs."""
-        return max((n.shift_ratio for n in self.nodes), default=0.0)
-
-    @property
-    def depth(self) -> int:
-        """The largest depth of a Linear node."""
-        return max((n.depth for n in self.nodes), default=0)
-
-    def failures(self) -> list[str]:
-        """What does not hold, in words (empty when the certificate holds)."""
-        out = []
-        if not self.error_bound <= self.rtol * self.scale:
-            out.append(
-                f"the error bound {self.error_bound:.3g} is {self.error_bound / self.scale:.3g} of the "
-                f"target's scale {self.scale:.3g}, above rtol = {self.rtol:.3g}"
-                + (f" ({self.reason})" if self.reason else "")
-            )
-        if not self.error_ratio <= 1:
-            out.append(f"a sampled error exceeds its bound ({self.error_ratio:.3g} of it)")
-        return out
-
-    @property
-    def holds(self) -> bool:
-        """Every pair certified (they are, or no result exists), the graph's bound within ``rtol``,
-        and no sampled error beyond its bound."""
-        return not self.failures()
-
-    def by_depth(self) -> list[dict]:
-        """Per depth: the nodes, the largest shift ratio, the largest bound and worst observed/bound ratio."""
-        rows = []
-        for depth in sorted({n.depth for n in self.nodes}):
-            at = [n for n in self.nodes if n.depth == depth]
-            rows.append(
-                {
-                    "depth": depth,
-                    "nodes": [n.name for n in at],
-                    "max_shift_ratio": max(n.shift_ratio for n in at),
-                    "max_margin_ratio": max(n.margin_ratio for n in at),
-                    "error_bound": max(n.error_bound for n in at),
-                    "relative_error_bound": max(n.error_bound / n.scale if n.scale > 0 else 0.0 for n in at),
-                    "worst_error_ratio": max(n.error_ratio for n in at),
-                }
-            )
-        return rows
-
-    def to_dict(self) -> dict:
-        """JSON-ready figures (no arrays)."""
-        return json_ready(
-            {
-                "holds": self.holds,
-                "error_bound": self.error_bound,
-                "scale": self.scale,
-                "rtol": self.rtol,
-                "points": self.points,
-                "max_abs_error": self.max_abs_error,
-                "max_relative_error": self.max_relative_error,
-                "output_size": self.output_size,
-                "bound_over_output": self.bound_over_output,
-                "error_ratio": self.error_ratio,
-                "by_depth": self.by_depth(),
-            }
-        )
 
 
 def _input_box(graph: ModelGraph, domain: Domain) -> tuple[Domain, tuple[int, ...]]:
@@ -271,9 +102,8 @@ class _Regime:
     ``margin`` is each odd neuron's (channel's) activity margin over the node's input box
     (`verify.core.bias_shift.activity_margin`, the smallest over all output positions of a
     convolution), infinite for a mirrored pair solved without shift (docs/design.md §3: no input
-    can take it out of its regime); ``odd(e)`` how far an input error ``e`` moves each odd
-    pre-activation, ``|s| (|B| e)`` (largest over positions); ``even`` is ``|s'| |A|``, how an odd
-    output error reaches the pair's output.
+    can take it out of its regime); `moved` how far an input error ``e`` moves each odd
+    pre-activation, ``|s| (|B| e)`` (largest over positions).
     """
 
     node: GraphNode
@@ -281,7 +111,6 @@ class _Regime:
     bias: torch.Tensor | None
     odd_weight: torch.Tensor
     margin: np.ndarray
-    even: np.ndarray
 
     @classmethod
     def of(cls, node: GraphNode, fitted: tuple[Reconstruction, Domain, nn.Sequential], box: tuple) -> _Regime:
@@ -297,9 +126,7 @@ class _Regime:
         margin = np.maximum(activity_margin(s, tau, image), 0.0).min(axis=0)
         if next(blocks(result.target, result.frozen)).pairs is not None and not np.any(tau):
             margin = np.full_like(margin, np.inf)  # mirrored halves, no shift: σ(t) − σ(−t) = t for any input (§3)
-        a = module[3].weight.detach().double().cpu().numpy().reshape(module[3].weight.shape[0], -1)
-        even = np.abs(np.asarray(result.scales[1], dtype=np.float64))[: a.shape[0], None] * np.abs(a)
-        return cls(node, s, c, weight, margin, even)
+        return cls(node, s, c, weight, margin)
 
     def moved(self, e_in: torch.Tensor) -> np.ndarray:
         """How far an input error ``e_in`` can move each odd pre-activation (largest over positions)."""
@@ -330,16 +157,7 @@ def _one_block(
     kernel = tuple(node.weight.shape[2:])
     patches = [F.unfold(v.double(), kernel, **node.options)[0] for v in box]  # (C_in k_h k_w, positions)
     region = Box(patches[0].amin(dim=1).numpy(), patches[1].amax(dim=1).numpy())
-    first, norm1, _, second, norm2 = module
-    flat = [first.weight.detach().flatten(1), second.weight.detach().flatten(1)]
-    biases = [None if layer.bias is None else layer.bias.detach() for layer in (first, second)]
-    frozen = FrozenNetwork(
-        flat,
-        biases,
-        [norm1.running_mean.detach(), norm2.running_mean.detach()],
-        [norm1.running_var.detach(), norm2.running_var.detach()],
-        eps=[float(norm1.eps), float(norm2.eps)],
-    )
+    frozen = frozen_from_layers((module[0], module[3]), (module[1], module[4]))
     return TargetNetwork([node.weight.flatten(1)], [node.bias]), frozen, region
 
 
@@ -347,7 +165,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     """Solve for the BatchNorm parameters of every frozen pair of ``frozen`` so that it computes ``target``.
 
     ``target`` is read as a graph (`verify.nn.graph.read_graph`), ``frozen`` must have the same graph
-    with every target Linear replaced by its pair (`verify.nn.graph.match` says which node does not).
+    with every target Linear replaced by its pair (`verify.nn.graph_match.match` says which node does not).
     ``options`` go to every pair's `verify.reconstruct` (``mode``, ``method``, ``rtol``, ``samples``,
     ``seed``). The BatchNorm weights and biases are loaded into ``frozen`` only once the graph's
     certificate holds (else `verify.CertificateError`, and ``frozen`` is unchanged); ``frozen`` is
@@ -373,13 +191,9 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
         seconds[node.name] = time.perf_counter() - started
 
     regimes = {node.name: _Regime.of(node, results[node.name], bounds[node.inputs[0]]) for node in target_graph.layers}
-    saved = {
-        id(m[i]): (m[i].weight.detach().clone(), m[i].bias.detach().clone())
-        for *_, m in results.values()
-        for i in (1, 4)
-    }
+    saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn, _, _ in _norms(results)]
     was_training = frozen.training
-    _load(results)
+    _write(_norms(results))
     frozen.eval()
     try:
         bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
@@ -398,14 +212,14 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             samples,
             seed,
         )
-    except BaseException:
-        _restore(results, saved, frozen, was_training)
+        if not fitted.holds:
+            raise CertificateError(
+                "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
+            )
+    except BaseException:  # frozen is left as it was
+        _write(saved)
+        frozen.train(was_training)
         raise
-    if not fitted.holds:
-        _restore(results, saved, frozen, was_training)
-        raise CertificateError(
-            "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
-        )
     return fitted
 
 
@@ -414,62 +228,25 @@ def _node_bound(value: Value) -> float:
     return float(np.max(value.delta + value.delta_f, initial=0.0))
 
 
-def _load(results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]]) -> None:
-    """Write every pair's γ, β into its two BatchNorm modules (the frozen module's own)."""
+def _write(values: Any) -> None:
+    """Copy each ``(bn, weight, bias)`` of ``values`` into that BatchNorm module (in its dtype, on its device)."""
     with torch.no_grad():
-        for result, _, module in results.values():
-            for bn, gamma, beta in zip((module[1], module[4]), result.gamma, result.beta, strict=True):
-                bn.weight.copy_(torch.as_tensor(gamma, dtype=bn.weight.dtype, device=bn.weight.device))
-                bn.bias.copy_(torch.as_tensor(beta, dtype=bn.bias.dtype, device=bn.bias.device))
+        for bn, weight, bias in values:
+            bn.weight.copy_(torch.as_tensor(weight, dtype=bn.weight.dtype, device=bn.weight.device))
+            bn.bias.copy_(torch.as_tensor(bias, dtype=bn.bias.dtype, device=bn.bias.device))
 
 
-def _restore(
-    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
-    saved: dict[int, tuple[torch.Tensor, torch.Tensor]],
-    frozen: nn.Module,
-    was_training: bool,
-) -> None:
-    with torch.no_grad():
-        for _, _, module in results.values():
-            for bn in (module[1], module[4]):
-                weight, bias = saved[id(bn)]
-                bn.weight.copy_(weight)
-                bn.bias.copy_(bias)
-    frozen.train(was_training)
+def _norms(results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]]) -> list[Any]:
+    """Every pair's two BatchNorm modules (the frozen module's own) with the γ, β its result tunes them to."""
+    return [
+        (bn, gamma, beta)
+        for result, _, module in results.values()
+        for bn, gamma, beta in zip((module[1], module[4]), result.gamma, result.beta, strict=True)
+    ]
 
 
 def _largest(value: torch.Tensor) -> float:
     return float(value.abs().max()) if value.numel() else 0.0
-
-
-def _node_fit(
-    node: GraphNode,
-    fitted: tuple[Reconstruction, Domain, nn.Sequential],
-    regime: _Regime,
-    depth: int,
-    signal: float,
-    error_in: torch.Tensor,
-    error_out: float,
-    observed: float,
-    scale: float,
-    seconds: float,
-) -> NodeFit:
-    """The figures of one pair: shift against signal on the sample inputs, margin against carried error."""
-    result, region, _ = fitted
-    tau = np.asarray(result.shifts[0], dtype=np.float64)
-    return NodeFit(
-        name=node.name,
-        source=node.source,
-        depth=depth,
-        result=result,
-        region=region,
-        shift_ratio=residual_ratio(np.array(float(np.max(tau, initial=0.0))), np.array(signal)),
-        margin_ratio=residual_ratio(regime.moved(error_in), regime.margin),
-        error_bound=error_out,
-        observed_error=observed,
-        scale=scale,
-        seconds=seconds,
-    )
 
 
 def _certify(
@@ -512,24 +289,25 @@ def _certify(
         size, error = max(size, _largest(f)), max(error, _largest(g - f))
     depths = target_graph.depths()
 
-    def carried_in(node: GraphNode) -> torch.Tensor:
-        return torch.as_tensor(values[target_graph.aliases.get(node.inputs[0], node.inputs[0])].delta)[None]
-
-    nodes = [
-        _node_fit(
-            node,
-            results[node.name],
-            regimes[node.name],
-            depths[node.name],
-            signal[node.name],
-            carried_in(node),
-            _node_bound(values[node.name]),
-            observed[node.name],
-            float(np.max(values[node.name].terms)),
-            seconds[node.name],
+    nodes = []
+    for node in layers:
+        result, region, _ = results[node.name]
+        carried = torch.as_tensor(values[target_graph.aliases.get(node.inputs[0], node.inputs[0])].delta)[None]
+        largest_shift = np.array(float(np.max(np.asarray(result.shifts[0], dtype=np.float64), initial=0.0)))
+        fit = NodeFit(
+            name=node.name,
+            source=node.source,
+            depth=depths[node.name],
+            result=result,
+            region=region,
+            shift_ratio=residual_ratio(largest_shift, np.array(signal[node.name])),
+            margin_ratio=residual_ratio(regimes[node.name].moved(carried), regimes[node.name].margin),
+            error_bound=_node_bound(values[node.name]),
+            observed_error=observed[node.name],
+            scale=float(np.max(values[node.name].terms)),
+            seconds=seconds[node.name],
         )
-        for node in layers
-    ]
+        nodes.append(fit)
     return GraphReconstruction(
         nodes=tuple(nodes),
         error_bound=bound.error_bound,

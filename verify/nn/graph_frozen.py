@@ -24,7 +24,7 @@ from verify.nn.export import to_module
 from verify.nn.graph import LINEAR, GraphNode, read_graph
 from verify.nn.mlp import FROZEN_EPS
 
-__all__ = ["frozen_graph"]
+__all__ = ["frozen_graph", "pair_modules"]
 
 
 def frozen_graph(
@@ -79,15 +79,30 @@ def _pair(layer: GraphNode, width: str | int | float, seed: int, paired: bool = 
     if not layer.is_conv:
         return _with_eps(to_module(frozen, dtype=weight.dtype, device=weight.device))
     b, a = frozen.weights
-    n, c_out, c_in = b.shape[0], weight.shape[0], weight.shape[1]
-    with torch.random.fork_rng(devices=[]):  # the layers' own initialization is overwritten below
-        first = nn.Conv2d(c_in, n, tuple(weight.shape[2:]), bias=False, **layer.options)
-        second = nn.Conv2d(n, c_out, 1, bias=False)
+    pair = pair_modules(layer.modules[0], b.shape[0])
     with torch.no_grad():
-        first.weight.copy_(torch.tensor(b.reshape(first.weight.shape)))
-        second.weight.copy_(torch.tensor(a.reshape(second.weight.shape)))
-    pair = nn.Sequential(first, nn.BatchNorm2d(n), nn.ReLU(), second, nn.BatchNorm2d(c_out))
+        pair[0].weight.copy_(torch.tensor(b.reshape(pair[0].weight.shape)))
+        pair[3].weight.copy_(torch.tensor(a.reshape(pair[3].weight.shape)))
     return _with_eps(pair.to(dtype=weight.dtype, device=weight.device).eval())
+
+
+def pair_modules(layer: nn.Module, n: int, dtype: torch.dtype | None = None) -> nn.Sequential:
+    """The frozen pair of a target Linear or convolution, ``affine(n) → BatchNorm → ReLU → affine → BatchNorm``, no
+    biases: the first affine layer has ``layer``'s inputs and geometry (kernel, stride, padding, dilation, padding
+    mode), the second is ``1×1`` with ``layer``'s outputs. Its weights are torch's initialization, drawn with the
+    global generator left as it was: the caller writes its own."""
+    with torch.random.fork_rng(devices=[]):
+        if isinstance(layer, nn.Linear):
+            norm: type[nn.Module] = nn.BatchNorm1d
+            first = nn.Linear(layer.in_features, n, bias=False, dtype=dtype)
+            second = nn.Linear(n, layer.out_features, bias=False, dtype=dtype)
+        else:
+            norm = nn.BatchNorm1d if isinstance(layer, nn.Conv1d) else nn.BatchNorm2d
+            geometry = {key: getattr(layer, key) for key in ("stride", "padding", "dilation", "padding_mode")}
+            first = type(layer)(layer.in_channels, n, layer.kernel_size, bias=False, dtype=dtype, **geometry)
+            second = type(layer)(n, layer.out_channels, 1, bias=False, dtype=dtype)
+    outputs = second.weight.shape[0]
+    return nn.Sequential(first, norm(n, dtype=dtype), nn.ReLU(), second, norm(outputs, dtype=dtype))
 
 
 def _with_eps(pair: nn.Sequential) -> nn.Sequential:

@@ -29,7 +29,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 ModelGraph = Any
 """A `verify.nn.graph.ModelGraph` (not imported: `verify.nn.graph` reads the node tables of this module)."""
 
-__all__ = ["check_shapes", "idiom_reason", "is_idiom", "is_shape_expression", "shape_error"]
+__all__ = ["check_shapes", "idiom_reason", "is_idiom", "is_shape_expression", "node_values", "shape_error"]
 
 FUNCTIONS = {
     operator.getitem: "indexing",
@@ -130,10 +130,10 @@ def shape_error(graph: ModelGraph, shape: tuple[int, ...], failed: _Failed) -> V
     )
 
 
-def _run(graph: ModelGraph, x: torch.Tensor, values: dict[str, Any]) -> None:
-    """Every node's value on ``x`` into ``values`` (tensors cloned, so that in-place operations later do not
-    change them), shapes recorded in ``node.meta`` by torch.fx's shape propagation; `_Failed` names the node
-    that fails (``values`` then holds the nodes before it)."""
+def _run(graph: ModelGraph, x: torch.Tensor, values: dict[str, Any], keep: set[str] | None = None) -> None:
+    """Every node's value on ``x`` (or of the fx nodes named in ``keep``) into ``values``, by fx node name (tensors
+    cloned, so that in-place operations later do not change them), shapes recorded in ``node.meta`` by torch.fx's
+    shape propagation; `_Failed` names the node that fails (``values`` then holds the nodes before it)."""
 
     class _Keep(ShapeProp):
         def run_node(self, n: fx.Node) -> Any:
@@ -141,11 +141,21 @@ def _run(graph: ModelGraph, x: torch.Tensor, values: dict[str, Any]) -> None:
                 value = super().run_node(n)
             except Exception as error:  # ShapeProp wraps the error of torch's conv2d/linear/view in a RuntimeError
                 raise _Failed(n, error.__cause__ or error) from None
-            values[n.name] = value.clone() if isinstance(value, torch.Tensor) else value
+            if keep is None or n.name in keep:
+                values[n.name] = value.clone() if isinstance(value, torch.Tensor) else value
             return value
 
     with torch.no_grad():
         _Keep(graph.traced).propagate(x)
+
+
+def node_values(graph: ModelGraph, x: torch.Tensor, names: set[str] | None = None) -> dict[str, Any]:
+    """The value of every node of ``graph`` (or of those in ``names``) on ``x``, by graph node name, computed by the
+    traced module's own forward (torch's modules and functions, node by node); the others are freed as it goes."""
+    wanted = [node for node in graph.nodes if names is None or node.name in names]
+    values: dict[str, Any] = {}
+    _run(graph, x, values, {node.node.name for node in wanted})
+    return {node.name: values[node.node.name] for node in wanted}
 
 
 def _mixing(values: list[Any], single: torch.Tensor, tolerance: float) -> str | None:

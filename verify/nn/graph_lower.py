@@ -1,7 +1,7 @@
 """A fitted graph-route model lowered into the numpy core graph (docs/design.md §6.7, §10).
 
 `lower_graph` turns a target graph read by `verify.nn.graph.read_graph`, the frozen pairs that
-`verify.nn.graph.match` found for its layers (with the γ, β stored in their BatchNorm modules) and the
+`verify.nn.graph_match.match` found for its layers (with the γ, β stored in their BatchNorm modules) and the
 shape expressions' values at the domain's input shape into a `verify.core.graph.Graph`, which
 `verify.core.graph_bound.graph_error_bound` bounds over the whole domain:
 
@@ -22,6 +22,7 @@ structure with the frozen pairs is lowering the frozen model.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,8 @@ from verify.core.error_bound import _U64, ErrorBound, _gamma
 from verify.core.graph import Graph, LinearMap, Node, Norm, Pair
 from verify.core.graph_bound import Value, graph_error_bound
 from verify.nn.graph import ADD, INPUT, LINEAR, RELU, GraphNode, ModelGraph
-from verify.nn.graph_bounds import run_node
 
-__all__ = ["certified_bound", "lower_graph"]
+__all__ = ["certified_bound", "interval_bounds", "lower_graph", "run_node"]
 
 _MAX_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _AVG_MODULES = (nn.AvgPool1d, nn.AvgPool2d)
@@ -60,14 +60,11 @@ def _affine(layer: nn.Linear | nn.Conv2d, weight: torch.Tensor | None = None, bi
 
 
 def _norm(bn: nn.modules.batchnorm._BatchNorm) -> Norm:
-    """The stored BatchNorm (the values its module holds, in its dtype) as the core's `Norm`."""
-    var = bn.running_var.detach().double().cpu().numpy()
-    return Norm(
-        _array(bn.weight, bn.running_var),
-        _array(bn.bias, bn.running_var),
-        bn.running_mean.detach().double().cpu().numpy(),
-        np.sqrt(var + float(bn.eps)),
-    )
+    """The stored BatchNorm (the values its module holds, in its dtype) as the core's `Norm` (``γ = 1, β = 0``
+    without an affine part: a target's)."""
+    mean, var = (t.detach().double().cpu().numpy() for t in (bn.running_mean, bn.running_var))
+    gamma = np.ones_like(var) if bn.weight is None else _array(bn.weight, bn.running_var)
+    return Norm(gamma, _array(bn.bias, bn.running_var), mean, np.sqrt(var + float(bn.eps)))
 
 
 def _mirrored(odd: AffineLayer, norm: Norm, even: AffineLayer) -> bool:
@@ -88,13 +85,9 @@ def _target_norm(node: GraphNode) -> np.ndarray | None:
     """``|s|(|b| + |μ|) + |β|`` per output channel of the BatchNorm folded into a target layer (None without)."""
     if len(node.modules) != 2:
         return None
-    layer, bn = node.modules
-    bias = _array(layer.bias, layer.weight)
-    gamma = np.ones_like(bias) if bn.weight is None else _array(bn.weight, bn.running_var)
-    beta = np.zeros_like(bias) if bn.bias is None else _array(bn.bias, bn.running_var)
-    scale = np.abs(gamma) / np.sqrt(bn.running_var.detach().double().cpu().numpy() + float(bn.eps))
-    mean = bn.running_mean.detach().double().cpu().numpy()
-    return (scale * (np.abs(bias) + np.abs(mean)) + np.abs(beta)) * (1 + _gamma(8, _U64))
+    layer, norm = node.modules[0], _norm(node.modules[1])
+    bias = np.abs(_array(layer.bias, layer.weight))
+    return (np.abs(norm.scale) * (bias + np.abs(norm.mean)) + np.abs(norm.beta)) * (1 + _gamma(8, _U64))
 
 
 def _pair(layer: GraphNode, frozen: GraphNode, in_shape: tuple[int, ...]) -> Pair:
@@ -112,6 +105,52 @@ def _pair(layer: GraphNode, frozen: GraphNode, in_shape: tuple[int, ...]) -> Pai
         mirrored=_mirrored(odd, odd_norm, even),
         target_norm=_target_norm(layer),
     )
+
+
+def run_node(graph: ModelGraph, node: fx.Node, value: Callable[[str], Any]) -> Any:
+    """Run one copied (or ReLU, or addition) fx node on the values ``value(name)`` of the nodes it reads.
+
+    Tensors are passed as copies: an in-place node (``F.relu(x, inplace=True)``, ``nn.ReLU(inplace=True)``,
+    ``out += y``) must not change the values the caller keeps for the nodes it reads."""
+
+    def read(n: fx.Node) -> Any:
+        v = value(graph.aliases.get(n.name, n.name))
+        return v.clone() if isinstance(v, torch.Tensor) else v
+
+    args, kwargs = fx.node.map_arg((node.args, node.kwargs), read)
+    if node.op == "call_module":
+        return graph.traced.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    return getattr(args[0], node.target)(*args[1:], **kwargs)
+
+
+def _end(value: Any, index: int) -> Any:
+    """One end of a tensor node's ``(lo, hi)``; a shape expression's value (``x.size()``, a tuple too) is itself."""
+    is_pair = isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, torch.Tensor) for v in value)
+    return value[index] if is_pair else value
+
+
+def interval_bounds(graph: ModelGraph, lo: torch.Tensor, hi: torch.Tensor) -> dict[str, Any]:
+    """``(lo, hi)`` for every node of a target graph, from the input box ``[lo, hi]`` (a batch of one).
+
+    Non-tensor values (``x.size(0)``) are kept as they are. Computed in the dtype of ``lo``
+    (float64 here), rounded to nearest: the bias shift's slack and the error margins absorb that
+    rounding (docs/design.md §10).
+    """
+    bounds: dict[str, Any] = {}
+    for node in graph.nodes:
+        if node.kind == INPUT:
+            bounds[node.name] = (lo, hi)
+        elif node.kind == LINEAR:
+            z_lo, z_hi = bounds[node.inputs[0]]
+            w, b = node.weight.to(lo.dtype), node.bias.to(lo.dtype)
+            mid, rad = node.apply((z_lo + z_hi) / 2, w, b), node.apply((z_hi - z_lo) / 2, w.abs())
+            bounds[node.name] = (mid - rad, mid + rad)
+        else:
+            ends = [run_node(graph, node.node, lambda name, i=i: _end(bounds[name], i)) for i in (0, 1)]
+            bounds[node.name] = tuple(ends) if isinstance(ends[0], torch.Tensor) else ends[0]
+    return bounds
 
 
 class _Run:
@@ -170,11 +209,11 @@ def _is_max(graph: ModelGraph, node: GraphNode) -> bool:
 def lower_graph(
     graph: ModelGraph, pairs: dict[str, GraphNode], constants: dict[str, Any], bounds: dict[str, Any]
 ) -> Graph:
-    """The core `Graph` of a target graph with its frozen pairs (``pairs``: `verify.nn.graph.match`'s map).
+    """The core `Graph` of a target graph with its frozen pairs (``pairs``: `verify.nn.graph_match.match`'s map).
 
     ``constants``: the shape expressions' values at the domain's input shape
     (`verify.nn.graph_idioms.check_shapes`); ``bounds``: the target's ``(lo, hi)`` per node on a batch of one
-    (`verify.nn.graph_bounds.interval_bounds`), read here for the shape of each node's output.
+    (`interval_bounds`), read here for the shape of each node's output.
     """
     nodes: list[Node] = []
     tensors: set[str] = set()

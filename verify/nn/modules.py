@@ -12,7 +12,7 @@ naming the layer, its index and why (docs/design.md §7 for the normalizations).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.nn.grammar import FROZEN, LINEAR, NORM, REFUSED, RELU, SKIPPED, TARGET, Grammar, LayerKind, walk
 from verify.nn.graph import as_chain
 
-__all__ = ["check_dense", "from_module", "linear_widths", "norm_layers", "target_from_module"]
+__all__ = ["check_dense", "from_module", "frozen_from_layers", "linear_widths", "norm_layers", "target_from_module"]
 
 
 def check_dense(module: nn.Module, role: str) -> None:
@@ -131,6 +131,23 @@ def from_module(module: nn.Sequential) -> FrozenNetwork:
     """
     read, eps = _read(module, FROZEN, _frozen_refusal)
     return FrozenNetwork(read["weight"], read["bias"], read["running_mean"], read["running_var"], eps=eps)
+
+
+def frozen_from_layers(
+    affines: Sequence[nn.Module],
+    norms: Sequence[_BatchNorm],
+    convert: Callable[[torch.Tensor], Any] = torch.Tensor.detach,
+) -> FrozenNetwork:
+    """The `verify.FrozenNetwork` of affine layers each followed by its BatchNorm: weights flattened to
+    ``(out, in · kernel)``, biases, running statistics and eps, every tensor through ``convert`` (detached
+    tensors by default, so the network keeps their dtype and device)."""
+    return FrozenNetwork(
+        [convert(m.weight.flatten(1)) for m in affines],
+        [None if m.bias is None else convert(m.bias) for m in affines],
+        [convert(bn.running_mean) for bn in norms],
+        [convert(bn.running_var) for bn in norms],
+        eps=[float(bn.eps) for bn in norms],
+    )
 
 
 def target_from_module(module: nn.Sequential) -> TargetNetwork:

@@ -30,9 +30,10 @@ import torch
 from torch import nn
 
 from verify.core.memory import check_build
-from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.networks import TargetNetwork
 from verify.core.residual import ResidualFrozenNetwork, residual_pairs
 from verify.core.validate import as_count, as_real, as_sequence
+from verify.nn.modules import frozen_from_layers
 
 __all__ = ["FrozenResidualMLP", "ResidualBranch", "ResidualStage", "frozen_residual_mlp"]
 
@@ -91,24 +92,13 @@ class FrozenResidualMLP(nn.Module):
     def to_network(self) -> ResidualFrozenNetwork:
         """The frozen weights, biases and BatchNorm statistics as a `verify.ResidualFrozenNetwork` (float64 copies)."""
 
-        def array(tensor: torch.Tensor | None) -> np.ndarray | None:
-            return None if tensor is None else tensor.detach().cpu().double().numpy()
+        def array(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.detach().cpu().double().numpy()
 
-        stages = []
-        for stage in self.stages:
-            nets = []
-            for branch in stage.branches:
-                linears, norms = (branch.odd, branch.even), (branch.odd_norm, branch.even_norm)
-                nets.append(
-                    FrozenNetwork(
-                        [array(m.weight) for m in linears],
-                        [array(m.bias) for m in linears],
-                        [array(bn.running_mean) for bn in norms],
-                        [array(bn.running_var) for bn in norms],
-                        eps=[float(bn.eps) for bn in norms],
-                    )
-                )
-            stages.append(nets)
+        stages = [
+            [frozen_from_layers((b.odd, b.even), (b.odd_norm, b.even_norm), array) for b in stage.branches]
+            for stage in self.stages
+        ]
         return ResidualFrozenNetwork(stages, inputs=self.inputs, outputs=self.outputs)
 
 

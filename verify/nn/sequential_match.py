@@ -21,13 +21,10 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.core.convolution import AffineLayer, Conv, Flatten, Layer
-from verify.nn.frozen_like import _conv, _structure, read_target_layers
-from verify.nn.graph import POOLS, chain_nodes
+from verify.nn.frozen_like import _CONV, _STRUCTURE, _conv, _structure, read_target_layers
+from verify.nn.graph import chain_nodes
 
 __all__ = ["check_frozen_norms", "expected_chain", "match_chain"]
-
-_CONV = (nn.Conv1d, nn.Conv2d)
-_STRUCTURE = (*POOLS, nn.Flatten)
 
 
 def _affine(layer: AffineLayer | nn.Module, second: bool) -> str:

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 import verify
-from verify.core.conv_networks import conv_blocks, odd_widths
+from verify.core.conv_blocks import conv_blocks
+from verify.core.conv_networks import odd_widths
 from verify.core.errors import InfeasibleError
 from verify.job.claim import Claim, by_depth, first_failures, sci, worst
 from verify.job.claims.sparse_rank import matching_and_rank, rank_agreement

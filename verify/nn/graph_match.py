@@ -1,0 +1,108 @@
+"""A frozen graph matched node by node against a target graph (docs/design.md §10).
+
+`match` walks both graphs (`verify.nn.graph.read_graph`) back from their outputs: a target layer
+matches a frozen pair whose outer shapes (and, for a convolution, kernel, stride, padding and
+dilation) are the layer's, every other node a node of the same kind with the same constant
+arguments. The first node that does not match is refused with a `ValueError` naming it, its source
+and what was expected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import fx, nn
+
+from verify.nn.graph import ADD, COPY, INPUT, LINEAR, PAIR, RELU, GraphNode, ModelGraph
+
+__all__ = ["match"]
+
+
+def _signature(graph: ModelGraph, node: GraphNode) -> tuple[Any, ...]:
+    """What must be equal for a target node and a frozen node to match (their kind and every constant argument)."""
+    if node.kind in (INPUT, LINEAR, PAIR, RELU, ADD):
+        return (LINEAR if node.kind == PAIR else node.kind,)
+    fx_node = node.node
+    constants = fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: None)
+    if fx_node.op == "call_module":
+        module = graph.traced.get_submodule(fx_node.target)
+        return (COPY, type(module).__name__, module.extra_repr(), repr(constants))
+    return (COPY, fx_node.op, fx_node.target, repr(constants))
+
+
+def _pair_mismatch(layer: GraphNode, pair: GraphNode) -> str | None:
+    """Why ``pair`` cannot carry the target ``layer`` (None if it can): the outer shapes, and for a convolution
+    the first layer's kernel, stride, padding and dilation and a 1 × 1 second layer."""
+    first, second = pair.modules[0], pair.modules[2]
+    d_out, d_in = layer.weight.shape[:2]
+    if not layer.is_conv:
+        if not isinstance(first, nn.Linear) or not isinstance(second, nn.Linear):
+            return "a Linear's pair is Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d"
+        if (first.in_features, second.out_features) != (d_in, d_out):
+            return f"it maps {first.in_features} -> {second.out_features} features, the target {d_in} -> {d_out}"
+        return None
+    if not isinstance(first, nn.Conv2d) or not isinstance(second, nn.Conv2d):
+        return "a Conv2d's pair is Conv2d -> BatchNorm2d -> ReLU -> Conv2d (1 × 1) -> BatchNorm2d"
+    wanted = {"kernel_size": tuple(layer.weight.shape[2:]), **layer.options, "groups": 1}
+    found = {key: getattr(first, key) for key in wanted}
+    if found != wanted or (first.in_channels, second.out_channels) != (d_in, d_out):
+        return (
+            f"its first convolution has {first.in_channels} -> … channels and {found}; the target has {d_in} -> "
+            f"{d_out} channels and {wanted}"
+        )
+    if (second.kernel_size, second.stride, second.padding, second.dilation, second.groups) != (
+        (1, 1),
+        (1, 1),
+        (0, 0),
+        (1, 1),
+        1,
+    ):
+        return "its second convolution must be 1 × 1 with stride 1, no padding"
+    return None
+
+
+def match(target: ModelGraph, frozen: ModelGraph) -> dict[str, GraphNode]:
+    """Pair every node of the target graph with the node of the frozen graph that stands for it.
+
+    Walks both graphs back from their outputs: a target layer matches a frozen pair whose outer
+    shapes (and, for a convolution, kernel, stride, padding and dilation) are the layer's, every other
+    node a node of the same kind with the same constant arguments, and inputs match in order. Raises
+    `ValueError` naming the first frozen node that does not match and what was expected.
+    """
+    pairs: dict[str, GraphNode] = {}
+
+    def visit(t: GraphNode, f: GraphNode) -> None:
+        if t.name in pairs:
+            if pairs[t.name].name != f.name:
+                raise ValueError(
+                    f"frozen graph node '{f.name}' ({f.source}) does not match: target node '{t.name}' ({t.source}) "
+                    f"is already matched by frozen node '{pairs[t.name].name}'; the frozen graph must have the "
+                    "target's shape (docs/design.md §10)"
+                )
+            return
+        expected, found = _signature(target, t), _signature(frozen, f)
+        if expected != found or (t.kind == LINEAR) != (f.kind == PAIR) or len(t.inputs) != len(f.inputs):
+            what = (
+                "a frozen pair Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d"
+                if t.kind == LINEAR
+                else (f"a {t.kind} node like the target's")
+            )
+            raise ValueError(
+                f"frozen graph node '{f.name}' ({f.source}) does not match target node '{t.name}' ({t.source}): "
+                f"expected {what}, found a {f.kind} node {found[1:] if f.kind == COPY else ''}".rstrip()
+            )
+        if t.kind == LINEAR:
+            why = _pair_mismatch(t, f)
+            if why is not None:
+                raise ValueError(
+                    f"frozen pair '{f.name}' ({f.source}) does not fit target layer '{t.name}' ({t.source}): {why}"
+                )
+        pairs[t.name] = f
+        for ti, fi in zip(t.inputs, f.inputs, strict=True):
+            visit(target.node(ti), frozen.node(fi))
+
+    visit(target.node(target.output), frozen.node(frozen.output))
+    missing = [n.name for n in target.nodes if n.name not in pairs and n.kind != COPY]
+    if missing:
+        raise ValueError(f"target graph nodes {missing} do not reach the output; remove them from the forward")
+    return pairs
