@@ -159,3 +159,23 @@ def test_chunks_give_the_same_bounds_and_the_budget_falls_back_to_intervals(monk
     result = verify.reconstruct(target, frozen, domain, progress=False)
     assert all(r.linear == r.interval for r in result.ranges)
     assert all(block.min_margin >= 0 for block in result.certificate.blocks)
+
+
+def test_a_subnormal_linear_width_reports_an_infinite_ratio_without_a_warning():
+    # Found by properties/test_exactness (a [1, 8, 1, 1] chain on a ball): a node whose linear range is
+    # a few subnormals wide made ``interval / linear`` overflow, which the suite turns into an error.
+    target = verify.TargetNetwork.random([1, 8, 1, 1], seed=0)
+    bounds = target_bounds(target, verify.Ball(0.5, center=[1.0]))
+    tiny = [np.zeros_like(h) for h in bounds.lo]
+    wide = [np.full_like(h, 5e-324) for h in bounds.hi]
+    squeezed = LinearBounds(
+        **{
+            **vars(bounds),
+            "lo": tiny,
+            "hi": wide,
+            "interval_lo": tiny,
+            "interval_hi": [np.ones_like(h) for h in bounds.hi],
+        }
+    )
+    report = squeezed.widths()
+    assert all(w.median_ratio == np.inf for w in report)

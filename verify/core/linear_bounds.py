@@ -181,7 +181,7 @@ class LinearBounds:
         report = []
         for j, (lo, hi, ilo, ihi) in enumerate(zip(self.lo, self.hi, self.interval_lo, self.interval_hi, strict=True)):
             interval, linear = ihi - ilo, hi - lo
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a subnormal width: ratio inf
                 ratio = np.where(linear > 0, interval / np.where(linear > 0, linear, 1.0), 1.0)
             report.append(
                 RangeWidths(f"h_{j + 1}", float(np.max(interval)), float(np.max(linear)), float(np.median(ratio)))
