@@ -57,20 +57,67 @@ def test_deterministic():
     [
         ({"domain": None}, "bounded domain"),
         ({"method": "direct"}, "method must be one of"),
-        ({"frozen": "sparse"}, "dense networks only"),
-        ({"frozen": "not dense"}, "dense networks only"),
+        ({"frozen": "not a network"}, "supports dense and sparse chains"),
     ],
 )
 def test_refusals_say_what_works(change, message):
     target = verify.TargetNetwork.random([3, 3, 2], seed=0)
     frozen = verify.FrozenNetwork.for_target(target, width=0.5, seed=1)
-    if change.get("frozen") == "sparse":
-        frozen = verify.FrozenNetwork.for_target(target, "paper", seed=1, density=0.5)
-    elif change.get("frozen") == "not dense":
+    if change.get("frozen") == "not a network":
         frozen = object()
     arguments = {"domain": verify.Ball(1.0), "method": "auto"} | {k: v for k, v in change.items() if k != "frozen"}
     with pytest.raises(ValueError, match=message):
         verify.reconstruct(target, frozen, arguments["domain"], mode="approximate", method=arguments["method"])
+
+
+def _sparse(density: float, seed: int = 1) -> tuple:
+    target = verify.TargetNetwork.random([4, 4, 3], seed=0)
+    return target, verify.FrozenNetwork.for_target(target, "paper", seed=seed, density=density)
+
+
+def test_sparse_below_the_matching_threshold_is_approximated_with_a_bound_that_holds():
+    """A mask whose maximum matching is below d_k d_{k-1} (docs/design.md §4): paper mode refuses, approximate
+    mode proves a bound, and the neurons the mask cuts off are switched off (γ = 0)."""
+    target, frozen = _sparse(0.2)
+    assert not verify.feasibility(target, frozen, "paper").ok
+    with pytest.raises(verify.InfeasibleError, match="sparsity pattern"):
+        verify.reconstruct(target, frozen, verify.Ball(1.0), mode="paper")
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode="approximate")
+    certificate = result.certificate
+    assert not certificate.exact and certificate.holds
+    assert 0 < certificate.approximation_error <= certificate.error_bound < np.inf
+    x = fresh_points(verify.Ball(1.0).resolve(4), 4096, np.random.default_rng(3))
+    assert 0 < np.max(np.abs(result.network(x) - target(x))) <= certificate.error_bound
+    for block in verify.core.blocks.blocks(target, frozen):  # a neuron with no path through the mask: off
+        k = block.k
+        dead = ~np.any(block.a != 0, axis=0) | ~np.any(block.b != 0, axis=1)
+        assert np.all(result.gamma[block.odd][dead] == 0), k
+        assert certificate.blocks[k - 1].diagnostics["allowed_neurons"] <= int(np.count_nonzero(~dead))
+
+
+def test_sparse_above_the_matching_threshold_is_paper_mode():
+    target, frozen = _sparse(0.8, seed=2)
+    assert verify.feasibility(target, frozen, "paper").ok
+    approximate = verify.reconstruct(target, frozen, verify.Box(-np.ones(4), np.ones(4)), mode="approximate")
+    paper = verify.reconstruct(target, frozen, verify.Box(-np.ones(4), np.ones(4)), mode="paper")
+    assert approximate.certificate.exact
+    assert approximate.certificate.error_bound == paper.certificate.error_bound
+    for ours, theirs in zip(approximate.gamma + approximate.beta, paper.gamma + paper.beta, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_frontier_densities():
+    target = verify.TargetNetwork.random([3, 3, 2], seed=0)
+    table = verify.frontier(target, widths=(1.0,), densities=(0.2, 1.0), seeds=(1,), domain=verify.Ball(1.0), points=256)
+    sparse, dense = table.points
+    assert (sparse.density, dense.density) == (0.2, 1.0)
+    assert not sparse.matching and not sparse.exact and sparse.observed <= sparse.error_bound
+    assert dense.matching and dense.exact
+    assert "| 0.2 | False |" in table.table()
+    with pytest.raises(ValueError, match="densities must be a non-empty sequence"):
+        verify.frontier(target, densities=())
+    with pytest.raises(ValueError, match="density must be a number in"):
+        verify.frontier(target, densities=(0.0,))
 
 
 def test_frontier_rows():

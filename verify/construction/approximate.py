@@ -1,8 +1,9 @@
 """Below the threshold (docs/design.md §11): every block tuned for the region it really receives.
 
-`tune_approximate` runs the blocks of a dense chain in order. A block whose scale equation is
-solvable is tuned exactly as in paper mode by `verify.construction.tuning.tune_block`; one that is not
-(too narrow: rank ``K < d_k d_{k-1}``) gets the ``γ`` of `verify.solvers.weighted_l1` (``s' = 1``)
+`tune_approximate` runs the blocks of a chain (dense or sparse) in order. A block whose scale
+equation is solvable is tuned exactly as in paper mode by `verify.construction.tuning.tune_block`; one
+that is not (too narrow: rank ``K < d_k d_{k-1}``, or a sparse mask whose maximum matching is below
+``d_k d_{k-1}``, docs/design.md §4) gets the ``γ`` of `verify.solvers.weighted_l1` (``s' = 1``)
 minimizing its worst-case error ``Σ_j |(W − Ŵ)_ij| r_j`` over its input box, and its even shift
 centres the residual: ``t' = b − (A(γ ⊙ c + τ) + c') − (Ŵ − W) z_c``, so the block computes
 ``W ẑ + b + (Ŵ − W)(ẑ − z_c)`` on its region.
@@ -36,16 +37,15 @@ __all__ = ["check_dense_chain", "tune_approximate"]
 
 
 def check_dense_chain(frozen: Any, domain: Domain | None) -> None:
-    """Refuse what ``mode="approximate"`` does not support yet, saying what does."""
+    """Refuse what ``mode="approximate"`` does not support on the chain route, saying what does.
+
+    A `verify.FrozenNetwork` is dense or sparse (a sparse block below the matching threshold of
+    docs/design.md §4 is approximated over the scales its mask allows); the domain must be bounded.
+    """
     if not isinstance(frozen, FrozenNetwork):
         raise ValueError(
-            f"mode='approximate' supports dense networks only so far (a verify.FrozenNetwork), got "
+            f"mode='approximate' supports dense and sparse chains (a verify.FrozenNetwork), got "
             f"{type(frozen).__name__}; use mode='paper' or 'minimal' at or above the threshold"
-        )
-    if not all(np.all(mask) for mask in frozen.masks):
-        raise ValueError(
-            "mode='approximate' supports dense networks only so far, and this frozen network is sparse; "
-            "build it with density=1.0, or use mode='paper' above the matching threshold"
         )
     if domain is None:
         raise ValueError(
