@@ -108,7 +108,9 @@ def test_sparse_above_the_matching_threshold_is_paper_mode():
 
 def test_frontier_densities():
     target = verify.TargetNetwork.random([3, 3, 2], seed=0)
-    table = verify.frontier(target, widths=(1.0,), densities=(0.2, 1.0), seeds=(1,), domain=verify.Ball(1.0), points=256)
+    table = verify.frontier(
+        target, widths=(1.0,), densities=(0.2, 1.0), seeds=(1,), domain=verify.Ball(1.0), points=256
+    )
     sparse, dense = table.points
     assert (sparse.density, dense.density) == (0.2, 1.0)
     assert not sparse.matching and not sparse.exact and sparse.observed <= sparse.error_bound

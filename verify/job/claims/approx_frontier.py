@@ -172,8 +172,9 @@ def _rows(claims: Sequence[Claim]) -> list[dict[str, Any]] | None:
 
 _INTRO = """\
 `mode="approximate"` on dense chains at 10%–100% of the paper width, and on sparse ones at the paper
-width below the matching threshold (unit ball, errors relative to `max |f|` on fresh points), next to BN-only training of the same frozen network (Adam on the
-BatchNorm weight and bias) for the construction's own wall-clock time and ten times it."""
+width below the matching threshold (unit ball, errors relative to `max |f|` on fresh points), next to
+BN-only training of the same frozen network (Adam on the BatchNorm weight and bias) for the
+construction's own wall-clock time and ten times it."""
 
 
 @register(
