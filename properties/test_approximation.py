@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import verify
@@ -137,3 +137,71 @@ def test_objective_does_not_grow_with_nested_width(chain, cuts, density):
     note(f"widths {widths} objectives {objectives}")
     for narrow, wider in itertools.pairwise(objectives):
         assert wider <= narrow * (1 + L1_RELATIVE) + L1_RELATIVE
+
+
+@st.composite
+def residual_cases(draw: st.DrawFn, max_depth: int = 2, max_width: int = 4) -> tuple:
+    """A target, its domain, a branch count the target allows and a frozen seed (Case 2, docs/design.md §8)."""
+    target, domain, seed = draw(chains(max_depth=max_depth, max_width=max_width))
+    most = min(max(a, b) for a, b in itertools.pairwise(target.widths))
+    return target, domain, draw(st.integers(1, most), label="branches"), seed
+
+
+@given(case=residual_cases(), fraction=st.floats(0.05, 1.0), method=st.sampled_from(["auto", "l1", "lstsq"]))
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_residual_observed_error_within_bound(case, fraction, method):
+    """docs/design.md §11 on Case 2 (§8): at any width, torch's forward of the residual module (the frozen network
+    read from it, the result loaded back into it) errs by at most ``error_bound``; at the paper width it is exact."""
+    from verify.nn import load_norm_params
+    from verify.nn.residual import frozen_residual_mlp
+
+    target, domain, branches, seed = case
+    module = frozen_residual_mlp(target.widths, branches=branches, width=fraction, seed=seed, dtype=torch.float64)
+    frozen = module.to_network()
+    try:
+        result = verify.reconstruct(target, frozen, domain, mode="approximate", method=method)
+    except verify.InfeasibleError as error:  # a degenerate stream map (a singular leading block of W), as in §8
+        note(str(error))
+        assume(False)
+    certificate = result.certificate
+    load_norm_params(module, result)
+    x = _points(domain, target.widths[0], seed)
+    with torch.no_grad():
+        g = module(torch.tensor(x, dtype=torch.float64)).numpy()
+    observed = float(np.max(np.abs(g - target(x))))
+    note(f"{target!r} widths {frozen.odd_widths} {domain!r} bound={certificate.error_bound} observed={observed}")
+    assert certificate.holds
+    assert observed <= certificate.error_bound
+    assert certificate.approximation_error <= certificate.error_bound
+    if fraction == 1.0:
+        assert certificate.exact
+
+
+def _first_branch_neurons(frozen: verify.ResidualFrozenNetwork, cut: float) -> verify.ResidualFrozenNetwork:
+    """Every branch made of its first ``floor(cut · n)`` (at least 1) odd neurons: a nested sub-network."""
+    stages = [[_first_neurons(net, max(1, int(cut * net.widths[1]))) for net in stage] for stage in frozen.stages]
+    return verify.ResidualFrozenNetwork(stages, inputs=frozen.inputs, outputs=frozen.outputs)
+
+
+@given(case=residual_cases(max_depth=1), cuts=st.lists(st.floats(0.05, 0.95), min_size=2, max_size=4))
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_residual_objective_does_not_grow_with_nested_width(case, cuts):
+    """Nested branch widths (one stage, same frozen seed): every branch's weighted ℓ1 optimum is at most the
+    narrower network's (its program, on the planned stream and the domain's radii, has every narrower solution)."""
+    target, domain, branches, seed = case
+    wide = verify.ResidualFrozenNetwork.for_target(target, branches=branches, width="paper", seed=seed)
+    objectives = []
+    for cut in sorted(set(cuts)):
+        try:
+            result = verify.reconstruct(target, _first_branch_neurons(wide, cut), domain, mode="approximate", method="l1")
+        except verify.InfeasibleError as error:
+            note(str(error))
+            assume(False)
+        approximate = set(result.certificate.approximate_blocks)
+        objectives.append(
+            [b.diagnostics["objective"] if b.block in approximate else 0.0 for b in result.certificate.blocks]
+        )
+    note(f"cuts {sorted(set(cuts))} objectives {objectives}")
+    for narrow, wider in itertools.pairwise(objectives):
+        for a, b in zip(narrow, wider, strict=True):
+            assert b <= a * (1 + L1_RELATIVE) + L1_RELATIVE

@@ -136,3 +136,53 @@ def test_frontier_rows():
         verify.frontier(target, seeds=())
     with pytest.raises(ValueError, match="domain must be"):
         verify.frontier(target, domain="ball")
+
+
+def _residual(width: object, branches: int = 2) -> tuple:
+    target = verify.TargetNetwork.random([4, 5, 3], seed=0)
+    return target, verify.ResidualFrozenNetwork.for_target(target, branches=branches, width=width, seed=1)
+
+
+def test_residual_below_the_threshold_bounds_fresh_points():
+    """Case 2 (docs/design.md §8, §11): narrow branches get the weighted-ℓ1 scales; the zonotope bound holds."""
+    target, frozen = _residual(0.5)
+    with pytest.raises(verify.InfeasibleError, match="stage 1, branch 1"):
+        verify.reconstruct(target, frozen, verify.Ball(1.0), mode="paper")
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode="approximate")
+    certificate = result.certificate
+    assert not certificate.exact and certificate.holds
+    assert certificate.approximate_blocks == (1, 2, 3, 4)
+    assert len(certificate.block_errors) == len(certificate.blocks) == 4
+    assert 0 < certificate.approximation_error <= certificate.error_bound < np.inf
+    x = fresh_points(verify.Ball(1.0).resolve(4), 4096, np.random.default_rng(3))
+    assert 0 < np.max(np.abs(result.network(x) - target(x))) <= certificate.error_bound
+    assert certificate.to_dict()["approximate_blocks"] == [1, 2, 3, 4]
+
+
+def test_residual_at_the_paper_width_is_paper_mode():
+    target, frozen = _residual("paper")
+    box = verify.Box(-np.ones(4), np.ones(4))
+    approximate = verify.reconstruct(target, frozen, box, mode="approximate")
+    paper = verify.reconstruct(target, frozen, box, mode="paper")
+    assert approximate.certificate.exact
+    assert approximate.certificate.block_errors == (0.0,) * 4
+    assert approximate.certificate.error_bound == paper.certificate.error_bound
+    for ours, theirs in zip(approximate.gamma + approximate.beta, paper.gamma + paper.beta, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_residual_wide_later_stage_is_exact_on_what_it_receives():
+    """Stage 1 narrow, stage 2 at its paper width: only stage 1's branches are approximated; stage 2's are solved
+    exactly (their scale equations to rounding) and shifted for the region enlarged by the error carried in, so
+    every margin is non-negative; the certified figure carries stage 1's error through them."""
+    target = verify.TargetNetwork.random([4, 5, 3], seed=0)
+    paper = verify.ResidualFrozenNetwork.for_target(target, branches=2, width="paper", seed=1).odd_widths
+    widths = [[max(1, n // 3) for n in paper[0]], list(paper[1])]
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=2, width=widths, seed=1)
+    result = verify.reconstruct(target, frozen, verify.Box(-np.ones(4), np.ones(4)), mode="approximate")
+    certificate = result.certificate
+    assert certificate.approximate_blocks == (1, 2)
+    later = certificate.blocks[2:]
+    assert all(b.holds for b in later), [b.residual_ratio for b in later]
+    assert all(b.min_margin >= 0 for b in certificate.blocks)
+    assert certificate.block_errors[3] > 0  # stage 1's error, carried through the exact branches

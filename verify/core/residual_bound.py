@@ -37,6 +37,15 @@ exactly 0):
 4. The target's own rounding, the scale, the overflow checks and the inflation of the bound's own
    float64 arithmetic are those of the dense bound (`target_rounding`).
 
+5. *Approximate branches* (docs/design.md §11, ``centred=True``): a branch too narrow for its rows has
+   a residual ``E`` that is not small, and its even shift centres it on the stage region's centre,
+   ``r ≈ −E z_c``. Then ``|E| |z| + |r|`` would charge ``|E| |z_c|`` twice; the two are bounded together
+   instead, ``max |Ê z + r̂|`` over the stage's exact region (an affine function: exact on a box, the ball
+   formula on a ball), plus ``2 γ^{64}`` of its evaluation's magnitude and the roundings of ``E`` and
+   ``r`` as above. Everything else is unchanged: the errors carried in still map through ``S_R + M``
+   exactly, and a neuron whose margin is not proved is charged as in 1. ``rounding=False`` sets the
+   evaluation roundings of both networks to zero (``u = η = 0``): the parameters' own error.
+
 The bound is a forward error analysis with no first-order truncation: every product of an error with
 a magnitude is bounded by magnitudes that already include the errors.
 """
@@ -75,17 +84,22 @@ def residual_error_bound(
     *,
     dtype: str = "float64",
     target_dtype: str = "float64",
+    centred: bool = False,
+    rounding: bool = True,
 ) -> ErrorBound:
     """Bound ``|ĝ(x) − f̂(x)|`` over ``domain`` for the residual network with BatchNorm ``(gamma, beta)``.
 
     ``gamma``, ``beta`` hold the ``2 m L`` stored parameter arrays in network order; ``dtype`` is the
     frozen network's evaluation dtype, ``target_dtype`` the target's (see module notes). ``blocks`` of
-    the result holds the largest stream error after each branch.
+    the result holds the largest stream error after each branch. ``centred`` and ``rounding`` are those
+    of an approximate result (module notes, item 5).
     """
     unit_roundoff(dtype), unit_roundoff(target_dtype)
     exact = input_region(domain.resolve(target.widths[0]), "residual_error_bound")
     box_max = exact.largest()
     u, tiny, huge, uf = _UNIT[dtype], _TINY[dtype], _HUGE[dtype], _UNIT[target_dtype]
+    if not rounding:  # exact evaluation of both networks: only the parameters' error remains
+        u = tiny = uf = 0.0
     stream = frozen.stream_width
     widest = max(stream, *target.widths, *(n for stage in frozen.odd_widths for n in stage))
     # Generators: the input's, one per stream row per branch and per ReLU between stages, at most.
@@ -113,7 +127,7 @@ def residual_error_bound(
         for net, rows in zip(stage, stage_rows(d_in, d_out, len(stage), stage=k), strict=True):
             i = 2 * index
             step = _Branch(net, rows, scales[i : i + 2], shifts[i : i + 2], gamma[i : i + 2], beta[i : i + 2])
-            errors, peak = step.carry(exact, state, errors, w_pad[rows], b_pad[rows], u, tiny, inflate)
+            errors, peak = step.carry(exact, state, errors, w_pad[rows], b_pad[rows], u, tiny, inflate, centred)
             highest = max(highest, peak)
             if peak > huge / 2:
                 return _failed(dtype, target_dtype, float(np.max(terms)), f"branch {index + 1}: values may overflow")
@@ -123,7 +137,10 @@ def residual_error_bound(
             per_branch.append(float(np.max(eps)))
             state = state.written(rows, w_pad[rows], b_pad[rows])
             index += 1
-        delta_f = target_rounding(f_region, np.abs(w), bias, target_dtype, inflate)
+        if rounding:
+            delta_f = target_rounding(f_region, np.abs(w), bias, target_dtype, inflate)
+        else:
+            delta_f = np.zeros(d_out)
         if k == target.depth:
             out = exact.magnitude(np.abs(w), inflate) + np.abs(bias)
             total = float(np.max(eps[:d_out] + delta_f)) * inflate
@@ -181,8 +198,10 @@ class _Branch:
         u: float,
         tiny: float,
         inflate: float,
+        centred: bool = False,
     ) -> tuple[_Errors, float]:
-        """The stream's errors after this branch, and the largest magnitude bounded on the way."""
+        """The stream's errors after this branch, and the largest magnitude bounded on the way (``centred``: the
+        residual terms ``E z + r`` bounded together, module notes item 5)."""
         eps = errors.bound()
         s, t, b, a, se = self.s, self.t, self.b, self.a, self.se
         abs_s, abs_se, abs_b, abs_a = np.abs(s), np.abs(se), np.abs(b), np.abs(a)
@@ -219,7 +238,8 @@ class _Branch:
         select[np.arange(len(self.rows)), self.rows] = 1.0
         change = w_r - state.t[self.rows]
         e_hat = m_hat @ state.t - change
-        e_bar = (np.abs(e_hat) + slack * (m_bar @ np.abs(state.t) + np.abs(w_r) + np.abs(state.t[self.rows]))) * inflate
+        e_terms = m_bar @ np.abs(state.t) + np.abs(w_r) + np.abs(state.t[self.rows])
+        e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
         want = b_r - state.c[self.rows]
         r_hat = self.te + se * (a @ (s * c_odd + t) + self.c_even) - want
         r_terms = (
@@ -230,13 +250,19 @@ class _Branch:
             + np.abs(state.c[self.rows])
         )
         r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+        if centred:  # max |E z + r| over the region, its evaluation's allowance, the roundings of E and r
+            affine = np.maximum(-exact.minimum(e_hat, r_hat), -exact.minimum(-e_hat, -r_hat))
+            evaluation = 2 * _gamma(e_hat.shape[1] + 12, _U64) * (exact.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
+            residual = ((affine + evaluation + slack * r_terms) * inflate + exact.magnitude(slack * e_terms, inflate), 0.0)
+        else:  # added term by term below, as before the centred form existed (the same float64 sums)
+            residual = (exact.magnitude(e_bar, inflate), r_bar)
         # The errors carried in map through S_R + M exactly (the linear regime); what M's own rounding and the
         # product's rounding add, the residuals, the layers' rounding and the regime's slack are fresh.
         carried = select + m_hat
         fresh = (
             (slack * (m_terms + select) + _gamma(self.stream + 2, _U64) * np.abs(carried)) @ eps
-            + exact.magnitude(e_bar, inflate)
-            + r_bar
+            + residual[0]
+            + residual[1]
             + abs_se * (abs_a @ odd_error)
             + rho_even
         ) * inflate
