@@ -185,23 +185,25 @@ def _first_branch_neurons(frozen: verify.ResidualFrozenNetwork, cut: float) -> v
 
 @given(case=residual_cases(max_depth=1), cuts=st.lists(st.floats(0.05, 0.95), min_size=2, max_size=4))
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
-def test_residual_objective_does_not_grow_with_nested_width(case, cuts):
-    """Nested branch widths (one stage, same frozen seed): every branch's weighted ℓ1 optimum is at most the
-    narrower network's (its program, on the planned stream and the domain's radii, has every narrower solution)."""
+def test_residual_first_branch_objective_does_not_grow_with_nested_width(case, cuts):
+    """Nested branch widths (one stage, same frozen seed): the first branch's weighted ℓ1 optimum is at most the
+    narrower network's (its program, on the stream ``[z; 0]`` and the domain's radii, has every narrower solution).
+    Later branches are solved on the stream as the earlier ones wrote it (docs/design.md §11), so their programs
+    change with the earlier branches' widths and no such order holds for them (measured in docs/design.md §11)."""
     target, domain, branches, seed = case
     wide = verify.ResidualFrozenNetwork.for_target(target, branches=branches, width="paper", seed=seed)
     objectives = []
     for cut in sorted(set(cuts)):
         try:
-            result = verify.reconstruct(target, _first_branch_neurons(wide, cut), domain, mode="approximate", method="l1")
+            result = verify.reconstruct(
+                target, _first_branch_neurons(wide, cut), domain, mode="approximate", method="l1"
+            )
         except verify.InfeasibleError as error:
             note(str(error))
             assume(False)
-        approximate = set(result.certificate.approximate_blocks)
-        objectives.append(
-            [b.diagnostics["objective"] if b.block in approximate else 0.0 for b in result.certificate.blocks]
-        )
+        first = result.certificate.blocks[0]
+        assert 1 in result.certificate.approximate_blocks
+        objectives.append(first.diagnostics["objective"])
     note(f"cuts {sorted(set(cuts))} objectives {objectives}")
     for narrow, wider in itertools.pairwise(objectives):
-        for a, b in zip(narrow, wider, strict=True):
-            assert b <= a * (1 + L1_RELATIVE) + L1_RELATIVE
+        assert wider <= narrow * (1 + L1_RELATIVE) + L1_RELATIVE
