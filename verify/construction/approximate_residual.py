@@ -78,6 +78,8 @@ def tune_residual_approximate(
     tuned: list[tuple[BranchSystem, TunedBlock]] = []
     approximate: list[int] = []
     stage = 0
+    lo = hi = np.zeros(d[0])  # the stage's region and the stream's map, set when each stage starts
+    t_map, c_map = np.eye(stream, d[0]), np.zeros(stream)
     systems = branch_systems(target, frozen)
     system = next(systems, None)
     while system is not None:

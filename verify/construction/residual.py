@@ -23,9 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from verify.construction.approximate_residual import tune_residual_approximate
 from verify.construction.memory_plan import plan_solves, residual_sizes
 from verify.construction.result import Reconstruction
-from verify.construction.approximate_residual import tune_residual_approximate
 from verify.construction.tuning import APPROXIMATE, check_options, tune_block
 from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.bounds import block_input_regions

@@ -199,7 +199,8 @@ class _Branch:
     def writes(self, state: StreamMap) -> tuple[np.ndarray, np.ndarray]:
         """The affine map ``(T_R, c_R)`` of the rows after this branch in exact arithmetic and its linear regime,
         computed in float64 (any values are a valid bookkeeping: `carry` bounds the residuals against them):
-        ``T_R + M T`` and ``c_R + M c + o``, ``M = diag(s') A_R diag(s) B``, ``o = s' ⊙ (A_R (s ⊙ c_j + t) + c'_R) + t'``."""
+        ``T_R + M T`` and ``c_R + M c + o``, ``M = diag(s') A_R diag(s) B``,
+        ``o = s' ⊙ (A_R (s ⊙ c_j + t) + c'_R) + t'``."""
         m_hat = self.se[:, None] * ((self.a * self.s) @ self.b)
         offset = self.se * (self.a @ (self.s * self.c_j + self.t) + self.c_even) + self.te
         return state.t[self.rows] + m_hat @ state.t, state.c[self.rows] + m_hat @ state.c + offset
