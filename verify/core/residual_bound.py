@@ -37,14 +37,19 @@ exactly 0):
 4. The target's own rounding, the scale, the overflow checks and the inflation of the bound's own
    float64 arithmetic are those of the dense bound (`target_rounding`).
 
-5. *Approximate branches* (docs/design.md §11, ``centred=True``): a branch too narrow for its rows has
-   a residual ``E`` that is not small, and its even shift centres it on the stage region's centre,
-   ``r ≈ −E z_c``. Then ``|E| |z| + |r|`` would charge ``|E| |z_c|`` twice; the two are bounded together
-   instead, ``max |Ê z + r̂|`` over the stage's exact region (an affine function: exact on a box, the ball
-   formula on a ball), plus ``2 γ^{64}`` of its evaluation's magnitude and the roundings of ``E`` and
-   ``r`` as above. Everything else is unchanged: the errors carried in still map through ``S_R + M``
-   exactly, and a neuron whose margin is not proved is charged as in 1. ``rounding=False`` sets the
-   evaluation roundings of both networks to zero (``u = η = 0``): the parameters' own error.
+5. *Approximate branches* (docs/design.md §11, ``centred=True``): a branch too narrow for its rows
+   writes ``W_R z + b_R + E (z − z_c)``, and the later branches were solved on the stream as it wrote it.
+   The bookkeeping then follows the branches' own maps: after each branch ``T_R ← T_R + M T`` and
+   ``c_R ← c_R + M c + o`` (computed in float64 from the stored parameters; any values are a valid
+   bookkeeping, since ``E`` and ``r`` of item 2 are bounded against them, and are here at rounding level),
+   and ``E``, ``r`` are bounded together, ``max |Ê z + r̂|`` over the stage's exact region plus
+   ``2 γ^{64}`` of its evaluation's magnitude and their own roundings. At the end of the stage the
+   bookkeeping's distance to the target, ``max |(T − W) z + (c − b)|`` over the region (rows beyond
+   ``d_k`` against 0) plus the allowance of computing it, becomes one fresh generator per row: that is
+   the approximation error, carried through the ReLU and the later stages with everything else.
+   ``blocks`` then holds, per branch, the stream's error plus its distance to the planned stream.
+   ``rounding=False`` sets the evaluation roundings of both networks to zero (``u = η = 0``): the
+   parameters' own error.
 
 The bound is a forward error analysis with no first-order truncation: every product of an error with
 a magnitude is bounded by magnitudes that already include the errors.
