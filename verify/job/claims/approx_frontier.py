@@ -10,7 +10,9 @@ network, starting from weight 1 and bias 0) is given the wall-clock time the con
 Errors are reported relative to ``max |f|`` on those points. Sparse frozen networks at the paper width
 (``densities``, Bernoulli masks of docs/design.md §4) are approximated the same way where their mask's
 maximum matching is below ``d_k d_{k−1}`` (``matching`` False: no value of the frozen weights is exact),
-and must be exact where it is not. Sizes: ``targets``, the target widths, ``fractions``, ``densities``
+and must be exact where it is not. Case 2 residual networks (``residual`` targets,
+``branches`` per stage, docs/design.md §8) are run at the same ``fractions`` of each branch's paper
+width. Sizes: ``targets``, the target widths, ``fractions``, ``densities``, ``residual``, ``branches``
 and ``method``: the quick run uses the least-squares fast path (``"lstsq"``), so that
 construction and training take a few seconds; ``--full`` the default ``"auto"`` (both objectives).
 """
@@ -34,6 +36,7 @@ from verify.job.figures import _figure, _save
 from verify.job.progress import Sweep
 from verify.job.registry import Figure, Image, Section, Table, register
 from verify.nn.export import to_module
+from verify.nn.residual import frozen_residual_mlp
 from verify.nn.training import train_norm_only
 
 __all__ = ["FRACTIONS", "LEARNING_RATE", "approximation_figure", "frontier_case"]
@@ -61,14 +64,27 @@ def _target_module(target: verify.TargetNetwork) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
+def _frozen_module(target: verify.TargetNetwork, fraction: float, density: float, seed: int, branches: int) -> Any:
+    """The frozen torch module of a case (BatchNorm weight 1, bias 0): a chain, or a Case 2 residual MLP of
+    ``branches`` branches per stage (`verify.nn.residual.frozen_residual_mlp`)."""
+    if branches:
+        return frozen_residual_mlp(target.widths, branches=branches, width=fraction, seed=seed, dtype=torch.float64)
+    frozen = verify.FrozenNetwork.for_target(target, width=fraction, density=density, seed=seed)
+    return to_module(frozen, dtype=torch.float64)
+
+
 def frontier_case(
-    widths: Sequence[int], fraction: float, seed: int, method: str = "auto", density: float = 1.0
+    widths: Sequence[int], fraction: float, seed: int, method: str = "auto", density: float = 1.0, branches: int = 0
 ) -> dict[str, Any]:
-    """One target ``widths`` (seed ``seed``) and frozen width ``fraction`` with masks of ``density``: certified
-    bound, observed, trained (``method`` of `verify.reconstruct`'s approximate mode)."""
+    """One target ``widths`` (seed ``seed``) and frozen width ``fraction`` with masks of ``density`` (``branches``
+    > 0: a Case 2 residual network of that many branches per stage): certified bound, observed, trained
+    (``method`` of `verify.reconstruct`'s approximate mode)."""
     torch.set_num_threads(1)
     target = verify.TargetNetwork.random(list(widths), seed=seed)
-    frozen = verify.FrozenNetwork.for_target(target, width=fraction, density=density, seed=1000 + seed)
+    if branches:
+        frozen = _frozen_module(target, fraction, density, 1000 + seed, branches).to_network()
+    else:
+        frozen = verify.FrozenNetwork.for_target(target, width=fraction, density=density, seed=1000 + seed)
     domain = verify.Ball(1.0).resolve(widths[0])
     x = fresh_points(domain, POINTS, np.random.default_rng([seed, 7]))
     f = target(x)
@@ -83,9 +99,10 @@ def frontier_case(
         "widths": list(widths),
         "fraction": fraction,
         "density": density,
+        "route": f"Case 2, {branches} branches" if branches else "chain",
         "matching": verify.feasibility(target, frozen, "paper").ok,
-        "odd_widths": list(frozen.widths[1::2]),
-        "width_over_d2": float(np.mean([n / w.size for n, w in zip(frozen.widths[1::2], target.weights, strict=True)])),
+        "odd_widths": _odd_widths(frozen),
+        "width_over_d2": float(np.mean([n / w.size for n, w in zip(_odd_widths(frozen), target.weights, strict=True)])),
         "seed": seed,
         "method": method,
         "exact": bool(certificate.exact),
@@ -97,7 +114,7 @@ def frontier_case(
     target_module = _target_module(target)
     points = torch.tensor(x)
     for budget in BUDGETS:
-        module = to_module(frozen, dtype=torch.float64)
+        module = _frozen_module(target, fraction, density, 1000 + seed, branches)
         train_norm_only(
             module,
             target_module,
@@ -114,12 +131,19 @@ def frontier_case(
     return row
 
 
+def _odd_widths(frozen: Any) -> list[int]:
+    """The odd widths per target layer (a residual network: summed over the stage's branches)."""
+    if isinstance(frozen, verify.ResidualFrozenNetwork):
+        return [sum(stage) for stage in frozen.odd_widths]
+    return list(frozen.widths[1::2])
+
+
 def approximation_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Relative error against width / d² (log axes): certified bound, observed error, BN-only training (the dense
     rows; the sparse ones are in the table)."""
     figure = _figure()
     axis = figure.subplots()
-    dense = (r for r in rows if not r["exact"] and r.get("density", 1.0) == 1)
+    dense = (r for r in rows if not r["exact"] and r.get("density", 1.0) == 1 and r.get("route", "chain") == "chain")
     below = sorted(dense, key=lambda r: r["width_over_d2"])
     series = (
         ("bound", "construction: certified bound", "o", "C0"),
@@ -150,9 +174,24 @@ def approximation_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     return _save(figure, path)
 
 
+def _reproduce_frozen(row: dict[str, Any]) -> str:
+    """The line of a failure's reproduction that builds the row's frozen network."""
+    if row["route"] != "chain":
+        branches = int(row["route"].split()[2])
+        return (
+            f"fr = verify.ResidualFrozenNetwork.for_target(t, branches={branches}, width={row['fraction']}, "
+            f"seed={1000 + row['seed']})"
+        )
+    return (
+        f"fr = verify.FrozenNetwork.for_target(t, width={row['fraction']}, density={row['density']}, "
+        f"seed={1000 + row['seed']})"
+    )
+
+
 def _table(claims: Sequence[Claim]) -> Table:
     columns = {
         "target": "widths",
+        "route": "route",
         "width / d²": "width_over_d2",
         "density": "density",
         "exact": "exact",
@@ -182,7 +221,7 @@ construction's own wall-clock time and ten times it."""
     order=85,
     statement="Below the threshold: observed error <= certified bound; BN-only training alongside.",
     summary="{sound}/{cases} below the bound, {exact_at_paper}/{paper} exact at the paper width, "
-    "{sparse_below_matching}/{sparse} sparse cases below the matching threshold; "
+    "{sparse_below_matching}/{sparse} sparse cases below the matching threshold, {residual} Case 2 cases; "
     "training (10x time) beats the certified bound in {training_beats_bound} cases, the observed error in "
     "{training_beats_observed}",
     sizes={
@@ -190,12 +229,16 @@ construction's own wall-clock time and ten times it."""
             "targets": ((4, 4), (6, 6, 6), (8, 8, 8, 8)),
             "fractions": (0.1, 1.0),
             "densities": (0.2, 0.5),
+            "residual": ((6, 6, 6),),
+            "branches": 2,
             "method": "lstsq",
         },
         "full": {
             "targets": ((4, 4), (6, 6, 6), (8, 8, 8, 8), (12, 12, 12), (16, 16), (16, 16, 16, 16)),
             "fractions": FRACTIONS,
             "densities": DENSITIES,
+            "residual": ((6, 6, 6), (8, 8, 8)),
+            "branches": 2,
             "method": "auto",
         },
     },
@@ -215,6 +258,8 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
     targets, fractions, method = sizes["targets"], sizes["fractions"], sizes["method"]
     cases = [(tuple(t), fraction, 0, method) for t in targets for fraction in fractions]
     cases += [(tuple(t), 1.0, 0, method, density) for t in targets for density in sizes["densities"]]
+    branches = sizes["branches"]
+    cases += [(tuple(t), fraction, 0, method, 1.0, branches) for t in sizes["residual"] for fraction in fractions]
     rows = sweep.map(frontier_case, cases)
     for row in rows:  # exact exactly where the width and the mask allow it (a generic frozen network)
         expected = row["fraction"] >= 1 and row["matching"]
@@ -227,8 +272,7 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
             "reproduce": python_command(
                 "import verify",
                 f"t = verify.TargetNetwork.random({r['widths']}, seed={r['seed']})",
-                f"fr = verify.FrozenNetwork.for_target(t, width={r['fraction']}, density={r['density']}, "
-                f"seed={1000 + r['seed']})",
+                _reproduce_frozen(r),
                 f"r = verify.reconstruct(t, fr, verify.Ball(1.0), mode='approximate', method={r['method']!r})",
                 "print(r.certificate.error_bound)",
             ),
@@ -241,6 +285,7 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
         "sound": sum(r["observed"] <= r["bound"] for r in rows),
         "paper": sum(r["fraction"] >= 1 and r["density"] == 1 for r in rows),
         "exact_at_paper": sum(r["exact"] for r in rows if r["fraction"] >= 1 and r["density"] == 1),
+        "residual": sum(r["route"] != "chain" for r in rows),
         "sparse": sum(r["density"] < 1 for r in rows),
         "sparse_below_matching": sum(r["density"] < 1 and not r["matching"] for r in rows),
         "training_beats_bound": sum(r["trained_10x"] < r["bound"] for r in below),
@@ -249,7 +294,9 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
     }
     statement = (
         f"targets {', '.join(str(list(t)) for t in targets)} at odd widths {list(fractions)} of the paper width, and "
-        f"sparse at the paper width with densities {list(sizes['densities'])}: every approximate certificate holds, "
+        f"sparse at the paper width with densities {list(sizes['densities'])}, and Case 2 residual networks "
+        f"({sizes['branches']} branches per stage) for {', '.join(str(list(t)) for t in sizes['residual'])} at the "
+        "same widths: every approximate certificate holds, "
         "the observed error on fresh points of the unit ball is never above the certified bound, and the result is "
         "exact exactly where the width and the mask's matching allow it"
     )
