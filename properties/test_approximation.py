@@ -23,7 +23,8 @@ from properties.strategies import seeds
 from verify.construction.frontier import fresh_points
 
 torch = pytest.importorskip("torch")
-from verify.nn.export import to_module  # noqa: E402  (after the torch check)
+from properties.test_soundness import box_points, conv_targets  # noqa: E402  (after the torch check)
+from verify.nn.export import to_module  # noqa: E402
 
 FRESH = 512
 L1_RELATIVE = 1e-7
@@ -205,5 +206,78 @@ def test_residual_first_branch_objective_does_not_grow_with_nested_width(case, c
         assert 1 in result.certificate.approximate_blocks
         objectives.append(first.diagnostics["objective"])
     note(f"cuts {sorted(set(cuts))} objectives {objectives}")
+    for narrow, wider in itertools.pairwise(objectives):
+        assert wider <= narrow * (1 + L1_RELATIVE) + L1_RELATIVE
+
+
+@given(
+    case=conv_targets(), fraction=st.floats(0.05, 1.0), method=st.sampled_from(["auto", "l1", "lstsq"]), seed=seeds()
+)
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], deadline=None)
+def test_conv_observed_error_within_bound(case, fraction, method, seed):
+    """docs/design.md §11 on convolutions (§9): for a torch CNN target and its frozen module (`verify.nn.frozen_like`
+    at a fraction of the paper width, read by `conv_networks`), torch's own forward of the frozen module with the
+    result loaded errs from the target module by at most ``error_bound`` at fresh points and corners of the box
+    (any padding mode, pooling, a linear head); at the paper width the result is exact."""
+    from verify.nn import frozen_like, load_norm_params
+    from verify.nn.frozen_like import conv_networks
+
+    target_module, box = case
+    frozen_module = frozen_like(target_module, fraction, seed=seed)
+    target, frozen = conv_networks(target_module, frozen_module, box)
+    result = verify.reconstruct(target, frozen, box, mode="approximate", method=method)
+    certificate = result.certificate
+    load_norm_params(frozen_module, result)
+    x = box_points(box, FRESH, np.random.default_rng(seed))
+    with torch.no_grad():
+        inputs = torch.tensor(x.reshape(-1, *box.shape), dtype=torch.float64)
+        g = frozen_module(inputs).reshape(len(x), -1).numpy()
+        f = target_module(inputs).reshape(len(x), -1).numpy()
+    observed = float(np.max(np.abs(g - f)))
+    note(f"{target_module} widths {frozen.widths} bound={certificate.error_bound} observed={observed}")
+    assert certificate.holds
+    assert observed <= certificate.error_bound
+    assert certificate.approximation_error <= certificate.error_bound
+    if fraction == 1.0:
+        assert certificate.exact
+
+
+def _first_channels(frozen: verify.ConvFrozenNetwork, n: int) -> verify.ConvFrozenNetwork:
+    """The one-pair frozen convolution made of ``frozen``'s first ``n`` odd channels (a nested sub-network)."""
+    odd, even = frozen.affine
+    return verify.ConvFrozenNetwork(
+        [odd.like(odd.weight[:n], odd.bias[:n]), even.like(even.weight[:, :n], even.bias)],
+        frozen.input_shape,
+        [frozen.running_mean[0][:n], frozen.running_mean[1]],
+        [frozen.running_var[0][:n], frozen.running_var[1]],
+        frozen.layer_eps,
+    )
+
+
+@given(
+    kernel=st.integers(1, 3),
+    padding=st.integers(0, 1),
+    channels=st.integers(1, 2),
+    cuts=st.lists(st.floats(0.05, 0.95), min_size=2, max_size=4),
+    seed=seeds(),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_conv_objective_does_not_grow_with_nested_width(kernel, padding, channels, cuts, seed):
+    """Nested channel counts of one frozen convolution (same seed): the weighted ℓ1 optimum on the patches' hull
+    does not grow (the wider program has every narrower solution, with the extra channels' scales at 0)."""
+    rng = np.random.default_rng(seed)
+    conv = verify.Conv.build(
+        rng.standard_normal((2, channels, kernel, kernel)), rng.standard_normal(2), padding=padding
+    )
+    target = verify.ConvTargetNetwork([conv], (channels, 5, 5))
+    box = verify.Box(-1, 1, shape=(channels, 5, 5))
+    wide = verify.ConvFrozenNetwork.for_target(target, "paper", seed=seed)
+    paper = wide.widths[1]
+    objectives = []
+    for n in sorted({max(1, int(c * (paper - 1))) for c in cuts}):
+        result = verify.reconstruct(target, _first_channels(wide, n), box, mode="approximate", method="l1")
+        assert not result.certificate.exact
+        objectives.append(result.certificate.blocks[0].diagnostics["objective"])
+    note(f"objectives {objectives}")
     for narrow, wider in itertools.pairwise(objectives):
         assert wider <= narrow * (1 + L1_RELATIVE) + L1_RELATIVE

@@ -186,3 +186,72 @@ def test_residual_wide_later_stage_is_exact_on_what_it_receives():
     assert all(b.holds for b in later), [b.residual_ratio for b in later]
     assert all(b.min_margin >= 0 for b in certificate.blocks)
     assert certificate.block_errors[3] > 0  # stage 1's error, carried through the exact branches
+
+
+def _conv_target() -> tuple:
+    rng = np.random.default_rng(7)
+    layers = [
+        verify.Conv.build(rng.standard_normal((3, 2, 3, 3)) / 4, rng.standard_normal(3), padding=1),
+        verify.AvgPool((2, 2), (2, 2), (0, 0)),
+        verify.Conv.build(rng.standard_normal((2, 3, 3, 3)) / 5, rng.standard_normal(2), stride=2),
+    ]
+    return verify.ConvTargetNetwork(layers, (2, 10, 10)), verify.Box(-1, 1, shape=(2, 10, 10))
+
+
+def test_conv_below_the_threshold_bounds_fresh_points_and_corners():
+    """Convolutions (docs/design.md §9, §11): the objective per output channel on the patches' hull, the graph
+    bound with the centred residual; fresh points and corners of the box stay within it."""
+    target, box = _conv_target()
+    frozen = verify.ConvFrozenNetwork.for_target(target, 0.5, seed=3)
+    with pytest.raises(verify.InfeasibleError, match="block 1"):
+        verify.reconstruct(target, frozen, box, mode="paper")
+    result = verify.reconstruct(target, frozen, box, mode="approximate")
+    certificate = result.certificate
+    assert not certificate.exact and certificate.holds and certificate.approximate_blocks == (1, 2)
+    assert 0 < certificate.approximation_error <= certificate.error_bound < np.inf
+    rng = np.random.default_rng(5)
+    lo, hi = box.lo.reshape(-1), box.hi.reshape(-1)
+    x = np.concatenate([box.sample(512, rng), np.where(rng.integers(0, 2, (512, lo.size)) == 1, hi, lo)])
+    observed = np.max(np.abs(result.network(x).reshape(len(x), -1) - target(x).reshape(len(x), -1)))
+    assert 0 < observed <= certificate.error_bound
+
+
+def test_conv_at_the_paper_width_is_paper_mode():
+    target, box = _conv_target()
+    frozen = verify.ConvFrozenNetwork.for_target(target, "paper", seed=3)
+    approximate = verify.reconstruct(target, frozen, box, mode="approximate")
+    paper = verify.reconstruct(target, frozen, box, mode="paper")
+    assert approximate.certificate.exact
+    assert approximate.certificate.error_bound == paper.certificate.error_bound
+    for ours, theirs in zip(approximate.gamma + approximate.beta, paper.gamma + paper.beta, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_conv_patch_hull_is_the_hull_of_every_receptive_field():
+    """`patch_hull`: every position's patch (zero padding included) lies in the hull, and some patch reaches each
+    side of it (it is the smallest such box)."""
+    from verify.construction.approximate_conv import patch_hull
+    from verify.core.conv_networks import conv_blocks
+
+    target, _box = _conv_target()
+    frozen = verify.ConvFrozenNetwork.for_target(target, 0.5, seed=3)
+    block = next(iter(conv_blocks(target, frozen)))
+    rng = np.random.default_rng(1)
+    lo = rng.uniform(-2, 0, size=(2, 10, 10))
+    region = verify.Box(lo.reshape(-1), (lo + rng.uniform(0, 2, size=lo.shape)).reshape(-1), shape=lo.shape)
+    centre, radii = patch_hull(block, region)
+    layer = block.odd_layer
+    fields = [layer.windows(v.reshape(region.shape)[None])[0] for v in (region.lo, region.hi)]  # (in, H, W, kh, kw)
+    fields = [f.transpose(0, 3, 4, 1, 2).reshape(block.b.shape[1], -1) for f in fields]
+    assert np.all(fields[0] >= centre[:, None] - radii[:, None]) and np.all(
+        fields[1] <= centre[:, None] + radii[:, None]
+    )
+    np.testing.assert_array_equal(fields[0].min(axis=1), centre - radii)
+    np.testing.assert_array_equal(fields[1].max(axis=1), centre + radii)
+    assert np.any(fields[0] == 0)  # padding=1: the border patches hold zeros
+
+
+def test_refusal_names_the_routes_that_work():
+    target = verify.TargetNetwork.random([3, 3, 2], seed=0)
+    with pytest.raises(ValueError, match=r"Case 2 residual networks .* and convolutional networks"):
+        verify.reconstruct(target, object(), verify.Ball(1.0), mode="approximate")

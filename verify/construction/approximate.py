@@ -27,6 +27,7 @@ from verify.construction.tuning import TunedBlock, certify_block, even_layer, tu
 from verify.core.bias_shift import activity_margin, bias_shift
 from verify.core.blocks import blocks
 from verify.core.bounds import block_input_regions
+from verify.core.conv_networks import ConvFrozenNetwork
 from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import TorchSpec
@@ -38,7 +39,10 @@ from verify.solvers.weighted_l1 import solve_weighted
 __all__ = ["ROUTES", "amplification", "approximate_block", "check_approximate_route", "tune_approximate"]
 
 
-ROUTES = "dense and sparse chains (verify.FrozenNetwork) and Case 2 residual networks (verify.ResidualFrozenNetwork)"
+ROUTES = (
+    "dense and sparse chains (verify.FrozenNetwork), Case 2 residual networks (verify.ResidualFrozenNetwork) and "
+    "convolutional networks (verify.ConvFrozenNetwork)"
+)
 """What ``mode="approximate"`` takes, as its refusals name it."""
 
 
@@ -47,9 +51,10 @@ def check_approximate_route(frozen: Any, domain: Domain | None) -> None:
 
     A `verify.FrozenNetwork` is dense or sparse (a sparse block below the matching threshold of
     docs/design.md §4 is approximated over the scales its mask allows); a `verify.ResidualFrozenNetwork`
-    is approximated branch by branch (`verify.construction.approximate_residual`). The domain must be bounded.
+    is approximated branch by branch (`verify.construction.approximate_residual`), a `verify.ConvFrozenNetwork`
+    pair by pair (`verify.construction.approximate_conv`). The domain must be bounded.
     """
-    if not isinstance(frozen, (FrozenNetwork, ResidualFrozenNetwork)):
+    if not isinstance(frozen, (FrozenNetwork, ResidualFrozenNetwork, ConvFrozenNetwork)):
         raise ValueError(
             f"mode='approximate' supports {ROUTES}, got {type(frozen).__name__}; use mode='paper' or 'minimal' at "
             "or above the threshold"
