@@ -91,7 +91,8 @@ def reconstruct(
     mode : "paper", "minimal" or "approximate"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
-        ``"approximate"`` (dense chains on a bounded domain, docs/design.md §11) answers at every width:
+        ``"approximate"`` (docs/design.md §11: dense and sparse chains, Case 2 residual and convolutional
+        networks, on a bounded domain) answers at every width:
         the paper-mode result where it is exact (``certificate.exact`` True, the same parameters and
         bound), else every too-narrow block gets the scales minimizing its worst-case error and the
         `verify.core.approximate_certificate.ApproximateCertificate` proves ``error_bound`` (approximation
