@@ -255,3 +255,19 @@ def test_refusal_names_the_routes_that_work():
     target = verify.TargetNetwork.random([3, 3, 2], seed=0)
     with pytest.raises(ValueError, match=r"Case 2 residual networks .* and convolutional networks"):
         verify.reconstruct(target, object(), verify.Ball(1.0), mode="approximate")
+
+
+def test_residual_later_branch_is_exact_on_the_stream_the_narrow_one_wrote():
+    """Regression (docs/design.md §11, Case 2): a wide branch after a narrow one is solved on the stream as the
+    narrow one wrote it, so the rows it writes carry no approximation error (solved on the planned stream, it
+    passed the narrow branch's error on through its own A_R diag(γ) B_j). One stage [4, 4], two branches: rows
+    0, 1 by a narrow branch, rows 2, 3 by one at its paper width. Rows 2, 3 err at rounding level (~1e-15 of
+    |f|), rows 0, 1 by the approximation (~1e-1): a gap of 1e6 separates the two with room on both sides."""
+    target = verify.TargetNetwork.random([4, 4], seed=3)
+    need = verify.ResidualFrozenNetwork.for_target(target, branches=2, width="paper", seed=1).odd_widths[0]
+    frozen = verify.ResidualFrozenNetwork.for_target(target, branches=2, width=[[need[0] // 2, need[1]]], seed=1)
+    result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode="approximate")
+    assert result.certificate.approximate_blocks == (1,)
+    x = fresh_points(verify.Ball(1.0).resolve(4), 2048, np.random.default_rng(0))
+    error = np.abs(result.network(x) - target(x)).max(axis=0)
+    assert error[2:].max() * 1e6 < error[:2].min()
