@@ -271,3 +271,26 @@ def test_residual_later_branch_is_exact_on_the_stream_the_narrow_one_wrote():
     x = fresh_points(verify.Ball(1.0).resolve(4), 2048, np.random.default_rng(0))
     error = np.abs(result.network(x) - target(x)).max(axis=0)
     assert error[2:].max() * 1e6 < error[:2].min()
+
+
+@pytest.mark.parametrize(
+    ("route", "widths", "density"),
+    [("chain", [3, 3, 2], 0.5), ("Case 2, 2 branches", [3, 3, 2], 1.0), ("convolutional", [2, 3, 2], 1.0)],
+)
+def test_frontier_claim_reproduction_builds_the_case(route, widths, density):
+    """approx/frontier: a failing row's reproduction lines rebuild that row's case (route, target, frozen seed) and
+    its certified bound; the convolutional row's bound relative to max |f| is the claim's own."""
+    from verify.job.claims.approx_frontier import _reproduce, conv_case
+
+    row = {"route": route, "widths": widths, "density": density, "fraction": 0.3, "seed": 0, "method": "lstsq"}
+    lines = _reproduce(row)
+    scope: dict = {}
+    exec("\n".join(line for line in lines if not line.startswith("print")), scope)
+    assert not scope["r"].certificate.exact
+    if route == "convolutional":
+        claimed = conv_case(0.3, 0, "lstsq")
+        target, box = scope["t"], scope["box"]
+        rng = np.random.default_rng([0, 7])
+        lo, hi = box.lo.reshape(-1), box.hi.reshape(-1)
+        x = np.concatenate([box.sample(1024, rng), np.where(rng.integers(0, 2, (1024, lo.size)) == 1, hi, lo)])
+        assert claimed["bound"] == scope["r"].certificate.error_bound / float(np.max(np.abs(target(x))))
