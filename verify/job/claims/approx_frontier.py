@@ -12,8 +12,10 @@ Errors are reported relative to ``max |f|`` on those points. Sparse frozen netwo
 maximum matching is below ``d_k d_{k−1}`` (``matching`` False: no value of the frozen weights is exact),
 and must be exact where it is not. Case 2 residual networks (``residual`` targets,
 ``branches`` per stage, docs/design.md §8) are run at the same ``fractions`` of each branch's paper
-width. Sizes: ``targets``, the target widths, ``fractions``, ``densities``, ``residual``, ``branches``
-and ``method``: the quick run uses the least-squares fast path (``"lstsq"``), so that
+width, and a convolutional network (`conv_target`, on a box) at ``conv_fractions``, without BN-only
+training (`verify.nn.training.train_norm_only` takes MLP modules). Sizes: ``targets``, the target
+widths, ``fractions``, ``densities``, ``residual``, ``branches``, ``conv_fractions`` and ``method``:
+the quick run uses the least-squares fast path (``"lstsq"``), so that
 construction and training take a few seconds; ``--full`` the default ``"auto"`` (both objectives).
 """
 
