@@ -1,8 +1,9 @@
 """Below the threshold (docs/design.md §11): every block tuned for the region it really receives.
 
-`tune_approximate` runs the blocks of a dense chain in order. A block whose scale equation is
-solvable is tuned exactly as in paper mode by `verify.construction.tuning.tune_block`; one that is not
-(too narrow: rank ``K < d_k d_{k-1}``) gets the ``γ`` of `verify.solvers.weighted_l1` (``s' = 1``)
+`tune_approximate` runs the blocks of a chain (dense or sparse) in order. A block whose scale
+equation is solvable is tuned exactly as in paper mode by `verify.construction.tuning.tune_block`; one
+that is not (too narrow: rank ``K < d_k d_{k-1}``, or a sparse mask whose maximum matching is below
+``d_k d_{k-1}``, docs/design.md §4) gets the ``γ`` of `verify.solvers.weighted_l1` (``s' = 1``)
 minimizing its worst-case error ``Σ_j |(W − Ŵ)_ij| r_j`` over its input box, and its even shift
 centres the residual: ``t' = b − (A(γ ⊙ c + τ) + c') − (Ŵ − W) z_c``, so the block computes
 ``W ẑ + b + (Ŵ − W)(ẑ − z_c)`` on its region.
@@ -26,26 +27,37 @@ from verify.construction.tuning import TunedBlock, certify_block, even_layer, tu
 from verify.core.bias_shift import activity_margin, bias_shift
 from verify.core.blocks import blocks
 from verify.core.bounds import block_input_regions
-from verify.core.domains import Ball, Box, Domain
+from verify.core.conv_networks import ConvFrozenNetwork
+from verify.core.domains import AffineRange, Ball, Box, Domain
 from verify.core.errors import InfeasibleError
 from verify.core.interop import TorchSpec
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.residual import ResidualFrozenNetwork
+from verify.core.scale_equation import ScaleEquation
 from verify.solvers.weighted_l1 import solve_weighted
 
-__all__ = ["check_dense_chain", "tune_approximate"]
+__all__ = ["ROUTES", "amplification", "approximate_block", "check_approximate_route", "tune_approximate"]
 
 
-def check_dense_chain(frozen: Any, domain: Domain | None) -> None:
-    """Refuse what ``mode="approximate"`` does not support yet, saying what does."""
-    if not isinstance(frozen, FrozenNetwork):
+ROUTES = (
+    "dense and sparse chains (verify.FrozenNetwork), Case 2 residual networks (verify.ResidualFrozenNetwork) and "
+    "convolutional networks (verify.ConvFrozenNetwork)"
+)
+"""What ``mode="approximate"`` takes, as its refusals name it."""
+
+
+def check_approximate_route(frozen: Any, domain: Domain | None) -> None:
+    """Refuse what ``mode="approximate"`` does not support, saying what does.
+
+    A `verify.FrozenNetwork` is dense or sparse (a sparse block below the matching threshold of
+    docs/design.md §4 is approximated over the scales its mask allows); a `verify.ResidualFrozenNetwork`
+    is approximated branch by branch (`verify.construction.approximate_residual`), a `verify.ConvFrozenNetwork`
+    pair by pair (`verify.construction.approximate_conv`). The domain must be bounded.
+    """
+    if not isinstance(frozen, (FrozenNetwork, ResidualFrozenNetwork, ConvFrozenNetwork)):
         raise ValueError(
-            f"mode='approximate' supports dense networks only so far (a verify.FrozenNetwork), got "
-            f"{type(frozen).__name__}; use mode='paper' or 'minimal' at or above the threshold"
-        )
-    if not all(np.all(mask) for mask in frozen.masks):
-        raise ValueError(
-            "mode='approximate' supports dense networks only so far, and this frozen network is sparse; "
-            "build it with density=1.0, or use mode='paper' above the matching threshold"
+            f"mode='approximate' supports {ROUTES}, got {type(frozen).__name__}; use mode='paper' or 'minimal' at "
+            "or above the threshold"
         )
     if domain is None:
         raise ValueError(
@@ -70,7 +82,7 @@ def tune_approximate(
     """
     boxes = block_input_regions(target, domain)
     carried_error = np.zeros(target.widths[0])
-    amplification = _amplification(target)
+    row_weights = amplification(target)
     tuned, approximate = [], []
     for block in blocks(target, frozen):
         if block.k == 1:
@@ -84,15 +96,15 @@ def tune_approximate(
             result = tune_block(block, frozen, region, "paper", method, None, spec, store)
             mismatch = np.zeros_like(block.w)
         except InfeasibleError:
-            rows = amplification[block.k - 1]
-            result, mismatch = _approximate_block(block, frozen, region, centre, radii, rows, method, store)
+            rows = row_weights[block.k - 1]
+            result, mismatch = approximate_block(block, frozen, region, centre, radii, rows, method, store)
             approximate.append(block.k)
         tuned.append(result)
         carried_error = np.abs(block.w) @ carried_error + np.abs(mismatch) @ radii
     return tuned, tuple(approximate)
 
 
-def _amplification(target: TargetNetwork) -> list[np.ndarray]:
+def amplification(target: TargetNetwork) -> list[np.ndarray]:
     """Per block ``k``, ``1ᵀ |W_L| ⋯ |W_{k+1}|``: how much an error of each of its outputs can grow by the output
     (summed over the outputs), the row weights of its objective (1 for the last block)."""
     weights = [np.ones(target.widths[-1])]
@@ -101,7 +113,7 @@ def _amplification(target: TargetNetwork) -> list[np.ndarray]:
     return weights
 
 
-def _approximate_block(
+def approximate_block(
     block: Any,
     frozen: FrozenNetwork,
     region: Domain,
@@ -110,16 +122,23 @@ def _approximate_block(
     rows: np.ndarray,
     method: str,
     store: Callable[[int, np.ndarray], np.ndarray] | None,
+    equation: ScaleEquation | None = None,
+    image: AffineRange | None = None,
 ) -> tuple[TunedBlock, np.ndarray]:
-    """A narrow block: the weighted ℓ1 (or least-squares) ``γ``, the shift over ``region``, the centred even shift."""
-    equation = block.equation
+    """A narrow block: the weighted ℓ1 (or least-squares) ``γ``, the shift over ``region``, the centred even shift.
+
+    ``equation`` (default ``block.equation``) is the scale equation in the coordinates of ``region``, whose
+    centre and radii are ``centre``, ``radii``; ``image`` (default ``block.odd_range(region)``) the range of the
+    odd layer's input the shift covers. Returns the tuned block and its weight mismatch ``Ŵ − W``.
+    """
+    equation = block.equation if equation is None else equation
     ball = isinstance(region, Ball)  # the first block of a ball domain: its rows err by r ‖E_i‖₂ exactly
     solver = "lstsq" if method == "lstsq" else "l1"
     solution = solve_weighted(equation, radii, solver, block=block.k, ball=ball, rows=rows)
     gamma, row_scale = solution.scale, solution.row_scale
     if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
         gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)
-    image = block.odd_range(region)
+    image = block.odd_range(region) if image is None else image
     tau = bias_shift(gamma, image)
     s_even, t_even = even_layer(block, frozen, row_scale, equation.a, gamma * block.c_odd + tau)
     mismatch, _ = equation.residual(gamma, row_scale)

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from verify.construction.approximate_conv import tune_conv_approximate
 from verify.construction.memory_plan import conv_sizes, plan_solves
 from verify.construction.result import Reconstruction
-from verify.construction.tuning import check_options, tune_block
+from verify.construction.tuning import APPROXIMATE, check_options, tune_block
+from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.conv_blocks import check_conv_architecture, conv_blocks
 from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, resolve_domain
@@ -66,6 +68,10 @@ def reconstruct_convolutional(
     ``domain`` is a `verify.Box` over the input tensor (``lo``/``hi`` shaped like one input, or numbers
     with ``shape=``) or a `verify.Ball` (its bounding box bounds the layers). ``gamma``/``beta`` come
     back one array per frozen affine layer (per channel: the BatchNorm2d of a convolution).
+
+    ``mode="approximate"`` (docs/design.md §11) tunes a pair too narrow for its kernel's equations by the
+    weighted ℓ1 objective per output channel (`verify.construction.approximate_conv`); the certificate is
+    then an `ApproximateCertificate` whose bound is the graph bound with ``centred=True``.
     """
     check_conv_architecture(target, frozen)
     check_options(mode, method, samples, rtol, bound)
@@ -77,20 +83,24 @@ def reconstruct_convolutional(
             "domain: verify.Box(lo, hi) with lo, hi shaped like one input, or verify.Ball"
         )
     domain = resolve_domain(domain, target.input_shape)
-    regions = target.input_regions(domain)
-    tuned = [
-        tune_block(block, frozen, regions[block.k - 1], mode, method, bound, None)
-        for block in conv_blocks(target, frozen)
-    ]
+    approximate: tuple[int, ...] = ()
+    if mode == APPROXIMATE:  # docs/design.md §11: narrow pairs approximated, later ones shifted for it
+        tuned, approximate = tune_conv_approximate(target, frozen, domain, method)
+    else:
+        regions = target.input_regions(domain)
+        tuned = [
+            tune_block(block, frozen, regions[block.k - 1], mode, method, bound, None)
+            for block in conv_blocks(target, frozen)
+        ]
     scales = [layer[0] for t in tuned for layer in (t.odd, t.even)]
     shifts = [layer[1] for t in tuned for layer in (t.odd, t.even)]
     certificates = [t.certificate for t in tuned]
     gamma, beta = frozen.norm_params(scales, shifts)
     gamma, beta = [round_to(g, dtype) for g in gamma], [round_to(b, dtype) for b in beta]
     points = domain.sample(samples, np.random.default_rng(seed))
-    certified = graph_error_bound(
-        conv_graph(target, frozen, gamma, beta), domain, dtype=dtype, target_dtype=target_dtype
-    )
+    graph = conv_graph(target, frozen, gamma, beta)
+    centred = mode == APPROXIMATE
+    certified = graph_error_bound(graph, domain, dtype=dtype, target_dtype=target_dtype, centred=centred)
     sampled = sampled_check(target, frozen, points, gamma, beta, certificates, rtol, certified)
     certificate = Certificate(
         mode=mode,
@@ -101,6 +111,9 @@ def reconstruct_convolutional(
         bound=certified,
         rtol=rtol,
     )
+    if centred:  # the same bound without evaluation roundings: the part due to the narrow pairs
+        parameters = graph_error_bound(graph, domain, centred=True, rounding=False)
+        certificate = ApproximateCertificate(False, certificate, parameters.error_bound, parameters.blocks, approximate)
     if not certificate.holds:
         raise CertificateError(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate

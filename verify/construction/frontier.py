@@ -1,7 +1,9 @@
-"""The width–error frontier (docs/design.md §11): certified bound and observed error per frozen width.
+"""The width–error frontier (docs/design.md §11): certified bound and observed error per frozen width
+and density.
 
-`frontier` builds, for every width (a fraction of the paper width ``d_k d_{k−1}``, or an odd width)
-and every frozen seed, the frozen network `verify.FrozenNetwork.for_target` draws, reconstructs it
+`frontier` builds, for every width (a fraction of the paper width ``d_k d_{k−1}``, or an odd width),
+every density (the Bernoulli mask of a sparse frozen network, docs/design.md §4) and every frozen
+seed, the frozen network `verify.FrozenNetwork.for_target` draws, reconstructs it
 with ``mode="approximate"``, and measures ``max |g − f|`` on fresh points of the domain (box
 corners, or a ball's boundary, included) next to the certified ``error_bound``.
 """
@@ -16,6 +18,7 @@ import numpy as np
 
 from verify.construction.reconstruct import reconstruct
 from verify.core.domains import Ball, Box, Domain
+from verify.core.feasibility import feasibility
 from verify.core.networks import FrozenNetwork, TargetNetwork, paper_width
 
 __all__ = ["Frontier", "FrontierPoint", "fresh_points", "frontier"]
@@ -26,8 +29,11 @@ class FrontierPoint:
     """One frozen network of the frontier.
 
     ``width`` is what was asked (a fraction of the paper width, or an int); ``fraction`` the odd widths'
-    total over the paper widths' total; ``observed`` ``max |g − f|`` on the fresh points; ``seconds``
-    the reconstruction's wall-clock time (construction, solve and certificate).
+    total over the paper widths' total; ``density`` the frozen masks' Bernoulli density (1: dense);
+    ``matching`` whether every block's mask passes the matching criterion of paper mode
+    (`verify.feasibility`: the pattern alone allows an exact solution); ``observed`` ``max |g − f|`` on
+    the fresh points; ``seconds`` the reconstruction's wall-clock time (construction, solve and
+    certificate).
     """
 
     width: float
@@ -39,11 +45,13 @@ class FrontierPoint:
     approximation_error: float
     observed: float
     seconds: float
+    density: float = 1.0
+    matching: bool = True
 
 
 @dataclass(frozen=True)
 class Frontier:
-    """The points of `frontier`, in the order of ``widths`` then ``seeds``."""
+    """The points of `frontier`, in the order of ``widths``, then ``densities``, then ``seeds``."""
 
     points: tuple[FrontierPoint, ...]
 
@@ -52,14 +60,15 @@ class Frontier:
         return [asdict(p) | {"odd_widths": list(p.odd_widths)} for p in self.points]
 
     def table(self) -> str:
-        """A Markdown table: width, odd widths, seed, exact, certified bound, observed error, seconds."""
+        """A Markdown table: width, odd widths, density, matching, seed, exact, certified bound, observed error,
+        seconds."""
         lines = [
-            "| width | odd widths | seed | exact | certified bound | observed | seconds |",
-            "|---|---|---|---|---|---|---|",
+            "| width | odd widths | density | matching | seed | exact | certified bound | observed | seconds |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {p.fraction:.2f} | {list(p.odd_widths)} | {p.seed} | {p.exact} | {p.error_bound:.3g} | "
-            f"{p.observed:.3g} | {p.seconds:.3f} |"
+            f"| {p.fraction:.2f} | {list(p.odd_widths)} | {p.density:g} | {p.matching} | {p.seed} | {p.exact} | "
+            f"{p.error_bound:.3g} | {p.observed:.3g} | {p.seconds:.3f} |"
             for p in self.points
         ]
         return "\n".join(lines)
@@ -81,11 +90,12 @@ def frontier(
     seeds: Sequence[int] = (1,),
     domain: Domain | None = None,
     *,
+    densities: Sequence[float] = (1.0,),
     method: str = "auto",
     points: int = 1024,
     seed: int = 0,
 ) -> Frontier:
-    """The certified bound and the observed error of ``mode="approximate"`` per width and frozen seed.
+    """The certified bound and the observed error of ``mode="approximate"`` per width, density and frozen seed.
 
     Parameters
     ----------
@@ -98,6 +108,10 @@ def frontier(
         Frozen-network seeds (one frozen network per width and seed).
     domain : Ball or Box, optional
         The bounded domain (default: the unit ball).
+    densities : sequence of float
+        Densities in ``(0, 1]`` of the frozen masks (``density`` of `verify.FrozenNetwork.for_target`;
+        1 is dense). Below the matching threshold (``matching`` False) no value of the frozen weights
+        lets the block be exact, and the point is approximated over the scales the mask allows.
     method : "auto", "l1" or "lstsq"
         How narrow blocks are solved (see `verify.reconstruct`).
     points : int
@@ -107,7 +121,7 @@ def frontier(
     """
     if not isinstance(target, TargetNetwork):
         raise ValueError(f"target must be a verify.TargetNetwork, got {type(target).__name__}")
-    for name, values in (("widths", widths), ("seeds", seeds)):
+    for name, values in (("widths", widths), ("densities", densities), ("seeds", seeds)):
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise ValueError(f"{name} must be a non-empty sequence (a list or tuple), got {values!r}")
     if domain is not None and not isinstance(domain, Domain):
@@ -121,25 +135,26 @@ def frontier(
     x = fresh_points(domain, points, rng)
     f = target(x)
     rows = []
-    for width in widths:
-        for frozen_seed in seeds:
-            frozen = FrozenNetwork.for_target(target, width=width, seed=frozen_seed)
-            start = time.perf_counter()
-            result = reconstruct(target, frozen, domain, "approximate", method=method)
-            seconds = time.perf_counter() - start
-            odd = tuple(frozen.widths[1::2])
-            certificate = result.certificate
-            rows.append(
-                FrontierPoint(
-                    width=float(width),
-                    odd_widths=odd,
-                    fraction=sum(odd) / paper,
-                    seed=int(frozen_seed),
-                    exact=certificate.exact,
-                    error_bound=certificate.error_bound,
-                    approximation_error=certificate.approximation_error,
-                    observed=float(np.max(np.abs(result.network(x) - f))),
-                    seconds=seconds,
-                )
+    for width, density, frozen_seed in ((w, p, s) for w in widths for p in densities for s in seeds):
+        frozen = FrozenNetwork.for_target(target, width=width, density=density, seed=frozen_seed)
+        start = time.perf_counter()
+        result = reconstruct(target, frozen, domain, "approximate", method=method)
+        seconds = time.perf_counter() - start
+        odd = tuple(frozen.widths[1::2])
+        certificate = result.certificate
+        rows.append(
+            FrontierPoint(
+                width=float(width),
+                odd_widths=odd,
+                fraction=sum(odd) / paper,
+                seed=int(frozen_seed),
+                exact=certificate.exact,
+                error_bound=certificate.error_bound,
+                approximation_error=certificate.approximation_error,
+                observed=float(np.max(np.abs(result.network(x) - f))),
+                seconds=seconds,
+                density=float(density),
+                matching=feasibility(target, frozen, "paper").ok,
             )
+        )
     return Frontier(tuple(rows))

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from verify.construction.approximate import check_dense_chain, tune_approximate
+from verify.construction.approximate import check_approximate_route, tune_approximate
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.memory_plan import dense_sizes, plan_solves
 from verify.construction.progress import active as progress_active
@@ -93,7 +93,8 @@ def reconstruct(
     mode : "paper", "minimal" or "approximate"
         ``"paper"`` fixes the even-layer scales to 1 (needs ``n_{2k-1} >= d_k d_{k-1}``);
         ``"minimal"`` also solves them (needs ``n_{2k-1} >= d_k (d_{k-1} - 1) + 1``).
-        ``"approximate"`` (dense chains on a bounded domain, docs/design.md §11) answers at every width:
+        ``"approximate"`` (docs/design.md §11: dense and sparse chains, Case 2 residual and convolutional
+        networks, on a bounded domain) answers at every width:
         the paper-mode result where it is exact (``certificate.exact`` True, the same parameters and
         bound), else every too-narrow block gets the scales minimizing its worst-case error and the
         `verify.core.approximate_certificate.ApproximateCertificate` proves ``error_bound`` (approximation
@@ -173,14 +174,18 @@ def reconstruct(
             options = {"method": method, "bound": bound, "samples": samples, "seed": seed, "rtol": rtol}
             return reconstruct(target, frozen, domain, mode, **options, progress=progress)
     if mode == APPROXIMATE:
-        check_dense_chain(frozen, domain)
-        _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
+        check_approximate_route(frozen, domain)
+        if isinstance(frozen, FrozenNetwork):
+            _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
+        else:  # the residual route checks its architecture itself
+            check_options(mode, method, samples, rtol, bound)
         try:
             exact = reconstruct(target, frozen, domain, "paper", method=method, samples=samples, seed=seed, rtol=rtol)
         except InfeasibleError:  # some block is too narrow: approximated below
             exact = None
         if exact is not None:
-            figures = ApproximateCertificate(True, exact.certificate, 0.0, (0.0,) * target.depth)
+            figures = ApproximateCertificate(True, exact.certificate, 0.0, ())
+            figures = replace(figures, block_errors=(0.0,) * len(figures.blocks))
             return replace(exact, certificate=figures, mode=APPROXIMATE)
         if method == "auto":  # both objectives; the smaller certified bound wins (docs/design.md §11)
             options = {"samples": samples, "seed": seed, "rtol": rtol}

@@ -23,9 +23,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from verify.construction.approximate_residual import tune_residual_approximate
 from verify.construction.memory_plan import plan_solves, residual_sizes
 from verify.construction.result import Reconstruction
-from verify.construction.tuning import check_options, tune_block
+from verify.construction.tuning import APPROXIMATE, check_options, tune_block
+from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
@@ -78,9 +80,12 @@ def reconstruct_residual(
         `verify.core.residual.stage_rows` and needs the odd width of `verify.core.residual.branch_needs`.
     domain : Ball or Box
         A bounded domain (residual networks have no paired, all-of-R^d form).
-    mode : "paper" or "minimal"
+    mode : "paper", "minimal" or "approximate"
     method : str
-        Any method of `verify.reconstruct`, used for every branch (minimal mode: ``"auto"``/``"lstsq"``).
+        Any method of `verify.reconstruct`, used for every branch (minimal mode: ``"auto"``/``"lstsq"``;
+        approximate mode: ``"l1"`` or ``"lstsq"``, docs/design.md §11, by
+        `verify.construction.approximate_residual`: its certificate is then an `ApproximateCertificate`
+        wrapping the `ResidualCertificate`).
     bound, samples, seed
         As in `verify.reconstruct`.
     rtol : float
@@ -120,13 +125,20 @@ def reconstruct_residual(
     scales: list[np.ndarray] = []
     shifts: list[np.ndarray] = []
     branches: list[BranchCertificate] = []
+    approximate: tuple[int, ...] = ()
     with np.errstate(over="ignore", invalid="ignore"):
-        for system in branch_systems(target, frozen):
-            _check_width(system, mode)
-            try:
-                tuned = tune_block(system.block, system.network, regions[system.stage - 1], mode, method, bound, None)
-            except InfeasibleError as error:
-                raise _located(error, system) from None
+        if mode == APPROXIMATE:  # docs/design.md §11: narrow branches approximated, later ones shifted for it
+            solved, approximate = tune_residual_approximate(target, frozen, domain, method)
+        else:
+            solved = []
+            for system in branch_systems(target, frozen):
+                _check_width(system, mode)
+                try:
+                    region = regions[system.stage - 1]
+                    solved.append((system, tune_block(system.block, system.network, region, mode, method, bound, None)))
+                except InfeasibleError as error:
+                    raise _located(error, system) from None
+        for system, tuned in solved:
             rows, stream = system.rows, frozen.stream_width
             s_even, t_even = np.zeros(stream), np.zeros(stream)
             s_even[rows], t_even[rows] = tuned.even[0][: len(rows)], tuned.even[1][: len(rows)]
@@ -144,9 +156,15 @@ def reconstruct_residual(
             )
     gamma, beta = frozen.norm_params(scales, shifts)
     gamma, beta = [round_to(g, dtype) for g in gamma], [round_to(b, dtype) for b in beta]
-    bound = residual_error_bound(target, frozen, gamma, beta, domain, dtype=dtype, target_dtype=target_dtype)
+    centred = mode == APPROXIMATE
+    bound = residual_error_bound(
+        target, frozen, gamma, beta, domain, dtype=dtype, target_dtype=target_dtype, centred=centred
+    )
     sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol, bound)
     certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled, bound, rtol)
+    if centred:  # the same bound without evaluation roundings: the part due to the narrow branches
+        parameters = residual_error_bound(target, frozen, gamma, beta, domain, centred=True, rounding=False)
+        certificate = ApproximateCertificate(False, certificate, parameters.error_bound, parameters.blocks, approximate)
     if not certificate.holds:
         raise CertificateError(
             "the residual reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),

@@ -50,7 +50,8 @@ SHIFTED_METHODS = ("exact", "min_shift")
 MODES = ("paper", "minimal")
 """``"paper"``: even-layer scales fixed to 1; ``"minimal"``: they are solved too (docs/design.md §2.6)."""
 APPROXIMATE = "approximate"
-"""The mode that also answers below the threshold with a certified error (docs/design.md §11; dense chains)."""
+"""The mode that also answers below the threshold with a certified error (docs/design.md §11): chains, Case 2 and
+convolutional networks."""
 APPROXIMATE_METHODS = ("auto", "lstsq", "l1")
 """Methods of ``mode="approximate"``: ``"auto"`` and ``"l1"`` solve a narrow block's weighted ℓ1 program
 (cvxpy), ``"lstsq"`` its weighted least squares (the fast path); an exact block uses the method as in paper mode."""

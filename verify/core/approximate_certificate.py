@@ -28,8 +28,8 @@ class ApproximateCertificate:
     exact : bool
         True when every block solved its scale equation exactly (at or above the threshold): the result is
         then `reconstruct`'s exact one and ``figures`` its certificate.
-    figures : Certificate
-        The block figures, the sampled check and the rigorous ``bound``; an approximate block's
+    figures : Certificate or ResidualCertificate
+        The block (or branch) figures, the sampled check and the rigorous ``bound``; an approximate block's
         ``residual`` is its weight mismatch ``max |Ŵ − W|``, by design not small.
     approximation_error : float
         The bound of the same engine without evaluation roundings (exact arithmetic): the error due
@@ -58,7 +58,10 @@ class ApproximateCertificate:
 
     @property
     def blocks(self) -> tuple[BlockCertificate, ...]:
-        """One `BlockCertificate` per target layer."""
+        """One `BlockCertificate` per target layer (a residual network: per branch, in network order)."""
+        branches = getattr(self.figures, "branches", None)
+        if branches is not None:
+            return tuple(branch.block for branch in branches)
         return self.figures.blocks
 
     @property

@@ -31,7 +31,15 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   zero padding, reshaping, stacking (``terms = 0``) round nothing: every field maps through ``f``. A
   mean (``terms = k + 1``) is the average pool's transfer with ``f`` for the pool.
 
+* **pair, centred** (an approximate construction, docs/design.md §11, ``centred=True``): below the
+  threshold ``E`` is not small and the even shift centres it on the pair's input hull, ``r ≈ −E z̄``;
+  then ``|E| ⋆ |ẑ|max + |r|`` charges ``|E| |z̄|`` twice, and the two are bounded together per position,
+  ``max |Ê ⋆ ẑ + r̂|`` over the computed input's box (the affine range of `AffineLayer.range`, an
+  enclosure), plus ``2 γ^{64}_{m+12}`` of its magnitude and the roundings of ``E`` and ``r`` as above.
+
 The target's own rounding ``delta_f`` runs through the same transfers with ``|W|`` only.
+``rounding=False`` sets the evaluation roundings of both networks to 0 (``u = η = 0``): the bound
+of the parameters' own error, in exact arithmetic.
 ``error_bound = max(δ + δ_f)`` at the output; ``scale`` is the largest target term there.
 """
 
@@ -88,9 +96,14 @@ class Value:
 class _Walk:
     """The walk's constants: unit roundoffs, underflow, overflow limit, the inflation of float64 sums."""
 
-    def __init__(self, graph: Graph, dtype: str, target_dtype: str) -> None:
+    def __init__(
+        self, graph: Graph, dtype: str, target_dtype: str, centred: bool = False, rounding: bool = True
+    ) -> None:
         self.u, self.uf = unit_roundoff(dtype), unit_roundoff(target_dtype)
         self.tiny, self.tinyf, self.huge = _TINY[dtype], _TINY[target_dtype], _HUGE[dtype]
+        self.centred = centred
+        if not rounding:  # exact evaluation of both networks: only the parameters' error remains
+            self.u = self.uf = self.tiny = self.tinyf = 0.0
         widest = 2
         shapes = {node.name: node.shape for node in graph.nodes}
         for node in graph.nodes:
@@ -178,10 +191,18 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     )
     r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
     w_abs = np.abs(target.weight)
+    if walk.centred:  # max |E ⋆ ẑ + r| per position over the computed box (module notes), with its allowances
+        lo_g, hi_g = v.computed(v.delta)
+        residual = target.range(lo_g, hi_g, e_hat.reshape(target.weight.shape), r_hat)
+        extreme = (np.abs(residual.mid) + residual.rad + 2 * _gamma(w.shape[1] + 12, _U64) * residual.size) * inflate
+        terms_e = _apply(target, size_g, slack * e_terms * inflate) + _channels(slack * r_terms * inflate, h_even)
+        residuals = (extreme.reshape(h_even.shape) + terms_e, 0.0)
+    else:
+        residuals = (_apply(target, size_g, e_bar), _channels(r_bar, h_even))
     delta = (
         _apply(target, v.delta, w_abs)
-        + _apply(target, size_g, e_bar)
-        + _channels(r_bar, h_even)
+        + residuals[0]
+        + residuals[1]
         + _channels(np.abs(se), h_even) * _apply(even, odd_error, np.abs(even.weight))
         + rho_even
     ) * inflate
@@ -289,19 +310,23 @@ def graph_error_bound(
     dtype: str = "float64",
     target_dtype: str = "float64",
     on_node: Callable[[Node, Value], None] | None = None,
+    *,
+    centred: bool = False,
+    rounding: bool = True,
 ) -> ErrorBound:
     """Bound ``|ĝ(x) − f̂(x)|`` for every ``x`` of ``domain`` (a `verify.Box` or `verify.Ball` over the graph's
     input; a Ball enters through its bounding box), see module notes.
 
     The pairs' norms hold the stored ``(γ, β)`` (values of ``dtype``); ``dtype`` is the frozen network's
     evaluation dtype and ``target_dtype`` the target's. ``on_node(node, value)`` is called after each node.
+    ``centred`` and ``rounding`` are those of an approximate construction (module notes).
     ``error_bound`` is ``inf`` (with ``reason``) when an intermediate value may overflow the dtype.
     """
     if not isinstance(graph, Graph):
         raise ValueError(f"graph must be a verify.core.graph.Graph, got {type(graph).__name__}")
     if not isinstance(domain, (Ball, Box)):
         raise ValueError(f"graph_error_bound needs a verify.Ball or verify.Box domain, got {type(domain).__name__}")
-    walk = _Walk(graph, dtype, target_dtype)
+    walk = _Walk(graph, dtype, target_dtype, centred, rounding)
     values: dict[str, Value] = {}
     shapes = {node.name: node.shape for node in graph.nodes}
     for node in graph.nodes:

@@ -17,7 +17,7 @@ The stream bookkeeping (`verify.core.streams`) decides every branch's Case-1 blo
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -316,11 +316,17 @@ def check_residual_architecture(target: object, frozen: object) -> None:
         stage_rows(d[k - 1], d[k], frozen.branches, stage=k)
 
 
-def branch_systems(target: TargetNetwork, frozen: ResidualFrozenNetwork) -> Iterator[BranchSystem]:
+def branch_systems(
+    target: TargetNetwork, frozen: ResidualFrozenNetwork
+) -> Generator[BranchSystem, tuple[np.ndarray, np.ndarray] | None, None]:
     """Every branch's Case-1 block, in network order, from the stream bookkeeping alone (module notes).
 
     Call `check_residual_architecture` first. The systems depend on the target and the frozen weights
-    only: the stream map after a branch is ``T_R ← W_R, c_R ← b_R`` whatever the solve gives.
+    only: the stream map after a branch is ``T_R ← W_R, c_R ← b_R`` whatever the solve gives. An
+    approximate construction (docs/design.md §11) ``send``s, for a branch that cannot write its rows
+    exactly, the affine map ``(T_R, c_R)`` it does write instead; the next systems are then solved
+    against the stream as it really is, and a row it was to clear no longer counts as cleared (it is
+    not 0, so ``T`` keeps that rank). Sending ``None`` (or iterating) is the exact bookkeeping.
     """
     d = target.widths
     stream = frozen.stream_width
@@ -359,8 +365,12 @@ def branch_systems(target: TargetNetwork, frozen: ResidualFrozenNetwork) -> Iter
                 bias=b_pad[rows] - state.c[rows],
                 channels=net.channels[0],
                 stream_weight=b_j @ state.t,
+                stream_change=change,
             )
-            yield BranchSystem(k, j, index, rows, block, rank, cond, net, p)
-            state = state.written(rows, w_pad[rows], b_pad[rows])
-            cleared += int(np.count_nonzero(rows >= d_out))
+            written = yield BranchSystem(k, j, index, rows, block, rank, cond, net, p)
+            if written is None:
+                state = state.written(rows, w_pad[rows], b_pad[rows])
+                cleared += int(np.count_nonzero(rows >= d_out))
+            else:
+                state = state.written(rows, *written)
             index += 1

@@ -37,6 +37,20 @@ exactly 0):
 4. The target's own rounding, the scale, the overflow checks and the inflation of the bound's own
    float64 arithmetic are those of the dense bound (`target_rounding`).
 
+5. *Approximate branches* (docs/design.md §11, ``centred=True``): a branch too narrow for its rows
+   writes ``W_R z + b_R + E (z − z_c)``, and the later branches were solved on the stream as it wrote it.
+   The bookkeeping then follows the branches' own maps: after each branch ``T_R ← T_R + M T`` and
+   ``c_R ← c_R + M c + o`` (computed in float64 from the stored parameters; any values are a valid
+   bookkeeping, since ``E`` and ``r`` of item 2 are bounded against them, and are here at rounding level),
+   and ``E``, ``r`` are bounded together, ``max |Ê z + r̂|`` over the stage's exact region plus
+   ``2 γ^{64}`` of its evaluation's magnitude and their own roundings. At the end of the stage the
+   bookkeeping's distance to the target, ``max |(T − W) z + (c − b)|`` over the region (rows beyond
+   ``d_k`` against 0) plus the allowance of computing it, becomes one fresh generator per row: that is
+   the approximation error, carried through the ReLU and the later stages with everything else.
+   ``blocks`` then holds, per branch, the stream's error plus its distance to the planned stream.
+   ``rounding=False`` sets the evaluation roundings of both networks to zero (``u = η = 0``): the
+   parameters' own error.
+
 The bound is a forward error analysis with no first-order truncation: every product of an error with
 a magnitude is bounded by magnitudes that already include the errors.
 """
@@ -75,21 +89,26 @@ def residual_error_bound(
     *,
     dtype: str = "float64",
     target_dtype: str = "float64",
+    centred: bool = False,
+    rounding: bool = True,
 ) -> ErrorBound:
     """Bound ``|ĝ(x) − f̂(x)|`` over ``domain`` for the residual network with BatchNorm ``(gamma, beta)``.
 
     ``gamma``, ``beta`` hold the ``2 m L`` stored parameter arrays in network order; ``dtype`` is the
     frozen network's evaluation dtype, ``target_dtype`` the target's (see module notes). ``blocks`` of
-    the result holds the largest stream error after each branch.
+    the result holds the largest stream error after each branch. ``centred`` and ``rounding`` are those
+    of an approximate result (module notes, item 5).
     """
     unit_roundoff(dtype), unit_roundoff(target_dtype)
     exact = input_region(domain.resolve(target.widths[0]), "residual_error_bound")
     box_max = exact.largest()
     u, tiny, huge, uf = _UNIT[dtype], _TINY[dtype], _HUGE[dtype], _UNIT[target_dtype]
+    if not rounding:  # exact evaluation of both networks: only the parameters' error remains
+        u = tiny = uf = 0.0
     stream = frozen.stream_width
     widest = max(stream, *target.widths, *(n for stage in frozen.odd_widths for n in stage))
     # Generators: the input's, one per stream row per branch and per ReLU between stages, at most.
-    generators = stream * (1 + frozen.branches * frozen.stage_count + frozen.stage_count)
+    generators = stream * (1 + frozen.branches * frozen.stage_count + frozen.stage_count * (2 if centred else 1))
     inflate = 1.0 + 4.0 * _gamma(3 * (widest + generators + 20), _U64)
     scales, shifts = frozen.affine_maps(gamma, beta)
     d = target.widths
@@ -109,21 +128,32 @@ def residual_error_bound(
         w_pad, b_pad = np.zeros((stream, d_in)), np.zeros(stream)
         w_pad[:d_out], b_pad[:d_out] = w, bias
         terms = (exact.magnitude(np.abs(w), inflate) if k == 1 else (np.abs(w) @ terms) * inflate) + np.abs(bias)
-        state = StreamMap.start(stream, d_in)
+        state = planned = StreamMap.start(stream, d_in)
         for net, rows in zip(stage, stage_rows(d_in, d_out, len(stage), stage=k), strict=True):
             i = 2 * index
             step = _Branch(net, rows, scales[i : i + 2], shifts[i : i + 2], gamma[i : i + 2], beta[i : i + 2])
-            errors, peak = step.carry(exact, state, errors, w_pad[rows], b_pad[rows], u, tiny, inflate)
+            planned = planned.written(rows, w_pad[rows], b_pad[rows])
+            # The rows' new affine map: the target's (exact bookkeeping), or what the branch computes (centred).
+            w_r, b_r = step.writes(state) if centred else (w_pad[rows], b_pad[rows])
+            errors, peak = step.carry(exact, state, errors, w_r, b_r, u, tiny, inflate, centred)
             highest = max(highest, peak)
             if peak > huge / 2:
                 return _failed(dtype, target_dtype, float(np.max(terms)), f"branch {index + 1}: values may overflow")
             eps = errors.bound()
             if not np.all(np.isfinite(eps)):
                 return _failed(dtype, target_dtype, float(np.max(terms)), f"branch {index + 1}: not finite")
-            per_branch.append(float(np.max(eps)))
-            state = state.written(rows, w_pad[rows], b_pad[rows])
+            state = state.written(rows, w_r, b_r)
+            # The stream's distance to the planned one so far: 0 with the exact bookkeeping.
+            away = _deviation(exact, state, planned, inflate) if centred else 0.0
+            per_branch.append(float(np.max(eps + away)))
             index += 1
-        delta_f = target_rounding(f_region, np.abs(w), bias, target_dtype, inflate)
+        if centred:  # the stage's affine map against the target's: fresh generators (module notes, item 5)
+            errors = errors.widened(_deviation(exact, state, planned, inflate))
+            eps = errors.bound()
+        if rounding:
+            delta_f = target_rounding(f_region, np.abs(w), bias, target_dtype, inflate)
+        else:
+            delta_f = np.zeros(d_out)
         if k == target.depth:
             out = exact.magnitude(np.abs(w), inflate) + np.abs(bias)
             total = float(np.max(eps[:d_out] + delta_f)) * inflate
@@ -171,6 +201,15 @@ class _Branch:
         self.rows, self.g_even, self.a_full, self.c_full = rows, gamma[1], net.weights[1], net.biases[1]
         self.n, self.stream = self.b.shape
 
+    def writes(self, state: StreamMap) -> tuple[np.ndarray, np.ndarray]:
+        """The affine map ``(T_R, c_R)`` of the rows after this branch in exact arithmetic and its linear regime,
+        computed in float64 (any values are a valid bookkeeping: `carry` bounds the residuals against them):
+        ``T_R + M T`` and ``c_R + M c + o``, ``M = diag(s') A_R diag(s) B``,
+        ``o = s' ⊙ (A_R (s ⊙ c_j + t) + c'_R) + t'``."""
+        m_hat = self.se[:, None] * ((self.a * self.s) @ self.b)
+        offset = self.se * (self.a @ (self.s * self.c_j + self.t) + self.c_even) + self.te
+        return state.t[self.rows] + m_hat @ state.t, state.c[self.rows] + m_hat @ state.c + offset
+
     def carry(
         self,
         exact: _Region,
@@ -181,8 +220,10 @@ class _Branch:
         u: float,
         tiny: float,
         inflate: float,
+        centred: bool = False,
     ) -> tuple[_Errors, float]:
-        """The stream's errors after this branch, and the largest magnitude bounded on the way."""
+        """The stream's errors after this branch, and the largest magnitude bounded on the way (``centred``: the
+        residual terms ``E z + r`` bounded together, module notes item 5)."""
         eps = errors.bound()
         s, t, b, a, se = self.s, self.t, self.b, self.a, self.se
         abs_s, abs_se, abs_b, abs_a = np.abs(s), np.abs(se), np.abs(b), np.abs(a)
@@ -219,7 +260,8 @@ class _Branch:
         select[np.arange(len(self.rows)), self.rows] = 1.0
         change = w_r - state.t[self.rows]
         e_hat = m_hat @ state.t - change
-        e_bar = (np.abs(e_hat) + slack * (m_bar @ np.abs(state.t) + np.abs(w_r) + np.abs(state.t[self.rows]))) * inflate
+        e_terms = m_bar @ np.abs(state.t) + np.abs(w_r) + np.abs(state.t[self.rows])
+        e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
         want = b_r - state.c[self.rows]
         r_hat = self.te + se * (a @ (s * c_odd + t) + self.c_even) - want
         r_terms = (
@@ -230,13 +272,24 @@ class _Branch:
             + np.abs(state.c[self.rows])
         )
         r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+        if centred:  # max |E z + r| over the region, its evaluation's allowance, the roundings of E and r
+            affine = np.maximum(-exact.minimum(e_hat, r_hat), -exact.minimum(-e_hat, -r_hat))
+            evaluation = (
+                2 * _gamma(e_hat.shape[1] + 12, _U64) * (exact.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
+            )
+            residual = (
+                (affine + evaluation + slack * r_terms) * inflate + exact.magnitude(slack * e_terms, inflate),
+                0.0,
+            )
+        else:  # added term by term below, as before the centred form existed (the same float64 sums)
+            residual = (exact.magnitude(e_bar, inflate), r_bar)
         # The errors carried in map through S_R + M exactly (the linear regime); what M's own rounding and the
         # product's rounding add, the residuals, the layers' rounding and the regime's slack are fresh.
         carried = select + m_hat
         fresh = (
             (slack * (m_terms + select) + _gamma(self.stream + 2, _U64) * np.abs(carried)) @ eps
-            + exact.magnitude(e_bar, inflate)
-            + r_bar
+            + residual[0]
+            + residual[1]
             + abs_se * (abs_a @ odd_error)
             + rho_even
         ) * inflate
@@ -244,6 +297,16 @@ class _Branch:
         # The addition to the stream rounds once: u times the magnitude of the computed sum.
         rounding = u * (target_mag + (np.abs(carried) @ eps + fresh) * inflate)
         return errors.mapped(self.rows, carried, (fresh + rounding) * inflate), peak
+
+
+def _deviation(exact: _Region, state: StreamMap, planned: StreamMap, inflate: float) -> np.ndarray:
+    """Per stream row, ``max |(T − T_p) z + (c − c_p)|`` over the exact region, rounded up: how far the stream's
+    affine map (``state``) is from the planned one (``planned``), with the allowance of computing the
+    difference and its extremes in float64."""
+    t, c = state.t - planned.t, state.c - planned.c
+    extreme = np.maximum(-exact.minimum(t, c), -exact.minimum(-t, -c))
+    terms = exact.magnitude(np.abs(state.t) + np.abs(planned.t), inflate) + np.abs(state.c) + np.abs(planned.c)
+    return (extreme + 2 * _gamma(t.shape[1] + 14, _U64) * terms) * inflate
 
 
 class _Errors:
@@ -271,6 +334,11 @@ class _Errors:
         extra = np.zeros((g.shape[0], len(rows)))
         extra[rows, np.arange(len(rows))] = fresh
         return _Errors(np.hstack([g, extra]), self.inflate)
+
+    def widened(self, fresh: np.ndarray) -> _Errors:
+        """The errors plus one fresh generator of size ``fresh`` per row (where it is non-zero)."""
+        live = fresh != 0
+        return _Errors(np.hstack([self.g, np.diag(fresh)[:, live]]), self.inflate)
 
     def through_relu(self, active: np.ndarray, dead: np.ndarray) -> _Errors:
         """The errors after a ReLU: kept on ``active`` rows, 0 on ``dead`` ones, one fresh generator of the row's

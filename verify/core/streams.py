@@ -108,9 +108,12 @@ class StreamMap:
 class BranchBlock(Block):
     """A branch's Case-1 block (docs/design.md §8): ``A`` = rows ``R`` of ``A_j``, ``B`` = ``B_j P``, ``W`` the
     wanted change ``(W_R − T_R) Qᵀ``, ``bias`` = ``b_R − c_R``, and the odd layer's input ``B_j T z + B_j c + c_j``,
-    whose range is taken over the box of the stage input ``z`` (``stream_weight`` = ``B_j T``)."""
+    whose range is taken over the box of the stage input ``z`` (``stream_weight`` = ``B_j T``). ``stream_change``
+    is the wanted change ``W_R − T_R`` in the coordinates of ``z`` itself (the approximate construction's
+    objective is weighted by the radii of ``z``, docs/design.md §11)."""
 
     stream_weight: np.ndarray = None  # type: ignore[assignment]
+    stream_change: np.ndarray = None  # type: ignore[assignment]
 
     def odd_range(self, region: Domain, arithmetic: Arithmetic = FLOAT) -> AffineRange:
         """Per-neuron range of ``B_j T z + B_j c + c_j`` for ``z`` in ``region`` (an affine image of a box: exact)."""

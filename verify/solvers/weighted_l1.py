@@ -11,6 +11,11 @@ path (``"lstsq"``) minimizes the same weighted residual in ℓ2 (one SVD least-s
 objective is never below the ℓ1 optimum, and both are reported in the diagnostics. A coordinate
 whose radius is 0 weighs nothing: the centring absorbs its whole column exactly.
 
+The unknowns are the scales the frozen block can use: a neuron whose weighted column of ``K`` is 0
+(a sparse mask cut its column of ``A`` or its row of ``B``, docs/design.md §4, or it feeds only rows
+and inputs that weigh nothing) cannot change ``Ŵ`` and gets ``γ_i = 0`` (switched off) instead of
+whatever value the program would leave it; the others are the program's variables.
+
 On a ball of radius ``R`` (the first block of a ball domain) row ``i``'s worst case is ``R ‖(W − Ŵ)_i‖₂``
 exactly, and the objective is ``R Σ_i ‖(W − Ŵ)_i‖₂`` instead (``ball=True``): a second-order cone program
 for ``"l1"``, and plain least squares, which minimizes ``Σ_i ‖(W − Ŵ)_i‖₂²``, for ``"lstsq"``.
@@ -58,15 +63,23 @@ def solve_weighted(
     k, w = np.asarray(equation.k), np.asarray(equation.target).reshape(-1)
     live = weights > 0
     kw, ww = k[live] * weights[live, None], w[live] * weights[live]
+    allowed = np.flatnonzero(np.any(kw != 0, axis=0))  # the neurons that can change Ŵ (module notes)
+    kw = kw[:, allowed]
     singular = scipy.linalg.svdvals(kw) if kw.size else np.zeros(0)
     rank = int(np.count_nonzero(singular > singular.max(initial=0.0) * max(kw.shape, default=1) * 2.0**-52))
     condition = float(singular[0] / singular[rank - 1]) if rank else float("inf")
-    least = scipy.linalg.lstsq(kw, ww, lapack_driver="gelsd")[0] if kw.size else np.zeros(equation.n)
+
+    def full(values: np.ndarray) -> np.ndarray:  # every neuron's γ, 0 where the block cannot use it
+        gamma = np.zeros(equation.n)
+        gamma[allowed] = values
+        return gamma
+
+    least = full(scipy.linalg.lstsq(kw, ww, lapack_driver="gelsd")[0] if kw.size else np.zeros(allowed.size))
 
     def objective(gamma: np.ndarray) -> float:
         return float(rows @ weighted_objective(equation, gamma, radii, ball))
 
-    diagnostics = {"lstsq_objective": objective(least)}
+    diagnostics = {"lstsq_objective": objective(least), "allowed_neurons": int(allowed.size)}
     gamma = least
     if method == "l1" and kw.size:
         import cvxpy as cp
@@ -74,7 +87,7 @@ def solve_weighted(
         from verify.solvers.convex import _solve
 
         scale = float(np.max(np.abs(ww), initial=0.0)) or 1.0  # the program on magnitudes near 1
-        variable = cp.Variable(equation.n)
+        variable = cp.Variable(allowed.size)
         residual = kw @ variable - ww / scale
         if ball:  # rows of W are consecutive blocks of d_in entries of vec W (all radii equal and > 0)
             matrix = cp.reshape(residual, (int(np.count_nonzero(rows)), equation.d_in), order="C")
@@ -83,7 +96,7 @@ def solve_weighted(
             objective_expression = cp.norm1(residual)
         problem = cp.Problem(cp.Minimize(objective_expression))
         solved, info = _solve(problem, variable, "weighted l1", block=block)
-        solved = solved * scale
+        solved = full(solved * scale)
         diagnostics |= info | {"l1_objective": objective(solved)}
         if (
             diagnostics["l1_objective"] <= diagnostics["lstsq_objective"]
