@@ -33,7 +33,7 @@ from verify.job.registry import Figure, Image, Section, Table, register
 from verify.nn.export import to_module
 from verify.nn.training import train_norm_only
 
-__all__ = ["FRACTIONS", "LEARNING_RATE", "approximation_figure", "frontier_case"]
+__all__ = ["FRACTIONS", "LEARNING_RATE", "approximation_figure", "frontier_case", "target_module", "train_bn_only"]
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 1.0)
 """Odd widths as fractions of the paper width ``d_k d_{k−1}`` (`verify.FrozenNetwork.for_target`), ``--full``;
@@ -45,7 +45,8 @@ BUDGETS = (1, 10)
 """Training's wall-clock budget, in multiples of the construction's own time."""
 
 
-def _target_module(target: verify.TargetNetwork) -> nn.Sequential:
+def target_module(target: verify.TargetNetwork) -> nn.Sequential:
+    """``target`` as a float64 ``nn.Sequential`` of Linear and ReLU layers, in eval mode."""
     layers: list[nn.Module] = []
     for k, (w, b) in enumerate(zip(target.weights, target.biases, strict=True)):
         linear = nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64)
@@ -85,24 +86,40 @@ def frontier_case(widths: Sequence[int], fraction: float, seed: int, method: str
         "observed": observed / size,
         "seconds": seconds,
     }
-    target_module = _target_module(target)
+    reference = target_module(target)
     points = torch.tensor(x)
     for budget in BUDGETS:
-        module = to_module(frozen, dtype=torch.float64)
-        train_norm_only(
-            module,
-            target_module,
-            domain,
-            10**9,
-            LEARNING_RATE,
-            seed=seed,
-            time_budget=budget * seconds,
-            evaluate_every=10**9,
-        )
+        module = train_bn_only(frozen, reference, domain, budget * seconds, seed)
         with torch.no_grad():
-            trained = float((module(points) - target_module(points)).abs().max())
+            trained = float((module(points) - reference(points)).abs().max())
         row[f"trained_{budget}x"] = trained / size
     return row
+
+
+def train_bn_only(
+    frozen: verify.FrozenNetwork,
+    target: nn.Module,
+    domain: verify.Ball | verify.Box,
+    seconds: float,
+    seed: int,
+    inputs: np.ndarray | None = None,
+) -> nn.Module:
+    """The claims' BN-only baseline: ``frozen`` as a float64 torch module (BatchNorm weight 1, bias 0) trained by
+    `verify.nn.training.train_norm_only` (Adam, `LEARNING_RATE`, MSE against ``target``) for ``seconds`` of wall
+    clock, on points of ``domain`` or on rows of ``inputs``; returned in eval mode."""
+    module = to_module(frozen, dtype=torch.float64)
+    train_norm_only(
+        module,
+        target,
+        domain,
+        10**9,
+        LEARNING_RATE,
+        seed=seed,
+        time_budget=seconds,
+        evaluate_every=10**9,
+        inputs=inputs,
+    )
+    return module.eval()
 
 
 def approximation_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
