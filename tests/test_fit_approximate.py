@@ -70,7 +70,8 @@ def test_it_loads_the_numpy_api_s_result_in_place(dtype: torch.dtype) -> None:
         assert torch.equal(bn.weight.detach(), gamma) and torch.equal(bn.bias.detach(), beta)
     assert not frozen.training
     # Only the BatchNorm weight and bias changed: Linear weights and running statistics kept their values.
-    tuned = {f"{name}.{p}" for name, m in frozen.named_modules() if m in norm_layers(frozen) for p in ("weight", "bias")}
+    norms = norm_layers(frozen)
+    tuned = {f"{name}.{p}" for name, m in frozen.named_modules() if m in norms for p in ("weight", "bias")}
     kept = {k: v for k, v in before.state_dict().items() if k not in tuned}
     assert len(kept) > len(tuned) and all(torch.equal(frozen.state_dict()[k], v) for k, v in kept.items())
 
