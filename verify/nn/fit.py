@@ -81,6 +81,16 @@ def fit_norm_layers(
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
     ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
 
+    ``mode="approximate"`` (docs/design.md §11) answers below those widths too, for dense chains on a bounded
+    domain: the modules are read as for the other modes, `verify.reconstruct` builds the approximating
+    network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``), its BN weight and bias are loaded in place, and
+    the result's `verify.core.approximate_certificate.ApproximateCertificate` carries ``exact`` (True at or
+    above the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
+    domain for the module's own forward in its dtype, approximation and rounding together) and
+    ``approximation_error``. A module that is not float64 is then sanity-checked by `check_module_dtype`.
+    Convolutional, residual (`verify.nn.FrozenResidualMLP`) and graph modules refuse it with a ValueError
+    before anything is changed.
+
     Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
     both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
     after the other, or returns ``self.net(x)``), they are read as the ``nn.Sequential`` of those layers, in
