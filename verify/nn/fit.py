@@ -145,7 +145,7 @@ def fit_norm_layers(
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
-        _refuse_approximate(mode, "a verify.nn.FrozenResidualMLP (Case 2, residual branches)")
+        _refuse_approximate(mode, "a verify.nn.FrozenResidualMLP (Case 2: residual branches)")
         if isinstance(target, nn.Module) and not isinstance(target, nn.Sequential):  # a class whose graph is a chain
             target = as_chain(target, "target")
         networks = (target_from_module(target), frozen.to_network())
@@ -162,7 +162,7 @@ def fit_norm_layers(
         return result
     chains = _chains(target, frozen)
     if chains is None:  # branches, additions: the graph route (docs/design.md §10)
-        _refuse_approximate(mode, "a graph that is not a chain of layers (branches, additions, concatenations)")
+        _refuse_approximate(mode, "read as a graph (branches, additions, concatenations, or layers only it reads)")
         chosen = _graph_mode(target, frozen) if mode == "auto" else mode
         return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
     target_chain, frozen_chain = chains
