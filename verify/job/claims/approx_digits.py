@@ -2,8 +2,8 @@
 
 The target is a small MLP ``64 → hidden → 10`` (ReLU) trained in the job on scikit-learn's
 ``load_digits`` (8×8 images, pixels scaled to ``[0, 1]``; a stratified, seeded split holds a quarter
-out as the test set): full-batch Adam on the cross-entropy, `TARGET_STEPS` steps, seeded, under a
-second. Frozen networks at fractions of the paper width (`verify.FrozenNetwork.for_target`, as torch
+out as the test set): full-batch Adam on the cross-entropy, `TARGET_STEPS` steps, seeded (0.3 s
+on an idle core). Frozen networks at fractions of the paper width (`verify.FrozenNetwork.for_target`, as torch
 modules) are tuned by `verify.nn.fit_norm_layers` with ``mode="approximate"`` on the box ``[0, 1]^64``,
 which every image lies in, so the certificate covers every test image. Per width the claim reports the
 approximating module's test accuracy, its certified ``error_bound`` (absolute and over ``f_max``, the
