@@ -146,3 +146,17 @@ def test_an_unknown_mode_names_approximate() -> None:
     target, frozen = _pair(torch.float64)
     with pytest.raises(ValueError, match="'approximate' answers below"):
         fit_norm_layers(frozen, target, DOMAIN, mode="approx")
+
+
+@pytest.mark.parametrize(
+    ("widths", "width", "dtype"), [([4, 6, 5, 3], 0.15, torch.float32), ([4, 3], 0.6, torch.float64)]
+)
+def test_deeper_and_single_layer_chains_on_a_ball_stay_within_the_bound(widths, width, dtype) -> None:
+    target = target_mlp(widths, seed=5, dtype=dtype).eval()
+    frozen = frozen_like(target, width=width, seed=6)
+    ball = verify.Ball(1.5).resolve(4)
+    result = fit_norm_layers(frozen, target, ball, mode="approximate")
+    assert not result.certificate.exact and result.certificate.holds
+    x = fresh_points(ball, 2000, np.random.default_rng(12))  # half of them on the sphere
+    own, exact = _torch_errors(frozen, target, x)
+    assert 0 < max(own, exact) <= result.certificate.error_bound
