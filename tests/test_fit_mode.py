@@ -89,5 +89,5 @@ def test_the_residual_route_falls_back_to_minimal_when_a_branch_is_too_narrow() 
 @pytest.mark.parametrize("mode", ["fast", None, 1])
 def test_an_unknown_mode_is_refused_in_words(mode: object) -> None:
     target = target_mlp([3, 4, 2], seed=1, dtype=torch.float64)
-    with pytest.raises(ValueError, match=r"mode must be one of \('auto', 'paper', 'minimal'\)"):
+    with pytest.raises(ValueError, match=r"mode must be one of \('auto', 'paper', 'minimal', 'approximate'\)"):
         fit_norm_layers(_frozen(target, "paper"), target, verify.Ball(1.0), mode=mode)

@@ -128,7 +128,9 @@ INVALID = [
     pytest.param(lambda: _train(steps=2.5), "steps must be an integer >= 1, got float 2.5", id="train-steps"),
     pytest.param(lambda: _train(lr=0), "lr must be a positive finite number, got 0.0", id="train-lr"),
     # fit_norm_layers: the mode, a target in train mode, a frozen module that does not run the construction's chain
-    pytest.param(lambda: _fit(mode="fast"), r"mode must be one of \('auto', 'paper', 'minimal'\)", id="fit-mode"),
+    pytest.param(
+        lambda: _fit(mode="fast"), r"mode must be one of \('auto', 'paper', 'minimal', 'approximate'\)", id="fit-mode"
+    ),
     pytest.param(
         lambda: _fit(target=_train_mode_target()),
         r"target layer '1' \(BatchNorm1d\).*target\.eval\(\)",

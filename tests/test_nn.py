@@ -180,6 +180,24 @@ def test_norm_only_training_step_keeps_running_statistics(statistics: str) -> No
     assert all(m.training is (statistics == "batch") for m in frozen if isinstance(m, nn.BatchNorm1d))
 
 
+def test_train_norm_only_on_given_inputs_fits_them() -> None:
+    """``inputs=``: batches are rows of the array (a data set), not points of the domain."""
+    far = np.full((1, 4), 5.0)  # a point well outside the unit ball the domain-trained network sees
+    x = torch.tensor(far)
+
+    def error_at_far(inputs: np.ndarray | None) -> float:
+        frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
+        train_norm_only(frozen, _target(), verify.Ball(1.0), steps=200, lr=1e-2, seed=0, inputs=inputs)
+        with torch.no_grad():
+            return float((frozen(x) - _target()(x)).abs().max())
+
+    # Trained on that point alone it is fitted there far better than by training on the ball.
+    assert error_at_far(far) < 0.1 * error_at_far(None)
+    frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"inputs must be a non-empty array of shape \(m, 4\)"):
+        train_norm_only(frozen, _target(), verify.Ball(1.0), steps=1, lr=1e-2, inputs=np.zeros((3, 5)))
+
+
 def test_plain_requires_grad_false_does_drift() -> None:
     """The pitfall norm_only exists for: without it, a train-mode forward moves the running stats."""
     frozen = frozen_mlp([4, 16, 4, 12, 3], seed=0, dtype=torch.float64).train()

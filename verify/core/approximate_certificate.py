@@ -52,6 +52,11 @@ class ApproximateCertificate:
         return self.figures.error_bound
 
     @property
+    def dtype(self) -> str:
+        """The dtype the result is certified in (its parameters are stored in it)."""
+        return self.figures.dtype
+
+    @property
     def bound(self) -> ErrorBound | None:
         """The rigorous bound of `verify.core.error_bound` (the carried error per block in ``bound.blocks``)."""
         return self.figures.bound

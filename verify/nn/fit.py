@@ -59,8 +59,11 @@ def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconst
                 getattr(bn, name).copy_(tensor)
 
 
-MODES = ("auto", "paper", "minimal")
-"""The modes `fit_norm_layers` takes: ``"auto"`` (the default) picks ``"paper"`` or ``"minimal"`` from the widths."""
+MODES = ("auto", "paper", "minimal", "approximate")
+"""The modes `fit_norm_layers` takes: ``"auto"`` (the default) picks ``"paper"`` or ``"minimal"`` from the widths;
+``"approximate"`` answers below the threshold too (dense chains, docs/design.md §11)."""
+APPROXIMATE_ROUTES = ("dense chains (nn.Sequential or a class read as one) of Linear → BatchNorm1d → ReLU",)
+"""What ``mode="approximate"`` reads among the torch routes of `fit_norm_layers`."""
 
 
 def fit_norm_layers(
@@ -78,6 +81,16 @@ def fit_norm_layers(
     ``mode="auto"`` (the default) solves in ``"paper"`` mode when every frozen odd width is at least the
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
     ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
+
+    ``mode="approximate"`` (docs/design.md §11) answers below those widths too, for dense chains on a bounded
+    domain: the modules are read as for the other modes, `verify.reconstruct` builds the approximating
+    network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``), its BN weight and bias are loaded in place, and
+    the result's `verify.core.approximate_certificate.ApproximateCertificate` carries ``exact`` (True at or
+    above the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
+    domain for the module's own forward in its dtype, approximation and rounding together) and
+    ``approximation_error``. A module that is not float64 is then sanity-checked by `check_module_dtype`.
+    Convolutional, residual (`verify.nn.FrozenResidualMLP`) and graph modules refuse it with a ValueError
+    before anything is changed.
 
     Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
     both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
@@ -123,13 +136,17 @@ def fit_norm_layers(
     check_dense(frozen, "frozen")
     mode = options.pop("mode", "auto")
     if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES} ('auto' picks paper or minimal from the widths), got {mode!r}")
+        raise ValueError(
+            f"mode must be one of {MODES} ('auto' picks paper or minimal from the widths; 'approximate' answers "
+            f"below them with a certified error bound), got {mode!r}"
+        )
     if isinstance(target, nn.Module):
         refuse_train_norms(target)
     # Every pair's solve fits (verify.core.memory), before the modules are copied; 'auto' is planned as paper,
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
+        _refuse_approximate(mode, "a verify.nn.FrozenResidualMLP (Case 2: residual branches)")
         if isinstance(target, nn.Module) and not isinstance(target, nn.Sequential):  # a class whose graph is a chain
             target = as_chain(target, "target")
         networks = (target_from_module(target), frozen.to_network())
@@ -146,11 +163,13 @@ def fit_norm_layers(
         return result
     chains = _chains(target, frozen)
     if chains is None:  # branches, additions: the graph route (docs/design.md §10)
+        _refuse_approximate(mode, "read as a graph (branches, additions, concatenations, or layers only it reads)")
         chosen = _graph_mode(target, frozen) if mode == "auto" else mode
         return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
     target_chain, frozen_chain = chains
     structured = uses_structure(target_chain, frozen_chain)  # convolutions, pooling, a target's BatchNorm (§9)
     if structured:  # matched first: a frozen chain in another order would fail the readers' shape checks
+        _refuse_approximate(mode, "a convolutional chain (convolutions, pooling or a target BatchNorm)")
         check_frozen_norms(frozen)
         match_chain(target_chain, frozen)
         networks = conv_networks(target_chain, frozen_chain, domain)
@@ -164,9 +183,21 @@ def fit_norm_layers(
         check_module_dtype(frozen_chain, result, "convolutional")
     else:
         result = reconstruct(*networks, domain, chosen, **options)
+        if chosen == "approximate":  # the bound of a result that is not exact, against the module's own forward
+            check_module_dtype(frozen_chain, result, "approximate")
     load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
     frozen.eval()
     return result
+
+
+def _refuse_approximate(mode: str, route: str) -> None:
+    """ValueError for ``mode="approximate"`` on a route it does not read yet, saying what does."""
+    if mode == "approximate":
+        raise ValueError(
+            f"mode='approximate' on torch modules reads {APPROXIMATE_ROUTES[0]} so far; these modules are {route}. "
+            "At or above the threshold use mode='auto', 'paper' or 'minimal' (exact), or, for a dense network, "
+            "read it as an nn.Sequential of Linear, BatchNorm1d and ReLU layers"
+        )
 
 
 _convolutional = limited(reconstruct_convolutional)

@@ -84,12 +84,15 @@ def train_norm_only(
     seed: int = 0,
     time_budget: float | None = None,
     evaluate_every: int = 10,
+    inputs: np.ndarray | None = None,
 ) -> TrainingCurve:
     """Baseline (Frankle, Schwab, Morcos 2021): Adam on the BatchNorm weight/bias only, MSE loss.
 
-    Inputs are drawn from ``domain`` (half on its boundary); ``frozen`` is trained in place under
-    `norm_only` (statistics frozen). Stops after ``steps`` steps or ``time_budget`` seconds.
-    Returns the curve of the relative error on 1024 held-out points of the domain.
+    Inputs are drawn from ``domain`` (half on its boundary), or, with ``inputs`` (an array of shape
+    ``(m, d_0)``), batches of its rows drawn with replacement (a data set's training inputs: the target's
+    outputs on them are the labels); ``frozen`` is trained in place under `norm_only` (statistics frozen).
+    Stops after ``steps`` steps or ``time_budget`` seconds. Returns the curve of the relative error on
+    1024 held-out points of the domain.
     """
     steps = as_count(steps, "steps")
     lr = as_real(lr, "lr", positive=True)
@@ -104,6 +107,10 @@ def train_norm_only(
     d0 = first.shape[1]
     dom = domain.resolve(d0)
     rng = np.random.default_rng(seed)
+    if inputs is not None:
+        inputs = np.asarray(inputs, dtype=np.float64)
+        if inputs.ndim != 2 or inputs.shape[1] != d0 or len(inputs) == 0:
+            raise ValueError(f"inputs must be a non-empty array of shape (m, {d0}), got shape {inputs.shape}")
     held_out = torch.tensor(dom.sample(1024, np.random.default_rng(seed + 1)), device=device, dtype=dtype)
     with torch.no_grad():
         expected = target(held_out)
@@ -111,7 +118,8 @@ def train_norm_only(
     curve = TrainingCurve()
     start = time.perf_counter()
     for step in range(1, steps + 1):
-        x = torch.tensor(dom.sample(batch, rng), device=device, dtype=dtype)
+        drawn = dom.sample(batch, rng) if inputs is None else inputs[rng.integers(0, len(inputs), size=batch)]
+        x = torch.tensor(drawn, device=device, dtype=dtype)
         with torch.no_grad():
             y = target(x)
         optimizer.zero_grad()

@@ -6,6 +6,7 @@ new module here and one import line below; nothing else changes.
 """
 
 # ruff: noqa: F401  (each import registers its claim family)
+import verify.job.claims.approx_digits
 import verify.job.claims.approx_frontier
 import verify.job.claims.baseline
 import verify.job.claims.certificate_exact

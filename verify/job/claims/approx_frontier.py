@@ -41,7 +41,7 @@ from verify.nn.export import to_module
 from verify.nn.residual import frozen_residual_mlp
 from verify.nn.training import train_norm_only
 
-__all__ = ["FRACTIONS", "LEARNING_RATE", "approximation_figure", "frontier_case"]
+__all__ = ["FRACTIONS", "LEARNING_RATE", "approximation_figure", "frontier_case", "target_module", "train_bn_only"]
 
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 1.0)
 """Odd widths as fractions of the paper width ``d_k d_{k−1}`` (`verify.FrozenNetwork.for_target`), ``--full``;
@@ -55,7 +55,8 @@ BUDGETS = (1, 10)
 """Training's wall-clock budget, in multiples of the construction's own time."""
 
 
-def _target_module(target: verify.TargetNetwork) -> nn.Sequential:
+def target_module(target: verify.TargetNetwork) -> nn.Sequential:
+    """``target`` as a float64 ``nn.Sequential`` of Linear and ReLU layers, in eval mode."""
     layers: list[nn.Module] = []
     for k, (w, b) in enumerate(zip(target.weights, target.biases, strict=True)):
         linear = nn.Linear(w.shape[1], w.shape[0], dtype=torch.float64)
@@ -113,22 +114,14 @@ def frontier_case(
         "observed": observed / size,
         "seconds": seconds,
     }
-    target_module = _target_module(target)
+    reference = target_module(target)
     points = torch.tensor(x)
     for budget in BUDGETS:
-        module = _frozen_module(target, fraction, density, 1000 + seed, branches)
-        train_norm_only(
-            module,
-            target_module,
-            domain,
-            10**9,
-            LEARNING_RATE,
-            seed=seed,
-            time_budget=budget * seconds,
-            evaluate_every=10**9,
+        module = train_bn_only(
+            _frozen_module(target, fraction, density, 1000 + seed, branches), reference, domain, budget * seconds, seed
         )
         with torch.no_grad():
-            trained = float((module(points) - target_module(points)).abs().max())
+            trained = float((module(points) - reference(points)).abs().max())
         row[f"trained_{budget}x"] = trained / size
     return row
 
@@ -186,6 +179,33 @@ def _odd_widths(frozen: Any) -> list[int]:
     if isinstance(frozen, verify.ResidualFrozenNetwork):
         return [sum(stage) for stage in frozen.odd_widths]
     return list(frozen.widths[1::2])
+
+
+def train_bn_only(
+    frozen: verify.FrozenNetwork | nn.Module,
+    target: nn.Module,
+    domain: verify.Ball | verify.Box,
+    seconds: float,
+    seed: int,
+    inputs: np.ndarray | None = None,
+) -> nn.Module:
+    """The claims' BN-only baseline: ``frozen`` (a torch module, or a network made a float64 module with BatchNorm
+    weight 1, bias 0) trained by
+    `verify.nn.training.train_norm_only` (Adam, `LEARNING_RATE`, MSE against ``target``) for ``seconds`` of wall
+    clock, on points of ``domain`` or on rows of ``inputs``; returned in eval mode."""
+    module = frozen if isinstance(frozen, nn.Module) else to_module(frozen, dtype=torch.float64)
+    train_norm_only(
+        module,
+        target,
+        domain,
+        10**9,
+        LEARNING_RATE,
+        seed=seed,
+        time_budget=seconds,
+        evaluate_every=10**9,
+        inputs=inputs,
+    )
+    return module.eval()
 
 
 def approximation_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
