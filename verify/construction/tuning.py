@@ -9,8 +9,9 @@ restore the target's bias in the even layer and collect the block's certificate 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,9 @@ __all__ = [
     "tune_block",
 ]
 
-SHIFTED_METHODS = ("exact", "min_shift")
-"""Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them."""
+SHIFTED_METHODS = ("exact", "min_shift", "min_bound", "weighted")
+"""Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them (``min_bound``
+and ``weighted`` weigh each neuron by the range its shift covers, `verify.solvers.min_bound`)."""
 
 
 MODES = ("paper", "minimal")
@@ -109,7 +111,7 @@ def tune_block(
 
     A paired block (`Block.pairs`, on any domain, docs/design.md §3) solves on one half, uses the same
     ``γ`` on both and needs no shift, since ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h``
-    (``σ(t) − σ(−t) = t``); only ``method="exact"`` and ``"min_shift"``, which are built on the shift,
+    (``σ(t) − σ(−t) = t``); only the methods of `SHIFTED_METHODS`, which are built on the shift,
     keep a paired block on a bounded domain shifted. Any other block (``region`` given, §2) solves its
     equation, shifts its odd layer by `bias_shift` over the region's range and proves the margins.
     """
@@ -120,6 +122,7 @@ def tune_block(
     if not paired and mode == "paper" and not equation.full_pattern:
         refuse_unmatched(equation_feasibility(equation, mode, block=block.k))
     rational = None
+    started = time.perf_counter()
     try:
         if mode == "minimal":
             solution = solve_with("minimal", equation, block=block.k)
@@ -127,7 +130,8 @@ def tune_block(
             solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
         else:
             device = None if paired else spec  # a paired block solves in numpy
-            solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
+            options = {"bound": bound, "image": image, "mean": _odd_mean(frozen, block, equation.n), "device": device}
+            solution = solve_with(method, equation, block=block.k, **options)
     except InfeasibleError as error:
         if not paired:
             raise
@@ -141,6 +145,8 @@ def tune_block(
             width=2 * m,
             width_needed=None if error.width_needed is None else 2 * error.width_needed,
         ) from None
+    seconds = {"solve_seconds": time.perf_counter() - started}  # the block's solve, reported beside the others
+    solution = replace(solution, diagnostics=solution.diagnostics | seconds)
     gamma, row_scale = solution.scale, solution.row_scale
     if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
         gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)
@@ -156,6 +162,15 @@ def tune_block(
     even = even_layer(block, frozen, row_scale, equation.a, carried)
     certificate = certify_block(block.k, solution, equation, min_margin=min_margin, pairs=paired)
     return TunedBlock(odd, even, certificate, rational)
+
+
+def _odd_mean(frozen: Any, block: Block, n: int) -> np.ndarray | None:
+    """The odd layer's running mean, one entry per unknown of the block's equation (None if it has no such entry)."""
+    means = getattr(frozen, "running_mean", None)
+    if means is None:
+        return None
+    mean = np.asarray(means[block.odd], dtype=np.float64).reshape(-1)
+    return mean if mean.shape == (n,) else None
 
 
 def even_layer(
