@@ -646,11 +646,45 @@ def bench_resnet8_bounds(table: Table) -> None:
         )
 
 
+def bench_spend(table: Table) -> None:
+    """docs/design.md §5 (*Which solution*): above the paper width ``auto`` takes the minimum weighted norm
+    (``weighted``); against the plain minimum norm it replaced (``lstsq``) and the exact program (``min_bound``),
+    the same networks in the same run: certified bound and solve time (the blocks' ``solve_seconds``), and the
+    whole construction's time."""
+    from verify.core.networks import FrozenNetwork, TargetNetwork
+
+    def fit(target: Any, frozen: Any, method: str) -> tuple[float, float, float]:
+        seconds, _, result = measure(
+            lambda: verify.reconstruct(target, frozen, verify.Box(-1.0, 1.0), method=method, progress=False)
+        )
+        solve = sum(block.diagnostics["solve_seconds"] for block in result.certificate.blocks)
+        return result.certificate.error_bound, solve, seconds
+
+    cases = [(d, factor, seed) for d in (4, 8, 16) for factor in (1.5, 2.0) for seed in range(2)] + [(32, 2.0, 0)]
+    for d, factor, seed in cases:
+        target = TargetNetwork.random([d, d, d], seed=seed)
+        frozen = FrozenNetwork.for_target(target, width=factor, seed=100 + seed)
+        old = fit(target, frozen, "lstsq")
+        new = fit(target, frozen, "auto")
+        exact = fit(target, frozen, "min_bound") if d <= 16 else None
+        line = (
+            f"bound(new)/bound(old) {new[0] / old[0]:.3f}, solve time(new)/time(old) {new[1] / old[1]:.1f} "
+            f"({new[1]:.3f} s / {old[1]:.3f} s), construction {new[2] / old[2]:.2f}x"
+        )
+        result = f"bound {new[0]:.3g} (old {old[0]:.3g})"
+        if exact is not None:
+            result += f"; min_bound {exact[0] / old[0]:.3f} of old in {exact[1]:.2f} s"
+        table.add_row(
+            f"min-bound solution, [{d}, {d}, {d}] at {factor}x paper, seed {seed}", f"{new[2]:.3f} s", "", line, result
+        )
+
+
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
     "solver_probe": bench_solver_probe,
     "minimal": bench_minimal,
+    "spend": bench_spend,
     "threads": bench_threads,
     "training": bench_training,
     "residual": bench_residual,
