@@ -96,7 +96,7 @@ def _weighted(
     equation: ScaleEquation, *, block: int, image: Any = None, mean: Any = None, device: Any = None
 ) -> ScaleSolution:
     """``weighted`` (`verify.solvers.min_bound.solve_weighted`): the minimum-norm method ``auto`` would pick for
-    the size on ``K D⁻¹``; reweighted passes follow when that is the explicit ``lstsq`` (module notes there)."""
+    the size on ``K D⁻¹``, then `verify.solvers.min_bound.REWEIGHTS` reweighted passes with it (module notes there)."""
     if image is None:
         raise ValueError(
             "method 'weighted' needs the odd layer's input range (a shifted block on a bounded domain); a paired "
@@ -110,7 +110,7 @@ def _weighted(
         lambda scaled: solve(inner, scaled, block=block, device=device),
         name=inner,
         mean=mean,
-        reweights=REWEIGHTS if inner == "lstsq" else 0,
+        reweights=REWEIGHTS,
     )
 
 
