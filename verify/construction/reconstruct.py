@@ -19,6 +19,8 @@ A paired block (docs/design.md §3) is solved on its halves with no shift, on R^
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -60,6 +62,21 @@ PAIRED_RADII = (1.0, 1e6)
 all of R^d means far outside any ball too."""
 
 
+def _timed(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with its wall time stored in the `Reconstruction` it returns (``seconds``)."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        if isinstance(result, Reconstruction):
+            result = replace(result, seconds=time.perf_counter() - started)
+        return result
+
+    return run
+
+
+@_timed
 @limited
 def reconstruct(
     target: TargetNetwork,
@@ -275,8 +292,18 @@ def reconstruct(
         raise CertificateError(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
         )
+    solves = tuple(t.seconds for t in tuned)
     return Reconstruction(
-        to_caller(gamma_bn, spec), to_caller(beta_bn, spec), scales, shifts, certificate, target, frozen, domain, mode
+        to_caller(gamma_bn, spec),
+        to_caller(beta_bn, spec),
+        scales,
+        shifts,
+        certificate,
+        target,
+        frozen,
+        domain,
+        mode,
+        solves,
     )
 
 

@@ -120,6 +120,7 @@ def reconstruct_residual(
     scales: list[np.ndarray] = []
     shifts: list[np.ndarray] = []
     branches: list[BranchCertificate] = []
+    solves: list[float] = []
     with np.errstate(over="ignore", invalid="ignore"):
         for system in branch_systems(target, frozen):
             _check_width(system, mode)
@@ -127,6 +128,7 @@ def reconstruct_residual(
                 tuned = tune_block(system.block, system.network, regions[system.stage - 1], mode, method, bound, None)
             except InfeasibleError as error:
                 raise _located(error, system) from None
+            solves.append(tuned.seconds)
             rows, stream = system.rows, frozen.stream_width
             s_even, t_even = np.zeros(stream), np.zeros(stream)
             s_even[rows], t_even[rows] = tuned.even[0][: len(rows)], tuned.even[1][: len(rows)]
@@ -152,7 +154,7 @@ def reconstruct_residual(
             "the residual reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),
             certificate,
         )
-    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode, tuple(solves))
 
 
 def _need(system: BranchSystem, mode: str) -> int:

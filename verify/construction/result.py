@@ -36,6 +36,12 @@ class Reconstruction:
         The domain on which ``g = f`` is certified; None for a paired network built for all of ``R^d``.
     mode : str
         ``"paper"``, ``"minimal"`` or ``"approximate"``.
+    solve_seconds : tuple of float
+        Wall time of each block's (or branch's) scale-equation solve, in order: the time the choice of
+        solution costs (docs/design.md §5, *Which solution*), beside ``seconds``, the whole construction's.
+        Kept out of the certificate, which is reproducible bit for bit.
+    seconds : float
+        Wall time of the whole construction (solves, shifts, bound and checks).
     """
 
     gamma: list[np.ndarray]
@@ -47,6 +53,8 @@ class Reconstruction:
     frozen: Any
     domain: Domain | None
     mode: str
+    solve_seconds: tuple[float, ...] = ()
+    seconds: float = 0.0
 
     def network(self, x: object) -> np.ndarray:
         """Evaluate the frozen network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``
