@@ -125,3 +125,14 @@ def test_at_the_paper_width_and_on_paired_blocks_nothing_changes() -> None:
     with pytest.raises(ValueError, match="input range"):
         equation, _ = _block(0, n=12)
         solve_with("weighted", equation, block=1)
+
+
+def test_the_approximate_route_reports_its_solve_times() -> None:
+    """``solve_seconds`` has one positive entry per solved block, approximate blocks included, and they sum to
+    less than the construction's ``seconds``."""
+    target = TargetNetwork.random([3, 4, 2], seed=0)
+    narrow = FrozenNetwork.for_target(target, width=0.6, seed=1)
+    result = verify.reconstruct(target, narrow, DOMAIN, mode="approximate", progress=False)
+    assert result.certificate.approximate_blocks  # solved below the threshold
+    assert len(result.solve_seconds) == 2 and all(s > 0 for s in result.solve_seconds)
+    assert sum(result.solve_seconds) < result.seconds
