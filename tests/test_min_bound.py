@@ -136,3 +136,29 @@ def test_the_approximate_route_reports_its_solve_times() -> None:
     assert result.certificate.approximate_blocks  # solved below the threshold
     assert len(result.solve_seconds) == 2 and all(s > 0 for s in result.solve_seconds)
     assert sum(result.solve_seconds) < result.seconds
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_minimal_mode_takes_the_null_vector_of_smaller_proxy(seed: int) -> None:
+    """Minimal mode between its width and the paper width: the null vector kept has a bound proxy ``Φ`` at most
+    the scale-ratio choice's (by construction; the certified bound itself is measured, README), its scale ratio
+    within the limit, its residual within the certificate's tolerance, and its bound holds on fresh points."""
+    from verify.solvers.minimal import SCALE_RATIO_LIMIT
+
+    widths = (4, 6, 6, 3)
+    target = TargetNetwork.random(list(widths), seed=seed)
+    # halfway between the minimal width d_k (d_{k-1} - 1) + 1 and the paper width d_k d_{k-1}
+    odd = [(widths[k] * (widths[k - 1] - 1) + 1 + widths[k] * widths[k - 1]) // 2 for k in range(1, len(widths))]
+    frozen = FrozenNetwork.for_target(target, width=odd, seed=1000 + seed, biases=True)
+    result = verify.reconstruct(target, frozen, DOMAIN, mode="minimal", rtol=1.0, progress=False)
+    x = DOMAIN.resolve(4).sample(POINTS, np.random.default_rng(seed))
+    assert np.abs(result.network(x) - target(x)).max() <= result.certificate.error_bound
+    for tuned in result.certificate.blocks:
+        figures = tuned.diagnostics
+        assert figures["null_dimension"] > 1
+        assert figures["bound_objective"] <= figures["bound_objective_ratio_choice"]
+        assert figures["scale_ratio"] <= SCALE_RATIO_LIMIT
+        assert tuned.residual_ratio <= tuned.residual_tolerance
+    exact_width = FrozenNetwork.for_target(target, width="minimal", seed=1000 + seed, biases=True)
+    one = verify.reconstruct(target, exact_width, DOMAIN, mode="minimal", progress=False)
+    assert all("bound_objective" not in b.diagnostics for b in one.certificate.blocks)  # one direction: no choice

@@ -127,7 +127,8 @@ def tune_block(
     started = time.perf_counter()
     try:
         if mode == "minimal":
-            solution = solve_with("minimal", equation, block=block.k)
+            mean = _odd_mean(frozen, block, equation.n)
+            solution = solve_with("minimal", equation, block=block.k, image=image, mean=mean)
         elif method == "exact":  # the rationals are needed for the exact check, so not via the registry
             solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
         else:

@@ -32,6 +32,16 @@ piecewise linear in ``γ``:
   residual ``K γ − vec(W)`` is the inner solver's, term for term.
 
 At the paper width (or below) ``K γ = vec(W)`` has one solution and there is nothing to choose.
+
+**Minimal mode.** Its null space ``diag(ρ) W = A diag(γ) B`` has more than one direction above the minimal
+width, and the block computes ``s' ⊙ (A diag(γ) B)`` with ``s' = 1/ρ``: each row's terms carry ``|s'_a|``, so
+the proxy is ``Φ = Σ_a |s'_a| Σ_i |A_ai| m_i(γ_i)`` (`minimal_objective`), invariant under the scale symmetry
+``(ρ, γ) ~ (cρ, cγ)``. It is not convex (``1/ρ`` times ``|γ|``), but on an orthant ``σ_a ρ_a >= 1`` it is at
+most ``Σ_a Σ_i |A_ai| m_i``, which is: that linear program in the null coordinates is solved for the sign
+pattern of the scale-ratio choice (`verify.solvers.minimal`), for all-positive ``ρ`` and for single sign flips
+of the best (`smallest_minimal_bound`), and the vector of smallest ``Φ`` among them and the scale-ratio choice
+is kept (one whose scale ratio exceeds the refusal limit is not a candidate). ``Φ`` is then never above the
+scale-ratio choice's; the certified bound usually is lower too, but not always (README, *Which solution*).
 """
 
 from __future__ import annotations
@@ -52,8 +62,10 @@ __all__ = [
     "REWEIGHTS",
     "SPREAD",
     "bound_objective",
+    "minimal_objective",
     "neuron_costs",
     "neuron_weights",
+    "smallest_minimal_bound",
     "solve_weighted",
     "solve_weighted_norm",
     "unit_costs",
@@ -178,3 +190,87 @@ def solve_weighted(
         method=f"weighted: {best.method} on K D⁻¹ (min ‖Dγ‖₂, {reweights} reweighted)",
         diagnostics=best.diagnostics | {"weighted_by": name, "objectives": objectives, "kept_pass": kept},
     )
+
+
+def minimal_objective(
+    a: np.ndarray, gamma: np.ndarray, rho: np.ndarray, image: AffineRange, mean: np.ndarray | None = None
+) -> float:
+    """Minimal mode's proxy ``Φ = Σ_a |s'_a| Σ_i |A_ai| m_i(γ_i)`` with ``s' = 1/ρ`` (module notes, *Minimal
+    mode*): invariant under the scale symmetry ``(ρ, γ) ~ (cρ, cγ)``; ``inf`` if some ``ρ_a`` is 0."""
+    gamma = np.asarray(gamma, dtype=np.float64)
+    magnitude = np.abs(gamma) * neuron_costs(image, mean) + bias_shift(gamma, image)
+    rho = np.abs(np.asarray(rho, dtype=np.float64))
+    if not np.all(rho > 0):
+        return float("inf")
+    return float(np.sum((np.abs(a) @ magnitude) / rho))
+
+
+def _orthant_bound_program(
+    rho_of_c: np.ndarray, gamma_of_c: np.ndarray, sign: np.ndarray, a: np.ndarray, image: AffineRange, mean: Any
+) -> np.ndarray | None:
+    """``min Σ_i v_i (costs_i u_i + τ_i)`` over the null coordinates ``c`` with ``u_i >= |γ_i(c)|``,
+    ``τ_i >= R_i u_i − mid_i γ_i(c)``, ``τ_i >= 0`` and ``sign_a ρ_a(c) >= 1`` (HiGHS); ``c`` or None."""
+    import scipy.optimize
+    import scipy.sparse
+
+    (r, q), n = rho_of_c.shape, gamma_of_c.shape[0]
+    weights = np.abs(a).sum(axis=0)
+    reach = image.rad + SLACK * image.size
+    eye, zero = scipy.sparse.identity(n, format="csr"), None
+    blocks = [
+        [scipy.sparse.csr_array(gamma_of_c), -eye, zero],
+        [scipy.sparse.csr_array(-gamma_of_c), -eye, zero],
+        [scipy.sparse.csr_array(-image.mid[:, None] * gamma_of_c), scipy.sparse.diags(reach), -eye],
+        [scipy.sparse.csr_array(-sign[:, None] * rho_of_c), scipy.sparse.csr_array((r, n)), None],
+    ]
+    matrix = scipy.sparse.bmat(blocks, format="csr")
+    limits = np.concatenate([np.zeros(3 * n), -np.ones(r)])
+    objective = np.concatenate([np.zeros(q), weights * neuron_costs(image, mean), weights])
+    bounds = [(None, None)] * q + [(0, None)] * (2 * n)
+    program = scipy.optimize.linprog(objective, A_ub=matrix, b_ub=limits, bounds=bounds, method="highs")
+    return program.x[:q] if program.status == 0 else None
+
+
+def smallest_minimal_bound(
+    rho_of_c: np.ndarray,
+    gamma_of_c: np.ndarray,
+    a: np.ndarray,
+    image: AffineRange,
+    start: np.ndarray,
+    *,
+    mean: np.ndarray | None = None,
+    accept: Callable[[np.ndarray], bool] = lambda c: True,
+) -> tuple[np.ndarray, dict]:
+    """Minimal mode's null vector of smallest `minimal_objective` among ``start`` and the optima of the
+    orthant programs (module notes, *Minimal mode*); ``accept(c)`` vetoes a candidate (the scale-ratio limit).
+
+    ``ρ = rho_of_c @ c`` and ``γ = gamma_of_c @ c`` in the block's own units. Candidates: ``start`` (the
+    scale-ratio choice), the programs for its sign pattern and all-positive ``ρ``, then one sweep of single
+    sign flips of the best. The diagnostics give ``Φ`` of ``start`` and of the choice.
+    """
+
+    def phi(c: np.ndarray) -> float:
+        return minimal_objective(a, gamma_of_c @ c, rho_of_c @ c, image, mean)
+
+    r = rho_of_c.shape[0]
+    best, best_phi = start, phi(start)
+    tried: set[tuple[float, ...]] = set()
+
+    def consider(sign: np.ndarray) -> None:
+        nonlocal best, best_phi
+        key = tuple(sign * sign[0])
+        if key in tried:
+            return
+        tried.add(key)
+        found = _orthant_bound_program(rho_of_c, gamma_of_c, sign, a, image, mean)
+        if found is not None and accept(found) and phi(found) < best_phi:
+            best, best_phi = found, phi(found)
+
+    consider(np.where(rho_of_c @ start < 0, -1.0, 1.0))
+    consider(np.ones(r))
+    centre = np.where(rho_of_c @ best < 0, -1.0, 1.0)
+    for row in range(1, r):
+        flipped = centre.copy()
+        flipped[row] = -flipped[row]
+        consider(flipped)
+    return best, {"bound_objective_ratio_choice": phi(start), "bound_objective": best_phi, "programs": len(tried)}

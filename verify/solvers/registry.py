@@ -147,6 +147,7 @@ _OPTIONS = {
     "min_shift": ("image",),
     "min_bound": ("image", "mean"),
     "weighted": ("image", "mean", "device"),
+    "minimal": ("image", "mean"),
 }
 """The options each solver takes (the others are ignored, so one call can carry all of them)."""
 
@@ -276,7 +277,8 @@ def solve(method: str, equation: ScaleEquation, *, block: int, **options: Any) -
     announce(method, estimate_seconds(method, *shape), block=block, shape=shape)
     if method in _NORMALIZED:
         normalized, unit = equation.normalized()
-        solution = SOLVERS[method](normalized, block=block)
+        taken = {name: options[name] for name in _OPTIONS.get(method, ()) if name in options}
+        solution = SOLVERS[method](normalized, block=block, **taken)  # image, mean: homogeneous, units kept
         if unit == 1.0:
             return solution
         return replace(
