@@ -748,11 +748,48 @@ def _readme_mlp_ranges(table: Table) -> None:
     )
 
 
+def bench_spend(table: Table) -> None:
+    """docs/design.md §5 (*Which solution*): above the paper width ``auto`` takes the minimum weighted norm
+    (``weighted``); against the plain minimum norm it replaced (``lstsq`` up to 1024 equations, ``iterative``
+    beyond) and the exact program (``min_bound``),
+    the same networks in the same run: certified bound and solve time (the result's ``solve_seconds``), and the
+    whole construction's time."""
+    from verify.core.networks import FrozenNetwork, TargetNetwork
+
+    def fit(target: Any, frozen: Any, method: str) -> tuple[float, float, float]:
+        """The bound, and the best solve time and construction time over three runs."""
+        runs = [
+            verify.reconstruct(target, frozen, verify.Box(-1.0, 1.0), method=method, progress=False) for _ in range(3)
+        ]
+        solve, whole = min(sum(r.solve_seconds) for r in runs), min(r.seconds for r in runs)
+        return runs[0].certificate.error_bound, solve, whole
+
+    cases = [(d, factor, seed) for d in (4, 8, 16) for factor in (1.5, 2.0) for seed in range(2)]
+    cases += [(32, 2.0, 0), (40, 2.0, 0)]  # lstsq's largest size at 2x, then LSMR's
+    for d, factor, seed in cases:
+        target = TargetNetwork.random([d, d, d], seed=seed)
+        frozen = FrozenNetwork.for_target(target, width=factor, seed=100 + seed)
+        old = fit(target, frozen, "lstsq" if d * d <= 1024 else "iterative")  # what auto ran before, by size
+        new = fit(target, frozen, "auto")
+        exact = fit(target, frozen, "min_bound") if d <= 16 else None
+        line = (
+            f"bound(new)/bound(old) {new[0] / old[0]:.3f}, solve time(new)/time(old) {new[1] / old[1]:.1f} "
+            f"({new[1]:.3f} s / {old[1]:.3f} s), construction {new[2] / old[2]:.2f}x"
+        )
+        result = f"bound {new[0]:.3g} (old {old[0]:.3g})"
+        if exact is not None:
+            result += f"; min_bound {exact[0] / old[0]:.3f} of old in {exact[1]:.2f} s"
+        table.add_row(
+            f"min-bound solution, [{d}, {d}, {d}] at {factor}x paper, seed {seed}", f"{new[2]:.3f} s", "", line, result
+        )
+
+
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
     "solver_probe": bench_solver_probe,
     "minimal": bench_minimal,
+    "spend": bench_spend,
     "threads": bench_threads,
     "training": bench_training,
     "residual": bench_residual,

@@ -18,6 +18,7 @@ blocks hand it. The certified figure is not this plan but the rigorous bound of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -134,7 +135,9 @@ def approximate_block(
     equation = block.equation if equation is None else equation
     ball = isinstance(region, Ball)  # the first block of a ball domain: its rows err by r ‖E_i‖₂ exactly
     solver = "lstsq" if method == "lstsq" else "l1"
+    started = time.perf_counter()
     solution = solve_weighted(equation, radii, solver, block=block.k, ball=ball, rows=rows)
+    seconds = time.perf_counter() - started
     gamma, row_scale = solution.scale, solution.row_scale
     if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
         gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)
@@ -145,4 +148,4 @@ def approximate_block(
     t_even[: equation.d_out] -= mismatch @ centre  # the residual centred on the region
     min_margin = float(np.min(activity_margin(gamma, tau, image)))
     certificate = certify_block(block.k, solution, equation, min_margin=min_margin)
-    return TunedBlock((gamma, tau), (s_even, t_even), certificate), mismatch
+    return TunedBlock((gamma, tau), (s_even, t_even), certificate, None, seconds), mismatch

@@ -118,7 +118,8 @@ def reconstruct_convolutional(
         raise CertificateError(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
         )
-    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+    solves = tuple(t.seconds for t in tuned)
+    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode, solve_seconds=solves)
 
 
 def _terms(network: ConvTargetNetwork | ConvFrozenNetwork) -> list[int]:

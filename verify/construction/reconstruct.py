@@ -20,6 +20,7 @@ A paired block (docs/design.md §3) is solved on its halves with no shift, on R^
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,7 +35,7 @@ from verify.construction.progress import active as progress_active
 from verify.construction.progress import fit_progress
 from verify.construction.residual import reconstruct_residual
 from verify.construction.result import Reconstruction
-from verify.construction.tuning import APPROXIMATE, MODES, check_options, tune_block
+from verify.construction.tuning import APPROXIMATE, MODES, SHIFTED_METHODS, check_options, tune_block
 from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.blocks import blocks, check_architecture
 from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
@@ -62,6 +63,21 @@ PAIRED_RADII = (1.0, 1e6)
 all of R^d means far outside any ball too."""
 
 
+def _timed(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with its wall time stored in the `Reconstruction` it returns (``seconds``)."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        if isinstance(result, Reconstruction):
+            result = replace(result, seconds=time.perf_counter() - started)
+        return result
+
+    return run
+
+
+@_timed
 @limited
 def reconstruct(
     target: TargetNetwork,
@@ -102,11 +118,13 @@ def reconstruct(
         or ``"lstsq"`` (weighted least squares).
     method : str
         How the paper-mode scale equation is solved (docs/design.md §5): ``"auto"`` (default: ``direct`` at
-        the exact width, ``lstsq`` up to 1024 equations per block, else ``iterative``),
-        ``"direct"``, ``"lstsq"``, ``"iterative"`` (matrix-free LSMR; in torch on the tensors'
-        device for networks built from tensors), ``"l1"``, ``"linf"``, ``"box"``, ``"min_shift"``
-        (cvxpy programs) or ``"exact"`` (rational arithmetic; the certificate then carries an
-        exact check). Minimal mode has one solver (the SVD null space): ``"auto"`` or ``"lstsq"``.
+        the exact width, ``lstsq`` up to 1024 equations per block, else ``iterative``; wider than the exact
+        width a shifted block runs that method as ``"weighted"``), ``"direct"``, ``"lstsq"``, ``"iterative"``
+        (matrix-free LSMR; in torch on the tensors' device for networks built from tensors; both the plain
+        minimum norm), ``"weighted"`` (the minimum weighted norm whose certified bound is smaller),
+        ``"l1"``, ``"linf"``, ``"box"``, ``"min_shift"``, ``"min_bound"`` (cvxpy programs; ``min_bound``
+        minimizes the bound's proxy exactly) or ``"exact"`` (rational arithmetic; the certificate then carries
+        an exact check). Minimal mode has one solver (the SVD null space): ``"auto"`` or ``"lstsq"``.
     bound : float, optional
         ``C`` for ``method="box"`` (``|γ| <= C``).
     samples : int
@@ -288,6 +306,7 @@ def reconstruct(
         raise CertificateError(
             "the reconstruction does not pass its certificate: " + "; ".join(certificate.failures()), certificate
         )
+    solves = tuple(t.seconds for t in tuned)
     return Reconstruction(
         to_caller(gamma_bn, spec),
         to_caller(beta_bn, spec),
@@ -300,6 +319,7 @@ def reconstruct(
         mode,
         ranges=() if linear is None else linear.widths(),
         timings=timings,
+        solve_seconds=solves,
     )
 
 
@@ -419,7 +439,7 @@ def _check_arguments(
                 f"{unpaired} are not mirrored [B; -B], [A, -A]; give a bounded domain (verify.Ball or verify.Box) "
                 "or build the network with FrozenNetwork.for_target(..., paired=True)"
             )
-        if method in ("exact", "min_shift"):
+        if method in SHIFTED_METHODS:
             raise ValueError(f"method {method!r} needs a bounded domain; a paired network on R^d has no bias shift")
     elif not isinstance(domain, Domain):
         raise ValueError(f"domain must be a verify.Ball, a verify.Box or None, got {type(domain).__name__}")

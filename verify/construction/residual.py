@@ -170,7 +170,8 @@ def reconstruct_residual(
             "the residual reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),
             certificate,
         )
-    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+    solves = tuple(tuned.seconds for _, tuned in solved)
+    return Reconstruction(gamma, beta, scales, shifts, certificate, target, frozen, domain, mode, solve_seconds=solves)
 
 
 def _need(system: BranchSystem, mode: str) -> int:

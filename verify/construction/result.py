@@ -44,6 +44,12 @@ class Reconstruction:
         Wall seconds of the fit's parts where measured (dense chains): ``"linear_bounds"`` (the target's
         linear bounds and the block queries of the shifts; absent on ``R^d``), ``"construction"`` (the solves
         and shifts of every block, without them) and ``"error_bound"`` (which computes its own linear bounds).
+    solve_seconds : tuple of float
+        Wall time of each block's (or branch's) scale-equation solve, in order: the time the choice of
+        solution costs (docs/design.md §5, *Which solution*), beside ``seconds``, the whole construction's.
+        Kept out of the certificate, which is reproducible bit for bit.
+    seconds : float
+        Wall time of the whole construction (solves, shifts, bound and checks).
     """
 
     gamma: list[np.ndarray]
@@ -57,6 +63,8 @@ class Reconstruction:
     mode: str
     ranges: tuple = ()
     timings: dict = field(default_factory=dict)
+    solve_seconds: tuple[float, ...] = ()
+    seconds: float = 0.0
 
     def network(self, x: object) -> np.ndarray:
         """Evaluate the frozen network with the tuned ``(gamma, beta)``: ``(batch, d_0) -> (batch, d_L)``

@@ -9,6 +9,7 @@ restore the target's bias in the even layer and collect the block's certificate 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,9 @@ __all__ = [
     "tune_block",
 ]
 
-SHIFTED_METHODS = ("exact", "min_shift")
-"""Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them."""
+SHIFTED_METHODS = ("exact", "min_shift", "min_bound", "weighted")
+"""Methods built on the bias shift: a paired block on a bounded domain keeps the shift for them (``min_bound``
+and ``weighted`` weigh each neuron by the range its shift covers, `verify.solvers.min_bound`)."""
 
 
 MODES = ("paper", "minimal")
@@ -88,12 +90,14 @@ def check_options(mode: object, method: object, samples: object, rtol: object, b
 @dataclass(frozen=True)
 class TunedBlock:
     """One block's part of the result: the per-neuron ``(s, t)`` of its odd and even layers, its
-    certificate and, for ``method="exact"``, the rational ``γ``."""
+    certificate, for ``method="exact"`` the rational ``γ``, and the wall time of its solve (kept out of the
+    certificate, which is bit-for-bit reproducible)."""
 
     odd: tuple[np.ndarray, np.ndarray]
     even: tuple[np.ndarray, np.ndarray]
     certificate: BlockCertificate
     rational: list | None = None
+    seconds: float = 0.0
 
 
 def tune_block(
@@ -110,7 +114,7 @@ def tune_block(
 
     A paired block (`Block.pairs`, on any domain, docs/design.md §3) solves on one half, uses the same
     ``γ`` on both and needs no shift, since ``A σ(γ⊙h) − A σ(−γ⊙h) = A diag(γ) h`` for every ``h``
-    (``σ(t) − σ(−t) = t``); only ``method="exact"`` and ``"min_shift"``, which are built on the shift,
+    (``σ(t) − σ(−t) = t``); only the methods of `SHIFTED_METHODS`, which are built on the shift,
     keep a paired block on a bounded domain shifted. Any other block (``region`` given, §2) solves its
     equation, shifts its odd layer by `bias_shift` over the region's range and proves the margins.
     """
@@ -121,14 +125,17 @@ def tune_block(
     if not paired and mode == "paper" and not equation.full_pattern:
         refuse_unmatched(equation_feasibility(equation, mode, block=block.k))
     rational = None
+    started = time.perf_counter()
     try:
         if mode == "minimal":
-            solution = solve_with("minimal", equation, block=block.k)
+            mean = _odd_mean(frozen, block, equation.n)
+            solution = solve_with("minimal", equation, block=block.k, image=image, mean=mean)
         elif method == "exact":  # the rationals are needed for the exact check, so not via the registry
             solution, rational = solve_exact(equation.a, equation.b, equation.w, block=block.k)
         else:
             device = None if paired else spec  # a paired block solves in numpy
-            solution = solve_with(method, equation, block=block.k, bound=bound, image=image, device=device)
+            options = {"bound": bound, "image": image, "mean": _odd_mean(frozen, block, equation.n), "device": device}
+            solution = solve_with(method, equation, block=block.k, **options)
     except InfeasibleError as error:
         if not paired:
             raise
@@ -142,6 +149,7 @@ def tune_block(
             width=2 * m,
             width_needed=None if error.width_needed is None else 2 * error.width_needed,
         ) from None
+    seconds = time.perf_counter() - started  # reported in the result, beside the construction's own time
     gamma, row_scale = solution.scale, solution.row_scale
     if store is not None:  # rounded to the evaluation dtype before the shifts are computed from them
         gamma, row_scale = store(block.odd, gamma), store(block.even, row_scale)
@@ -156,7 +164,16 @@ def tune_block(
         min_margin = float(np.min(activity_margin(gamma, tau, image)))
     even = even_layer(block, frozen, row_scale, equation.a, carried)
     certificate = certify_block(block.k, solution, equation, min_margin=min_margin, pairs=paired)
-    return TunedBlock(odd, even, certificate, rational)
+    return TunedBlock(odd, even, certificate, rational, seconds)
+
+
+def _odd_mean(frozen: Any, block: Block, n: int) -> np.ndarray | None:
+    """The odd layer's running mean, one entry per unknown of the block's equation (None if it has no such entry)."""
+    means = getattr(frozen, "running_mean", None)
+    if means is None:
+        return None
+    mean = np.asarray(means[block.odd], dtype=np.float64).reshape(-1)
+    return mean if mean.shape == (n,) else None
 
 
 def even_layer(

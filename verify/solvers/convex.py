@@ -6,6 +6,8 @@
   is below the ``linf`` optimum, which is then reported as the smallest ``C`` that works.
 * ``min_shift``: ``min Σ_i τ_i`` with the bias shift ``τ_i = max(|γ_i| rad_i − γ_i mid_i + SLACK |γ_i| size_i, 0)``
   of `verify.core.bias_shift`, evaluated on the cvxpy variable (`CVXPY`): convex in ``γ``.
+* ``min_bound``: ``min Σ_i v_i (|γ_i| (size_i + 2|μ_i|) + τ_i)``, the proxy of the certified bound of
+  `verify.solvers.min_bound` (``min_shift`` weighted, plus the scales' own magnitudes): convex in ``γ``.
 
 Every program is solved on normalized magnitudes (``K`` and ``w`` divided by powers of two near
 their largest entries, exact; ``γ`` scales back by their ratio), first by Clarabel (an
@@ -18,7 +20,7 @@ numerical failure, never an infeasible instance (``box`` below its smallest boun
 for every program. Interior-point solutions satisfy ``K γ = w`` only to the solver's
 tolerance (~1e-9), so each is *polished* to working precision: ``l1`` and ``min_shift`` (linear
 programs whose optimum is a vertex) by re-solving ``K γ = w`` exactly on the ``d_out·d_in``
-columns with the largest ``|γ|`` (QR with column pivoting on ``K diag(|γ|)``), ``linf`` and
+columns with the largest ``|γ|`` (QR with column pivoting on ``K diag(|γ|)``; ``min_bound`` too), ``linf`` and
 ``box`` by the minimum-norm correction ``γ + K⁺ (w − K γ)``. The solver that succeeded (and any
 that failed before it), its status, objective and the polish are recorded in the diagnostics.
 """
@@ -37,6 +39,7 @@ from verify.core.errors import InfeasibleError
 from verify.core.numerics import refine
 from verify.core.scale_equation import ScaleEquation, ScaleSolution, rank_error
 from verify.core.tolerances import numerical_rank
+from verify.solvers.min_bound import bound_objective, neuron_costs, neuron_weights
 
 __all__ = ["BOX_MARGIN", "CONVEX_SOLVERS", "ConvexSolverError", "cvxpy_arithmetic", "solve_convex"]
 
@@ -133,8 +136,12 @@ def solve_convex(
     block: int,
     bound: float | None = None,
     image: AffineRange | None = None,
+    mean: np.ndarray | None = None,
 ) -> ScaleSolution:
     """Solve block ``block``'s scale equation by the convex program ``method`` (see module notes).
+
+    ``image`` is the odd layer's input range (``min_shift``, ``min_bound``), ``mean`` its running mean
+    (``min_bound``; default 0).
 
     The program is solved on normalized magnitudes: ``K`` and ``w`` are divided by the powers of two
     nearest their largest entries (``γ = x · 2^{e_w − e_K}``, exact), and so is ``min_shift``'s range;
@@ -166,7 +173,8 @@ def solve_convex(
         if method == "box":
             value, info = _solve_box(k_x, w_x, x, constraints, bound, factor, block=block, n=n)
         else:
-            objective = _program_objective(method, x, _normalized(image) if method == "min_shift" else None)
+            shifted = method in ("min_shift", "min_bound")
+            objective = _program_objective(method, x, _normalized(image) if shifted else None, equation, mean, image)
             value, info = _solve(cp.Problem(cp.Minimize(objective), constraints), x, method, block=block)
             if method == "linf":
                 value = _project(k_x, value, w_x)
@@ -177,7 +185,7 @@ def solve_convex(
         info["objective"] *= factor
         info["normalization"] = factor
         polished = value * factor
-    info["objective_after_polish"] = _objective(method, polished, image)
+    info["objective_after_polish"] = _objective(method, polished, image, equation, mean)
     if method == "box":
         info["bound"] = float(bound)
     return ScaleSolution(
@@ -185,14 +193,17 @@ def solve_convex(
     )
 
 
+def _range_unit(image: AffineRange) -> float:
+    """The power of two near the largest entry of ``image`` (1 for a zero or non-finite range)."""
+    largest = max(float(np.max(np.abs(v), initial=0.0)) for v in (image.mid, image.rad, image.size))
+    return 1.0 if not np.isfinite(largest) or largest == 0 else _power_of_two(largest)
+
+
 def _normalized(image: AffineRange | None) -> AffineRange | None:
     """``min_shift``'s range divided by a power of two near its largest entry (the objective scales with it)."""
     if image is None:
         return None
-    largest = max(float(np.max(np.abs(v), initial=0.0)) for v in (image.mid, image.rad, image.size))
-    if not np.isfinite(largest) or largest == 0:
-        return image
-    scale = _power_of_two(largest)
+    scale = _range_unit(image)
     return AffineRange(image.mid / scale, image.rad / scale, image.size / scale)
 
 
@@ -201,10 +212,26 @@ def _check_bound(bound: object) -> None:
         raise ValueError(f"method 'box' needs bound=C, a positive finite number, got {bound!r}")
 
 
-def _program_objective(method: str, gamma: object, image: AffineRange | None) -> object:
-    """The cvxpy objective of ``l1``, ``linf`` or ``min_shift`` in the variable ``gamma``."""
+def _program_objective(
+    method: str,
+    gamma: object,
+    image: AffineRange | None,
+    equation: ScaleEquation | None = None,
+    mean: np.ndarray | None = None,
+    original: AffineRange | None = None,
+) -> object:
+    """The cvxpy objective of ``l1``, ``linf``, ``min_shift`` or ``min_bound`` in the variable ``gamma``
+    (``image``: the normalized range of ``original``; ``min_bound`` scales ``mean`` the same way)."""
     import cvxpy as cp
 
+    if method == "min_bound":
+        if image is None or original is None or equation is None:
+            raise ValueError("method 'min_bound' needs the odd layer's input range (image)")
+        mean = None if mean is None else np.asarray(mean, dtype=np.float64) / _range_unit(original)
+        weights = neuron_weights(equation)
+        weights = weights / _power_of_two(float(weights.max())) if weights.max() > 0 else weights
+        magnitude = cp.multiply(neuron_costs(image, mean), cp.abs(gamma)) + bias_shift(gamma, image, cvxpy_arithmetic())
+        return weights @ magnitude
     if method == "l1":
         return cp.norm1(gamma)
     if method == "linf":
@@ -216,7 +243,15 @@ def _program_objective(method: str, gamma: object, image: AffineRange | None) ->
     raise ValueError(f"unknown convex method {method!r}")
 
 
-def _objective(method: str, gamma: np.ndarray, image: AffineRange | None) -> float:
+def _objective(
+    method: str,
+    gamma: np.ndarray,
+    image: AffineRange | None,
+    equation: ScaleEquation | None = None,
+    mean: np.ndarray | None = None,
+) -> float:
+    if method == "min_bound":
+        return bound_objective(equation, gamma, image, mean)
     if method == "l1":
         return float(np.abs(gamma).sum())
     if method in ("linf", "box"):

@@ -38,6 +38,11 @@ never uses it. The scale symmetry is then fixed by balancing ``max|γ| = max|s'|
 scale reported is ``sqrt(max|γ| / min|ρ|)``, the smallest any multiple of the chosen vector can
 have.
 
+**Which solution.** Given the odd layer's input range (``image``, as `verify.construction.tuning` passes for
+a shifted block), the scale-ratio choice is only a candidate: `verify.solvers.min_bound.smallest_minimal_bound`
+also solves linear programs for the bound's proxy ``Φ = Σ_a |s'_a| Σ_i |A_ai| m_i(γ_i)`` and keeps the vector of
+smallest ``Φ`` whose scale ratio is within `SCALE_RATIO_LIMIT` (the diagnostics give ``Φ`` before and after).
+
 **Refusal.** If even the best ratio exceeds `SCALE_RATIO_LIMIT` ``= 1/sqrt(eps)`` (about 6.7e7) the
 block is refused with `InfeasibleError` naming the block and the ratio: the output would rest on
 terms more than ``1/sqrt(eps)`` times larger than a row of ``W``, losing more than half of the
@@ -55,11 +60,13 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from verify.core.domains import AffineRange
 from verify.core.errors import InfeasibleError
 from verify.core.networks import minimal_width, paper_width
 from verify.core.numerics import REFINEMENT_STEPS
 from verify.core.scale_equation import ScaleEquation, ScaleSolution
 from verify.core.tolerances import VANISHING, numerical_rank
+from verify.solvers.min_bound import smallest_minimal_bound
 
 __all__ = ["FLIP_SWEEPS", "SCALE_RATIO_LIMIT", "SVD_EQUATIONS", "solve_minimal"]
 
@@ -74,14 +81,18 @@ SVD_EQUATIONS = 256
 """Systems with at most this many equations take the full SVD; larger ones one LU (module notes)."""
 
 
-def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
+def solve_minimal(
+    equation: ScaleEquation, *, block: int, image: AffineRange | None = None, mean: np.ndarray | None = None
+) -> ScaleSolution:
     """Solve ``diag(ρ) W = A diag(γ) B`` for ``(ρ, γ)`` with every needed ``ρ_a != 0``; ``s' = 1/ρ``.
 
     Zero rows of ``W`` are left out (their row is switched off, ``s'_a = 0``). Among the solutions
     the one with the smallest scale ratio ``max|γ̃| / min|ρ̃|`` is returned (module notes), rescaled so
     that ``max|γ| = max|s'|`` (the scale symmetry ``(γ, s') ~ (cγ, s'/c)``). Raises `InfeasibleError`
     when the system has only the trivial solution, every solution switches a needed row off, or the
-    best ratio exceeds `SCALE_RATIO_LIMIT`.
+    best ratio exceeds `SCALE_RATIO_LIMIT`. With ``image`` (the odd layer's input range; ``mean`` its running
+    mean) and a null space of more than one direction, the vector of smallest bound proxy is taken among that
+    one and the optima of `verify.solvers.min_bound.smallest_minimal_bound` (module notes, *Which solution*).
     """
     d_out, d_in, n, w = equation.d_out, equation.d_in, equation.n, equation.w
     rows = np.flatnonzero(np.any(w != 0, axis=1))
@@ -156,12 +167,23 @@ def solve_minimal(equation: ScaleEquation, *, block: int) -> ScaleSolution:
             rank,
             paper_width(d_out, d_in),
         )
+    chosen = {}
+    if image is not None and basis.shape[1] > 1:  # the smaller bound among the null vectors (module notes)
+
+        def accept(c: np.ndarray) -> bool:
+            return _scale_ratio(basis[:r] @ c, basis[r:] @ c) <= SCALE_RATIO_LIMIT
+
+        rho_of_c, gamma_of_c = basis[:r] / column_norms[:r, None], basis[r:] / column_norms[r:, None]
+        coefficients, chosen = smallest_minimal_bound(
+            rho_of_c, gamma_of_c, equation.a[rows], image, coefficients, mean=mean, accept=accept
+        )
+        ratio = _scale_ratio(basis[:r] @ coefficients, basis[r:] @ coefficients)
     x = project((basis @ coefficients) / column_norms)
     x = _balanced(x, r)
     rho = x[:r]
     row_scale = np.zeros(d_out)
     row_scale[rows] = 1.0 / rho
-    diagnostics = {"null_dimension": int(basis.shape[1]), "scale_ratio": ratio}
+    diagnostics = {"null_dimension": int(basis.shape[1]), "scale_ratio": ratio} | chosen
     if how != "SVD":
         diagnostics["condition_norm"] = "1-norm estimate of the LU's U"
     return ScaleSolution(x[r:], row_scale, rank, r + n - 1, condition, f"minimal: {how} null space", diagnostics)

@@ -9,13 +9,20 @@ to its module:
 * ``lstsq``: minimum-norm least squares on the explicit ``K`` (SVD, `verify.solvers.lstsq`). ``O(d⁶)``.
 * ``iterative``: matrix-free LSMR, scipy's or torch's on the tensors' device
   (`verify.solvers.iterative`). ``O(d⁴)`` per iteration, memory ``O(d³)``.
-* ``l1``, ``linf``, ``box``, ``min_shift``: convex programs (`verify.solvers.convex`).
+* ``l1``, ``linf``, ``box``, ``min_shift``, ``min_bound``: convex programs (`verify.solvers.convex`);
+  ``min_bound`` minimizes the proxy of the certified bound of `verify.solvers.min_bound` exactly.
+* ``weighted``: the minimum weighted norm ``min ‖D γ‖₂`` with the bound's per-neuron costs ``D``
+  (`verify.solvers.min_bound`): ``lstsq`` or ``iterative`` (chosen as ``auto`` would) on ``K D⁻¹``.
 * ``exact``: rational arithmetic (`verify.solvers.exact`; its rationals come from ``solve_exact``).
 * ``minimal``: the minimal mode's homogeneous system (`verify.solvers.minimal`).
 * ``auto``: ``direct`` at the exact width while its time estimate is at most
   `verify.solvers.planning.AUTO_DIRECT_SECONDS` or at most ``iterative``'s, ``lstsq`` up to
   ``d_out·d_in = 1024``, else ``iterative``;
-  ``iterative`` also whenever the explicit method would not fit in the available memory.
+  ``iterative`` also whenever the explicit method would not fit in the available memory. Wider than the
+  exact width, when the odd layer's input range is given (``image``: a shifted block), ``auto`` runs
+  that same method as ``weighted``: among the solutions it takes the one of smallest weighted norm, whose
+  certified bound is smaller (docs/design.md §5, *Which solution*); ``lstsq`` and ``iterative`` named
+  explicitly keep the plain minimum norm.
 
 A solve estimated longer than a minute (`verify.solvers.planning.estimate_seconds`) is announced with its
 estimate on standard error first, when that is a terminal (`verify.solvers.planning.announce`).
@@ -39,6 +46,7 @@ from verify.core.threads import limited
 from verify.solvers.direct import solve_direct
 from verify.solvers.iterative import solve_iterative
 from verify.solvers.lstsq import solve_lstsq
+from verify.solvers.min_bound import REWEIGHTS, solve_weighted
 from verify.solvers.minimal import solve_minimal
 from verify.solvers.planning import AUTO_DIRECT_SECONDS, announce, estimate_seconds
 
@@ -56,18 +64,54 @@ __all__ = [
     "solve_with",
 ]
 
-METHODS = ("auto", "direct", "lstsq", "iterative", "l1", "linf", "box", "min_shift", "exact")
+METHODS = (
+    "auto",
+    "direct",
+    "lstsq",
+    "iterative",
+    "weighted",
+    "l1",
+    "linf",
+    "box",
+    "min_shift",
+    "min_bound",
+    "exact",
+)
 AUTO_LSTSQ_LIMIT = 1024
 """``auto`` uses the explicit ``K`` up to this many equations (``d = 32``), the iterative solver beyond."""
 
 
 def _convex(method: str) -> Callable[..., ScaleSolution]:
-    def run(equation: ScaleEquation, *, block: int, bound: float | None = None, image: Any = None) -> ScaleSolution:
+    def run(
+        equation: ScaleEquation, *, block: int, bound: float | None = None, image: Any = None, mean: Any = None
+    ) -> ScaleSolution:
         from verify.solvers.convex import solve_convex  # cvxpy is imported only when a convex method runs
 
-        return solve_convex(method, equation, block=block, bound=bound, image=image)
+        return solve_convex(method, equation, block=block, bound=bound, image=image, mean=mean)
 
     return run
+
+
+def _weighted(
+    equation: ScaleEquation, *, block: int, image: Any = None, mean: Any = None, device: Any = None
+) -> ScaleSolution:
+    """``weighted`` (`verify.solvers.min_bound.solve_weighted`): the minimum-norm method ``auto`` would pick for
+    the size on ``K D⁻¹``, then `verify.solvers.min_bound.REWEIGHTS` reweighted passes with it (module notes there)."""
+    if image is None:
+        raise ValueError(
+            "method 'weighted' needs the odd layer's input range (a shifted block on a bounded domain); a paired "
+            "block has no shift: use 'auto', 'lstsq' or 'iterative'"
+        )
+    inner = choose(equation.n, equation.needed, d_out=equation.d_out, d_in=equation.d_in)
+    inner = "lstsq" if inner == "direct" else inner  # the minimum norm of K D⁻¹ y = w (direct picks a subset)
+    return solve_weighted(
+        equation,
+        image,
+        lambda scaled: solve(inner, scaled, block=block, device=device),
+        name=inner,
+        mean=mean,
+        reweights=REWEIGHTS,
+    )
 
 
 def _exact(equation: ScaleEquation, *, block: int) -> ScaleSolution:
@@ -84,6 +128,8 @@ SOLVERS: dict[str, Callable[..., ScaleSolution]] = {
     "linf": _convex("linf"),
     "box": _convex("box"),
     "min_shift": _convex("min_shift"),
+    "min_bound": _convex("min_bound"),
+    "weighted": _weighted,
     "exact": _exact,
     "minimal": solve_minimal,
 }
@@ -95,7 +141,14 @@ verdicts then do not depend on the scale of the frozen weights or the target. ``
 convex programs normalize themselves (the convex ones keep ``box``'s bound in ``γ``'s units);
 ``exact`` is exact."""
 
-_OPTIONS = {"iterative": ("device",), "box": ("bound",), "min_shift": ("image",)}
+_OPTIONS = {
+    "iterative": ("device",),
+    "box": ("bound",),
+    "min_shift": ("image",),
+    "min_bound": ("image", "mean"),
+    "weighted": ("image", "mean", "device"),
+    "minimal": ("image", "mean"),
+}
 """The options each solver takes (the others are ignored, so one call can carry all of them)."""
 
 
@@ -109,8 +162,9 @@ def memory_estimate(method: str, n: int, d_out: int, d_in: int) -> int:
     * ``direct``: ``K`` (``mn``), QR with column pivoting on a copy when ``n > m`` (``mn``), the square
       subset, its LU and LAPACK's copies (``4m²``: an upper bound since the condition estimate no longer
       forms an inverse);
-    * ``l1``, ``linf``, ``box``, ``min_shift``: ``K``, the singular values' copy, and cvxpy's
+    * ``l1``, ``linf``, ``box``, ``min_shift``, ``min_bound``: ``K``, the singular values' copy, and cvxpy's
       canonicalized constraint matrix (sparse, with indices, built more than once): ``16mn``;
+    * ``weighted``: its inner method's, plus the scaled copy of ``B`` and the weights (``n(d_in + 1)``);
     * ``exact``: ``K`` and the rational square system (`verify.solvers.exact` limits its size);
     * ``minimal``: the system ``[W-part | −K]`` (``m × c``, ``c = d_out + n``), its parts, its
       equilibrated copy and the SVD's copy (``5mc``), ``U`` (``m²``, full) and its workspace (``m²``),
@@ -129,8 +183,11 @@ def memory_estimate(method: str, n: int, d_out: int, d_in: int) -> int:
         words = 2 * m * n + m * k + k * n + 4 * k * k
     elif method == "direct":
         words = (2 if n > m else 1) * m * n + 4 * m * m
-    elif method in ("l1", "linf", "box", "min_shift"):
+    elif method in ("l1", "linf", "box", "min_shift", "min_bound"):
         words = 16 * m * n
+    elif method == "weighted":
+        inner = choose(n, m, d_out=d_out, d_in=d_in)
+        return memory_estimate("lstsq" if inner == "direct" else inner, n, d_out, d_in) + 8 * n * (d_in + 1)
     elif method == "exact":
         words = 2 * m * n
     elif method == "minimal":
@@ -199,24 +256,29 @@ def choose(
 def solve(method: str, equation: ScaleEquation, *, block: int, **options: Any) -> ScaleSolution:
     """Solve block ``block``'s scale equation with ``method`` (``auto`` or a key of `SOLVERS`).
 
-    ``options``: ``bound`` (for ``box``), ``image`` (the odd layer's `AffineRange`, for ``min_shift``),
-    ``device`` (a `TorchSpec`: run ``iterative`` in torch there); a solver ignores the others. A method
+    ``options``: ``bound`` (for ``box``), ``image`` (the odd layer's `AffineRange`, for ``min_shift``,
+    ``min_bound``, ``weighted``, and for ``auto``, which runs ``weighted`` with it above the exact width),
+    ``mean`` (the odd layer's running mean, for ``min_bound`` and ``weighted``), ``device`` (a `TorchSpec`: run
+    ``iterative`` in torch there); a solver ignores the others. A method
     whose `memory_estimate` exceeds the available memory is refused before it allocates (`check_memory`);
     ``auto`` never picks one.
     """
     shape = (equation.n, equation.d_out, equation.d_in)
     if method == "auto":
         chosen = choose(equation.n, equation.needed, d_out=equation.d_out, d_in=equation.d_in)
+        if chosen != "direct" and options.get("image") is not None and equation.n > equation.needed:
+            chosen = "weighted"  # a null space to choose in: the solution of smaller bound, at the same cost
         solution = solve(chosen, equation, block=block, **options)
         return replace(solution, method=f"auto -> {solution.method}")
     if method not in SOLVERS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method != "iterative" or options.get("device") is None:  # a device's memory is not the host's
+    if method not in ("iterative", "weighted") or options.get("device") is None:  # a device's memory is not the host's
         check_memory(method, *shape, block=block)
     announce(method, estimate_seconds(method, *shape), block=block, shape=shape)
     if method in _NORMALIZED:
         normalized, unit = equation.normalized()
-        solution = SOLVERS[method](normalized, block=block)
+        taken = {name: options[name] for name in _OPTIONS.get(method, ()) if name in options}
+        solution = SOLVERS[method](normalized, block=block, **taken)  # image, mean: homogeneous, units kept
         if unit == 1.0:
             return solution
         return replace(
