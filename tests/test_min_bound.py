@@ -162,3 +162,14 @@ def test_minimal_mode_takes_the_null_vector_of_smaller_proxy(seed: int) -> None:
     exact_width = FrozenNetwork.for_target(target, width="minimal", seed=1000 + seed, biases=True)
     one = verify.reconstruct(target, exact_width, DOMAIN, mode="minimal", progress=False)
     assert all("bound_objective" not in b.diagnostics for b in one.certificate.blocks)  # one direction: no choice
+
+
+def test_weights_stay_finite_and_positive_whatever_the_costs_magnitude():
+    # Found by properties/test_certificate: a block whose odd neurons' costs were subnormal rounded every
+    # weight to 0, so ``B / D`` was inf. Only the weights' ratios matter (the minimizer is scale-free).
+    from verify.solvers.min_bound import SPREAD, _powers_of_two
+
+    for costs in (np.array([5e-324, 1e-323, 0.0]), np.array([1e300, 1.7e308, np.inf]), np.array([1.0, 1e-40, 3.0])):
+        weights = _powers_of_two(costs)
+        assert np.all(np.isfinite(weights)) and np.all(weights > 0)
+        assert weights.max() / weights.min() <= SPREAD

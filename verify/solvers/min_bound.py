@@ -127,8 +127,10 @@ def _powers_of_two(values: np.ndarray) -> np.ndarray:
     if not np.any(usable):
         return np.ones_like(values, dtype=np.float64)
     largest = float(np.max(values[usable]))
-    safe = np.clip(np.where(usable, values, largest), largest / SPREAD, largest)
-    return np.ldexp(1.0, np.round(np.log2(safe)).astype(int))
+    # Relative to the largest (only ratios change the minimizer): in [1/SPREAD, 1] whatever the magnitude, so a
+    # subnormal or huge largest cost cannot round a weight to 0 or inf.
+    ratio = np.clip(np.where(usable, values, largest) / largest, 1.0 / SPREAD, 1.0)
+    return np.ldexp(1.0, np.round(np.log2(ratio)).astype(int))
 
 
 def solve_weighted_norm(
