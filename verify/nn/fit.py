@@ -71,7 +71,9 @@ def fit_norm_layers(
 ) -> Reconstruction | ResidualReconstruction | GraphReconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
-    Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, ``rtol``, …), loads
+    Both must be torch ``nn.Module``s (a ValueError otherwise; numpy networks such as `verify.FrozenNetwork` go
+    to `verify.reconstruct` directly). Reads both modules, calls `verify.reconstruct` (``options``: ``mode``,
+    ``method``, ``rtol``, …), loads
     the BN weight and bias into ``frozen`` in place and returns the `Reconstruction` (its
     certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
@@ -132,6 +134,7 @@ def fit_norm_layers(
     and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is then
     a `verify.nn.graph_fit.GraphReconstruction`.
     """
+    _check_modules(frozen, target)
     check_dense(target, "target")
     check_dense(frozen, "frozen")
     mode = options.pop("mode", "auto")
@@ -140,14 +143,13 @@ def fit_norm_layers(
             f"mode must be one of {MODES} ('auto' picks paper or minimal from the widths; 'approximate' answers "
             f"below them with a certified error bound), got {mode!r}"
         )
-    if isinstance(target, nn.Module):
-        refuse_train_norms(target)
+    refuse_train_norms(target)
     # Every pair's solve fits (verify.core.memory), before the modules are copied; 'auto' is planned as paper,
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
         _refuse_approximate(mode, "a verify.nn.FrozenResidualMLP (Case 2: residual branches)")
-        if isinstance(target, nn.Module) and not isinstance(target, nn.Sequential):  # a class whose graph is a chain
+        if not isinstance(target, nn.Sequential):  # a class whose graph is a chain
             target = as_chain(target, "target")
         networks = (target_from_module(target), frozen.to_network())
         dtypes = _dtypes(target, frozen)
@@ -190,6 +192,18 @@ def fit_norm_layers(
     return result
 
 
+def _check_modules(frozen: object, target: object) -> None:
+    """ValueError unless both are torch modules, saying that numpy networks go to `verify.reconstruct`."""
+    for role, value in (("frozen", frozen), ("target", target)):
+        if not isinstance(value, nn.Module):
+            raise ValueError(
+                f"fit_norm_layers tunes torch modules: {role} must be a torch nn.Module, got {type(value).__name__}. "
+                "Pass torch modules (verify.nn.frozen_like builds a frozen one for a target), or, for numpy "
+                "networks (verify.TargetNetwork, verify.FrozenNetwork, ...), call verify.reconstruct(target, "
+                "frozen, domain) instead"
+            )
+
+
 def _refuse_approximate(mode: str, route: str) -> None:
     """ValueError for ``mode="approximate"`` on a route it does not read yet, saying what does."""
     if mode == "approximate":
@@ -217,8 +231,6 @@ def _dtype_name(module: nn.Module) -> str:
 def _chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
     """Both modules as the ``nn.Sequential`` of the layers their forwards run, or None if either is not a chain or
     the target chain has a layer the ``nn.Sequential`` readers do not read (the graph route reads it then)."""
-    if not (isinstance(target, nn.Module) and isinstance(frozen, nn.Module)):
-        return None  # the graph route words the refusal
     try:
         chains = as_chain(target, "target"), as_chain(frozen, "frozen")
     except ValueError:
