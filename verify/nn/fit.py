@@ -10,11 +10,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from verify.construction.approximate import solve_approximate
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.construction.residual import ResidualReconstruction, reconstruct_residual
@@ -62,7 +64,11 @@ def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconst
 MODES = ("auto", "paper", "minimal", "approximate")
 """The modes `fit_norm_layers` takes: ``"auto"`` (the default) picks ``"paper"`` or ``"minimal"`` from the widths;
 ``"approximate"`` answers below the threshold too (dense chains, docs/design.md §11)."""
-APPROXIMATE_ROUTES = ("dense chains (nn.Sequential or a class read as one) of Linear → BatchNorm1d → ReLU",)
+APPROXIMATE_ROUTES = (
+    "dense chains (nn.Sequential or a class read as one) of Linear → BatchNorm1d → ReLU",
+    "convolutional chains (an nn.Sequential CNN, or a class read as one, built by verify.nn.frozen_like)",
+    "Case 2 residual modules (verify.nn.FrozenResidualMLP)",
+)
 """What ``mode="approximate"`` reads among the torch routes of `fit_norm_layers`."""
 
 
@@ -148,13 +154,12 @@ def fit_norm_layers(
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
-        _refuse_approximate(mode, "a verify.nn.FrozenResidualMLP (Case 2: residual branches)")
         if not isinstance(target, nn.Sequential):  # a class whose graph is a chain
             target = as_chain(target, "target")
         networks = (target_from_module(target), frozen.to_network())
         dtypes = _dtypes(target, frozen)
         try:
-            result = _residual(*networks, domain, "paper" if mode == "auto" else mode, **options, **dtypes)
+            result = _in_dtypes(_residual, networks, domain, "paper" if mode == "auto" else mode, options, dtypes)
         except InfeasibleError as error:
             if mode != "auto" or error.width is None or error.width_needed is None:
                 raise
@@ -171,7 +176,6 @@ def fit_norm_layers(
     target_chain, frozen_chain = chains
     structured = uses_structure(target_chain, frozen_chain)  # convolutions, pooling, a target's BatchNorm (§9)
     if structured:  # matched first: a frozen chain in another order would fail the readers' shape checks
-        _refuse_approximate(mode, "a convolutional chain (convolutions, pooling or a target BatchNorm)")
         check_frozen_norms(frozen)
         match_chain(target_chain, frozen)
         networks = conv_networks(target_chain, frozen_chain, domain)
@@ -181,7 +185,7 @@ def fit_norm_layers(
         match_chain(target_chain, frozen, flat=True)
     chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
     if structured:  # certified in the frozen module's dtype (dense chains read it from their tensors)
-        result = _convolutional(*networks, domain, chosen, **options, **_dtypes(target_chain, frozen_chain))
+        result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target_chain, frozen_chain))
         check_module_dtype(frozen_chain, result, "convolutional")
     else:
         result = reconstruct(*networks, domain, chosen, **options)
@@ -208,10 +212,30 @@ def _refuse_approximate(mode: str, route: str) -> None:
     """ValueError for ``mode="approximate"`` on a route it does not read yet, saying what does."""
     if mode == "approximate":
         raise ValueError(
-            f"mode='approximate' on torch modules reads {APPROXIMATE_ROUTES[0]} so far; these modules are {route}. "
-            "At or above the threshold use mode='auto', 'paper' or 'minimal' (exact), or, for a dense network, "
-            "read it as an nn.Sequential of Linear, BatchNorm1d and ReLU layers"
+            f"mode='approximate' on torch modules reads {'; '.join(APPROXIMATE_ROUTES)}; these modules are {route}. "
+            "At or above the threshold use mode='auto', 'paper' or 'minimal' (exact), or write the model as one of "
+            "those routes (an nn.Sequential chain, say)"
         )
+
+
+def _in_dtypes(
+    construct: Callable[..., Reconstruction],
+    networks: tuple[object, object],
+    domain: Domain | None,
+    mode: str,
+    options: dict,
+    dtypes: dict[str, str],
+) -> Reconstruction:
+    """``construct`` (the convolutional or residual construction) certified in the modules' ``dtypes``;
+    ``mode="approximate"`` through `solve_approximate`: paper mode's result where it is exact, else the narrow
+    pairs approximated (both objectives for ``method="auto"``), every attempt in those dtypes."""
+    if mode != "approximate":
+        return construct(*networks, domain, mode, **options, **dtypes)
+    rest = {key: value for key, value in options.items() if key != "method"}
+    return solve_approximate(
+        lambda m, method: construct(*networks, domain, m, method=method, **rest, **dtypes),
+        options.get("method", "auto"),
+    )
 
 
 _convolutional = limited(reconstruct_convolutional)
