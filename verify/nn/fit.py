@@ -63,7 +63,7 @@ def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconst
 
 MODES = ("auto", "paper", "minimal", "approximate")
 """The modes `fit_norm_layers` takes: ``"auto"`` (the default) picks ``"paper"`` or ``"minimal"`` from the widths;
-``"approximate"`` answers below the threshold too (dense chains, docs/design.md §11)."""
+``"approximate"`` answers below the threshold too (the routes of `APPROXIMATE_ROUTES`, docs/design.md §11)."""
 APPROXIMATE_ROUTES = (
     "dense chains (nn.Sequential or a class read as one) of Linear → BatchNorm1d → ReLU",
     "convolutional chains (an nn.Sequential CNN, or a class read as one, built by verify.nn.frozen_like)",
@@ -79,9 +79,8 @@ def fit_norm_layers(
 
     Both must be torch ``nn.Module``s (a ValueError otherwise; numpy networks such as `verify.FrozenNetwork` go
     to `verify.reconstruct` directly). Reads both modules, calls `verify.reconstruct` (``options``: ``mode``,
-    ``method``, ``rtol``, …), loads
-    the BN weight and bias into ``frozen`` in place and returns the `Reconstruction` (its
-    certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
+    ``method``, ``rtol``, …), loads the BN weight and bias into ``frozen`` in place and returns the
+    `Reconstruction` (its certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
     ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
     float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
@@ -90,15 +89,16 @@ def fit_norm_layers(
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
     ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
 
-    ``mode="approximate"`` (docs/design.md §11) answers below those widths too, for dense chains on a bounded
-    domain: the modules are read as for the other modes, `verify.reconstruct` builds the approximating
-    network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``), its BN weight and bias are loaded in place, and
-    the result's `verify.core.approximate_certificate.ApproximateCertificate` carries ``exact`` (True at or
-    above the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
+    ``mode="approximate"`` (docs/design.md §11) answers below those widths too, on a bounded domain, for
+    the routes of `APPROXIMATE_ROUTES`: dense chains, convolutional chains and `verify.nn.FrozenResidualMLP`
+    (Case 2). The modules are read as for the other modes and the route's construction, called in the
+    modules' dtypes, builds the approximating network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``;
+    `verify.construction.approximate.solve_approximate`); its BN weight and bias are loaded in place, and the
+    result's `verify.core.approximate_certificate.ApproximateCertificate` carries ``exact`` (True at or above
+    the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
     domain for the module's own forward in its dtype, approximation and rounding together) and
     ``approximation_error``. A module that is not float64 is then sanity-checked by `check_module_dtype`.
-    Convolutional, residual (`verify.nn.FrozenResidualMLP`) and graph modules refuse it with a ValueError
-    before anything is changed.
+    Modules read as graphs refuse it with a ValueError before anything is changed, naming those routes.
 
     Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
     both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
