@@ -10,6 +10,7 @@ refusal leaves the module as it was.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -144,3 +145,54 @@ def test_a_refusal_leaves_the_module_unchanged(route: str, arguments: Callable, 
         fit_norm_layers(frozen, target, options.pop("domain"), mode="approximate", **options)
     assert frozen.training
     assert all(torch.equal(frozen.state_dict()[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    ("route", "engine"), [("convolutional", "graph_error_bound"), ("case2", "residual_error_bound")]
+)
+def test_a_bound_too_small_is_caught_and_the_module_is_left_unchanged(
+    route: str, engine: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The route's rigorous bound, made 10 times too small on purpose: the sampled checks refuse it
+    (`verify.CertificateError`) before any BatchNorm is written."""
+    from verify.construction import convolutional, residual
+
+    owner = convolutional if route == "convolutional" else residual
+    honest = getattr(owner, engine)
+
+    def shrunk(*args: object, **kwargs: object) -> object:
+        bound = honest(*args, **kwargs)
+        return dataclasses.replace(bound, error_bound=bound.error_bound / 10)
+
+    monkeypatch.setattr(owner, engine, shrunk)
+    target, frozen, box = ROUTES[route](dtype, 0.5)
+    frozen.train()
+    before = copy.deepcopy(frozen.state_dict())
+    with pytest.raises(verify.CertificateError, match="bound is wrong"):
+        fit_norm_layers(frozen, target, box, mode="approximate")
+    assert frozen.training
+    assert all(torch.equal(frozen.state_dict()[k], v) for k, v in before.items())
+
+
+class _Wrapped(nn.Module):
+    """A model class whose forward is the Sequential's chain: read on the same convolutional route."""
+
+    def __init__(self, net: nn.Sequential) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_a_cnn_class_read_as_a_chain_gets_the_sequential_s_result() -> None:
+    target, frozen, box = _conv(torch.float32, 0.5)
+    sequential = fit_norm_layers(copy.deepcopy(frozen), target, box, mode="approximate")
+    wrapped = _Wrapped(frozen)
+    result = fit_norm_layers(wrapped, _Wrapped(target), box, mode="approximate")
+    assert result.certificate.error_bound == sequential.certificate.error_bound
+    for ours, theirs in zip(result.gamma + result.beta, sequential.gamma + sequential.beta, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    x = fresh_points(box, 1600, np.random.default_rng(23))
+    assert max(_errors(wrapped, _Wrapped(target), x, box.shape)) <= result.certificate.error_bound
