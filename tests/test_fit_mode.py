@@ -91,3 +91,24 @@ def test_an_unknown_mode_is_refused_in_words(mode: object) -> None:
     target = target_mlp([3, 4, 2], seed=1, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"mode must be one of \('auto', 'paper', 'minimal', 'approximate'\)"):
         fit_norm_layers(_frozen(target, "paper"), target, verify.Ball(1.0), mode=mode)
+
+
+def _numpy_pair() -> tuple[verify.TargetNetwork, verify.FrozenNetwork]:
+    target = verify.TargetNetwork.random([3, 3, 2], seed=0)
+    return target, verify.FrozenNetwork.for_target(target, "paper", seed=1)
+
+
+@pytest.mark.parametrize("mode", ["auto", "paper", "minimal", "approximate"])
+@pytest.mark.parametrize("numpy_side", ["both", "frozen", "target"])
+def test_numpy_networks_are_refused_pointing_to_reconstruct(mode: str, numpy_side: str) -> None:
+    # Before, plan_fit reached for .parameters() of a verify.FrozenNetwork: a raw AttributeError.
+    target, frozen = _numpy_pair()
+    module = target_mlp([3, 3, 2], seed=0, dtype=torch.float64)
+    tuned = frozen_like(module, width="paper", seed=1)
+    before = {k: v.clone() for k, v in tuned.state_dict().items()}
+    pairs = {"both": (frozen, target), "frozen": (frozen, module), "target": (tuned, target)}
+    role = {"both": "frozen", "frozen": "frozen", "target": "target"}[numpy_side]
+    message = rf"{role} must be a torch nn.Module, got \w+Network.*Pass torch modules.*verify\.reconstruct"
+    with pytest.raises(ValueError, match=message):
+        fit_norm_layers(*pairs[numpy_side], verify.Ball(1.0), mode=mode)
+    assert all(torch.equal(tuned.state_dict()[k], v) for k, v in before.items())

@@ -20,11 +20,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from verify.construction.tuning import TunedBlock, certify_block, even_layer, tune_block
+from verify.construction.result import Reconstruction
+from verify.construction.tuning import (
+    APPROXIMATE,
+    TunedBlock,
+    certify_block,
+    check_approximate_method,
+    even_layer,
+    tune_block,
+)
+from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.bias_shift import activity_margin, bias_shift
 from verify.core.blocks import blocks
 from verify.core.bounds import block_input_regions
@@ -37,7 +47,14 @@ from verify.core.residual import ResidualFrozenNetwork
 from verify.core.scale_equation import ScaleEquation
 from verify.solvers.weighted_l1 import solve_weighted
 
-__all__ = ["ROUTES", "amplification", "approximate_block", "check_approximate_route", "tune_approximate"]
+__all__ = [
+    "ROUTES",
+    "amplification",
+    "approximate_block",
+    "check_approximate_route",
+    "solve_approximate",
+    "tune_approximate",
+]
 
 
 ROUTES = (
@@ -65,6 +82,30 @@ def check_approximate_route(frozen: Any, domain: Domain | None) -> None:
             "mode='approximate' bounds the error over a bounded domain: give a verify.Ball or verify.Box "
             "(domain=None is the paired construction, exact on all of R^d)"
         )
+
+
+def solve_approximate(solve: Callable[[str, str], Reconstruction], method: str) -> Reconstruction:
+    """``mode="approximate"`` around one route's construction ``solve(mode, method)`` (dense, sparse, Case 2 or
+    convolutional, in whatever evaluation dtype ``solve`` certifies).
+
+    Paper mode first: where every block is solvable exactly the result is paper mode's, its certificate wrapped as
+    an `ApproximateCertificate` with ``exact`` True and a zero ``approximation_error``. Where some block is too
+    narrow (`InfeasibleError`), ``solve`` runs in approximate mode; ``method="auto"`` runs both objectives,
+    ``"l1"`` and ``"lstsq"``, and keeps the result with the smaller certified bound (docs/design.md §11).
+    """
+    check_approximate_method(method)  # before paper mode, which would take methods approximate mode refuses
+    try:
+        exact = solve("paper", method)
+    except InfeasibleError:  # some block is too narrow: approximated below
+        exact = None
+    if exact is not None:
+        figures = ApproximateCertificate(True, exact.certificate, 0.0, ())
+        figures = replace(figures, block_errors=(0.0,) * len(figures.blocks))
+        return replace(exact, certificate=figures, mode=APPROXIMATE)
+    if method == "auto":
+        candidates = [solve(APPROXIMATE, m) for m in ("l1", "lstsq")]
+        return min(candidates, key=lambda result: result.certificate.error_bound)
+    return solve(APPROXIMATE, method)
 
 
 def tune_approximate(

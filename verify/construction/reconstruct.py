@@ -23,12 +23,11 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, NoReturn
 
 import numpy as np
 
-from verify.construction.approximate import check_approximate_route, tune_approximate
+from verify.construction.approximate import check_approximate_route, solve_approximate, tune_approximate
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.memory_plan import dense_sizes, plan_solves
 from verify.construction.progress import active as progress_active
@@ -42,7 +41,7 @@ from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.conv_networks import is_convolutional
 from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
-from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.errors import CertificateError
 from verify.core.interop import dtype_name, result_spec, round_to, to_caller
 from verify.core.linear_bounds import linear_regions, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
@@ -197,18 +196,27 @@ def reconstruct(
             _check_arguments(target, frozen, domain, mode, samples, rtol, method, bound)
         else:  # the residual route checks its architecture itself
             check_options(mode, method, samples, rtol, bound)
-        try:
-            exact = reconstruct(target, frozen, domain, "paper", method=method, samples=samples, seed=seed, rtol=rtol)
-        except InfeasibleError:  # some block is too narrow: approximated below
-            exact = None
-        if exact is not None:
-            figures = ApproximateCertificate(True, exact.certificate, 0.0, ())
-            figures = replace(figures, block_errors=(0.0,) * len(figures.blocks))
-            return replace(exact, certificate=figures, mode=APPROXIMATE)
-        if method == "auto":  # both objectives; the smaller certified bound wins (docs/design.md §11)
-            options = {"samples": samples, "seed": seed, "rtol": rtol}
-            candidates = [reconstruct(target, frozen, domain, mode, method=m, **options) for m in ("l1", "lstsq")]
-            return min(candidates, key=lambda result: result.certificate.error_bound)
+        options = {"bound": bound, "samples": samples, "seed": seed, "rtol": rtol}
+        return solve_approximate(  # paper mode where it is exact, else both objectives (docs/design.md §11)
+            lambda m, meth: _solve(target, frozen, domain, m, method=meth, **options), method
+        )
+    return _solve(target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol)
+
+
+def _solve(
+    target: Any,
+    frozen: Any,
+    domain: Domain | None,
+    mode: str,
+    *,
+    method: str,
+    bound: float | None,
+    samples: int,
+    seed: int,
+    rtol: float,
+) -> Reconstruction:
+    """`reconstruct` on its route (residual, convolutional, or dense and sparse chains) in ``mode``, with the
+    arguments already read (for ``mode="approximate"``: its narrow blocks approximated, `solve_approximate`)."""
     if isinstance(frozen, ResidualFrozenNetwork):  # docs/design.md §8
         return reconstruct_residual(
             target, frozen, domain, mode, method=method, bound=bound, samples=samples, seed=seed, rtol=rtol

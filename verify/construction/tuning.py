@@ -38,6 +38,7 @@ __all__ = [
     "SHIFTED_METHODS",
     "TunedBlock",
     "certify_block",
+    "check_approximate_method",
     "check_options",
     "even_layer",
     "refuse_unmatched",
@@ -59,17 +60,23 @@ APPROXIMATE_METHODS = ("auto", "lstsq", "l1")
 (cvxpy), ``"lstsq"`` its weighted least squares (the fast path); an exact block uses the method as in paper mode."""
 
 
+def check_approximate_method(method: object) -> None:
+    """ValueError unless ``method`` is one ``mode="approximate"`` takes (`APPROXIMATE_METHODS`)."""
+    if method not in APPROXIMATE_METHODS:
+        raise ValueError(
+            f"mode='approximate' solves narrow blocks by a weighted ℓ1 program or its least-squares fast path: "
+            f"method must be one of {APPROXIMATE_METHODS}, got {method!r}"
+        )
+
+
 def check_options(mode: object, method: object, samples: object, rtol: object, bound: object) -> None:
     """The options every construction takes (chain, convolutional, residual), refused by name when invalid."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if mode not in MODES and mode != APPROXIMATE:
         raise ValueError(f"mode must be one of {(*MODES, APPROXIMATE)}, got {mode!r}")
-    if mode == APPROXIMATE and method not in APPROXIMATE_METHODS:
-        raise ValueError(
-            f"mode='approximate' solves narrow blocks by a weighted ℓ1 program or its least-squares fast path: "
-            f"method must be one of {APPROXIMATE_METHODS}, got {method!r}"
-        )
+    if mode == APPROXIMATE:
+        check_approximate_method(method)
     if mode == "minimal" and method not in ("auto", "lstsq"):
         raise ValueError(
             f"method {method!r} solves the paper-mode equation K γ = vec(W); mode='minimal' uses the SVD null "

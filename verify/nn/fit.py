@@ -10,11 +10,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from verify.construction.approximate import solve_approximate
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.construction.residual import ResidualReconstruction, reconstruct_residual
@@ -61,8 +63,12 @@ def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconst
 
 MODES = ("auto", "paper", "minimal", "approximate")
 """The modes `fit_norm_layers` takes: ``"auto"`` (the default) picks ``"paper"`` or ``"minimal"`` from the widths;
-``"approximate"`` answers below the threshold too (dense chains, docs/design.md §11)."""
-APPROXIMATE_ROUTES = ("dense chains (nn.Sequential or a class read as one) of Linear → BatchNorm1d → ReLU",)
+``"approximate"`` answers below the threshold too (the routes of `APPROXIMATE_ROUTES`, docs/design.md §11)."""
+APPROXIMATE_ROUTES = (
+    "dense chains (nn.Sequential or a class read as one) of Linear → BatchNorm1d → ReLU",
+    "convolutional chains (an nn.Sequential CNN, or a class read as one, built by verify.nn.frozen_like)",
+    "Case 2 residual modules (verify.nn.FrozenResidualMLP)",
+)
 """What ``mode="approximate"`` reads among the torch routes of `fit_norm_layers`."""
 
 
@@ -71,9 +77,10 @@ def fit_norm_layers(
 ) -> Reconstruction | ResidualReconstruction | GraphReconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
-    Reads both modules, calls `verify.reconstruct` (``options``: ``mode``, ``method``, ``rtol``, …), loads
-    the BN weight and bias into ``frozen`` in place and returns the `Reconstruction` (its
-    certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
+    Both must be torch ``nn.Module``s (a ValueError otherwise; numpy networks such as `verify.FrozenNetwork` go
+    to `verify.reconstruct` directly). Reads both modules, calls `verify.reconstruct` (``options``: ``mode``,
+    ``method``, ``rtol``, …), loads the BN weight and bias into ``frozen`` in place and returns the
+    `Reconstruction` (its certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
     ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
     float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
@@ -82,15 +89,16 @@ def fit_norm_layers(
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
     ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
 
-    ``mode="approximate"`` (docs/design.md §11) answers below those widths too, for dense chains on a bounded
-    domain: the modules are read as for the other modes, `verify.reconstruct` builds the approximating
-    network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``), its BN weight and bias are loaded in place, and
-    the result's `verify.core.approximate_certificate.ApproximateCertificate` carries ``exact`` (True at or
-    above the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
+    ``mode="approximate"`` (docs/design.md §11) answers below those widths too, on a bounded domain, for
+    the routes of `APPROXIMATE_ROUTES`: dense chains, convolutional chains and `verify.nn.FrozenResidualMLP`
+    (Case 2). The modules are read as for the other modes and the route's construction, called in the
+    modules' dtypes, builds the approximating network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``;
+    `verify.construction.approximate.solve_approximate`); its BN weight and bias are loaded in place, and the
+    result's `verify.core.approximate_certificate.ApproximateCertificate` carries ``exact`` (True at or above
+    the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
     domain for the module's own forward in its dtype, approximation and rounding together) and
     ``approximation_error``. A module that is not float64 is then sanity-checked by `check_module_dtype`.
-    Convolutional, residual (`verify.nn.FrozenResidualMLP`) and graph modules refuse it with a ValueError
-    before anything is changed.
+    Modules read as graphs refuse it with a ValueError before anything is changed, naming those routes.
 
     Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
     both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
@@ -132,6 +140,7 @@ def fit_norm_layers(
     and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is then
     a `verify.nn.graph_fit.GraphReconstruction`.
     """
+    _check_modules(frozen, target)
     check_dense(target, "target")
     check_dense(frozen, "frozen")
     mode = options.pop("mode", "auto")
@@ -140,19 +149,17 @@ def fit_norm_layers(
             f"mode must be one of {MODES} ('auto' picks paper or minimal from the widths; 'approximate' answers "
             f"below them with a certified error bound), got {mode!r}"
         )
-    if isinstance(target, nn.Module):
-        refuse_train_norms(target)
+    refuse_train_norms(target)
     # Every pair's solve fits (verify.core.memory), before the modules are copied; 'auto' is planned as paper,
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
     if isinstance(frozen, FrozenResidualMLP):
-        _refuse_approximate(mode, "a verify.nn.FrozenResidualMLP (Case 2: residual branches)")
-        if isinstance(target, nn.Module) and not isinstance(target, nn.Sequential):  # a class whose graph is a chain
+        if not isinstance(target, nn.Sequential):  # a class whose graph is a chain
             target = as_chain(target, "target")
         networks = (target_from_module(target), frozen.to_network())
         dtypes = _dtypes(target, frozen)
         try:
-            result = _residual(*networks, domain, "paper" if mode == "auto" else mode, **options, **dtypes)
+            result = _in_dtypes(_residual, networks, domain, "paper" if mode == "auto" else mode, options, dtypes)
         except InfeasibleError as error:
             if mode != "auto" or error.width is None or error.width_needed is None:
                 raise
@@ -169,7 +176,6 @@ def fit_norm_layers(
     target_chain, frozen_chain = chains
     structured = uses_structure(target_chain, frozen_chain)  # convolutions, pooling, a target's BatchNorm (§9)
     if structured:  # matched first: a frozen chain in another order would fail the readers' shape checks
-        _refuse_approximate(mode, "a convolutional chain (convolutions, pooling or a target BatchNorm)")
         check_frozen_norms(frozen)
         match_chain(target_chain, frozen)
         networks = conv_networks(target_chain, frozen_chain, domain)
@@ -179,7 +185,7 @@ def fit_norm_layers(
         match_chain(target_chain, frozen, flat=True)
     chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
     if structured:  # certified in the frozen module's dtype (dense chains read it from their tensors)
-        result = _convolutional(*networks, domain, chosen, **options, **_dtypes(target_chain, frozen_chain))
+        result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target_chain, frozen_chain))
         check_module_dtype(frozen_chain, result, "convolutional")
     else:
         result = reconstruct(*networks, domain, chosen, **options)
@@ -190,14 +196,46 @@ def fit_norm_layers(
     return result
 
 
+def _check_modules(frozen: object, target: object) -> None:
+    """ValueError unless both are torch modules, saying that numpy networks go to `verify.reconstruct`."""
+    for role, value in (("frozen", frozen), ("target", target)):
+        if not isinstance(value, nn.Module):
+            raise ValueError(
+                f"fit_norm_layers tunes torch modules: {role} must be a torch nn.Module, got {type(value).__name__}. "
+                "Pass torch modules (verify.nn.frozen_like builds a frozen one for a target), or, for numpy "
+                "networks (verify.TargetNetwork, verify.FrozenNetwork, ...), call verify.reconstruct(target, "
+                "frozen, domain) instead"
+            )
+
+
 def _refuse_approximate(mode: str, route: str) -> None:
     """ValueError for ``mode="approximate"`` on a route it does not read yet, saying what does."""
     if mode == "approximate":
         raise ValueError(
-            f"mode='approximate' on torch modules reads {APPROXIMATE_ROUTES[0]} so far; these modules are {route}. "
-            "At or above the threshold use mode='auto', 'paper' or 'minimal' (exact), or, for a dense network, "
-            "read it as an nn.Sequential of Linear, BatchNorm1d and ReLU layers"
+            f"mode='approximate' on torch modules reads {'; '.join(APPROXIMATE_ROUTES)}; these modules are {route}. "
+            "At or above the threshold use mode='auto', 'paper' or 'minimal' (exact), or write the model as one of "
+            "those routes (an nn.Sequential chain, say)"
         )
+
+
+def _in_dtypes(
+    construct: Callable[..., Reconstruction],
+    networks: tuple[object, object],
+    domain: Domain | None,
+    mode: str,
+    options: dict,
+    dtypes: dict[str, str],
+) -> Reconstruction:
+    """``construct`` (the convolutional or residual construction) certified in the modules' ``dtypes``;
+    ``mode="approximate"`` through `solve_approximate`: paper mode's result where it is exact, else the narrow
+    pairs approximated (both objectives for ``method="auto"``), every attempt in those dtypes."""
+    if mode != "approximate":
+        return construct(*networks, domain, mode, **options, **dtypes)
+    rest = {key: value for key, value in options.items() if key != "method"}
+    return solve_approximate(
+        lambda m, method: construct(*networks, domain, m, method=method, **rest, **dtypes),
+        options.get("method", "auto"),
+    )
 
 
 _convolutional = limited(reconstruct_convolutional)
@@ -217,8 +255,6 @@ def _dtype_name(module: nn.Module) -> str:
 def _chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
     """Both modules as the ``nn.Sequential`` of the layers their forwards run, or None if either is not a chain or
     the target chain has a layer the ``nn.Sequential`` readers do not read (the graph route reads it then)."""
-    if not (isinstance(target, nn.Module) and isinstance(frozen, nn.Module)):
-        return None  # the graph route words the refusal
     try:
         chains = as_chain(target, "target"), as_chain(frozen, "frozen")
     except ValueError:
