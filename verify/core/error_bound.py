@@ -90,9 +90,11 @@ that round less accurately than separate ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.blocks import blocks
 from verify.core.domains import Ball, Box, Domain
 from verify.core.networks import FrozenNetwork, TargetNetwork
@@ -110,6 +112,8 @@ _HUGE = {
 }
 _NORMAL = {"float64": 2.0**-1022, "float32": 2.0**-126, "float16": 2.0**-14, "bfloat16": 2.0**-126}
 """Smallest positive normal number of each dtype."""
+GENERATORS = 512
+"""The most generators an error form keeps (module notes 3): the smallest are merged into its remainder."""
 OPS = 10
 """Roundings of one frozen layer beyond its dot product: bias add 1, BatchNorm 9 (see module notes)."""
 _U64 = _UNIT["float64"]
@@ -151,6 +155,7 @@ class ErrorBound:
     frozen_scale: float = 0.0
     peak: float = 0.0
     valid_radius: float = float("inf")
+    terms: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     def at(self, x: np.ndarray) -> np.ndarray:
         """The bound at each point of ``x`` (shape ``(batch, d_0)``): ``error_bound + error_slope · ‖x‖_∞``,
@@ -230,9 +235,14 @@ def input_region(domain: Domain, what: str) -> _Region:
 def target_rounding(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
     """Item 4 of the module notes: the target's error ``|ẑ^f − z|`` after one layer ``W z + b`` evaluated in
     ``dtype``, from its error ``region.delta`` before it (``w_abs = |W|``)."""
+    return (w_abs @ region.delta + _target_fresh(region, w_abs, bias, dtype, inflate)) * inflate
+
+
+def _target_fresh(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
+    """The rounding of one target layer ``W ẑ^f + b`` in ``dtype`` itself: ``γ_{n+2}(|W| |ẑ^f| + |b|) + (n + 2) η``."""
     fan_in = w_abs.shape[1]
     rho = _gamma(fan_in + 2, _UNIT[dtype]) * (region.magnitude(w_abs, inflate) + np.abs(bias))
-    return (w_abs @ region.delta + rho + (fan_in + 2) * _TINY[dtype]) * inflate
+    return rho + (fan_in + 2) * _TINY[dtype]
 
 
 def preactivation_range(
@@ -321,7 +331,8 @@ def _bound(
     uf = _UNIT[target_dtype]
     if not rounding:  # exact evaluation of both networks: only the parameters' error remains
         u = tiny = uf = 0.0
-    widest = max(*frozen.widths, *target.widths)
+    # Sums of non-negative terms: at most a layer's width, or an error form's generators and remainder.
+    widest = max(*frozen.widths, *target.widths, 3 * GENERATORS + 4 * max(target.widths) + len(SOURCES))
     inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
     std = list(frozen.norm_std)
     scales = [g / sd for g, sd in zip(gamma, std, strict=True)]
@@ -332,8 +343,10 @@ def _bound(
 
     box_max = first.largest()
     exact = first
-    g_region = first.with_delta(u * box_max if u > _U64 else np.zeros_like(box_max))
-    f_region = first.with_delta(uf * box_max if uf > _U64 else np.zeros_like(box_max))
+    cast_g = u * box_max if u > _U64 else np.zeros_like(box_max)
+    cast_f = uf * box_max if uf > _U64 else np.zeros_like(box_max)
+    g_region, f_region = first.with_delta(cast_g), first.with_delta(cast_f)
+    errors = _start_errors(cast_g, cast_f, u == uf, inflate, signs=not rd)
     scale = float("nan")
     terms = np.zeros(0)
     per_block = []
@@ -377,14 +390,14 @@ def _bound(
             linear = bool(np.all(margin >= 0)) or not halves
         if linear:
             a_eff, b_eff, c_eff, s_eff, t_eff = block.a, block.b, block.c_odd, so, to
-            odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
+            odd_slack = np.maximum(-margin, 0.0) * inflate
         else:  # a paired block (on R^d, or solved on its halves on a bounded domain): no margin needed
             if m is None:
                 return failed(f"block {k} is not paired ([B; -B], [A, -A]); all of R^d needs a paired network")
             if not halves:
                 return failed(f"block {k}: the two halves of paired layer {jo + 1} have different scales")
             a_eff, b_eff, c_eff, s_eff, t_eff = block.a[:, :m], block.b[:m], block.c_odd[:m], so[:m], np.zeros(m)
-            odd_error = rho_odd + t_exact
+            odd_slack = t_exact
         # The even layer: its input magnitude |û| <= |p| + ρ_odd, its rounding.
         u_odd = (mag_odd + rho_odd) * inflate
         mag_even = (np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue)) + np.abs(be)) * inflate
@@ -410,9 +423,10 @@ def _bound(
         # The residuals of the scale equation and of the even shift, with the stored parameters.
         n_eff = b_eff.shape[0]
         slack = 2 * _gamma(n_eff + 12, _U64)
-        e_hat = se[:, None] * ((a_eff * s_eff) @ b_eff) - block.w
-        e_terms = np.abs(se)[:, None] * ((np.abs(a_eff) * np.abs(s_eff)) @ np.abs(b_eff)) + w_abs
-        e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
+        carried = se[:, None] * ((a_eff * s_eff) @ b_eff)  # W + E in float64
+        e_hat = carried - block.w
+        m_terms = np.abs(se)[:, None] * ((np.abs(a_eff) * np.abs(s_eff)) @ np.abs(b_eff))
+        e_terms = m_terms + w_abs
         t_eff_abs = t_abs if linear else np.zeros(len(t_eff))
         r_hat = te + se * (a_eff @ (s_eff * c_eff + t_eff) + block.c_even) - block.bias
         r_terms = (
@@ -421,32 +435,44 @@ def _bound(
             + np.abs(se) * (np.abs(a_eff) @ (np.abs(s_eff) * np.abs(c_eff) + t_eff_abs) + np.abs(block.c_even))
             + np.abs(block.bias)
         )
+        if n_eff * d_k * block.w.shape[1] <= _WIDE_WORK:  # E and r again in the wider precision (module notes 3)
+            e_hat, r_hat, slack = _wide_residuals(frozen, gamma, beta, block, d_k, linear, n_eff)
+        e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
         r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
-        if centred:  # max |E ẑ + r| over the region (module notes 8), plus the roundings of E, r and of this
-            affine = np.maximum(-g_region.minimum(e_hat, r_hat), -g_region.minimum(-e_hat, -r_hat))
+        if centred:  # max |E z + r| over the exact region (module notes 8), plus the roundings of E, r and of this
+            affine = np.maximum(-exact.minimum(e_hat, r_hat), -exact.minimum(-e_hat, -r_hat))
             evaluation = (
-                2 * _gamma(block.w.shape[1] + 12, _U64) * (g_region.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
+                2 * _gamma(block.w.shape[1] + 12, _U64) * (exact.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
             )
-            residual = (
-                (affine + evaluation + slack * r_terms) * inflate + g_region.magnitude(slack * e_terms, inflate),
-            )
+            residual = (affine + evaluation + slack * r_terms) * inflate + exact.magnitude(slack * e_terms, inflate)
         else:
-            residual = (g_region.magnitude(e_bar, inflate), r_bar)
-        # The block's error against the target's exact W z + b, summed left to right (the same float64 sums, so
-        # the same bits, as before the centred form existed).
-        delta = w_abs @ g_region.delta
-        for term in residual:
-            delta = delta + term
-        delta = (delta + np.abs(se) * (a_abs @ odd_error) + rho_even) * inflate
-        if rounding:
-            delta_f = target_rounding(f_region, w_abs, block.bias, target_dtype, inflate)
-        else:
-            delta_f = np.zeros(d_k)
+            residual = (exact.magnitude(e_bar, inflate) + r_bar) * inflate
+        # The block's error against the target's exact W z + b (module notes 3): the carried errors map by the
+        # block's exact matrix W + E (its float64 value, the difference in the remainder), this block's own
+        # errors are fresh generators: the residual per row, the odd layer's rounding per odd neuron through
+        # the even layer's column of s' ⊙ A, the even layer's rounding per row.
+        d_in = block.w.shape[1]
+        target_fresh = _target_fresh(f_region, w_abs, block.bias, target_dtype, inflate) if rounding else np.zeros(d_k)
+        carry_slack = 2 * _gamma(n_eff + 12, _U64) * m_terms  # the float64 W + E against the exact one
+        errors = _block_errors(errors, carried, block.w, carry_slack @ g_region.delta * inflate, d_k, d_in)
+        odd = se[:, None] * block.a
+        errors = _with_odd(errors, odd, rho_odd, "odd rounding", d_k, inflate)
+        errors = _with_odd(errors, odd, odd_slack, "margins", d_k, inflate)
+        zeros = np.zeros(d_k)
+        errors = errors.fresh(np.concatenate([residual, zeros]), "residual")
+        errors = errors.fresh(np.concatenate([rho_even, zeros]), "even rounding")
+        errors = errors.fresh(np.concatenate([zeros, target_fresh]), "target rounding").capped(GENERATORS)
+        bounds = errors.bound()
+        delta, delta_f = bounds[:d_k], bounds[d_k:]
         per_block.append(float(np.max(delta)))
         if not np.all(np.isfinite(delta)):
             return failed(f"block {k}: the bound is not finite in {dtype}")
         if k == target.depth:
-            total = float(np.max(delta + delta_f)) * inflate
+            difference = errors.transform(np.hstack([np.eye(d_k), -np.eye(d_k)]))
+            reach = difference.bound()
+            worst = int(np.argmax(reach))
+            total = float(reach[worst]) * inflate
+            split = tuple((name, value * inflate) for name, value in difference.terms(worst).items())
             frozen_scale = float(np.max(mag_even))
             break
         # The next block's box: the target's exact z_k, rounded outwards (R^d: the magnitude chain).
@@ -455,12 +481,96 @@ def _bound(
         else:
             lo_pre, hi_pre = preactivation_range(exact, block.w, block.bias, inflate)
             lo, hi = np.maximum(lo_pre, 0.0), np.maximum(hi_pre, 0.0)
-            # A neuron whose computed and exact pre-activations are both <= 0 on the whole domain outputs
-            # exactly 0 in both networks: no error is carried through it.
-            delta = np.where(hi_pre + delta <= 0, 0.0, delta)
-            delta_f = np.where(hi_pre + delta_f <= 0, 0.0, delta_f)
+            # The target's ReLU in both networks (module notes 3): a row >= 0 in both on the whole domain passes
+            # its errors, a row <= 0 in both is exactly 0, any other row is relaxed (the zonotope ReLU).
+            pre = np.concatenate([lo_pre, lo_pre]), np.concatenate([hi_pre, hi_pre])
+            errors = errors.relu(pre[0] - bounds >= 0, pre[1] + bounds <= 0)
+            bounds = errors.bound()
+            delta, delta_f = bounds[:d_k], bounds[d_k:]
         exact = _Region(lo, hi, np.zeros(d_k), nonneg=True)
         g_region, f_region = exact.with_delta(delta), exact.with_delta(delta_f)
     return ErrorBound(
-        total, scale, dtype, target_dtype, blocks=tuple(per_block), frozen_scale=frozen_scale, peak=highest
+        total,
+        scale,
+        dtype,
+        target_dtype,
+        blocks=tuple(per_block),
+        frozen_scale=frozen_scale,
+        peak=highest,
+        terms=split,
     )
+
+
+def _start_errors(cast_g: np.ndarray, cast_f: np.ndarray, shared: bool, inflate: float, signs: bool) -> AffineErrors:
+    """The input's errors, rows ``[ĝ; f̂]``: the casts into each dtype, one generator per entry, the same
+    generators for both networks when they cast into the same dtype (the same rounded ``x``)."""
+    dim = len(cast_g)
+    if shared:
+        g = np.vstack([np.diag(cast_g), np.diag(cast_f)])
+    else:
+        g = np.block([[np.diag(cast_g), np.zeros((dim, dim))], [np.zeros((dim, dim)), np.diag(cast_f)]])
+    keep = np.any(g != 0, axis=0)
+    labels = np.full(int(np.sum(keep)), SOURCES.index("input cast"))
+    return AffineErrors(g[:, keep], inflate, labels, signs=signs)
+
+
+_WIDE = np.longdouble
+_U_WIDE = float(np.finfo(_WIDE).eps) / 2
+_WIDE_WORK = 5e7
+"""The largest block (``n · d_k · d_{k−1}`` products) whose residuals are computed in ``np.longdouble``."""
+
+
+def _wide_residuals(
+    frozen: FrozenNetwork,
+    gamma: list[np.ndarray],
+    beta: list[np.ndarray],
+    block: Any,
+    d_k: int,
+    linear: bool,
+    n_eff: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The block's residuals ``Ê``, ``r̂`` computed in ``np.longdouble`` from the stored parameters (``s = γ/√(v+ε)``,
+    ``t = β − s μ`` too), and their allowance ``2 γ_{n+12}`` in that precision's unit roundoff (80-bit extended:
+    ``2^-64``; where ``longdouble`` is float64 the allowance is float64's, as before)."""
+
+    def affine(j: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        std = np.sqrt(np.asarray(frozen.running_var[j][:rows], dtype=_WIDE) + _WIDE(frozen.layer_eps[j]))
+        s = np.asarray(gamma[j][:rows], dtype=_WIDE) / std
+        return s, np.asarray(beta[j][:rows], dtype=_WIDE) - s * np.asarray(frozen.running_mean[j][:rows], dtype=_WIDE)
+
+    s_odd, t_odd = affine(block.odd, n_eff)
+    s_even, t_even = affine(block.even, d_k)
+    if not linear:  # a paired block on its halves: no shift
+        t_odd = np.zeros(n_eff, dtype=_WIDE)
+    a, b = np.asarray(block.a[:, :n_eff], dtype=_WIDE), np.asarray(block.b[:n_eff], dtype=_WIDE)
+    e_hat = s_even[:, None] * ((a * s_odd) @ b) - np.asarray(block.w, dtype=_WIDE)
+    c_odd, c_even = np.asarray(block.c_odd[:n_eff], dtype=_WIDE), np.asarray(block.c_even, dtype=_WIDE)
+    r_hat = t_even + s_even * (a @ (s_odd * c_odd + t_odd) + c_even) - np.asarray(block.bias, dtype=_WIDE)
+    return e_hat.astype(np.float64), r_hat.astype(np.float64), 2 * _gamma(n_eff + 12, _U_WIDE)
+
+
+def _block_errors(
+    errors: AffineErrors, carried: np.ndarray, w: np.ndarray, slack: np.ndarray, d_k: int, d_in: int
+) -> AffineErrors:
+    """Rows ``[ĝ; f̂]`` through one block: ``ĝ``'s errors by the block's matrix ``W + Ê`` (``slack`` bounds the
+    exact one's difference times the errors), ``f̂``'s by ``W``."""
+    matrix = np.zeros((2 * d_k, 2 * d_in))
+    matrix[:d_k, :d_in], matrix[d_k:, d_in:] = carried, w
+    return errors.transform(matrix).with_remainder(np.concatenate([slack, np.zeros(d_k)]), "float64")
+
+
+def _with_odd(
+    errors: AffineErrors, odd: np.ndarray, sizes: np.ndarray, source: str, d_k: int, inflate: float
+) -> AffineErrors:
+    """One generator per odd neuron ``i`` with an error of size ``sizes_i`` (through column ``i`` of ``s' ⊙ A``):
+    the ``GENERATORS`` largest by ``ℓ1`` norm, the others' ``|s'| |A| sizes`` into the remainder."""
+    sizes = np.maximum(sizes, 0.0)
+    norms = np.abs(odd).sum(axis=0) * sizes
+    chosen = np.flatnonzero(norms)
+    if len(chosen) > GENERATORS:
+        chosen = np.sort(chosen[np.argsort(-norms[chosen], kind="stable")[:GENERATORS]])
+    others = sizes.copy()
+    others[chosen] = 0.0
+    columns = np.vstack([odd[:, chosen] * sizes[chosen], np.zeros((d_k, len(chosen)))])
+    rest = np.concatenate([(np.abs(odd) @ others) * inflate, np.zeros(d_k)])
+    return errors.with_columns(columns, source, exact=False).with_remainder(rest, source)

@@ -4,8 +4,8 @@ The dense-chain analysis of `verify.core.error_bound` carried per block; a resid
 its *stream* instead. During stage ``k`` the exact stream (the frozen network in exact arithmetic, on
 the target's exact stage input ``z``) is ``x = T z + c`` (`verify.core.residual.StreamMap`), and the
 error ``x̂ − x`` of the stream the frozen network computes in its dtype (any summation order) is carried
-as a zonotope ``G ξ``, ``ξ ∈ [−1, 1]^g`` (`_Errors`): its componentwise bound is ``ε = |G| 1``. At the
-input ``G = diag(u |x|)`` on the input rows (the cast; 0 in float64).
+as a zonotope ``G ξ``, ``ξ ∈ [−1, 1]^g`` (`verify.core.affine_errors.AffineErrors`): its componentwise
+bound is ``ε = |G| 1``. At the input ``G = diag(u |x|)`` on the input rows (the cast; 0 in float64).
 
 **One branch** owning rows ``R`` (odd layer ``B``, even layer ``A``, per-neuron maps ``s, t`` and
 ``s', t'`` of the stored BatchNorm parameters; its even rows outside ``R`` have ``γ = β = 0`` and add
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from verify.core.affine_errors import AffineErrors
 from verify.core.domains import Domain
 from verify.core.error_bound import (
     _HUGE,
@@ -97,7 +98,7 @@ def residual_error_bound(
     beta = [np.asarray(b, dtype=np.float64) for b in beta]
     start = np.zeros(stream)
     start[: d[0]] = u * box_max if u > _U64 else 0.0
-    errors = _Errors(np.diag(start), inflate)
+    errors = AffineErrors(np.diag(start), inflate)
     f_region = exact.with_delta(uf * box_max if uf > _U64 else np.zeros_like(box_max))
     terms = np.zeros(0)
     per_branch: list[float] = []
@@ -175,13 +176,13 @@ class _Branch:
         self,
         exact: _Region,
         state: StreamMap,
-        errors: _Errors,
+        errors: AffineErrors,
         w_r: np.ndarray,
         b_r: np.ndarray,
         u: float,
         tiny: float,
         inflate: float,
-    ) -> tuple[_Errors, float]:
+    ) -> tuple[AffineErrors, float]:
         """The stream's errors after this branch, and the largest magnitude bounded on the way."""
         eps = errors.bound()
         s, t, b, a, se = self.s, self.t, self.b, self.a, self.se
@@ -244,42 +245,6 @@ class _Branch:
         # The addition to the stream rounds once: u times the magnitude of the computed sum.
         rounding = u * (target_mag + (np.abs(carried) @ eps + fresh) * inflate)
         return errors.mapped(self.rows, carried, (fresh + rounding) * inflate), peak
-
-
-class _Errors:
-    """The stream's errors as a zonotope: ``x̂ − x = G ξ`` for some ``ξ`` in ``[−1, 1]^g`` (module notes, item 2).
-
-    A linear map of the errors maps ``G``; an error known only by its size per row is a fresh diagonal block
-    of generators. ``bound()`` is ``|G| 1``, the componentwise bound, rounded up by ``inflate``.
-    """
-
-    def __init__(self, generators: np.ndarray, inflate: float) -> None:
-        self.g, self.inflate = generators, inflate
-
-    def bound(self) -> np.ndarray:
-        """``|G| 1`` per row (inflated for its float64 sum)."""
-        return np.abs(self.g).sum(axis=1) * self.inflate
-
-    def reach(self, a: np.ndarray) -> np.ndarray:
-        """``max over ξ of |a G ξ|`` per row of ``a``: ``|a G| 1`` (the product's rounding is the caller's)."""
-        return np.abs(a @ self.g).sum(axis=1) * self.inflate
-
-    def mapped(self, rows: np.ndarray, carried: np.ndarray, fresh: np.ndarray) -> _Errors:
-        """Rows ``rows`` become ``carried · (x̂ − x)`` plus an error of size ``fresh``; the other rows stay."""
-        g = self.g.copy()
-        g[rows] = carried @ self.g
-        extra = np.zeros((g.shape[0], len(rows)))
-        extra[rows, np.arange(len(rows))] = fresh
-        return _Errors(np.hstack([g, extra]), self.inflate)
-
-    def through_relu(self, active: np.ndarray, dead: np.ndarray) -> _Errors:
-        """The errors after a ReLU: kept on ``active`` rows, 0 on ``dead`` ones, one fresh generator of the row's
-        size on every other row (``|ReLU(a) − ReLU(b)| <= |a − b|``)."""
-        size = self.bound()
-        other = ~(active | dead)
-        g = np.where(active[:, None], self.g, 0.0)
-        extra = np.diag(np.where(other, size, 0.0))[:, other]
-        return _Errors(np.hstack([g, extra]), self.inflate)
 
 
 def _failed(dtype: str, target_dtype: str, scale: float, reason: str) -> ErrorBound:
