@@ -90,7 +90,6 @@ that round less accurately than separate ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -98,6 +97,7 @@ from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.blocks import blocks
 from verify.core.domains import Ball, Box, Domain
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.residuals import StoredNorm, block_residuals
 
 __all__ = ["FLOAT_DTYPES", "OPS", "ErrorBound", "error_bound", "unit_roundoff"]
 
@@ -230,6 +230,15 @@ def input_region(domain: Domain, what: str) -> _Region:
     if isinstance(domain, Box):
         return _Region(domain.lo, domain.hi, np.zeros_like(domain.lo))
     raise ValueError(f"{what} needs a verify.Ball or verify.Box, got {type(domain).__name__}")
+
+
+def layer_rounding(
+    scaled: np.ndarray, beta_abs: np.ndarray, fan_in: int, u: float, tiny: float, inflate: float
+) -> np.ndarray:
+    """Item 2 of the module notes: the rounding of one frozen layer ``N(M û + c)`` in a dtype of unit roundoff
+    ``u``, from ``scaled = |s| (|M| |û| + |c| + |μ|)`` and ``|β|``: ``γ_{fan_in + OPS} scaled + γ_2 |β| +
+    (fan_in + OPS) η``."""
+    return (_gamma(fan_in + OPS, u) * scaled + _gamma(2, u) * beta_abs) * inflate + (fan_in + OPS) * tiny
 
 
 def target_rounding(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
@@ -368,10 +377,9 @@ def _bound(
         fan_odd, fan_even = frozen.widths[jo], frozen.widths[je]
         b_abs, a_abs = np.abs(block.b), np.abs(block.a)
         # The odd layer: magnitude, rounding, and (shifted blocks) the rigorous linear regime.
-        mag_odd = (
-            np.abs(so) * (g_region.magnitude(b_abs, inflate) + np.abs(block.c_odd) + np.abs(muo)) + np.abs(bo)
-        ) * inflate
-        rho_odd = _gamma(fan_odd + OPS, u) * mag_odd + (fan_odd + OPS) * tiny
+        scaled_odd = np.abs(so) * (g_region.magnitude(b_abs, inflate) + np.abs(block.c_odd) + np.abs(muo))
+        mag_odd = (scaled_odd + np.abs(bo)) * inflate
+        rho_odd = layer_rounding(scaled_odd, np.abs(bo), fan_odd, u, tiny, inflate)
         t_abs = (np.abs(bo) + np.abs(so) * np.abs(muo)) * (1 + 4 * _gamma(4, _U64))
         # The exact |t| of the stored parameters: its float64 value plus the rounding of computing it
         # (s = γ/√(v+ε), s·μ, β − s·μ: a few roundings, each relative to |β| + |s||μ|).
@@ -400,8 +408,9 @@ def _bound(
             odd_slack = t_exact
         # The even layer: its input magnitude |û| <= |p| + ρ_odd, its rounding.
         u_odd = (mag_odd + rho_odd) * inflate
-        mag_even = (np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue)) + np.abs(be)) * inflate
-        rho_even = _gamma(fan_even + OPS, u) * mag_even + (fan_even + OPS) * tiny
+        scaled_even = np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue))
+        mag_even = (scaled_even + np.abs(be)) * inflate
+        rho_even = layer_rounding(scaled_even, np.abs(be), fan_even, u, tiny, inflate)
         # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
         h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
         # The pre-normalization values too (h = M u + c, then h − μ and γ·(h − μ) inside BatchNorm):
@@ -422,23 +431,16 @@ def _bound(
             return failed(f"block {k}: intermediate values may overflow {dtype}")
         # The residuals of the scale equation and of the even shift, with the stored parameters.
         n_eff = b_eff.shape[0]
-        slack = 2 * _gamma(n_eff + 12, _U64)
-        carried = se[:, None] * ((a_eff * s_eff) @ b_eff)  # W + E in float64
-        e_hat = carried - block.w
-        m_terms = np.abs(se)[:, None] * ((np.abs(a_eff) * np.abs(s_eff)) @ np.abs(b_eff))
-        e_terms = m_terms + w_abs
+        rows = slice(0, n_eff)
+        var, eps = frozen.running_var, frozen.layer_eps
+        odd_norm = StoredNorm(s_eff, t_eff, gamma[jo][rows], beta[jo][rows], muo[rows], var[jo][rows], eps[jo])
+        even_norm = StoredNorm(se, te, gamma[je][:d_k], be, mue, var[je][:d_k], eps[je])
         t_eff_abs = t_abs if linear else np.zeros(len(t_eff))
-        r_hat = te + se * (a_eff @ (s_eff * c_eff + t_eff) + block.c_even) - block.bias
-        r_terms = (
-            np.abs(be)
-            + np.abs(se) * np.abs(mue)
-            + np.abs(se) * (np.abs(a_eff) @ (np.abs(s_eff) * np.abs(c_eff) + t_eff_abs) + np.abs(block.c_even))
-            + np.abs(block.bias)
+        res = block_residuals(
+            a_eff, b_eff, c_eff, block.c_even, block.w, block.bias, odd_norm, even_norm, t_eff_abs, shifted=linear
         )
-        if n_eff * d_k * block.w.shape[1] <= _WIDE_WORK:  # E and r again in the wider precision (module notes 3)
-            e_hat, r_hat, slack = _wide_residuals(frozen, gamma, beta, block, d_k, linear, n_eff)
-        e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
-        r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+        e_hat, r_hat, e_terms, r_terms, slack = res.e_hat, res.r_hat, res.e_terms, res.r_terms, res.slack
+        e_bar, r_bar = res.bars(inflate)
         if centred:  # max |E z + r| over the exact region (module notes 8), plus the roundings of E, r and of this
             affine = np.maximum(-exact.minimum(e_hat, r_hat), -exact.minimum(-e_hat, -r_hat))
             evaluation = (
@@ -453,8 +455,8 @@ def _bound(
         # the even layer's column of s' ⊙ A, the even layer's rounding per row.
         d_in = block.w.shape[1]
         target_fresh = _target_fresh(f_region, w_abs, block.bias, target_dtype, inflate) if rounding else np.zeros(d_k)
-        carry_slack = 2 * _gamma(n_eff + 12, _U64) * m_terms  # the float64 W + E against the exact one
-        errors = _block_errors(errors, carried, block.w, carry_slack @ g_region.delta * inflate, d_k, d_in)
+        carry_slack = (res.carry_slack * res.m_terms) @ g_region.delta * inflate  # float64 W + E against the exact
+        errors = _block_errors(errors, res.carried, block.w, carry_slack, d_k, d_in)
         odd = se[:, None] * block.a
         errors = _with_odd(errors, odd, rho_odd, "odd rounding", d_k, inflate)
         errors = _with_odd(errors, odd, odd_slack, "margins", d_k, inflate)
@@ -512,41 +514,6 @@ def _start_errors(cast_g: np.ndarray, cast_f: np.ndarray, shared: bool, inflate:
     keep = np.any(g != 0, axis=0)
     labels = np.full(int(np.sum(keep)), SOURCES.index("input cast"))
     return AffineErrors(g[:, keep], inflate, labels, signs=signs)
-
-
-_WIDE = np.longdouble
-_U_WIDE = float(np.finfo(_WIDE).eps) / 2
-_WIDE_WORK = 5e7
-"""The largest block (``n · d_k · d_{k−1}`` products) whose residuals are computed in ``np.longdouble``."""
-
-
-def _wide_residuals(
-    frozen: FrozenNetwork,
-    gamma: list[np.ndarray],
-    beta: list[np.ndarray],
-    block: Any,
-    d_k: int,
-    linear: bool,
-    n_eff: int,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """The block's residuals ``Ê``, ``r̂`` computed in ``np.longdouble`` from the stored parameters (``s = γ/√(v+ε)``,
-    ``t = β − s μ`` too), and their allowance ``2 γ_{n+12}`` in that precision's unit roundoff (80-bit extended:
-    ``2^-64``; where ``longdouble`` is float64 the allowance is float64's, as before)."""
-
-    def affine(j: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        std = np.sqrt(np.asarray(frozen.running_var[j][:rows], dtype=_WIDE) + _WIDE(frozen.layer_eps[j]))
-        s = np.asarray(gamma[j][:rows], dtype=_WIDE) / std
-        return s, np.asarray(beta[j][:rows], dtype=_WIDE) - s * np.asarray(frozen.running_mean[j][:rows], dtype=_WIDE)
-
-    s_odd, t_odd = affine(block.odd, n_eff)
-    s_even, t_even = affine(block.even, d_k)
-    if not linear:  # a paired block on its halves: no shift
-        t_odd = np.zeros(n_eff, dtype=_WIDE)
-    a, b = np.asarray(block.a[:, :n_eff], dtype=_WIDE), np.asarray(block.b[:n_eff], dtype=_WIDE)
-    e_hat = s_even[:, None] * ((a * s_odd) @ b) - np.asarray(block.w, dtype=_WIDE)
-    c_odd, c_even = np.asarray(block.c_odd[:n_eff], dtype=_WIDE), np.asarray(block.c_even, dtype=_WIDE)
-    r_hat = t_even + s_even * (a @ (s_odd * c_odd + t_odd) + c_even) - np.asarray(block.bias, dtype=_WIDE)
-    return e_hat.astype(np.float64), r_hat.astype(np.float64), 2 * _gamma(n_eff + 12, _U_WIDE)
 
 
 def _block_errors(

@@ -45,8 +45,9 @@ import numpy as np
 
 from verify.core.convolution import AffineLayer
 from verify.core.domains import Ball, Box, Domain
-from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, unit_roundoff
+from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, layer_rounding, unit_roundoff
 from verify.core.graph import Graph, Node, Pair
+from verify.core.residuals import StoredNorm, block_residuals
 
 __all__ = ["Value", "graph_error_bound"]
 
@@ -129,8 +130,9 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     h_odd = _apply(odd, size_g, np.abs(odd.weight))
     h_odd = (h_odd + _channels(np.abs(odd.bias), h_odd)) * inflate
     ch = lambda values: _channels(values, h_odd)  # noqa: E731
-    mag_odd = (ch(np.abs(so)) * (h_odd + ch(np.abs(on.mean))) + ch(np.abs(on.beta))) * inflate
-    rho_odd = _gamma(p.odd_terms + OPS, u) * mag_odd + (p.odd_terms + OPS) * walk.tiny
+    scaled_odd = ch(np.abs(so)) * (h_odd + ch(np.abs(on.mean)))
+    mag_odd = (scaled_odd + ch(np.abs(on.beta))) * inflate
+    rho_odd = layer_rounding(scaled_odd, ch(np.abs(on.beta)), p.odd_terms, u, walk.tiny, inflate)
     # The linear regime per position: the odd pre-activation's minimum over the computed input's box.
     if p.mirrored:  # ReLU(q) − ReLU(−q) = q: linear for every input, no regime to leave
         odd_error = rho_odd
@@ -144,9 +146,9 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     # The even (1x1) layer on |û| <= |p| + ρ_odd.
     u_odd = (mag_odd + rho_odd) * inflate
     h_even = (_apply(even, u_odd, np.abs(even.weight)) + _channels(np.abs(even.bias), u_odd)) * inflate
-    mag_even = (_channels(np.abs(se), h_even) * (h_even + _channels(np.abs(en.mean), h_even))) * inflate
-    mag_even = (mag_even + _channels(np.abs(en.beta), h_even)) * inflate
-    rho_even = _gamma(p.even_terms + OPS, u) * mag_even + (p.even_terms + OPS) * walk.tiny
+    scaled_even = (_channels(np.abs(se), h_even) * (h_even + _channels(np.abs(en.mean), h_even))) * inflate
+    mag_even = (scaled_even + _channels(np.abs(en.beta), h_even)) * inflate
+    rho_even = layer_rounding(scaled_even, _channels(np.abs(en.beta), h_even), p.even_terms, u, walk.tiny, inflate)
     inside = [
         (h_odd + ch(np.abs(on.mean))) * ch(np.maximum(1.0, np.abs(on.gamma))),
         (h_even + _channels(np.abs(en.mean), h_even)) * _channels(np.maximum(1.0, np.abs(en.gamma)), h_even),
@@ -164,19 +166,12 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     half = slice(0, odd.out_channels // 2) if p.mirrored else slice(None)
     a, b, w = even.flat_weight[:, half], odd.flat_weight[half], target.flat_weight
     so_h, to_h, c_h = so[half], to[half], odd.bias[half]
-    slack = 2 * _gamma(b.shape[0] + 12, _U64)
-    e_hat = se[:, None] * ((a * so_h) @ b) - w
-    e_terms = np.abs(se)[:, None] * ((np.abs(a) * np.abs(so_h)) @ np.abs(b)) + np.abs(w)
-    e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
     t_abs = (np.abs(on.beta[half]) + np.abs(so_h) * np.abs(on.mean[half])) * (1 + 4 * _gamma(4, _U64))
-    r_hat = te + se * (a @ (so_h * c_h + to_h) + even.bias) - target.bias
-    r_terms = (
-        np.abs(en.beta)
-        + np.abs(se) * np.abs(en.mean)
-        + np.abs(se) * (np.abs(a) @ (np.abs(so_h) * np.abs(c_h) + t_abs) + np.abs(even.bias))
-        + np.abs(target.bias)
-    )
-    r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+    var_h = None if on.var is None else on.var[half]
+    odd_norm = StoredNorm(so_h, to_h, on.gamma[half], on.beta[half], on.mean[half], var_h, on.eps)
+    even_norm = StoredNorm(se, te, en.gamma, en.beta, en.mean, en.var, en.eps)
+    residuals = block_residuals(a, b, c_h, even.bias, w, target.bias, odd_norm, even_norm, t_abs)
+    e_bar, r_bar = residuals.bars(inflate)
     w_abs = np.abs(target.weight)
     delta = (
         _apply(target, v.delta, w_abs)

@@ -52,11 +52,11 @@ from verify.core.error_bound import (
     _TINY,
     _U64,
     _UNIT,
-    OPS,
     ErrorBound,
     _gamma,
     _Region,
     input_region,
+    layer_rounding,
     preactivation_range,
     target_rounding,
     unit_roundoff,
@@ -191,8 +191,9 @@ class _Branch:
         # The exact stream's magnitude |T z + c| over the stage's region, then the computed one's.
         x_mag = (exact.magnitude(np.abs(state.t), inflate) + np.abs(state.c)) * inflate
         xhat = (x_mag + eps) * inflate
-        mag_odd = (abs_s * (abs_b @ xhat + np.abs(self.c_j) + np.abs(self.mu)) + np.abs(self.beta_odd)) * inflate
-        rho_odd = _gamma(self.stream + OPS, u) * mag_odd + (self.stream + OPS) * tiny
+        scaled_odd = abs_s * (abs_b @ xhat + np.abs(self.c_j) + np.abs(self.mu))
+        mag_odd = (scaled_odd + np.abs(self.beta_odd)) * inflate
+        rho_odd = layer_rounding(scaled_odd, np.abs(self.beta_odd), self.stream, u, tiny, inflate)
         sbt = s[:, None] * (b @ state.t)
         c_odd = b @ state.c + self.c_j
         allowance = 2 * _gamma(self.stream + state.t.shape[1] + 12, _U64) * mag_odd
@@ -201,9 +202,9 @@ class _Branch:
         margin = exact.minimum(sbt, s * c_odd + t) - shift * inflate - allowance
         odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
         u_odd = (mag_odd + rho_odd) * inflate
-        mag_even = abs_se * (abs_a @ u_odd + np.abs(self.c_even) + np.abs(self.mu_even[self.rows])) + np.abs(self.be)
-        mag_even = mag_even * inflate
-        rho_even = _gamma(self.n + OPS, u) * mag_even + (self.n + OPS) * tiny
+        scaled_even = abs_se * (abs_a @ u_odd + np.abs(self.c_even) + np.abs(self.mu_even[self.rows]))
+        mag_even = (scaled_even + np.abs(self.be)) * inflate
+        rho_even = layer_rounding(scaled_even, np.abs(self.be), self.n, u, tiny, inflate)
         h_even = (np.abs(self.a_full) @ u_odd + np.abs(self.c_full)) * inflate  # every row must stay finite
         h_odd = (abs_b @ xhat + np.abs(self.c_j)) * inflate
         inside = [

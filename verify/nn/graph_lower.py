@@ -67,6 +67,8 @@ def _norm(bn: nn.modules.batchnorm._BatchNorm) -> Norm:
         _array(bn.bias, bn.running_var),
         bn.running_mean.detach().double().cpu().numpy(),
         np.sqrt(var + float(bn.eps)),
+        var,
+        float(bn.eps),
     )
 
 
