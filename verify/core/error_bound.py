@@ -28,36 +28,46 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
    its output. Since ReLU is 1-Lipschitz the computed output ``û = ReLU(p̂)`` is then within
    ``ρ_odd + max(0, −m_i)`` of ``p``. (A paired block solved on its halves, §6 below, needs no
    margins and is bounded that way whenever its margins are not all ``≥ 0``.)
-2. **Layer rounding.** One frozen layer ``N(M u + c)`` computed from input ``û`` errs from its exact
-   value at ``û`` by at most ``ρ = γ_{fan_in + OPS} · (|s| (|M| |û| + |c| + |μ|) + |β|) + (fan_in +
+2. **Layer rounding** (`layer_rounding`). One frozen layer ``N(M u + c)`` computed from input ``û`` errs from
+   its exact value at ``û`` by at most ``ρ = γ_{fan_in + OPS} |s| (|M| |û| + |c| + |μ|) + γ_2 |β| + (fan_in +
    OPS) η``. ``OPS = 10`` counts the bias add (1) and BatchNorm as torch evaluates it in eval mode
    (``(v + ε)``, the square root counted twice to allow an ``rsqrt`` that is not correctly rounded,
    the division, ``γ ·``, ``h·α``, ``μ·α``, ``β − μα`` and the final add: 9), since either of
    ``γ (h − μ)/√(v+ε) + β`` and the fused ``h·α + (β − μα)`` has at most that many roundings on
-   any path, each relative to the magnitude above (Higham Lemma 3.3 combines them).
+   any path, each relative to the magnitude above (Higham Lemma 3.3 combines them). Only the final add
+   and ``β − μα`` touch ``β`` itself, hence ``γ_2 |β|`` (docs/design.md §6.5 writes both formulas out).
 3. **The block in exact arithmetic** (with the linear regime) maps ``ẑ`` to
    ``(W + E) ẑ + b + r``, where ``E = s′ ⊙ (A diag(s) B) − W`` is the scale-equation residual and
    ``r = t′ + s′ ⊙ (A (s ⊙ c + t) + c′) − b`` the even shift's residual, both with the stored
-   parameters; each is bounded by its float64 value plus ``2 γ^{64}_{n+12}`` times the absolute
-   value of its terms. So, against the target's exact ``W z + b``,
-
-       |ŷ − y| ≤ |W| δ + |E| |ẑ|max + |r| + |s′| |A| ρ_odd + ρ_even  =: δ_k
-
-   and ReLU (1-Lipschitz) passes it on to the next block; ``δ_L`` bounds ``|ĝ − f|``.
-4. **The target's own rounding**: the same analysis on ``f`` (``γ_{d_{k−1}+2}``: products, sum, bias),
-   ``δ^f_k = |W_k| δ^f_{k−1} + γ_{d_{k−1}+2}(|W_k| |ẑ^f| + |b_k|)``, so ``|ĝ − f̂| ≤ δ_L + δ^f_L``.
+   parameters, enclosed by `verify.core.residuals.block_residuals` (computed in ``np.longdouble``, with
+   ``2 γ_{n+12}`` of their terms in that precision). The errors are affine forms
+   (`verify.core.affine_errors`), rows ``[ĝ; f̂]`` over one set of generators: the carried ones map by the
+   block's matrix ``W + Ê`` (float64; the exact one's difference, ``2 γ^{64}_{n+12}`` of its terms times
+   ``δ``, and the product's rounding go to the remainder), so signs cancel where ``|W| δ`` added them. The
+   block's own errors are fresh generators: per odd neuron its rounding and its margin slack through the
+   column of ``s′ ⊙ A``, per row the residual ``|E| |z|max + |r|`` over the exact box (``E (ẑ − z)`` is in
+   the map) and ``ρ_even``. Between blocks, the target's ReLU: a row ``≥ 0`` in both networks on the whole
+   domain passes its generators, one ``≤ 0`` in both is 0, any other keeps half of them and half its bound
+   goes to the remainder (``ReLU(ŷ) − ReLU(y) = λ (ŷ − y)``, ``λ ∈ [0, 1]``). At most ``GENERATORS`` are kept
+   (the smallest merge into the remainder). ``δ_k`` is the componentwise bound ``|G| 1 + R 1``.
+4. **The target's own rounding**: the same analysis on ``f`` (``γ_{d_{k−1}+2}``: products, sum, bias) on the
+   ``f̂`` rows, mapped by ``W_k``, fresh ``γ_{d_{k−1}+2}(|W_k| |ẑ^f| + |b_k|)`` per row. The input's cast is one
+   generator per coordinate, shared by both networks in the same dtype (they round the same ``x``), so
+   ``|ĝ − f̂| ≤ max (|G_ĝ − G_f̂| 1 + R_ĝ 1 + R_f̂ 1)``; ``ErrorBound.terms`` splits it by source.
 5. **Magnitudes** are upper bounds over the enlarged regions (ball: ``|W||z_c| + r‖W_i‖₂ + |W|δ``;
    box: ``|W| max(|lo − δ|, |hi + δ|)``). The bound's own float64 arithmetic on non-negative
-   quantities (a few nested sums of at most ``N`` terms) is covered by inflating every magnitude
-   and every ``δ_k`` by ``1 + 4 γ^{64}_{3(N + 20)}``.
+   quantities (a few nested sums of at most ``N`` terms: a layer's width, or a form's generators and
+   remainder, ``3 GENERATORS + 4 d_max + 7``) is covered by inflating every magnitude and every ``δ_k`` by
+   ``1 + 4 γ^{64}_{3(N + 20)}``; signed products of generators carry their own ``γ^{64}_n |M| |G| 1``.
 6. **Paired blocks** (docs/design.md §3, ``domain=None``): the halves must carry the same ``s``
    (checked: equal ``γ`` and running variance on both halves). Then ``ReLU(p₁) − ReLU(p₂)`` with
    ``p₁ = s h + t₁``, ``p₂ = −s h + t₂`` (computed with errors ``ρ₁, ρ₂``) differs from ``s h`` by at
    most ``ρ₁ + ρ₂ + |t₁| + |t₂|``, and the block is ``(W + E) ẑ + b + r`` with ``E``, ``r`` on the
    halves. On ``R^d`` no absolute bound is finite, but every quantity above is affine in the radius
-   ``R`` of the input box ``‖x‖_∞ ≤ R`` (there are no margins, and the boxes are the magnitude chain
-   ``[0, |W||z| + |b|]``): the bound is ``a + b R``, reported as ``error_bound = a`` (at ``x = 0``)
-   and ``error_slope ≥ b`` (the bound at ``R = 1``, an over-estimate of ``b``), so
+   ``R`` of the input box ``‖x‖_∞ ≤ R`` (there are no margins, the boxes are the magnitude chain
+   ``[0, |W||z| + |b|]``, and the affine forms are taken in absolute value): the bound is ``a + b R``,
+   reported as ``error_bound = a`` (at ``x = 0``) and ``error_slope ≥ b`` (the bound at ``R = 1``, an
+   over-estimate of ``b``), so
    ``|ĝ(x) − f̂(x)| ≤ error_bound + error_slope · ‖x‖_∞`` for every ``x``.
 7. **Overflow**: on a bounded domain, a magnitude above half the dtype's largest finite number
    makes the bound ``inf``; the magnitudes checked include each layer's pre-normalization values
@@ -77,8 +87,9 @@ when it is ``rtol``-small relative to what cancels.
 
 8. **Approximate blocks** (docs/design.md §11): below the threshold the residual ``E`` is not small
    and the even shift centres it, ``r ≈ −E z_c``. Then ``|E| |ẑ|max + |r|`` overstates the block's
-   error; with ``centred=True`` the two are bounded together, ``max |Ê ẑ + r̂|`` over the enlarged
-   region (computed in float64 like the margins, plus ``2 γ^{64}_{d+12}`` of its magnitude) plus the
+   error; with ``centred=True`` the two are bounded together, ``max |Ê z + r̂|`` over the exact
+   region (``E (ẑ − z)`` is carried by the map of 3; computed in float64 like the margins, plus
+   ``2 γ^{64}_{d+12}`` of its magnitude) plus the
    roundings of ``E`` and ``r`` themselves as in 3. A neuron that leaves its linear regime is
    still carried as in 1, so the bound stays rigorous whatever the shifts.
 

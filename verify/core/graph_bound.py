@@ -17,7 +17,8 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   pair in exact arithmetic is ``(W + E) ⋆ ẑ + b + r`` (the even layer is 1×1, so the composition
   is one convolution of the odd layer's geometry), so
   ``δ' = |W| ⋆ δ + |E| ⋆ |ẑ|max + |r| + |s'| |A| (ρ_odd + max(0, −m)) + ρ_even`` with
-  ``ρ = γ_{n + OPS}(|s|(|M| ⋆ |û| + |c| + |μ|) + |β|) + (n + OPS) η`` and ``n`` the frozen layer's
+  ``ρ = γ_{n + OPS} |s|(|M| ⋆ |û| + |c| + |μ|) + γ_2 |β| + (n + OPS) η`` (`layer_rounding`), ``E``,
+  ``r`` enclosed as the dense bound encloses them (`verify.core.residuals`), and ``n`` the frozen layer's
   full fan-in ``C_in · prod(kernel)``. A *mirrored* pair (`verify.core.graph.Pair`) is linear for
   every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and ``E``, ``r`` are its halves'. A
   folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS`` roundings and the fold's to the
