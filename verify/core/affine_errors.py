@@ -33,14 +33,36 @@ non-negative terms).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 
 __all__ = ["SOURCES", "AffineErrors"]
 
-SOURCES = ("input cast", "odd rounding", "even rounding", "residual", "margins", "target rounding", "float64")
+SOURCES = (
+    "input cast",
+    "odd rounding",
+    "even rounding",
+    "residual",
+    "margins",
+    "target rounding",
+    "float64",
+    "graph node",
+)
 """What a generator or remainder stands for (`AffineErrors.terms`)."""
 _F64 = SOURCES.index("float64")
 _U64 = 2.0**-53
+_NEXT = [0]
+_LOCK = threading.Lock()
+"""Generator identities: two forms that share a generator (the same ``ξ_j``) add it by identity (`plus`)."""
+
+
+def _new_ids(count: int) -> np.ndarray:
+    with _LOCK:
+        start = _NEXT[0]
+        _NEXT[0] += count
+    return np.arange(start, start + count, dtype=np.int64)
 
 
 def _gamma64(m: int) -> float:
@@ -58,11 +80,26 @@ class AffineErrors:
         labels: np.ndarray | None = None,
         rest: np.ndarray | None = None,
         signs: bool = True,
+        ids: np.ndarray | None = None,
     ) -> None:
         self.g, self.inflate, self.signs = generators, inflate, signs
         rows, width = generators.shape
         self.labels = np.zeros(width, dtype=int) if labels is None else labels
         self.rest = np.zeros((rows, len(SOURCES))) if rest is None else rest
+        self.ids = _new_ids(width) if ids is None else ids
+
+    @classmethod
+    def cast(cls, cast_g: np.ndarray, cast_f: np.ndarray, shared: bool, inflate: float, signs: bool) -> AffineErrors:
+        """The input's errors, rows ``[ĝ; f̂]``: the casts into each dtype, one generator per entry, the same
+        generators for both networks when they cast into the same dtype (the same rounded ``x``)."""
+        dim = len(cast_g)
+        if shared:
+            g = np.vstack([np.diag(cast_g), np.diag(cast_f)])
+        else:
+            g = np.block([[np.diag(cast_g), np.zeros((dim, dim))], [np.zeros((dim, dim)), np.diag(cast_f)]])
+        keep = np.any(g != 0, axis=0)
+        labels = np.full(int(np.sum(keep)), SOURCES.index("input cast"))
+        return cls(g[:, keep], inflate, labels, signs=signs)
 
     @classmethod
     def diagonal(cls, sizes: np.ndarray, source: str, inflate: float, signs: bool = True) -> AffineErrors:
@@ -70,8 +107,8 @@ class AffineErrors:
         empty = cls(np.zeros((len(sizes), 0)), inflate, signs=signs)
         return empty.fresh(sizes, source)
 
-    def _like(self, g: np.ndarray, labels: np.ndarray, rest: np.ndarray) -> AffineErrors:
-        return AffineErrors(g, self.inflate, labels, rest, self.signs)
+    def _like(self, g: np.ndarray, labels: np.ndarray, rest: np.ndarray, ids: np.ndarray | None = None) -> AffineErrors:
+        return AffineErrors(g, self.inflate, labels, rest, self.signs, self.ids if ids is None else ids)
 
     def bound(self) -> np.ndarray:
         """``|G| 1 + R 1`` per row (inflated for its float64 sums)."""
@@ -90,14 +127,43 @@ class AffineErrors:
         """The errors of ``M ẑ`` against ``M z`` for an exactly known ``M`` (rows × this one's rows), the
         float64 rounding of ``M G`` included in the remainder (module notes)."""
         abs_m = np.abs(m)
+        return self.apply(lambda x: m @ x, lambda x: abs_m @ x, m.shape[1])
+
+    def apply(self, op: Callable[[np.ndarray], np.ndarray], abs_op: Callable[[np.ndarray], np.ndarray], terms: int):
+        """`transform` for a linear map given as functions on columns: ``op(X)`` maps every column of ``X``
+        (rows × k) by ``M``, ``abs_op`` by ``|M|``; ``terms`` bounds the products summed per entry of ``M X``."""
         if self.signs:
-            g = m @ self.g
-            rounding = _gamma64(m.shape[1]) * (abs_m @ np.abs(self.g).sum(axis=1)) * self.inflate
+            g = op(self.g)
+            rounding = _gamma64(terms) * abs_op(np.abs(self.g).sum(axis=1)[:, None])[:, 0] * self.inflate
         else:
-            g, rounding = abs_m @ np.abs(self.g), np.zeros(m.shape[0])
-        rest = (abs_m @ self.rest) * self.inflate
+            g = abs_op(np.abs(self.g))
+            rounding = np.zeros(g.shape[0])
+        rest = abs_op(self.rest) * self.inflate
         rest[:, _F64] += rounding
         return self._like(g, self.labels, rest)
+
+    def plus(self, other: AffineErrors, sizes: np.ndarray) -> AffineErrors:
+        """The errors of a sum ``ẑ₁ + ẑ₂`` (same rows), generators matched by identity, and ``sizes`` per row for
+        the addition's rounding (fresh, "graph node"); the float64 sums of matched entries go to the remainder."""
+        ids = np.union1d(self.ids, other.ids)
+        g = np.zeros((self.g.shape[0], len(ids)))
+        labels = np.zeros(len(ids), dtype=int)
+        for form in (self, other):
+            where = np.searchsorted(ids, form.ids)
+            g[:, where] += form.g
+            labels[where] = form.labels
+        rest = (self.rest + other.rest) * self.inflate
+        shared = np.isin(self.ids, other.ids)
+        if np.any(shared):
+            both = np.abs(self.g[:, shared]).sum(axis=1) + np.abs(other.g[:, np.isin(other.ids, self.ids)]).sum(axis=1)
+            rest[:, _F64] += _U64 * both * self.inflate
+        return self._like(g, labels, rest, ids).fresh(sizes, "graph node")
+
+    def difference(self) -> AffineErrors:
+        """Rows ``[a; b]`` (two halves) to ``a − b``: the errors of ``ĝ − f̂`` from those of ``ĝ`` and ``f̂``."""
+        half = self.g.shape[0] // 2
+        eye = np.eye(half)
+        return self.transform(np.hstack([eye, -eye]))
 
     def fresh(self, sizes: np.ndarray, source: str) -> AffineErrors:
         """Add an error of size ``sizes`` per row, of unknown sign: one new generator per non-zero row."""
@@ -115,7 +181,8 @@ class AffineErrors:
         rest = self.rest.copy()
         if not exact:
             rest[:, _F64] += _gamma64(3) * np.abs(columns).sum(axis=1) * self.inflate
-        return self._like(np.hstack([self.g, columns]), labels, rest)
+        ids = np.concatenate([self.ids, _new_ids(columns.shape[1])])
+        return self._like(np.hstack([self.g, columns]), labels, rest, ids)
 
     def with_remainder(self, sizes: np.ndarray, source: str) -> AffineErrors:
         """Add an error of size ``sizes`` per row to the remainder (no new generator)."""
@@ -147,7 +214,7 @@ class AffineErrors:
         for source in np.unique(self.labels[merge]):
             chosen = merge[self.labels[merge] == source]
             rest[:, source] += np.abs(self.g[:, chosen]).sum(axis=1) * self.inflate
-        return self._like(self.g[:, keep], self.labels[keep], rest)
+        return self._like(self.g[:, keep], self.labels[keep], rest, self.ids[keep])
 
     def rows(self, index: np.ndarray | slice) -> AffineErrors:
         """The errors of some rows only (same generators)."""
@@ -165,7 +232,7 @@ class AffineErrors:
         extra = np.zeros((g.shape[0], len(rows)))
         extra[rows, np.arange(len(rows))] = fresh
         labels = np.concatenate([self.labels, np.full(len(rows), SOURCES.index(source))])
-        return self._like(np.hstack([g, extra]), labels, rest)
+        return self._like(np.hstack([g, extra]), labels, rest, np.concatenate([self.ids, _new_ids(len(rows))]))
 
     def through_relu(self, active: np.ndarray, dead: np.ndarray) -> AffineErrors:
         """The errors after a ReLU with no relaxation: kept on ``active`` rows, 0 on ``dead`` ones, one fresh
@@ -176,4 +243,5 @@ class AffineErrors:
         rest = np.where(active[:, None], self.rest, 0.0)
         extra = np.diag(np.where(other, size, 0.0))[:, other]
         labels = np.concatenate([self.labels, np.full(int(np.sum(other)), SOURCES.index("residual"))])
-        return self._like(np.hstack([g, extra]), labels, rest)
+        ids = np.concatenate([self.ids, _new_ids(int(np.sum(other)))])
+        return self._like(np.hstack([g, extra]), labels, rest, ids)

@@ -366,7 +366,7 @@ def _bound(
     cast_g = u * box_max if u > _U64 else np.zeros_like(box_max)
     cast_f = uf * box_max if uf > _U64 else np.zeros_like(box_max)
     g_region, f_region = first.with_delta(cast_g), first.with_delta(cast_f)
-    errors = _start_errors(cast_g, cast_f, u == uf, inflate, signs=not rd)
+    errors = AffineErrors.cast(cast_g, cast_f, u == uf, inflate, signs=not rd)
     scale = float("nan")
     terms = np.zeros(0)
     per_block = []
@@ -481,7 +481,7 @@ def _bound(
         if not np.all(np.isfinite(delta)):
             return failed(f"block {k}: the bound is not finite in {dtype}")
         if k == target.depth:
-            difference = errors.transform(np.hstack([np.eye(d_k), -np.eye(d_k)]))
+            difference = errors.difference()
             reach = difference.bound()
             worst = int(np.argmax(reach))
             total = float(reach[worst]) * inflate
@@ -512,19 +512,6 @@ def _bound(
         peak=highest,
         terms=split,
     )
-
-
-def _start_errors(cast_g: np.ndarray, cast_f: np.ndarray, shared: bool, inflate: float, signs: bool) -> AffineErrors:
-    """The input's errors, rows ``[ĝ; f̂]``: the casts into each dtype, one generator per entry, the same
-    generators for both networks when they cast into the same dtype (the same rounded ``x``)."""
-    dim = len(cast_g)
-    if shared:
-        g = np.vstack([np.diag(cast_g), np.diag(cast_f)])
-    else:
-        g = np.block([[np.diag(cast_g), np.zeros((dim, dim))], [np.zeros((dim, dim)), np.diag(cast_f)]])
-    keep = np.any(g != 0, axis=0)
-    labels = np.full(int(np.sum(keep)), SOURCES.index("input cast"))
-    return AffineErrors(g[:, keep], inflate, labels, signs=signs)
 
 
 def _block_errors(

@@ -39,18 +39,29 @@ The target's own rounding ``delta_f`` runs through the same transfers with ``|W|
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.convolution import AffineLayer
 from verify.core.domains import Ball, Box, Domain
 from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, layer_rounding, unit_roundoff
 from verify.core.graph import Graph, Node, Pair
-from verify.core.residuals import StoredNorm, block_residuals
+from verify.core.residuals import Residuals, StoredNorm, block_residuals
 
-__all__ = ["Value", "graph_error_bound"]
+__all__ = ["FORM_ENTRIES", "GENERATORS", "MIN_GENERATORS", "Value", "graph_error_bound"]
+
+GENERATORS = 512
+"""The most generators a node's affine form keeps (the smallest are merged into its remainder)."""
+FORM_ENTRIES = 2**22
+"""The most entries (rows × generators) a form may hold: the cap shrinks for large tensors."""
+MIN_GENERATORS = 64
+"""Below this cap the forms are not carried: every node keeps its magnitudes only."""
+_CHUNK = 256
+"""Generators mapped by one convolution call."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +75,7 @@ class Value:
     delta_f: np.ndarray
     terms: np.ndarray
     nonneg: bool = False
+    form: AffineErrors | None = None
 
     def computed(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The box of a computed value within ``delta`` of the exact one."""
@@ -103,6 +115,10 @@ class _Walk:
                 widest = max(widest, node.op.terms(shapes[node.inputs[0]]))
             elif node.kind == "map":
                 widest = max(widest, node.op.terms)
+        largest = max(math.prod(node.shape) for node in graph.nodes)
+        self.cap = min(GENERATORS, FORM_ENTRIES // (2 * largest))
+        self.forms = self.cap >= MIN_GENERATORS  # else the magnitudes alone (module notes)
+        widest = max(widest, 3 * GENERATORS + 4 * largest + len(SOURCES)) if self.forms else widest
         self.inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
         self.peak = 0.0
         self.reason = ""
@@ -118,6 +134,52 @@ def _channels(values: np.ndarray, like: np.ndarray) -> np.ndarray:
 def _apply(layer: AffineLayer, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``weight ⋆ x`` with ``layer``'s geometry, one tensor (no batch axis), no bias."""
     return layer.linear(x[None], weight.reshape(layer.weight.shape[0], *layer.weight.shape[1:]))[0]
+
+
+def _columns(layer: AffineLayer, x: np.ndarray, weight: np.ndarray, shape: tuple[int, ...], out: int) -> np.ndarray:
+    """``weight ⋆`` every column of ``x`` (one flattened tensor of ``shape`` per column), in chunks."""
+    parts = [
+        layer.linear(x[:, i : i + _CHUNK].T.reshape(-1, *shape), weight.reshape(layer.weight.shape)).reshape(-1, out).T
+        for i in range(0, x.shape[1], _CHUNK)
+    ]
+    return np.hstack(parts) if parts else np.zeros((out, 0))
+
+
+def _form_of(v: Value, inflate: float) -> AffineErrors:
+    """The value's affine form, or its box as one fresh generator per element (rows ``[ĝ; f̂]``)."""
+    if v.form is not None:
+        return v.form
+    return AffineErrors.diagonal(np.concatenate([v.delta.ravel(), v.delta_f.ravel()]), "graph node", inflate)
+
+
+def _tighter(value: Value, form: AffineErrors, walk: _Walk) -> Value:
+    """``value`` with its form (capped) and each bound the smaller of the two (both hold)."""
+    form = form.capped(walk.cap)
+    bounds = form.bound()
+    n = value.delta.size
+    delta = np.minimum(value.delta, bounds[:n].reshape(value.delta.shape))
+    delta_f = np.minimum(value.delta_f, bounds[n:].reshape(value.delta.shape))
+    return replace(value, delta=delta, delta_f=delta_f, form=form)
+
+
+def _pair_form(
+    walk: _Walk, p: Pair, v: Value, residuals: Residuals, fresh: np.ndarray, rho_f: np.ndarray
+) -> AffineErrors:
+    """The pair's errors as an affine form (module notes): ``ĝ``'s rows by ``W + Ê``, ``f̂``'s by ``W`` (both with the
+    target's geometry), the float64 difference to the exact ``W + E`` and the pair's own errors ``fresh``."""
+    target, inflate = p.target, walk.inflate
+    shape, n_in, n_out = v.delta.shape, v.delta.size, fresh.size
+    carried, w = residuals.carried, target.flat_weight
+
+    def op(x: np.ndarray, g: np.ndarray = carried, f: np.ndarray = w) -> np.ndarray:
+        return np.vstack([_columns(target, x[:n_in], g, shape, n_out), _columns(target, x[n_in:], f, shape, n_out)])
+
+    form = _form_of(v, inflate).apply(op, lambda x: op(x, np.abs(carried), np.abs(w)), w.shape[1])
+    slack = _apply(target, v.delta, residuals.carry_slack * residuals.m_terms) * inflate
+    zeros = np.zeros(n_out)
+    form = form.with_remainder(np.concatenate([slack.ravel(), zeros]), "float64")
+    form = form.fresh(np.concatenate([fresh.ravel(), zeros]), "graph node")
+    return form.fresh(np.concatenate([zeros, rho_f.ravel()]), "target rounding")
 
 
 def _pair(walk: _Walk, node: Node, v: Value) -> Value:
@@ -174,13 +236,8 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     residuals = block_residuals(a, b, c_h, even.bias, w, target.bias, odd_norm, even_norm, t_abs)
     e_bar, r_bar = residuals.bars(inflate)
     w_abs = np.abs(target.weight)
-    delta = (
-        _apply(target, v.delta, w_abs)
-        + _apply(target, size_g, e_bar)
-        + _channels(r_bar, h_even)
-        + _channels(np.abs(se), h_even) * _apply(even, odd_error, np.abs(even.weight))
-        + rho_even
-    ) * inflate
+    own = _channels(np.abs(se), h_even) * _apply(even, odd_error, np.abs(even.weight)) + rho_even
+    delta = (_apply(target, v.delta, w_abs) + _apply(target, size_g, e_bar) + _channels(r_bar, h_even) + own) * inflate
     # The target: its exact range (float64 range rounded outwards), its terms and its own rounding.
     m = w.shape[1]
     exact = target.range(v.lo, v.hi, target.weight, target.bias)
@@ -197,14 +254,19 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
         _gamma(m + 2 + ops, walk.uf) * (_apply(target, v.size(v.delta_f), w_abs) + extra) + (m + 2 + ops) * walk.tinyf
     )
     delta_f = (_apply(target, v.delta_f, w_abs) + rho_f) * inflate
-    walk.per_pair.append(float(np.max(delta)))
+    value = Value(lo, hi, delta, delta_f, terms)
+    if walk.forms:  # the residual over the exact box: E (ẑ − z) is in the map
+        size = v.size(np.zeros_like(v.delta))
+        fresh = (_apply(target, size, e_bar) + _channels(r_bar, h_even) + own) * inflate
+        value = _tighter(value, _pair_form(walk, p, v, residuals, fresh, rho_f), walk)
+    walk.per_pair.append(float(np.max(value.delta)))
     walk.frozen_scale = float(np.max(mag_even))
-    return Value(lo, hi, delta, delta_f, terms)
+    return value
 
 
-def _relu(v: Value) -> Value:
+def _relu(walk: _Walk, v: Value) -> Value:
     # An element whose computed and exact values are both <= 0 on the whole domain is exactly 0 in both.
-    return Value(
+    value = Value(
         np.maximum(v.lo, 0.0),
         np.maximum(v.hi, 0.0),
         np.where(v.hi + v.delta <= 0, 0.0, v.delta),
@@ -212,6 +274,12 @@ def _relu(v: Value) -> Value:
         v.terms,
         nonneg=True,
     )
+    if v.form is None:
+        return value
+    # The form: rows >= 0 in both networks pass, rows <= 0 in both are 0, the others are relaxed.
+    lo, hi = np.concatenate([v.lo.ravel()] * 2), np.concatenate([v.hi.ravel()] * 2)
+    bounds = np.concatenate([v.delta.ravel(), v.delta_f.ravel()])
+    return _tighter(value, v.form.relu(lo - bounds >= 0, hi + bounds <= 0), walk)
 
 
 def _linear_map(walk: _Walk, fn: Callable[..., np.ndarray], values: list[Value], terms: int) -> Value:
@@ -255,7 +323,7 @@ def _add(walk: _Walk, first: Value, second: Value) -> Value:
     delta_f = (
         first.delta_f + second.delta_f + _gamma(1, walk.uf) * (first.size(first.delta_f) + second.size(second.delta_f))
     )
-    return Value(
+    value = Value(
         first.lo + second.lo - reach,
         first.hi + second.hi + reach,
         delta,
@@ -263,6 +331,15 @@ def _add(walk: _Walk, first: Value, second: Value) -> Value:
         (first.terms + second.terms) * inflate,
         first.nonneg and second.nonneg,
     )
+    if not walk.forms:
+        return value
+    sizes = np.concatenate(
+        [
+            (_gamma(1, walk.u) * (first.size(first.delta) + second.size(second.delta))).ravel(),
+            (_gamma(1, walk.uf) * (first.size(first.delta_f) + second.size(second.delta_f))).ravel(),
+        ]
+    )
+    return _tighter(value, _form_of(first, inflate).plus(_form_of(second, inflate), sizes * inflate), walk)
 
 
 def _concat(values: list[Value]) -> Value:
@@ -276,7 +353,10 @@ def _input(walk: _Walk, domain: Domain, shape: tuple[int, ...]) -> Value:
     size = np.maximum(np.abs(lo), np.abs(hi))
     cast = walk.u * size if walk.u > _U64 else np.zeros_like(size)
     cast_f = walk.uf * size if walk.uf > _U64 else np.zeros_like(size)
-    return Value(lo, hi, cast, cast_f, size)
+    if not walk.forms:
+        return Value(lo, hi, cast, cast_f, size)
+    form = AffineErrors.cast(cast.ravel(), cast_f.ravel(), walk.u == walk.uf, walk.inflate, signs=True)
+    return Value(lo, hi, cast, cast_f, size, form=form)
 
 
 def graph_error_bound(
@@ -300,6 +380,7 @@ def graph_error_bound(
     walk = _Walk(graph, dtype, target_dtype)
     values: dict[str, Value] = {}
     shapes = {node.name: node.shape for node in graph.nodes}
+    uses = Counter(name for node in graph.nodes for name in node.inputs)
     for node in graph.nodes:
         ins = [values[name] for name in node.inputs]
         if node.kind == "input":
@@ -307,13 +388,13 @@ def graph_error_bound(
         elif node.kind == "pair":
             value = _pair(walk, node, ins[0])
         elif node.kind == "relu":
-            value = _relu(ins[0])
+            value = _relu(walk, ins[0])
         elif node.kind == "maxpool":
             value = ins[0].map(lambda x, op=node.op: op(x[None])[0])
         elif node.kind in ("avgpool", "adaptiveavgpool"):
             value = _mean(node, walk, ins[0], node.op.terms(shapes[node.inputs[0]]))
-        elif node.kind in ("flatten", "reshape"):
-            value = ins[0].map(lambda x, shape=node.shape: x.reshape(shape))
+        elif node.kind in ("flatten", "reshape"):  # the same elements in the same order: the form stays
+            value = replace(ins[0].map(lambda x, shape=node.shape: x.reshape(shape)), form=ins[0].form)
         elif node.kind == "add":
             value = _add(walk, ins[0], ins[1])
         elif node.kind == "map":
@@ -321,11 +402,18 @@ def graph_error_bound(
         else:  # concat
             value = _concat(ins)
         values[node.name] = value
+        for name in node.inputs:  # a form no later node reads is dropped (memory)
+            uses[name] -= 1
+            if uses[name] == 0 and name != graph.output.name:
+                values[name] = replace(values[name], form=None)
         if on_node is not None:
             on_node(node, value)
     out = values[graph.output.name]
     scale = float(np.max(out.terms))
-    total = float(np.max(out.delta + out.delta_f)) * walk.inflate
+    reach = (out.delta + out.delta_f).ravel()
+    if out.form is not None:  # ĝ − f̂ with the shared generators cancelling
+        reach = np.minimum(reach, out.form.difference().bound())
+    total = float(np.max(reach)) * walk.inflate
     if walk.reason or not np.isfinite(total):
         reason = walk.reason or "the bound is not finite"
         return ErrorBound(float("inf"), scale, dtype, target_dtype, reason=f"{reason} in {dtype}", peak=walk.peak)
