@@ -34,6 +34,13 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
 
 The target's own rounding ``delta_f`` runs through the same transfers with ``|W|`` only.
 ``error_bound = max(δ + δ_f)`` at the output; ``scale`` is the largest target term there.
+
+**Affine forms** (`verify.core.affine_errors`, docs/design.md §6.7): input, pair, relu, add, flatten and
+reshape also carry ``Value.form``, the errors of ``[ĝ; f̂]`` per element as a zonotope: a pair maps every
+generator column by ``W + Ê`` and ``W`` in the target's geometry (``_pair_form``), its own errors are fresh
+generators; an add matches generators by identity. Every ``δ`` is the smaller of the two bounds, and the
+output's bound the smaller of ``δ + δ_f`` and ``|G_ĝ − G_f̂| 1 + R 1``. At most ``GENERATORS`` generators and
+``FORM_ENTRIES`` entries per form; below ``MIN_GENERATORS`` the walk carries magnitudes only.
 """
 
 from __future__ import annotations
@@ -370,7 +377,8 @@ def graph_error_bound(
     input; a Ball enters through its bounding box), see module notes.
 
     The pairs' norms hold the stored ``(γ, β)`` (values of ``dtype``); ``dtype`` is the frozen network's
-    evaluation dtype and ``target_dtype`` the target's. ``on_node(node, value)`` is called after each node.
+    evaluation dtype and ``target_dtype`` the target's. ``on_node(node, value)`` is called after each node
+    (``value.form`` is None there).
     ``error_bound`` is ``inf`` (with ``reason``) when an intermediate value may overflow the dtype.
     """
     if not isinstance(graph, Graph):
@@ -406,8 +414,8 @@ def graph_error_bound(
             uses[name] -= 1
             if uses[name] == 0 and name != graph.output.name:
                 values[name] = replace(values[name], form=None)
-        if on_node is not None:
-            on_node(node, value)
+        if on_node is not None:  # without its form: the walk alone holds the forms it still needs
+            on_node(node, replace(value, form=None))
     out = values[graph.output.name]
     scale = float(np.max(out.terms))
     reach = (out.delta + out.delta_f).ravel()
