@@ -181,7 +181,8 @@ def _pair_form(
     def op(x: np.ndarray, g: np.ndarray = carried, f: np.ndarray = w) -> np.ndarray:
         return np.vstack([_columns(target, x[:n_in], g, shape, n_out), _columns(target, x[n_in:], f, shape, n_out)])
 
-    form = _form_of(v, inflate).apply(op, lambda x: op(x, np.abs(carried), np.abs(w)), w.shape[1])
+    # n + 1 terms: the product's rounding, and W's own (a folded target norm's W is a float64 product)
+    form = _form_of(v, inflate).apply(op, lambda x: op(x, np.abs(carried), np.abs(w)), w.shape[1] + 1)
     slack = _apply(target, v.delta, residuals.carry_slack * residuals.m_terms) * inflate
     zeros = np.zeros(n_out)
     form = form.with_remainder(np.concatenate([slack.ravel(), zeros]), "float64")
