@@ -90,3 +90,14 @@ def test_fresh_generators_are_one_per_nonzero_row_and_terms_name_their_source() 
     form = form.fresh(np.array([0.5, 0.5, 0.0]), "even rounding")
     assert form.terms(0) == dict.fromkeys(SOURCES, 0.0) | {"input cast": 1.0, "even rounding": 0.5}
     assert np.array_equal(form.bound(), [1.5, 0.5, 2.0])
+
+
+def test_fresh_and_cast_keep_the_largest_generators_and_the_others_sizes() -> None:
+    sizes = np.array([3.0, 0.0, 1.0, 5.0, 2.0])
+    form = AffineErrors.diagonal(sizes, "residual", 1.0, keep=2)
+    assert form.g.shape[1] == 2 and sorted(np.abs(form.g).sum(axis=0)) == [3.0, 5.0]
+    assert np.array_equal(form.bound(), sizes)
+    cast = AffineErrors.cast(sizes, 2 * sizes, True, 1.0, True, keep=3)
+    assert cast.g.shape == (10, 3) and np.array_equal(cast.bound(), np.concatenate([sizes, 2 * sizes]))
+    # Shared generators cancel to |g − f| = sizes in the difference; a merged row (sizes 0, 1) keeps 3 sizes.
+    assert np.allclose(cast.difference().bound(), np.where(sizes >= 2, sizes, 3 * sizes), rtol=1e-14)

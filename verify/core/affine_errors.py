@@ -89,23 +89,35 @@ class AffineErrors:
         self.ids = _new_ids(width) if ids is None else ids
 
     @classmethod
-    def cast(cls, cast_g: np.ndarray, cast_f: np.ndarray, shared: bool, inflate: float, signs: bool) -> AffineErrors:
+    def cast(
+        cls, cast_g: np.ndarray, cast_f: np.ndarray, shared: bool, inflate: float, signs: bool, keep: int | None = None
+    ) -> AffineErrors:
         """The input's errors, rows ``[ĝ; f̂]``: the casts into each dtype, one generator per entry, the same
-        generators for both networks when they cast into the same dtype (the same rounded ``x``)."""
+        generators for both networks when they cast into the same dtype (the same rounded ``x``); at most
+        ``keep`` generators (the largest), the others' sizes in the remainder."""
+        if not shared:
+            return cls.diagonal(np.concatenate([cast_g, cast_f]), "input cast", inflate, signs, keep)
         dim = len(cast_g)
-        if shared:
-            g = np.vstack([np.diag(cast_g), np.diag(cast_f)])
-        else:
-            g = np.block([[np.diag(cast_g), np.zeros((dim, dim))], [np.zeros((dim, dim)), np.diag(cast_f)]])
-        keep = np.any(g != 0, axis=0)
-        labels = np.full(int(np.sum(keep)), SOURCES.index("input cast"))
-        return cls(g[:, keep], inflate, labels, signs=signs)
+        size = cast_g + cast_f
+        chosen = np.flatnonzero(size)
+        if keep is not None and len(chosen) > keep:
+            chosen = np.sort(chosen[np.argsort(-size[chosen], kind="stable")[:keep]])
+        g = np.zeros((2 * dim, len(chosen)))
+        g[chosen, np.arange(len(chosen))] = cast_g[chosen]
+        g[dim + chosen, np.arange(len(chosen))] = cast_f[chosen]
+        labels = np.full(len(chosen), SOURCES.index("input cast"))
+        merged = np.ones(dim, dtype=bool)
+        merged[chosen] = False
+        form = cls(g, inflate, labels, signs=signs)
+        return form.with_remainder(np.concatenate([cast_g * merged, cast_f * merged]), "input cast")
 
     @classmethod
-    def diagonal(cls, sizes: np.ndarray, source: str, inflate: float, signs: bool = True) -> AffineErrors:
-        """One generator per non-zero entry of ``sizes`` (``|e_i| <= sizes_i``, signs unknown)."""
+    def diagonal(
+        cls, sizes: np.ndarray, source: str, inflate: float, signs: bool = True, keep: int | None = None
+    ) -> AffineErrors:
+        """One generator per non-zero entry of ``sizes`` (``|e_i| <= sizes_i``, signs unknown), at most ``keep``."""
         empty = cls(np.zeros((len(sizes), 0)), inflate, signs=signs)
-        return empty.fresh(sizes, source)
+        return empty.fresh(sizes, source, keep)
 
     def _like(self, g: np.ndarray, labels: np.ndarray, rest: np.ndarray, ids: np.ndarray | None = None) -> AffineErrors:
         return AffineErrors(g, self.inflate, labels, rest, self.signs, self.ids if ids is None else ids)
@@ -113,6 +125,13 @@ class AffineErrors:
     def bound(self) -> np.ndarray:
         """``|G| 1 + R 1`` per row (inflated for its float64 sums)."""
         return (np.abs(self.g).sum(axis=1) + self.rest.sum(axis=1)) * self.inflate
+
+    def _by_source(self, g: np.ndarray) -> np.ndarray:
+        """``Σ_j |g_ij|`` per row and source (rows × len(SOURCES))."""
+        sizes = np.zeros((g.shape[0], len(SOURCES)))
+        for source in np.unique(self.labels):
+            sizes[:, source] = np.abs(g[:, self.labels == source]).sum(axis=1)
+        return sizes
 
     def terms(self, row: int) -> dict[str, float]:
         """Row ``row``'s bound split by source (the generators' ``|G_ij|`` and the remainder, inflated)."""
@@ -142,7 +161,7 @@ class AffineErrors:
         rest[:, _F64] += rounding
         return self._like(g, self.labels, rest)
 
-    def plus(self, other: AffineErrors, sizes: np.ndarray) -> AffineErrors:
+    def plus(self, other: AffineErrors, sizes: np.ndarray, keep: int | None = None) -> AffineErrors:
         """The errors of a sum ``ẑ₁ + ẑ₂`` (same rows), generators matched by identity, and ``sizes`` per row for
         the addition's rounding (fresh, "graph node"); the float64 sums of matched entries go to the remainder."""
         ids = np.union1d(self.ids, other.ids)
@@ -157,7 +176,7 @@ class AffineErrors:
         if np.any(shared):
             both = np.abs(self.g[:, shared]).sum(axis=1) + np.abs(other.g[:, np.isin(other.ids, self.ids)]).sum(axis=1)
             rest[:, _F64] += _U64 * both * self.inflate
-        return self._like(g, labels, rest, ids).fresh(sizes, "graph node")
+        return self._like(g, labels, rest, ids).fresh(sizes, "graph node", keep)
 
     def difference(self) -> AffineErrors:
         """Rows ``[a; b]`` (two halves) to ``a − b``: the errors of ``ĝ − f̂`` from those of ``ĝ`` and ``f̂``."""
@@ -165,12 +184,19 @@ class AffineErrors:
         eye = np.eye(half)
         return self.transform(np.hstack([eye, -eye]))
 
-    def fresh(self, sizes: np.ndarray, source: str) -> AffineErrors:
-        """Add an error of size ``sizes`` per row, of unknown sign: one new generator per non-zero row."""
+    def fresh(self, sizes: np.ndarray, source: str, keep: int | None = None) -> AffineErrors:
+        """Add an error of size ``sizes`` per row, of unknown sign: one new generator per non-zero row, at most
+        ``keep`` of them (the largest; the other rows' sizes join the remainder, as `capped` would merge them)."""
         rows = np.flatnonzero(sizes)
+        form = self
+        if keep is not None and len(rows) > keep:
+            order = np.argsort(-sizes[rows], kind="stable")
+            merged = np.zeros_like(sizes)
+            merged[rows[order[keep:]]] = sizes[rows[order[keep:]]]
+            form, rows = self.with_remainder(merged, source), np.sort(rows[order[:keep]])
         extra = np.zeros((self.g.shape[0], len(rows)))
         extra[rows, np.arange(len(rows))] = sizes[rows]
-        return self.with_columns(extra, source)
+        return form.with_columns(extra, source)
 
     def with_columns(self, columns: np.ndarray, source: str, exact: bool = True) -> AffineErrors:
         """Add generators (one per column of ``columns``, rows × j). ``exact=False``: each entry is a float64
@@ -197,9 +223,7 @@ class AffineErrors:
         factor = np.where(active, 1.0, np.where(dead, 0.0, 0.5))
         half = np.zeros_like(self.rest)
         if np.any(other):
-            sizes = np.stack(
-                [np.bincount(self.labels, weights=np.abs(row), minlength=len(SOURCES)) for row in self.g[other]]
-            )
+            sizes = self._by_source(self.g[other])
             half[other] = 0.5 * (sizes + self.rest[other]) * self.inflate
         return self._like(self.g * factor[:, None], self.labels, self.rest * factor[:, None] + half)
 

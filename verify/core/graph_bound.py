@@ -152,11 +152,12 @@ def _columns(layer: AffineLayer, x: np.ndarray, weight: np.ndarray, shape: tuple
     return np.hstack(parts) if parts else np.zeros((out, 0))
 
 
-def _form_of(v: Value, inflate: float) -> AffineErrors:
-    """The value's affine form, or its box as one fresh generator per element (rows ``[ĝ; f̂]``)."""
+def _form_of(v: Value, walk: _Walk) -> AffineErrors:
+    """The value's affine form, or its box as one fresh generator per element (rows ``[ĝ; f̂]``, at most the cap)."""
     if v.form is not None:
         return v.form
-    return AffineErrors.diagonal(np.concatenate([v.delta.ravel(), v.delta_f.ravel()]), "graph node", inflate)
+    sizes = np.concatenate([v.delta.ravel(), v.delta_f.ravel()])
+    return AffineErrors.diagonal(sizes, "graph node", walk.inflate, keep=walk.cap)
 
 
 def _tighter(value: Value, form: AffineErrors, walk: _Walk) -> Value:
@@ -182,12 +183,12 @@ def _pair_form(
         return np.vstack([_columns(target, x[:n_in], g, shape, n_out), _columns(target, x[n_in:], f, shape, n_out)])
 
     # n + 1 terms: the product's rounding, and W's own (a folded target norm's W is a float64 product)
-    form = _form_of(v, inflate).apply(op, lambda x: op(x, np.abs(carried), np.abs(w)), w.shape[1] + 1)
+    form = _form_of(v, walk).apply(op, lambda x: op(x, np.abs(carried), np.abs(w)), w.shape[1] + 1)
     slack = _apply(target, v.delta, residuals.carry_slack * residuals.m_terms) * inflate
     zeros = np.zeros(n_out)
     form = form.with_remainder(np.concatenate([slack.ravel(), zeros]), "float64")
-    form = form.fresh(np.concatenate([fresh.ravel(), zeros]), "graph node")
-    return form.fresh(np.concatenate([zeros, rho_f.ravel()]), "target rounding")
+    form = form.fresh(np.concatenate([fresh.ravel(), zeros]), "graph node", walk.cap)
+    return form.fresh(np.concatenate([zeros, rho_f.ravel()]), "target rounding", walk.cap)
 
 
 def _pair(walk: _Walk, node: Node, v: Value) -> Value:
@@ -347,7 +348,8 @@ def _add(walk: _Walk, first: Value, second: Value) -> Value:
             (_gamma(1, walk.uf) * (first.size(first.delta_f) + second.size(second.delta_f))).ravel(),
         ]
     )
-    return _tighter(value, _form_of(first, inflate).plus(_form_of(second, inflate), sizes * inflate), walk)
+    form = _form_of(first, walk).plus(_form_of(second, walk), sizes * inflate, walk.cap)
+    return _tighter(value, form, walk)
 
 
 def _concat(values: list[Value]) -> Value:
@@ -363,7 +365,7 @@ def _input(walk: _Walk, domain: Domain, shape: tuple[int, ...]) -> Value:
     cast_f = walk.uf * size if walk.uf > _U64 else np.zeros_like(size)
     if not walk.forms:
         return Value(lo, hi, cast, cast_f, size)
-    form = AffineErrors.cast(cast.ravel(), cast_f.ravel(), walk.u == walk.uf, walk.inflate, signs=True)
+    form = AffineErrors.cast(cast.ravel(), cast_f.ravel(), walk.u == walk.uf, walk.inflate, True, walk.cap)
     return Value(lo, hi, cast, cast_f, size, form=form)
 
 
