@@ -291,3 +291,46 @@ def test_conv_error_bound_covers_fresh_points(dtype, case, width, seed):
         event(f"{dtype}: observed 0: g = f exactly at every fresh point")
     else:
         event(f"{dtype}: bound / observed >= 1e{int(np.log10(certificate.error_bound / error))}")
+
+
+@pytest.mark.parametrize("dtype", MODULE_DTYPES)
+@given(
+    widths=st.lists(st.integers(1, 5), min_size=2, max_size=4),
+    mode=st.sampled_from(["paper", "minimal"]),
+    data=st.data(),
+    seed=st.integers(0, 2**31 - 1),
+)
+@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+def test_mlp_module_error_bound_covers_fresh_points(dtype, widths, mode, data, seed):
+    """docs/design.md §6.5: for a `verify.nn.frozen_mlp` fitted to a `verify.nn.target_mlp` by `fit_norm_layers`,
+    torch's own forward of the frozen module in ``dtype`` stays within ``certificate.error_bound`` of the target
+    module's forward in the same dtype on the same rounded inputs, at fresh points (box corners or a ball's axis
+    points included). Depths 1–3: the errors cross the target's ReLUs as affine forms (kept signs, relaxed rows)."""
+    from verify.nn import fit_norm_layers, frozen_like, target_mlp
+
+    torch_dtype = getattr(torch, dtype)
+    target = target_mlp(widths, seed=seed, dtype=torch_dtype).eval()
+    frozen = frozen_like(target, mode, seed=seed + 1)
+    domain = data.draw(domains(widths[0], max_center=10.0), label="domain")
+    try:
+        result = fit_norm_layers(frozen, target, domain, rtol=RTOL[dtype], progress=False)
+    except verify.CertificateError as error:
+        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
+        event("refused")
+        assume(False)
+    except verify.InfeasibleError:
+        event("infeasible (rank)")
+        assume(False)
+    certificate = result.certificate
+    assert certificate.dtype == dtype and np.isfinite(certificate.error_bound)
+    resolved = domain.resolve(widths[0])
+    rng = np.random.default_rng(seed)
+    x = box_points(resolved, FRESH, rng) if isinstance(resolved, verify.Box) else fresh_points(resolved, widths[0], rng)
+    with torch.no_grad():
+        inputs = torch.tensor(x, dtype=torch_dtype)
+        g, f = frozen.eval()(inputs).double().numpy(), target(inputs).double().numpy()
+    error = float(np.max(np.abs(g - f)))
+    note(f"{target}; bound {certificate.error_bound:.3g} ({certificate.bound.terms}), observed {error:.3g}")
+    assert error <= certificate.error_bound
+    if error > 0:
+        event(f"{dtype}: bound / observed >= 1e{int(np.log10(certificate.error_bound / error))}")

@@ -30,36 +30,46 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
    its output. Since ReLU is 1-Lipschitz the computed output ``û = ReLU(p̂)`` is then within
    ``ρ_odd + max(0, −m_i)`` of ``p``. (A paired block solved on its halves, §6 below, needs no
    margins and is bounded that way whenever its margins are not all ``≥ 0``.)
-2. **Layer rounding.** One frozen layer ``N(M u + c)`` computed from input ``û`` errs from its exact
-   value at ``û`` by at most ``ρ = γ_{fan_in + OPS} · (|s| (|M| |û| + |c| + |μ|) + |β|) + (fan_in +
+2. **Layer rounding** (`layer_rounding`). One frozen layer ``N(M u + c)`` computed from input ``û`` errs from
+   its exact value at ``û`` by at most ``ρ = γ_{fan_in + OPS} |s| (|M| |û| + |c| + |μ|) + γ_2 |β| + (fan_in +
    OPS) η``. ``OPS = 10`` counts the bias add (1) and BatchNorm as torch evaluates it in eval mode
    (``(v + ε)``, the square root counted twice to allow an ``rsqrt`` that is not correctly rounded,
    the division, ``γ ·``, ``h·α``, ``μ·α``, ``β − μα`` and the final add: 9), since either of
    ``γ (h − μ)/√(v+ε) + β`` and the fused ``h·α + (β − μα)`` has at most that many roundings on
-   any path, each relative to the magnitude above (Higham Lemma 3.3 combines them).
+   any path, each relative to the magnitude above (Higham Lemma 3.3 combines them). Only the final add
+   and ``β − μα`` touch ``β`` itself, hence ``γ_2 |β|`` (docs/design.md §6.5 writes both formulas out).
 3. **The block in exact arithmetic** (with the linear regime) maps ``ẑ`` to
    ``(W + E) ẑ + b + r``, where ``E = s′ ⊙ (A diag(s) B) − W`` is the scale-equation residual and
    ``r = t′ + s′ ⊙ (A (s ⊙ c + t) + c′) − b`` the even shift's residual, both with the stored
-   parameters; each is bounded by its float64 value plus ``2 γ^{64}_{n+12}`` times the absolute
-   value of its terms. So, against the target's exact ``W z + b``,
-
-       |ŷ − y| ≤ |W| δ + |E| |ẑ|max + |r| + |s′| |A| ρ_odd + ρ_even  =: δ_k
-
-   and ReLU (1-Lipschitz) passes it on to the next block; ``δ_L`` bounds ``|ĝ − f|``.
-4. **The target's own rounding**: the same analysis on ``f`` (``γ_{d_{k−1}+2}``: products, sum, bias),
-   ``δ^f_k = |W_k| δ^f_{k−1} + γ_{d_{k−1}+2}(|W_k| |ẑ^f| + |b_k|)``, so ``|ĝ − f̂| ≤ δ_L + δ^f_L``.
+   parameters, enclosed by `verify.core.residuals.block_residuals` (computed in ``np.longdouble``, with
+   ``2 γ_{n+12}`` of their terms in that precision). The errors are affine forms
+   (`verify.core.affine_errors`), rows ``[ĝ; f̂]`` over one set of generators: the carried ones map by the
+   block's matrix ``W + Ê`` (float64; the exact one's difference, ``2 γ^{64}_{n+12}`` of its terms times
+   ``δ``, and the product's rounding go to the remainder), so signs cancel where ``|W| δ`` added them. The
+   block's own errors are fresh generators: per odd neuron its rounding and its margin slack through the
+   column of ``s′ ⊙ A``, per row the residual ``|E| |z|max + |r|`` over the exact box (``E (ẑ − z)`` is in
+   the map) and ``ρ_even``. Between blocks, the target's ReLU: a row ``≥ 0`` in both networks on the whole
+   domain passes its generators, one ``≤ 0`` in both is 0, any other keeps half of them and half its bound
+   goes to the remainder (``ReLU(ŷ) − ReLU(y) = λ (ŷ − y)``, ``λ ∈ [0, 1]``). At most ``GENERATORS`` are kept
+   (the smallest merge into the remainder). ``δ_k`` is the componentwise bound ``|G| 1 + R 1``.
+4. **The target's own rounding**: the same analysis on ``f`` (``γ_{d_{k−1}+2}``: products, sum, bias) on the
+   ``f̂`` rows, mapped by ``W_k``, fresh ``γ_{d_{k−1}+2}(|W_k| |ẑ^f| + |b_k|)`` per row. The input's cast is one
+   generator per coordinate, shared by both networks in the same dtype (they round the same ``x``), so
+   ``|ĝ − f̂| ≤ max (|G_ĝ − G_f̂| 1 + R_ĝ 1 + R_f̂ 1)``; ``ErrorBound.terms`` splits it by source.
 5. **Magnitudes** are upper bounds over the enlarged regions (ball: ``|W||z_c| + r‖W_i‖₂ + |W|δ``;
    box: ``|W| max(|lo − δ|, |hi + δ|)``). The bound's own float64 arithmetic on non-negative
-   quantities (a few nested sums of at most ``N`` terms) is covered by inflating every magnitude
-   and every ``δ_k`` by ``1 + 4 γ^{64}_{3(N + 20)}``.
+   quantities (a few nested sums of at most ``N`` terms: a layer's width, or a form's generators and
+   remainder, ``3 GENERATORS + 4 d_max + 7``) is covered by inflating every magnitude and every ``δ_k`` by
+   ``1 + 4 γ^{64}_{3(N + 20)}``; signed products of generators carry their own ``γ^{64}_n |M| |G| 1``.
 6. **Paired blocks** (docs/design.md §3, ``domain=None``): the halves must carry the same ``s``
    (checked: equal ``γ`` and running variance on both halves). Then ``ReLU(p₁) − ReLU(p₂)`` with
    ``p₁ = s h + t₁``, ``p₂ = −s h + t₂`` (computed with errors ``ρ₁, ρ₂``) differs from ``s h`` by at
    most ``ρ₁ + ρ₂ + |t₁| + |t₂|``, and the block is ``(W + E) ẑ + b + r`` with ``E``, ``r`` on the
    halves. On ``R^d`` no absolute bound is finite, but every quantity above is affine in the radius
-   ``R`` of the input box ``‖x‖_∞ ≤ R`` (there are no margins, and the boxes are the magnitude chain
-   ``[0, |W||z| + |b|]``): the bound is ``a + b R``, reported as ``error_bound = a`` (at ``x = 0``)
-   and ``error_slope ≥ b`` (the bound at ``R = 1``, an over-estimate of ``b``), so
+   ``R`` of the input box ``‖x‖_∞ ≤ R`` (there are no margins, the boxes are the magnitude chain
+   ``[0, |W||z| + |b|]``, and the affine forms are taken in absolute value): the bound is ``a + b R``,
+   reported as ``error_bound = a`` (at ``x = 0``) and ``error_slope ≥ b`` (the bound at ``R = 1``, an
+   over-estimate of ``b``), so
    ``|ĝ(x) − f̂(x)| ≤ error_bound + error_slope · ‖x‖_∞`` for every ``x``.
 7. **Overflow**: on a bounded domain, a magnitude above half the dtype's largest finite number
    makes the bound ``inf``; the magnitudes checked include each layer's pre-normalization values
@@ -79,8 +89,9 @@ when it is ``rtol``-small relative to what cancels.
 
 8. **Approximate blocks** (docs/design.md §11): below the threshold the residual ``E`` is not small
    and the even shift centres it, ``r ≈ −E z_c``. Then ``|E| |ẑ|max + |r|`` overstates the block's
-   error; with ``centred=True`` the two are bounded together, ``max |Ê ẑ + r̂|`` over the enlarged
-   region (computed in float64 like the margins, plus ``2 γ^{64}_{d+12}`` of its magnitude) plus the
+   error; with ``centred=True`` the two are bounded together, ``max |Ê z + r̂|`` over the exact
+   region (``E (ẑ − z)`` is carried by the map of 3; computed in float64 like the margins, plus
+   ``2 γ^{64}_{d+12}`` of its magnitude) plus the
    roundings of ``E`` and ``r`` themselves as in 3. A neuron that leaves its linear regime is
    still carried as in 1, so the bound stays rigorous whatever the shifts.
 
@@ -95,10 +106,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.blocks import blocks
 from verify.core.domains import Ball, Box, Domain
 from verify.core.linear_bounds import LinearBounds, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.residuals import StoredNorm, block_residuals
 
 __all__ = ["FLOAT_DTYPES", "OPS", "ErrorBound", "error_bound", "unit_roundoff"]
 
@@ -113,6 +126,8 @@ _HUGE = {
 }
 _NORMAL = {"float64": 2.0**-1022, "float32": 2.0**-126, "float16": 2.0**-14, "bfloat16": 2.0**-126}
 """Smallest positive normal number of each dtype."""
+GENERATORS = 512
+"""The most generators an error form keeps (module notes 3): the smallest are merged into its remainder."""
 OPS = 10
 """Roundings of one frozen layer beyond its dot product: bias add 1, BatchNorm 9 (see module notes)."""
 _U64 = _UNIT["float64"]
@@ -154,6 +169,7 @@ class ErrorBound:
     frozen_scale: float = 0.0
     peak: float = 0.0
     valid_radius: float = float("inf")
+    terms: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     def at(self, x: np.ndarray) -> np.ndarray:
         """The bound at each point of ``x`` (shape ``(batch, d_0)``): ``error_bound + error_slope · ‖x‖_∞``,
@@ -230,12 +246,26 @@ def input_region(domain: Domain, what: str) -> _Region:
     raise ValueError(f"{what} needs a verify.Ball or verify.Box, got {type(domain).__name__}")
 
 
+def layer_rounding(
+    scaled: np.ndarray, beta_abs: np.ndarray, fan_in: int, u: float, tiny: float, inflate: float
+) -> np.ndarray:
+    """Item 2 of the module notes: the rounding of one frozen layer ``N(M û + c)`` in a dtype of unit roundoff
+    ``u``, from ``scaled = |s| (|M| |û| + |c| + |μ|)`` and ``|β|``: ``γ_{fan_in + OPS} scaled + γ_2 |β| +
+    (fan_in + OPS) η``."""
+    return (_gamma(fan_in + OPS, u) * scaled + _gamma(2, u) * beta_abs) * inflate + (fan_in + OPS) * tiny
+
+
 def target_rounding(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
     """Item 4 of the module notes: the target's error ``|ẑ^f − z|`` after one layer ``W z + b`` evaluated in
     ``dtype``, from its error ``region.delta`` before it (``w_abs = |W|``)."""
+    return (w_abs @ region.delta + _target_fresh(region, w_abs, bias, dtype, inflate)) * inflate
+
+
+def _target_fresh(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
+    """The rounding of one target layer ``W ẑ^f + b`` in ``dtype`` itself: ``γ_{n+2}(|W| |ẑ^f| + |b|) + (n + 2) η``."""
     fan_in = w_abs.shape[1]
     rho = _gamma(fan_in + 2, _UNIT[dtype]) * (region.magnitude(w_abs, inflate) + np.abs(bias))
-    return (w_abs @ region.delta + rho + (fan_in + 2) * _TINY[dtype]) * inflate
+    return rho + (fan_in + 2) * _TINY[dtype]
 
 
 def preactivation_range(
@@ -327,7 +357,8 @@ def _bound(
     uf = _UNIT[target_dtype]
     if not rounding:  # exact evaluation of both networks: only the parameters' error remains
         u = tiny = uf = 0.0
-    widest = max(*frozen.widths, *target.widths)
+    # Sums of non-negative terms: at most a layer's width, or an error form's generators and remainder.
+    widest = max(*frozen.widths, *target.widths, 3 * GENERATORS + 4 * max(target.widths) + len(SOURCES))
     inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
     std = list(frozen.norm_std)
     scales = [g / sd for g, sd in zip(gamma, std, strict=True)]
@@ -338,8 +369,10 @@ def _bound(
 
     box_max = first.largest()
     exact = first
-    g_region = first.with_delta(u * box_max if u > _U64 else np.zeros_like(box_max))
-    f_region = first.with_delta(uf * box_max if uf > _U64 else np.zeros_like(box_max))
+    cast_g = u * box_max if u > _U64 else np.zeros_like(box_max)
+    cast_f = uf * box_max if uf > _U64 else np.zeros_like(box_max)
+    g_region, f_region = first.with_delta(cast_g), first.with_delta(cast_f)
+    errors = AffineErrors.cast(cast_g, cast_f, u == uf, inflate, signs=not rd)
     scale = float("nan")
     terms = np.zeros(0)
     per_block = []
@@ -361,10 +394,9 @@ def _bound(
         fan_odd, fan_even = frozen.widths[jo], frozen.widths[je]
         b_abs, a_abs = np.abs(block.b), np.abs(block.a)
         # The odd layer: magnitude, rounding, and (shifted blocks) the rigorous linear regime.
-        mag_odd = (
-            np.abs(so) * (g_region.magnitude(b_abs, inflate) + np.abs(block.c_odd) + np.abs(muo)) + np.abs(bo)
-        ) * inflate
-        rho_odd = _gamma(fan_odd + OPS, u) * mag_odd + (fan_odd + OPS) * tiny
+        scaled_odd = np.abs(so) * (g_region.magnitude(b_abs, inflate) + np.abs(block.c_odd) + np.abs(muo))
+        mag_odd = (scaled_odd + np.abs(bo)) * inflate
+        rho_odd = layer_rounding(scaled_odd, np.abs(bo), fan_odd, u, tiny, inflate)
         t_abs = (np.abs(bo) + np.abs(so) * np.abs(muo)) * (1 + 4 * _gamma(4, _U64))
         # The exact |t| of the stored parameters: its float64 value plus the rounding of computing it
         # (s = γ/√(v+ε), s·μ, β − s·μ: a few roundings, each relative to |β| + |s||μ|).
@@ -388,18 +420,19 @@ def _bound(
             linear = bool(np.all(margin >= 0)) or not halves
         if linear:
             a_eff, b_eff, c_eff, s_eff, t_eff = block.a, block.b, block.c_odd, so, to
-            odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
+            odd_slack = np.maximum(-margin, 0.0) * inflate
         else:  # a paired block (on R^d, or solved on its halves on a bounded domain): no margin needed
             if m is None:
                 return failed(f"block {k} is not paired ([B; -B], [A, -A]); all of R^d needs a paired network")
             if not halves:
                 return failed(f"block {k}: the two halves of paired layer {jo + 1} have different scales")
             a_eff, b_eff, c_eff, s_eff, t_eff = block.a[:, :m], block.b[:m], block.c_odd[:m], so[:m], np.zeros(m)
-            odd_error = rho_odd + t_exact
+            odd_slack = t_exact
         # The even layer: its input magnitude |û| <= |p| + ρ_odd, its rounding.
         u_odd = (mag_odd + rho_odd) * inflate
-        mag_even = (np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue)) + np.abs(be)) * inflate
-        rho_even = _gamma(fan_even + OPS, u) * mag_even + (fan_even + OPS) * tiny
+        scaled_even = np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue))
+        mag_even = (scaled_even + np.abs(be)) * inflate
+        rho_even = layer_rounding(scaled_even, np.abs(be), fan_even, u, tiny, inflate)
         # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
         h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
         # The pre-normalization values too (h = M u + c, then h − μ and γ·(h − μ) inside BatchNorm):
@@ -420,44 +453,50 @@ def _bound(
             return failed(f"block {k}: intermediate values may overflow {dtype}")
         # The residuals of the scale equation and of the even shift, with the stored parameters.
         n_eff = b_eff.shape[0]
-        slack = 2 * _gamma(n_eff + 12, _U64)
-        e_hat = se[:, None] * ((a_eff * s_eff) @ b_eff) - block.w
-        e_terms = np.abs(se)[:, None] * ((np.abs(a_eff) * np.abs(s_eff)) @ np.abs(b_eff)) + w_abs
-        e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
+        rows = slice(0, n_eff)
+        var, eps = frozen.running_var, frozen.layer_eps
+        odd_norm = StoredNorm(s_eff, t_eff, gamma[jo][rows], beta[jo][rows], muo[rows], var[jo][rows], eps[jo])
+        even_norm = StoredNorm(se, te, gamma[je][:d_k], be, mue, var[je][:d_k], eps[je])
         t_eff_abs = t_abs if linear else np.zeros(len(t_eff))
-        r_hat = te + se * (a_eff @ (s_eff * c_eff + t_eff) + block.c_even) - block.bias
-        r_terms = (
-            np.abs(be)
-            + np.abs(se) * np.abs(mue)
-            + np.abs(se) * (np.abs(a_eff) @ (np.abs(s_eff) * np.abs(c_eff) + t_eff_abs) + np.abs(block.c_even))
-            + np.abs(block.bias)
+        res = block_residuals(
+            a_eff, b_eff, c_eff, block.c_even, block.w, block.bias, odd_norm, even_norm, t_eff_abs, shifted=linear
         )
-        r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
-        if centred:  # max |E ẑ + r| over the region (module notes 8), plus the roundings of E, r and of this
-            affine = np.maximum(-g_region.minimum(e_hat, r_hat), -g_region.minimum(-e_hat, -r_hat))
+        e_hat, r_hat, e_terms, r_terms, slack = res.e_hat, res.r_hat, res.e_terms, res.r_terms, res.slack
+        e_bar, r_bar = res.bars(inflate)
+        if centred:  # max |E z + r| over the exact region (module notes 8), plus the roundings of E, r and of this
+            affine = np.maximum(-exact.minimum(e_hat, r_hat), -exact.minimum(-e_hat, -r_hat))
             evaluation = (
-                2 * _gamma(block.w.shape[1] + 12, _U64) * (g_region.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
+                2 * _gamma(block.w.shape[1] + 12, _U64) * (exact.magnitude(np.abs(e_hat), inflate) + np.abs(r_hat))
             )
-            residual = (
-                (affine + evaluation + slack * r_terms) * inflate + g_region.magnitude(slack * e_terms, inflate),
-            )
+            residual = (affine + evaluation + slack * r_terms) * inflate + exact.magnitude(slack * e_terms, inflate)
         else:
-            residual = (g_region.magnitude(e_bar, inflate), r_bar)
-        # The block's error against the target's exact W z + b, summed left to right (the same float64 sums, so
-        # the same bits, as before the centred form existed).
-        delta = w_abs @ g_region.delta
-        for term in residual:
-            delta = delta + term
-        delta = (delta + np.abs(se) * (a_abs @ odd_error) + rho_even) * inflate
-        if rounding:
-            delta_f = target_rounding(f_region, w_abs, block.bias, target_dtype, inflate)
-        else:
-            delta_f = np.zeros(d_k)
+            residual = (exact.magnitude(e_bar, inflate) + r_bar) * inflate
+        # The block's error against the target's exact W z + b (module notes 3): the carried errors map by the
+        # block's exact matrix W + E (its float64 value, the difference in the remainder), this block's own
+        # errors are fresh generators: the residual per row, the odd layer's rounding per odd neuron through
+        # the even layer's column of s' ⊙ A, the even layer's rounding per row.
+        d_in = block.w.shape[1]
+        target_fresh = _target_fresh(f_region, w_abs, block.bias, target_dtype, inflate) if rounding else np.zeros(d_k)
+        carry_slack = (res.carry_slack * res.m_terms) @ g_region.delta * inflate  # float64 W + E against the exact
+        errors = _block_errors(errors, res.carried, block.w, carry_slack, d_k, d_in)
+        odd = se[:, None] * block.a
+        errors = _with_odd(errors, odd, rho_odd, "odd rounding", d_k, inflate)
+        errors = _with_odd(errors, odd, odd_slack, "margins", d_k, inflate)
+        zeros = np.zeros(d_k)
+        errors = errors.fresh(np.concatenate([residual, zeros]), "residual")
+        errors = errors.fresh(np.concatenate([rho_even, zeros]), "even rounding")
+        errors = errors.fresh(np.concatenate([zeros, target_fresh]), "target rounding").capped(GENERATORS)
+        bounds = errors.bound()
+        delta, delta_f = bounds[:d_k], bounds[d_k:]
         per_block.append(float(np.max(delta)))
         if not np.all(np.isfinite(delta)):
             return failed(f"block {k}: the bound is not finite in {dtype}")
         if k == target.depth:
-            total = float(np.max(delta + delta_f)) * inflate
+            difference = errors.difference()
+            reach = difference.bound()
+            worst = int(np.argmax(reach))
+            total = float(reach[worst]) * inflate
+            split = tuple((name, value * inflate) for name, value in difference.terms(worst).items())
             frozen_scale = float(np.max(mag_even))
             break
         # The next block's box: the target's exact z_k, rounded outwards (R^d: the magnitude chain).
@@ -468,12 +507,48 @@ def _bound(
             if ranges is not None:  # intersected with the linear bounds of h_k (both contain it)
                 lo_pre, hi_pre = np.maximum(lo_pre, ranges.lo[k - 1]), np.minimum(hi_pre, ranges.hi[k - 1])
             lo, hi = np.maximum(lo_pre, 0.0), np.maximum(hi_pre, 0.0)
-            # A neuron whose computed and exact pre-activations are both <= 0 on the whole domain outputs
-            # exactly 0 in both networks: no error is carried through it.
-            delta = np.where(hi_pre + delta <= 0, 0.0, delta)
-            delta_f = np.where(hi_pre + delta_f <= 0, 0.0, delta_f)
+            # The target's ReLU in both networks (module notes 3): a row >= 0 in both on the whole domain passes
+            # its errors, a row <= 0 in both is exactly 0, any other row is relaxed (the zonotope ReLU).
+            pre = np.concatenate([lo_pre, lo_pre]), np.concatenate([hi_pre, hi_pre])
+            errors = errors.relu(pre[0] - bounds >= 0, pre[1] + bounds <= 0)
+            bounds = errors.bound()
+            delta, delta_f = bounds[:d_k], bounds[d_k:]
         exact = _Region(lo, hi, np.zeros(d_k), nonneg=True)
         g_region, f_region = exact.with_delta(delta), exact.with_delta(delta_f)
     return ErrorBound(
-        total, scale, dtype, target_dtype, blocks=tuple(per_block), frozen_scale=frozen_scale, peak=highest
+        total,
+        scale,
+        dtype,
+        target_dtype,
+        blocks=tuple(per_block),
+        frozen_scale=frozen_scale,
+        peak=highest,
+        terms=split,
     )
+
+
+def _block_errors(
+    errors: AffineErrors, carried: np.ndarray, w: np.ndarray, slack: np.ndarray, d_k: int, d_in: int
+) -> AffineErrors:
+    """Rows ``[ĝ; f̂]`` through one block: ``ĝ``'s errors by the block's matrix ``W + Ê`` (``slack`` bounds the
+    exact one's difference times the errors), ``f̂``'s by ``W``."""
+    matrix = np.zeros((2 * d_k, 2 * d_in))
+    matrix[:d_k, :d_in], matrix[d_k:, d_in:] = carried, w
+    return errors.transform(matrix).with_remainder(np.concatenate([slack, np.zeros(d_k)]), "float64")
+
+
+def _with_odd(
+    errors: AffineErrors, odd: np.ndarray, sizes: np.ndarray, source: str, d_k: int, inflate: float
+) -> AffineErrors:
+    """One generator per odd neuron ``i`` with an error of size ``sizes_i`` (through column ``i`` of ``s' ⊙ A``):
+    the ``GENERATORS`` largest by ``ℓ1`` norm, the others' ``|s'| |A| sizes`` into the remainder."""
+    sizes = np.maximum(sizes, 0.0)
+    norms = np.abs(odd).sum(axis=0) * sizes
+    chosen = np.flatnonzero(norms)
+    if len(chosen) > GENERATORS:
+        chosen = np.sort(chosen[np.argsort(-norms[chosen], kind="stable")[:GENERATORS]])
+    others = sizes.copy()
+    others[chosen] = 0.0
+    columns = np.vstack([odd[:, chosen] * sizes[chosen], np.zeros((d_k, len(chosen)))])
+    rest = np.concatenate([(np.abs(odd) @ others) * inflate, np.zeros(d_k)])
+    return errors.with_columns(columns, source, exact=False).with_remainder(rest, source)

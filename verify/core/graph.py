@@ -51,12 +51,15 @@ _STRUCTURE_KIND = {MaxPool: "maxpool", AvgPool: "avgpool", AdaptiveAvgPool: "ada
 
 @dataclass(frozen=True, eq=False)
 class Norm:
-    """An eval-mode BatchNorm per channel with stored ``γ``, ``β``, running mean ``μ`` and ``σ = √(v + ε)``."""
+    """An eval-mode BatchNorm per channel with stored ``γ``, ``β``, running mean ``μ`` and ``σ = √(v + ε)``
+    (and ``v``, ``ε`` themselves when known: the residuals are then enclosed in a wider precision)."""
 
     gamma: np.ndarray
     beta: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    var: np.ndarray | None = None
+    eps: float | None = None
 
     @property
     def scale(self) -> np.ndarray:
@@ -195,7 +198,14 @@ def conv_graph(
     d = target.widths
 
     def norm(j: int, rows: slice) -> Norm:
-        return Norm(gamma[j][rows], beta[j][rows], frozen.running_mean[j][rows], frozen.norm_std[j][rows])
+        return Norm(
+            gamma[j][rows],
+            beta[j][rows],
+            frozen.running_mean[j][rows],
+            frozen.norm_std[j][rows],
+            frozen.running_var[j][rows],
+            frozen.layer_eps[j],
+        )
 
     for k, layer in enumerate(target.affine, start=1):
         for op in target.structure_before(k - 1):

@@ -17,7 +17,8 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   pair in exact arithmetic is ``(W + E) ⋆ ẑ + b + r`` (the even layer is 1×1, so the composition
   is one convolution of the odd layer's geometry), so
   ``δ' = |W| ⋆ δ + |E| ⋆ |ẑ|max + |r| + |s'| |A| (ρ_odd + max(0, −m)) + ρ_even`` with
-  ``ρ = γ_{n + OPS}(|s|(|M| ⋆ |û| + |c| + |μ|) + |β|) + (n + OPS) η`` and ``n`` the frozen layer's
+  ``ρ = γ_{n + OPS} |s|(|M| ⋆ |û| + |c| + |μ|) + γ_2 |β| + (n + OPS) η`` (`layer_rounding`), ``E``,
+  ``r`` enclosed as the dense bound encloses them (`verify.core.residuals`), and ``n`` the frozen layer's
   full fan-in ``C_in · prod(kernel)``. A *mirrored* pair (`verify.core.graph.Pair`) is linear for
   every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and ``E``, ``r`` are its halves'. A
   folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS`` roundings and the fold's to the
@@ -41,22 +42,42 @@ The target's own rounding ``delta_f`` runs through the same transfers with ``|W|
 ``rounding=False`` sets the evaluation roundings of both networks to 0 (``u = η = 0``): the bound
 of the parameters' own error, in exact arithmetic.
 ``error_bound = max(δ + δ_f)`` at the output; ``scale`` is the largest target term there.
+
+**Affine forms** (`verify.core.affine_errors`, docs/design.md §6.7): input, pair, relu, add, flatten and
+reshape also carry ``Value.form``, the errors of ``[ĝ; f̂]`` per element as a zonotope: a pair maps every
+generator column by ``W + Ê`` and ``W`` in the target's geometry (``_pair_form``), its own errors are fresh
+generators; an add matches generators by identity. Every ``δ`` is the smaller of the two bounds, and the
+output's bound the smaller of ``δ + δ_f`` and ``|G_ĝ − G_f̂| 1 + R 1``. At most ``GENERATORS`` generators and
+``FORM_ENTRIES`` entries per form; below ``MIN_GENERATORS`` the walk carries magnitudes only.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.convolution import AffineLayer
 from verify.core.domains import Ball, Box, Domain
-from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, unit_roundoff
+from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, layer_rounding, unit_roundoff
 from verify.core.graph import Graph, Node, Pair
+from verify.core.residuals import Residuals, StoredNorm, block_residuals
 
-__all__ = ["Value", "graph_error_bound"]
+__all__ = ["FORM_ENTRIES", "GENERATORS", "MIN_GENERATORS", "Value", "graph_error_bound"]
+
+GENERATORS = 512
+"""The most generators a node's affine form keeps (the smallest are merged into its remainder)."""
+FORM_ENTRIES = 2**22
+"""The most entries (rows × generators) a form may hold: the cap shrinks for large tensors."""
+MIN_GENERATORS = 256
+"""Below this cap the forms are not carried: every node keeps its magnitudes only (measured on ResNet-8 at
+2× paper width, cap 128: the same bound, 29 s of walk instead of 12 s)."""
+_CHUNK = 256
+"""Generators mapped by one convolution call."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +91,7 @@ class Value:
     delta_f: np.ndarray
     terms: np.ndarray
     nonneg: bool = False
+    form: AffineErrors | None = None
 
     def computed(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The box of a computed value within ``delta`` of the exact one."""
@@ -114,6 +136,10 @@ class _Walk:
                 widest = max(widest, node.op.terms(shapes[node.inputs[0]]))
             elif node.kind == "map":
                 widest = max(widest, node.op.terms)
+        largest = max(math.prod(node.shape) for node in graph.nodes)
+        self.cap = min(GENERATORS, FORM_ENTRIES // (2 * largest))
+        self.forms = self.cap >= MIN_GENERATORS  # else the magnitudes alone (module notes)
+        widest = max(widest, 3 * GENERATORS + 4 * largest + len(SOURCES)) if self.forms else widest
         self.inflate = 1.0 + 4.0 * _gamma(3 * (widest + 20), _U64)
         self.peak = 0.0
         self.reason = ""
@@ -131,6 +157,54 @@ def _apply(layer: AffineLayer, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return layer.linear(x[None], weight.reshape(layer.weight.shape[0], *layer.weight.shape[1:]))[0]
 
 
+def _columns(layer: AffineLayer, x: np.ndarray, weight: np.ndarray, shape: tuple[int, ...], out: int) -> np.ndarray:
+    """``weight ⋆`` every column of ``x`` (one flattened tensor of ``shape`` per column), in chunks."""
+    parts = [
+        layer.linear(x[:, i : i + _CHUNK].T.reshape(-1, *shape), weight.reshape(layer.weight.shape)).reshape(-1, out).T
+        for i in range(0, x.shape[1], _CHUNK)
+    ]
+    return np.hstack(parts) if parts else np.zeros((out, 0))
+
+
+def _form_of(v: Value, walk: _Walk) -> AffineErrors:
+    """The value's affine form, or its box as one fresh generator per element (rows ``[ĝ; f̂]``, at most the cap)."""
+    if v.form is not None:
+        return v.form
+    sizes = np.concatenate([v.delta.ravel(), v.delta_f.ravel()])
+    return AffineErrors.diagonal(sizes, "graph node", walk.inflate, keep=walk.cap)
+
+
+def _tighter(value: Value, form: AffineErrors, walk: _Walk) -> Value:
+    """``value`` with its form (capped) and each bound the smaller of the two (both hold)."""
+    form = form.capped(walk.cap)
+    bounds = form.bound()
+    n = value.delta.size
+    delta = np.minimum(value.delta, bounds[:n].reshape(value.delta.shape))
+    delta_f = np.minimum(value.delta_f, bounds[n:].reshape(value.delta.shape))
+    return replace(value, delta=delta, delta_f=delta_f, form=form)
+
+
+def _pair_form(
+    walk: _Walk, p: Pair, v: Value, residuals: Residuals, fresh: np.ndarray, rho_f: np.ndarray
+) -> AffineErrors:
+    """The pair's errors as an affine form (module notes): ``ĝ``'s rows by ``W + Ê``, ``f̂``'s by ``W`` (both with the
+    target's geometry), the float64 difference to the exact ``W + E`` and the pair's own errors ``fresh``."""
+    target, inflate = p.target, walk.inflate
+    shape, n_in, n_out = v.delta.shape, v.delta.size, fresh.size
+    carried, w = residuals.carried, target.flat_weight
+
+    def op(x: np.ndarray, g: np.ndarray = carried, f: np.ndarray = w) -> np.ndarray:
+        return np.vstack([_columns(target, x[:n_in], g, shape, n_out), _columns(target, x[n_in:], f, shape, n_out)])
+
+    # n + 1 terms: the product's rounding, and W's own (a folded target norm's W is a float64 product)
+    form = _form_of(v, walk).apply(op, lambda x: op(x, np.abs(carried), np.abs(w)), w.shape[1] + 1)
+    slack = _apply(target, v.delta, residuals.carry_slack * residuals.m_terms) * inflate
+    zeros = np.zeros(n_out)
+    form = form.with_remainder(np.concatenate([slack.ravel(), zeros]), "float64")
+    form = form.fresh(np.concatenate([fresh.ravel(), zeros]), "graph node", walk.cap)
+    return form.fresh(np.concatenate([zeros, rho_f.ravel()]), "target rounding", walk.cap)
+
+
 def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     p: Pair = node.op
     inflate, u = walk.inflate, walk.u
@@ -142,8 +216,9 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     h_odd = _apply(odd, size_g, np.abs(odd.weight))
     h_odd = (h_odd + _channels(np.abs(odd.bias), h_odd)) * inflate
     ch = lambda values: _channels(values, h_odd)  # noqa: E731
-    mag_odd = (ch(np.abs(so)) * (h_odd + ch(np.abs(on.mean))) + ch(np.abs(on.beta))) * inflate
-    rho_odd = _gamma(p.odd_terms + OPS, u) * mag_odd + (p.odd_terms + OPS) * walk.tiny
+    scaled_odd = ch(np.abs(so)) * (h_odd + ch(np.abs(on.mean)))
+    mag_odd = (scaled_odd + ch(np.abs(on.beta))) * inflate
+    rho_odd = layer_rounding(scaled_odd, ch(np.abs(on.beta)), p.odd_terms, u, walk.tiny, inflate)
     # The linear regime per position: the odd pre-activation's minimum over the computed input's box.
     if p.mirrored:  # ReLU(q) − ReLU(−q) = q: linear for every input, no regime to leave
         odd_error = rho_odd
@@ -157,9 +232,9 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     # The even (1x1) layer on |û| <= |p| + ρ_odd.
     u_odd = (mag_odd + rho_odd) * inflate
     h_even = (_apply(even, u_odd, np.abs(even.weight)) + _channels(np.abs(even.bias), u_odd)) * inflate
-    mag_even = (_channels(np.abs(se), h_even) * (h_even + _channels(np.abs(en.mean), h_even))) * inflate
-    mag_even = (mag_even + _channels(np.abs(en.beta), h_even)) * inflate
-    rho_even = _gamma(p.even_terms + OPS, u) * mag_even + (p.even_terms + OPS) * walk.tiny
+    scaled_even = (_channels(np.abs(se), h_even) * (h_even + _channels(np.abs(en.mean), h_even))) * inflate
+    mag_even = (scaled_even + _channels(np.abs(en.beta), h_even)) * inflate
+    rho_even = layer_rounding(scaled_even, _channels(np.abs(en.beta), h_even), p.even_terms, u, walk.tiny, inflate)
     inside = [
         (h_odd + ch(np.abs(on.mean))) * ch(np.maximum(1.0, np.abs(on.gamma))),
         (h_even + _channels(np.abs(en.mean), h_even)) * _channels(np.maximum(1.0, np.abs(en.gamma)), h_even),
@@ -177,35 +252,27 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     half = slice(0, odd.out_channels // 2) if p.mirrored else slice(None)
     a, b, w = even.flat_weight[:, half], odd.flat_weight[half], target.flat_weight
     so_h, to_h, c_h = so[half], to[half], odd.bias[half]
-    slack = 2 * _gamma(b.shape[0] + 12, _U64)
-    e_hat = se[:, None] * ((a * so_h) @ b) - w
-    e_terms = np.abs(se)[:, None] * ((np.abs(a) * np.abs(so_h)) @ np.abs(b)) + np.abs(w)
-    e_bar = (np.abs(e_hat) + slack * e_terms) * inflate
     t_abs = (np.abs(on.beta[half]) + np.abs(so_h) * np.abs(on.mean[half])) * (1 + 4 * _gamma(4, _U64))
-    r_hat = te + se * (a @ (so_h * c_h + to_h) + even.bias) - target.bias
-    r_terms = (
-        np.abs(en.beta)
-        + np.abs(se) * np.abs(en.mean)
-        + np.abs(se) * (np.abs(a) @ (np.abs(so_h) * np.abs(c_h) + t_abs) + np.abs(even.bias))
-        + np.abs(target.bias)
-    )
-    r_bar = (np.abs(r_hat) + slack * r_terms) * inflate
+    var_h = None if on.var is None else on.var[half]
+    odd_norm = StoredNorm(so_h, to_h, on.gamma[half], on.beta[half], on.mean[half], var_h, on.eps)
+    even_norm = StoredNorm(se, te, en.gamma, en.beta, en.mean, en.var, en.eps)
+    residuals = block_residuals(a, b, c_h, even.bias, w, target.bias, odd_norm, even_norm, t_abs)
+    e_bar, r_bar = residuals.bars(inflate)
     w_abs = np.abs(target.weight)
+    own = _channels(np.abs(se), h_even) * _apply(even, odd_error, np.abs(even.weight)) + rho_even
     if walk.centred:  # max |E ⋆ ẑ + r| per position over the computed box (module notes), with its allowances
+        # Ê, r̂ may be wider than float64 (`verify.core.residuals`): cast, the cast's rounding (at most u of
+        # |Ê| <= e_terms, |r̂| <= r_terms) joins the slack.
+        e_hat, r_hat = (np.asarray(h, dtype=np.float64) for h in (residuals.e_hat, residuals.r_hat))
+        slack = residuals.slack + 2 * _U64
         lo_g, hi_g = v.computed(v.delta)
         residual = target.range(lo_g, hi_g, e_hat.reshape(target.weight.shape), r_hat)
         extreme = (np.abs(residual.mid) + residual.rad + 2 * _gamma(w.shape[1] + 12, _U64) * residual.size) * inflate
-        terms_e = _apply(target, size_g, slack * e_terms * inflate) + _channels(slack * r_terms * inflate, h_even)
-        residuals = (extreme.reshape(h_even.shape) + terms_e, 0.0)
+        terms_e = _apply(target, size_g, slack * residuals.e_terms * inflate)
+        charged = extreme.reshape(h_even.shape) + terms_e + _channels(slack * residuals.r_terms * inflate, h_even)
     else:
-        residuals = (_apply(target, size_g, e_bar), _channels(r_bar, h_even))
-    delta = (
-        _apply(target, v.delta, w_abs)
-        + residuals[0]
-        + residuals[1]
-        + _channels(np.abs(se), h_even) * _apply(even, odd_error, np.abs(even.weight))
-        + rho_even
-    ) * inflate
+        charged = _apply(target, size_g, e_bar) + _channels(r_bar, h_even)
+    delta = (_apply(target, v.delta, w_abs) + charged + own) * inflate
     # The target: its exact range (float64 range rounded outwards), its terms and its own rounding.
     m = w.shape[1]
     exact = target.range(v.lo, v.hi, target.weight, target.bias)
@@ -222,14 +289,19 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
         _gamma(m + 2 + ops, walk.uf) * (_apply(target, v.size(v.delta_f), w_abs) + extra) + (m + 2 + ops) * walk.tinyf
     )
     delta_f = (_apply(target, v.delta_f, w_abs) + rho_f) * inflate
-    walk.per_pair.append(float(np.max(delta)))
+    value = Value(lo, hi, delta, delta_f, terms)
+    if walk.forms:  # the residual over the exact box: E (ẑ − z) is in the map
+        size = v.size(np.zeros_like(v.delta))
+        fresh = (_apply(target, size, e_bar) + _channels(r_bar, h_even) + own) * inflate
+        value = _tighter(value, _pair_form(walk, p, v, residuals, fresh, rho_f), walk)
+    walk.per_pair.append(float(np.max(value.delta)))
     walk.frozen_scale = float(np.max(mag_even))
-    return Value(lo, hi, delta, delta_f, terms)
+    return value
 
 
-def _relu(v: Value) -> Value:
+def _relu(walk: _Walk, v: Value) -> Value:
     # An element whose computed and exact values are both <= 0 on the whole domain is exactly 0 in both.
-    return Value(
+    value = Value(
         np.maximum(v.lo, 0.0),
         np.maximum(v.hi, 0.0),
         np.where(v.hi + v.delta <= 0, 0.0, v.delta),
@@ -237,6 +309,12 @@ def _relu(v: Value) -> Value:
         v.terms,
         nonneg=True,
     )
+    if v.form is None:
+        return value
+    # The form: rows >= 0 in both networks pass, rows <= 0 in both are 0, the others are relaxed.
+    lo, hi = np.concatenate([v.lo.ravel()] * 2), np.concatenate([v.hi.ravel()] * 2)
+    bounds = np.concatenate([v.delta.ravel(), v.delta_f.ravel()])
+    return _tighter(value, v.form.relu(lo - bounds >= 0, hi + bounds <= 0), walk)
 
 
 def _linear_map(walk: _Walk, fn: Callable[..., np.ndarray], values: list[Value], terms: int) -> Value:
@@ -280,7 +358,7 @@ def _add(walk: _Walk, first: Value, second: Value) -> Value:
     delta_f = (
         first.delta_f + second.delta_f + _gamma(1, walk.uf) * (first.size(first.delta_f) + second.size(second.delta_f))
     )
-    return Value(
+    value = Value(
         first.lo + second.lo - reach,
         first.hi + second.hi + reach,
         delta,
@@ -288,6 +366,16 @@ def _add(walk: _Walk, first: Value, second: Value) -> Value:
         (first.terms + second.terms) * inflate,
         first.nonneg and second.nonneg,
     )
+    if not walk.forms:
+        return value
+    sizes = np.concatenate(
+        [
+            (_gamma(1, walk.u) * (first.size(first.delta) + second.size(second.delta))).ravel(),
+            (_gamma(1, walk.uf) * (first.size(first.delta_f) + second.size(second.delta_f))).ravel(),
+        ]
+    )
+    form = _form_of(first, walk).plus(_form_of(second, walk), sizes * inflate, walk.cap)
+    return _tighter(value, form, walk)
 
 
 def _concat(values: list[Value]) -> Value:
@@ -301,7 +389,10 @@ def _input(walk: _Walk, domain: Domain, shape: tuple[int, ...]) -> Value:
     size = np.maximum(np.abs(lo), np.abs(hi))
     cast = walk.u * size if walk.u > _U64 else np.zeros_like(size)
     cast_f = walk.uf * size if walk.uf > _U64 else np.zeros_like(size)
-    return Value(lo, hi, cast, cast_f, size)
+    if not walk.forms:
+        return Value(lo, hi, cast, cast_f, size)
+    form = AffineErrors.cast(cast.ravel(), cast_f.ravel(), walk.u == walk.uf, walk.inflate, True, walk.cap)
+    return Value(lo, hi, cast, cast_f, size, form=form)
 
 
 def graph_error_bound(
@@ -318,8 +409,9 @@ def graph_error_bound(
     input; a Ball enters through its bounding box), see module notes.
 
     The pairs' norms hold the stored ``(γ, β)`` (values of ``dtype``); ``dtype`` is the frozen network's
-    evaluation dtype and ``target_dtype`` the target's. ``on_node(node, value)`` is called after each node.
-    ``centred`` and ``rounding`` are those of an approximate construction (module notes).
+    evaluation dtype and ``target_dtype`` the target's. ``on_node(node, value)`` is called after each node
+    (``value.form`` is None there). ``centred`` and ``rounding`` are those of an approximate construction
+    (module notes).
     ``error_bound`` is ``inf`` (with ``reason``) when an intermediate value may overflow the dtype.
     """
     if not isinstance(graph, Graph):
@@ -329,6 +421,7 @@ def graph_error_bound(
     walk = _Walk(graph, dtype, target_dtype, centred, rounding)
     values: dict[str, Value] = {}
     shapes = {node.name: node.shape for node in graph.nodes}
+    uses = Counter(name for node in graph.nodes for name in node.inputs)
     for node in graph.nodes:
         ins = [values[name] for name in node.inputs]
         if node.kind == "input":
@@ -336,13 +429,13 @@ def graph_error_bound(
         elif node.kind == "pair":
             value = _pair(walk, node, ins[0])
         elif node.kind == "relu":
-            value = _relu(ins[0])
+            value = _relu(walk, ins[0])
         elif node.kind == "maxpool":
             value = ins[0].map(lambda x, op=node.op: op(x[None])[0])
         elif node.kind in ("avgpool", "adaptiveavgpool"):
             value = _mean(node, walk, ins[0], node.op.terms(shapes[node.inputs[0]]))
-        elif node.kind in ("flatten", "reshape"):
-            value = ins[0].map(lambda x, shape=node.shape: x.reshape(shape))
+        elif node.kind in ("flatten", "reshape"):  # the same elements in the same order: the form stays
+            value = replace(ins[0].map(lambda x, shape=node.shape: x.reshape(shape)), form=ins[0].form)
         elif node.kind == "add":
             value = _add(walk, ins[0], ins[1])
         elif node.kind == "map":
@@ -350,11 +443,18 @@ def graph_error_bound(
         else:  # concat
             value = _concat(ins)
         values[node.name] = value
-        if on_node is not None:
-            on_node(node, value)
+        for name in node.inputs:  # a form no later node reads is dropped (memory)
+            uses[name] -= 1
+            if uses[name] == 0 and name != graph.output.name:
+                values[name] = replace(values[name], form=None)
+        if on_node is not None:  # without its form: the walk alone holds the forms it still needs
+            on_node(node, replace(value, form=None))
     out = values[graph.output.name]
     scale = float(np.max(out.terms))
-    total = float(np.max(out.delta + out.delta_f)) * walk.inflate
+    reach = (out.delta + out.delta_f).ravel()
+    if out.form is not None:  # ĝ − f̂ with the shared generators cancelling
+        reach = np.minimum(reach, out.form.difference().bound())
+    total = float(np.max(reach)) * walk.inflate
     if walk.reason or not np.isfinite(total):
         reason = walk.reason or "the bound is not finite"
         return ErrorBound(float("inf"), scale, dtype, target_dtype, reason=f"{reason} in {dtype}", peak=walk.peak)

@@ -4,8 +4,8 @@ The dense-chain analysis of `verify.core.error_bound` carried per block; a resid
 its *stream* instead. During stage ``k`` the exact stream (the frozen network in exact arithmetic, on
 the target's exact stage input ``z``) is ``x = T z + c`` (`verify.core.residual.StreamMap`), and the
 error ``x̂ − x`` of the stream the frozen network computes in its dtype (any summation order) is carried
-as a zonotope ``G ξ``, ``ξ ∈ [−1, 1]^g`` (`_Errors`): its componentwise bound is ``ε = |G| 1``. At the
-input ``G = diag(u |x|)`` on the input rows (the cast; 0 in float64).
+as a zonotope ``G ξ``, ``ξ ∈ [−1, 1]^g`` (`verify.core.affine_errors.AffineErrors`): its componentwise
+bound is ``ε = |G| 1``. At the input ``G = diag(u |x|)`` on the input rows (the cast; 0 in float64).
 
 **One branch** owning rows ``R`` (odd layer ``B``, even layer ``A``, per-neuron maps ``s, t`` and
 ``s', t'`` of the stored BatchNorm parameters; its even rows outside ``R`` have ``γ = β = 0`` and add
@@ -59,17 +59,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from verify.core.affine_errors import AffineErrors
 from verify.core.domains import Domain
 from verify.core.error_bound import (
     _HUGE,
     _TINY,
     _U64,
     _UNIT,
-    OPS,
     ErrorBound,
     _gamma,
     _Region,
     input_region,
+    layer_rounding,
     preactivation_range,
     target_rounding,
     unit_roundoff,
@@ -116,7 +117,7 @@ def residual_error_bound(
     beta = [np.asarray(b, dtype=np.float64) for b in beta]
     start = np.zeros(stream)
     start[: d[0]] = u * box_max if u > _U64 else 0.0
-    errors = _Errors(np.diag(start), inflate)
+    errors = AffineErrors(np.diag(start), inflate)
     f_region = exact.with_delta(uf * box_max if uf > _U64 else np.zeros_like(box_max))
     terms = np.zeros(0)
     per_branch: list[float] = []
@@ -148,7 +149,7 @@ def residual_error_bound(
             per_branch.append(float(np.max(eps + away)))
             index += 1
         if centred:  # the stage's affine map against the target's: fresh generators (module notes, item 5)
-            errors = errors.widened(_deviation(exact, state, planned, inflate))
+            errors = errors.fresh(_deviation(exact, state, planned, inflate), "residual")
             eps = errors.bound()
         if rounding:
             delta_f = target_rounding(f_region, np.abs(w), bias, target_dtype, inflate)
@@ -214,14 +215,14 @@ class _Branch:
         self,
         exact: _Region,
         state: StreamMap,
-        errors: _Errors,
+        errors: AffineErrors,
         w_r: np.ndarray,
         b_r: np.ndarray,
         u: float,
         tiny: float,
         inflate: float,
         centred: bool = False,
-    ) -> tuple[_Errors, float]:
+    ) -> tuple[AffineErrors, float]:
         """The stream's errors after this branch, and the largest magnitude bounded on the way (``centred``: the
         residual terms ``E z + r`` bounded together, module notes item 5)."""
         eps = errors.bound()
@@ -231,8 +232,9 @@ class _Branch:
         # The exact stream's magnitude |T z + c| over the stage's region, then the computed one's.
         x_mag = (exact.magnitude(np.abs(state.t), inflate) + np.abs(state.c)) * inflate
         xhat = (x_mag + eps) * inflate
-        mag_odd = (abs_s * (abs_b @ xhat + np.abs(self.c_j) + np.abs(self.mu)) + np.abs(self.beta_odd)) * inflate
-        rho_odd = _gamma(self.stream + OPS, u) * mag_odd + (self.stream + OPS) * tiny
+        scaled_odd = abs_s * (abs_b @ xhat + np.abs(self.c_j) + np.abs(self.mu))
+        mag_odd = (scaled_odd + np.abs(self.beta_odd)) * inflate
+        rho_odd = layer_rounding(scaled_odd, np.abs(self.beta_odd), self.stream, u, tiny, inflate)
         sbt = s[:, None] * (b @ state.t)
         c_odd = b @ state.c + self.c_j
         allowance = 2 * _gamma(self.stream + state.t.shape[1] + 12, _U64) * mag_odd
@@ -241,9 +243,9 @@ class _Branch:
         margin = exact.minimum(sbt, s * c_odd + t) - shift * inflate - allowance
         odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
         u_odd = (mag_odd + rho_odd) * inflate
-        mag_even = abs_se * (abs_a @ u_odd + np.abs(self.c_even) + np.abs(self.mu_even[self.rows])) + np.abs(self.be)
-        mag_even = mag_even * inflate
-        rho_even = _gamma(self.n + OPS, u) * mag_even + (self.n + OPS) * tiny
+        scaled_even = abs_se * (abs_a @ u_odd + np.abs(self.c_even) + np.abs(self.mu_even[self.rows]))
+        mag_even = (scaled_even + np.abs(self.be)) * inflate
+        rho_even = layer_rounding(scaled_even, np.abs(self.be), self.n, u, tiny, inflate)
         h_even = (np.abs(self.a_full) @ u_odd + np.abs(self.c_full)) * inflate  # every row must stay finite
         h_odd = (abs_b @ xhat + np.abs(self.c_j)) * inflate
         inside = [
@@ -307,47 +309,6 @@ def _deviation(exact: _Region, state: StreamMap, planned: StreamMap, inflate: fl
     extreme = np.maximum(-exact.minimum(t, c), -exact.minimum(-t, -c))
     terms = exact.magnitude(np.abs(state.t) + np.abs(planned.t), inflate) + np.abs(state.c) + np.abs(planned.c)
     return (extreme + 2 * _gamma(t.shape[1] + 14, _U64) * terms) * inflate
-
-
-class _Errors:
-    """The stream's errors as a zonotope: ``x̂ − x = G ξ`` for some ``ξ`` in ``[−1, 1]^g`` (module notes, item 2).
-
-    A linear map of the errors maps ``G``; an error known only by its size per row is a fresh diagonal block
-    of generators. ``bound()`` is ``|G| 1``, the componentwise bound, rounded up by ``inflate``.
-    """
-
-    def __init__(self, generators: np.ndarray, inflate: float) -> None:
-        self.g, self.inflate = generators, inflate
-
-    def bound(self) -> np.ndarray:
-        """``|G| 1`` per row (inflated for its float64 sum)."""
-        return np.abs(self.g).sum(axis=1) * self.inflate
-
-    def reach(self, a: np.ndarray) -> np.ndarray:
-        """``max over ξ of |a G ξ|`` per row of ``a``: ``|a G| 1`` (the product's rounding is the caller's)."""
-        return np.abs(a @ self.g).sum(axis=1) * self.inflate
-
-    def mapped(self, rows: np.ndarray, carried: np.ndarray, fresh: np.ndarray) -> _Errors:
-        """Rows ``rows`` become ``carried · (x̂ − x)`` plus an error of size ``fresh``; the other rows stay."""
-        g = self.g.copy()
-        g[rows] = carried @ self.g
-        extra = np.zeros((g.shape[0], len(rows)))
-        extra[rows, np.arange(len(rows))] = fresh
-        return _Errors(np.hstack([g, extra]), self.inflate)
-
-    def widened(self, fresh: np.ndarray) -> _Errors:
-        """The errors plus one fresh generator of size ``fresh`` per row (where it is non-zero)."""
-        live = fresh != 0
-        return _Errors(np.hstack([self.g, np.diag(fresh)[:, live]]), self.inflate)
-
-    def through_relu(self, active: np.ndarray, dead: np.ndarray) -> _Errors:
-        """The errors after a ReLU: kept on ``active`` rows, 0 on ``dead`` ones, one fresh generator of the row's
-        size on every other row (``|ReLU(a) − ReLU(b)| <= |a − b|``)."""
-        size = self.bound()
-        other = ~(active | dead)
-        g = np.where(active[:, None], self.g, 0.0)
-        extra = np.diag(np.where(other, size, 0.0))[:, other]
-        return _Errors(np.hstack([g, extra]), self.inflate)
 
 
 def _failed(dtype: str, target_dtype: str, scale: float, reason: str) -> ErrorBound:

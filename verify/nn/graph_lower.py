@@ -64,7 +64,7 @@ def _norm(bn: nn.modules.batchnorm._BatchNorm) -> Norm:
     without an affine part: a target's)."""
     mean, var = (t.detach().double().cpu().numpy() for t in (bn.running_mean, bn.running_var))
     gamma = np.ones_like(var) if bn.weight is None else _array(bn.weight, bn.running_var)
-    return Norm(gamma, _array(bn.bias, bn.running_var), mean, np.sqrt(var + float(bn.eps)))
+    return Norm(gamma, _array(bn.bias, bn.running_var), mean, np.sqrt(var + float(bn.eps)), var, float(bn.eps))
 
 
 def _mirrored(odd: AffineLayer, norm: Norm, even: AffineLayer) -> bool:
