@@ -41,7 +41,8 @@ from verify.core.conv_networks import is_convolutional
 from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
 from verify.core.errors import CertificateError, InfeasibleError
-from verify.core.interop import dtype_name, result_spec, round_to, to_caller
+from verify.core.f_max import float64_allowance, sampled_f_max
+from verify.core.interop import dtype_name, refuse_tf32, result_spec, round_to, to_caller
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
 from verify.core.residual import ResidualFrozenNetwork
@@ -196,6 +197,8 @@ def reconstruct(
     plan_solves(dense_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)
+    if spec is not None:  # networks of CUDA float32 tensors are run there: TF32 products are not float32
+        refuse_tf32(spec.device, dtype)
     if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too
         regions = None
         rng = np.random.default_rng(seed)
@@ -251,7 +254,7 @@ def reconstruct(
     )
     if zero and np.isfinite(certified.error_bound):  # g = f = 0 exactly wherever nothing overflows
         certified = exact_zero_bound(certified)
-    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified)
+    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified, domain)
     exact = None
     if method == "exact":
         points = domain.sample(min(samples, EXACT_POINTS), np.random.default_rng(seed))
@@ -345,9 +348,12 @@ def _sampled_check(
     block_certificates: list[BlockCertificate],
     rtol: float,
     certified: ErrorBound,
+    domain: Domain | None,
 ) -> SampledCheck:
     """The certificate's sampled check of ``g`` against ``f`` at the points ``x`` (docs/design.md §6): a
-    sanity check of the certified bound, which every sampled ``|g − f|`` must respect."""
+    sanity check of the certified bound, which every sampled ``|g − f|`` must respect; and ``f_max``, the
+    target's largest output on the points of ``domain`` among them (on ``R^d``, ``domain=None``: those with
+    ``‖x‖_∞ <= 1``), less the rounding of its float64 evaluation (`verify.core.f_max`)."""
     samples = x.shape[0]
     f = target(x)
     pre = frozen.preactivations(x, gamma, beta)
@@ -362,6 +368,8 @@ def _sampled_check(
     relative = float(difference.max()) / size if size > 0 else 0.0
     live_odd = [p[:, gamma[j] != 0] for j, p in enumerate(pre) if j % 2 == 0]
     allowed = np.broadcast_to(certified.at(x)[:, None], difference.shape)
+    inside = np.max(np.abs(x), axis=1) <= 1 if domain is None else domain.contains(x)
+    roundings = sum(d + 2 for d in target.widths[:-1])  # fan-in, product and bias of every layer
     return SampledCheck(
         points=samples,
         max_abs_error=float(difference.max()),
@@ -371,6 +379,7 @@ def _sampled_check(
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
         rtol=rtol,
         bound_ratio=residual_ratio(difference, allowed),
+        f_max=sampled_f_max(f, float64_allowance(target_size, roundings), inside),
     )
 
 

@@ -28,7 +28,7 @@ from verify.nn.grammar import NORM
 from verify.nn.graph import as_chain, match, read_graph
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.memory_plan import plan_fit
-from verify.nn.modules import check_dense, from_module, norm_layers, target_from_module
+from verify.nn.modules import check_dense, check_precision, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
 from verify.nn.sequential_match import check_frozen_norms, match_chain
 
@@ -71,8 +71,12 @@ def fit_norm_layers(
     the BN weight and bias into ``frozen`` in place and returns the `Reconstruction` (its
     certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
-    ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
-    float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
+    ``error_bound <= rtol · f_max`` for the float32 (or float16) forward of the loaded module, ``f_max``
+    the target's largest output on the certificate's sample points (a lower bound of its largest output
+    on the domain, docs/design.md §6.8), so float32 modules usually need ``rtol`` around ``1e-3`` (the
+    default ``1e-6`` suits float64). A float32 module on CUDA with TF32 allowed
+    (``torch.backends.cuda.matmul.allow_tf32``, or ``torch.backends.cudnn.allow_tf32`` for convolutions)
+    is refused with a ValueError naming the flag: the bound assumes IEEE float32 products.
 
     ``mode="auto"`` (the default) solves in ``"paper"`` mode when every frozen odd width is at least the
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
@@ -120,6 +124,7 @@ def fit_norm_layers(
     """
     check_dense(target, "target")
     check_dense(frozen, "frozen")
+    check_precision(target, frozen)  # TF32 on CUDA is not the float32 the bound assumes
     mode = options.pop("mode", "auto")
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} ('auto' picks paper or minimal from the widths), got {mode!r}")

@@ -11,8 +11,11 @@ target. The graph's figures:
   `verify.core.graph_bound.graph_error_bound` (docs/design.md §6.7): per-position pair transfers with
   the residuals of the stored parameters, neurons that may leave their linear regime, every
   rounding of the frozen model in its dtype and of the target in its own (a folded BatchNorm's
-  included), no first-order truncation. Certified when ``error_bound <= rtol · scale`` (``scale``:
-  the target evaluated with absolute values over the domain);
+  included), no first-order truncation. Certified when ``error_bound <= rtol · f_max``: ``f_max`` is
+  the target module's largest output on the end-to-end check's points of the domain, each less the
+  bound's own ``δ_f`` on the target's rounding there (cast of the input included), so a lower bound of
+  the exact target's largest output on the domain (`verify.core.f_max`). ``scale`` (the target
+  evaluated with absolute values over the domain) is kept as a figure;
 * ``margin_ratio`` per node: the error the bound carries into a pair, ``|s| |B| e_in``, against its
   activity margins; ``<= 1`` means no upstream error can take a shifted neuron out of its linear
   regime (where it can, the bound counts how far it leaves it);
@@ -43,6 +46,7 @@ from verify.core.blocks import blocks
 from verify.core.domains import AffineRange, Box, Domain
 from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
+from verify.core.f_max import accuracy_reference, bound_over_f_max, holds_against_f_max, sampled_f_max
 from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import json_ready, residual_ratio
@@ -50,7 +54,7 @@ from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, match, read_gr
 from verify.nn.graph_bounds import interval_bounds, node_values
 from verify.nn.graph_idioms import check_shapes
 from verify.nn.graph_lower import certified_bound
-from verify.nn.modules import from_module
+from verify.nn.modules import check_precision, from_module
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
@@ -120,9 +124,9 @@ class GraphReconstruction:
         evaluated in its dtype in any summation order (`verify.core.graph_bound.graph_error_bound`);
         ``inf`` when an intermediate value may overflow (``reason`` says where).
     scale : float
-        The target's absolute-value evaluation at the output over the domain (largest entry).
+        The target's absolute-value evaluation at the output over the domain (largest entry): a figure.
     rtol : float
-        Accuracy demanded: ``error_bound <= rtol · scale``.
+        Accuracy demanded: ``error_bound <= rtol · f_max`` (`verify.core.f_max.holds_against_f_max`).
     points : int
         Fresh domain points of the end-to-end check (half on the boundary; a box's corners included).
     max_abs_error, max_relative_error : float
@@ -130,6 +134,10 @@ class GraphReconstruction:
     output_size : float
         ``max |f(x)|`` over those points: what the output really is, against ``scale``, what the interval
         bounds allow it to be.
+    f_max : float
+        ``max (|f̂(x)| − δ_f)`` over those points that provably lie in the domain and every output, ``δ_f`` the
+        graph bound on the target module's own rounding at the output (`verify.core.f_max.sampled_f_max`):
+        a lower bound of the exact target's largest output on the domain, what ``holds`` judges against.
     domain : Domain
         The input domain.
     mode : str
@@ -149,6 +157,7 @@ class GraphReconstruction:
     output_size: float = 0.0
     mode: str = "paper"
     reason: str = ""
+    f_max: float = float("nan")
 
     @property
     def error_ratio(self) -> float:
@@ -163,6 +172,16 @@ class GraphReconstruction:
         return residual_ratio(np.array(self.error_bound), np.array(self.output_size))
 
     @property
+    def relative_error_bound(self) -> float:
+        """``error_bound / f_max``: the figure ``holds`` compares with ``rtol`` (``0/0`` read as 0)."""
+        return bound_over_f_max(self.error_bound, self.f_max)
+
+    @property
+    def bound_over_scale(self) -> float:
+        """``error_bound / scale``, against the interval figure (``0/0`` read as 0)."""
+        return residual_ratio(np.array(self.error_bound), np.array(self.scale))
+
+    @property
     def max_shift_ratio(self) -> float:
         """The largest bias shift relative to the signal over all pairs."""
         return max((n.shift_ratio for n in self.nodes), default=0.0)
@@ -175,10 +194,10 @@ class GraphReconstruction:
     def failures(self) -> list[str]:
         """What does not hold, in words (empty when the certificate holds)."""
         out = []
-        if not self.error_bound <= self.rtol * self.scale:
+        if not holds_against_f_max(self.error_bound, self.f_max, self.rtol):
             out.append(
-                f"the error bound {self.error_bound:.3g} is {self.error_bound / self.scale:.3g} of the "
-                f"target's scale {self.scale:.3g}, above rtol = {self.rtol:.3g}"
+                f"the error bound {self.error_bound:.3g} is {self.relative_error_bound:.3g} "
+                f"{accuracy_reference(self.f_max)}, above rtol = {self.rtol:.3g} (interval scale {self.scale:.3g})"
                 + (f" ({self.reason})" if self.reason else "")
             )
         if not self.error_ratio <= 1:
@@ -203,7 +222,7 @@ class GraphReconstruction:
                     "max_shift_ratio": max(n.shift_ratio for n in at),
                     "max_margin_ratio": max(n.margin_ratio for n in at),
                     "error_bound": max(n.error_bound for n in at),
-                    "relative_error_bound": max(n.error_bound / n.scale if n.scale > 0 else 0.0 for n in at),
+                    "bound_over_scale": max(n.error_bound / n.scale if n.scale > 0 else 0.0 for n in at),
                     "worst_error_ratio": max(n.error_ratio for n in at),
                 }
             )
@@ -216,6 +235,9 @@ class GraphReconstruction:
                 "holds": self.holds,
                 "error_bound": self.error_bound,
                 "scale": self.scale,
+                "f_max": self.f_max,
+                "relative_error_bound": self.relative_error_bound,
+                "bound_over_scale": self.bound_over_scale,
                 "rtol": self.rtol,
                 "points": self.points,
                 "max_abs_error": self.max_abs_error,
@@ -353,6 +375,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     certificate holds (else `verify.CertificateError`, and ``frozen`` is unchanged); ``frozen`` is
     left in eval mode.
     """
+    check_precision(target, frozen)  # TF32 on CUDA is not the float32 the bound assumes
     target_graph, frozen_graph = read_graph(target, "target"), read_graph(frozen, "frozen")
     pairs = match(target_graph, frozen_graph)
     domain, shape = _input_box(target_graph, domain)
@@ -497,7 +520,9 @@ def _certify(
     f_keep = {pairs[n.name].name for n in layers} | {frozen_graph.output}
     observed = dict.fromkeys(t_keep, 0.0)
     signal = dict.fromkeys(t_keep, 0.0)
-    size = error = 0.0
+    inside = domain.contains(points.reshape(samples, -1))
+    output = values[target_graph.aliases.get(target_graph.output, target_graph.output)]
+    size = error = f_max = 0.0
     for start in range(0, samples, CHECK_BATCH):  # batches: a wide pair's odd layer is large per point
         chunk = points[start : start + CHECK_BATCH]
         x_t = torch.tensor(chunk, dtype=t_param.dtype, device=t_param.device)
@@ -510,6 +535,8 @@ def _certify(
                 signal[node.name] = regimes[node.name].signal(t_values[node.inputs[0]])
         f, g = t_values[target_graph.output].double(), f_values[frozen_graph.output].double()
         size, error = max(size, _largest(f)), max(error, _largest(g - f))
+        delta_f = np.broadcast_to(output.delta_f.reshape(-1), (len(chunk), output.delta_f.size))
+        f_max = max(f_max, sampled_f_max(f.cpu().numpy(), delta_f, inside[start : start + CHECK_BATCH]))
     depths = target_graph.depths()
 
     def carried_in(node: GraphNode) -> torch.Tensor:
@@ -541,4 +568,5 @@ def _certify(
         domain=domain,
         output_size=size,
         reason=bound.reason,
+        f_max=f_max,
     )
