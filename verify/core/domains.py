@@ -127,14 +127,21 @@ class Ball(Domain):
         return points
 
     def contains(self, points: np.ndarray) -> np.ndarray:
-        """``‖x − c‖₂ <= r``, tested on an upper bound of the norm: ``fl(‖fl(x − c)‖₂) (1 + 2 γ_{d+4})``
-        bounds it (one rounding per difference, ``d`` squares summed, the square root; Higham §3.1)."""
+        """``‖x − c‖₂ <= r``, tested on an upper bound of the norm. ``x − c`` is scaled by the power of two
+        ``2^-e`` nearest its largest entry (exact, so neither the squares overflow nor do they underflow);
+        ``fl(‖·‖₂) (1 + 2 γ_{d+4}) + d · 2^-1074`` then bounds the scaled norm (one rounding per difference,
+        ``d`` squares summed, the square root; Higham §3.1; the last term for entries the scaling made
+        subnormal), and is compared with ``r 2^-e``."""
         points = np.atleast_2d(np.asarray(points, dtype=np.float64))
         d = points.shape[1]
         with np.errstate(over="ignore", invalid="ignore"):
-            norms = np.linalg.norm(points - self._centre(), axis=1)
-        mu = (d + 4) * 2.0**-53
-        return np.asarray(norms * (1 + 2 * mu / (1 - mu)) <= self.radius)
+            difference = points - self._centre()
+            largest = np.max(np.abs(difference), axis=1)
+            _, exponent = np.frexp(np.where(np.isfinite(largest) & (largest > 0), largest, 1.0))
+            scaled = np.ldexp(difference, -exponent[:, None])
+            mu = (d + 4) * 2.0**-53
+            norms = np.linalg.norm(scaled, axis=1) * (1 + 2 * mu / (1 - mu)) + d * 2.0**-1074
+            return np.asarray(np.isfinite(largest) & (norms <= np.ldexp(self.radius, -exponent)))
 
     def to_dict(self) -> dict:
         """``{"kind": "ball", "radius", "center"}``."""

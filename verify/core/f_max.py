@@ -1,4 +1,4 @@
-"""The reference a certificate's accuracy is judged against: ``f_max``, a lower bound of ``max_D |f|`` (docs/design.md §6.8).
+"""What a certificate's accuracy is judged against: ``f_max``, a lower bound of ``max_D |f|`` (docs/design.md §6.8).
 
 A certificate proves ``|ĝ(x) − f̂(x)| <= error_bound`` for every ``x`` of the domain ``D``. "Accurate
 to ``rtol``" then has to be relative to something a user reads: the target's own outputs. The

@@ -5,10 +5,10 @@ residual, activity margin, condition of its system), plus the rank and condition
 ``T`` it was solved through. The whole network carries the rigorous bound of
 `verify.core.residual_bound` on ``|ĝ(x) − f̂(x)|`` over the whole domain; the certificate requires
 ``error_bound <= rtol · f_max``, ``f_max`` the target's largest output on the sample points (a lower
-bound of its largest output on the domain, `verify.core.f_max`; the interval ``scale`` is a figure). The samples are a sanity check of that bound (``max |g − f|`` on them
-must not exceed it); their figures against the first-order rounding model (`residual_tolerance_of`:
-the unrolled network's `evaluation_tolerance`, every branch's residual amplified by ``cond(T)``) are
-kept for comparison.
+bound of its largest output on the domain, `verify.core.f_max`; the interval ``scale`` is a figure).
+The samples are a sanity check of that bound (``max |g − f|`` on them must not exceed it); their
+figures against the first-order rounding model (`residual_tolerance_of`: the unrolled network's
+`evaluation_tolerance`, every branch's residual amplified by ``cond(T)``) are kept for comparison.
 """
 
 from __future__ import annotations

@@ -535,7 +535,7 @@ def _certify(
                 signal[node.name] = regimes[node.name].signal(t_values[node.inputs[0]])
         f, g = t_values[target_graph.output].double(), f_values[frozen_graph.output].double()
         size, error = max(size, _largest(f)), max(error, _largest(g - f))
-        delta_f = np.broadcast_to(output.delta_f.reshape(-1), (len(chunk), output.delta_f.size))
+        delta_f = np.broadcast_to(output.delta_f.reshape(f.shape[1:]), f.shape)  # per output entry, every point
         f_max = max(f_max, sampled_f_max(f.cpu().numpy(), delta_f, inside[start : start + CHECK_BATCH]))
     depths = target_graph.depths()
 
