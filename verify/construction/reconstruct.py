@@ -112,9 +112,11 @@ def reconstruct(
     seed : int
         Seed of the sample points.
     rtol : float
-        Accuracy demanded of the certified bound: ``error_bound <= rtol * scale``, where
+        Accuracy demanded of the certified bound: ``error_bound <= rtol * f_max``, where
         ``error_bound`` bounds ``|ĝ(x) - f̂(x)|`` over the whole domain in the evaluation dtype and
-        ``scale`` is the target's absolute-value evaluation over the domain (docs/design.md §6.5).
+        ``f_max`` is the target's largest output on the certificate's sample points, a lower bound of
+        its largest output on the domain (docs/design.md §6.8; on ``R^d`` the unit cube and the slope).
+        The target's absolute-value evaluation over the domain, ``scale``, is reported beside it.
         Well-conditioned float64 instances reach ~1e-12; the default 1e-6 rejects solutions whose
         huge, cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic, and
         most float32/float16 networks need a larger ``rtol`` (or float64).

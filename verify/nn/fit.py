@@ -100,9 +100,10 @@ def fit_norm_layers(
     read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
     ``lo``/``hi`` shaped like one input, or ``shape=``), solved in float64 and certified in the frozen
     module's dtype: γ, β are rounded to it and the rigorous bound of `verify.core.graph_bound` is computed
-    on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of ``2.5e-4``–``1.5e-3``
-    of the scale (pass ``rtol=1e-2``); wide ones (hundreds of odd channels) reach ``1e2``–``4e3`` and are
-    refused: use ``module.double()``. For a module that is not float64, its own forward on points of the
+    on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of up to ``2.4e-3``
+    (Conv1d) and ``2.0e-2``–``2.4e-2`` (Conv2d with a target BatchNorm) of ``f_max`` (claim ``certificate/routes``:
+    pass ``rtol=3e-2``); wide ones (hundreds of odd channels) reach ``1e2``–``4e3`` of the interval scale and
+    are refused: use ``module.double()``. For a module that is not float64, its own forward on points of the
     domain must then stay within the bound (`check_module_dtype`, a sanity check of the bound).
 
     ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
@@ -113,8 +114,9 @@ def fit_norm_layers(
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
     residual network (the target an ``nn.Sequential`` or a class whose graph is a chain), certified in the
-    module's dtype by the rigorous bound of `verify.core.residual_bound` (float32: ``1.5e-4``–``5e-2`` of the
-    scale measured for a two-branch ``4 → 4 → 3`` module, ``1e4`` for three stages of three branches; a module that
+    module's dtype by the rigorous bound of `verify.core.residual_bound` (float32: up to ``1.9e-3`` of ``f_max``
+    for two seeds of three of a two-branch ``4 → 4 → 3`` module, ``9.7e-2`` for the third, and ``1e4`` of the
+    interval scale for three stages of three branches; a module that
     is not float64 is then sanity-checked as a convolutional one is); ``mode="auto"`` tries ``"paper"`` and
     uses ``"minimal"`` when a branch is too narrow.
 
