@@ -24,8 +24,10 @@ most ``n_k`` products and add a bias, evaluated in float64, satisfies
 ``|f̂(x) − f(x)| <= γ_N |f|(x)`` with ``N = Σ_k (n_k + 2)`` and ``|f|(x)`` the target evaluated with
 absolute values (Higham, §3.1: per layer ``|ẑ_k − z_k| <= |W_k| |ẑ_{k−1} − z_{k−1}| + γ_{n_k+2}
 (|W_k| |ẑ_{k−1}| + |b_k|)``, ReLU is 1-Lipschitz, and ``(1 + γ_a)(1 + γ_b) <= 1 + γ_{a+b}``); twice
-that covers the rounding of ``|f|(x)`` itself. The graph route evaluates the target module in its own
-dtype and uses the graph bound's own ``δ_f`` (which includes the cast of the input) instead.
+that covers the rounding of ``|f|(x)`` itself; terms below ``2^-960`` do not count (underflow, which that
+relative allowance does not cover, is absolute: ``N · 2^-1074`` per layer, carried through the weights).
+The graph route evaluates the target module in its own dtype and uses the graph bound's own ``δ_f``
+(which includes the cast of the input) instead.
 
 ``f_max = 0`` (a target that vanishes at every sample point): no relative accuracy exists, and the
 certificate holds only when ``error_bound == 0`` (a zero target switched off exactly has that).
@@ -42,9 +44,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from verify.core.error_bound import unit_roundoff
+
 __all__ = ["accuracy_reference", "bound_over_f_max", "float64_allowance", "holds_against_f_max", "sampled_f_max"]
 
-_U64 = 2.0**-53
+_U64 = unit_roundoff("float64")
+_FLOOR = 2.0**-960
+"""Terms below this do not count: the float64 evaluation's underflow (at most ``N · 2^-1074`` absolute per layer,
+carried through the weights) is not in the relative allowance; it reaches ``2^-960`` only through weights that
+amplify it by ``2^100``."""
 
 
 def float64_allowance(magnitude: np.ndarray, roundings: int) -> np.ndarray:
@@ -78,7 +86,7 @@ def sampled_f_max(values: np.ndarray, allowance: np.ndarray | float = 0.0, insid
     lower = np.abs(rows) - np.broadcast_to(np.asarray(allowance, dtype=np.float64), values.shape).reshape(rows.shape)
     if inside is not None:
         lower = lower[np.asarray(inside, dtype=bool)]
-    lower = lower[np.isfinite(lower)] if lower.size else lower
+    lower = lower[np.isfinite(lower) & (lower >= _FLOOR)] if lower.size else lower
     return float(max(np.max(lower, initial=0.0), 0.0))
 
 
