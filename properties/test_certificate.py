@@ -3,9 +3,11 @@
 And how its normalizations look (docs/design.md §1–2).
 """
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 import verify
@@ -88,3 +90,57 @@ def test_normalizations_have_the_shape_of_the_construction(mode, data):
         s, t = result.scales[j], result.shifts[j]
         assert np.all(np.abs(scales[j] - s) <= 2 * EPS * np.abs(s))
         assert np.all(np.abs(shifts[j] - t) <= 4 * EPS * (np.abs(t) + np.abs(s * mu)))
+
+
+def _exact_output(target: verify.TargetNetwork, x: np.ndarray) -> list[Fraction]:
+    """``f(x)`` in rational arithmetic: no rounding anywhere."""
+    z = [Fraction(float(v)) for v in x]
+    for k, (w, b) in enumerate(zip(target.weights, target.biases, strict=True)):
+        z = [
+            sum((Fraction(float(w[i, j])) * z[j] for j in range(len(z))), Fraction(float(b[i]))) for i in range(len(b))
+        ]
+        if k < target.depth - 1:
+            z = [max(v, Fraction(0)) for v in z]
+    return z
+
+
+def _exactly_inside(domain: verify.Domain, x: np.ndarray) -> bool:
+    """``x`` in the domain, decided in rational arithmetic."""
+    if isinstance(domain, verify.Box):
+        return all(
+            Fraction(float(lo)) <= Fraction(float(v)) <= Fraction(float(hi))
+            for lo, v, hi in zip(domain.lo, x, domain.hi, strict=True)
+        )
+    distance = sum((Fraction(float(v)) - Fraction(float(c))) ** 2 for v, c in zip(x, domain.center, strict=True))
+    return distance <= Fraction(domain.radius) ** 2
+
+
+@given(data=st.data(), seed=seeds())
+def test_f_max_is_an_output_of_the_exact_target_on_the_domain(data, seed):
+    """docs/design.md §6.8: ``f_max`` is a lower bound of ``max_D ‖f‖_∞``. Among the certificate's own sample
+    points (`solve`'s samples and seed) that lie in the domain, decided in rational arithmetic, the exact
+    (rational) ``|f_i(x)|`` reaches ``f_max`` at one of the 16 largest computed ``|f̂_i(x)|`` (the rounding
+    allowance makes every computed value less it a lower bound of the exact one). And ``f_max`` is at most the
+    interval ``scale``, an upper bound of the same maximum."""
+    instance = data.draw(instances(), label="instance")
+    result = solve(instance, seed=seed)
+    certificate, target = result.certificate, result.target
+    domain = instance.domain.resolve(target.widths[0])
+    x = domain.sample(256, np.random.default_rng(seed))
+    assert certificate.f_max <= certificate.scale
+    if certificate.f_max == 0:
+        event("f_max = 0: the target vanishes at every sample point")
+        return
+    size = np.abs(target(x))
+    order = np.argsort(-size, axis=None, kind="stable")
+    seen: set[tuple[bytes, int]] = set()
+    exact: list[Fraction] = []
+    for flat in order:
+        point, output = x[flat // size.shape[1]], int(flat % size.shape[1])
+        if (point.tobytes(), output) in seen or not _exactly_inside(domain, point):
+            continue
+        seen.add((point.tobytes(), output))
+        exact.append(abs(_exact_output(target, point)[output]))
+        if len(exact) == 16:
+            break
+    assert max(exact) >= Fraction(certificate.f_max)

@@ -76,7 +76,7 @@ def test_drawn_graphs_agree_within_the_derived_bound(
     x = torch.tensor(domain.sample(256, np.random.default_rng(seed + 2)))
     with torch.no_grad():
         error = float((frozen(x) - target(x)).abs().max())
-    assert error <= result.error_bound <= result.rtol * result.scale
+    assert error <= result.error_bound <= result.rtol * result.f_max
 
 
 def build_resnet(channels: tuple[int, ...], blocks: int, seed: int) -> nn.Module:

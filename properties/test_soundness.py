@@ -158,9 +158,9 @@ def test_error_bound_covers_fresh_points(dtype, data, seed):
     assert np.all(error <= bound)
     relative = certificate.relative_error_bound
     if np.isfinite(relative) and relative > 0:
-        event(f"{dtype}: bound / scale <= 1e-{min(16, int(-np.log10(max(relative, 1e-16))))}")
+        event(f"{dtype}: bound / f_max <= 1e-{min(16, int(-np.log10(max(relative, 1e-16))))}")
     else:
-        event(f"{dtype}: bound at the underflow level (scale 0)")
+        event(f"{dtype}: a zero bound (f_max 0)")
 
 
 MODULE_DTYPES = ("float64", "float32")
@@ -212,7 +212,7 @@ def test_residual_error_bound_covers_fresh_points(dtype, target, data, seed):
     note(f"max |g − f| {error:.3g}, bound {bound:.3g}, scale {result.certificate.scale:.3g}")
     assert error <= bound
     event(f"{dtype}: bound / observed >= 1e{int(np.log10(bound / error)) if error > 0 else 'inf'}")
-    event(f"{dtype}: bound / scale <= 1e{math.ceil(np.log10(max(result.certificate.relative_error_bound, 1e-16)))}")
+    event(f"{dtype}: bound / f_max <= 1e{math.ceil(np.log10(max(result.certificate.relative_error_bound, 1e-16)))}")
 
 
 @st.composite
@@ -286,7 +286,7 @@ def test_conv_error_bound_covers_fresh_points(dtype, case, width, seed):
     error = float(np.max(np.abs(g - f)))
     note(f"{target}; bound {certificate.error_bound:.3g}, observed {error:.3g}, scale {certificate.scale:.3g}")
     assert error <= certificate.error_bound
-    event(f"{dtype}: bound / scale <= 1e{math.ceil(np.log10(max(certificate.relative_error_bound, 1e-16)))}")
+    event(f"{dtype}: bound / f_max <= 1e{math.ceil(np.log10(max(certificate.relative_error_bound, 1e-16)))}")
     if error == 0:
         event(f"{dtype}: observed 0: g = f exactly at every fresh point")
     else:

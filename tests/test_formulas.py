@@ -117,14 +117,15 @@ def test_ball_samples_lie_in_the_ball_and_reach_its_boundary():
     ball = verify.Ball(3.0, [1.0, 2.0])
     x = ball.sample(200, np.random.default_rng(0))
     r = np.linalg.norm(x - ball.center, axis=1)
-    assert np.all(r <= 3.0 * (1 + 4 * EPS))
-    assert np.sum(np.abs(r - 3.0) <= 8 * EPS * 3.0) >= 99
+    assert np.all(r <= 3.0 * (1 + 4 * EPS)) and np.all(ball.contains(x))
+    # the sphere's points are drawn at radius r (1 − 2^-36), a hair inside (so that `contains` proves them inside)
+    assert np.sum(np.abs(r - 3.0 * (1 - 2.0**-36)) <= 8 * EPS * 3.0) >= 99
 
 
 def test_box_samples_lie_in_the_box_and_reach_corners_and_faces():
     box = verify.Box([-1.0, 0.0, 5.0], [1.0, 2.0, 5.5])
     x = box.sample(200, np.random.default_rng(0))
-    assert np.all(x >= box.lo) and np.all(x <= box.hi)
+    assert np.all(x >= box.lo) and np.all(x <= box.hi) and np.all(box.contains(x))
     on_face = np.any((x == box.lo) | (x == box.hi), axis=1)
     corner = np.all((x == box.lo) | (x == box.hi), axis=1)
     assert on_face.sum() >= 100 and corner.sum() >= 40

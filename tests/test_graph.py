@@ -106,7 +106,7 @@ def test_graph_targets_are_reconstructed_within_the_derived_bound(cls: type[nn.M
     with torch.no_grad():
         error = float((frozen(x) - target(x)).abs().max())
     # The derived tolerance: the propagated bound, itself within rtol = 1e-6 of the target's scale.
-    assert error <= result.error_bound <= 1e-6 * result.scale
+    assert error <= result.error_bound <= 1e-6 * result.f_max
     assert result.error_ratio <= 1
     depths = [row["depth"] for row in result.by_depth()]
     assert depths == list(range(1, result.depth + 1))
@@ -341,7 +341,7 @@ def test_float32_graph_is_certified_in_float32_counting_neurons_pushed_past_thei
     assert all(n.error_ratio <= 1 for n in result.nodes)
     x = _fresh_points(5).float()
     with torch.no_grad():
-        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-2 * result.scale
+        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-2 * result.f_max
 
 
 class FlatResNet(nn.Module):
@@ -369,7 +369,7 @@ def test_a_resnet_is_reconstructed_pair_by_pair_within_the_derived_bound() -> No
     assert conv1[0].out_channels == 4 * 4 * 3 * 3 and conv1[3].kernel_size == (1, 1)  # paper width: C_out C_in k k
     x = torch.tensor(verify.Box(np.zeros(108), np.ones(108)).sample(256, np.random.default_rng(9)))
     with torch.no_grad():
-        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.scale
+        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.f_max
 
 
 def test_convolution_refusals_and_mismatches() -> None:
@@ -418,4 +418,4 @@ def test_mirrored_pairs_need_no_shift_and_carry_no_margin_risk() -> None:
     assert result.max_shift_ratio == 0 and all(n.margin_ratio == 0 for n in result.nodes)
     x = torch.tensor(verify.Box(np.zeros(108), np.ones(108)).sample(128, np.random.default_rng(9)))
     with torch.no_grad():
-        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.scale
+        assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.f_max

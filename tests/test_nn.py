@@ -49,7 +49,7 @@ def test_issue_example_verbatim_in_float32() -> None:
     result = fit_norm_layers(frozen, target, verify.Ball(1.0), rtol=1e-2)
     certificate = result.certificate
     assert certificate.holds and certificate.dtype == "float32"
-    assert certificate.error_bound <= 1e-2 * certificate.scale
+    assert certificate.error_bound <= 1e-2 * certificate.f_max
     x = _ball_points(500, 1.0).float()
     with torch.no_grad():
         out, expected = frozen.eval()(x), target(x)

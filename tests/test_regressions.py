@@ -66,20 +66,25 @@ def test_same_seed_target_and_frozen_are_independent():
     assert np.linalg.matrix_rank(pair) == 2
 
 
-def test_vanishing_target_is_not_refused():
+def test_vanishing_target_is_not_refused_when_it_is_zero_and_refused_in_words_otherwise():
     """Bug (found by the properties): the rtol check divided by max |f| over the samples, so a
-    target that vanishes on the domain (f ≡ 0, or a dead hidden layer) was refused for a 1e-17
-    rounding error of g, with a misleading message. Now the error is relative to |f|(x), the
-    target evaluated with absolute values, and skipped only when all of f's terms vanish."""
+    target that vanishes on the domain was refused for a 1e-17 rounding error of g, with a
+    misleading message. A zero target (last layer 0) is now switched off exactly, with a bound of 0,
+    and holds. Accuracy is judged against f_max, the target's largest output on the sample points
+    (docs/design.md §6.8): a target that is 0 at every sample point without being zero (a dead
+    hidden layer) has no relative accuracy to prove, and is refused with a message saying so (it
+    was accepted against the interval scale before, for a bound of 1.4e-13 on a function that is 0)."""
     target = verify.TargetNetwork([np.zeros((1, 1))])
     frozen = verify.FrozenNetwork(
         [[[0.7]], [[1.3]]], biases=[[0.1], [0.3]], running_mean=[[0.2], [0.45]], running_var=[[2.0], [3.0]], eps=1e-3
     )
-    assert verify.reconstruct(target, frozen, verify.Ball(1.0)).certificate.holds
-    tiny = verify.TargetNetwork([[[-1.0]], [[1.0]]])
+    certificate = verify.reconstruct(target, frozen, verify.Ball(1.0)).certificate
+    assert certificate.holds and certificate.f_max == 0.0 and certificate.error_bound == 0.0
+    tiny = verify.TargetNetwork([[[-1.0]], [[1.0]]])  # ReLU(−x): 0 on the sample points of this ball
     frozen = verify.FrozenNetwork.for_target(tiny, "paper", seed=1, biases=True)
-    result = verify.reconstruct(tiny, frozen, verify.Ball(1.0, center=[1 - 1e-13]))
-    assert result.certificate.sampled.max_relative_error <= 1e-14
+    with pytest.raises(verify.CertificateError, match="f_max = 0: the target vanishes there") as refused:
+        verify.reconstruct(tiny, frozen, verify.Ball(1.0, center=[1 - 1e-13]))
+    assert refused.value.certificate.sampled.max_relative_error <= 1e-14
 
 
 CANCELLING = [

@@ -175,7 +175,7 @@ def test_certificate_reports_every_branch() -> None:
     figures = certificate.to_dict()
     assert figures["holds"] and figures["kind"] == "bounded"
     # The rigorous bound is finite, within rtol of the scale, and the samples stay under it.
-    assert 0 < certificate.error_bound <= certificate.rtol * certificate.scale
+    assert 0 < certificate.error_bound <= certificate.rtol * certificate.f_max
     assert figures["error_bound"] == certificate.error_bound and certificate.sampled.bound_ratio <= 1
     assert [(b["stage"], b["branch"]) for b in figures["branches"]] == [(s, j) for s in (1, 2) for j in (1, 2, 3)]
     for b in certificate.branches:

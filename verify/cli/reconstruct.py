@@ -301,7 +301,8 @@ def _parser() -> argparse.ArgumentParser:
         "--rtol",
         type=float,
         default=1e-6,
-        help="accuracy certified in the networks' dtype: error bound <= rtol * the target's scale (default: 1e-6; "
+        help="accuracy certified in the networks' dtype: error bound <= rtol * f_max, the target's largest output "
+        "on the certificate's sample points (default: 1e-6; "
         "float32 networks usually need about 1e-3, or save them in float64)",
     )
     parser.add_argument(
@@ -415,8 +416,9 @@ def _run(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     slope = f" + {certificate.error_slope:.3g}·max|x_i|" if certificate.error_slope else ""
     say(
         f"certificate  {verdict} in {certificate.dtype}: |g - f| <= {certificate.error_bound:.3g}{slope} on the "
-        f"whole domain, {certificate.relative_error_bound:.3g} of the target's scale {certificate.scale:.3g} "
-        f"(rtol {certificate.rtol:g}); "
+        f"whole domain, {certificate.relative_error_bound:.3g} of the target's largest output on the sample points "
+        f"(f_max {certificate.f_max:.3g}; rtol {certificate.rtol:g}), {certificate.bound_over_scale:.3g} of its "
+        f"interval scale {certificate.scale:.3g}; "
         f"sampled max relative error {sampled.max_relative_error:.3g} on {sampled.points} points{margin}"
     )
     say(

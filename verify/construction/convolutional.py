@@ -12,8 +12,9 @@
 4. the certificate: per block the residual, rank, condition and smallest per-channel margin; the
    rigorous bound on ``|ĝ − f̂|`` over the whole domain, in the evaluation dtype and any summation
    order, of `verify.core.graph_bound` on the pair's graph (`verify.core.graph.conv_graph`), required
-   ``<= rtol · scale``; and a sampled check on domain points (corners included), evaluated in
-   batches, a sanity check of that bound: every sampled ``|g − f|`` must lie within it.
+   ``<= rtol · f_max`` (the target's largest output on the sample points, `verify.core.f_max`); and a
+   sampled check on domain points (corners included), evaluated in batches, a sanity check of that
+   bound: every sampled ``|g − f|`` must lie within it.
 
 The evaluation dtype is float64 unless the caller names another (`verify.nn.fit_norm_layers` passes
 the dtype of the frozen module's parameters): γ and β are then rounded to it, and the bound is
@@ -36,6 +37,7 @@ from verify.core.conv_networks import ConvFrozenNetwork, ConvTargetNetwork, reso
 from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError
+from verify.core.f_max import float64_allowance, sampled_f_max
 from verify.core.graph import conv_graph
 from verify.core.graph_bound import graph_error_bound
 from verify.core.interop import round_to
@@ -101,7 +103,7 @@ def reconstruct_convolutional(
     graph = conv_graph(target, frozen, gamma, beta)
     centred = mode == APPROXIMATE
     certified = graph_error_bound(graph, domain, dtype=dtype, target_dtype=target_dtype, centred=centred)
-    sampled = sampled_check(target, frozen, points, gamma, beta, certificates, rtol, certified)
+    sampled = sampled_check(target, frozen, points, gamma, beta, certificates, rtol, certified, domain.contains(points))
     certificate = Certificate(
         mode=mode,
         domain=domain.to_dict(),
@@ -145,13 +147,16 @@ def sampled_check(
     blocks: list[BlockCertificate],
     rtol: float,
     certified: ErrorBound,
+    inside: np.ndarray | None = None,
 ) -> SampledCheck:
     """``g`` against ``f`` at ``points`` (flat, ``(count, prod(input_shape))``), every network evaluated in batches.
 
     ``tolerance`` is `verify.core.tolerances.evaluation_tolerance` with each layer's terms
     (``C_in·prod(kernel) + 1`` for a convolution, the window for a pooling) in place of the dense
     fan-ins (reported); ``bound_ratio = max |g − f| / error_bound`` must be ``<= 1``: the sanity check
-    of the certified bound.
+    of the certified bound. ``f_max`` (`verify.core.f_max`) is the target's largest output on the points
+    flagged ``inside`` (those that provably lie in the domain; all when None), less the rounding of its
+    float64 evaluation (``Σ (terms + 2)`` roundings over the layers).
     """
     count = points.shape[0]
     f = target(points).reshape(count, -1)
@@ -172,4 +177,5 @@ def sampled_check(
         min_odd_preactivation=smallest,
         rtol=rtol,
         bound_ratio=residual_ratio(difference, np.full_like(difference, certified.error_bound)),
+        f_max=sampled_f_max(f, float64_allowance(target_size, sum(t + 2 for t in _terms(target))), inside),
     )

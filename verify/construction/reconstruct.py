@@ -43,7 +43,8 @@ from verify.core.conv_networks import is_convolutional
 from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
 from verify.core.errors import CertificateError
-from verify.core.interop import dtype_name, result_spec, round_to, to_caller
+from verify.core.f_max import float64_allowance, sampled_f_max
+from verify.core.interop import dtype_name, refuse_tf32, result_spec, round_to, to_caller
 from verify.core.linear_bounds import linear_regions, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
@@ -132,9 +133,11 @@ def reconstruct(
     seed : int
         Seed of the sample points.
     rtol : float
-        Accuracy demanded of the certified bound: ``error_bound <= rtol * scale``, where
+        Accuracy demanded of the certified bound: ``error_bound <= rtol * f_max``, where
         ``error_bound`` bounds ``|ĝ(x) - f̂(x)|`` over the whole domain in the evaluation dtype and
-        ``scale`` is the target's absolute-value evaluation over the domain (docs/design.md §6.5).
+        ``f_max`` is the target's largest output on the certificate's sample points, a lower bound of
+        its largest output on the domain (docs/design.md §6.8; on ``R^d`` the unit cube and the slope).
+        The target's absolute-value evaluation over the domain, ``scale``, is reported beside it.
         Well-conditioned float64 instances reach ~1e-12; the default 1e-6 rejects solutions whose
         huge, cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic, and
         most float32/float16 networks need a larger ``rtol`` (or float64).
@@ -230,6 +233,8 @@ def _solve(
     plan_solves(dense_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     spec = result_spec(frozen.torch or target.torch)
     dtype = dtype_name(spec)
+    if spec is not None:  # networks of CUDA float32 tensors are run there: TF32 products are not float32
+        refuse_tf32(spec.device, dtype)
     if domain is None:  # paired (docs/design.md §3): exact on all of R^d, checked far out too
         regions = linear = None
         rng = np.random.default_rng(seed)
@@ -293,7 +298,7 @@ def _solve(
         timings["construction"] -= linear.seconds - setup
     if zero and np.isfinite(certified.error_bound):  # g = f = 0 exactly wherever nothing overflows
         certified = exact_zero_bound(certified)
-    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified)
+    sampled = _sampled_check(target, frozen, points, gamma_bn, beta_bn, certificates, rtol, certified, domain)
     exact = None
     if method == "exact":
         points = domain.sample(min(samples, EXACT_POINTS), np.random.default_rng(seed))
@@ -399,9 +404,12 @@ def _sampled_check(
     block_certificates: list[BlockCertificate],
     rtol: float,
     certified: ErrorBound,
+    domain: Domain | None,
 ) -> SampledCheck:
     """The certificate's sampled check of ``g`` against ``f`` at the points ``x`` (docs/design.md §6): a
-    sanity check of the certified bound, which every sampled ``|g − f|`` must respect."""
+    sanity check of the certified bound, which every sampled ``|g − f|`` must respect; and ``f_max``, the
+    target's largest output on the points of ``domain`` among them (on ``R^d``, ``domain=None``: those with
+    ``‖x‖_∞ <= 1``), less the rounding of its float64 evaluation (`verify.core.f_max`)."""
     samples = x.shape[0]
     f = target(x)
     pre = frozen.preactivations(x, gamma, beta)
@@ -416,6 +424,8 @@ def _sampled_check(
     relative = float(difference.max()) / size if size > 0 else 0.0
     live_odd = [p[:, gamma[j] != 0] for j, p in enumerate(pre) if j % 2 == 0]
     allowed = np.broadcast_to(certified.at(x)[:, None], difference.shape)
+    inside = np.max(np.abs(x), axis=1) <= 1 if domain is None else domain.contains(x)
+    roundings = sum(d + 2 for d in target.widths[:-1])  # fan-in, product and bias of every layer
     return SampledCheck(
         points=samples,
         max_abs_error=float(difference.max()),
@@ -425,6 +435,7 @@ def _sampled_check(
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
         rtol=rtol,
         bound_ratio=residual_ratio(difference, allowed),
+        f_max=sampled_f_max(f, float64_allowance(target_size, roundings), inside),
     )
 
 

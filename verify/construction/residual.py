@@ -32,6 +32,7 @@ from verify.core.bounds import block_input_regions
 from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError, InfeasibleError
+from verify.core.f_max import float64_allowance, sampled_f_max
 from verify.core.interop import round_to
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
@@ -89,8 +90,9 @@ def reconstruct_residual(
     bound, samples, seed
         As in `verify.reconstruct`.
     rtol : float
-        Accuracy demanded of the certified bound: ``error_bound <= rtol · scale`` (docs/design.md §6.6), with
-        ``scale`` the target's absolute-value evaluation over the domain.
+        Accuracy demanded of the certified bound: ``error_bound <= rtol · f_max`` (docs/design.md §6.8), with
+        ``f_max`` the target's largest output on the sample points (a lower bound of its largest output on
+        the domain).
     dtype, target_dtype : str
         The frozen network's and the target's evaluation dtypes (``"float64"`` … ``"bfloat16"``): ``gamma``,
         ``beta`` come back rounded to ``dtype`` (as float64 arrays), certified in it (``certificate.dtype``).
@@ -238,8 +240,9 @@ def _sampled_check(
     rtol: float,
     bound: ErrorBound,
 ) -> ResidualSampledCheck:
-    """``g`` against ``f`` on ``samples`` points of the domain: within the certified ``bound``, and the figures
-    of the first-order rounding model (`residual_tolerance_of`)."""
+    """``g`` against ``f`` on ``samples`` points of the domain: within the certified ``bound``, the figures
+    of the first-order rounding model (`residual_tolerance_of`), and ``f_max`` (`verify.core.f_max`: the
+    target's largest output on the points, less the rounding of its float64 evaluation)."""
     x = domain.sample(samples, np.random.default_rng(seed))
     f, g = target(x), frozen.forward(x, gamma, beta)
     size = target.magnitude(x)
@@ -260,6 +263,7 @@ def _sampled_check(
         tolerance=tolerance,
         rtol=rtol,
         bound_ratio=_over(float(difference.max()), bound.error_bound),
+        f_max=sampled_f_max(f, float64_allowance(size, sum(d + 2 for d in target.widths[:-1])), domain.contains(x)),
     )
 
 

@@ -75,6 +75,22 @@ class ApproximateCertificate:
         return self.figures.sampled
 
     @property
+    def f_max(self) -> float:
+        """The target's largest output on the sample points, a lower bound of ``max_D ‖f‖_∞`` (`verify.core.f_max`)."""
+        return self.figures.f_max
+
+    @property
+    def relative_error_bound(self) -> float:
+        """``error_bound / f_max``: the proved error against the target's largest output (a figure here: below
+        the threshold no ``rtol`` is demanded, the bound itself is the result)."""
+        return self.figures.relative_error_bound
+
+    @property
+    def bound_over_scale(self) -> float:
+        """``error_bound / scale``, against the interval figure."""
+        return self.figures.bound_over_scale
+
+    @property
     def mode(self) -> str:
         """``"approximate"``."""
         return "approximate"

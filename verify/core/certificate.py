@@ -3,9 +3,11 @@
 A certificate holds when, for every block, the scale-equation residual is within the tolerance
 a backward-stable solve guarantees and every shifted odd-layer neuron has a non-negative activity
 margin over the block's input region, when the rigorous bound of `verify.core.error_bound` on
-``|ĝ(x) − f̂(x)|`` over the whole domain, in the evaluation dtype, is at most ``rtol`` times the
-target's scale, and when the sampled check finds no point outside that bound (a sample outside it
-would mean the bound is wrong). Float64 tolerances come from `verify.core.tolerances`.
+``|ĝ(x) − f̂(x)|`` over the whole domain, in the evaluation dtype, is at most ``rtol`` times
+``f_max``, the target's largest output on the sample points (a lower bound of its largest output on
+the domain, `verify.core.f_max`), and when the sampled check finds no point outside that bound (a
+sample outside it would mean the bound is wrong). The interval ``scale`` is kept as a figure.
+Float64 tolerances come from `verify.core.tolerances`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from verify.core.error_bound import ErrorBound
+from verify.core.f_max import accuracy_reference, bound_over_f_max, holds_against_f_max
 from verify.core.numerics import json_ready
 
 __all__ = ["BlockCertificate", "Certificate", "ExactCheck", "SampledCheck"]
@@ -105,6 +108,11 @@ class SampledCheck:
         ``max |g(x) − f(x)| / error_bound(x)`` over the points, with ``error_bound(x)`` the
         certified bound (`verify.core.error_bound.ErrorBound.at`); 0/0 read as 0. It must be
         ``<= 1``: a sample outside the certified bound would mean the bound is wrong.
+    f_max : float
+        The target's largest output on the points that provably lie in the domain, less the rounding
+        of its float64 evaluation there (`verify.core.f_max.sampled_f_max`): a lower bound of
+        ``max_D ‖f‖_∞``, what ``holds`` judges the bound against. On ``R^d``: over the points with
+        ``‖x‖_∞ <= 1``. NaN when the network was not evaluated.
 
     The sampled check is a sanity check of the bound, not the proof: ``error_ratio`` against
     ``tolerance`` (the float64 evaluation tolerance) and ``max_relative_error`` are reported for
@@ -119,6 +127,7 @@ class SampledCheck:
     min_odd_preactivation: float
     rtol: float
     bound_ratio: float = 0.0
+    f_max: float = float("nan")
 
     @property
     def holds(self) -> bool:
@@ -182,12 +191,14 @@ class Certificate:
         The rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain in the evaluation dtype
         (`verify.core.error_bound`); None only for certificates built by hand (then it fails).
     rtol : float
-        The accuracy demanded: ``error_bound <= rtol · scale``.
+        The accuracy demanded: ``error_bound <= rtol · f_max`` (`verify.core.f_max.holds_against_f_max`;
+        on ``R^d`` the unit cube and the slope, see there).
     sampled_only : bool
         True for a certificate without a rigorous floating-point bound over the domain (``bound`` is None,
         ``error_bound`` is ``inf``; no route of `verify.reconstruct` builds one any more); the accuracy demanded is
-        checked at the sample points instead, ``sampled.max_relative_error <= rtol``, next to the
-        block figures (residuals, margins over the whole domain) and the sampled evaluation check.
+        checked at the sample points instead, ``sampled.max_abs_error <= rtol · f_max`` (the same helper,
+        with the sampled error in place of the bound: evidence, not a proof), next to the block figures
+        (residuals, margins over the whole domain) and the sampled evaluation check.
     """
 
     mode: str
@@ -228,8 +239,23 @@ class Certificate:
         return "float64" if self.bound is None else self.bound.dtype
 
     @property
+    def f_max(self) -> float:
+        """The target's largest output on the sample points (a lower bound of ``max_D ‖f‖_∞``, `SampledCheck.f_max`)."""
+        return self.sampled.f_max
+
+    @property
     def relative_error_bound(self) -> float:
-        """``error_bound / scale`` (on ``R^d`` the larger of that and ``error_slope / scale_slope``)."""
+        """``error_bound / f_max``, the figure ``holds`` compares with ``rtol`` (on ``R^d`` see
+        `verify.core.f_max.bound_over_f_max`); ``inf`` without a bound."""
+        if self.bound is None:
+            return float("inf")
+        b = self.bound
+        return bound_over_f_max(b.error_bound, self.f_max, error_slope=b.error_slope, scale_slope=b.scale_slope)
+
+    @property
+    def bound_over_scale(self) -> float:
+        """``error_bound / scale`` against the interval figure (on ``R^d`` the larger of that and
+        ``error_slope / scale_slope``; ``scale = 0``: the frozen network's ``frozen_scale``); a figure."""
         if self.bound is None:
             return float("inf")
         b = self.bound
@@ -239,14 +265,29 @@ class Certificate:
         return max(ratios)
 
     @property
-    def holds(self) -> bool:
-        """Every block's checks, the certified bound within ``rtol``, the sampled check inside the bound, and
-        (for ``method="exact"``) the exact check pass."""
-        exact = self.exact is None or self.exact.holds
-        bounded = self.bound is not None and self.bound.within(self.rtol)
+    def bounded(self) -> bool:
+        """The accuracy demanded: ``error_bound <= rtol · f_max`` (`verify.core.f_max.holds_against_f_max`); for a
+        ``sampled_only`` certificate the sampled ``max |g − f|`` in place of the bound."""
         if self.sampled_only:
-            bounded = self.sampled.max_relative_error <= self.rtol
-        return all(b.holds for b in self.blocks) and bounded and self.sampled.holds and exact
+            return holds_against_f_max(self.sampled.max_abs_error, self.f_max, self.rtol)
+        if self.bound is None:
+            return False
+        b = self.bound
+        return holds_against_f_max(
+            b.error_bound,
+            self.f_max,
+            self.rtol,
+            error_slope=b.error_slope,
+            scale_slope=b.scale_slope,
+            valid_radius=b.valid_radius,
+        )
+
+    @property
+    def holds(self) -> bool:
+        """Every block's checks, the certified bound within ``rtol · f_max``, the sampled check inside the bound,
+        and (for ``method="exact"``) the exact check pass."""
+        exact = self.exact is None or self.exact.holds
+        return all(b.holds for b in self.blocks) and self.bounded and self.sampled.holds and exact
 
     @property
     def max_residual(self) -> float:
@@ -283,21 +324,22 @@ class Certificate:
                     f"block {b.block}: activity margin {b.min_margin:.3g} < 0, the linear regime is not proved"
                 )
         if self.sampled_only:
-            if not self.sampled.max_relative_error <= self.rtol:
+            if not self.bounded:
                 reasons.append(
-                    f"sampled |g − f| is {self.sampled.max_relative_error:.3g} of the target's scale, above rtol = "
-                    f"{self.rtol:.3g} (largest block condition number {self.max_condition:.3g}); use a larger rtol"
+                    f"sampled |g − f| is {_ratio(self.sampled.max_abs_error, self.f_max):.3g} "
+                    f"{accuracy_reference(self.f_max)}, above rtol = {self.rtol:.3g} (largest block condition number "
+                    f"{self.max_condition:.3g}); use a larger rtol"
                 )
         elif self.bound is None:
             reasons.append("no error bound was computed")
-        elif not self.bound.within(self.rtol):
+        elif not self.bounded:
             why = f" ({self.bound.reason})" if self.bound.reason else ""
             fix = "a larger rtol" if self.dtype == "float64" else "float64 networks or a larger rtol"
             reasons.append(
                 f"in {self.dtype} the certified error bound |g − f| <= {self.error_bound:.3g}{why} is "
-                f"{self.relative_error_bound:.3g} of the target's scale {self.scale:.3g}, which exceeds rtol = "
-                f"{self.rtol:.3g} (largest block condition number {self.max_condition:.3g}, largest scale "
-                f"{self.max_scale:.3g}); use {fix}"
+                f"{self.relative_error_bound:.3g} {accuracy_reference(self.f_max, self.error_slope)}, which exceeds "
+                f"rtol = {self.rtol:.3g} (interval scale {self.scale:.3g}; largest block condition number "
+                f"{self.max_condition:.3g}, largest scale {self.max_scale:.3g}); use {fix}"
             )
         if not self.sampled.holds:
             reasons.append(
@@ -332,7 +374,9 @@ class Certificate:
                 "error_slope": self.error_slope,
                 "valid_radius": self.valid_radius,
                 "scale": self.scale,
+                "f_max": self.f_max,
                 "relative_error_bound": self.relative_error_bound,
+                "bound_over_scale": self.bound_over_scale,
                 "bound": None if self.bound is None else asdict(self.bound),
                 "sampled_only": self.sampled_only,
             }

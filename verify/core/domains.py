@@ -18,6 +18,10 @@ from verify.core.validate import as_array, as_real
 
 __all__ = ["AffineRange", "Ball", "Box", "Domain"]
 
+_SPHERE = 1.0 - 2.0**-36
+"""Radius (relative) of a ball's "sphere" sample points: inside the ball by far more than the rounding of
+``c + r u`` and of `Ball.contains`'s test (about ``d · 1e-16``), and on the sphere to ``1.5e-11``."""
+
 
 @dataclass(frozen=True)
 class AffineRange:
@@ -51,6 +55,11 @@ class Domain:
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """``count`` points of the domain, about half on its boundary, as a ``(count, dim)`` array."""
+        raise NotImplementedError
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Per point of ``points`` (``(count, dim)``): True only if it provably lies in the domain (rounding
+        of the test included), so that a figure taken over those points is one of the domain."""
         raise NotImplementedError
 
     def to_dict(self) -> dict:
@@ -103,7 +112,8 @@ class Ball(Domain):
         return centre - self.radius, centre + self.radius
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
-        """The centre, then about half the points uniform in the ball and the rest on its sphere."""
+        """The centre, then about half the points uniform in the ball and the rest on its sphere (drawn at
+        radius ``r (1 − 2^-36)``, so that rounding cannot put them outside: `contains` proves them inside)."""
         centre = self._centre()
         d = centre.shape[0]
         directions = rng.standard_normal((count, d))
@@ -111,9 +121,27 @@ class Ball(Domain):
         radii = np.ones(count)
         inner = count // 2
         radii[:inner] = rng.uniform(size=inner) ** (1.0 / d)  # uniform in the ball
+        radii[inner:] = _SPHERE  # a hair inside the sphere, so that `contains` can prove them inside
         points = centre + self.radius * radii[:, None] * directions
         points[0] = centre
         return points
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """``‖x − c‖₂ <= r``, tested on an upper bound of the norm. ``x − c`` is scaled by the power of two
+        ``2^-e`` nearest its largest entry (exact, so neither the squares overflow nor do they underflow);
+        ``fl(‖·‖₂) (1 + 2 γ_{d+4}) + d · 2^-1074`` then bounds the scaled norm (one rounding per difference,
+        ``d`` squares summed, the square root; Higham §3.1; the last term for entries the scaling made
+        subnormal), and is compared with ``r 2^-e``."""
+        points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        d = points.shape[1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            difference = points - self._centre()
+            largest = np.max(np.abs(difference), axis=1)
+            _, exponent = np.frexp(np.where(np.isfinite(largest) & (largest > 0), largest, 1.0))
+            scaled = np.ldexp(difference, -exponent[:, None])
+            mu = (d + 4) * 2.0**-53
+            norms = np.linalg.norm(scaled, axis=1) * (1 + 2 * mu / (1 - mu)) + d * 2.0**-1074
+            return np.asarray(np.isfinite(largest) & (norms <= np.ldexp(self.radius, -exponent)))
 
     def to_dict(self) -> dict:
         """``{"kind": "ball", "radius", "center"}``."""
@@ -223,9 +251,15 @@ class Box(Domain):
         faces[rows, pinned] = corners[rows, pinned]
         boundary = np.where(rows[:, None] < (count - inner) // 2, corners, faces)
         t = np.concatenate([t[:inner], boundary])
-        points = lo + t * (hi - lo)
-        points[0] = (lo + hi) / 2
+        points = np.clip(lo + t * (hi - lo), lo, hi)  # corners exactly: lo + (hi − lo) may round past hi
+        points[0] = np.clip((lo + hi) / 2, lo, hi)
         return points
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """``lo <= x <= hi`` in every coordinate (exact: comparisons do not round)."""
+        lo, hi = self._bounds()
+        points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        return np.all((points >= lo) & (points <= hi), axis=1)
 
     def to_dict(self) -> dict:
         """``{"kind": "box", "lo", "hi"}`` (and ``"shape"`` for a box over tensors; ``lo``, ``hi`` stay flat)."""

@@ -20,6 +20,7 @@ __all__ = [
     "dtype_name",
     "is_tensor",
     "like",
+    "refuse_tf32",
     "result_spec",
     "round_to",
     "to_caller",
@@ -131,3 +132,32 @@ def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
     import torch
 
     return torch.tensor(array, dtype=torch.float64).to(getattr(torch, dtype)).to(torch.float64).numpy()
+
+
+def refuse_tf32(device: Any, dtype: str, *, convolutions: bool = False) -> None:
+    """ValueError when float32 work on a CUDA ``device`` may run in TF32, which the bound does not model.
+
+    Every bound assumes IEEE arithmetic in the evaluation dtype: float32 with a 24-bit significand
+    (``u = 2^-24``). On CUDA, ``torch.backends.cuda.matmul.allow_tf32`` lets cuBLAS run float32 matrix
+    products (``nn.Linear``) in TF32, and ``torch.backends.cudnn.allow_tf32`` (on by default) lets cuDNN
+    run float32 convolutions in TF32: products rounded to an 11-bit significand (``u = 2^-11``), far
+    outside a float32 bound. Such a run is refused, naming the flag and how to turn it off; other devices
+    and dtypes pass. ``device`` is a torch device (or anything whose ``type``, or string before ``:``, is
+    its kind), ``dtype`` the evaluation dtype by name; ``convolutions`` says whether cuDNN's flag applies.
+    """
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if dtype != "float32" or kind != "cuda":
+        return
+    import torch
+
+    flags = ["torch.backends.cuda.matmul.allow_tf32"] if torch.backends.cuda.matmul.allow_tf32 else []
+    if convolutions and torch.backends.cudnn.allow_tf32:
+        flags.append("torch.backends.cudnn.allow_tf32")
+    if flags:
+        raise ValueError(
+            f"{' and '.join(flags)} is on: CUDA may then compute float32 "
+            f"{'matrix products and convolutions' if convolutions else 'matrix products'} in TF32 (an 11-bit "
+            "significand), and the certified bound assumes IEEE float32 (24 bits); set "
+            + " and ".join(f"{flag} = False" for flag in flags)
+            + " before fitting and when running the module (or use float64 modules)"
+        )

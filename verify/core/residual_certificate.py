@@ -4,10 +4,11 @@ Each branch is a Case-1 block on the stage input, so its figures are a `BlockCer
 residual, activity margin, condition of its system), plus the rank and condition of the stream map
 ``T`` it was solved through. The whole network carries the rigorous bound of
 `verify.core.residual_bound` on ``|ĝ(x) − f̂(x)|`` over the whole domain; the certificate requires
-``error_bound <= rtol · scale``. The samples are a sanity check of that bound (``max |g − f|`` on them
-must not exceed it); their figures against the first-order rounding model (`residual_tolerance_of`:
-the unrolled network's `evaluation_tolerance`, every branch's residual amplified by ``cond(T)``) are
-kept for comparison.
+``error_bound <= rtol · f_max``, ``f_max`` the target's largest output on the sample points (a lower
+bound of its largest output on the domain, `verify.core.f_max`; the interval ``scale`` is a figure).
+The samples are a sanity check of that bound (``max |g − f|`` on them must not exceed it); their
+figures against the first-order rounding model (`residual_tolerance_of`: the unrolled network's
+`evaluation_tolerance`, every branch's residual amplified by ``cond(T)``) are kept for comparison.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from verify.core.certificate import BlockCertificate
 from verify.core.error_bound import ErrorBound
+from verify.core.f_max import accuracy_reference, bound_over_f_max, holds_against_f_max
 from verify.core.numerics import json_ready
 from verify.core.tolerances import evaluation_tolerance
 
@@ -75,6 +77,9 @@ class ResidualSampledCheck:
         The accuracy the result was solved for.
     bound_ratio : float
         ``max |g − f|`` on the samples over the certified ``error_bound``: the check (``<= 1``).
+    f_max : float
+        The target's largest output on the samples, less the rounding of its float64 evaluation
+        (`verify.core.f_max.sampled_f_max`): a lower bound of ``max_D ‖f‖_∞``.
     """
 
     points: int
@@ -84,6 +89,7 @@ class ResidualSampledCheck:
     tolerance: float
     rtol: float
     bound_ratio: float = float("inf")
+    f_max: float = float("nan")
 
     @property
     def holds(self) -> bool:
@@ -115,7 +121,7 @@ class ResidualCertificate:
     bound : ErrorBound
         The rigorous bound on ``|ĝ(x) − f̂(x)|`` over the whole domain (`verify.core.residual_bound`).
     rtol : float
-        The accuracy demanded: ``error_bound <= rtol · scale``.
+        The accuracy demanded: ``error_bound <= rtol · f_max`` (`verify.core.f_max.holds_against_f_max`).
     """
 
     mode: str
@@ -145,8 +151,18 @@ class ResidualCertificate:
         return self.bound.dtype
 
     @property
+    def f_max(self) -> float:
+        """The target's largest output on the sample points (a lower bound of ``max_D ‖f‖_∞``)."""
+        return self.sampled.f_max
+
+    @property
     def relative_error_bound(self) -> float:
-        """``error_bound / scale`` (``0/0`` read as 0)."""
+        """``error_bound / f_max`` (``0/0`` read as 0): the figure ``holds`` compares with ``rtol``."""
+        return bound_over_f_max(self.bound.error_bound, self.f_max)
+
+    @property
+    def bound_over_scale(self) -> float:
+        """``error_bound / scale`` against the interval figure (``scale = 0``: ``frozen_scale``; ``0/0`` read as 0)."""
         b = self.bound
         reference = b.scale if b.scale > 0 else b.frozen_scale
         if b.error_bound == 0:
@@ -155,8 +171,9 @@ class ResidualCertificate:
 
     @property
     def holds(self) -> bool:
-        """Every branch holds, ``error_bound <= rtol · scale``, and the samples stay within the bound."""
-        return all(b.holds for b in self.branches) and self.bound.within(self.rtol) and self.sampled.holds
+        """Every branch holds, ``error_bound <= rtol · f_max``, and the samples stay within the bound."""
+        bounded = holds_against_f_max(self.bound.error_bound, self.f_max, self.rtol)
+        return all(b.holds for b in self.branches) and bounded and self.sampled.holds
 
     @property
     def max_residual(self) -> float:
@@ -194,12 +211,12 @@ class ResidualCertificate:
                 )
             if not np.isfinite(b.stream_condition):
                 reasons.append(f"{where}: the stream map T is singular")
-        if not self.bound.within(self.rtol):
+        if not holds_against_f_max(self.bound.error_bound, self.f_max, self.rtol):
             why = f" ({self.bound.reason})" if self.bound.reason else ""
             reasons.append(
                 f"certified bound {self.error_bound:.3g} on |ĝ − f̂| over the domain in {self.dtype}{why} is "
-                f"{self.relative_error_bound:.3g} of the target's scale {self.scale:.3g}, above rtol = {self.rtol:g} "
-                f"(largest cond(T) {self.max_stream_condition:.3g}, "
+                f"{self.relative_error_bound:.3g} {accuracy_reference(self.f_max)}, above rtol = {self.rtol:g} "
+                f"(interval scale {self.scale:.3g}; largest cond(T) {self.max_stream_condition:.3g}, "
                 f"largest branch condition {self.max_condition:.3g}); "
                 "use a larger rtol, fewer branches or more branch width"
                 + ("" if self.dtype == "float64" else ", or float64 networks")
@@ -227,7 +244,9 @@ class ResidualCertificate:
                 "rtol": self.rtol,
                 "error_bound": self.error_bound,
                 "scale": self.scale,
+                "f_max": self.f_max,
                 "relative_error_bound": self.relative_error_bound,
+                "bound_over_scale": self.bound_over_scale,
                 "bound": asdict(self.bound),
                 "branches": [
                     {k: v for k, v in asdict(b).items() if k != "block"}

@@ -4,8 +4,8 @@ When the target's last layer has weight 0 and bias 0, ``f(x) = W_L h + b_L`` is 
 dtype for every finite ``h``. Setting the frozen network's last normalization to ``γ = β = 0`` makes
 ``g(x) = 0·(h − μ)/√(v + ε) + 0`` exactly ``0`` as well, so ``|g − f| = 0`` wherever the intermediate
 values stay finite (which the certified bound's overflow check, or its ``valid_radius`` on ``R^d``,
-already guarantees). The relative accuracy ``rtol · scale`` of a scale-0 target is then met by an
-exact bound of 0, not refused as "inf of the target's scale 0". Every route that builds a chain of
+already guarantees). The relative accuracy ``rtol · f_max`` of a target with ``f_max = 0`` is then met by an
+exact bound of 0, not refused as "inf of the target's largest output 0". Every route that builds a chain of
 normalizations (dense, paired, minimal, residual) calls these functions; nothing else changes.
 """
 

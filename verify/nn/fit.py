@@ -31,7 +31,7 @@ from verify.nn.graph import as_chain, read_graph
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.graph_match import match
 from verify.nn.memory_plan import plan_fit
-from verify.nn.modules import check_dense, from_module, norm_layers, target_from_module
+from verify.nn.modules import check_dense, check_precision, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
 from verify.nn.sequential_match import check_frozen_norms, match_chain
 
@@ -82,8 +82,12 @@ def fit_norm_layers(
     ``method``, ``rtol``, …), loads the BN weight and bias into ``frozen`` in place and returns the
     `Reconstruction` (its certificate holds, docs/design.md §6). ``domain=None`` needs a paired frozen network (exact on
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
-    ``error_bound <= rtol · scale`` for the float32 (or float16) forward of the loaded module, so
-    float32 modules usually need ``rtol`` around ``1e-3`` (the default ``1e-6`` suits float64).
+    ``error_bound <= rtol · f_max`` for the float32 (or float16) forward of the loaded module, ``f_max``
+    the target's largest output on the certificate's sample points (a lower bound of its largest output
+    on the domain, docs/design.md §6.8), so float32 modules usually need ``rtol`` around ``1e-3`` (the
+    default ``1e-6`` suits float64). A float32 module on CUDA with TF32 allowed
+    (``torch.backends.cuda.matmul.allow_tf32``, or ``torch.backends.cudnn.allow_tf32`` for convolutions)
+    is refused with a ValueError naming the flag: the bound assumes IEEE float32 products.
 
     ``mode="auto"`` (the default) solves in ``"paper"`` mode when every frozen odd width is at least the
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
@@ -118,9 +122,10 @@ def fit_norm_layers(
     read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
     ``lo``/``hi`` shaped like one input, or ``shape=``), solved in float64 and certified in the frozen
     module's dtype: γ, β are rounded to it and the rigorous bound of `verify.core.graph_bound` is computed
-    on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of ``2.5e-4``–``1.5e-3``
-    of the scale (pass ``rtol=1e-2``); wide ones (hundreds of odd channels) reach ``1e2``–``4e3`` and are
-    refused: use ``module.double()``. For a module that is not float64, its own forward on points of the
+    on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of up to ``2.4e-3``
+    (Conv1d) and ``2.0e-2``–``2.4e-2`` (Conv2d with a target BatchNorm) of ``f_max`` (claim ``certificate/routes``:
+    pass ``rtol=3e-2``); wide ones (hundreds of odd channels) reach ``1e2``–``4e3`` of the interval scale and
+    are refused: use ``module.double()``. For a module that is not float64, its own forward on points of the
     domain must then stay within the bound (`check_module_dtype`, a sanity check of the bound).
 
     ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
@@ -131,8 +136,9 @@ def fit_norm_layers(
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
     residual network (the target an ``nn.Sequential`` or a class whose graph is a chain), certified in the
-    module's dtype by the rigorous bound of `verify.core.residual_bound` (float32: ``1.5e-4``–``5e-2`` of the
-    scale measured for a two-branch ``4 → 4 → 3`` module, ``1e4`` for three stages of three branches; a module that
+    module's dtype by the rigorous bound of `verify.core.residual_bound` (float32: up to ``1.9e-3`` of ``f_max``
+    for two seeds of three of a two-branch ``4 → 4 → 3`` module, ``9.7e-2`` for the third, and ``1e4`` of the
+    interval scale for three stages of three branches; a module that
     is not float64 is then sanity-checked as a convolutional one is); ``mode="auto"`` tries ``"paper"`` and
     uses ``"minimal"`` when a branch is too narrow.
 
@@ -143,6 +149,7 @@ def fit_norm_layers(
     _check_modules(frozen, target)
     check_dense(target, "target")
     check_dense(frozen, "frozen")
+    check_precision(target, frozen)  # TF32 on CUDA is not the float32 the bound assumes
     mode = options.pop("mode", "auto")
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(

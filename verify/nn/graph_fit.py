@@ -11,8 +11,11 @@ target. The graph's figures:
   `verify.core.graph_bound.graph_error_bound` (docs/design.md §6.7): per-position pair transfers with
   the residuals of the stored parameters, neurons that may leave their linear regime, every
   rounding of the frozen model in its dtype and of the target in its own (a folded BatchNorm's
-  included), no first-order truncation. Certified when ``error_bound <= rtol · scale`` (``scale``:
-  the target evaluated with absolute values over the domain);
+  included), no first-order truncation. Certified when ``error_bound <= rtol · f_max``: ``f_max`` is
+  the target module's largest output on the end-to-end check's points of the domain, each less the
+  bound's own ``δ_f`` on the target's rounding there (cast of the input included), so a lower bound of
+  the exact target's largest output on the domain (`verify.core.f_max`). ``scale`` (the target
+  evaluated with absolute values over the domain) is kept as a figure;
 * ``margin_ratio`` per node: the error the bound carries into a pair, ``|s| |B| e_in``, against its
   activity margins; ``<= 1`` means no upstream error can take a shifted neuron out of its linear
   regime (where it can, the bound counts how far it leaves it);
@@ -43,6 +46,7 @@ from verify.core.blocks import blocks
 from verify.core.domains import AffineRange, Box, Domain
 from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
+from verify.core.f_max import sampled_f_max
 from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
@@ -51,7 +55,7 @@ from verify.nn.graph_idioms import check_shapes, node_values
 from verify.nn.graph_lower import certified_bound, interval_bounds
 from verify.nn.graph_match import match
 from verify.nn.graph_result import GraphReconstruction, NodeFit
-from verify.nn.modules import from_module, frozen_from_layers
+from verify.nn.modules import check_precision, from_module, frozen_from_layers
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
@@ -171,6 +175,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     certificate holds (else `verify.CertificateError`, and ``frozen`` is unchanged); ``frozen`` is
     left in eval mode.
     """
+    check_precision(target, frozen)  # TF32 on CUDA is not the float32 the bound assumes
     target_graph, frozen_graph = read_graph(target, "target"), read_graph(frozen, "frozen")
     pairs = match(target_graph, frozen_graph)
     domain, shape = _input_box(target_graph, domain)
@@ -274,7 +279,9 @@ def _certify(
     f_keep = {pairs[n.name].name for n in layers} | {frozen_graph.output}
     observed = dict.fromkeys(t_keep, 0.0)
     signal = dict.fromkeys(t_keep, 0.0)
-    size = error = 0.0
+    inside = domain.contains(points.reshape(samples, -1))
+    output = values[target_graph.aliases.get(target_graph.output, target_graph.output)]
+    size = error = f_max = 0.0
     for start in range(0, samples, CHECK_BATCH):  # batches: a wide pair's odd layer is large per point
         chunk = points[start : start + CHECK_BATCH]
         x_t = torch.tensor(chunk, dtype=t_param.dtype, device=t_param.device)
@@ -287,6 +294,8 @@ def _certify(
                 signal[node.name] = regimes[node.name].signal(t_values[node.inputs[0]])
         f, g = t_values[target_graph.output].double(), f_values[frozen_graph.output].double()
         size, error = max(size, _largest(f)), max(error, _largest(g - f))
+        delta_f = np.broadcast_to(output.delta_f.reshape(f.shape[1:]), f.shape)  # per output entry, every point
+        f_max = max(f_max, sampled_f_max(f.cpu().numpy(), delta_f, inside[start : start + CHECK_BATCH]))
     depths = target_graph.depths()
 
     nodes = []
@@ -319,4 +328,5 @@ def _certify(
         domain=domain,
         output_size=size,
         reason=bound.reason,
+        f_max=f_max,
     )

@@ -13,6 +13,7 @@ import numpy as np
 
 from verify.construction.reconstruct import Reconstruction
 from verify.core.domains import Domain
+from verify.core.f_max import accuracy_reference, bound_over_f_max, holds_against_f_max
 from verify.core.numerics import json_ready, residual_ratio
 
 __all__ = ["GraphReconstruction", "NodeFit"]
@@ -80,9 +81,9 @@ class GraphReconstruction:
         evaluated in its dtype in any summation order (`verify.core.graph_bound.graph_error_bound`);
         ``inf`` when an intermediate value may overflow (``reason`` says where).
     scale : float
-        The target's absolute-value evaluation at the output over the domain (largest entry).
+        The target's absolute-value evaluation at the output over the domain (largest entry): a figure.
     rtol : float
-        Accuracy demanded: ``error_bound <= rtol · scale``.
+        Accuracy demanded: ``error_bound <= rtol · f_max`` (`verify.core.f_max.holds_against_f_max`).
     points : int
         Fresh domain points of the end-to-end check (half on the boundary; a box's corners included).
     max_abs_error, max_relative_error : float
@@ -90,6 +91,10 @@ class GraphReconstruction:
     output_size : float
         ``max |f(x)|`` over those points: what the output really is, against ``scale``, what the interval
         bounds allow it to be.
+    f_max : float
+        ``max (|f̂(x)| − δ_f)`` over those points that provably lie in the domain and every output, ``δ_f`` the
+        graph bound on the target module's own rounding at the output (`verify.core.f_max.sampled_f_max`):
+        a lower bound of the exact target's largest output on the domain, what ``holds`` judges against.
     domain : Domain
         The input domain.
     mode : str
@@ -109,6 +114,7 @@ class GraphReconstruction:
     output_size: float = 0.0
     mode: str = "paper"
     reason: str = ""
+    f_max: float = float("nan")
 
     @property
     def error_ratio(self) -> float:
@@ -123,6 +129,16 @@ class GraphReconstruction:
         return residual_ratio(np.array(self.error_bound), np.array(self.output_size))
 
     @property
+    def relative_error_bound(self) -> float:
+        """``error_bound / f_max``: the figure ``holds`` compares with ``rtol`` (``0/0`` read as 0)."""
+        return bound_over_f_max(self.error_bound, self.f_max)
+
+    @property
+    def bound_over_scale(self) -> float:
+        """``error_bound / scale``, against the interval figure (``0/0`` read as 0)."""
+        return residual_ratio(np.array(self.error_bound), np.array(self.scale))
+
+    @property
     def max_shift_ratio(self) -> float:
         """The largest bias shift relative to the signal over all pairs."""
         return max((n.shift_ratio for n in self.nodes), default=0.0)
@@ -135,10 +151,10 @@ class GraphReconstruction:
     def failures(self) -> list[str]:
         """What does not hold, in words (empty when the certificate holds)."""
         out = []
-        if not self.error_bound <= self.rtol * self.scale:
+        if not holds_against_f_max(self.error_bound, self.f_max, self.rtol):
             out.append(
-                f"the error bound {self.error_bound:.3g} is {self.error_bound / self.scale:.3g} of the "
-                f"target's scale {self.scale:.3g}, above rtol = {self.rtol:.3g}"
+                f"the error bound {self.error_bound:.3g} is {self.relative_error_bound:.3g} "
+                f"{accuracy_reference(self.f_max)}, above rtol = {self.rtol:.3g} (interval scale {self.scale:.3g})"
                 + (f" ({self.reason})" if self.reason else "")
             )
         if not self.error_ratio <= 1:
@@ -163,7 +179,7 @@ class GraphReconstruction:
                     "max_shift_ratio": max(n.shift_ratio for n in at),
                     "max_margin_ratio": max(n.margin_ratio for n in at),
                     "error_bound": max(n.error_bound for n in at),
-                    "relative_error_bound": max(n.error_bound / n.scale if n.scale > 0 else 0.0 for n in at),
+                    "bound_over_scale": max(n.error_bound / n.scale if n.scale > 0 else 0.0 for n in at),
                     "worst_error_ratio": max(n.error_ratio for n in at),
                 }
             )
@@ -176,6 +192,9 @@ class GraphReconstruction:
                 "holds": self.holds,
                 "error_bound": self.error_bound,
                 "scale": self.scale,
+                "f_max": self.f_max,
+                "relative_error_bound": self.relative_error_bound,
+                "bound_over_scale": self.bound_over_scale,
                 "rtol": self.rtol,
                 "points": self.points,
                 "max_abs_error": self.max_abs_error,

@@ -19,11 +19,20 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from verify.core.interop import TorchSpec, dtype_name, refuse_tf32
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.nn.grammar import FROZEN, LINEAR, NORM, REFUSED, RELU, SKIPPED, TARGET, Grammar, LayerKind, walk
 from verify.nn.graph import as_chain
 
-__all__ = ["check_dense", "from_module", "frozen_from_layers", "linear_widths", "norm_layers", "target_from_module"]
+__all__ = [
+    "check_dense",
+    "check_precision",
+    "from_module",
+    "frozen_from_layers",
+    "linear_widths",
+    "norm_layers",
+    "target_from_module",
+]
 
 
 def check_dense(module: nn.Module, role: str) -> None:
@@ -51,6 +60,26 @@ Layer = tuple[int, nn.Module]
 """A layer of the Sequential with its index there."""
 Step = tuple[LayerKind, Layer]
 Refusal = Callable[[Step | None, Step | None], ValueError]
+
+
+def check_precision(*modules: object) -> None:
+    """ValueError when a float32 module on CUDA may run its products in TF32 (`verify.core.interop.refuse_tf32`):
+    cuBLAS's flag for any module, cuDNN's too for a module with convolutions. Non-modules are skipped."""
+    for module in modules:
+        if not isinstance(module, nn.Module):
+            continue
+        parameter = next(module.parameters(), None)
+        if parameter is None:
+            continue
+        convolutions = any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+        refuse_tf32(
+            device_of(module), dtype_name(TorchSpec(parameter.device, parameter.dtype)), convolutions=convolutions
+        )
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """The device of ``module``'s first parameter (where it runs)."""
+    return next(module.parameters()).device
 
 
 def _refuse(index: int, layer: nn.Module, why: str) -> ValueError:

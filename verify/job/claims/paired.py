@@ -27,7 +27,15 @@ from verify.job.config import Config
 from verify.job.progress import Sweep
 from verify.job.registry import Section, register, statement_and_rows
 
-__all__ = ["RADII", "paired_case"]
+__all__ = ["RADII", "RTOL", "paired_case"]
+
+RTOL = 1e-5
+"""The accuracy asked of a paired certificate (docs/design.md §6.8: on all of R^d the bound on the unit cube,
+``error_bound + error_slope``, against ``rtol · f_max`` there, and the slope against the terms' growth). 1e-5,
+not the default 1e-6: paper-mode paired blocks reach condition numbers of 1e8 (8.3e7 measured, widths
+``[3, 8, 5, 12]``, seed 0), whose float64 bound on the cube is 1.3e-6 of the target's largest output there; it
+was accepted against the interval figures before (6e-8 of the scale). The claim's own check is exactness on the
+spheres against the derived rounding tolerance, unchanged."""
 
 RADII = (1.0, 1e3, 1e6, 1e9)
 """Radii of the spheres the fresh points are drawn on."""
@@ -44,7 +52,7 @@ def paired_case(mode: str, widths: tuple[int, ...], seed: int, points: int) -> d
     try:
         target = verify.TargetNetwork.random(widths, seed=seed)
         frozen = verify.FrozenNetwork.for_target(target, width=mode, seed=1000 + seed, paired=True)
-        result = verify.reconstruct(target, frozen, None, mode=mode)
+        result = verify.reconstruct(target, frozen, None, mode=mode, rtol=RTOL)
         ratios = [b.residual_ratio for b in result.certificate.blocks]
         tolerance = evaluation_tolerance(frozen.widths, target.widths, ratios)
         rtol = result.certificate.sampled.rtol

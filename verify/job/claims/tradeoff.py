@@ -201,7 +201,7 @@ def _table(claims: Sequence[Claim]) -> Table:
         "width × depth",
         "2d²L",
         "max |g−f|/|f|",
-        "bound / scale",
+        "bound / f_max",
         "bound / observed",
         "max cond(T)",
     ]
@@ -212,7 +212,8 @@ _STATEMENT = """\
 For targets of widths up to 8 and depths 1-3 and every branch count m from 1
 to d: the residual frozen network has depth 2mL, odd widths equal to the
 mode's minimum (about d²/m), its certificate holds (a rigorous bound on
-|g − f| over the whole domain within rtol of the scale) and g = f on fresh
+|g − f| over the whole domain within rtol of f_max, the target's largest
+output on the certificate's sample points) and g = f on fresh
 points, never beyond that bound."""
 
 
@@ -221,7 +222,7 @@ points, never beyond that bound."""
     order=70,
     statement=_STATEMENT,
     summary="{passed}/{cases} cases (m = 1 … d) pass; max error {max_relative_error:sci}, certified bound at most "
-    "{max_relative_error_bound:sci} of the scale (median {median_bound_over_observed:sci} × observed), max cond(T) "
+    "{max_relative_error_bound:sci} of f_max (median {median_bound_over_observed:sci} × observed), max cond(T) "
     "{max_stream_condition:sci}",
     sizes={
         "quick": {"architectures": ARCHITECTURES_QUICK, "seeds": 2, "points": 256},
