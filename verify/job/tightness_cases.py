@@ -40,7 +40,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import verify
-from verify.job.claims.routes import fresh_points
 from verify.job.graph_models import BasicBlock, ResNet, build, domain_of
 
 __all__ = ["CASES", "LOOSE_RTOL", "RANGE_SHAPES", "SmallResNet", "certified_bound", "measure_case"]
@@ -78,6 +77,8 @@ def _f_max(result: Any) -> float | None:
 
 
 def _points(domain: Any, shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
+    from verify.job.claims.routes import fresh_points  # here: the claims package imports this module
+
     rng = np.random.default_rng(4000 + seed)
     if isinstance(domain, verify.Box):
         return fresh_points(domain, count, rng)
@@ -217,7 +218,9 @@ def measure_case(case: str, index: int, points: int) -> dict[str, Any]:
             raise ValueError(f"case must be one of {tuple(CASES)}, got {case!r}")
         row["sound"] = row["observed"] <= row["bound"]
         if not row["sound"]:
-            row["reason"] = f"max |g - f| = {row['observed']:.3g} on {points} fresh points exceeds the bound {row['bound']:.3g}"
+            row["reason"] = (
+                f"max |g - f| = {row['observed']:.3g} on {points} fresh points exceeds the bound {row['bound']:.3g}"
+            )
     except Exception as error:  # recorded as this target's failure, with its reason
         row |= {"sound": False, "reason": f"{type(error).__name__}: {error}"}
     return row

@@ -120,7 +120,9 @@ _COLUMNS = {
 
 def _table(claims: Sequence[Claim]) -> Table:
     rows = [[str(r[key]) for key in _COLUMNS.values()] for claim in claims for r in claim.rows]
-    return Table(list(_COLUMNS), rows, title="How tight the certified bounds are (goals reported, not asserted)", labels=2)
+    return Table(
+        list(_COLUMNS), rows, title="How tight the certified bounds are (goals reported, not asserted)", labels=2
+    )
 
 
 _STATEMENT = """\
