@@ -87,7 +87,7 @@ def goal_rows(targets: Sequence[dict[str, Any]], cases: Sequence[str]) -> list[d
             "case": spec["label"],
             "dtype": spec["dtype"],
             "targets": len(at),
-            "points": min((t["points"] for t in at), default=0),
+            "points": min((t.get("points", 0) for t in at), default=0),
             "sound": f"{sum(bool(t.get('sound')) for t in at)}/{len(at)}",
             "bound_over_observed": f"{sci(_med(over_observed))} (max {sci(max(over_observed, default=math.nan))})"
             if len(at) > 1
