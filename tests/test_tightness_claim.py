@@ -37,6 +37,7 @@ def test_tightness_claim_passes_with_a_row_per_goal() -> None:
         targets, total = map(int, row["sound"].split("/"))
         assert targets == total
     assert claim.figures["goals"] == len(claim.rows)
+    assert len(claim.figures["measured"]) == claim.figures["targets"]  # the figure's points, one per target
 
 
 def test_tightness_claim_fails_for_a_bound_below_the_observed_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,3 +77,11 @@ def test_certified_goals_count_the_librarys_verdicts() -> None:
     assert median["met"] == "yes"  # 1e-6 of max |f| = 1
     targets[3]["certified"] = True
     assert goal_rows(targets, ["mlp-f32"])[0]["met"] == "yes"
+
+
+def test_the_figure_draws_one_point_per_target_with_the_diagonal(tmp_path) -> None:
+    from verify.job.claims.certificate_tightness import tightness_figure
+
+    targets = [_target("dense-f64", 1e-9, 1e-12), _target("mlp-f32", 1e-4, 1e-6), _target("cnn-f32", 1.0, 0.0)]
+    path = tightness_figure(targets, tmp_path / "tightness.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -21,17 +21,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from verify.job.claim import Claim, first_failures, python_command, sci
 from verify.job.config import Config
+from verify.job.figures import _figure, _save
 from verify.job.progress import Sweep
-from verify.job.registry import Section, Table, register
+from verify.job.registry import Figure, Image, Section, Table, register
 from verify.job.tightness_cases import CASES, measure_case
 
-__all__ = ["GOALS", "goal_rows"]
+__all__ = ["GOALS", "goal_rows", "tightness_figure"]
 
 _POINTS = 2000
 _QUICK = ("dense-f64", "resnet-f64", "mlp-f32", "cnn-f32", "resnet-f32")
@@ -105,6 +107,41 @@ def goal_rows(targets: Sequence[dict[str, Any]], cases: Sequence[str]) -> list[d
     return rows
 
 
+def tightness_figure(targets: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Certified bound against observed error (log axes), one point per target, a marker per case, the diagonal
+    ``bound = observed`` drawn: a point below it would be a wrong bound, the distance above it is the slack."""
+    figure = _figure()
+    axis = figure.subplots()
+    shown = [t for t in targets if t.get("observed", 0) > 0 and math.isfinite(t.get("bound", math.inf))]
+    for i, case in enumerate(dict.fromkeys(t["case"] for t in shown)):
+        at = [t for t in shown if t["case"] == case]
+        axis.plot(
+            [t["observed"] for t in at],
+            [t["bound"] for t in at],
+            linestyle="none",
+            marker="osD^vPX"[i % 7],
+            markerfacecolor="none",
+            label=f"{CASES[case]['label']}, {CASES[case]['dtype']}",
+        )
+    if shown:
+        low = min(min(t["observed"], t["bound"]) for t in shown) / 3
+        high = max(max(t["observed"], t["bound"]) for t in shown) * 3
+        axis.plot([low, high], [low, high], color="black", linewidth=0.8, label="bound = observed")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("observed max |g − f| on fresh points", fontsize=9)
+    axis.set_ylabel("certified error_bound", fontsize=9)
+    axis.grid(alpha=0.25, linewidth=0.6, which="both")
+    axis.tick_params(labelsize=8)
+    axis.legend(fontsize=7)
+    figure.suptitle("Certified bound against observed error, one point per target", fontsize=10.5)
+    return _save(figure, path)
+
+
+def _figure_data(claims: Sequence[Claim]) -> list[dict[str, Any]] | None:
+    return [t for claim in claims for t in claim.figures.get("measured", [])] or None
+
+
 _COLUMNS = {
     "case": "case",
     "dtype": "dtype",
@@ -148,9 +185,11 @@ certified at a given rtol) are reported per row, goal / measured / met."""
         "full": {"cases": (*_QUICK, "resnet8-f64"), "points": _POINTS},
     },
     table=_table,
+    figures=(Figure("tightness", tightness_figure, _figure_data),),
     section=Section(
         "How tight the certificates are",
         63,
+        image=Image("tightness", "Certified bound against observed error, one point per target, the diagonal drawn"),
         intro=(
             "Per case, every target certified as a user certifies it and measured on fresh points (corners of a "
             "box included) with torch's own forward in its dtype. The claim passes when no target is outside its "
@@ -176,6 +215,11 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
         "met": sum(r["met"] == "yes" for r in rows),
         "unmet_goals": "; ".join(unmet) or "none unmet",
         "seconds": time.perf_counter() - start,
+        "measured": [
+            {"case": t["case"], "bound": t["bound"], "observed": t["observed"]}
+            for t in targets
+            if "bound" in t and math.isfinite(t["bound"])
+        ],
     }
     failures = first_failures(
         targets,
