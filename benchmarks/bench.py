@@ -784,6 +784,32 @@ def bench_spend(table: Table) -> None:
         )
 
 
+def bench_tightness(table: Table) -> None:
+    """Issue 20's goals of tightness, measured: every case of `verify.job.tightness_cases` (ResNet-8 included) on
+    2,000 fresh points per target (64 images for ResNet-8), one row per goal: goal, measured, met; and whether
+    every target stayed within its bound (the claim ``certificate/tightness`` without ResNet-8 is the quick run)."""
+    from verify.job.claims.certificate_tightness import goal_rows
+    from verify.job.tightness_cases import CASES, measure_case
+
+    for case, spec in CASES.items():
+        start = time.perf_counter()
+        targets = [measure_case(case, index, 2000) for index in range(spec["targets"])]
+        seconds = time.perf_counter() - start
+        for row in goal_rows(targets, [case]):
+            table.add_row(
+                f"{row['case']}, {row['dtype']}",
+                f"{seconds:.1f} s",
+                "",
+                f"goal {row['goal']}: measured {row['measured']}, met: {row['met']}",
+                f"within the bound {row['sound']} on {row['points']} points; "
+                f"bound/observed {row['bound_over_observed']}, "
+                f"bound/max|f| {row['bound_over_f']}, certified {row['certified']}, certificate f_max {row['f_max']}",
+            )
+        for target in targets:
+            if not target.get("sound"):
+                table.add_row(f"  {case} target {target['index']}", "", "", "", f"FAILED: {target.get('reason', '')}")
+
+
 BENCHMARKS = {
     "feasibility": bench_feasibility,
     "solvers": bench_solvers,
@@ -799,6 +825,7 @@ BENCHMARKS = {
     "lenet": bench_lenet,
     "resnet20_a": bench_resnet20_a,
     "ranges": bench_ranges,
+    "tightness": bench_tightness,
 }
 
 

@@ -102,6 +102,12 @@ def test_speed_verdict():
 
 def test_unknown_name():
     solver_claims = [n for n in _config().claim_names() if n.startswith(("certificate/", "solvers/"))]
-    assert solver_claims == ["certificate/exact", "certificate/sound", "certificate/routes", "solvers/speed"]
+    assert solver_claims == [
+        "certificate/exact",
+        "certificate/sound",
+        "certificate/routes",
+        "certificate/tightness",
+        "solvers/speed",
+    ]
     with pytest.raises(ValueError, match="claim name"):
         run_claim(_config(), "solvers/nope", _Serial())

@@ -11,6 +11,7 @@ import verify.job.claims.approx_frontier
 import verify.job.claims.baseline
 import verify.job.claims.certificate_exact
 import verify.job.claims.certificate_sound
+import verify.job.claims.certificate_tightness
 import verify.job.claims.conv
 import verify.job.claims.exact
 import verify.job.claims.graph_classes
