@@ -124,3 +124,18 @@ def test_a_graph_without_a_bounded_domain_is_refused() -> None:
     with pytest.raises(ValueError, match=r"domain must be a verify\.Ball or a verify\.Box"):
         fit_norm_layers(frozen, target, None, mode="approximate")
     assert all(torch.equal(frozen.state_dict()[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_a_wide_pair_after_narrow_ones_stays_linear_on_what_it_receives(dtype: torch.dtype) -> None:
+    # 10 odd neurons per pair: the stem (paper width 12) and fc (16) are approximated, the head (8) is wide.
+    # Shifted for its input box enlarged by the carried bound, every later pair's margins over the target's
+    # own box cover the error carried in (margin_ratio <= 1), so the bound needs no neuron off its regime.
+    target, frozen, domain = _case(SkipMLP, dtype, 10)
+    result = fit_norm_layers(frozen, target, domain, mode="approximate", rtol=1e-3)  # rtol: the wide head's own
+    nodes = {n.name: n for n in result.nodes}
+    assert result.approximated == ("stem", "fc") and nodes["head"].result.certificate.exact and not result.exact
+    assert all(nodes[name].margin_ratio <= 1 for name in ("fc", "head"))
+    x = _fresh(domain, dtype)
+    with torch.no_grad():
+        assert float((frozen(x).double() - target(x).double()).abs().max()) <= result.error_bound

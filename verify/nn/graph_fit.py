@@ -191,10 +191,11 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     was_training = frozen.training
     frozen.eval()
     try:
-        results, seconds, regions_in, approximated = _fit_nodes(
+        results, seconds, approximated = _fit_nodes(
             target_graph, pairs, constants, bounds, domain, target, frozen, options
         )
-        regimes = {n.name: _Regime.of(n, results[n.name], regions_in[n.name]) for n in target_graph.layers}
+        # margins over the target's own box: an enlarged pair's shift covers the error carried in, margin_ratio <= 1
+        regimes = {n.name: _Regime.of(n, results[n.name], bounds[n.inputs[0]]) for n in target_graph.layers}
         _write(_norms(results))
         centred = bool(approximated)  # exact pairs keep today's bound, so at the paper width it is paper mode's
         bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)
@@ -243,9 +244,9 @@ def _fit_nodes(
     target: nn.Module,
     frozen: nn.Module,
     options: dict[str, Any],
-) -> tuple[dict, dict[str, float], dict[str, tuple], tuple[str, ...]]:
-    """Every pair's one-block reconstruction in topological order: results, seconds, the input box each was
-    solved for, and the pairs ``mode="approximate"`` could not solve exactly (docs/design.md §11).
+) -> tuple[dict, dict[str, float], tuple[str, ...]]:
+    """Every pair's one-block reconstruction in topological order: results, seconds and the pairs
+    ``mode="approximate"`` could not solve exactly (docs/design.md §11).
 
     A pair is solved on the target's interval box of its input, unless an approximated pair lies upstream:
     then the box is enlarged by the rigorous bound ``δ`` of the error carried to that input, the graph bound
@@ -257,7 +258,6 @@ def _fit_nodes(
         ancestors[graph_node.name] = set().union(*({i} | ancestors.get(i, set()) for i in graph_node.inputs))
     results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]] = {}
     seconds: dict[str, float] = {}
-    boxes: dict[str, tuple] = {}
     approximated: list[str] = []
     for node in target_graph.layers:
         source = target_graph.node(node.inputs[0])
@@ -273,10 +273,9 @@ def _fit_nodes(
         started = time.perf_counter()
         results[node.name] = (reconstruct(one, pair, region, **options), region, module)
         seconds[node.name] = time.perf_counter() - started
-        boxes[node.name] = box
         if options.get("mode") == APPROXIMATE and not results[node.name][0].certificate.exact:
             approximated.append(node.name)
-    return results, seconds, boxes, tuple(approximated)
+    return results, seconds, tuple(approximated)
 
 
 def _pair_norms(target_graph: ModelGraph, pairs: dict[str, GraphNode]) -> list[nn.Module]:
