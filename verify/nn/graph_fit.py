@@ -4,7 +4,9 @@ Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetw
 BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
 for that node's input (`verify.nn.graph_lower.interval_bounds`). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
-target. The graph's figures:
+target. With ``mode="approximate"`` (docs/design.md §11) a narrow pair is approximated and every pair
+downstream of one is solved on its box enlarged by the graph bound of the error carried in (`_fit_nodes`);
+the graph is then certified with the centred bound. The graph's figures:
 
 * ``error_bound``: rigorous, over every point of the domain: the fitted model is lowered into the
   core graph (`verify.nn.graph_lower`, with the γ, β its BatchNorm modules hold) and bounded by

@@ -98,7 +98,7 @@ class GraphReconstruction:
     domain : Domain
         The input domain.
     mode : str
-        The mode every pair was solved in (``"paper"`` or ``"minimal"``).
+        The mode every pair was solved in (``"paper"``, ``"minimal"`` or ``"approximate"``).
     reason : str
         Why ``error_bound`` is infinite (empty otherwise).
     exact : bool
