@@ -105,32 +105,6 @@ def test_a_class_read_as_a_chain_gets_the_sequential_s_parameters() -> None:
     assert all(torch.equal(a, b) for a, b in zip(result.gamma, sequential.gamma, strict=True))
 
 
-class _Residual(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc, self.head = nn.Linear(4, 4), nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x + torch.relu(self.fc(x)))
-
-
-def _graph() -> tuple[nn.Module, nn.Module, verify.Box]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        target = _Residual().double().eval()
-    return target, frozen_like(target, width=0.5, seed=0), DOMAIN
-
-
-def test_the_graph_route_is_refused_naming_the_routes_that_work() -> None:
-    # Convolutional chains and Case 2 modules are read too (tests/test_fit_approximate_routes.py).
-    target, frozen, domain = _graph()
-    before = copy.deepcopy(frozen.state_dict())
-    routes = r"reads dense chains.*convolutional chains.*FrozenResidualMLP.*these modules are read as a graph"
-    with pytest.raises(ValueError, match=rf"mode='approximate' on torch modules {routes}"):
-        fit_norm_layers(frozen, target, domain, mode="approximate")
-    assert all(torch.equal(frozen.state_dict()[k], v) for k, v in before.items())
-
-
 def test_an_unknown_mode_names_approximate() -> None:
     target, frozen = _pair(torch.float64)
     with pytest.raises(ValueError, match="'approximate' answers below"):

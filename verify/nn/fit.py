@@ -68,6 +68,7 @@ APPROXIMATE_ROUTES = (
     "dense chains (nn.Sequential or a class read as one) of Linear → BatchNorm1d → ReLU",
     "convolutional chains (an nn.Sequential CNN, or a class read as one, built by verify.nn.frozen_like)",
     "Case 2 residual modules (verify.nn.FrozenResidualMLP)",
+    "modules read as graphs (additions, concatenations, ResNets; verify.nn.graph_fit.fit_graph)",
 )
 """What ``mode="approximate"`` reads among the torch routes of `fit_norm_layers`."""
 
@@ -94,15 +95,18 @@ def fit_norm_layers(
     ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
 
     ``mode="approximate"`` (docs/design.md §11) answers below those widths too, on a bounded domain, for
-    the routes of `APPROXIMATE_ROUTES`: dense chains, convolutional chains and `verify.nn.FrozenResidualMLP`
-    (Case 2). The modules are read as for the other modes and the route's construction, called in the
-    modules' dtypes, builds the approximating network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``;
+    every route of `APPROXIMATE_ROUTES`: dense chains, convolutional chains, `verify.nn.FrozenResidualMLP`
+    (Case 2) and graphs. The modules are read as for the other modes and the route's construction, called in
+    the modules' dtypes, builds the approximating network (``method``: ``"auto"``, ``"l1"`` or ``"lstsq"``;
     `verify.construction.approximate.solve_approximate`); its BN weight and bias are loaded in place, and the
     result's `verify.core.approximate_certificate.ApproximateCertificate` carries ``exact`` (True at or above
     the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
     domain for the module's own forward in its dtype, approximation and rounding together) and
     ``approximation_error``. A module that is not float64 is then sanity-checked by `check_module_dtype`.
-    Modules read as graphs refuse it with a ValueError before anything is changed, naming those routes.
+    On a graph the result is a `verify.nn.graph_fit.GraphReconstruction` with the same three fields: the
+    pairs are solved in topological order, a narrow one approximated, every pair downstream of one solved
+    for its input box enlarged by the graph bound of the error carried in, and the whole graph certified
+    by the centred graph bound (docs/design.md §11).
 
     Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
     both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
@@ -177,7 +181,6 @@ def fit_norm_layers(
         return result
     chains = _chains(target, frozen)
     if chains is None:  # branches, additions: the graph route (docs/design.md §10)
-        _refuse_approximate(mode, "read as a graph (branches, additions, concatenations, or layers only it reads)")
         chosen = _graph_mode(target, frozen) if mode == "auto" else mode
         return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
     target_chain, frozen_chain = chains
@@ -213,16 +216,6 @@ def _check_modules(frozen: object, target: object) -> None:
                 "networks (verify.TargetNetwork, verify.FrozenNetwork, ...), call verify.reconstruct(target, "
                 "frozen, domain) instead"
             )
-
-
-def _refuse_approximate(mode: str, route: str) -> None:
-    """ValueError for ``mode="approximate"`` on a route it does not read yet, saying what does."""
-    if mode == "approximate":
-        raise ValueError(
-            f"mode='approximate' on torch modules reads {'; '.join(APPROXIMATE_ROUTES)}; these modules are {route}. "
-            "At or above the threshold use mode='auto', 'paper' or 'minimal' (exact), or write the model as one of "
-            "those routes (an nn.Sequential chain, say)"
-        )
 
 
 def _in_dtypes(

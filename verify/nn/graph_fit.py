@@ -4,7 +4,9 @@ Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetw
 BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
 for that node's input (`verify.nn.graph_lower.interval_bounds`). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
-target. The graph's figures:
+target. With ``mode="approximate"`` (docs/design.md §11) a narrow pair is approximated and every pair
+downstream of one is solved on its box enlarged by the graph bound of the error carried in (`_fit_nodes`);
+the graph is then certified with the centred bound. The graph's figures:
 
 * ``error_bound``: rigorous, over every point of the domain: the fitted model is lowered into the
   core graph (`verify.nn.graph_lower`, with the γ, β its BatchNorm modules hold) and bounded by
@@ -32,7 +34,7 @@ target. The graph's figures:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
+from verify.construction.tuning import APPROXIMATE
 from verify.core.bias_shift import activity_margin
 from verify.core.blocks import blocks
 from verify.core.domains import AffineRange, Box, Domain
@@ -185,23 +188,24 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
     bounds = interval_bounds(target_graph, lo, hi)
 
-    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]] = {}
-    seconds: dict[str, float] = {}
-    for node in target_graph.layers:
-        source = target_graph.node(node.inputs[0])
-        module = _pair_module(pairs[node.name])
-        one, pair, region = _one_block(node, module, bounds[source.name], domain, source.kind == INPUT)
-        started = time.perf_counter()
-        results[node.name] = (reconstruct(one, pair, region, **options), region, module)
-        seconds[node.name] = time.perf_counter() - started
-
-    regimes = {node.name: _Regime.of(node, results[node.name], bounds[node.inputs[0]]) for node in target_graph.layers}
-    saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn, _, _ in _norms(results)]
+    approximate = options.get("mode") == APPROXIMATE
+    saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in _pair_norms(target_graph, pairs)]
     was_training = frozen.training
-    _write(_norms(results))
     frozen.eval()
     try:
-        bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
+        results, seconds, approximated = _fit_nodes(
+            target_graph, pairs, constants, bounds, domain, target, frozen, options
+        )
+        # margins over the target's own box: an enlarged pair's shift covers the error carried in, margin_ratio <= 1
+        regimes = {n.name: _Regime.of(n, results[n.name], bounds[n.inputs[0]]) for n in target_graph.layers}
+        _write(_norms(results))
+        centred = bool(approximated)  # exact pairs keep today's bound, so at the paper width it is paper mode's
+        bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)
+        mismatch = 0.0
+        if approximated:  # the parameters' own error in exact arithmetic: what the narrow pairs' mismatch costs
+            mismatch = certified_bound(
+                target_graph, pairs, constants, bounds, domain, target, frozen, centred=True, rounding=False
+            )[0].error_bound
         fitted = _certify(
             target_graph,
             frozen_graph,
@@ -217,15 +221,68 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             samples,
             seed,
         )
+        if approximate:
+            fitted = replace(fitted, exact=not approximated, approximation_error=mismatch, approximated=approximated)
         if not fitted.holds:
             raise CertificateError(
                 "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
             )
     except BaseException:  # frozen is left as it was
-        _write(saved)
+        with torch.no_grad():
+            for bn, weight, bias in saved:
+                bn.weight.copy_(weight)
+                bn.bias.copy_(bias)
         frozen.train(was_training)
         raise
     return fitted
+
+
+def _fit_nodes(
+    target_graph: ModelGraph,
+    pairs: dict[str, GraphNode],
+    constants: dict[str, Any],
+    bounds: dict[str, Any],
+    domain: Domain,
+    target: nn.Module,
+    frozen: nn.Module,
+    options: dict[str, Any],
+) -> tuple[dict, dict[str, float], tuple[str, ...]]:
+    """Every pair's one-block reconstruction in topological order: results, seconds and the pairs
+    ``mode="approximate"`` could not solve exactly (docs/design.md §11).
+
+    A pair is solved on the target's interval box of its input, unless an approximated pair lies upstream:
+    then the box is enlarged by the rigorous bound ``δ`` of the error carried to that input, the graph bound
+    (``centred=True``) of the prefix as now tuned (the frozen module holds the tuned pairs' γ, β; a node's
+    value depends on its ancestors only), so the pair's odd layer is shifted for what it really receives.
+    """
+    ancestors: dict[str, set[str]] = {}
+    for graph_node in target_graph.nodes:
+        ancestors[graph_node.name] = set().union(*({i} | ancestors.get(i, set()) for i in graph_node.inputs))
+    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]] = {}
+    seconds: dict[str, float] = {}
+    approximated: list[str] = []
+    for node in target_graph.layers:
+        source = target_graph.node(node.inputs[0])
+        box, enlarged = bounds[source.name], any(name in ancestors[node.name] for name in approximated)
+        if enlarged:
+            _write(_norms(results))
+            values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=True)[1]
+            delta = torch.as_tensor(values[target_graph.aliases.get(source.name, source.name)].delta)
+            delta = delta.reshape(box[0].shape).to(box[0].dtype)
+            box = (box[0] - delta, box[1] + delta)
+        module = _pair_module(pairs[node.name])
+        one, pair, region = _one_block(node, module, box, domain, source.kind == INPUT and not enlarged)
+        started = time.perf_counter()
+        results[node.name] = (reconstruct(one, pair, region, **options), region, module)
+        seconds[node.name] = time.perf_counter() - started
+        if options.get("mode") == APPROXIMATE and not results[node.name][0].certificate.exact:
+            approximated.append(node.name)
+    return results, seconds, tuple(approximated)
+
+
+def _pair_norms(target_graph: ModelGraph, pairs: dict[str, GraphNode]) -> list[nn.Module]:
+    """Every frozen pair's two BatchNorm modules."""
+    return [bn for node in target_graph.layers for bn in pairs[node.name].modules[1::2]]
 
 
 def _node_bound(value: Value) -> float:

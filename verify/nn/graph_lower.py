@@ -262,10 +262,14 @@ def certified_bound(
     domain: Domain,
     target: nn.Module,
     frozen: nn.Module,
+    *,
+    centred: bool = False,
+    rounding: bool = True,
 ) -> tuple[ErrorBound, dict[str, Value]]:
     """The rigorous bound (`verify.core.graph_bound.graph_error_bound`) of the frozen model, as its modules now
     hold γ and β and in its dtype, against the target in its own, over ``domain``; and every node's
-    `verify.core.graph_bound.Value`, by name."""
+    `verify.core.graph_bound.Value`, by name. ``centred`` and ``rounding`` go to the engine (an approximate
+    construction, docs/design.md §11)."""
     values: dict[str, Value] = {}
     lowered = lower_graph(graph, pairs, constants, bounds)
     bound = graph_error_bound(
@@ -274,5 +278,7 @@ def certified_bound(
         _dtype(frozen),
         _dtype(target),
         on_node=lambda node, value: values.__setitem__(node.name, value),
+        centred=centred,
+        rounding=rounding,
     )
     return bound, values

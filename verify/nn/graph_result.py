@@ -98,9 +98,19 @@ class GraphReconstruction:
     domain : Domain
         The input domain.
     mode : str
-        The mode every pair was solved in (``"paper"`` or ``"minimal"``).
+        The mode every pair was solved in (``"paper"``, ``"minimal"`` or ``"approximate"``).
     reason : str
         Why ``error_bound`` is infinite (empty otherwise).
+    exact : bool
+        False when ``mode="approximate"`` approximated some pair (below its threshold, docs/design.md §11):
+        the certificate then holds when ``error_bound`` is finite and no sampled error exceeds its bound,
+        ``error_bound`` being the proved ``max |g − f|`` (approximation and rounding). True otherwise: the
+        ``rtol`` rule.
+    approximation_error : float
+        The graph bound in exact arithmetic (no rounding): the part of ``error_bound`` due to the approximated
+        pairs' weight mismatch (0 when exact); each pair's own figure is in its node's ``result.certificate``.
+    approximated : tuple of str
+        The nodes whose pairs were approximated, in topological order.
     """
 
     nodes: tuple[NodeFit, ...]
@@ -115,6 +125,9 @@ class GraphReconstruction:
     mode: str = "paper"
     reason: str = ""
     f_max: float = float("nan")
+    exact: bool = True
+    approximation_error: float = 0.0
+    approximated: tuple[str, ...] = ()
 
     @property
     def error_ratio(self) -> float:
@@ -151,7 +164,9 @@ class GraphReconstruction:
     def failures(self) -> list[str]:
         """What does not hold, in words (empty when the certificate holds)."""
         out = []
-        if not holds_against_f_max(self.error_bound, self.f_max, self.rtol):
+        if not self.exact and not np.isfinite(self.error_bound):
+            out.append(f"the approximation's error bound is not finite ({self.reason or 'no reason given'})")
+        if self.exact and not holds_against_f_max(self.error_bound, self.f_max, self.rtol):
             out.append(
                 f"the error bound {self.error_bound:.3g} is {self.relative_error_bound:.3g} "
                 f"{accuracy_reference(self.f_max)}, above rtol = {self.rtol:.3g} (interval scale {self.scale:.3g})"
@@ -202,6 +217,9 @@ class GraphReconstruction:
                 "output_size": self.output_size,
                 "bound_over_output": self.bound_over_output,
                 "error_ratio": self.error_ratio,
+                "exact": self.exact,
+                "approximation_error": self.approximation_error,
+                "approximated": list(self.approximated),
                 "by_depth": self.by_depth(),
             }
         )
