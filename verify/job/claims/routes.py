@@ -268,7 +268,7 @@ def run(config: Config, name: str, sweep: Sweep) -> Claim:
     statement = (
         f"{', '.join(models)} written as numpy networks, nn.Sequential and two classes give the same gamma, beta "
         f"and error_bound in float64 and float32, and torch's own forward of each stays within it on {points} fresh "
-        "points of the box, corners included (a ResNet is not covered: its graph route's bound is first order)"
+        "points of the box, corners included (ResNets are covered by graph/resnet and the graph properties)"
     )
     # Refusals are honest outcomes, but a model that no seed certifies in a dtype shows nothing: it fails.
     uncertified = [
