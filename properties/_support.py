@@ -8,6 +8,10 @@ widths only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from fractions import Fraction
+from typing import TypeVar
+
 import numpy as np
 from hypothesis import assume, event, note
 
@@ -19,7 +23,9 @@ __all__ = [
     "EPS",
     "block_matrices",
     "block_regions",
+    "certified_or_discard",
     "error_ratio",
+    "exact_output",
     "exactness_tolerance",
     "network_arrays",
     "recomputed_residual_ratios",
@@ -27,6 +33,44 @@ __all__ = [
 ]
 
 EPS = float(np.finfo(np.float64).eps)
+
+T = TypeVar("T")
+
+
+def exact_output(target: verify.TargetNetwork, x: np.ndarray) -> list[Fraction]:
+    """``f(x)`` for one point ``x``, in rational arithmetic: no rounding anywhere (stdlib `fractions`, independent
+    of the library's own python-flint evaluation)."""
+    z = [Fraction(float(v)) for v in x]
+    for k, (w, b) in enumerate(zip(target.weights, target.biases, strict=True)):
+        z = [
+            sum((Fraction(float(w[i, j])) * z[j] for j in range(len(z))), Fraction(float(b[i]))) for i in range(len(b))
+        ]
+        if k < target.depth - 1:
+            z = [max(v, Fraction(0)) for v in z]
+    return z
+
+
+def certified_or_discard(
+    fit: Callable[[], T], refused: str = "refused", discard: dict[type[Exception], str] | None = None
+) -> T:
+    """``fit()``'s result, or the example discarded (`hypothesis.assume`) with an event saying why.
+
+    A refusal (`verify.CertificateError`: the bound is above ``rtol``) is discarded as ``refused`` only after
+    checking that no sampled point of its certificate lies outside the bound; an `verify.InfeasibleError`
+    (a rank-deficient draw) is discarded as ``infeasible (rank)``; so is an exception of a class in ``discard``,
+    with the event it maps to.
+    """
+    try:
+        return fit()
+    except verify.CertificateError as error:
+        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
+        event(refused)
+    except verify.InfeasibleError:
+        event("infeasible (rank)")
+    except tuple(discard or ()) as error:
+        event(next(label for kind, label in discard.items() if isinstance(error, kind)))
+    assume(False)
+    raise AssertionError("unreachable: assume(False) discards the example")
 
 
 def solve(instance: Instance, *, samples: int = 256, seed: int = 0) -> verify.Reconstruction:

@@ -11,7 +11,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import verify
-from properties._support import EPS, recomputed_residual_ratios, solve
+from properties._support import EPS, exact_output, recomputed_residual_ratios, solve
 from properties.strategies import instances, seeds
 from verify.core.zero_target import is_zero_output
 
@@ -92,18 +92,6 @@ def test_normalizations_have_the_shape_of_the_construction(mode, data):
         assert np.all(np.abs(shifts[j] - t) <= 4 * EPS * (np.abs(t) + np.abs(s * mu)))
 
 
-def _exact_output(target: verify.TargetNetwork, x: np.ndarray) -> list[Fraction]:
-    """``f(x)`` in rational arithmetic: no rounding anywhere."""
-    z = [Fraction(float(v)) for v in x]
-    for k, (w, b) in enumerate(zip(target.weights, target.biases, strict=True)):
-        z = [
-            sum((Fraction(float(w[i, j])) * z[j] for j in range(len(z))), Fraction(float(b[i]))) for i in range(len(b))
-        ]
-        if k < target.depth - 1:
-            z = [max(v, Fraction(0)) for v in z]
-    return z
-
-
 def _exactly_inside(domain: verify.Domain, x: np.ndarray) -> bool:
     """``x`` in the domain, decided in rational arithmetic."""
     if isinstance(domain, verify.Box):
@@ -140,7 +128,7 @@ def test_f_max_is_an_output_of_the_exact_target_on_the_domain(data, seed):
         if (point.tobytes(), output) in seen or not _exactly_inside(domain, point):
             continue
         seen.add((point.tobytes(), output))
-        exact.append(abs(_exact_output(target, point)[output]))
+        exact.append(abs(exact_output(target, point)[output]))
         if len(exact) == 16:
             break
     assert max(exact) >= Fraction(certificate.f_max)

@@ -15,10 +15,11 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 import verify
+from properties._support import certified_or_discard
 from properties.strategies import domains, instances, seeds, targets
 from verify.solvers.convex import ConvexSolverError
 
@@ -123,18 +124,11 @@ def test_error_bound_covers_fresh_points(dtype, data, seed):
     method = data.draw(st.sampled_from(methods), label="method")
     target, frozen = _in_dtype(target, frozen, dtype)
     note(f"{target!r} {frozen!r} {domain!r} mode={mode} method={method} dtype={dtype}")
-    try:
-        result = verify.reconstruct(target, frozen, domain, mode, method=method, rtol=RTOL[dtype])
-    except verify.CertificateError as error:
-        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
-        event(f"refused in {dtype}")
-        assume(False)
-    except verify.InfeasibleError:
-        event("infeasible (rank)")
-        assume(False)
-    except ConvexSolverError:
-        event("convex solvers failed")
-        assume(False)
+    result = certified_or_discard(
+        lambda: verify.reconstruct(target, frozen, domain, mode, method=method, rtol=RTOL[dtype]),
+        f"refused in {dtype}",
+        {ConvexSolverError: "convex solvers failed"},
+    )
     certificate = result.certificate
     assert certificate.dtype == dtype
     radii = (1.0, 10.0) if dtype == "float16" else (1.0, 1e3, 1e6)
@@ -193,15 +187,10 @@ def test_residual_error_bound_covers_fresh_points(dtype, target, data, seed):
     module = frozen_residual_mlp(target.widths, branches=branches, width=mode, seed=seed, dtype=getattr(torch, dtype))
     frozen = module.to_network()
     note(f"{target!r} {frozen!r} {domain!r} mode={mode} dtype={dtype}")
-    try:
-        result = reconstruct_residual(target, frozen, domain, mode, rtol=RTOL[dtype], dtype=dtype)
-    except verify.CertificateError as error:
-        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
-        event("refused: bound above rtol")
-        assume(False)
-    except verify.InfeasibleError:
-        event("infeasible (rank)")
-        assume(False)
+    result = certified_or_discard(
+        lambda: reconstruct_residual(target, frozen, domain, mode, rtol=RTOL[dtype], dtype=dtype),
+        "refused: bound above rtol",
+    )
     assert result.certificate.dtype == dtype
     load_norm_params(module, result)
     x = fresh_points(domain, target.widths[0], np.random.default_rng(seed))
@@ -267,15 +256,7 @@ def test_conv_error_bound_covers_fresh_points(dtype, case, width, seed):
     target, box = case
     target = target.to(getattr(torch, dtype))
     frozen = frozen_like(target, width, seed=seed)
-    try:
-        result = fit_norm_layers(frozen, target, box, rtol=RTOL[dtype])
-    except verify.CertificateError as error:
-        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
-        event("refused")
-        assume(False)
-    except verify.InfeasibleError:
-        event("infeasible (rank)")
-        assume(False)
+    result = certified_or_discard(lambda: fit_norm_layers(frozen, target, box, rtol=RTOL[dtype]))
     certificate = result.certificate
     assert not certificate.sampled_only and np.isfinite(certificate.error_bound) and certificate.dtype == dtype
     x = box_points(box, FRESH, np.random.default_rng(seed))
@@ -312,15 +293,7 @@ def test_mlp_module_error_bound_covers_fresh_points(dtype, widths, mode, data, s
     target = target_mlp(widths, seed=seed, dtype=torch_dtype).eval()
     frozen = frozen_like(target, mode, seed=seed + 1)
     domain = data.draw(domains(widths[0], max_center=10.0), label="domain")
-    try:
-        result = fit_norm_layers(frozen, target, domain, rtol=RTOL[dtype], progress=False)
-    except verify.CertificateError as error:
-        assert error.certificate.sampled.holds, "a sampled point lies outside the certified bound"
-        event("refused")
-        assume(False)
-    except verify.InfeasibleError:
-        event("infeasible (rank)")
-        assume(False)
+    result = certified_or_discard(lambda: fit_norm_layers(frozen, target, domain, rtol=RTOL[dtype], progress=False))
     certificate = result.certificate
     assert certificate.dtype == dtype and np.isfinite(certificate.error_bound)
     resolved = domain.resolve(widths[0])

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import verify
+from properties._support import exact_output
 from verify.core.f_max import bound_over_f_max, float64_allowance, holds_against_f_max, sampled_f_max
 from verify.core.interop import refuse_tf32
 from verify.nn import fit_norm_layers, frozen_like, frozen_mlp
@@ -62,18 +63,6 @@ def test_f_max_is_below_the_maximum_on_a_dense_grid_plus_its_lipschitz_slack():
     assert result.certificate.f_max >= 0.9 * dense
 
 
-def _exact(target: verify.TargetNetwork, x: np.ndarray) -> list[Fraction]:
-    """``f(x)`` in rational arithmetic (no rounding at all)."""
-    z = [Fraction(float(v)) for v in x]
-    for k, (w, b) in enumerate(zip(target.weights, target.biases, strict=True)):
-        z = [
-            sum((Fraction(float(w[i, j])) * z[j] for j in range(len(z))), Fraction(float(b[i]))) for i in range(len(b))
-        ]
-        if k < target.depth - 1:
-            z = [max(v, Fraction(0)) for v in z]
-    return z
-
-
 def test_f_max_is_a_value_the_exact_target_takes_on_the_domain():
     """The rounding allowance points the right way: at the sample point where ``|f̂| − a`` is largest, the exact
     (rational) ``|f|`` is at least ``f_max``, and that point lies in the box exactly. The same points as the
@@ -90,7 +79,7 @@ def test_f_max_is_a_value_the_exact_target_takes_on_the_domain():
         Fraction(float(lo)) <= Fraction(float(v)) <= Fraction(float(hi))
         for lo, v, hi in zip(domain.lo, point, domain.hi, strict=True)
     )
-    assert abs(_exact(target, point)[best[1]]) >= Fraction(result.certificate.f_max)
+    assert abs(exact_output(target, point)[best[1]]) >= Fraction(result.certificate.f_max)
 
 
 def test_sample_points_provably_lie_in_their_domain():
