@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.construction.approximate import solve_approximate
 from verify.construction.convolutional import reconstruct_convolutional
@@ -25,15 +26,14 @@ from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import TorchSpec, dtype_name
 from verify.core.networks import paper_width
 from verify.core.threads import limited
-from verify.nn.frozen_like import conv_networks, read_target_layers, refuse_train_norms, uses_structure
+from verify.nn.frozen_like import chain_networks, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
-from verify.nn.graph import as_chain, read_graph
+from verify.nn.graph import GraphNode, ModelGraph, as_chain, read_graph
 from verify.nn.graph_fit import GraphReconstruction, fit_graph
 from verify.nn.graph_match import match
 from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import check_dense, check_precision, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
-from verify.nn.sequential_match import check_frozen_norms, match_chain
 
 __all__ = ["DTYPE_POINTS", "MODES", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
 
@@ -179,31 +179,77 @@ def fit_norm_layers(
         load_norm_params(frozen, result)
         frozen.eval()
         return result
-    chains = _chains(target, frozen)
-    if chains is None:  # branches, additions: the graph route (docs/design.md §10)
-        chosen = _graph_mode(target, frozen) if mode == "auto" else mode
-        return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
-    target_chain, frozen_chain = chains
-    structured = uses_structure(target_chain, frozen_chain)  # convolutions, pooling, a target's BatchNorm (§9)
-    if structured:  # matched first: a frozen chain in another order would fail the readers' shape checks
+    chains = _dense_chains(target, frozen)
+    if chains is not None:  # Linear -> ReLU chains: the dense construction (docs/design.md §2-§6)
+        target_chain, frozen_chain = chains
+        networks = (target_from_module(target_chain), from_module(frozen_chain))  # the MLP grammar words refusals
         check_frozen_norms(frozen)
-        match_chain(target_chain, frozen)
-        networks = conv_networks(target_chain, frozen_chain, domain)
-    else:  # the MLP readers' grammar words its own refusals first
-        networks = (target_from_module(target_chain), from_module(frozen_chain))
-        check_frozen_norms(frozen)
-        match_chain(target_chain, frozen, flat=True)
-    chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
-    if structured:  # certified in the frozen module's dtype (dense chains read it from their tensors)
-        result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target_chain, frozen_chain))
-        check_module_dtype(frozen_chain, result, "convolutional")
-    else:
+        _read_graphs(target, frozen)  # the frozen module matched node by node as it runs
+        chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
         result = reconstruct(*networks, domain, chosen, **options)
         if chosen == "approximate":  # the bound of a result that is not exact, against the module's own forward
             check_module_dtype(frozen_chain, result, "approximate")
-    load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
+        load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
+        frozen.eval()
+        return result
+    check_frozen_norms(frozen)
+    chosen = _graph_mode(target, frozen) if mode == "auto" else mode
+    networks = chain_networks(*_read_graphs(target, frozen), domain)  # a chain of the convolutional construction
+    if networks is None:  # branches, additions: the graph route (docs/design.md §10)
+        return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
+    # A chain of convolutions, pooling, a target BatchNorm (§9): certified in the frozen module's dtype.
+    result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
+    frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (it is a chain: matched)
+    check_module_dtype(frozen_chain, result, "convolutional")
+    load_norm_params(frozen_chain, result)
     frozen.eval()
     return result
+
+
+def _read_graphs(target: nn.Module, frozen: nn.Module) -> tuple[ModelGraph, dict[str, GraphNode]]:
+    """Both modules read as graphs (torch.fx, `verify.nn.graph.read_graph`; the frozen one as ``frozen.eval()``
+    runs it, its training flags then put back) and the frozen graph matched node by node against the target's
+    (`verify.nn.graph_match.match`: a missing, extra or moved ReLU, a pool elsewhere, another stride, padding or
+    dilation are refused naming the node, before any solve): the target graph and the frozen pair of each of
+    its layers."""
+    flags = [(module, module.training) for module in frozen.modules()]
+    frozen.eval()
+    try:
+        target_graph = read_graph(target, "target")
+        return target_graph, match(target_graph, read_graph(frozen, "frozen"))
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def check_frozen_norms(frozen: nn.Module) -> None:
+    """Refuse a frozen BatchNorm that normalizes with batch statistics after ``frozen.eval()``.
+
+    ``frozen.eval()`` is run and every module's ``training`` flag is then put back as it was; a BatchNorm
+    still in train mode (its class overrides ``eval``/``train``) or without running statistics
+    (``track_running_stats=False``) raises ValueError naming it.
+    """
+    flags = [(module, module.training) for module in frozen.modules()]
+    try:
+        frozen.eval()
+        for name, module in frozen.named_modules():
+            if not isinstance(module, _BatchNorm):
+                continue
+            if not module.track_running_stats or module.running_mean is None:
+                raise ValueError(
+                    f"frozen BatchNorm '{name}' ({type(module).__name__}) has track_running_stats=False: it always "
+                    "normalizes with batch statistics, which the construction does not model; build it with "
+                    "track_running_stats=True (verify.nn.frozen_like does)"
+                )
+            if module.training:
+                raise ValueError(
+                    f"frozen BatchNorm '{name}' ({type(module).__name__}) stays in train mode after frozen.eval() "
+                    "(its class overrides eval()/train()), so it would normalize with batch statistics; use a "
+                    "BatchNorm whose eval() sets training=False"
+                )
+    finally:
+        for module, training in flags:
+            module.training = training
 
 
 def _check_modules(frozen: object, target: object) -> None:
@@ -252,20 +298,18 @@ def _dtype_name(module: nn.Module) -> str:
     return "float64" if parameter is None else dtype_name(TorchSpec(parameter.device, parameter.dtype))
 
 
-def _chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
-    """Both modules as the ``nn.Sequential`` of the layers their forwards run, or None if either is not a chain or
-    the target chain has a layer the ``nn.Sequential`` readers do not read (the graph route reads it then)."""
+def _dense_chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
+    """Both modules as the ``nn.Sequential`` of the layers their forwards run when they are dense chains the MLP
+    readers read (Linear, ReLU, a frozen BatchNorm1d), else None: the graph reader reads them then."""
     try:
         chains = as_chain(target, "target"), as_chain(frozen, "frozen")
     except ValueError:
         return None
-    # A chain with layers only the graph route reads (padding, Identity, a ReLU after a ReLU, ...) goes there.
+    if uses_structure(*chains):  # convolutions, pooling, a target's BatchNorm
+        return None
     try:
-        if uses_structure(*chains):
-            read_target_layers(chains[0])
-        else:
-            target_from_module(chains[0])
-    except ValueError:
+        target_from_module(chains[0])
+    except ValueError:  # a layer only the graph reader reads (padding, a ReLU after a ReLU, ...)
         return None
     return chains
 
