@@ -181,26 +181,22 @@ def fit_norm_layers(
         return result
     chains = _dense_chains(target, frozen)
     if chains is not None:  # Linear -> ReLU chains: the dense construction (docs/design.md §2-§6)
-        target_chain, frozen_chain = chains
-        networks = (target_from_module(target_chain), from_module(frozen_chain))  # the MLP grammar words refusals
-        check_frozen_norms(frozen)
-        _read_graphs(target, frozen)  # the frozen module matched node by node as it runs
-        chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
-        result = reconstruct(*networks, domain, chosen, **options)
-        if chosen == "approximate":  # the bound of a result that is not exact, against the module's own forward
-            check_module_dtype(frozen_chain, result, "approximate")
-        load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
-        frozen.eval()
-        return result
+        networks = (target_from_module(chains[0]), from_module(chains[1]))  # the MLP grammar words its refusals
     check_frozen_norms(frozen)
-    chosen = _graph_mode(target, frozen) if mode == "auto" else mode
-    networks = chain_networks(*_read_graphs(target, frozen), domain)  # a chain of the convolutional construction
-    if networks is None:  # branches, additions: the graph route (docs/design.md §10)
-        return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
-    # A chain of convolutions, pooling, a target BatchNorm (§9): certified in the frozen module's dtype.
-    result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
-    frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (it is a chain: matched)
-    check_module_dtype(frozen_chain, result, "convolutional")
+    target_graph, pairs = _read_graphs(target, frozen)
+    chosen = _graph_mode(target_graph, pairs) if mode == "auto" else mode
+    check = "approximate" if chosen == "approximate" else None  # a dense bound that is not exact is checked too
+    if chains is None:
+        networks = chain_networks(target_graph, pairs, domain)  # a chain of the convolutional construction (§9)
+        if networks is None:  # branches, additions: the graph route (docs/design.md §10)
+            return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
+        result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
+        check = "convolutional"  # certified in the frozen module's dtype
+    else:
+        result = reconstruct(*networks, domain, chosen, **options)
+    frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (a chain: it matched)
+    if check is not None:
+        check_module_dtype(frozen_chain, result, check)
     load_norm_params(frozen_chain, result)
     frozen.eval()
     return result
@@ -319,28 +315,9 @@ def _paper_allows(pairs: list[tuple[int, tuple[int, ...]]]) -> bool:
     return all(n >= paper_width(shape[0], math.prod(shape[1:])) for n, shape in pairs)
 
 
-def _chain_mode(target: nn.Sequential, frozen: nn.Sequential) -> str:
-    """``"paper"`` where the frozen chain's odd widths allow it, else ``"minimal"``."""
-    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d)
-    layers = [tuple(m.weight.shape) for m in target if isinstance(m, kinds)]
-    odd = [int(m.weight.shape[0]) for m in frozen if isinstance(m, kinds)][0::2]
-    if len(odd) != len(layers):
-        return "paper"  # the construction refuses the architecture, naming what differs
-    return "paper" if _paper_allows(list(zip(odd, layers, strict=True))) else "minimal"
-
-
-def _graph_mode(target: nn.Module, frozen: nn.Module) -> str:
-    """``"paper"`` where every frozen pair of the graph route is paper-wide, else ``"minimal"``."""
-    try:
-        target_graph = read_graph(target, "target")
-        pairs = match(target_graph, read_graph(frozen, "frozen"))
-    except ValueError:
-        return "paper"  # fit_graph refuses the graphs, naming the node
-    widths = [
-        (int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape))
-        for layer in target_graph.layers
-        if layer.name in pairs
-    ]
+def _graph_mode(target: ModelGraph, pairs: dict[str, GraphNode]) -> str:
+    """``"paper"`` where every frozen pair is paper-wide for its target layer, else ``"minimal"``."""
+    widths = [(int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape)) for layer in target.layers]
     return "paper" if _paper_allows(widths) else "minimal"
 
 
