@@ -108,22 +108,22 @@ def fit_norm_layers(
     for its input box enlarged by the graph bound of the error carried in, and the whole graph certified
     by the centred graph bound (docs/design.md §11).
 
-    Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
-    both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
-    after the other, or returns ``self.net(x)``), they are read as the ``nn.Sequential`` of those layers, in
-    the order the forward runs them, so a class and its Sequential get the same γ, β and certificate. The
-    frozen chain is then matched node by node against the chain the construction assumes
-    (`verify.nn.sequential_match.match_chain`: a missing, extra or moved ReLU, a pool elsewhere, another
-    stride, padding or dilation are refused naming the node), and a frozen BatchNorm that ``.eval()``
-    would leave in train mode is refused, all before any solve. A target BatchNorm in train mode is
-    refused on every route (call ``target.eval()``).
+    Both modules are traced with torch.fx, an ``nn.Sequential`` too, and read as graphs
+    (`verify.nn.graph.read_graph`); the frozen graph is matched node by node against the target's
+    (`verify.nn.graph_match.match`: a missing, extra or moved ReLU, a pool elsewhere, another stride,
+    padding, padding mode or dilation are refused naming the node and its source module), and a frozen
+    BatchNorm that ``.eval()`` would leave in train mode is refused, all before any solve. A target graph
+    that is a chain of layers (an ``nn.Sequential``, or a class whose forward calls its layers one after the
+    other, or returns ``self.net(x)``) is lowered into the numpy networks of its construction, dense or
+    convolutional, so a class and its Sequential get the same γ, β and certificate. A target BatchNorm in
+    train mode is refused on every route (call ``target.eval()``).
 
     A fit longer than about 2 s draws a progress bar per pair of layers (pair k of N, its size, LSMR's
     iteration and residual) when standard error is a terminal; ``progress=False`` silences it, and a
     ``rich.console.Console`` draws there instead (`verify.construction.progress`).
 
     Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
-    read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
+    lowered by `verify.nn.frozen_like.chain_networks` over the domain's input shape (a ``verify.Box`` with
     ``lo``/``hi`` shaped like one input, or ``shape=``), solved in float64 and certified in the frozen
     module's dtype: γ, β are rounded to it and the rigorous bound of `verify.core.graph_bound` is computed
     on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of up to ``2.4e-3``
