@@ -36,6 +36,7 @@ from verify.core.memory import check_build
 from verify.core.validate import as_seed
 from verify.nn.graph import COPY, LINEAR, POOLS, RELU, GraphNode, ModelGraph, read_graph
 from verify.nn.graph_frozen import frozen_graph, pair_modules
+from verify.nn.graph_lower import numpy_layer
 from verify.nn.graph_match import match
 from verify.nn.mlp import frozen_mlp
 from verify.nn.modules import check_dense
@@ -75,29 +76,15 @@ def uses_structure(target: nn.Module, frozen: nn.Module) -> bool:
 
 
 def _affine(layer: nn.Module, index: int) -> AffineLayer:
-    """A torch Linear or convolution as the numpy layer (float64; a missing bias as zeros)."""
-    if isinstance(layer, nn.Linear):
-        bias = _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
-        return Linear(_array(layer.weight), bias)
-    return _conv(layer, index)
-
-
-def _conv(layer: nn.Module, index: int) -> Conv:
-    name = f"layer {index} ({layer})"
-    if layer.groups != 1:
+    """A torch Linear or convolution as the numpy layer (float64; a missing bias as zeros); a grouped convolution
+    refused naming the layer."""
+    if not isinstance(layer, nn.Linear) and layer.groups != 1:
         raise ValueError(
-            f"{name}: groups={layer.groups} is not supported: a grouped convolution's kernel is block-diagonal over "
-            "channels, which the construction's flattened kernels (one scale per frozen channel) do not model; use "
-            "groups=1"
+            f"layer {index} ({layer}): groups={layer.groups} is not supported: a grouped convolution's kernel is "
+            "block-diagonal over channels, which the construction's flattened kernels (one scale per frozen "
+            "channel) do not model; use groups=1"
         )
-    return Conv.build(
-        _array(layer.weight),
-        _array(layer.bias),
-        stride=tuple(layer.stride),
-        padding=layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
-        dilation=tuple(layer.dilation),
-        padding_mode=layer.padding_mode,
-    )
+    return numpy_layer(layer)
 
 
 def _pair(value: object, spatial: int) -> tuple[int, ...]:
