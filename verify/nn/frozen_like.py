@@ -6,16 +6,19 @@
   no bias) -> BatchNorm -> ReLU -> Conv 1x1 (C_out channels, no bias) -> BatchNorm`` (then the
   target's ReLU);
 * every ``Linear`` becomes ``Linear(n) -> BatchNorm1d -> ReLU -> Linear(d_out) -> BatchNorm1d``;
-* pooling (``MaxPool``, ``AvgPool``, ``AdaptiveAvgPool``) and ``Flatten`` are copied; eval-mode
-  ``Dropout`` and ``Identity`` are dropped; the target's own BatchNorm (eval mode) is folded into
-  the layer before it when the target is read.
+* the target's ReLUs, pooling (``MaxPool``, ``AvgPool``, ``AdaptiveAvgPool``) and ``Flatten`` are
+  copied in the target's places (a ``MaxPool`` before its ReLU stays there); eval-mode ``Dropout``
+  and ``Identity`` are dropped (the graph reader gives them no node); the target's own BatchNorm
+  (eval mode) is folded into the layer before it when the target is read.
 
 A target of ``Linear``/``ReLU`` only gets the MLP frozen network of `verify.nn.frozen_mlp`.
 
-`conv_networks` reads a target and a frozen module into `verify.core.conv_networks.ConvTargetNetwork`
-and `ConvFrozenNetwork` for an input shape (the domain's); `fit_norm_layers` uses it for every
-module with convolutions, pooling or a target BatchNorm. Anything else is refused with a
-``ValueError`` naming the layer, its index and what would work.
+`chain_networks` lowers a target graph that is a chain (`verify.nn.graph.read_graph`) and the frozen
+pairs matched to it (`verify.nn.graph_match.match`) into `verify.core.conv_networks.ConvTargetNetwork`
+and `ConvFrozenNetwork` for an input shape (the domain's); `fit_norm_layers` uses it for every chain
+with convolutions, pooling or a target BatchNorm, and `conv_networks` for two modules. A target layer
+the construction does not read is refused with a ``ValueError`` naming the layer, its index and what
+would work.
 """
 
 from __future__ import annotations
