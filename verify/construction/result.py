@@ -63,7 +63,7 @@ class Reconstruction:
         topological order, with the pair's own one-block `Reconstruction` and the region it is certified on
         (its figures are the extras of ``certificate.blocks``); empty for a chain. ``target`` and ``frozen``
         are then the torch modules, ``gamma``/``beta`` what the frozen module's BatchNorm layers hold, in
-        `verify.nn.norm_layers` order (so `verify.nn.load_norm_params` loads them into a copy).
+        `verify.nn.modules.norm_layers` order (so `verify.nn.load_norm_params` loads them into a copy).
     """
 
     gamma: list[np.ndarray]
