@@ -17,11 +17,16 @@ import pytest
 import torch
 
 import verify
+from verify.core.error_bound import ErrorBound
 from verify.job.claims.routes import fresh_points
 from verify.job.graph_models import RESNET_INPUT, build
 from verify.job.route_models import build_model, numpy_networks
 from verify.nn import fit_norm_layers, frozen_like, load_norm_params
+from verify.nn.graph import read_graph
 from verify.nn.graph_fit import GraphReconstruction
+from verify.nn.graph_idioms import check_shapes
+from verify.nn.graph_lower import certified_bound, interval_bounds
+from verify.nn.graph_match import match
 
 POINTS = 200
 
@@ -98,13 +103,24 @@ def test_every_route_certificate_is_a_certificate(route):
     assert type(_fitted(route)[0].certificate) is verify.Certificate
 
 
+def _graph_bound(frozen: torch.nn.Module, target: torch.nn.Module, domain: verify.Box) -> ErrorBound:
+    """`verify.nn.graph_lower.certified_bound` of the fitted modules over ``domain``, read afresh."""
+    target_graph = read_graph(target, "target")
+    pairs = match(target_graph, read_graph(frozen, "frozen"))
+    constants = check_shapes(target_graph, RESNET_INPUT, torch.float64, torch.device("cpu"))
+    lo, hi = (torch.tensor(v.reshape(1, *RESNET_INPUT)) for v in domain.bounding_box())
+    bounds = interval_bounds(target_graph, lo, hi)
+    return certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)[0]
+
+
 def test_a_graph_result_is_a_reconstruction_with_its_pairs_as_blocks():
     """The ResNet's pairs are the certificate's blocks, numbered in topological order, their figures the blocks'
     extras; the result's figures are the certificate's, and its γ, β load into a copy of the frozen module."""
     target = build("resnet-1x1-c4", 0)
     untuned = frozen_like(target, width="paper", seed=1)
     frozen = copy.deepcopy(untuned)
-    result = fit_norm_layers(frozen, target, verify.Box(0, 1, shape=RESNET_INPUT), samples=64)
+    domain = verify.Box(0, 1, shape=RESNET_INPUT)
+    result = fit_norm_layers(frozen, target, domain, samples=64)
     certificate = result.certificate
     assert isinstance(result, GraphReconstruction) and GraphReconstruction is verify.Reconstruction
     assert [b.block for b in certificate.blocks] == list(range(1, len(result.nodes) + 1))
@@ -113,8 +129,9 @@ def test_a_graph_result_is_a_reconstruction_with_its_pairs_as_blocks():
     assert result.by_depth() == certificate.by_depth() == certificate.to_dict()["by_depth"]
     assert result.depth == max(row["depth"] for row in result.by_depth()) > 1
     assert result.f_max == certificate.sampled.f_max and result.error_ratio == certificate.sampled.bound_ratio <= 1
-    # every layer's own bound is part of the whole graph's: the certificate holds on the graph's, at the output
     assert all(n.error_ratio <= 1 for n in result.nodes)
+    # the certificate's bound is the whole graph's: the graph engine run again on the fitted modules gives it
+    assert certificate.error_bound == _graph_bound(frozen, target, domain).error_bound
     load_norm_params(untuned, result)
     loaded, tuned = untuned.state_dict(), frozen.state_dict()
     assert loaded.keys() == tuned.keys() and all(torch.equal(loaded[key], tuned[key]) for key in tuned)
