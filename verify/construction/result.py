@@ -17,7 +17,6 @@ import numpy as np
 from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.certificate import Certificate, by_depth
 from verify.core.domains import Domain
-from verify.core.numerics import residual_ratio
 
 __all__ = ["Reconstruction"]
 
@@ -136,16 +135,6 @@ class Reconstruction:
         return self.certificate.bound_over_scale
 
     @property
-    def points(self) -> int:
-        """Points of the sampled check."""
-        return self.certificate.sampled.points
-
-    @property
-    def max_abs_error(self) -> float:
-        """``max |g(x) − f(x)|`` on the sampled check's points."""
-        return self.certificate.sampled.max_abs_error
-
-    @property
     def max_relative_error(self) -> float:
         """The sampled ``max |g − f|`` relative to the target's size there (`SampledCheck.max_relative_error`)."""
         return self.certificate.sampled.max_relative_error
@@ -154,11 +143,6 @@ class Reconstruction:
     def output_size(self) -> float:
         """``max |f(x)|`` on the sampled check's points (a graph's; NaN where not measured)."""
         return self.certificate.sampled.output_size
-
-    @property
-    def bound_over_output(self) -> float:
-        """``error_bound / output_size``: the bound against the output's actual size on the points."""
-        return residual_ratio(np.array(self.error_bound), np.array(self.output_size))
 
     @property
     def error_ratio(self) -> float:
