@@ -19,6 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.construction.approximate import solve_approximate
 from verify.construction.convolutional import reconstruct_convolutional
+from verify.construction.progress import check_progress, fit_progress
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.construction.residual import reconstruct_residual
 from verify.core.domains import Domain
@@ -158,6 +159,24 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
             f"below them with a certified error bound), got {mode!r}"
         )
     refuse_train_norms(target)
+    progress = options.pop("progress", True)
+    check_progress(progress)  # before any solve, as every other argument
+    # One progress for the whole fit, whatever the route: each pair's solve announces itself in it
+    # (verify.construction.progress); the dense route's own `reconstruct` reuses it.
+    with fit_progress(progress, _affine_layers(target)):
+        return _fit(frozen, target, domain, mode, options, progress)
+
+
+def _affine_layers(target: nn.Module) -> int:
+    """How many affine layers ``target`` has: the pairs a fit announces (a Case-2 fit, one per branch, may
+    announce more; the bar then counts them as they come)."""
+    return sum(isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) for m in target.modules())
+
+
+def _fit(
+    frozen: nn.Module, target: nn.Module, domain: Domain | None, mode: str, options: dict, progress: object
+) -> Reconstruction:
+    """`fit_norm_layers` past its argument checks, inside its progress."""
     # Every pair's solve fits (verify.core.memory), before the modules are copied; 'auto' is planned as paper,
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
@@ -190,7 +209,7 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
         result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
         check = "convolutional"  # certified in the frozen module's dtype
     else:
-        result = reconstruct(*networks, domain, chosen, **options)
+        result = reconstruct(*networks, domain, chosen, **options, progress=progress)
     frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (a chain: it matched)
     if check is not None:
         check_module_dtype(frozen_chain, result, check)
