@@ -42,7 +42,7 @@ from verify.core.graph import conv_graph
 from verify.core.graph_bound import graph_error_bound
 from verify.core.interop import round_to
 from verify.core.numerics import residual_ratio
-from verify.core.tolerances import evaluation_tolerance
+from verify.core.tolerances import default_rtol, evaluation_tolerance
 
 __all__ = ["reconstruct_convolutional", "sampled_check"]
 
@@ -57,7 +57,7 @@ def reconstruct_convolutional(
     bound: float | None = None,
     samples: int = 256,
     seed: int = 0,
-    rtol: float = 1e-6,
+    rtol: float | None = None,
     dtype: str = "float64",
     target_dtype: str = "float64",
 ) -> Reconstruction:
@@ -76,8 +76,9 @@ def reconstruct_convolutional(
     then an `ApproximateCertificate` whose bound is the graph bound with ``centred=True``.
     """
     check_conv_architecture(target, frozen)
-    check_options(mode, method, samples, rtol, bound)
     unit_roundoff(dtype), unit_roundoff(target_dtype)  # a ValueError naming the dtypes it takes
+    rtol = default_rtol(rtol, dtype)  # None: the frozen dtype's default (verify.core.tolerances)
+    check_options(mode, method, samples, rtol, bound)
     plan_solves(conv_sizes(target, frozen), method, mode)  # every pair fits before the first is solved
     if domain is None:
         raise ValueError(

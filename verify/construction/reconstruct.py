@@ -50,7 +50,7 @@ from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
 from verify.core.residual import ResidualFrozenNetwork
 from verify.core.threads import limited
-from verify.core.tolerances import evaluation_tolerance
+from verify.core.tolerances import default_rtol, evaluation_tolerance
 from verify.core.validate import as_seed
 from verify.core.zero_target import exact_zero_bound, is_zero_output, silence_last
 from verify.solvers.exact import check_exact_reach, exact_check
@@ -90,7 +90,7 @@ def reconstruct(
     bound: float | None = None,
     samples: int = 256,
     seed: int = 0,
-    rtol: float = 1e-6,
+    rtol: float | None = None,
     progress: Any = True,
 ) -> Reconstruction:
     """Choose the frozen network's normalization parameters so that it computes ``target`` on ``domain``.
@@ -132,15 +132,16 @@ def reconstruct(
         Number of domain points (half on the boundary) in the certificate's sampled check.
     seed : int
         Seed of the sample points.
-    rtol : float
+    rtol : float, optional
         Accuracy demanded of the certified bound: ``error_bound <= rtol * f_max``, where
         ``error_bound`` bounds ``|ĝ(x) - f̂(x)|`` over the whole domain in the evaluation dtype and
         ``f_max`` is the target's largest output on the certificate's sample points, a lower bound of
         its largest output on the domain (docs/design.md §6.8; on ``R^d`` the unit cube and the slope).
         The target's absolute-value evaluation over the domain, ``scale``, is reported beside it.
         Well-conditioned float64 instances reach ~1e-12; the default 1e-6 rejects solutions whose
-        huge, cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic, and
-        most float32/float16 networks need a larger ``rtol`` (or float64).
+        huge, cancelling scales make ``g`` inaccurate although it is exact in exact arithmetic. None (the
+        default) asks the dtype's `verify.core.tolerances.DEFAULT_RTOL`: ``1e-6`` in float64, ``1e-3`` for
+        networks of float32 tensors, ``1e-1`` in float16 and bfloat16.
     progress : bool or rich.console.Console
         A fit longer than about 2 s shows a progress bar per pair of layers (pair k of N, its size,
         LSMR's iteration and residual) on standard error when it is a terminal; ``False`` silences it,
@@ -190,6 +191,10 @@ def reconstruct(
     Normalization Layers", COLT 2023 (the construction of the main theorem, width ``d²``).
     """
     seed = as_seed(seed)  # the one seed validator, before any route draws from it
+    if rtol is None:  # the dtype the networks' tensors are evaluated in (numpy: float64)
+        rtol = default_rtol(
+            None, dtype_name(result_spec(getattr(frozen, "torch", None) or getattr(target, "torch", None)))
+        )
     if not progress_active():  # the bars of this fit (verify.construction.progress), then the fit itself
         with fit_progress(progress, _pair_count(target, frozen)):
             options = {"method": method, "bound": bound, "samples": samples, "seed": seed, "rtol": rtol}

@@ -44,6 +44,7 @@ from verify.core.residual_certificate import (
     ResidualSampledCheck,
     residual_tolerance_of,
 )
+from verify.core.tolerances import default_rtol
 from verify.core.validate import as_real
 
 __all__ = ["ResidualReconstruction", "reconstruct_residual"]
@@ -65,7 +66,7 @@ def reconstruct_residual(
     bound: float | None = None,
     samples: int = 256,
     seed: int = 0,
-    rtol: float = 1e-6,
+    rtol: float | None = None,
     dtype: str = "float64",
     target_dtype: str = "float64",
 ) -> ResidualReconstruction:
@@ -114,8 +115,9 @@ def reconstruct_residual(
         Mismatched architectures, a domain that is not a bounded `Domain`, an unknown mode or method.
     """
     check_residual_architecture(target, frozen)
-    check_options(mode, method, samples, rtol, bound)
     unit_roundoff(dtype), unit_roundoff(target_dtype)  # a ValueError naming the dtypes it takes
+    rtol = default_rtol(rtol, dtype)  # None: the frozen dtype's default (verify.core.tolerances)
+    check_options(mode, method, samples, rtol, bound)
     plan_solves(residual_sizes(frozen), method, mode)  # every pair fits before the first is solved
     if not isinstance(domain, Domain):
         raise ValueError(

@@ -18,6 +18,13 @@
   (`FrozenNetwork.magnitude`). The same holds for ``f``. ``g`` and ``f`` agree in exact arithmetic
   up to the scale-equation residual, which contributes at most its componentwise ratio times the
   same magnitudes. A factor 2 covers the second-order terms.
+* Default ``rtol`` of a certificate, by the dtype it certifies (`default_rtol`): ``error_bound <= rtol ·
+  f_max`` asks a fixed share of the target's largest output, and a share that suits float64 cannot be
+  met by a float32 module's rounding. float64: ``1e-6`` (about ``4.5e9 u``; the project's bounds in
+  float64 are ``1e-9`` of ``f_max`` or smaller). float32: ``1e-3``, three digits (about ``1.7e4 u``; one
+  layer of fan-in ``n`` may round by ``γ_n`` of its magnitudes in the worst summation order, and the
+  bias shifts make those magnitudes a few times the signal). float16 and bfloat16: ``1e-1``, one digit
+  (``u`` is ``4.9e-4`` and ``3.9e-3``: a fan-in of 100 alone allows ``5e-2`` and ``0.4``).
 """
 
 from __future__ import annotations
@@ -26,10 +33,30 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["EPS", "VANISHING", "evaluation_tolerance", "numerical_rank", "residual_tolerance"]
+__all__ = [
+    "DEFAULT_RTOL",
+    "EPS",
+    "VANISHING",
+    "default_rtol",
+    "evaluation_tolerance",
+    "numerical_rank",
+    "residual_tolerance",
+]
 
 EPS = float(np.finfo(np.float64).eps)
 VANISHING = float(np.sqrt(EPS))
+
+DEFAULT_RTOL = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-1, "bfloat16": 1e-1}
+"""The ``rtol`` a certificate is asked when none is given, by the dtype it certifies (see module notes)."""
+
+
+def default_rtol(rtol: float | None, dtype: str) -> float:
+    """``rtol`` as given, or ``DEFAULT_RTOL[dtype]`` when it is None (a ValueError for an unknown dtype)."""
+    if rtol is not None:
+        return rtol
+    if dtype not in DEFAULT_RTOL:
+        raise ValueError(f"dtype must be one of {tuple(DEFAULT_RTOL)}, got {dtype!r}")
+    return DEFAULT_RTOL[dtype]
 
 
 def numerical_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> int:

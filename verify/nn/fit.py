@@ -27,6 +27,7 @@ from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import TorchSpec, dtype_name
 from verify.core.networks import paper_width
 from verify.core.threads import limited
+from verify.core.tolerances import default_rtol
 from verify.nn.frozen_like import chain_networks, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph import GraphNode, ModelGraph, as_chain, read_graph
@@ -83,8 +84,9 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
     all of R^d, docs/design.md §3). The result is certified in the modules' dtype (docs/design.md §6.5):
     ``error_bound <= rtol · f_max`` for the float32 (or float16) forward of the loaded module, ``f_max``
     the target's largest output on the certificate's sample points (a lower bound of its largest output
-    on the domain, docs/design.md §6.8), so float32 modules usually need ``rtol`` around ``1e-3`` (the
-    default ``1e-6`` suits float64). A float32 module on CUDA with TF32 allowed
+    on the domain, docs/design.md §6.8). Without ``rtol`` (or ``rtol=None``) the frozen module's dtype
+    picks it (`verify.core.tolerances.DEFAULT_RTOL`): ``1e-6`` in float64, ``1e-3`` in float32, ``1e-1``
+    in float16 and bfloat16. A float32 module on CUDA with TF32 allowed
     (``torch.backends.cuda.matmul.allow_tf32``, or ``torch.backends.cudnn.allow_tf32`` for convolutions)
     is refused with a ValueError naming the flag: the bound assumes IEEE float32 products.
 
@@ -159,6 +161,8 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
             f"below them with a certified error bound), got {mode!r}"
         )
     refuse_train_norms(target)
+    # None, or no rtol: the frozen module's dtype's default (verify.core.tolerances.DEFAULT_RTOL).
+    options["rtol"] = default_rtol(options.get("rtol"), _dtype_name(frozen))
     progress = options.pop("progress", True)
     check_progress(progress)  # before any solve, as every other argument
     # One progress for the whole fit, whatever the route: each pair's solve announces itself in it

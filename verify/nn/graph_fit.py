@@ -55,6 +55,7 @@ from verify.core.f_max import sampled_f_max
 from verify.core.graph_bound import Value
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.numerics import residual_ratio
+from verify.core.tolerances import default_rtol
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, read_graph
 from verify.nn.graph_idioms import check_shapes, node_values
 from verify.nn.graph_lower import certified_bound, interval_bounds
@@ -191,6 +192,8 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     left in eval mode.
     """
     check_precision(target, frozen)  # TF32 on CUDA is not the float32 the bound assumes
+    dtype = str(next(frozen.parameters()).dtype).removeprefix("torch.")
+    options = {**options, "rtol": default_rtol(options.get("rtol"), dtype)}  # None: the frozen dtype's default
     target_graph, frozen_graph = read_graph(target, "target"), read_graph(frozen, "frozen")
     pairs = match(target_graph, frozen_graph)
     domain, shape = _input_box(target_graph, domain)
@@ -383,7 +386,7 @@ def _certify(
         f_max=f_max,
         mode=options.get("mode", "paper"),
         method=options.get("method", "auto"),
-        rtol=options.get("rtol", 1e-6),
+        rtol=options["rtol"],
     )
     nodes = tuple(
         NodeFit(results[node.name][0], results[node.name][1], block, seconds[node.name])
