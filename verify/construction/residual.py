@@ -8,8 +8,9 @@
 3. each block is tuned exactly as a Case-1 block (`verify.construction.reconstruct`: solver registry,
    bias shift over the range of ``B_j T z + B_j c + c_j``, even-layer shift restoring ``b_R − c_R``), and
    the even layer's rows outside ``R`` are switched off;
-4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, the whole network gets the
-   rigorous bound of `verify.core.residual_bound` over the domain, and samples check that bound
+4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, the network is lowered into the
+   core graph (`verify.core.graph_stage.residual_graph`) and gets the rigorous bound of the one graph engine
+   (`verify.core.graph_bound.graph_error_bound`) over the domain, and samples check that bound
    (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
 
 Results are certified in float64 (numpy arrays) unless the caller names another evaluation dtype
@@ -37,7 +38,8 @@ from verify.core.interop import round_to
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
-from verify.core.residual_bound import residual_error_bound
+from verify.core.graph_bound import graph_error_bound
+from verify.core.graph_stage import residual_graph
 from verify.core.residual_certificate import (
     BranchCertificate,
     ResidualCertificate,
@@ -159,13 +161,12 @@ def reconstruct_residual(
     gamma, beta = frozen.norm_params(scales, shifts)
     gamma, beta = [round_to(g, dtype) for g in gamma], [round_to(b, dtype) for b in beta]
     centred = mode == APPROXIMATE
-    bound = residual_error_bound(
-        target, frozen, gamma, beta, domain, dtype=dtype, target_dtype=target_dtype, centred=centred
-    )
+    graph = residual_graph(target, frozen, gamma, beta)
+    bound = graph_error_bound(graph, domain, dtype, target_dtype, centred=centred)
     sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol, bound)
     certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled, bound, rtol)
     if centred:  # the same bound without evaluation roundings: the part due to the narrow branches
-        parameters = residual_error_bound(target, frozen, gamma, beta, domain, centred=True, rounding=False)
+        parameters = graph_error_bound(graph, domain, centred=True, rounding=False)
         certificate = ApproximateCertificate(False, certificate, parameters.error_bound, parameters.blocks, approximate)
     if not certificate.holds:
         raise CertificateError(
