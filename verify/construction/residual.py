@@ -34,12 +34,12 @@ from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.f_max import float64_allowance, sampled_f_max
+from verify.core.graph_bound import graph_error_bound
+from verify.core.graph_stage import residual_graph
 from verify.core.interop import round_to
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
-from verify.core.graph_bound import graph_error_bound
-from verify.core.graph_stage import residual_graph
 from verify.core.residual_certificate import (
     BranchCertificate,
     ResidualCertificate,
