@@ -32,6 +32,9 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   zero padding, reshaping, stacking (``terms = 0``) round nothing: every field maps through ``f``. A
   mean (``terms = k + 1``) is the average pool's transfer with ``f`` for the pool.
 
+* **stage** (a Case-2 residual stage, `verify.core.graph_stage`): its own transfer, ``op.bound``, over the
+  stage's exact region with the stream map ``x = T z + c`` kept through its branches (docs/design.md §6.6).
+
 * **pair, centred** (an approximate construction, docs/design.md §11, ``centred=True``): below the
   threshold ``E`` is not small and the even shift centres it on the pair's input hull, ``r ≈ −E z̄``;
   then ``|E| ⋆ |ẑ|max + |r|`` charges ``|E| |z̄|`` twice, and the two are bounded together per position,
