@@ -42,6 +42,7 @@ def test_the_graph_has_a_stage_per_target_layer_and_its_bound_is_the_certificate
     bound = graph_error_bound(graph, result.domain)
     assert bound.error_bound == result.certificate.error_bound
     assert len(bound.blocks) == len(result.certificate.blocks) == 2 * target.depth
+    assert [b.extras["error_bound"] for b in result.certificate.blocks] == list(bound.blocks)
 
 
 def test_residual_graph_refuses_a_frozen_network_of_another_shape() -> None:

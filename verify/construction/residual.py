@@ -99,7 +99,9 @@ def reconstruct_residual(
     -------
     Reconstruction
         Its certificate a `verify.Certificate`: one `BlockCertificate` per branch in network order, the branch's
-        ``stage``, ``branch``, ``rows``, ``stream_rank`` and ``stream_condition`` (``cond(T)``) in its ``extras``.
+        ``stage``, ``branch``, ``rows``, ``stream_rank``, ``stream_condition`` (``cond(T)``) and ``error_bound``
+        (the bound on the stream's error after it, approximate mode: plus its distance to the planned stream)
+        in its ``extras``.
 
     Raises
     ------
@@ -159,6 +161,10 @@ def reconstruct_residual(
     graph = residual_graph(target, frozen, gamma, beta)
     bound = graph_error_bound(graph, domain, dtype, target_dtype, centred=centred)
     sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol, bound)
+    if len(bound.blocks) == len(branches):  # each branch's figure of the bound: the stream's error after it
+        branches = [
+            replace(b, extras=b.extras | {"error_bound": e}) for b, e in zip(branches, bound.blocks, strict=True)
+        ]
     certificate = Certificate(mode, domain.to_dict(), tuple(branches), sampled, method, bound=bound, rtol=rtol)
     if centred:  # the same bound without evaluation roundings: the part due to the narrow branches
         parameters = graph_error_bound(graph, domain, centred=True, rounding=False)

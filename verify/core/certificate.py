@@ -191,7 +191,7 @@ class Certificate:
         One per target layer; for a Case-2 residual network one per branch, in network order, with the
         branch's ``extras``: ``stage`` and ``branch`` (1-based), the stream ``rows`` it writes, and the rank
         ``stream_rank`` and condition ``stream_condition`` (``σ_1 / σ_r``) of the stream map ``T`` it was
-        solved through (docs/design.md §8).
+        solved through (docs/design.md §8), and ``error_bound``, the bound on the stream's error after it.
     sampled : SampledCheck
         The sampled check of ``g = f``.
     method : str
