@@ -17,13 +17,13 @@ FRESH_POINTS = 64
 def _tolerance(result: verify.ResidualReconstruction) -> float:
     """The rounding model of docs/design.md §8 with every branch's residual at the largest a certificate accepts
     (not the residual the code reports), and cond(T) as reported (it is a figure of the target alone)."""
-    frozen, branches = result.frozen, result.certificate.branches
+    frozen, branches = result.frozen, result.certificate.blocks
     fan_ins = [w for stage in frozen.odd_widths for n in stage for w in (frozen.stream_width, n + 1)]
     return residual_tolerance_of(
         fan_ins,
         result.target.widths,
-        [b.block.residual_tolerance for b in branches],
-        [b.stream_condition for b in branches],
+        [b.residual_tolerance for b in branches],
+        [b.extras["stream_condition"] for b in branches],
     )
 
 
@@ -43,7 +43,7 @@ def test_residual_reconstruction_equals_target_on_fresh_points(mode, data, seed)
         result = verify.reconstruct(target, frozen, domain, mode=mode, samples=4)
     except verify.CertificateError as error:  # only an accuracy refusal (rtol) is discarded, never a broken proof
         certificate = error.certificate
-        assert all(b.holds for b in certificate.branches), certificate.failures()
+        assert all(b.holds for b in certificate.blocks), certificate.failures()
         assert certificate.sampled.error_ratio <= certificate.sampled.tolerance, certificate.failures()
         note(f"refused for accuracy: {certificate.failures()}")
         assume(False)

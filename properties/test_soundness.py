@@ -169,12 +169,13 @@ MODULE_DTYPES = ("float64", "float32")
 )
 @settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow], deadline=None)
 def test_residual_error_bound_covers_fresh_points(dtype, target, data, seed):
-    """docs/design.md §6.6: a Case-2 result's bound covers torch's own forward of the frozen residual module.
+    """docs/design.md §6.6: a Case-2 result's bound (the graph engine's, `verify.core.graph_stage`) covers torch's
+    own forward of the frozen residual module.
 
     The module is a `verify.nn.frozen_residual_mlp` in ``dtype``, read as `verify.nn.fit_norm_layers` reads it
     (``to_network``) and certified in its dtype; the result is loaded into its BatchNorms and its own forward
     (in ``dtype``, on the points rounded to it) is compared with the float64 target at fresh points, box
-    corners or a ball's axis points included.
+    corners or a ball's axis points included. In float64 the numpy network's forward is compared too.
     """
     from verify.construction.residual import reconstruct_residual
     from verify.nn import load_norm_params
@@ -200,6 +201,10 @@ def test_residual_error_bound_covers_fresh_points(dtype, target, data, seed):
     bound = result.certificate.error_bound
     note(f"max |g − f| {error:.3g}, bound {bound:.3g}, scale {result.certificate.scale:.3g}")
     assert error <= bound
+    if dtype == "float64":  # the numpy route too: the `ResidualFrozenNetwork`'s own forward
+        numpy_error = float(np.max(np.abs(result.network(x) - target(x))))
+        note(f"numpy forward: max |g − f| {numpy_error:.3g}")
+        assert numpy_error <= bound
     event(f"{dtype}: bound / observed >= 1e{int(np.log10(bound / error)) if error > 0 else 'inf'}")
     event(f"{dtype}: bound / f_max <= 1e{math.ceil(np.log10(max(result.certificate.relative_error_bound, 1e-16)))}")
 

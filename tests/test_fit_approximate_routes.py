@@ -148,9 +148,7 @@ def test_a_refusal_leaves_the_module_unchanged(route: str, arguments: Callable, 
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(
-    ("route", "engine"), [("convolutional", "graph_error_bound"), ("case2", "residual_error_bound")]
-)
+@pytest.mark.parametrize(("route", "engine"), [("convolutional", "graph_error_bound"), ("case2", "graph_error_bound")])
 def test_a_bound_too_small_is_caught_and_the_module_is_left_unchanged(
     route: str, engine: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -88,17 +88,7 @@ def test_every_route_returns_a_reconstruction(route):
     assert observed <= result.certificate.error_bound
 
 
-CASE_2_PENDING = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Case 2's certificate is still a ResidualCertificate until Case 2 is lowered into the graph engine "
-    "(issue 19 item 2); the mark is strict, so that fold makes this test fail until the mark is removed",
-)
-
-
-@pytest.mark.parametrize(
-    "route", [pytest.param(r, marks=CASE_2_PENDING) if r.startswith("case2") else r for r in ROUTES]
-)
+@pytest.mark.parametrize("route", ROUTES)
 def test_every_route_certificate_is_a_certificate(route):
     assert type(_fitted(route)[0].certificate) is verify.Certificate
 

@@ -58,7 +58,7 @@ def test_every_branch_count_reconstructs_exactly(name: str, mode: str) -> None:
         assert [list(w) for w in frozen.odd_widths] == needs
         result = verify.reconstruct(target, frozen, verify.Ball(1.0), mode=mode)
         assert result.certificate.holds
-        assert len(result.certificate.branches) == branches * target.depth
+        assert len(result.certificate.blocks) == branches * target.depth
         assert len(result.gamma) == frozen.depth
         _check_exact(result, target)
         assert verify.feasibility(target, frozen, mode).ok
@@ -113,7 +113,7 @@ def test_every_method_solves_every_branch(method: str) -> None:
         target, frozen, verify.Box(-1, 1), method=method, bound=1e3 if method == "box" else None
     )
     assert result.certificate.holds
-    assert all(b.block.solver.startswith(method) for b in result.certificate.branches)
+    assert all(b.solver.startswith(method) for b in result.certificate.blocks)
     x = verify.Box(-1, 1).resolve(3).sample(32, np.random.default_rng(9))
     assert np.abs(result.network(x) - target(x)).max() <= result.certificate.sampled.rtol * target.magnitude(x).max()
 
@@ -173,14 +173,17 @@ def test_certificate_reports_every_branch() -> None:
     frozen = verify.ResidualFrozenNetwork.for_target(target, branches=3, seed=1)
     certificate = verify.reconstruct(target, frozen, verify.Ball(1.0)).certificate
     figures = certificate.to_dict()
-    assert figures["holds"] and figures["kind"] == "bounded"
+    assert figures["holds"] and isinstance(certificate, verify.Certificate)
     # The rigorous bound is finite, within rtol of the scale, and the samples stay under it.
     assert 0 < certificate.error_bound <= certificate.rtol * certificate.f_max
     assert figures["error_bound"] == certificate.error_bound and certificate.sampled.bound_ratio <= 1
-    assert [(b["stage"], b["branch"]) for b in figures["branches"]] == [(s, j) for s in (1, 2) for j in (1, 2, 3)]
-    for b in certificate.branches:
-        assert b.block.residual_ratio <= b.block.residual_tolerance and b.block.min_margin >= 0
-        assert 1 <= b.stream_condition < np.inf and np.isfinite(b.block.condition)
+    stages = [(b["extras"]["stage"], b["extras"]["branch"]) for b in figures["blocks"]]
+    assert stages == [(s, j) for s in (1, 2) for j in (1, 2, 3)]
+    assert [b.block for b in certificate.blocks] == list(range(1, 7))
+    for b in certificate.blocks:
+        assert b.residual_ratio <= b.residual_tolerance and b.min_margin >= 0
+        assert 1 <= b.extras["stream_condition"] < np.inf and np.isfinite(b.condition)
+        assert b.extras["stream_rank"] >= 1 and len(b.extras["rows"]) >= 1
     assert certificate.max_stream_condition >= 1
 
 

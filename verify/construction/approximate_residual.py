@@ -20,7 +20,7 @@ error beyond the affine map is what earlier stages left on rows beyond their out
 branch maps by ``S_R + M`` (``M = A_R diag(γ) B_j``), and its odd layer's shift covers the range
 widened by ``|B_j| ε``. After the stage, ``δ_k = |W_k| δ_{k−1} + ε + max |(T − W) z + (c − b)|`` over the
 region, on its output rows. The certified figure is not this plan but the rigorous zonotope bound of
-`verify.core.residual_bound` (``centred=True``) computed from the stored parameters.
+the one graph engine (`verify.core.graph_stage`, ``centred=True``) computed from the stored parameters.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@
 3. each block is tuned exactly as a Case-1 block (`verify.construction.reconstruct`: solver registry,
    bias shift over the range of ``B_j T z + B_j c + c_j``, even-layer shift restoring ``b_R − c_R``), and
    the even layer's rows outside ``R`` are switched off;
-4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, the whole network gets the
-   rigorous bound of `verify.core.residual_bound` over the domain, and samples check that bound
+4. ``(s, t)`` become BatchNorm ``(gamma, beta)``; each branch is certified, the network is lowered into the
+   core graph (`verify.core.graph_stage.residual_graph`) and gets the rigorous bound of the one graph engine
+   (`verify.core.graph_bound.graph_error_bound`) over the domain, and samples check that bound
    (`verify.core.residual_certificate`). A failing certificate is a `CertificateError`.
 
 Results are certified in float64 (numpy arrays) unless the caller names another evaluation dtype
@@ -29,21 +30,18 @@ from verify.construction.result import Reconstruction
 from verify.construction.tuning import APPROXIMATE, check_options, tune_block
 from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.bounds import block_input_regions
+from verify.core.certificate import BlockCertificate, Certificate, SampledCheck
 from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.f_max import float64_allowance, sampled_f_max
+from verify.core.graph_bound import graph_error_bound
+from verify.core.graph_stage import residual_graph
 from verify.core.interop import round_to
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
 from verify.core.residual import BranchSystem, ResidualFrozenNetwork, branch_systems, check_residual_architecture
-from verify.core.residual_bound import residual_error_bound
-from verify.core.residual_certificate import (
-    BranchCertificate,
-    ResidualCertificate,
-    ResidualSampledCheck,
-    residual_tolerance_of,
-)
+from verify.core.residual_certificate import residual_tolerance_of
 from verify.core.tolerances import default_rtol
 from verify.core.validate import as_real
 
@@ -51,9 +49,9 @@ __all__ = ["ResidualReconstruction", "reconstruct_residual"]
 
 
 ResidualReconstruction = Reconstruction
-"""A residual reconstruction is a `verify.Reconstruction` (its ``certificate`` a `ResidualCertificate`, its
-``frozen`` a `ResidualFrozenNetwork`, ``gamma``/``beta`` one array per each of the ``2 m L`` layers in network
-order); the name stays importable for one release."""
+"""A residual reconstruction is a `verify.Reconstruction` (its ``certificate`` a `verify.Certificate` with one
+block per branch, its ``frozen`` a `ResidualFrozenNetwork`, ``gamma``/``beta`` one array per each of the
+``2 m L`` layers in network order); the name stays importable for one release."""
 
 
 def reconstruct_residual(
@@ -87,7 +85,7 @@ def reconstruct_residual(
         Any method of `verify.reconstruct`, used for every branch (minimal mode: ``"auto"``/``"lstsq"``;
         approximate mode: ``"l1"`` or ``"lstsq"``, docs/design.md §11, by
         `verify.construction.approximate_residual`: its certificate is then an `ApproximateCertificate`
-        wrapping the `ResidualCertificate`).
+        wrapping the `Certificate`).
     bound, samples, seed
         As in `verify.reconstruct`.
     rtol : float
@@ -101,7 +99,10 @@ def reconstruct_residual(
     Returns
     -------
     Reconstruction
-        Its certificate a `ResidualCertificate`.
+        Its certificate a `verify.Certificate`: one `BlockCertificate` per branch in network order, the branch's
+        ``stage``, ``branch``, ``rows``, ``stream_rank``, ``stream_condition`` (``cond(T)``) and ``error_bound``
+        (the bound on the stream's error after it, approximate mode: plus its distance to the planned stream)
+        in its ``extras``.
 
     Raises
     ------
@@ -128,7 +129,7 @@ def reconstruct_residual(
     regions = block_input_regions(target, domain)
     scales: list[np.ndarray] = []
     shifts: list[np.ndarray] = []
-    branches: list[BranchCertificate] = []
+    branches: list[BlockCertificate] = []
     approximate: tuple[int, ...] = ()
     with np.errstate(over="ignore", invalid="ignore"):
         if mode == APPROXIMATE:  # docs/design.md §11: narrow branches approximated, later ones shifted for it
@@ -148,26 +149,27 @@ def reconstruct_residual(
             s_even[rows], t_even[rows] = tuned.even[0][: len(rows)], tuned.even[1][: len(rows)]
             scales += [tuned.odd[0], s_even]
             shifts += [tuned.odd[1], t_even]
-            branches.append(
-                BranchCertificate(
-                    stage=system.stage,
-                    branch=system.branch,
-                    rows=tuple(int(r) for r in rows),
-                    stream_rank=system.rank,
-                    stream_condition=system.stream_condition,
-                    block=replace(tuned.certificate, block=system.index + 1),
-                )
-            )
+            extras = {
+                "stage": system.stage,
+                "branch": system.branch,
+                "rows": tuple(int(r) for r in rows),
+                "stream_rank": system.rank,
+                "stream_condition": system.stream_condition,
+            }
+            branches.append(replace(tuned.certificate, block=system.index + 1, extras=extras))
     gamma, beta = frozen.norm_params(scales, shifts)
     gamma, beta = [round_to(g, dtype) for g in gamma], [round_to(b, dtype) for b in beta]
     centred = mode == APPROXIMATE
-    bound = residual_error_bound(
-        target, frozen, gamma, beta, domain, dtype=dtype, target_dtype=target_dtype, centred=centred
-    )
+    graph = residual_graph(target, frozen, gamma, beta)
+    bound = graph_error_bound(graph, domain, dtype, target_dtype, centred=centred)
     sampled = _sampled_check(target, frozen, domain, gamma, beta, branches, samples, seed, rtol, bound)
-    certificate = ResidualCertificate(mode, domain.to_dict(), method, tuple(branches), sampled, bound, rtol)
+    if len(bound.blocks) == len(branches):  # each branch's figure of the bound: the stream's error after it
+        branches = [
+            replace(b, extras=b.extras | {"error_bound": e}) for b, e in zip(branches, bound.blocks, strict=True)
+        ]
+    certificate = Certificate(mode, domain.to_dict(), tuple(branches), sampled, method, bound=bound, rtol=rtol)
     if centred:  # the same bound without evaluation roundings: the part due to the narrow branches
-        parameters = residual_error_bound(target, frozen, gamma, beta, domain, centred=True, rounding=False)
+        parameters = graph_error_bound(graph, domain, centred=True, rounding=False)
         certificate = ApproximateCertificate(False, certificate, parameters.error_bound, parameters.blocks, approximate)
     if not certificate.holds:
         raise CertificateError(
@@ -236,15 +238,16 @@ def _sampled_check(
     domain: Domain,
     gamma: list[np.ndarray],
     beta: list[np.ndarray],
-    branches: list[BranchCertificate],
+    branches: list[BlockCertificate],
     samples: int,
     seed: int,
     rtol: float,
     bound: ErrorBound,
-) -> ResidualSampledCheck:
+) -> SampledCheck:
     """``g`` against ``f`` on ``samples`` points of the domain: within the certified ``bound``, the figures
     of the first-order rounding model (`residual_tolerance_of`), and ``f_max`` (`verify.core.f_max`: the
-    target's largest output on the points, less the rounding of its float64 evaluation)."""
+    target's largest output on the points, less the rounding of its float64 evaluation). The odd layers'
+    pre-activations are not evaluated (``min_odd_preactivation`` NaN): the margins are the proof."""
     x = domain.sample(samples, np.random.default_rng(seed))
     f, g = target(x), frozen.forward(x, gamma, beta)
     size = target.magnitude(x)
@@ -254,15 +257,16 @@ def _sampled_check(
     tolerance = residual_tolerance_of(
         fan_ins,
         target.widths,
-        [b.block.residual_ratio for b in branches],
-        [b.stream_condition for b in branches],
+        [b.residual_ratio for b in branches],
+        [b.extras["stream_condition"] for b in branches],
     )
-    return ResidualSampledCheck(
+    return SampledCheck(
         points=samples,
         max_abs_error=float(difference.max()),
         max_relative_error=float(difference.max()) / largest if largest > 0 else 0.0,
         error_ratio=residual_ratio(difference, frozen.magnitude(x, gamma, beta) + size),
         tolerance=tolerance,
+        min_odd_preactivation=float("nan"),
         rtol=rtol,
         bound_ratio=_over(float(difference.max()), bound.error_bound),
         f_max=sampled_f_max(f, float64_allowance(size, sum(d + 2 for d in target.widths[:-1])), domain.contains(x)),

@@ -31,9 +31,9 @@ class Reconstruction:
         BatchNorm weight and bias of each of the ``2L`` frozen layers: the values to load.
     scales, shifts : list of ndarray
         The same normalizations as per-neuron affine maps ``h -> s*h + t``.
-    certificate : Certificate, ResidualCertificate or ApproximateCertificate
+    certificate : Certificate or ApproximateCertificate
         The figures proving ``g = f`` on the domain (it holds: failing results are never returned); a
-        residual network's is a `verify.core.residual_certificate.ResidualCertificate`; for
+        residual network's has one block per branch; for
         ``mode="approximate"`` a `verify.core.approximate_certificate.ApproximateCertificate`, which proves
         ``error_bound`` (and says whether the result is ``exact``).
     target, frozen : TargetNetwork and FrozenNetwork, ConvTargetNetwork and ConvFrozenNetwork, or TargetNetwork

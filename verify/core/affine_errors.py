@@ -258,6 +258,17 @@ class AffineErrors:
         labels = np.concatenate([self.labels, np.full(len(rows), SOURCES.index(source))])
         return self._like(np.hstack([g, extra]), labels, rest, np.concatenate([self.ids, _new_ids(len(rows))]))
 
+    def with_remainder_as_generators(self) -> AffineErrors:
+        """The same errors with the remainder turned into generators, one per row and source (``|ρ_i| <= r_i`` is
+        ``ρ_i = r_i ξ`` for some ``ξ ∈ [−1, 1]``): a linear map then carries them with cancellation, where a
+        remainder is carried in absolute value (``|M| R``)."""
+        rows, sources = np.nonzero(self.rest)
+        extra = np.zeros((self.g.shape[0], len(rows)))
+        extra[rows, np.arange(len(rows))] = self.rest[rows, sources]
+        labels = np.concatenate([self.labels, sources])
+        ids = np.concatenate([self.ids, _new_ids(len(rows))])
+        return self._like(np.hstack([self.g, extra]), labels, np.zeros_like(self.rest), ids)
+
     def through_relu(self, active: np.ndarray, dead: np.ndarray) -> AffineErrors:
         """The errors after a ReLU with no relaxation: kept on ``active`` rows, 0 on ``dead`` ones, one fresh
         generator of the row's size on every other row (``|ReLU(a) − ReLU(b)| <= |a − b|``)."""

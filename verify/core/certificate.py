@@ -196,7 +196,10 @@ class Certificate:
     domain : dict
         The domain, as `Domain.to_dict` gives it.
     blocks : tuple of BlockCertificate
-        One per target layer.
+        One per target layer; for a Case-2 residual network one per branch, in network order, with the
+        branch's ``extras``: ``stage`` and ``branch`` (1-based), the stream ``rows`` it writes, and the rank
+        ``stream_rank`` and condition ``stream_condition`` (``σ_1 / σ_r``) of the stream map ``T`` it was
+        solved through (docs/design.md §8), and ``error_bound``, the bound on the stream's error after it.
     sampled : SampledCheck
         The sampled check of ``g = f``.
     method : str
@@ -322,6 +325,12 @@ class Certificate:
         return max(b.max_scale for b in self.blocks)
 
     @property
+    def max_stream_condition(self) -> float:
+        """Largest ``cond(T)`` over a Case-2 network's branches (their ``extras``); NaN for any other network."""
+        known = [b.extras["stream_condition"] for b in self.blocks if "stream_condition" in b.extras]
+        return max(known, default=float("nan"))
+
+    @property
     def max_condition(self) -> float:
         """Largest condition number of any block's system (blocks whose solver computed none are skipped)."""
         known = [b.condition for b in self.blocks if not np.isnan(b.condition)]
@@ -335,15 +344,16 @@ class Certificate:
         """Human-readable reasons the certificate fails (empty when it holds)."""
         reasons = []
         for b in self.blocks:
+            where = f"block {b.block}"
+            if "stage" in b.extras:  # a Case-2 branch
+                where = f"stage {b.extras['stage']}, branch {b.extras['branch']} ({where})"
             if not b.residual_ratio <= b.residual_tolerance:
                 reasons.append(
-                    f"block {b.block}: scale-equation residual ratio {b.residual_ratio:.3g} exceeds "
+                    f"{where}: scale-equation residual ratio {b.residual_ratio:.3g} exceeds "
                     f"tolerance {b.residual_tolerance:.3g} (condition {b.condition:.3g})"
                 )
             if not b.min_margin >= 0:
-                reasons.append(
-                    f"block {b.block}: activity margin {b.min_margin:.3g} < 0, the linear regime is not proved"
-                )
+                reasons.append(f"{where}: activity margin {b.min_margin:.3g} < 0, the linear regime is not proved")
         if self.sampled_only:
             if not self.bounded:
                 reasons.append(
@@ -356,11 +366,16 @@ class Certificate:
         elif not self.bounded:
             why = f" ({self.bound.reason})" if self.bound.reason else ""
             fix = "a larger rtol" if self.dtype == "float64" else "float64 networks or a larger rtol"
+            stream = self.max_stream_condition
+            if not np.isnan(stream):  # a residual network: its stream maps' condition, and what else would help
+                fix += ", fewer branches or more branch width"
             reasons.append(
                 f"in {self.dtype} the certified error bound |g − f| <= {self.error_bound:.3g}{why} is "
                 f"{self.relative_error_bound:.3g} {accuracy_reference(self.f_max, self.error_slope)}, which exceeds "
                 f"rtol = {self.rtol:.3g} (interval scale {self.scale:.3g}; largest block condition number "
-                f"{self.max_condition:.3g}, largest scale {self.max_scale:.3g}); use {fix}"
+                f"{self.max_condition:.3g}, largest scale {self.max_scale:.3g}"
+                + ("" if np.isnan(stream) else f", largest cond(T) {stream:.3g}")
+                + f"); use {fix}"
             )
         if not self.sampled.holds:
             reasons.append(

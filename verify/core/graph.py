@@ -12,7 +12,10 @@ A `Graph` is a tuple of `Node`s in topological order, each naming its inputs. Th
   ``op`` (``reshape``: the target shape in ``op``; a ``maxpool``'s op may be any callable on
   batches that takes maxima over windows of its input);
 * ``map``: a parameter-free linear map with nonnegative coefficients of one or more inputs
-  (selection, slicing, zero padding, reshape, stack/concatenation, mean or average), a `LinearMap`.
+  (selection, slicing, zero padding, reshape, stack/concatenation, mean or average), a `LinearMap`;
+* ``stage``: the branches of one stage of a Case-2 residual network added to its stream in place, a
+  `verify.core.graph_stage.Stage` (its own transfer, ``op.bound``; `verify.core.graph_stage.residual_graph`
+  lowers a tuned `ResidualFrozenNetwork`).
 
 The graph is data only: `verify.core.graph_bound` evaluates it. `conv_graph` lowers a tuned
 `ConvTargetNetwork` / `ConvFrozenNetwork` pair into it.
@@ -43,6 +46,7 @@ KINDS = (
     "flatten",
     "reshape",
     "map",
+    "stage",
 )
 """The node kinds of a `Graph`."""
 

@@ -32,6 +32,9 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   zero padding, reshaping, stacking (``terms = 0``) round nothing: every field maps through ``f``. A
   mean (``terms = k + 1``) is the average pool's transfer with ``f`` for the pool.
 
+* **stage** (a Case-2 residual stage, `verify.core.graph_stage`): its own transfer, ``op.bound``, over the
+  stage's exact region with the stream map ``x = T z + c`` kept through its branches (docs/design.md §6.6).
+
 * **pair, centred** (an approximate construction, docs/design.md §11, ``centred=True``): below the
   threshold ``E`` is not small and the even shift centres it on the pair's input hull, ``r ≈ −E z̄``;
   then ``|E| ⋆ |ẑ|max + |r|`` charges ``|E| |z̄|`` twice, and the two are bounded together per position,
@@ -123,7 +126,7 @@ class _Walk:
     ) -> None:
         self.u, self.uf = unit_roundoff(dtype), unit_roundoff(target_dtype)
         self.tiny, self.tinyf, self.huge = _TINY[dtype], _TINY[target_dtype], _HUGE[dtype]
-        self.centred = centred
+        self.centred, self.rounding, self.target_dtype = centred, rounding, target_dtype
         if not rounding:  # exact evaluation of both networks: only the parameters' error remains
             self.u = self.uf = self.tiny = self.tinyf = 0.0
         widest = 2
@@ -134,7 +137,7 @@ class _Walk:
                 widest = max(widest, pair.odd_terms, pair.even_terms, pair.target.flat_weight.shape[1] + 1)
             elif node.kind in ("avgpool", "adaptiveavgpool"):
                 widest = max(widest, node.op.terms(shapes[node.inputs[0]]))
-            elif node.kind == "map":
+            elif node.kind in ("map", "stage"):
                 widest = max(widest, node.op.terms)
         largest = max(math.prod(node.shape) for node in graph.nodes)
         self.cap = min(GENERATORS, FORM_ENTRIES // (2 * largest))
@@ -440,6 +443,8 @@ def graph_error_bound(
             value = _add(walk, ins[0], ins[1])
         elif node.kind == "map":
             value = _linear_map(walk, node.op, ins, node.op.terms)
+        elif node.kind == "stage":  # a Case-2 stage carries its own transfer (`verify.core.graph_stage`)
+            value = node.op.bound(walk, ins[0], domain.resolve(math.prod(graph.input.shape)))
         else:  # concat
             value = _concat(ins)
         values[node.name] = value

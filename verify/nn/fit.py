@@ -140,11 +140,11 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
     residual network (the target an ``nn.Sequential`` or a class whose graph is a chain), certified in the
-    module's dtype by the rigorous bound of `verify.core.residual_bound` (float32: up to ``1.9e-3`` of ``f_max``
-    for two seeds of three of a two-branch ``4 → 4 → 3`` module, ``9.7e-2`` for the third, and ``1e4`` of the
-    interval scale for three stages of three branches; a module that
-    is not float64 is then sanity-checked as a convolutional one is); ``mode="auto"`` tries ``"paper"`` and
-    uses ``"minimal"`` when a branch is too narrow.
+    module's dtype by the rigorous bound of the one graph engine (`verify.core.graph_stage`; float32: up to
+    ``1.9e-3`` of ``f_max`` for two seeds of three of a two-branch ``4 → 4 → 3`` module, ``9.7e-2`` for the
+    third, and ``1e4`` of the interval scale for three stages of three branches; a module that is not float64
+    is then sanity-checked as a convolutional one is); ``mode="auto"`` tries ``"paper"`` and uses
+    ``"minimal"`` when a branch is too narrow.
 
     Modules whose graphs are not chains (residual additions, concatenations, ResNets) are read as graphs
     and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is the same

@@ -1,18 +1,27 @@
-"""A rigorous bound on ``|ĝ(x) − f̂(x)|`` for a residual (Case 2) reconstruction (docs/design.md §6.6).
+"""A Case-2 residual network as a core graph: one ``stage`` node per target layer (docs/design.md §6.7, §8).
 
-The dense-chain analysis of `verify.core.error_bound` carried per block; a residual network carries
-its *stream* instead. During stage ``k`` the exact stream (the frozen network in exact arithmetic, on
-the target's exact stage input ``z``) is ``x = T z + c`` (`verify.core.residual.StreamMap`), and the
-error ``x̂ − x`` of the stream the frozen network computes in its dtype (any summation order) is carried
-as a zonotope ``G ξ``, ``ξ ∈ [−1, 1]^g`` (`verify.core.affine_errors.AffineErrors`): its componentwise
-bound is ``ε = |G| 1``. At the input ``G = diag(u |x|)`` on the input rows (the cast; 0 in float64).
+`residual_graph` lowers a tuned `verify.core.residual.ResidualFrozenNetwork` and its target into a
+`verify.core.graph.Graph`: ``input → stage 1 → relu → stage 2 → … → stage L → map`` (the stream's first
+``d_L`` rows), which `verify.core.graph_bound.graph_error_bound` walks like any other graph. A
+``stage`` node (its op a `Stage`) is the ``m`` branches of one stage, each added to the stream of
+width ``D`` in place; its transfer is `Stage.bound`.
 
-**One branch** owning rows ``R`` (odd layer ``B``, even layer ``A``, per-neuron maps ``s, t`` and
-``s', t'`` of the stored BatchNorm parameters; its even rows outside ``R`` have ``γ = β = 0`` and add
-exactly 0):
+**Why a stage is one node.** During stage ``k`` the exact stream (the frozen network in exact
+arithmetic on the target's exact stage input ``z``) is the affine image ``x = T z + c`` of the stage's
+region (`verify.core.residual.StreamMap`). Boxing the stream after each branch, as separate ``pair``
+and ``add`` nodes would, loses that dependency: the box of ``x_R + (W_R − T_R) z`` is wider than that
+of ``W_R z``, the next branch's odd pre-activations are then bounded over a box wider than the region
+its shifts were solved on, and the margins go negative (measured on a 4 → 4 → 4 target, 3 branches per
+stage, Box domain: 1.0e5 against 7.6e-12). The stage transfer keeps the stream map and bounds every
+branch over the stage's exact region (a `verify.Ball` on the first stage stays a ball).
+
+**The transfer** (errors of the frozen stream ``x̂ − x`` as a zonotope ``G ξ``, the ``ĝ`` rows of the
+input's affine form, `verify.core.affine_errors`; one branch owning rows ``R``, odd layer ``B``, even
+layer ``A``, per-neuron maps ``s, t`` and ``s', t'`` of the stored BatchNorm parameters; its even rows
+outside ``R`` have ``γ = β = 0`` and add exactly 0):
 
 1. *The linear regime, rigorously.* Its odd pre-activation ``s ⊙ (B x̂ + c_j) + t`` has, over ``z`` in
-   the stage's box (or ball) and every error of the zonotope, the lower bound
+   the stage's region and every error of the zonotope, the lower bound
    ``m = min_z (s ⊙ B T) z + s ⊙ (B c + c_j) + t − |(s ⊙ B) G| 1`` minus the float64 allowance of its
    evaluation. A neuron with ``m < 0`` is not assumed linear: it can leave its linear regime by at most
    ``−m``, which is added to its output's error (as in the dense bound).
@@ -25,19 +34,17 @@ exactly 0):
 
        |E| |z| + |r| + |s'| |A_R| (ρ_odd + max(0, −m)) + ρ_even
 
-   (``ρ`` the layers' rounding, item 2 of `verify.core.error_bound`), which becomes ``|R|`` fresh
+   (``ρ`` the layers' rounding, `verify.core.error_bound.layer_rounding`), which becomes ``|R|`` fresh
    generators together with the addition's rounding ``u (|W_R z + b_R| + …)``. ``E``, ``r`` and ``M``
    are computed in float64; each is bounded by its computed value plus ``2 γ^{64}`` of its terms'
    magnitude, and the rounding of the product ``(S_R + M) G`` is added to the fresh part. Then
    ``T_R ← W_R``, ``c_R ← b_R``.
-3. *Between stages* the stream goes through a ReLU: the identity on a row positive in both networks
-   on the whole domain, 0 on a row ``<= 0`` in both, and 1-Lipschitz on the others, whose error
-   becomes one fresh generator of its size. The next stage's box is the target's interval bound,
-   rounded outwards (`preactivation_range`).
-4. The target's own rounding, the scale, the overflow checks and the inflation of the bound's own
-   float64 arithmetic are those of the dense bound (`target_rounding`).
-
-5. *Approximate branches* (docs/design.md §11, ``centred=True``): a branch too narrow for its rows
+3. *The node's output*: the target's exact stage output ``W z + b`` (rows ``>= d_k`` exactly 0) boxed
+   over the region and rounded outwards (`preactivation_range`), the stream's errors ``|G| 1`` with
+   ``G`` as the ``ĝ`` rows of the output's form, the target's own rounding of ``W ẑ_f + b``
+   (`target_rounding`) as the ``f̂`` rows, and the target's terms. The graph's ``relu`` node between
+   stages and its ``map`` (the first ``d_L`` rows) at the end are the graph engine's own transfers.
+4. *Approximate branches* (docs/design.md §11, ``centred=True``): a branch too narrow for its rows
    writes ``W_R z + b_R + E (z − z_c)``, and the later branches were solved on the stream as it wrote it.
    The bookkeeping then follows the branches' own maps: after each branch ``T_R ← T_R + M T`` and
    ``c_R ← c_R + M c + o`` (computed in float64 from the stored parameters; any values are a valid
@@ -46,140 +53,174 @@ exactly 0):
    ``2 γ^{64}`` of its evaluation's magnitude and their own roundings. At the end of the stage the
    bookkeeping's distance to the target, ``max |(T − W) z + (c − b)|`` over the region (rows beyond
    ``d_k`` against 0) plus the allowance of computing it, becomes one fresh generator per row: that is
-   the approximation error, carried through the ReLU and the later stages with everything else.
-   ``blocks`` then holds, per branch, the stream's error plus its distance to the planned stream.
-   ``rounding=False`` sets the evaluation roundings of both networks to zero (``u = η = 0``): the
-   parameters' own error.
+   the approximation error, carried through the ReLU and the later stages with everything else. The
+   per-branch figure (``ErrorBound.blocks``) is then the stream's error plus its distance to the planned
+   stream.
 
-The bound is a forward error analysis with no first-order truncation: every product of an error with
-a magnitude is bounded by magnitudes that already include the errors.
+The bound is a forward error analysis with no first-order truncation: every product of an error with a
+magnitude is bounded by magnitudes that already include the errors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
-from verify.core.affine_errors import AffineErrors
+from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.domains import Domain
 from verify.core.error_bound import (
-    _HUGE,
-    _TINY,
     _U64,
-    _UNIT,
-    ErrorBound,
     _gamma,
     _Region,
     input_region,
     layer_rounding,
     preactivation_range,
     target_rounding,
-    unit_roundoff,
 )
+from verify.core.graph import Graph, LinearMap, Node
+from verify.core.graph_bound import GENERATORS, Value, _tighter, _Walk
 from verify.core.networks import FrozenNetwork, TargetNetwork
-from verify.core.residual import ResidualFrozenNetwork, StreamMap, stage_rows
+from verify.core.residual import ResidualFrozenNetwork, StreamMap, check_residual_architecture, stage_rows
 
-__all__ = ["residual_error_bound"]
+__all__ = ["Stage", "residual_graph"]
 
 
-def residual_error_bound(
-    target: TargetNetwork,
-    frozen: ResidualFrozenNetwork,
-    gamma: list[np.ndarray],
-    beta: list[np.ndarray],
-    domain: Domain,
-    *,
-    dtype: str = "float64",
-    target_dtype: str = "float64",
-    centred: bool = False,
-    rounding: bool = True,
-) -> ErrorBound:
-    """Bound ``|ĝ(x) − f̂(x)|`` over ``domain`` for the residual network with BatchNorm ``(gamma, beta)``.
+def residual_graph(
+    target: TargetNetwork, frozen: ResidualFrozenNetwork, gamma: Sequence[object], beta: Sequence[object]
+) -> Graph:
+    """The graph of a residual network with the stored BatchNorm ``(gamma, beta)`` (``2 m L`` arrays in network
+    order) and its target: ``input → stage 1 → relu → … → stage L → map`` (module notes).
 
-    ``gamma``, ``beta`` hold the ``2 m L`` stored parameter arrays in network order; ``dtype`` is the
-    frozen network's evaluation dtype, ``target_dtype`` the target's (see module notes). ``blocks`` of
-    the result holds the largest stream error after each branch. ``centred`` and ``rounding`` are those
-    of an approximate result (module notes, item 5).
+    ValueError if the architectures do not match (`check_residual_architecture`) or ``gamma``/``beta`` do not
+    hold one array per layer.
     """
-    unit_roundoff(dtype), unit_roundoff(target_dtype)
-    exact = input_region(domain.resolve(target.widths[0]), "residual_error_bound")
-    box_max = exact.largest()
-    u, tiny, huge, uf = _UNIT[dtype], _TINY[dtype], _HUGE[dtype], _UNIT[target_dtype]
-    if not rounding:  # exact evaluation of both networks: only the parameters' error remains
-        u = tiny = uf = 0.0
-    stream = frozen.stream_width
-    widest = max(stream, *target.widths, *(n for stage in frozen.odd_widths for n in stage))
-    # Generators: the input's, one per stream row per branch and per ReLU between stages, at most.
-    generators = stream * (1 + frozen.branches * frozen.stage_count + frozen.stage_count * (2 if centred else 1))
-    inflate = 1.0 + 4.0 * _gamma(3 * (widest + generators + 20), _U64)
+    check_residual_architecture(target, frozen)
     scales, shifts = frozen.affine_maps(gamma, beta)
-    d = target.widths
     gamma = [np.asarray(g, dtype=np.float64) for g in gamma]
     beta = [np.asarray(b, dtype=np.float64) for b in beta]
-    start = np.zeros(stream)
-    start[: d[0]] = u * box_max if u > _U64 else 0.0
-    errors = AffineErrors(np.diag(start), inflate)
-    f_region = exact.with_delta(uf * box_max if uf > _U64 else np.zeros_like(box_max))
-    terms = np.zeros(0)
-    per_branch: list[float] = []
-    highest = 0.0
+    d, stream = target.widths, frozen.stream_width
+    widest = max(stream, *d, *(n for stage in frozen.odd_widths for n in stage))
+    nodes = [Node("input", "input", (), None, (d[0],))]
     index = 0
     for k, stage in enumerate(frozen.stages, start=1):
-        d_in, d_out = d[k - 1], d[k]
-        w, bias = target.weights[k - 1], target.biases[k - 1]
+        branches = []
+        for net, rows in zip(stage, stage_rows(d[k - 1], d[k], len(stage), stage=k), strict=True):
+            i = 2 * index
+            branches.append(_Branch(net, rows, scales[i : i + 2], shifts[i : i + 2], gamma[i : i + 2], beta[i : i + 2]))
+            index += 1
+        # Terms of the stage's float64 sums: the widest product, and the generators (at most the walk's cap,
+        # one per stream row per branch, one per row for the centred deviation) and remainder columns.
+        terms = widest + GENERATORS + 3 * stream + len(SOURCES)
+        op = Stage(k, target.weights[k - 1], target.biases[k - 1], tuple(branches), stream, k == 1, terms)
+        nodes.append(Node(f"stage{k}", "stage", (nodes[-1].name,), op, (stream,)))
+        if k < target.depth:
+            nodes.append(Node(f"relu{k}", "relu", (nodes[-1].name,), None, (stream,)))
+    out = d[-1]
+    rows = LinearMap(lambda xs: xs[0][:out], 0, f"the stream's first {out} rows")
+    nodes.append(Node("output", "map", (nodes[-1].name,), rows, (out,)))
+    return Graph(tuple(nodes))
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """The op of a ``stage`` node: stage ``k`` (target layer ``W z + b``) as its branches on a stream of width
+    ``stream`` (module notes). ``first``: it reads the graph's input ``z_0`` (the stream starts as ``[z_0; 0]``),
+    else the stream after the previous stage's ReLU. ``terms`` bounds the terms of its float64 sums (the
+    walk's inflation)."""
+
+    k: int
+    weight: np.ndarray
+    bias: np.ndarray
+    branches: tuple[_Branch, ...]
+    stream: int
+    first: bool
+    terms: int
+
+    def bound(self, walk: _Walk, value: Value, domain: Domain) -> Value:
+        """The stage's transfer (module notes): what the walk knows after the stage, from ``value`` before it
+        (``domain``, resolved, is the stage's exact region when it is the first)."""
+        inflate, u, tiny, centred = walk.inflate, walk.u, walk.tiny, walk.centred
+        w, bias, stream = self.weight, self.bias, self.stream
+        d_out, d_in = w.shape
+        if self.first:
+            exact = input_region(domain, "the residual graph")
+        else:
+            exact = _Region(value.lo[:d_in], value.hi[:d_in], np.zeros(d_in), nonneg=value.nonneg)
+        errors = _stream_errors(value, stream, inflate)
+        f_region = exact.with_delta(value.delta_f[:d_in])
         w_pad, b_pad = np.zeros((stream, d_in)), np.zeros(stream)
         w_pad[:d_out], b_pad[:d_out] = w, bias
-        terms = (exact.magnitude(np.abs(w), inflate) if k == 1 else (np.abs(w) @ terms) * inflate) + np.abs(bias)
+        if self.first:
+            terms = exact.magnitude(np.abs(w), inflate) + np.abs(bias)
+        else:
+            terms = (np.abs(w) @ value.terms[:d_in]) * inflate + np.abs(bias)
         state = planned = StreamMap.start(stream, d_in)
-        for net, rows in zip(stage, stage_rows(d_in, d_out, len(stage), stage=k), strict=True):
-            i = 2 * index
-            step = _Branch(net, rows, scales[i : i + 2], shifts[i : i + 2], gamma[i : i + 2], beta[i : i + 2])
+        for j, step in enumerate(self.branches, start=1):
+            rows = step.rows
             planned = planned.written(rows, w_pad[rows], b_pad[rows])
             # The rows' new affine map: the target's (exact bookkeeping), or what the branch computes (centred).
             w_r, b_r = step.writes(state) if centred else (w_pad[rows], b_pad[rows])
             errors, peak = step.carry(exact, state, errors, w_r, b_r, u, tiny, inflate, centred)
-            highest = max(highest, peak)
-            if peak > huge / 2:
-                return _failed(dtype, target_dtype, float(np.max(terms)), f"branch {index + 1}: values may overflow")
+            walk.peak = max(walk.peak, peak)
+            if peak > walk.huge / 2:
+                walk.reason = walk.reason or f"stage {self.k}, branch {j}: values may overflow"
             eps = errors.bound()
             if not np.all(np.isfinite(eps)):
-                return _failed(dtype, target_dtype, float(np.max(terms)), f"branch {index + 1}: not finite")
+                walk.reason = walk.reason or f"stage {self.k}, branch {j}: the bound is not finite"
             state = state.written(rows, w_r, b_r)
             # The stream's distance to the planned one so far: 0 with the exact bookkeeping.
             away = _deviation(exact, state, planned, inflate) if centred else 0.0
-            per_branch.append(float(np.max(eps + away)))
-            index += 1
-        if centred:  # the stage's affine map against the target's: fresh generators (module notes, item 5)
+            walk.per_pair.append(float(np.max(eps + away)))
+        if centred:  # the stage's affine map against the target's: fresh generators (module notes, item 4)
             errors = errors.fresh(_deviation(exact, state, planned, inflate), "residual")
-            eps = errors.bound()
-        if rounding:
-            delta_f = target_rounding(f_region, np.abs(w), bias, target_dtype, inflate)
-        else:
-            delta_f = np.zeros(d_out)
-        if k == target.depth:
-            out = exact.magnitude(np.abs(w), inflate) + np.abs(bias)
-            total = float(np.max(eps[:d_out] + delta_f)) * inflate
-            return ErrorBound(
-                total,
-                float(np.max(terms)),
-                dtype,
-                target_dtype,
-                blocks=tuple(per_branch),
-                frozen_scale=float(np.max(out + eps[:d_out])),
-                peak=highest,
-            )
-        lo_pre, hi_pre = preactivation_range(exact, w, bias, inflate)
-        # ReLU on the stream: the identity on a row positive in both networks on the whole domain, 0 on a row
-        # <= 0 in both; on any other row 1-Lipschitz, so its error becomes one fresh generator of its size.
         eps = errors.bound()
-        active = np.zeros(stream, dtype=bool)
-        active[:d_out] = lo_pre - eps[:d_out] > 0
-        dead = np.zeros(stream, dtype=bool)
-        dead[:d_out] = hi_pre + eps[:d_out] <= 0
-        errors = errors.through_relu(active, dead)
-        delta_f = np.where(hi_pre + delta_f <= 0, 0.0, delta_f)
-        exact = _Region(np.maximum(lo_pre, 0.0), np.maximum(hi_pre, 0.0), np.zeros(d_out), nonneg=True)
-        f_region = exact.with_delta(delta_f)
-    raise AssertionError("unreachable: the last stage returns")
+        rounding = target_rounding(f_region, np.abs(w), bias, walk.target_dtype, inflate)
+        delta_f = np.zeros(stream)
+        delta_f[:d_out] = rounding if walk.rounding else 0.0
+        lo, hi = np.zeros(stream), np.zeros(stream)
+        lo[:d_out], hi[:d_out] = preactivation_range(exact, w, bias, inflate)
+        out = exact.magnitude(np.abs(w), inflate) + np.abs(bias)
+        walk.frozen_scale = float(np.max(out + eps[:d_out]))
+        padded = np.zeros(stream)
+        padded[:d_out] = terms
+        result = Value(lo, hi, eps, delta_f, padded)
+        if not walk.forms:
+            return result
+        target = AffineErrors.diagonal(delta_f, "target rounding", inflate, keep=walk.cap)
+        return _tighter(result, _stacked(errors, target), walk)
+
+
+def _stream_errors(value: Value, stream: int, inflate: float) -> AffineErrors:
+    """The errors ``x̂ − x`` of the stream entering a stage (``stream`` rows; the graph's input pads with exact
+    zeros): the ``ĝ`` rows of the value's affine form, its remainder as generators (the branches' maps
+    ``S_R + M`` cancel, and ``|S_R + M|`` would not), or one generator per entry of its ``delta``."""
+    rows = value.delta.size
+    if value.form is None:
+        sizes = np.zeros(stream)
+        sizes[:rows] = value.delta
+        return AffineErrors(np.diag(sizes), inflate)
+    form = value.form.rows(slice(0, rows)).with_remainder_as_generators()
+    if rows == stream:
+        return form
+    pad = stream - rows
+    g = np.vstack([form.g, np.zeros((pad, form.g.shape[1]))])
+    rest = np.vstack([form.rest, np.zeros((pad, form.rest.shape[1]))])
+    return AffineErrors(g, form.inflate, form.labels, rest, form.signs, form.ids)
+
+
+def _stacked(top: AffineErrors, bottom: AffineErrors) -> AffineErrors:
+    """Rows ``[top; bottom]`` of two forms with no generator in common (``[ĝ; f̂]``)."""
+    g = np.block(
+        [
+            [top.g, np.zeros((top.g.shape[0], bottom.g.shape[1]))],
+            [np.zeros((bottom.g.shape[0], top.g.shape[1])), bottom.g],
+        ]
+    )
+    labels = np.concatenate([top.labels, bottom.labels])
+    ids = np.concatenate([top.ids, bottom.ids])
+    return AffineErrors(g, top.inflate, labels, np.vstack([top.rest, bottom.rest]), top.signs, ids)
 
 
 class _Branch:
@@ -224,7 +265,7 @@ class _Branch:
         centred: bool = False,
     ) -> tuple[AffineErrors, float]:
         """The stream's errors after this branch, and the largest magnitude bounded on the way (``centred``: the
-        residual terms ``E z + r`` bounded together, module notes item 5)."""
+        residual terms ``E z + r`` bounded together, module notes item 4)."""
         eps = errors.bound()
         s, t, b, a, se = self.s, self.t, self.b, self.a, self.se
         abs_s, abs_se, abs_b, abs_a = np.abs(s), np.abs(se), np.abs(b), np.abs(a)
@@ -283,7 +324,7 @@ class _Branch:
                 (affine + evaluation + slack * r_terms) * inflate + exact.magnitude(slack * e_terms, inflate),
                 0.0,
             )
-        else:  # added term by term below, as before the centred form existed (the same float64 sums)
+        else:  # |E| |z| and |r| term by term
             residual = (exact.magnitude(e_bar, inflate), r_bar)
         # The errors carried in map through S_R + M exactly (the linear regime); what M's own rounding and the
         # product's rounding add, the residuals, the layers' rounding and the regime's slack are fresh.
@@ -309,7 +350,3 @@ def _deviation(exact: _Region, state: StreamMap, planned: StreamMap, inflate: fl
     extreme = np.maximum(-exact.minimum(t, c), -exact.minimum(-t, -c))
     terms = exact.magnitude(np.abs(state.t) + np.abs(planned.t), inflate) + np.abs(state.c) + np.abs(planned.c)
     return (extreme + 2 * _gamma(t.shape[1] + 14, _U64) * terms) * inflate
-
-
-def _failed(dtype: str, target_dtype: str, scale: float, reason: str) -> ErrorBound:
-    return ErrorBound(float("inf"), scale, dtype, target_dtype, reason=reason)
