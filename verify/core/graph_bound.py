@@ -92,6 +92,10 @@ class Value:
     terms: np.ndarray
     nonneg: bool = False
     form: AffineErrors | None = None
+    parts: dict[str, float] | None = None
+    """A pair's figures: the largest entry of each term of its ``δ`` (``carried`` ``|W| ⋆ δ``, ``residual`` the
+    ``E``, ``r`` terms, ``rho_odd`` and ``margin`` through ``|s'| |A|``, ``rho_even``) and of the target's
+    rounding (``target``); None at other nodes."""
 
     def computed(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The box of a computed value within ``delta`` of the exact one."""
@@ -294,6 +298,16 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
         size = v.size(np.zeros_like(v.delta))
         fresh = (_apply(target, size, e_bar) + _channels(r_bar, h_even) + own) * inflate
         value = _tighter(value, _pair_form(walk, p, v, residuals, fresh, rho_f), walk)
+    through_even = lambda e: _channels(np.abs(se), h_even) * _apply(even, e, np.abs(even.weight))  # noqa: E731
+    parts = {
+        "carried": _apply(target, v.delta, w_abs),
+        "residual": charged,
+        "rho_odd": through_even(rho_odd),
+        "margin": through_even(odd_error - rho_odd) if np.any(odd_error > rho_odd) else 0.0,
+        "rho_even": rho_even,
+        "target": rho_f,
+    }
+    value = replace(value, parts={name: float(np.max(x, initial=0.0)) for name, x in parts.items()})
     walk.per_pair.append(float(np.max(value.delta)))
     walk.frozen_scale = float(np.max(mag_even))
     return value
