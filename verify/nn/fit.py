@@ -19,7 +19,7 @@ from torch import nn
 from verify.construction.approximate import solve_approximate
 from verify.construction.convolutional import reconstruct_convolutional
 from verify.construction.reconstruct import Reconstruction, reconstruct
-from verify.construction.residual import ResidualReconstruction, reconstruct_residual
+from verify.construction.residual import reconstruct_residual
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import TorchSpec, dtype_name
@@ -28,7 +28,7 @@ from verify.core.threads import limited
 from verify.nn.frozen_like import conv_networks, read_target_layers, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
 from verify.nn.graph import as_chain, read_graph
-from verify.nn.graph_fit import GraphReconstruction, fit_graph
+from verify.nn.graph_fit import fit_graph
 from verify.nn.graph_match import match
 from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import check_dense, check_precision, from_module, norm_layers, target_from_module
@@ -38,17 +38,16 @@ from verify.nn.sequential_match import check_frozen_norms, match_chain
 __all__ = ["DTYPE_POINTS", "MODES", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
 
 
-def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconstruction) -> None:
-    """Write ``result.gamma`` / ``result.beta`` into the module's BatchNorm ``weight`` / ``bias``, in place.
+def load_norm_params(module: nn.Module, result: Reconstruction) -> None:
+    """Write ``result.gamma`` / ``result.beta`` into the module's BatchNorm ``weight`` / ``bias``, in place
+    (`verify.nn.modules.norm_layers` order; a graph's result lists them so).
 
     Nothing else changes: running statistics, eps, Linear weights and biases keep their values.
     """
     if not isinstance(module, nn.Module):
         raise ValueError(f"module must be a torch nn.Module holding the BatchNorm layers, got {type(module).__name__}")
-    if not isinstance(result, (Reconstruction, ResidualReconstruction)):
-        raise ValueError(
-            f"result must be a verify.Reconstruction or verify.ResidualReconstruction, got {type(result).__name__}"
-        )
+    if not isinstance(result, Reconstruction):
+        raise ValueError(f"result must be a verify.Reconstruction, got {type(result).__name__}")
     norms = norm_layers(module)
     if len(norms) != len(result.gamma):
         raise ValueError(f"the module has {len(norms)} BatchNorm layers but the result tunes {len(result.gamma)}")
@@ -73,9 +72,7 @@ APPROXIMATE_ROUTES = (
 """What ``mode="approximate"`` reads among the torch routes of `fit_norm_layers`."""
 
 
-def fit_norm_layers(
-    frozen: nn.Module, target: nn.Module, domain: Domain | None, **options: object
-) -> Reconstruction | ResidualReconstruction | GraphReconstruction:
+def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None, **options: object) -> Reconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
     Both must be torch ``nn.Module``s (a ValueError otherwise; numpy networks such as `verify.FrozenNetwork` go
@@ -103,7 +100,7 @@ def fit_norm_layers(
     the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
     domain for the module's own forward in its dtype, approximation and rounding together) and
     ``approximation_error``. A module that is not float64 is then sanity-checked by `check_module_dtype`.
-    On a graph the result is a `verify.nn.graph_fit.GraphReconstruction` with the same three fields: the
+    On a graph the result (a `verify.Reconstruction` as on every route) reads the same three fields: the
     pairs are solved in topological order, a narrow one approximated, every pair downstream of one solved
     for its input box enlarged by the graph bound of the error carried in, and the whole graph certified
     by the centred graph bound (docs/design.md §11).
@@ -147,8 +144,8 @@ def fit_norm_layers(
     uses ``"minimal"`` when a branch is too narrow.
 
     Modules whose graphs are not chains (residual additions, concatenations, ResNets) are read as graphs
-    and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is then
-    a `verify.nn.graph_fit.GraphReconstruction`.
+    and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is the same
+    `verify.Reconstruction`, its pairs in ``nodes`` and their figures the extras of its certificate's blocks.
     """
     _check_modules(frozen, target)
     check_dense(target, "target")
@@ -304,7 +301,7 @@ DTYPE_POINTS = 256
 """Points of the domain on which `check_module_dtype` runs a non-float64 module's own forward."""
 
 
-def check_module_dtype(frozen: nn.Module, result: Reconstruction | ResidualReconstruction, kind: str) -> None:
+def check_module_dtype(frozen: nn.Module, result: Reconstruction, kind: str) -> None:
     """The sanity check of a result certified in a module's dtype: its own forward stays within the bound.
 
     The convolutional and residual constructions certify ``|ĝ − f|`` over the whole domain in the dtype
