@@ -168,11 +168,21 @@ def _one_block(
         z_lo, z_hi = (_flat(v, node)[0].numpy() for v in box)
         region = domain if reads_input and domain.dim == z_lo.shape[0] else Box(z_lo, z_hi)
         return TargetNetwork([node.weight], [node.bias]), from_module(module), region
-    kernel = tuple(node.weight.shape[2:])
-    patches = [F.unfold(v.double(), kernel, **node.options)[0] for v in box]  # (C_in k_h k_w, positions)
+    patches = [_patches(node, v.double()) for v in box]  # (C_in k_h k_w, positions)
     region = Box(patches[0].amin(dim=1).numpy(), patches[1].amax(dim=1).numpy())
     frozen = frozen_from_layers((module[0], module[3]), (module[1], module[4]))
     return TargetNetwork([node.weight.flatten(1)], [node.bias]), frozen, region
+
+
+def _patches(node: GraphNode, x: torch.Tensor) -> torch.Tensor:
+    """Every patch a convolution node reads from ``x`` (a batch of one), one column per output position: its input
+    padded as it pads it (`GraphNode.padded`), then unfolded (a Conv1d's as a one-row Conv2d's)."""
+    padded = node.padded(x)
+    geometry = (node.weight.shape[2:], node.options["stride"], node.options["dilation"])
+    kernel, stride, dilation = (tuple(v) for v in geometry)
+    if len(kernel) == 1:
+        padded, kernel, stride, dilation = padded[:, :, None], (1, *kernel), (1, *stride), (1, *dilation)
+    return F.unfold(padded, kernel, dilation=dilation, stride=stride)[0]
 
 
 def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: Any) -> Reconstruction:
