@@ -165,3 +165,48 @@ def test_linear_map_nodes_bound_a_float32_evaluation() -> None:
     error = np.abs(evaluate(x, np.float32).astype(np.float64) - evaluate(x, np.float64)).max()
     assert 0 < error <= bound.error_bound
     assert bound.error_bound <= 20 * 2.0**-24 * bound.scale
+
+
+def test_signed_sums_refuse_bad_input() -> None:
+    """`verify.core.signed_sums`: boxes of two shapes, a negative fan-in or a unit roundoff outside [0, 1) raise."""
+    from verify.core.signed_sums import signed_rounding, signed_terms
+
+    w = np.ones((2, 3))
+    with pytest.raises(ValueError, match="one shape"):
+        signed_terms(lambda x, m: m @ x, w, np.zeros(3), np.ones(2))
+    one = np.ones(2)
+    with pytest.raises(ValueError, match="fan_in"):
+        signed_rounding(one, one, one, one, one, one, -1, 2.0**-24, 0.0, 1.0)
+    with pytest.raises(ValueError, match="fan_in"):
+        signed_rounding(one, one, one, one, one, one, 3, 1.5, 0.0, 1.0)
+
+
+def test_signed_terms_split_a_box_by_sign() -> None:
+    """``P = M⁺ h⁺ + M⁻ l⁻``, ``N = M⁺ l⁻ + M⁻ h⁺`` (docs/design.md §6.7), written out for one row."""
+    from verify.core.signed_sums import signed_terms
+
+    w = np.array([[2.0, -3.0, 1.0]])
+    lo, hi = np.array([-1.0, 0.0, 0.5]), np.array([2.0, 1.0, 4.0])
+    positive, negative = signed_terms(lambda x, m: m @ x, w, lo, hi)
+    assert positive[0] == 2.0 * 2.0 + 0.0 + 1.0 * 4.0  # the largest positive terms: 2·2, (−3)·0, 1·4
+    assert negative[0] == 2.0 * 1.0 + 3.0 * 1.0  # the most negative: 2·(−1), (−3)·1
+
+
+def test_float32_graph_pairs_get_room_for_the_carried_error() -> None:
+    """docs/design.md §10: a float32 CNN class whose first bound counts a neuron past its margin (its head, by
+    16× on the interval shifts) is solved again with every shift covering the error carried in: the final
+    bound has no margin term, and every pair's margin_ratio is at most 1."""
+    import torch
+
+    from verify.job.graph_models import build, domain_of
+    from verify.nn import fit_norm_layers, frozen_like
+
+    target = build("cnn", 0).float()
+    lo, hi, shape = domain_of("cnn")
+    frozen = frozen_like(target, width="paper", seed=1000)
+    result = fit_norm_layers(frozen, target, verify.Box(lo, hi, shape=shape), rtol=1e12, progress=False)
+    assert all(node.margin_ratio <= 1.0 for node in result.nodes), [n.margin_ratio for n in result.nodes]
+    x = torch.tensor(np.random.default_rng(0).uniform(lo, hi, (256, *shape)), dtype=torch.float32)
+    with torch.no_grad():
+        error = float((frozen(x).double() - target.double()(x.double())).abs().max())
+    assert error <= result.error_bound

@@ -67,8 +67,9 @@ from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.convolution import AffineLayer
 from verify.core.domains import Ball, Box, Domain
 from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, layer_rounding, unit_roundoff
-from verify.core.graph import Graph, Node, Pair
+from verify.core.graph import Graph, Node, Norm, Pair
 from verify.core.residuals import Residuals, StoredNorm, block_residuals
+from verify.core.signed_sums import signed_rounding, signed_terms
 
 __all__ = ["FORM_ENTRIES", "GENERATORS", "MIN_GENERATORS", "Value", "graph_error_bound"]
 
@@ -95,6 +96,10 @@ class Value:
     terms: np.ndarray
     nonneg: bool = False
     form: AffineErrors | None = None
+    parts: dict[str, float] | None = None
+    """A pair's figures: the largest entry of each term of its ``δ`` (``carried`` ``|W| ⋆ δ``, ``residual`` the
+    ``E``, ``r`` terms, ``rho_odd`` and ``margin`` through ``|s'| |A|``, ``rho_even``) and of the target's
+    rounding (``target``); None at other nodes."""
 
     def computed(self, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The box of a computed value within ``delta`` of the exact one."""
@@ -208,6 +213,11 @@ def _pair_form(
     return form.fresh(np.concatenate([zeros, rho_f.ravel()]), "target rounding", walk.cap)
 
 
+def _norm_abs(norm: Norm, layer: AffineLayer) -> tuple[np.ndarray, ...]:
+    """``|s|``, ``|c|``, ``|μ|``, ``|β|`` per channel of a frozen layer and its norm (`signed_rounding`'s)."""
+    return np.abs(norm.scale), np.abs(layer.bias), np.abs(norm.mean), np.abs(norm.beta)
+
+
 def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     p: Pair = node.op
     inflate, u = walk.inflate, walk.u
@@ -215,29 +225,39 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     on, en = p.odd_norm, p.even_norm
     so, to, se, te = on.scale, on.shift, en.scale, en.shift
     size_g = v.size(v.delta)
-    # The odd layer: pre-normalization magnitude, normalized magnitude, rounding (per channel and position).
+    lo_g, hi_g = v.computed(v.delta)
+    # The odd layer: pre-normalization magnitude, normalized magnitude, rounding (per channel and position),
+    # the smaller of the plain and the signed-sum bounds (`verify.core.signed_sums`).
     h_odd = _apply(odd, size_g, np.abs(odd.weight))
     h_odd = (h_odd + _channels(np.abs(odd.bias), h_odd)) * inflate
     ch = lambda values: _channels(values, h_odd)  # noqa: E731
     scaled_odd = ch(np.abs(so)) * (h_odd + ch(np.abs(on.mean)))
     mag_odd = (scaled_odd + ch(np.abs(on.beta))) * inflate
     rho_odd = layer_rounding(scaled_odd, ch(np.abs(on.beta)), p.odd_terms, u, walk.tiny, inflate)
+    pos, neg = (x * inflate for x in signed_terms(lambda x, w: _apply(odd, x, w), odd.weight, lo_g, hi_g))
+    signed = signed_rounding(pos, neg, *map(ch, _norm_abs(on, odd)), p.odd_terms, u, walk.tiny, inflate)
+    rho_odd = np.minimum(rho_odd, signed)
     # The linear regime per position: the odd pre-activation's minimum over the computed input's box.
+    top_odd = mag_odd  # |p| <= its magnitude, or the image's upper end where the image is computed
     if p.mirrored:  # ReLU(q) − ReLU(−q) = q: linear for every input, no regime to leave
         odd_error = rho_odd
     else:
-        lo_g, hi_g = v.computed(v.delta)
         scaled = odd.weight * _channels(so, odd.weight)
         image = odd.range(lo_g, hi_g, scaled, so * odd.bias + to)
         allowance = 2 * _gamma(odd.flat_weight.shape[1] + 12, _U64) * mag_odd
         margin = (image.mid - image.rad).reshape(mag_odd.shape) - allowance
         odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
-    # The even (1x1) layer on |û| <= |p| + ρ_odd.
-    u_odd = (mag_odd + rho_odd) * inflate
+        top_odd = np.minimum(mag_odd, np.maximum((image.mid + image.rad).reshape(mag_odd.shape) + allowance, 0.0))
+    # The even (1x1) layer on 0 <= û <= max(p, 0) + ρ_odd (a ReLU's output).
+    u_odd = (top_odd + rho_odd) * inflate
     h_even = (_apply(even, u_odd, np.abs(even.weight)) + _channels(np.abs(even.bias), u_odd)) * inflate
     scaled_even = (_channels(np.abs(se), h_even) * (h_even + _channels(np.abs(en.mean), h_even))) * inflate
     mag_even = (scaled_even + _channels(np.abs(en.beta), h_even)) * inflate
     rho_even = layer_rounding(scaled_even, _channels(np.abs(en.beta), h_even), p.even_terms, u, walk.tiny, inflate)
+    pos, neg = (x * inflate for x in signed_terms(lambda x, w: _apply(even, x, w), even.weight, 0 * u_odd, u_odd))
+    ce = lambda values: _channels(values, h_even)  # noqa: E731
+    signed = signed_rounding(pos, neg, *map(ce, _norm_abs(en, even)), p.even_terms, u, walk.tiny, inflate)
+    rho_even = np.minimum(rho_even, signed)
     inside = [
         (h_odd + ch(np.abs(on.mean))) * ch(np.maximum(1.0, np.abs(on.gamma))),
         (h_even + _channels(np.abs(en.mean), h_even)) * _channels(np.maximum(1.0, np.abs(en.gamma)), h_even),
@@ -268,7 +288,6 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
         # |Ê| <= e_terms, |r̂| <= r_terms) joins the slack.
         e_hat, r_hat = (np.asarray(h, dtype=np.float64) for h in (residuals.e_hat, residuals.r_hat))
         slack = residuals.slack + 2 * _U64
-        lo_g, hi_g = v.computed(v.delta)
         residual = target.range(lo_g, hi_g, e_hat.reshape(target.weight.shape), r_hat)
         extreme = (np.abs(residual.mid) + residual.rad + 2 * _gamma(w.shape[1] + 12, _U64) * residual.size) * inflate
         terms_e = _apply(target, size_g, slack * residuals.e_terms * inflate)
@@ -297,6 +316,16 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
         size = v.size(np.zeros_like(v.delta))
         fresh = (_apply(target, size, e_bar) + _channels(r_bar, h_even) + own) * inflate
         value = _tighter(value, _pair_form(walk, p, v, residuals, fresh, rho_f), walk)
+    through_even = lambda e: _channels(np.abs(se), h_even) * _apply(even, e, np.abs(even.weight))  # noqa: E731
+    parts = {
+        "carried": _apply(target, v.delta, w_abs),
+        "residual": charged,
+        "rho_odd": through_even(rho_odd),
+        "margin": through_even(odd_error - rho_odd) if np.any(odd_error > rho_odd) else 0.0,
+        "rho_even": rho_even,
+        "target": rho_f,
+    }
+    value = replace(value, parts={name: float(np.max(x, initial=0.0)) for name, x in parts.items()})
     walk.per_pair.append(float(np.max(value.delta)))
     walk.frozen_scale = float(np.max(mag_even))
     return value

@@ -18,6 +18,11 @@ the graph is then certified with the centred bound. The graph's figures:
   bound's own ``δ_f`` on the target's rounding there (cast of the input included), so a lower bound of
   the exact target's largest output on the domain (`verify.core.f_max`). ``scale`` (the target
   evaluated with absolute values over the domain) is kept as a figure;
+* shifts with room for the carried error: when that bound counts a neuron of some pair as possibly
+  leaving its linear regime (`verify.core.graph_bound.Value.parts`, its ``margin`` term: in float32 the
+  carried error can exceed the shift's slack), every pair is solved again in topological order, each
+  one that does not read the input on its box enlarged by the bound's ``δ`` there (`_fit_nodes` with
+  ``carry``), and the graph is bounded once more (docs/design.md §10);
 * ``margin_ratio`` per node: the error the bound carries into a pair, ``|s| |B| e_in``, against its
   activity margins; ``<= 1`` means no upstream error can take a shifted neuron out of its linear
   regime (where it can, the bound counts how far it leaves it);
@@ -209,11 +214,17 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
         results, seconds, approximated = _fit_nodes(
             target_graph, pairs, constants, bounds, domain, target, frozen, options
         )
-        # margins over the target's own box: an enlarged pair's shift covers the error carried in, margin_ratio <= 1
-        regimes = {n.name: _Regime.of(n, results[n.name], bounds[n.inputs[0]]) for n in target_graph.layers}
         _write(_norms(results))
         centred = bool(approximated)  # exact pairs keep today's bound, so at the paper width it is paper mode's
         bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)
+        if not approximated and _leaves_regime(values):  # shifts with room for the error carried in (module notes)
+            results, seconds, _ = _fit_nodes(
+                target_graph, pairs, constants, bounds, domain, target, frozen, options, carry=True
+            )
+            _write(_norms(results))
+            bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
+        # margins over the target's own box: an enlarged pair's shift covers the error carried in, margin_ratio <= 1
+        regimes = {n.name: _Regime.of(n, results[n.name], bounds[n.inputs[0]]) for n in target_graph.layers}
         certificate, nodes = _certify(
             target_graph, frozen_graph, pairs, results, seconds, regimes, bound, values, domain, shape, options
         )
@@ -251,14 +262,16 @@ def _fit_nodes(
     target: nn.Module,
     frozen: nn.Module,
     options: dict[str, Any],
+    carry: bool = False,
 ) -> tuple[dict, dict[str, float], tuple[str, ...]]:
     """Every pair's one-block reconstruction in topological order: results, seconds and the pairs
     ``mode="approximate"`` could not solve exactly (docs/design.md §11).
 
-    A pair is solved on the target's interval box of its input, unless an approximated pair lies upstream:
-    then the box is enlarged by the rigorous bound ``δ`` of the error carried to that input, the graph bound
-    (``centred=True``) of the prefix as now tuned (the frozen module holds the tuned pairs' γ, β; a node's
-    value depends on its ancestors only), so the pair's odd layer is shifted for what it really receives.
+    A pair is solved on the target's interval box of its input, unless an approximated pair lies upstream, or
+    ``carry`` asks it of every pair that does not read the input: then the box is enlarged by the rigorous
+    bound ``δ`` of the error carried to that input, the graph bound (``centred=True`` below an approximated
+    pair) of the prefix as now tuned (the frozen module holds the tuned pairs' γ, β; a node's value depends on
+    its ancestors only), so the pair's odd layer is shifted for what it really receives.
     """
     ancestors: dict[str, set[str]] = {}
     for graph_node in target_graph.nodes:
@@ -268,10 +281,11 @@ def _fit_nodes(
     approximated: list[str] = []
     for node in target_graph.layers:
         source = target_graph.node(node.inputs[0])
-        box, enlarged = bounds[source.name], any(name in ancestors[node.name] for name in approximated)
+        box, centred = bounds[source.name], any(name in ancestors[node.name] for name in approximated)
+        enlarged = centred or (carry and source.kind != INPUT)
         if enlarged:
             _write(_norms(results))
-            values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=True)[1]
+            values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)[1]
             delta = torch.as_tensor(values[target_graph.aliases.get(source.name, source.name)].delta)
             delta = delta.reshape(box[0].shape).to(box[0].dtype)
             box = (box[0] - delta, box[1] + delta)
@@ -283,6 +297,11 @@ def _fit_nodes(
         if options.get("mode") == APPROXIMATE and not results[node.name][0].certificate.exact:
             approximated.append(node.name)
     return results, seconds, tuple(approximated)
+
+
+def _leaves_regime(values: dict[str, Value]) -> bool:
+    """Whether the bound counts a pair's neuron as possibly leaving its linear regime (its ``margin`` term)."""
+    return any(v.parts is not None and v.parts["margin"] > 0 for v in values.values())
 
 
 def _pair_norms(target_graph: ModelGraph, pairs: dict[str, GraphNode]) -> list[nn.Module]:
