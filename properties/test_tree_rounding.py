@@ -4,8 +4,9 @@
 the leaves' sizes ``T``, the larger of the positive and the negative leaves' sums ``M``, and ``H >= |M v + c|``,
 all over the computed inputs ``v`` of the layer on the whole domain (linear forms through the odd layer's
 affine map, its slack and its rounding). Here torch's own forward of the fitted frozen module, in float32 or
-float64, gives each layer's computed inputs at fresh points (box corners or a ball's axis points included), and
-every figure the bound used (recorded from `verify.core.error_bound`) must be at least what those inputs give.
+float64, gives each layer's computed inputs at fresh points (box corners or a ball's axis points included),
+and every figure the bound used (recorded from `verify.core.tree_rounding.block_roundings`) must be at
+least what those inputs give.
 The sampled figures are float64 sums of at most ``n + 1`` terms, so each is compared with a slack of
 ``2 (n + 2) 2^-53`` of its terms' magnitude (Higham's ``γ_{n+1}``, doubled).
 """
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import verify
-import verify.core.error_bound as error_bound_module
+import verify.core.tree_rounding as tree_rounding
 from properties._support import certified_or_discard
 from properties.strategies import domains
 from properties.test_soundness import box_points, fresh_points
@@ -45,14 +46,14 @@ def test_layer_figures_bound_the_computed_layers(dtype, widths, mode, data, seed
     frozen = frozen_like(target, mode, seed=seed + 1)
     domain = data.draw(domains(widths[0], max_center=10.0), label="domain")
     recorded = []
-    original = error_bound_module.layer_figures
+    original = tree_rounding.layer_figures
 
     def record(weights, bias, largest, sup, total=None):
         figures = original(weights, bias, largest, sup, total)
         recorded.append((np.array(weights), np.array(bias), figures))
         return figures
 
-    with mock.patch.object(error_bound_module, "layer_figures", record):
+    with mock.patch.object(tree_rounding, "layer_figures", record):
         certified_or_discard(lambda: fit_norm_layers(frozen, target, domain, rtol=1e12, progress=False))
     assert len(recorded) == 2 * (len(widths) - 1)  # both layers of every block (bounded domain, shifted blocks)
     resolved = domain.resolve(widths[0])

@@ -107,12 +107,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verify.core.affine_errors import SOURCES, AffineErrors
-from verify.core.blocks import Block, blocks
+from verify.core.blocks import blocks
 from verify.core.domains import Ball, Box, Domain
 from verify.core.linear_bounds import LinearBounds, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.residuals import StoredNorm, block_residuals
-from verify.core.tree_rounding import layer_figures, summation_rounding, tight_rounding
+from verify.core.tree_rounding import block_roundings
 
 __all__ = ["FLOAT_DTYPES", "OPS", "ErrorBound", "error_bound", "unit_roundoff"]
 
@@ -436,9 +436,8 @@ def _bound(
         rho_even = layer_rounding(scaled_even, np.abs(be), fan_even, u, tiny, inflate)
         if linear and ranges is not None:  # the same roundings from the layers' sums, for any order (tree_rounding)
             odd = (so, to, bo, muo, mag_odd, odd_slack)
-            rho_odd, rho_even = _tighter(
-                block, g_region, ranges, odd, (se, be, mue), rho_odd, rho_even, u, tiny, inflate
-            )
+            rounded = block_roundings(block, g_region, ranges, odd, (se, be, mue), u, tiny, inflate)
+            rho_odd, rho_even = np.minimum(rho_odd, rounded[0]), np.minimum(rho_even, rounded[1])
         # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
         h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
         # The pre-normalization values too (h = M u + c, then h − μ and γ·(h − μ) inside BatchNorm):
@@ -558,54 +557,3 @@ def _with_odd(
     columns = np.vstack([odd[:, chosen] * sizes[chosen], np.zeros((d_k, len(chosen)))])
     rest = np.concatenate([(np.abs(odd) @ others) * inflate, np.zeros(d_k)])
     return errors.with_columns(columns, source, exact=False).with_remainder(rest, source)
-
-
-def _tighter(
-    block: Block,
-    region: _Region,
-    ranges: LinearBounds,
-    odd: tuple[np.ndarray, ...],
-    even: tuple[np.ndarray, ...],
-    rho_odd: np.ndarray,
-    rho_even: np.ndarray,
-    u: float,
-    tiny: float,
-    inflate: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both layers' roundings of a block in its linear regime from the sums of their terms (`verify.core.tree_rounding`),
-    each kept where it is below `layer_rounding`'s (module notes 2).
-
-    The sums are linear forms over the block's computed input ``ẑ`` (the odd layer's: ``B ẑ + c``; the even
-    layer's through ``û <= p(ẑ) + slack + ρ_odd``, ``p = s (B ẑ + c) + t``, ``û >= 0``), bounded over the region
-    and by the target's linear bounds, each plus a float64 allowance relative to its magnitude."""
-    so, to, bo, muo, mag_odd, slack = odd
-    se, be, mue = even
-    k = block.k
-    zmax = region.largest() + region.delta
-    reach = 2 * _gamma(3 * (block.b.shape[0] + block.b.shape[1] + 20), _U64)
-
-    def sup_z(c: np.ndarray, o: np.ndarray) -> np.ndarray:  # an upper bound of c ẑ + o over the computed ẑ
-        value = -region.minimum(-c, -o)
-        if k > 1:
-            value = np.minimum(value, ranges.range(k - 1, c)[1] + o + np.abs(c) @ region.delta)
-        return value + reach * (np.abs(c) @ zmax + np.abs(o)) * inflate
-
-    signed = not np.all(region.outer()[0] >= 0)
-    total = region.magnitude(np.abs(block.b), inflate) + np.abs(block.c_odd) if signed else None
-    leaves, total, cap, value = layer_figures(block.b, block.c_odd, zmax, sup_z, total)
-    dot = summation_rounding(leaves, total, cap, u, tiny) * inflate
-    rho_odd = np.minimum(rho_odd, tight_rounding(dot, value, np.abs(so), np.abs(muo), np.abs(bo), u, tiny, inflate))
-    # The even layer's inputs û (>= 0): each below its p's maximum plus its slack and rounding.
-    allowance = reach * mag_odd
-    top = sup_z(so[:, None] * block.b, so * block.c_odd + to) + allowance
-    off = (so == 0) & (bo == 0)  # switched off: û = 0 exactly
-    largest = np.where(off, 0.0, np.maximum(top + slack + rho_odd, 0.0) * inflate)
-
-    def sup_u(c: np.ndarray, o: np.ndarray) -> np.ndarray:  # an upper bound of c û + o
-        inner = sup_z((c * so) @ block.b, c @ (so * block.c_odd + to) + o)
-        return inner + reach * np.abs(inner) + (np.abs(c) @ (slack + rho_odd + allowance)) * inflate
-
-    leaves, total, cap, value = layer_figures(block.a, block.c_even, largest, sup_u)
-    dot = summation_rounding(leaves, total, cap, u, tiny) * inflate
-    rho_even = np.minimum(rho_even, tight_rounding(dot, value, np.abs(se), np.abs(mue), np.abs(be), u, tiny, inflate))
-    return rho_odd, rho_even

@@ -37,11 +37,13 @@ is never above `layer_rounding` in exact arithmetic; the caller keeps the smalle
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["BN_OPS", "layer_figures", "summation_rounding", "tight_rounding"]
+__all__ = ["BN_OPS", "block_roundings", "layer_figures", "summation_rounding", "tight_rounding"]
 
+_U64 = 2.0**-53
 BN_OPS = 9
 """Roundings of BatchNorm in eval mode on any path (`verify.core.error_bound.OPS` less the bias add)."""
 
@@ -125,3 +127,55 @@ def tight_rounding(
     g2 = float(_gamma(2, u))
     rho = (scale_abs * dot + g9 * scale_abs * (value + dot + mean_abs) + g2 * beta_abs) * inflate + BN_OPS * tiny
     return np.where((scale_abs == 0) & (beta_abs == 0), 0.0, rho)
+
+
+def block_roundings(
+    block: Any,
+    region: Any,
+    ranges: Any,
+    odd: tuple[np.ndarray, ...],
+    even: tuple[np.ndarray, ...],
+    u: float,
+    tiny: float,
+    inflate: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both layers' roundings ``(ρ_odd, ρ_even)`` of a dense block in its linear regime from the sums of their terms.
+
+    ``block`` is a `verify.core.blocks.Block`, ``region`` the block input's region with its error ``δ`` (from
+    `verify.core.error_bound`), ``ranges`` the target's `verify.core.linear_bounds.LinearBounds`; ``odd`` holds
+    the odd layer's ``s, t, β, μ``, its magnitude and its margin slack, ``even`` the even layer's ``s, β, μ``.
+
+    The sums are linear forms over the block's computed input ``ẑ`` (the odd layer's: ``B ẑ + c``; the even
+    layer's through ``û <= p(ẑ) + slack + ρ_odd``, ``p = s (B ẑ + c) + t``, ``û >= 0``), bounded over the region
+    and by the target's linear bounds, each plus a float64 allowance relative to its magnitude."""
+    so, to, bo, muo, mag_odd, slack = odd
+    se, be, mue = even
+    k = block.k
+    zmax = region.largest() + region.delta
+    reach = 2 * float(_gamma(3 * (block.b.shape[0] + block.b.shape[1] + 20), _U64))
+
+    def sup_z(c: np.ndarray, o: np.ndarray) -> np.ndarray:  # an upper bound of c ẑ + o over the computed ẑ
+        value = -region.minimum(-c, -o)
+        if k > 1:
+            value = np.minimum(value, ranges.range(k - 1, c)[1] + o + np.abs(c) @ region.delta)
+        return value + reach * (np.abs(c) @ zmax + np.abs(o)) * inflate
+
+    signed = not np.all(region.outer()[0] >= 0)
+    total = region.magnitude(np.abs(block.b), inflate) + np.abs(block.c_odd) if signed else None
+    leaves, total, cap, value = layer_figures(block.b, block.c_odd, zmax, sup_z, total)
+    dot = summation_rounding(leaves, total, cap, u, tiny) * inflate
+    rho_odd = tight_rounding(dot, value, np.abs(so), np.abs(muo), np.abs(bo), u, tiny, inflate)
+    # The even layer's inputs û (>= 0): each below its p's maximum plus its slack and rounding.
+    allowance = reach * mag_odd
+    top = sup_z(so[:, None] * block.b, so * block.c_odd + to) + allowance
+    off = (so == 0) & (bo == 0)  # switched off: û = 0 exactly
+    largest = np.where(off, 0.0, np.maximum(top + slack + rho_odd, 0.0) * inflate)
+
+    def sup_u(c: np.ndarray, o: np.ndarray) -> np.ndarray:  # an upper bound of c û + o
+        inner = sup_z((c * so) @ block.b, c @ (so * block.c_odd + to) + o)
+        return inner + reach * np.abs(inner) + (np.abs(c) @ (slack + rho_odd + allowance)) * inflate
+
+    leaves, total, cap, value = layer_figures(block.a, block.c_even, largest, sup_u)
+    dot = summation_rounding(leaves, total, cap, u, tiny) * inflate
+    rho_even = tight_rounding(dot, value, np.abs(se), np.abs(mue), np.abs(be), u, tiny, inflate)
+    return rho_odd, rho_even
