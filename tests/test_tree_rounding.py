@@ -122,15 +122,21 @@ def test_a_float32_linear_and_batchnorm_layer_is_within_its_bound(seed):
 
     leaves, total, cap, value = layer_figures(m, c, vd.max(axis=0), sup)
     dot = summation_rounding(leaves, total, cap, U32, TINY32)
-    rho = tight_rounding(dot, value, np.abs(s), np.abs(mu), np.abs(beta), U32, TINY32, 1.0)
-    assert np.all(np.max(np.abs(computed - exact), axis=0) <= rho)
+    t = beta - s * mu
+    output = np.max(np.abs(exact), axis=0) * (1 + 1e-12)  # |s h + t| over the points (float64: 1e-12 covers it)
+    observed = np.max(np.abs(computed - exact), axis=0)
+    assert np.all(observed <= tight_rounding(dot, value, np.abs(s), np.abs(mu), np.abs(beta), U32, TINY32, 1.0))
+    assert np.all(
+        observed <= tight_rounding(dot, value, np.abs(s), np.abs(mu), np.abs(beta), U32, 0, 1, output, np.abs(t))
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_batchnorm_alone_rounds_relative_to_its_input(seed):
     """A float32 ``BatchNorm1d`` in eval mode on its own (the layer ``I v + 0``: the dot product is exact) with a
     small shift: its error, about ``u`` to ``4 u`` of ``|s v|`` (``α = γ/√(v+ε)`` carries its own roundings), is
-    above the leaves' ``u |v|`` and the shift's ``γ_2 |β|``, so the normalization's ``γ_9 |s| |h|`` must be there."""
+    above the leaves' ``u |v|`` and the shift's ``γ_2 |β|``, so the normalization's ``γ_9 |s| |h|`` must be there
+    (and, bounding its last addition relative to the result, its ``γ_8 |s| |h|`` before it)."""
     rng = np.random.default_rng(seed)
     n, points = 64, 4000
     norm = torch.nn.BatchNorm1d(n).eval()
@@ -147,5 +153,8 @@ def test_batchnorm_alone_rounds_relative_to_its_input(seed):
     exact = s * vd + beta
     top = vd.max(axis=0)
     leaves, total, cap, value = layer_figures(np.eye(n), np.zeros(n), top, lambda c, o: c @ top + o)
-    rho = tight_rounding(summation_rounding(leaves, total, cap, U32, TINY32), value, s, 0 * s, np.abs(beta), U32, 0, 1)
-    assert np.all(np.max(np.abs(computed - exact), axis=0) <= rho)
+    dot = summation_rounding(leaves, total, cap, U32, TINY32)
+    observed = np.max(np.abs(computed - exact), axis=0)
+    assert np.all(observed <= tight_rounding(dot, value, s, 0 * s, np.abs(beta), U32, 0, 1))
+    output = np.max(np.abs(exact), axis=0) * (1 + 1e-12)  # |s v + β| over the points (float64: 1e-12 covers it)
+    assert np.all(observed <= tight_rounding(dot, value, s, 0 * s, np.abs(beta), U32, 0, 1, output, np.abs(beta)))

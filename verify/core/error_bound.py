@@ -436,7 +436,7 @@ def _bound(
         rho_even = layer_rounding(scaled_even, np.abs(be), fan_even, u, tiny, inflate)
         if linear and ranges is not None:  # the same roundings from the layers' sums, for any order (tree_rounding)
             odd = (so, to, bo, muo, mag_odd, odd_slack)
-            rounded = block_roundings(block, g_region, ranges, odd, (se, be, mue), u, tiny, inflate)
+            rounded = block_roundings(block, g_region, ranges, odd, (se, te, be, mue), u, tiny, inflate)
             rho_odd, rho_even = np.minimum(rho_odd, rounded[0]), np.minimum(rho_even, rounded[1])
         # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
         h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate

@@ -119,13 +119,22 @@ def tight_rounding(
     u: float,
     tiny: float,
     inflate: float,
+    output: np.ndarray | None = None,
+    shift_abs: np.ndarray | None = None,
 ) -> np.ndarray:
     """The error of one frozen layer ``N(M v + c)`` computed from ``v`` (module notes): ``dot`` bounds the dot
     product's rounding (`summation_rounding`), ``value >= |M v + c|`` over the region; ``|s|``, ``|μ|``,
-    ``|β|`` per neuron. A neuron with ``s = β = 0`` gets 0 (it outputs 0 exactly)."""
+    ``|β|`` per neuron. With ``output >= |s (M v + c) + t|`` over the region and ``shift_abs = |t|``, the
+    normalization's last addition is also bounded relative to its result, and the smaller bound is kept. A
+    neuron with ``s = β = 0`` gets 0 (it outputs 0 exactly)."""
     g9 = float(_gamma(BN_OPS, u))
     g2 = float(_gamma(2, u))
-    rho = (scale_abs * dot + g9 * scale_abs * (value + dot + mean_abs) + g2 * beta_abs) * inflate + BN_OPS * tiny
+    rho = scale_abs * dot + g9 * scale_abs * (value + dot + mean_abs) + g2 * beta_abs
+    if output is not None and shift_abs is not None:  # the last addition relative to its result (module notes)
+        before = float(_gamma(BN_OPS - 1, u)) * scale_abs * (value + dot) + g9 * scale_abs * mean_abs + u * shift_abs
+        last = scale_abs * dot + (1 + u) * before + u * (output + scale_abs * dot)
+        rho = np.minimum(rho, last)
+    rho = rho * inflate + BN_OPS * tiny
     return np.where((scale_abs == 0) & (beta_abs == 0), 0.0, rho)
 
 
@@ -143,13 +152,13 @@ def block_roundings(
 
     ``block`` is a `verify.core.blocks.Block`, ``region`` the block input's region with its error ``δ`` (from
     `verify.core.error_bound`), ``ranges`` the target's `verify.core.linear_bounds.LinearBounds`; ``odd`` holds
-    the odd layer's ``s, t, β, μ``, its magnitude and its margin slack, ``even`` the even layer's ``s, β, μ``.
+    the odd layer's ``s, t, β, μ``, its magnitude and its margin slack, ``even`` the even layer's ``s, t, β, μ``.
 
     The sums are linear forms over the block's computed input ``ẑ`` (the odd layer's: ``B ẑ + c``; the even
     layer's through ``û <= p(ẑ) + slack + ρ_odd``, ``p = s (B ẑ + c) + t``, ``û >= 0``), bounded over the region
     and by the target's linear bounds, each plus a float64 allowance relative to its magnitude."""
     so, to, bo, muo, mag_odd, slack = odd
-    se, be, mue = even
+    se, te, be, mue = even
     k = block.k
     zmax = region.largest() + region.delta
     reach = 2 * float(_gamma(3 * (block.b.shape[0] + block.b.shape[1] + 20), _U64))
@@ -164,10 +173,13 @@ def block_roundings(
     total = region.magnitude(np.abs(block.b), inflate) + np.abs(block.c_odd) if signed else None
     leaves, total, cap, value = layer_figures(block.b, block.c_odd, zmax, sup_z, total)
     dot = summation_rounding(leaves, total, cap, u, tiny) * inflate
-    rho_odd = tight_rounding(dot, value, np.abs(so), np.abs(muo), np.abs(bo), u, tiny, inflate)
-    # The even layer's inputs û (>= 0): each below its p's maximum plus its slack and rounding.
+    # The odd layer's output p = s (B ẑ + c) + t, both ways (t: its float64 value, the allowance covers the exact).
     allowance = reach * mag_odd
     top = sup_z(so[:, None] * block.b, so * block.c_odd + to) + allowance
+    output = np.maximum(np.maximum(top, sup_z(-so[:, None] * block.b, -(so * block.c_odd + to)) + allowance), 0.0)
+    t_abs = (np.abs(to) + allowance) * inflate
+    rho_odd = tight_rounding(dot, value, np.abs(so), np.abs(muo), np.abs(bo), u, tiny, inflate, output, t_abs)
+    # The even layer's inputs û (>= 0): each below its p's maximum plus its slack and rounding.
     off = (so == 0) & (bo == 0)  # switched off: û = 0 exactly
     largest = np.where(off, 0.0, np.maximum(top + slack + rho_odd, 0.0) * inflate)
 
@@ -177,5 +189,12 @@ def block_roundings(
 
     leaves, total, cap, value = layer_figures(block.a, block.c_even, largest, sup_u)
     dot = summation_rounding(leaves, total, cap, u, tiny) * inflate
-    rho_even = tight_rounding(dot, value, np.abs(se), np.abs(mue), np.abs(be), u, tiny, inflate)
+    # The even layer's output s' (A û + c') + t', both ways, plus the float64 rounding of s' A, s' c' and t'.
+    scaled_a, scaled_c = se[:, None] * block.a, se * block.c_even + te
+    extra = reach * (
+        np.abs(se) * (np.abs(block.a) @ largest + np.abs(block.c_even)) + np.abs(be) + np.abs(se) * np.abs(mue)
+    )
+    output = np.maximum(np.maximum(sup_u(scaled_a, scaled_c), sup_u(-scaled_a, -scaled_c)) + extra * inflate, 0.0)
+    t_abs = (np.abs(te) + extra) * inflate
+    rho_even = tight_rounding(dot, value, np.abs(se), np.abs(mue), np.abs(be), u, tiny, inflate, output, t_abs)
     return rho_odd, rho_even
