@@ -38,6 +38,9 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
    ``γ (h − μ)/√(v+ε) + β`` and the fused ``h·α + (β − μα)`` has at most that many roundings on
    any path, each relative to the magnitude above (Higham Lemma 3.3 combines them). Only the final add
    and ``β − μα`` touch ``β`` itself, hence ``γ_2 |β|`` (docs/design.md §6.5 writes both formulas out).
+   On a bounded domain both layers of a block in its linear regime are also bounded from the sums of
+   their terms (`verify.core.tree_rounding.block_roundings`: the worst summation order from sorted
+   terms, BatchNorm relative to ``|M û + c|``), and each keeps the smaller bound.
 3. **The block in exact arithmetic** (with the linear regime) maps ``ẑ`` to
    ``(W + E) ẑ + b + r``, where ``E = s′ ⊙ (A diag(s) B) − W`` is the scale-equation residual and
    ``r = t′ + s′ ⊙ (A (s ⊙ c + t) + c′) − b`` the even shift's residual, both with the stored
