@@ -82,3 +82,22 @@ def test_the_certificate_takes_f_max_over_the_climbed_points_too():
     x = resolved.sample(256, np.random.default_rng(0))
     climbed = float(np.max(np.abs(target(ascend(target, resolved, x, target(x))))))
     assert result.certificate.f_max >= (1 - 1e-12) * climbed >= float(np.max(np.abs(target(x))))
+
+
+def test_the_residual_route_takes_f_max_over_the_climbed_points_too():
+    """A Case-2 residual fit (`frozen_residual_mlp`) judges against ``f_max`` over the same climbed points: at
+    least the climb's best (less its allowance, below ``1e-12`` of it) and at most ``max_D |f|`` (the target
+    ``3 → 3 → 2`` on the unit ball: below every output's Lipschitz bound ``|W_2| |W_1|`` row sum plus ``|f(0)|``)."""
+    from verify.nn import fit_norm_layers, frozen_residual_mlp, target_mlp
+
+    module = target_mlp([3, 3, 2], seed=0).double()
+    result = fit_norm_layers(
+        frozen_residual_mlp([3, 3, 2], branches=2, width="paper", seed=0).double(), module, verify.Ball(1.0)
+    )
+    target = result.target
+    resolved = verify.Ball(1.0).resolve(3)
+    x = resolved.sample(256, np.random.default_rng(0))
+    climbed = float(np.max(np.abs(target(ascend(target, resolved, x, target(x))))))
+    lipschitz = np.linalg.norm(np.abs(target.weights[1]) @ np.abs(target.weights[0]), axis=1)
+    assert result.certificate.f_max >= (1 - 1e-12) * climbed >= float(np.max(np.abs(target(x))))
+    assert result.certificate.f_max <= float(np.max(np.abs(target(np.zeros((1, 3)))) + lipschitz))

@@ -44,7 +44,7 @@ from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
 from verify.core.errors import CertificateError
 from verify.core.f_max import float64_allowance, sampled_f_max
-from verify.core.f_max_ascent import ascend
+from verify.core.f_max_ascent import ascended_f_max
 from verify.core.interop import dtype_name, refuse_tf32, result_spec, round_to, to_caller
 from verify.core.linear_bounds import linear_regions, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
@@ -437,20 +437,9 @@ def _sampled_check(
         rtol=rtol,
         bound_ratio=residual_ratio(difference, allowed),
         f_max=max(
-            sampled_f_max(f, float64_allowance(target_size, roundings), inside), _ascended_f_max(target, x, f, domain)
+            sampled_f_max(f, float64_allowance(target_size, roundings), inside), ascended_f_max(target, domain, x, f)
         ),
     )
-
-
-def _ascended_f_max(target: TargetNetwork, x: np.ndarray, f: np.ndarray, domain: Domain | None) -> float:
-    """``f_max`` over the points `verify.core.f_max_ascent.ascend` climbs to from ``x`` (0 on ``R^d``): each
-    evaluated with its float64 rounding allowance and counted only where ``domain`` provably contains it."""
-    if domain is None:
-        return 0.0
-    points = ascend(target, domain, x, f)
-    roundings = sum(d + 2 for d in target.widths[:-1])
-    allowance = float64_allowance(target.magnitude(points), roundings)
-    return sampled_f_max(target(points), allowance, domain.contains(points))
 
 
 def _check_arguments(

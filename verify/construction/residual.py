@@ -33,6 +33,7 @@ from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.f_max import float64_allowance, sampled_f_max
+from verify.core.f_max_ascent import ascended_f_max
 from verify.core.interop import round_to
 from verify.core.networks import TargetNetwork, minimal_width, paper_width
 from verify.core.numerics import residual_ratio
@@ -263,7 +264,10 @@ def _sampled_check(
         tolerance=tolerance,
         rtol=rtol,
         bound_ratio=_over(float(difference.max()), bound.error_bound),
-        f_max=sampled_f_max(f, float64_allowance(size, sum(d + 2 for d in target.widths[:-1])), domain.contains(x)),
+        f_max=max(
+            sampled_f_max(f, float64_allowance(size, sum(d + 2 for d in target.widths[:-1])), domain.contains(x)),
+            ascended_f_max(target, domain, x, f),
+        ),
     )
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from verify.core.domains import Ball, Box, Domain
+from verify.core.f_max import float64_allowance, sampled_f_max
 from verify.core.networks import TargetNetwork
 
-__all__ = ["PAIRS", "STARTS", "STEPS", "ascend", "gradient"]
+__all__ = ["PAIRS", "STARTS", "STEPS", "ascend", "ascended_f_max", "gradient"]
 
 PAIRS = 4
 """How many ``(output, sign)`` pairs are climbed: those with the largest sampled ``σ f_i``."""
@@ -111,3 +112,14 @@ def ascend(target: TargetNetwork, domain: Domain, x: np.ndarray, values: np.ndar
             score = np.where(better, trial_scores[np.arange(len(best)), choice], score)
         ends.append(best)
     return np.concatenate(ends)
+
+
+def ascended_f_max(target: TargetNetwork, domain: Domain | None, x: np.ndarray, values: np.ndarray) -> float:
+    """``f_max`` (`verify.core.f_max.sampled_f_max`) over the points `ascend` climbs to from ``x`` (``values =
+    f(x)``), each evaluated in float64 with its rounding allowance and counted only where ``domain`` provably
+    contains it; 0 on ``R^d`` (``domain=None``: the unit cube's samples are not climbed)."""
+    if domain is None:
+        return 0.0
+    points = ascend(target, domain, x, values)
+    allowance = float64_allowance(target.magnitude(points), sum(d + 2 for d in target.widths[:-1]))
+    return sampled_f_max(target(points), allowance, domain.contains(points))
