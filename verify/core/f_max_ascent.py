@@ -55,10 +55,10 @@ def _project(domain: Domain, x: np.ndarray) -> np.ndarray:
         return np.clip(x, lo, hi)
     if isinstance(domain, Ball):
         centre = domain.center
-        offset = x - centre
+        offset = (x - centre) / domain.radius  # in radii: neither the squares overflow nor do they underflow
         norm = np.linalg.norm(offset, axis=1, keepdims=True)
-        limit = domain.radius * _INSIDE
-        return centre + offset * np.where(norm > limit, limit / np.where(norm > 0, norm, 1.0), 1.0)
+        scale = np.where(norm > _INSIDE, _INSIDE / np.where(norm > 0, norm, 1.0), 1.0)
+        return centre + (offset * scale) * domain.radius
     raise ValueError(f"ascend needs a resolved verify.Ball or verify.Box, got {type(domain).__name__}")
 
 
@@ -90,28 +90,37 @@ def ascend(target: TargetNetwork, domain: Domain, x: np.ndarray, values: np.ndar
     m = values.shape[1]
     pairs = np.argsort(-signed.max(axis=0), kind="stable")[:PAIRS]
     ends = []
-    for pair in pairs:
-        output, sign = int(pair % m), (1.0 if pair < m else -1.0)
-        best = _project(domain, x[np.argsort(-signed[:, pair], kind="stable")[:STARTS]])
-        score = sign * target(best)[:, output]
-        for _ in range(STEPS):
-            direction = sign * gradient(target, best, output)
-            norms = np.linalg.norm(direction, axis=1, keepdims=True)
-            direction = direction / np.where(norms > 0, norms, 1.0)
-            steps = length * 2.0 ** -np.arange(HALVINGS)
-            trials = _project(
-                domain, (best[:, None, :] + steps[None, :, None] * direction[:, None, :]).reshape(-1, x.shape[1])
-            )
-            trial_scores = (sign * target(trials)[:, output]).reshape(len(best), HALVINGS)
-            choice = np.argmax(trial_scores, axis=1)
-            better = trial_scores[np.arange(len(best)), choice] > score
-            if not np.any(better):
-                break
-            chosen = trials.reshape(len(best), HALVINGS, -1)[np.arange(len(best)), choice]
-            best = np.where(better[:, None], chosen, best)
-            score = np.where(better, trial_scores[np.arange(len(best)), choice], score)
-        ends.append(best)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # a huge domain: such steps score -inf
+        for pair in pairs:
+            ends.append(_climb(target, domain, x, signed, int(pair), m, length))
     return np.concatenate(ends)
+
+
+def _climb(
+    target: TargetNetwork, domain: Domain, x: np.ndarray, signed: np.ndarray, pair: int, m: int, length: float
+) -> np.ndarray:
+    """One ``(output, sign)`` pair's climbs from its best `STARTS` points (module notes)."""
+    output, sign = int(pair % m), (1.0 if pair < m else -1.0)
+    best = _project(domain, x[np.argsort(-signed[:, pair], kind="stable")[:STARTS]])
+    score = sign * target(best)[:, output]
+    for _ in range(STEPS):
+        direction = sign * gradient(target, best, output)
+        norms = np.linalg.norm(direction, axis=1, keepdims=True)
+        direction = direction / np.where(norms > 0, norms, 1.0)
+        steps = length * 2.0 ** -np.arange(HALVINGS)
+        trials = _project(
+            domain, (best[:, None, :] + steps[None, :, None] * direction[:, None, :]).reshape(-1, x.shape[1])
+        )
+        trial_scores = (sign * target(trials)[:, output]).reshape(len(best), HALVINGS)
+        trial_scores = np.where(np.isfinite(trial_scores), trial_scores, -np.inf)
+        choice = np.argmax(trial_scores, axis=1)
+        better = trial_scores[np.arange(len(best)), choice] > score
+        if not np.any(better):
+            break
+        chosen = trials.reshape(len(best), HALVINGS, -1)[np.arange(len(best)), choice]
+        best = np.where(better[:, None], chosen, best)
+        score = np.where(better, trial_scores[np.arange(len(best)), choice], score)
+    return best
 
 
 def ascended_f_max(target: TargetNetwork, domain: Domain | None, x: np.ndarray, values: np.ndarray) -> float:
