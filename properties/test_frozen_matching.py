@@ -4,8 +4,8 @@ A drawn convolutional target (one or two Conv2d layers with drawn channels, kern
 padding, an optional max or average pool, Flatten, a Linear head), its frozen module from
 `verify.nn.frozen_like`, and one drawn edit of that frozen module: a ReLU removed, added or moved,
 the pool moved, a convolution's stride changed. The property: `fit_norm_layers` refuses every
-edited module with a ``ValueError`` from the node-by-node match (it names the frozen node, or says
-where the chain ends too soon), and the unedited module matches.
+edited module with a ``ValueError`` from the node-by-node match (it names the frozen node and its
+source module), and the unedited module matches.
 """
 
 import copy
@@ -19,8 +19,15 @@ from torch import nn
 
 import verify
 from verify.nn import fit_norm_layers, frozen_like
-from verify.nn.sequential_match import match_chain
+from verify.nn.graph import read_graph
+from verify.nn.graph_match import match
 
+REFUSED = (
+    r"^(frozen graph node '.*' \(.*\) does not match |frozen pair '.*' \(.*\) does not fit "
+    r"|graph node '.*' \(.*\) is not supported)"
+)
+"""The refusals of the graph matcher (`verify.nn.graph_match.match`) and of the frozen graph's reader: each names
+the frozen node and its source module."""
 SIZE = 9
 """Input height and width: large enough for two stride-2 kernels of 3 and a pool of 2."""
 
@@ -73,13 +80,11 @@ def test_a_frozen_module_with_one_node_changed_is_refused(
 ) -> None:
     target, channels = drawn
     frozen = frozen_like(target, width="paper", seed=0)
-    match_chain(target, frozen)  # the module frozen_like builds is the chain the construction assumes
+    match(read_graph(target, "target"), read_graph(frozen, "frozen"))  # frozen_like's module runs the target's graph
     kind, edited = _edit(data.draw, list(frozen))
     module = nn.Sequential(*edited)
     state = copy.deepcopy(module.state_dict())
-    with pytest.raises(
-        ValueError, match=r"^(frozen node '.*' \(from .*\) is |the frozen module ends after)"
-    ) as refused:
+    with pytest.raises(ValueError, match=REFUSED) as refused:
         fit_norm_layers(module, target, verify.Box(-1, 1, shape=(channels, SIZE, SIZE)))
     assert not isinstance(refused.value, verify.InfeasibleError), kind
     assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())  # refused before any load

@@ -128,3 +128,59 @@ def test_fitted_resnets_stay_within_the_rigorous_graph_bound(
     with torch.no_grad():
         error = float((frozen(x).double() - model(x).double()).abs().max())
     assert error <= result.error_bound, (error, result.error_bound)
+
+
+class PaddedResidual(nn.Module):
+    """A convolution, a residual block of two convolutions of drawn geometry (kernel, padding, padding mode,
+    dilation; each keeps the size), a Linear head: Conv1d or Conv2d."""
+
+    def __init__(self, spatial: int, channels: int, size: int, geometry: list[tuple[int, int, str]]) -> None:
+        super().__init__()
+        conv = nn.Conv1d if spatial == 1 else nn.Conv2d
+        self.convs = nn.ModuleList(
+            conv(channels, channels, kernel, padding=dilation * (kernel // 2), dilation=dilation, padding_mode=mode)
+            for kernel, dilation, mode in geometry
+        )
+        self.head = nn.Linear(channels * size**spatial, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.convs[0](x))
+        y = F.relu(self.convs[2](F.relu(self.convs[1](y))) + y)
+        return self.head(torch.flatten(y, 1))
+
+
+_GEOMETRY = st.tuples(
+    st.sampled_from([1, 3]), st.integers(1, 2), st.sampled_from(["zeros", "reflect", "replicate", "circular"])
+)
+
+
+@given(
+    spatial=st.sampled_from([1, 2]),
+    channels=st.integers(1, 2),
+    geometry=st.lists(_GEOMETRY, min_size=3, max_size=3),
+    seed=st.integers(0, 2**16),
+    lo=st.floats(-1, 0.5),
+    width=st.floats(0.1, 1.5),
+)
+def test_padding_modes_and_dilation_in_graphs_stay_within_the_rigorous_bound(
+    spatial: int, channels: int, geometry: list[tuple[int, int, str]], seed: int, lo: float, width: float
+) -> None:
+    # The graph route reads Conv1d and Conv2d with every padding mode and dilation (a padded input is a selection
+    # of its entries, docs/design.md §10): torch's own forward of the fitted frozen module stays within the
+    # rigorous bound at fresh points of the box, its two extreme corners, random corners and inner points.
+    size = 5
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        target = PaddedResidual(spatial, channels, size, geometry).double().eval()
+    shape = (channels, *(size,) * spatial)
+    domain = verify.Box(np.full(shape, lo), np.full(shape, lo + width))
+    frozen = frozen_graph(target, seed=seed + 1)
+    result = fit_graph(frozen, target, domain, samples=32, rtol=1.0)
+    assert np.isfinite(result.error_bound) and result.error_bound > 0
+    rng = np.random.default_rng(seed + 2)
+    corners = np.where(rng.random((126, *shape)) < 0.5, lo, lo + width)
+    points = domain.sample(126, rng).reshape(126, *shape)
+    x = torch.tensor(np.concatenate([np.full((1, *shape), lo), np.full((1, *shape), lo + width), corners, points]))
+    with torch.no_grad():
+        error = float((frozen(x) - target(x)).abs().max())
+    assert error <= result.error_bound, (error, result.error_bound)

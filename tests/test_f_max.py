@@ -193,7 +193,8 @@ def test_the_residual_convolutional_and_graph_routes_judge_against_f_max():
     assert graph.holds and 0 < graph.f_max <= graph.output_size <= graph.scale
     assert graph.relative_error_bound == graph.error_bound / graph.f_max <= graph.rtol
     assert graph.to_dict()["f_max"] == graph.f_max
-    broken = dataclasses.replace(graph, error_bound=graph.rtol * graph.f_max * (1 + 1e-9))
+    bound = dataclasses.replace(graph.certificate.bound, error_bound=graph.rtol * graph.f_max * (1 + 1e-9))
+    broken = dataclasses.replace(graph, certificate=dataclasses.replace(graph.certificate, bound=bound))
     assert not broken.holds and "(f_max = " in broken.failures()[0]
 
 

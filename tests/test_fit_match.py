@@ -22,9 +22,10 @@ import verify
 from verify.job.route_models import Wrap
 from verify.nn import fit_norm_layers, frozen_like
 from verify.nn.fit import forward_error
+from verify.nn.graph import read_graph
 from verify.nn.graph_frozen import frozen_graph
+from verify.nn.graph_match import match
 from verify.nn.residual import frozen_residual_mlp
-from verify.nn.sequential_match import expected_chain, match_chain
 
 DOMAIN = verify.Box(-1, 1, shape=(2, 8, 8))
 
@@ -115,23 +116,26 @@ def _edited(edit: str) -> nn.Sequential:
 
 
 EDITS = [
-    ("ReLU between two pairs removed", r"frozen node '_5' \(from 5 \(Conv2d\)\) is Conv2d .* expects ReLU here"),
     (
-        "ReLU inside a pair removed",
-        r"frozen node '_2' \(from 2 \(Conv2d\)\) is Conv2d \(kernel \(1, 1\).* expects ReLU",
+        "ReLU between two pairs removed",
+        r"frozen graph node '_4' \(0 \(Conv2d\)\) does not match target node '_1' \(1 \(ReLU\)\): expected a relu",
     ),
-    ("ReLU appended at the output", r"frozen node '_19' \(from 19 \(ReLU\)\) is ReLU, .* expects the output to end"),
-    ("ReLU added after the pool", r"frozen node '_13' \(from 13 \(ReLU\)\) is ReLU, .* expects Flatten\(\)"),
-    ("ReLU moved after the AvgPool", r"frozen node '_11' \(from 11 \(AvgPool2d\)\) is AvgPool.* expects ReLU here"),
-    ("pool moved before the second pair", r"frozen node '_6' \(from 6 \(AvgPool2d\)\) is AvgPool.*expects Conv2d"),
-    ("stride changed", r"frozen node '_0' .*stride \(2, 2\).* expects Conv2d .*stride \(1, 1\)"),
-    ("dilation changed", r"frozen node '_6' .*dilation \(2, 2\).* expects Conv2d .*dilation \(1, 1\)"),
-    ("padding mode changed", r"frozen node '_0' .*padding_mode 'reflect'.* expects Conv2d .*padding_mode 'zeros'"),
+    ("ReLU inside a pair removed", r"graph node '_0' \(0 \(Conv2d\)\) .*every Linear \(Conv2d\) starts a pair"),
     (
-        "a Tanh instead of a ReLU",
-        r"frozen node '_5' \(from 5 \(Tanh\)\) is Tanh \(not a layer of a frozen network\), .* expects ReLU",
+        "ReLU appended at the output",
+        r"frozen graph node '_19' \(19 \(ReLU\)\) does not match target node '_6' \(6 \(Linear\)\): expected a "
+        r"frozen pair",
     ),
+    ("ReLU added after the pool", r"frozen graph node '_13' \(13 \(ReLU\)\) does not match target node '_4' "),
+    ("ReLU moved after the AvgPool", r"frozen graph node '_12' \(12 \(ReLU\)\) does not match target node '_4' "),
+    ("pool moved before the second pair", r"frozen graph node '_12' \(12 \(ReLU\)\) does not match target node '_4' "),
+    ("stride changed", r"frozen pair '_4' \(0 \(Conv2d\)\) does not fit .*'stride': \(2, 2\).*'stride': \(1, 1\)"),
+    ("dilation changed", r"frozen pair '_10' \(6 \(Conv2d\)\) .*'dilation': \(2, 2\).*'dilation': \(1, 1\)"),
+    ("padding mode changed", r"frozen pair '_4' .*'padding_mode': 'reflect'.*'padding_mode': 'zeros'"),
+    ("a Tanh instead of a ReLU", r"graph node '_5' \(5 \(Tanh\)\) is not supported: the construction needs ReLU"),
 ]
+"""Each edit and the refusal of the graph matcher (`verify.nn.graph_match.match`, walking back from the output)
+or reader: the frozen node, its source module, and what the target has there."""
 
 
 @pytest.mark.parametrize(("edit", "message"), EDITS, ids=[e for e, _ in EDITS])
@@ -155,10 +159,12 @@ def test_the_module_is_read_as_its_forward_runs_it() -> None:
             return x
 
     frozen = Skipping(*frozen_like(_cnn(), width="paper", seed=0))
-    with pytest.raises(ValueError, match=r"frozen node '_6' \(from 6 \(Conv2d\)\) is Conv2d .* expects ReLU here"):
+    with pytest.raises(ValueError, match=r"frozen graph node '_4' .*does not match target node '_1' \(1 \(ReLU\)\)"):
         fit_norm_layers(frozen, _cnn(), DOMAIN)
-    assert expected_chain(_cnn())[5] == "ReLU"
-    match_chain(_cnn(), frozen_like(_cnn(), width="paper", seed=0))  # the frozen module frozen_like builds matches
+    target = read_graph(_cnn(), "target")
+    pairs = match(target, read_graph(frozen_like(_cnn(), width="paper", seed=0), "frozen"))  # frozen_like's matches
+    assert set(pairs) == {node.name for node in target.nodes}  # every target node has its frozen node
+    assert all(pairs[node.name].kind == "pair" for node in target.layers)
 
 
 def test_a_frozen_batchnorm_that_eval_leaves_in_train_mode_is_refused() -> None:

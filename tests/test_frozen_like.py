@@ -58,7 +58,7 @@ def test_geometry_and_domain_mismatches_are_refused() -> None:
     other = nn.Sequential(nn.Conv2d(2, 3, 3, stride=1), nn.ReLU(), nn.Conv2d(3, 2, 1)).double().eval()
     frozen = frozen_like(other)
     with pytest.raises(
-        ValueError, match=r"frozen node .*is Conv2d .*stride \(1, 1\).*expects Conv2d .*stride \(2, 2\)"
+        ValueError, match=r"frozen pair .* does not fit target layer .*'stride': \(1, 1\).*'stride': \(2, 2\)"
     ):
         fit_norm_layers(frozen, target, verify.Box(0, 1, shape=(2, 8, 8)))
     frozen = frozen_like(target)

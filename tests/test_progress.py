@@ -134,3 +134,50 @@ def test_silenced_and_worker_processes_draw_nothing(no_delay: None, monkeypatch:
     monkeypatch.setattr(_progress, "_default_console", lambda: terminal)
     verify.reconstruct(target, frozen, verify.Ball(1.0), method="iterative")  # the control: drawn
     assert "pair 1 of 2" in _plain(drawn.getvalue())
+
+
+def _torch_routes() -> dict[str, tuple[object, object, verify.Domain]]:
+    """A CNN Sequential, a residual class (the graph route) and a Case-2 module: every torch route but the dense one."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from verify.nn import frozen_like, frozen_residual_mlp
+
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3)).double().eval()
+
+    class Skip(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.head = nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(x + self.fc2(torch.relu(self.fc1(x)))))
+
+    skip = Skip().double().eval()
+    mlp = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2)).double().eval()
+    case2 = frozen_residual_mlp([3, 3, 2], branches=2, seed=1, dtype=torch.float64)
+    return {
+        "cnn": (frozen_like(cnn, width="paper", seed=0), cnn, verify.Box(-np.ones((1, 6, 6)), np.ones((1, 6, 6)))),
+        "graph": (frozen_like(skip, width="paper", seed=0), skip, verify.Box(-1.0, 1.0, shape=(3,))),
+        "case2": (case2, mlp, verify.Ball(1.0)),
+    }
+
+
+@pytest.mark.usefixtures("no_delay")
+@pytest.mark.parametrize("route", ["cnn", "graph", "case2"])
+def test_every_torch_route_takes_progress(route: str) -> None:
+    """``progress=`` reaches every route of `fit_norm_layers`: a console draws each pair, False stays silent,
+    and the γ, β loaded are the same either way."""
+    from verify.nn import fit_norm_layers
+
+    frozen, target, domain = _torch_routes()[route]
+    console, out = _console(terminal=True)
+    shown = fit_norm_layers(frozen, target, domain, progress=console)
+    assert "pair 1 of" in _plain(out.getvalue())
+    frozen, target, domain = _torch_routes()[route]  # a fresh frozen module: fit_norm_layers loads in place
+    silent = fit_norm_layers(frozen, target, domain, progress=False)
+    assert shown.holds and silent.holds
+    assert all(np.array_equal(a, b) for a, b in zip(shown.gamma, silent.gamma, strict=True))
+    with pytest.raises(ValueError, match="progress must be"):
+        fit_norm_layers(*_torch_routes()[route], progress="yes")

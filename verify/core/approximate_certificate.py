@@ -86,6 +86,11 @@ class ApproximateCertificate:
         return self.figures.relative_error_bound
 
     @property
+    def scale(self) -> float:
+        """The target's absolute-value evaluation over the domain (largest entry), the interval figure."""
+        return self.figures.scale
+
+    @property
     def bound_over_scale(self) -> float:
         """``error_bound / scale``, against the interval figure."""
         return self.figures.bound_over_scale

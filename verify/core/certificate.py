@@ -18,9 +18,9 @@ import numpy as np
 
 from verify.core.error_bound import ErrorBound
 from verify.core.f_max import accuracy_reference, bound_over_f_max, holds_against_f_max
-from verify.core.numerics import json_ready
+from verify.core.numerics import json_ready, residual_ratio
 
-__all__ = ["BlockCertificate", "Certificate", "ExactCheck", "SampledCheck"]
+__all__ = ["BlockCertificate", "Certificate", "ExactCheck", "SampledCheck", "by_depth"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,14 @@ class BlockCertificate:
         The solver's own figures (iterations and stop reasons, solver status and objective, …).
     max_scale : float
         Largest ``|γ_i|`` (odd layer) or ``|s'_a|`` (even layer) of the block.
+    extras : dict
+        The block's route-specific figures (empty for a chain). A graph's pair (`verify.nn.graph_fit`):
+        ``name`` and ``source`` of its target layer, ``depth`` (layers on the longest path from the input up to
+        and including it), ``shift_ratio`` (largest bias shift against the signal), ``margin_ratio`` (the error
+        carried in against the activity margins, ``<= 1``: no neuron can leave its linear regime),
+        ``error_bound`` and ``observed_error`` (bound on ``|ĝ − f̂|`` at the layer's output over the domain,
+        and the largest seen on the sample points) and ``scale`` (the target's absolute-value evaluation
+        there). Their figures by depth: `by_depth`.
     """
 
     block: int
@@ -72,6 +80,7 @@ class BlockCertificate:
     solver: str
     diagnostics: dict = field(default_factory=dict)
     max_scale: float = 0.0
+    extras: dict = field(default_factory=dict)
 
     @property
     def holds(self) -> bool:
@@ -113,6 +122,13 @@ class SampledCheck:
         of its float64 evaluation there (`verify.core.f_max.sampled_f_max`): a lower bound of
         ``max_D ‖f‖_∞``, what ``holds`` judges the bound against. On ``R^d``: over the points with
         ``‖x‖_∞ <= 1``. NaN when the network was not evaluated.
+    output_size : float
+        ``max |f(x)|`` over the points, against the interval ``scale`` (what the bounds allow the output to
+        be); measured by the graph route, NaN elsewhere.
+
+    A graph (`verify.nn.graph_fit`) runs both modules' own operations on the points: its ``bound_ratio`` is the
+    worst ``observed / bound`` over the output and every layer's output, and ``error_ratio``, ``tolerance`` and
+    ``min_odd_preactivation`` are NaN (not measured).
 
     The sampled check is a sanity check of the bound, not the proof: ``error_ratio`` against
     ``tolerance`` (the float64 evaluation tolerance) and ``max_relative_error`` are reported for
@@ -128,6 +144,7 @@ class SampledCheck:
     rtol: float
     bound_ratio: float = 0.0
     f_max: float = float("nan")
+    output_size: float = float("nan")
 
     @property
     def holds(self) -> bool:
@@ -310,6 +327,10 @@ class Certificate:
         known = [b.condition for b in self.blocks if not np.isnan(b.condition)]
         return max(known, default=float("nan"))
 
+    def by_depth(self) -> list[dict]:
+        """A graph's layers by depth (`by_depth` of the blocks); empty for a chain."""
+        return by_depth(self.blocks)
+
     def failures(self) -> list[str]:
         """Human-readable reasons the certificate fails (empty when it holds)."""
         reasons = []
@@ -380,7 +401,36 @@ class Certificate:
                 "bound": None if self.bound is None else asdict(self.bound),
                 "sampled_only": self.sampled_only,
             }
+            | ({"by_depth": self.by_depth()} if self.by_depth() else {})
         )
+
+
+def by_depth(blocks: tuple[BlockCertificate, ...]) -> list[dict]:
+    """Per depth of the blocks that have one (a graph's layers, `BlockCertificate.extras`), in increasing depth:
+    the layers' ``nodes``, the largest ``shift_ratio`` and ``margin_ratio``, the largest ``error_bound`` and
+    ``bound_over_scale`` (``error_bound / scale``, 0 where the scale is 0) and the ``worst_error_ratio``
+    (``observed_error / error_bound``, 0/0 read as 0: at most 1 for a sound bound)."""
+    figures = [b.extras for b in blocks if "depth" in b.extras]
+    rows = []
+    for depth in sorted({f["depth"] for f in figures}):
+        at = [f for f in figures if f["depth"] == depth]
+        rows.append(
+            {
+                "depth": depth,
+                "nodes": [f["name"] for f in at],
+                "max_shift_ratio": max(f["shift_ratio"] for f in at),
+                "max_margin_ratio": max(f["margin_ratio"] for f in at),
+                "error_bound": max(f["error_bound"] for f in at),
+                "bound_over_scale": max(f["error_bound"] / f["scale"] if f["scale"] > 0 else 0.0 for f in at),
+                "worst_error_ratio": max(error_ratio(f) for f in at),
+            }
+        )
+    return rows
+
+
+def error_ratio(extras: dict) -> float:
+    """A graph layer's ``observed_error / error_bound`` (``0/0`` read as 0): at most 1 for a sound bound."""
+    return residual_ratio(np.array(extras["observed_error"]), np.array(extras["error_bound"]))
 
 
 def _ratio(error: float, scale: float) -> float:

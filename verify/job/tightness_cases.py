@@ -67,13 +67,13 @@ class SmallResNet(nn.Module):
 
 
 def certified_bound(result: Any) -> float:
-    """The certified ``error_bound`` of a result (a `Reconstruction`'s certificate, or a graph's own)."""
-    return float(getattr(result, "certificate", result).error_bound)
+    """The certified ``error_bound`` of a result's certificate (every route's result is a `Reconstruction`)."""
+    return float(result.certificate.error_bound)
 
 
 def _f_max(result: Any) -> float | None:
     """The certificate's own ``f_max`` (a lower bound on ``max |f|``), where the certificate has one."""
-    value = getattr(getattr(result, "certificate", result), "f_max", None)
+    value = getattr(result.certificate, "f_max", None)
     return None if value is None else float(value)
 
 

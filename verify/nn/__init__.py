@@ -29,7 +29,8 @@ read, copied with new γ, β, written), `rebuild` (a saved ``nn.Sequential`` reb
 expressions and the other parameter-free maps of public model code; the check at the domain's shape, every
 node's value), `graph_lower` (interval bounds through a graph, and the fitted model lowered into the core graph
 for its rigorous bound), `graph_fit` (node-by-node reconstruction),
-`graph_match` (the frozen graph matched node by node), `graph_result` (`GraphReconstruction`) and
+`graph_match` (the frozen graph matched node by node), `graph_result` (a graph's pairs, `NodeFit`, and its
+`verify.Certificate`; `GraphReconstruction`, kept for one release, is `verify.Reconstruction`) and
 `graph_frozen` (`frozen_graph`, which `frozen_like` uses for them: the target's graph with each layer replaced
 by its pair).
 """

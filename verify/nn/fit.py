@@ -15,40 +15,40 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from verify.construction.approximate import solve_approximate
 from verify.construction.convolutional import reconstruct_convolutional
+from verify.construction.progress import check_progress, fit_progress
 from verify.construction.reconstruct import Reconstruction, reconstruct
-from verify.construction.residual import ResidualReconstruction, reconstruct_residual
+from verify.construction.residual import reconstruct_residual
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import TorchSpec, dtype_name
 from verify.core.networks import paper_width
 from verify.core.threads import limited
-from verify.nn.frozen_like import conv_networks, read_target_layers, refuse_train_norms, uses_structure
+from verify.nn.frozen_like import chain_networks, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
-from verify.nn.graph import as_chain, read_graph
-from verify.nn.graph_fit import GraphReconstruction, fit_graph
+from verify.nn.graph import GraphNode, ModelGraph, as_chain, read_graph
+from verify.nn.graph_fit import fit_graph
 from verify.nn.graph_match import match
 from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import check_dense, check_precision, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
-from verify.nn.sequential_match import check_frozen_norms, match_chain
 
 __all__ = ["DTYPE_POINTS", "MODES", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
 
 
-def load_norm_params(module: nn.Module, result: Reconstruction | ResidualReconstruction) -> None:
-    """Write ``result.gamma`` / ``result.beta`` into the module's BatchNorm ``weight`` / ``bias``, in place.
+def load_norm_params(module: nn.Module, result: Reconstruction) -> None:
+    """Write ``result.gamma`` / ``result.beta`` into the module's BatchNorm ``weight`` / ``bias``, in place
+    (`verify.nn.modules.norm_layers` order; a graph's result lists them so).
 
     Nothing else changes: running statistics, eps, Linear weights and biases keep their values.
     """
     if not isinstance(module, nn.Module):
         raise ValueError(f"module must be a torch nn.Module holding the BatchNorm layers, got {type(module).__name__}")
-    if not isinstance(result, (Reconstruction, ResidualReconstruction)):
-        raise ValueError(
-            f"result must be a verify.Reconstruction or verify.ResidualReconstruction, got {type(result).__name__}"
-        )
+    if not isinstance(result, Reconstruction):
+        raise ValueError(f"result must be a verify.Reconstruction, got {type(result).__name__}")
     norms = norm_layers(module)
     if len(norms) != len(result.gamma):
         raise ValueError(f"the module has {len(norms)} BatchNorm layers but the result tunes {len(result.gamma)}")
@@ -73,9 +73,7 @@ APPROXIMATE_ROUTES = (
 """What ``mode="approximate"`` reads among the torch routes of `fit_norm_layers`."""
 
 
-def fit_norm_layers(
-    frozen: nn.Module, target: nn.Module, domain: Domain | None, **options: object
-) -> Reconstruction | ResidualReconstruction | GraphReconstruction:
+def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None, **options: object) -> Reconstruction:
     """Solve for the BatchNorm parameters of ``frozen`` that make it compute ``target`` on ``domain``.
 
     Both must be torch ``nn.Module``s (a ValueError otherwise; numpy networks such as `verify.FrozenNetwork` go
@@ -103,27 +101,27 @@ def fit_norm_layers(
     the paper width, where the result is paper mode's), ``error_bound`` (proved ``max |ĝ − f̂|`` over the
     domain for the module's own forward in its dtype, approximation and rounding together) and
     ``approximation_error``. A module that is not float64 is then sanity-checked by `check_module_dtype`.
-    On a graph the result is a `verify.nn.graph_fit.GraphReconstruction` with the same three fields: the
+    On a graph the result (a `verify.Reconstruction` as on every route) reads the same three fields: the
     pairs are solved in topological order, a narrow one approximated, every pair downstream of one solved
     for its input box enlarged by the graph bound of the error carried in, and the whole graph certified
     by the centred graph bound (docs/design.md §11).
 
-    Both modules are traced with torch.fx, an ``nn.Sequential`` too (`verify.nn.graph.chain_nodes`). When
-    both graphs are chains of layers (an ``nn.Sequential``, or a class whose forward calls its layers one
-    after the other, or returns ``self.net(x)``), they are read as the ``nn.Sequential`` of those layers, in
-    the order the forward runs them, so a class and its Sequential get the same γ, β and certificate. The
-    frozen chain is then matched node by node against the chain the construction assumes
-    (`verify.nn.sequential_match.match_chain`: a missing, extra or moved ReLU, a pool elsewhere, another
-    stride, padding or dilation are refused naming the node), and a frozen BatchNorm that ``.eval()``
-    would leave in train mode is refused, all before any solve. A target BatchNorm in train mode is
-    refused on every route (call ``target.eval()``).
+    Both modules are traced with torch.fx, an ``nn.Sequential`` too, and read as graphs
+    (`verify.nn.graph.read_graph`); the frozen graph is matched node by node against the target's
+    (`verify.nn.graph_match.match`: a missing, extra or moved ReLU, a pool elsewhere, another stride,
+    padding, padding mode or dilation are refused naming the node and its source module), and a frozen
+    BatchNorm that ``.eval()`` would leave in train mode is refused, all before any solve. A target graph
+    that is a chain of layers (an ``nn.Sequential``, or a class whose forward calls its layers one after the
+    other, or returns ``self.net(x)``) is lowered into the numpy networks of its construction, dense or
+    convolutional, so a class and its Sequential get the same γ, β and certificate. A target BatchNorm in
+    train mode is refused on every route (call ``target.eval()``).
 
     A fit longer than about 2 s draws a progress bar per pair of layers (pair k of N, its size, LSMR's
     iteration and residual) when standard error is a terminal; ``progress=False`` silences it, and a
     ``rich.console.Console`` draws there instead (`verify.construction.progress`).
 
     Convolutional modules (``Conv1d``/``Conv2d``, pooling, a target BatchNorm to fold; docs/design.md §9) are
-    read by `verify.nn.frozen_like.conv_networks` over the domain's input shape (a ``verify.Box`` with
+    lowered by `verify.nn.frozen_like.chain_networks` over the domain's input shape (a ``verify.Box`` with
     ``lo``/``hi`` shaped like one input, or ``shape=``), solved in float64 and certified in the frozen
     module's dtype: γ, β are rounded to it and the rigorous bound of `verify.core.graph_bound` is computed
     on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of up to ``2.4e-3``
@@ -147,8 +145,8 @@ def fit_norm_layers(
     uses ``"minimal"`` when a branch is too narrow.
 
     Modules whose graphs are not chains (residual additions, concatenations, ResNets) are read as graphs
-    and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is then
-    a `verify.nn.graph_fit.GraphReconstruction`.
+    and reconstructed node by node (`verify.nn.graph_fit.fit_graph`, docs/design.md §10); the result is the same
+    `verify.Reconstruction`, its pairs in ``nodes`` and their figures the extras of its certificate's blocks.
     """
     _check_modules(frozen, target)
     check_dense(target, "target")
@@ -161,6 +159,24 @@ def fit_norm_layers(
             f"below them with a certified error bound), got {mode!r}"
         )
     refuse_train_norms(target)
+    progress = options.pop("progress", True)
+    check_progress(progress)  # before any solve, as every other argument
+    # One progress for the whole fit, whatever the route: each pair's solve announces itself in it
+    # (verify.construction.progress); the dense route's own `reconstruct` reuses it.
+    with fit_progress(progress, _affine_layers(target)):
+        return _fit(frozen, target, domain, mode, options, progress)
+
+
+def _affine_layers(target: nn.Module) -> int:
+    """How many affine layers ``target`` has: the pairs a fit announces (a Case-2 fit, one per branch, may
+    announce more; the bar then counts them as they come)."""
+    return sum(isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) for m in target.modules())
+
+
+def _fit(
+    frozen: nn.Module, target: nn.Module, domain: Domain | None, mode: str, options: dict, progress: object
+) -> Reconstruction:
+    """`fit_norm_layers` past its argument checks, inside its progress."""
     # Every pair's solve fits (verify.core.memory), before the modules are copied; 'auto' is planned as paper,
     # the larger of the two.
     plan_fit(frozen, target, options | {"mode": "paper" if mode == "auto" else mode})
@@ -179,31 +195,73 @@ def fit_norm_layers(
         load_norm_params(frozen, result)
         frozen.eval()
         return result
-    chains = _chains(target, frozen)
-    if chains is None:  # branches, additions: the graph route (docs/design.md §10)
-        chosen = _graph_mode(target, frozen) if mode == "auto" else mode
-        return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
-    target_chain, frozen_chain = chains
-    structured = uses_structure(target_chain, frozen_chain)  # convolutions, pooling, a target's BatchNorm (§9)
-    if structured:  # matched first: a frozen chain in another order would fail the readers' shape checks
-        check_frozen_norms(frozen)
-        match_chain(target_chain, frozen)
-        networks = conv_networks(target_chain, frozen_chain, domain)
-    else:  # the MLP readers' grammar words its own refusals first
-        networks = (target_from_module(target_chain), from_module(frozen_chain))
-        check_frozen_norms(frozen)
-        match_chain(target_chain, frozen, flat=True)
-    chosen = _chain_mode(target_chain, frozen_chain) if mode == "auto" else mode
-    if structured:  # certified in the frozen module's dtype (dense chains read it from their tensors)
-        result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target_chain, frozen_chain))
-        check_module_dtype(frozen_chain, result, "convolutional")
+    chains = _dense_chains(target, frozen)
+    if chains is not None:  # Linear -> ReLU chains: the dense construction (docs/design.md §2-§6)
+        networks = (target_from_module(chains[0]), from_module(chains[1]))  # the MLP grammar words its refusals
+    check_frozen_norms(frozen)
+    target_graph, pairs = _read_graphs(target, frozen)
+    chosen = _graph_mode(target_graph, pairs) if mode == "auto" else mode
+    check = "approximate" if chosen == "approximate" else None  # a dense bound that is not exact is checked too
+    if chains is None:
+        networks = chain_networks(target_graph, pairs, domain)  # a chain of the convolutional construction (§9)
+        if networks is None:  # branches, additions: the graph route (docs/design.md §10)
+            return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
+        result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
+        check = "convolutional"  # certified in the frozen module's dtype
     else:
-        result = reconstruct(*networks, domain, chosen, **options)
-        if chosen == "approximate":  # the bound of a result that is not exact, against the module's own forward
-            check_module_dtype(frozen_chain, result, "approximate")
-    load_norm_params(frozen_chain, result)  # the chain shares the module's layers, in the order they run
+        result = reconstruct(*networks, domain, chosen, **options, progress=progress)
+    frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (a chain: it matched)
+    if check is not None:
+        check_module_dtype(frozen_chain, result, check)
+    load_norm_params(frozen_chain, result)
     frozen.eval()
     return result
+
+
+def _read_graphs(target: nn.Module, frozen: nn.Module) -> tuple[ModelGraph, dict[str, GraphNode]]:
+    """Both modules read as graphs (torch.fx, `verify.nn.graph.read_graph`; the frozen one as ``frozen.eval()``
+    runs it, its training flags then put back) and the frozen graph matched node by node against the target's
+    (`verify.nn.graph_match.match`: a missing, extra or moved ReLU, a pool elsewhere, another stride, padding or
+    dilation are refused naming the node, before any solve): the target graph and the frozen pair of each of
+    its layers."""
+    flags = [(module, module.training) for module in frozen.modules()]
+    frozen.eval()
+    try:
+        target_graph = read_graph(target, "target")
+        return target_graph, match(target_graph, read_graph(frozen, "frozen"))
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def check_frozen_norms(frozen: nn.Module) -> None:
+    """Refuse a frozen BatchNorm that normalizes with batch statistics after ``frozen.eval()``.
+
+    ``frozen.eval()`` is run and every module's ``training`` flag is then put back as it was; a BatchNorm
+    still in train mode (its class overrides ``eval``/``train``) or without running statistics
+    (``track_running_stats=False``) raises ValueError naming it.
+    """
+    flags = [(module, module.training) for module in frozen.modules()]
+    try:
+        frozen.eval()
+        for name, module in frozen.named_modules():
+            if not isinstance(module, _BatchNorm):
+                continue
+            if not module.track_running_stats or module.running_mean is None:
+                raise ValueError(
+                    f"frozen BatchNorm '{name}' ({type(module).__name__}) has track_running_stats=False: it always "
+                    "normalizes with batch statistics, which the construction does not model; build it with "
+                    "track_running_stats=True (verify.nn.frozen_like does)"
+                )
+            if module.training:
+                raise ValueError(
+                    f"frozen BatchNorm '{name}' ({type(module).__name__}) stays in train mode after frozen.eval() "
+                    "(its class overrides eval()/train()), so it would normalize with batch statistics; use a "
+                    "BatchNorm whose eval() sets training=False"
+                )
+    finally:
+        for module, training in flags:
+            module.training = training
 
 
 def _check_modules(frozen: object, target: object) -> None:
@@ -252,20 +310,18 @@ def _dtype_name(module: nn.Module) -> str:
     return "float64" if parameter is None else dtype_name(TorchSpec(parameter.device, parameter.dtype))
 
 
-def _chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
-    """Both modules as the ``nn.Sequential`` of the layers their forwards run, or None if either is not a chain or
-    the target chain has a layer the ``nn.Sequential`` readers do not read (the graph route reads it then)."""
+def _dense_chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, nn.Sequential] | None:
+    """Both modules as the ``nn.Sequential`` of the layers their forwards run when they are dense chains the MLP
+    readers read (Linear, ReLU, a frozen BatchNorm1d), else None: the graph reader reads them then."""
     try:
         chains = as_chain(target, "target"), as_chain(frozen, "frozen")
     except ValueError:
         return None
-    # A chain with layers only the graph route reads (padding, Identity, a ReLU after a ReLU, ...) goes there.
+    if uses_structure(*chains):  # convolutions, pooling, a target's BatchNorm
+        return None
     try:
-        if uses_structure(*chains):
-            read_target_layers(chains[0])
-        else:
-            target_from_module(chains[0])
-    except ValueError:
+        target_from_module(chains[0])
+    except ValueError:  # a layer only the graph reader reads (padding, a ReLU after a ReLU, ...)
         return None
     return chains
 
@@ -275,28 +331,9 @@ def _paper_allows(pairs: list[tuple[int, tuple[int, ...]]]) -> bool:
     return all(n >= paper_width(shape[0], math.prod(shape[1:])) for n, shape in pairs)
 
 
-def _chain_mode(target: nn.Sequential, frozen: nn.Sequential) -> str:
-    """``"paper"`` where the frozen chain's odd widths allow it, else ``"minimal"``."""
-    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d)
-    layers = [tuple(m.weight.shape) for m in target if isinstance(m, kinds)]
-    odd = [int(m.weight.shape[0]) for m in frozen if isinstance(m, kinds)][0::2]
-    if len(odd) != len(layers):
-        return "paper"  # the construction refuses the architecture, naming what differs
-    return "paper" if _paper_allows(list(zip(odd, layers, strict=True))) else "minimal"
-
-
-def _graph_mode(target: nn.Module, frozen: nn.Module) -> str:
-    """``"paper"`` where every frozen pair of the graph route is paper-wide, else ``"minimal"``."""
-    try:
-        target_graph = read_graph(target, "target")
-        pairs = match(target_graph, read_graph(frozen, "frozen"))
-    except ValueError:
-        return "paper"  # fit_graph refuses the graphs, naming the node
-    widths = [
-        (int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape))
-        for layer in target_graph.layers
-        if layer.name in pairs
-    ]
+def _graph_mode(target: ModelGraph, pairs: dict[str, GraphNode]) -> str:
+    """``"paper"`` where every frozen pair is paper-wide for its target layer, else ``"minimal"``."""
+    widths = [(int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape)) for layer in target.layers]
     return "paper" if _paper_allows(widths) else "minimal"
 
 
@@ -304,7 +341,7 @@ DTYPE_POINTS = 256
 """Points of the domain on which `check_module_dtype` runs a non-float64 module's own forward."""
 
 
-def check_module_dtype(frozen: nn.Module, result: Reconstruction | ResidualReconstruction, kind: str) -> None:
+def check_module_dtype(frozen: nn.Module, result: Reconstruction, kind: str) -> None:
     """The sanity check of a result certified in a module's dtype: its own forward stays within the bound.
 
     The convolutional and residual constructions certify ``|ĝ − f|`` over the whole domain in the dtype

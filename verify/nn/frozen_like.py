@@ -6,20 +6,24 @@
   no bias) -> BatchNorm -> ReLU -> Conv 1x1 (C_out channels, no bias) -> BatchNorm`` (then the
   target's ReLU);
 * every ``Linear`` becomes ``Linear(n) -> BatchNorm1d -> ReLU -> Linear(d_out) -> BatchNorm1d``;
-* pooling (``MaxPool``, ``AvgPool``, ``AdaptiveAvgPool``) and ``Flatten`` are copied; eval-mode
-  ``Dropout`` and ``Identity`` are dropped; the target's own BatchNorm (eval mode) is folded into
-  the layer before it when the target is read.
+* the target's ReLUs, pooling (``MaxPool``, ``AvgPool``, ``AdaptiveAvgPool``) and ``Flatten`` are
+  copied in the target's places (a ``MaxPool`` before its ReLU stays there); eval-mode ``Dropout``
+  and ``Identity`` are dropped (the graph reader gives them no node); the target's own BatchNorm
+  (eval mode) is folded into the layer before it when the target is read.
 
 A target of ``Linear``/``ReLU`` only gets the MLP frozen network of `verify.nn.frozen_mlp`.
 
-`conv_networks` reads a target and a frozen module into `verify.core.conv_networks.ConvTargetNetwork`
-and `ConvFrozenNetwork` for an input shape (the domain's); `fit_norm_layers` uses it for every
-module with convolutions, pooling or a target BatchNorm. Anything else is refused with a
-``ValueError`` naming the layer, its index and what would work.
+`chain_networks` lowers a target graph that is a chain (`verify.nn.graph.read_graph`) and the frozen
+pairs matched to it (`verify.nn.graph_match.match`) into `verify.core.conv_networks.ConvTargetNetwork`
+and `ConvFrozenNetwork` for an input shape (the domain's); `fit_norm_layers` uses it for every chain
+with convolutions, pooling or a target BatchNorm, and `conv_networks` for two modules. A target layer
+the construction does not read is refused with a ``ValueError`` naming the layer, its index and what
+would work.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -33,8 +37,10 @@ from verify.core.convolution import AdaptiveAvgPool, AffineLayer, AvgPool, Conv,
 from verify.core.domains import Ball, Box, Domain
 from verify.core.memory import check_build
 from verify.core.validate import as_seed
-from verify.nn.graph import POOLS
+from verify.nn.graph import COPY, LINEAR, POOLS, RELU, GraphNode, ModelGraph, read_graph
 from verify.nn.graph_frozen import frozen_graph, pair_modules
+from verify.nn.graph_lower import numpy_layer
+from verify.nn.graph_match import match
 from verify.nn.mlp import frozen_mlp
 from verify.nn.modules import check_dense
 
@@ -73,29 +79,15 @@ def uses_structure(target: nn.Module, frozen: nn.Module) -> bool:
 
 
 def _affine(layer: nn.Module, index: int) -> AffineLayer:
-    """A torch Linear or convolution as the numpy layer (float64; a missing bias as zeros)."""
-    if isinstance(layer, nn.Linear):
-        bias = _array(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
-        return Linear(_array(layer.weight), bias)
-    return _conv(layer, index)
-
-
-def _conv(layer: nn.Module, index: int) -> Conv:
-    name = f"layer {index} ({layer})"
-    if layer.groups != 1:
+    """A torch Linear or convolution as the numpy layer (float64; a missing bias as zeros); a grouped convolution
+    refused naming the layer."""
+    if not isinstance(layer, nn.Linear) and layer.groups != 1:
         raise ValueError(
-            f"{name}: groups={layer.groups} is not supported: a grouped convolution's kernel is block-diagonal over "
-            "channels, which the construction's flattened kernels (one scale per frozen channel) do not model; use "
-            "groups=1"
+            f"layer {index} ({layer}): groups={layer.groups} is not supported: a grouped convolution's kernel is "
+            "block-diagonal over channels, which the construction's flattened kernels (one scale per frozen "
+            "channel) do not model; use groups=1"
         )
-    return Conv.build(
-        _array(layer.weight),
-        _array(layer.bias),
-        stride=tuple(layer.stride),
-        padding=layer.padding if isinstance(layer.padding, str) else tuple(layer.padding),
-        dilation=tuple(layer.dilation),
-        padding_mode=layer.padding_mode,
-    )
+    return numpy_layer(layer)
 
 
 def _pair(value: object, spatial: int) -> tuple[int, ...]:
@@ -212,37 +204,59 @@ def read_target_layers(target: nn.Module) -> list[Layer]:
     return layers
 
 
-def _read_frozen(frozen: nn.Module) -> tuple[list[Layer], list[_BatchNorm]]:
-    """The frozen ``nn.Sequential`` as numpy layers and its BatchNorm modules (one after every affine layer)."""
+def chain_layers(graph: ModelGraph) -> nn.Sequential | None:
+    """A target graph whose nodes form a chain (each reads the one before, the last is the output) as the
+    ``nn.Sequential`` of its layers, the module's own (a folded BatchNorm after its layer, ``F.relu`` as
+    ``nn.ReLU()``, ``torch.flatten(x, 1)`` as ``nn.Flatten()``); None for any other graph."""
+    modules: list[nn.Module] = []
+    previous = graph.nodes[0].name
+    for node in graph.nodes[1:]:
+        if node.inputs != (previous,):
+            return None
+        fx_node = node.node
+        if node.kind == LINEAR:
+            modules += node.modules
+        elif node.kind == RELU:
+            modules.append(nn.ReLU())
+        elif node.kind == COPY and len(node.modules) == 1 and isinstance(node.modules[0], _STRUCTURE):
+            modules.append(node.modules[0])
+        elif fx_node.op == "call_function" and fx_node.target is torch.flatten and fx_node.args[1:] in ((1,), (1, -1)):
+            modules.append(nn.Flatten())
+        else:
+            return None
+        previous = node.name
+    return nn.Sequential(*modules) if graph.output == previous else None
+
+
+def chain_networks(
+    target: ModelGraph, pairs: dict[str, GraphNode], domain: Domain | None
+) -> tuple[ConvTargetNetwork, ConvFrozenNetwork] | None:
+    """The convolutional networks (float64) of a target graph and the frozen pairs `verify.nn.graph_match.match`
+    found for it, over the domain's input shape; None when the target graph is not a chain of the convolutional
+    construction (`chain_layers`, then `read_target_layers`): the graph route reads it then.
+
+    The frozen network is the target's with every layer replaced by its pair's two affine layers, as the
+    frozen module holds them, and the pair's BatchNorm statistics: `match` has checked that the frozen
+    module runs that graph. ValueError when the domain's shape does not fit the first layer.
+    """
+    chain = chain_layers(target)
+    if chain is None:
+        return None
+    try:
+        target_layers = read_target_layers(chain)
+    except ValueError:
+        return None
     layers: list[Layer] = []
     norms: list[_BatchNorm] = []
-    items = _items(frozen, "frozen")
-    expect_norm = False
-    for i, layer in enumerate(items):
-        name = f"frozen layer {i} ({layer})"
-        if isinstance(layer, _SKIPPED) or isinstance(layer, nn.ReLU):
-            if isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
-                raise ValueError(f"{name}: a train-mode Dropout is random; call frozen.eval()")
-            if expect_norm:
-                raise ValueError(f"{name}: every frozen Conv/Linear must be followed by its BatchNorm")
+    pair_modules_ = iter(pairs[node.name].modules for node in target.layers)
+    for index, layer in enumerate(target_layers):
+        if not isinstance(layer, AffineLayer):
+            layers.append(layer)
             continue
-        if expect_norm and not isinstance(layer, _BatchNorm):
-            raise ValueError(f"{name}: every frozen Conv/Linear must be followed by the BatchNorm whose γ, β are tuned")
-        if isinstance(layer, (nn.Linear, *_CONV)):
-            layers.append(_affine(layer, i))
-            expect_norm = True
-        elif isinstance(layer, _BatchNorm):
-            if not expect_norm:
-                raise ValueError(f"{name}: a frozen BatchNorm must follow a Conv or Linear")
-            if not layer.affine or layer.running_mean is None:
-                raise ValueError(f"{name}: the frozen BatchNorm needs affine=True and running statistics")
-            norms.append(layer)
-            expect_norm = False
-        elif isinstance(layer, _STRUCTURE):
-            layers.append(_structure(layer, i))
-        else:
-            raise ValueError(f"{name} is not supported in a frozen network; supported layers: {_WORKS}")
-    return layers, norms
+        odd, odd_norm, even, even_norm = next(pair_modules_)
+        layers += [_affine(odd, index), _affine(even, index)]
+        norms += [odd_norm, even_norm]
+    return _networks(target_layers, layers, norms, domain)
 
 
 def _input_shape(domain: Domain | None, target_layers: Sequence[Layer]) -> tuple[int, ...]:
@@ -264,13 +278,9 @@ def _input_shape(domain: Domain | None, target_layers: Sequence[Layer]) -> tuple
     )
 
 
-def conv_networks(
-    target: nn.Module, frozen: nn.Module, domain: Domain | None
+def _networks(
+    target_layers: list[Layer], frozen_layers: list[Layer], norms: list[_BatchNorm], domain: Domain | None
 ) -> tuple[ConvTargetNetwork, ConvFrozenNetwork]:
-    """Both modules read into numpy networks (float64) over the domain's input shape; ValueError naming the
-    layer when a module is not supported or the domain's shape does not fit the first layer."""
-    target_layers = read_target_layers(target)
-    frozen_layers, norms = _read_frozen(frozen)
     shape = _input_shape(domain, target_layers)
     try:
         t = ConvTargetNetwork(target_layers, shape)
@@ -284,6 +294,25 @@ def conv_networks(
         eps=[float(bn.eps) for bn in norms],
     )
     return t, f
+
+
+def conv_networks(
+    target: nn.Module, frozen: nn.Module, domain: Domain | None
+) -> tuple[ConvTargetNetwork, ConvFrozenNetwork]:
+    """Both modules read into numpy networks (float64) over the domain's input shape: traced by torch.fx
+    (`verify.nn.graph.read_graph`), the frozen graph matched node by node against the target's
+    (`verify.nn.graph_match.match`) and lowered by `chain_networks`. ValueError naming the node or layer when a
+    module is not supported, the frozen module does not run the target's graph, the target is not a chain of
+    the convolutional construction, or the domain's shape does not fit the first layer."""
+    target_graph = read_graph(target, "target")
+    networks = chain_networks(target_graph, match(target_graph, read_graph(frozen, "frozen")), domain)
+    if networks is None:
+        read_target_layers(chain_layers(target_graph) or target)  # names the layer the construction does not read
+        raise ValueError(
+            f"the target {type(target).__name__} is not a chain of convolutional layers: read it with "
+            "verify.nn.fit_norm_layers, which reconstructs graphs (docs/design.md §10)"
+        )
+    return networks
 
 
 def frozen_like(
@@ -346,34 +375,17 @@ def frozen_like(
         return values.to(dtype)
 
     modules: list[nn.Module] = []
-    originals = iter(m for m in _items(target, "target") if isinstance(m, (*_CONV, nn.Linear)))
     position = 0
-    for layer in layers:
-        if not isinstance(layer, AffineLayer):
-            modules.append(_torch_structure(layer))
-            continue
-        original = next(originals)
-        pair = pair_modules(original, widths[position], dtype)
-        with torch.no_grad():
-            pair[0].weight.copy_(draw(tuple(pair[0].weight.shape)))
-            pair[3].weight.copy_(draw(tuple(pair[3].weight.shape)))
-        modules += list(pair)
-        position += 1
-        if position < len(affine):
+    for original in _items(target, "target"):  # the target's order (read_target_layers has checked it)
+        if isinstance(original, (*_CONV, nn.Linear)):
+            pair = pair_modules(original, widths[position], dtype)
+            with torch.no_grad():
+                pair[0].weight.copy_(draw(tuple(pair[0].weight.shape)))
+                pair[3].weight.copy_(draw(tuple(pair[3].weight.shape)))
+            modules += list(pair)
+            position += 1
+        elif isinstance(original, nn.ReLU):
             modules.append(nn.ReLU())
+        elif isinstance(original, _STRUCTURE):
+            modules.append(copy.deepcopy(original))
     return nn.Sequential(*modules).to(device).eval()
-
-
-def _torch_structure(layer: Layer) -> nn.Module:
-    """The torch module of a copied structure layer."""
-    spatial = len(getattr(layer, "kernel", getattr(layer, "output_size", ())))
-    if isinstance(layer, Flatten):
-        return nn.Flatten()
-    if isinstance(layer, MaxPool):
-        pool = nn.MaxPool1d if spatial == 1 else nn.MaxPool2d
-        return pool(layer.kernel, layer.stride, layer.padding, layer.dilation)
-    if isinstance(layer, AvgPool):
-        pool = nn.AvgPool1d if spatial == 1 else nn.AvgPool2d
-        return pool(layer.kernel, layer.stride, layer.padding, count_include_pad=layer.count_include_pad)
-    pool = nn.AdaptiveAvgPool1d if spatial == 1 else nn.AdaptiveAvgPool2d
-    return pool(layer.output_size if spatial > 1 else layer.output_size[0])

@@ -1,11 +1,13 @@
 """Models read as graphs (docs/design.md §10): trace a module with torch.fx, classify every node, refuse the rest.
 
-A *target* graph is built from Linear layers (a BatchNorm right after one is folded into it),
-ReLU (the module, ``F.relu``, ``torch.relu`` or ``x.relu()``), additions of two tensors and
-parameter-free structure that is copied unchanged: ``torch.cat``, pooling, ``flatten``/``view``/
-``reshape``, eval-mode Dropout and Identity, and the idioms of public model code (slicing, zero padding,
-``stack``, ``mean``, shape expressions: `verify.nn.graph_idioms`). A *frozen* graph is the same graph with every target
-Linear replaced by its frozen pair ``Linear → BatchNorm1d → ReLU → Linear → BatchNorm1d``;
+A *target* graph is built from Linear, Conv1d and Conv2d layers (any stride, padding, padding mode and
+dilation, ``groups=1``; a BatchNorm right after one is folded into it), ReLU (the module, ``F.relu``,
+``torch.relu`` or ``x.relu()``), additions of two tensors and parameter-free structure that is copied
+unchanged: ``torch.cat``, pooling, ``flatten``/``view``/``reshape``, and the idioms of public model code
+(slicing, zero padding, ``stack``, ``mean``, shape expressions: `verify.nn.graph_idioms`). Identity and
+eval-mode Dropout modules have no node: they stand for the value they read. A *frozen* graph is the same
+graph with every target layer replaced by its frozen pair ``Linear → BatchNorm1d → ReLU → Linear →
+BatchNorm1d`` (``Conv → BatchNorm → ReLU → Conv 1×1 → BatchNorm`` for a convolution);
 `verify.nn.graph_match.match` pairs the nodes of the two and says which one does not match.
 Anything else is refused with a `ValueError` naming the graph node, the module it comes from and why. A model
 that torch.fx cannot trace (data-dependent control flow) is refused with that reason and pointed to the
@@ -34,7 +36,7 @@ from verify.nn.graph_idioms import idiom_reason, is_idiom, is_shape_expression
 __all__ = ["GraphNode", "ModelGraph", "as_chain", "chain_nodes", "read_graph"]
 
 INPUT, LINEAR, PAIR, RELU, ADD, COPY = "input", "linear", "pair", "relu", "add", "copy"
-"""Node kinds: the input, a target layer (Linear or Conv2d, BatchNorm folded), a frozen pair, ReLU, addition,
+"""Node kinds: the input, a target layer (Linear, Conv1d or Conv2d, BatchNorm folded), a frozen pair, ReLU, addition,
 copied structure."""
 
 _RELU_FUNCTIONS = (F.relu, torch.relu, torch.relu_, F.relu_)
@@ -86,7 +88,7 @@ class GraphNode:
     paths : tuple of str
         The qualified names of ``modules`` in the module that was read.
     options : dict
-        A target Conv2d's ``stride``, ``padding`` and ``dilation`` (empty for a Linear).
+        A target convolution's ``stride``, ``padding``, ``dilation`` and ``padding_mode`` (empty for a Linear).
     """
 
     name: str
@@ -104,13 +106,22 @@ class GraphNode:
     def is_conv(self) -> bool:
         """Whether this target layer (or the first layer of this pair) is a convolution."""
         first = self.modules[0] if self.modules else None
-        return isinstance(first, nn.Conv2d)
+        return isinstance(first, nn.modules.conv._ConvNd)
+
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        """A convolution's input padded as the convolution pads it (zeros, or its ``padding_mode``: reflect,
+        replicate, circular), so that the convolution itself then runs without padding. Every padded entry is
+        an input entry or a zero: a selection, which interval and error bounds pass through unchanged."""
+        conv = self.modules[0]
+        mode = self.options["padding_mode"]
+        return F.pad(x, conv._reversed_padding_repeated_twice, mode="constant" if mode == "zeros" else mode)
 
     def apply(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        """The layer's map with ``weight`` and ``bias`` (``|W|`` for bounds): ``F.linear`` or ``F.conv2d``
-        with this node's stride, padding and dilation."""
+        """The layer's map with ``weight`` and ``bias`` (``|W|`` for bounds): ``F.linear``, or ``F.conv1d`` /
+        ``F.conv2d`` with this node's stride, dilation and padding (`padded`)."""
         if self.is_conv:
-            return F.conv2d(x, weight, bias, **self.options)
+            conv = F.conv1d if weight.dim() == 3 else F.conv2d
+            return conv(self.padded(x), weight, bias, stride=self.options["stride"], dilation=self.options["dilation"])
         return F.linear(x, weight, bias)
 
 
@@ -201,6 +212,16 @@ def _is_relu(traced: fx.GraphModule, node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in ("relu", "relu_")
 
 
+def _is_identity(traced: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether ``node`` runs an ``nn.Identity`` or an ``nn.Dropout`` that is the identity (eval mode, or ``p = 0``):
+    such a node has no node of its own, it stands for the value it reads (a frozen module built without it has
+    the same graph)."""
+    module = _as_module(traced, (nn.Identity, nn.Dropout), node)
+    if module is None or node.kwargs or len(node.args) != 1:
+        return False
+    return isinstance(module, nn.Identity) or not module.training or module.p == 0
+
+
 def _copy_reason(traced: fx.GraphModule, node: fx.Node) -> str | None:
     """None if ``node`` is parameter-free monotone structure to copy, why it is refused if it is such structure
     in a form that is not read (train-mode Dropout, pooling indices, padding values), `_UNDERSTOOD` otherwise."""
@@ -234,7 +255,7 @@ def _module_refusal(module: nn.Module) -> str:
     if name in REFUSED:
         return REFUSED[name]
     if isinstance(module, nn.modules.conv._ConvNd):
-        return "of the convolutions only Conv2d is read in graphs (docs/design.md §10)"
+        return "of the convolutions only Conv1d and Conv2d are read in graphs (docs/design.md §10)"
     return _UNDERSTOOD
 
 
@@ -243,7 +264,7 @@ def _only_user(node: fx.Node) -> fx.Node | None:
     return users[0] if len(users) == 1 else None
 
 
-def _folded(layer: nn.Linear | nn.Conv2d, bn: _BatchNorm | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _folded(layer: nn.Module, bn: _BatchNorm | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The layer's ``(W, b)``, with an eval-mode BatchNorm ``y ↦ γ (y − μ)/√(v+ε) + β`` after it folded in
     (per output neuron or channel)."""
     weight = layer.weight.detach()
@@ -257,16 +278,16 @@ def _folded(layer: nn.Linear | nn.Conv2d, bn: _BatchNorm | None) -> tuple[torch.
     return weight * per_out, scale * (bias - bn.running_mean.detach()) + beta
 
 
-def _conv_options(traced: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> dict:
-    """The Conv2d's ``stride``, ``padding``, ``dilation``; refused unless ``groups = 1`` and zero padding."""
-    if conv.groups != 1 or conv.padding_mode != "zeros":
+def _conv_options(traced: fx.GraphModule, node: fx.Node, conv: nn.Module) -> dict:
+    """The convolution's ``stride``, ``padding``, ``dilation`` and ``padding_mode``; refused unless ``groups = 1``."""
+    if conv.groups != 1:
         raise _refuse(
             traced,
             node,
-            f"only convolutions with groups=1 and zero padding are reconstructed (got groups="
-            f"{conv.groups}, padding_mode={conv.padding_mode!r}): a grouped kernel is not one Khatri–Rao system",
+            f"groups={conv.groups} is not supported: a grouped convolution's kernel is block-diagonal over channels, "
+            "which the construction's flattened kernels (one scale per frozen channel) do not model; use groups=1",
         )
-    return {"stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation}
+    return {key: getattr(conv, key) for key in ("stride", "padding", "dilation", "padding_mode")}
 
 
 def _check_norm(traced: fx.GraphModule, node: fx.Node, bn: _BatchNorm) -> None:
@@ -287,7 +308,7 @@ def _as_module(traced: fx.GraphModule, kinds: type | tuple[type, ...], node: fx.
     return module if isinstance(module, kinds) else None
 
 
-_LAYERS = (nn.Linear, nn.Conv2d)
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def _pair_chain(traced: fx.GraphModule, node: fx.Node) -> list[fx.Node] | None:
@@ -366,7 +387,7 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
             )
         elif _as_module(traced, _LAYERS, node) is not None:
             linear = traced.get_submodule(node.target)
-            options = _conv_options(traced, node, linear) if isinstance(linear, nn.Conv2d) else {}
+            options = _conv_options(traced, node, linear) if not isinstance(linear, nn.Linear) else {}
             following = _only_user(node)
             bn = _as_module(traced, _BatchNorm, following)
             if bn is not None:
@@ -387,6 +408,8 @@ def read_graph(module: nn.Module, role: str = "target") -> ModelGraph:
                     options,
                 )
             )
+        elif _is_identity(traced, node) and len(reads) == 1:  # Identity, eval-mode Dropout: the value it reads
+            aliases[node.name] = reads[0]
         elif _is_relu(traced, node):
             nodes.append(GraphNode(node.name, RELU, reads, source, node))
         elif is_shape_expression(node):  # x.size(3) + 1: copied as it is, not a tensor addition

@@ -34,7 +34,7 @@ the graph is then certified with the centred bound. The graph's figures:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,10 @@ from torch import nn
 
 from verify.construction.reconstruct import Reconstruction, reconstruct
 from verify.construction.tuning import APPROXIMATE
+from verify.core.approximate_certificate import ApproximateCertificate
 from verify.core.bias_shift import activity_margin
 from verify.core.blocks import blocks
+from verify.core.certificate import Certificate
 from verify.core.domains import AffineRange, Box, Domain
 from verify.core.error_bound import ErrorBound
 from verify.core.errors import CertificateError
@@ -57,8 +59,8 @@ from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph, read_graph
 from verify.nn.graph_idioms import check_shapes, node_values
 from verify.nn.graph_lower import certified_bound, interval_bounds
 from verify.nn.graph_match import match
-from verify.nn.graph_result import GraphReconstruction, NodeFit
-from verify.nn.modules import check_precision, from_module, frozen_from_layers
+from verify.nn.graph_result import GraphReconstruction, NodeFit, graph_certificate
+from verify.nn.modules import check_precision, from_module, frozen_from_layers, norm_layers
 
 __all__ = ["GraphReconstruction", "NodeFit", "fit_graph"]
 
@@ -161,14 +163,24 @@ def _one_block(
         z_lo, z_hi = (_flat(v, node)[0].numpy() for v in box)
         region = domain if reads_input and domain.dim == z_lo.shape[0] else Box(z_lo, z_hi)
         return TargetNetwork([node.weight], [node.bias]), from_module(module), region
-    kernel = tuple(node.weight.shape[2:])
-    patches = [F.unfold(v.double(), kernel, **node.options)[0] for v in box]  # (C_in k_h k_w, positions)
+    patches = [_patches(node, v.double()) for v in box]  # (C_in k_h k_w, positions)
     region = Box(patches[0].amin(dim=1).numpy(), patches[1].amax(dim=1).numpy())
     frozen = frozen_from_layers((module[0], module[3]), (module[1], module[4]))
     return TargetNetwork([node.weight.flatten(1)], [node.bias]), frozen, region
 
 
-def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: Any) -> GraphReconstruction:
+def _patches(node: GraphNode, x: torch.Tensor) -> torch.Tensor:
+    """Every patch a convolution node reads from ``x`` (a batch of one), one column per output position: its input
+    padded as it pads it (`GraphNode.padded`), then unfolded (a Conv1d's as a one-row Conv2d's)."""
+    padded = node.padded(x)
+    geometry = (node.weight.shape[2:], node.options["stride"], node.options["dilation"])
+    kernel, stride, dilation = (tuple(v) for v in geometry)
+    if len(kernel) == 1:
+        padded, kernel, stride, dilation = padded[:, :, None], (1, *kernel), (1, *stride), (1, *dilation)
+    return F.unfold(padded, kernel, dilation=dilation, stride=stride)[0]
+
+
+def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: Any) -> Reconstruction:
     """Solve for the BatchNorm parameters of every frozen pair of ``frozen`` so that it computes ``target``.
 
     ``target`` is read as a graph (`verify.nn.graph.read_graph`), ``frozen`` must have the same graph
@@ -183,12 +195,10 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     pairs = match(target_graph, frozen_graph)
     domain, shape = _input_box(target_graph, domain)
     constants = check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)
-    rtol = options.get("rtol", 1e-6)
-    samples, seed = options.get("samples", 256), options.get("seed", 0)
     lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
     bounds = interval_bounds(target_graph, lo, hi)
 
-    approximate = options.get("mode") == APPROXIMATE
+    approximate, started = options.get("mode") == APPROXIMATE, time.perf_counter()
     saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in _pair_norms(target_graph, pairs)]
     was_training = frozen.training
     frozen.eval()
@@ -201,31 +211,22 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
         _write(_norms(results))
         centred = bool(approximated)  # exact pairs keep today's bound, so at the paper width it is paper mode's
         bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)
-        mismatch = 0.0
-        if approximated:  # the parameters' own error in exact arithmetic: what the narrow pairs' mismatch costs
-            mismatch = certified_bound(
-                target_graph, pairs, constants, bounds, domain, target, frozen, centred=True, rounding=False
-            )[0].error_bound
-        fitted = _certify(
-            target_graph,
-            frozen_graph,
-            pairs,
-            results,
-            seconds,
-            regimes,
-            bound,
-            values,
-            domain,
-            shape,
-            rtol,
-            samples,
-            seed,
+        certificate, nodes = _certify(
+            target_graph, frozen_graph, pairs, results, seconds, regimes, bound, values, domain, shape, options
         )
-        if approximate:
-            fitted = replace(fitted, exact=not approximated, approximation_error=mismatch, approximated=approximated)
-        if not fitted.holds:
+        if approximate:  # docs/design.md §11: what the approximated pairs prove (none approximated: paper mode's)
+            chosen = tuple(k for k, n in enumerate(nodes, start=1) if n.name in approximated)
+            mismatch, errors = 0.0, (0.0,) * len(nodes)
+            if approximated:  # the parameters' own error in exact arithmetic: what the narrow pairs' mismatch costs
+                own = certified_bound(
+                    target_graph, pairs, constants, bounds, domain, target, frozen, centred=True, rounding=False
+                )[0]
+                mismatch, errors = own.error_bound, own.blocks
+            certificate = ApproximateCertificate(not approximated, certificate, mismatch, errors, chosen)
+        if not certificate.holds:
             raise CertificateError(
-                "the graph reconstruction does not pass its certificate: " + "; ".join(fitted.failures()), fitted
+                "the graph reconstruction does not pass its certificate: " + "; ".join(certificate.failures()),
+                certificate,
             )
     except BaseException:  # frozen is left as it was
         with torch.no_grad():
@@ -234,7 +235,8 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
                 bn.bias.copy_(bias)
         frozen.train(was_training)
         raise
-    return fitted
+    mode = options.get("mode", "paper")
+    return _result(certificate, nodes, results, (target, frozen), domain, mode, time.perf_counter() - started)
 
 
 def _fit_nodes(
@@ -322,13 +324,13 @@ def _certify(
     values: dict[str, Value],
     domain: Domain,
     shape: tuple[int, ...],
-    rtol: float,
-    samples: int,
-    seed: int,
-) -> GraphReconstruction:
-    """The graph's certificate, with the end-to-end check on fresh points (``seed + 1``): both modules' own
-    operations, node by node (their traced graphs run by torch.fx's interpreter), every layer and the output."""
+    options: dict[str, Any],
+) -> tuple[Certificate, tuple[NodeFit, ...]]:
+    """The graph's certificate and its pairs, with the end-to-end check on fresh points (``seed + 1``): both
+    modules' own operations, node by node (their traced graphs run by torch.fx's interpreter), every layer and
+    the output."""
     target, frozen = target_graph.module, frozen_graph.module
+    samples, seed = options.get("samples", 256), options.get("seed", 0)
     points = domain.sample(samples, np.random.default_rng(seed + 1)).reshape(samples, *shape)
     t_param, f_param = next(target.parameters()), next(frozen.parameters())
     layers = target_graph.layers
@@ -355,35 +357,63 @@ def _certify(
         f_max = max(f_max, sampled_f_max(f.cpu().numpy(), delta_f, inside[start : start + CHECK_BATCH]))
     depths = target_graph.depths()
 
-    nodes = []
+    figures = []
     for node in layers:
-        result, region, _ = results[node.name]
+        result = results[node.name][0]
         carried = torch.as_tensor(values[target_graph.aliases.get(node.inputs[0], node.inputs[0])].delta)[None]
         largest_shift = np.array(float(np.max(np.asarray(result.shifts[0], dtype=np.float64), initial=0.0)))
-        fit = NodeFit(
-            name=node.name,
-            source=node.source,
-            depth=depths[node.name],
-            result=result,
-            region=region,
-            shift_ratio=residual_ratio(largest_shift, np.array(signal[node.name])),
-            margin_ratio=residual_ratio(regimes[node.name].moved(carried), regimes[node.name].margin),
-            error_bound=_node_bound(values[node.name]),
-            observed_error=observed[node.name],
-            scale=float(np.max(values[node.name].terms)),
-            seconds=seconds[node.name],
-        )
-        nodes.append(fit)
-    return GraphReconstruction(
-        nodes=tuple(nodes),
-        error_bound=bound.error_bound,
-        scale=bound.scale,
-        rtol=rtol,
+        extras = {
+            "name": node.name,
+            "source": node.source,
+            "depth": depths[node.name],
+            "shift_ratio": residual_ratio(largest_shift, np.array(signal[node.name])),
+            "margin_ratio": residual_ratio(regimes[node.name].moved(carried), regimes[node.name].margin),
+            "error_bound": _node_bound(values[node.name]),
+            "observed_error": observed[node.name],
+            "scale": float(np.max(values[node.name].terms)),
+        }
+        figures.append((result.certificate.blocks[0], extras))
+    certificate = graph_certificate(
+        figures,
+        bound,
+        domain,
         points=samples,
-        max_abs_error=error,
-        max_relative_error=error / size if size > 0 else error,
-        domain=domain,
-        output_size=size,
-        reason=bound.reason,
+        error=error,
+        size=size,
         f_max=f_max,
+        mode=options.get("mode", "paper"),
+        method=options.get("method", "auto"),
+        rtol=options.get("rtol", 1e-6),
     )
+    nodes = tuple(
+        NodeFit(results[node.name][0], results[node.name][1], block, seconds[node.name])
+        for node, block in zip(layers, certificate.blocks, strict=True)
+    )
+    return certificate, nodes
+
+
+def _result(
+    certificate: Certificate | ApproximateCertificate,
+    nodes: tuple[NodeFit, ...],
+    results: dict[str, tuple[Reconstruction, Domain, nn.Sequential]],
+    modules: tuple[nn.Module, nn.Module],
+    domain: Domain,
+    mode: str,
+    seconds: float,
+) -> Reconstruction:
+    """The graph's `verify.Reconstruction`: γ, β as the frozen module's BatchNorm layers now hold them, in
+    `verify.nn.modules.norm_layers` order (so `verify.nn.load_norm_params` loads them), each with its pair's
+    per-neuron map ``(s, t)``."""
+    target, frozen = modules
+    maps = {
+        id(bn): (scale, shift)
+        for result, _, module in results.values()
+        for bn, scale, shift in zip((module[1], module[4]), result.scales, result.shifts, strict=True)
+    }
+    norms = [bn for bn in norm_layers(frozen) if id(bn) in maps]
+    gamma = [bn.weight.detach().double().cpu().numpy() for bn in norms]
+    beta = [bn.bias.detach().double().cpu().numpy() for bn in norms]
+    scales, shifts = ([maps[id(bn)][i] for bn in norms] for i in (0, 1))
+    solves = tuple(t for n in nodes for t in n.result.solve_seconds)
+    parts = (gamma, beta, scales, shifts, certificate, target, frozen, domain, mode)
+    return Reconstruction(*parts, solve_seconds=solves, seconds=seconds, nodes=nodes)

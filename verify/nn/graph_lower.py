@@ -5,7 +5,7 @@
 shape expressions' values at the domain's input shape into a `verify.core.graph.Graph`, which
 `verify.core.graph_bound.graph_error_bound` bounds over the whole domain:
 
-* a target Linear or Conv2d (a BatchNorm after it folded) and its frozen pair become a ``pair`` node:
+* a target Linear or convolution (a BatchNorm after it folded) and its frozen pair become a ``pair`` node:
   the target layer, the frozen ``affine → norm → ReLU → affine → norm`` read from the modules the
   frozen model runs, and, for a folded BatchNorm, the magnitude its roundings act on;
 * ReLU and additions become ``relu`` and ``add``; max pooling (fixed or adaptive) a ``maxpool``;
@@ -36,7 +36,7 @@ from verify.core.graph import Graph, LinearMap, Node, Norm, Pair
 from verify.core.graph_bound import Value, graph_error_bound
 from verify.nn.graph import ADD, INPUT, LINEAR, RELU, GraphNode, ModelGraph
 
-__all__ = ["certified_bound", "interval_bounds", "lower_graph", "run_node"]
+__all__ = ["certified_bound", "interval_bounds", "lower_graph", "numpy_layer", "run_node"]
 
 _MAX_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _AVG_MODULES = (nn.AvgPool1d, nn.AvgPool2d)
@@ -49,13 +49,15 @@ def _array(value: torch.Tensor | None, like: torch.Tensor) -> np.ndarray:
     return value.detach().double().cpu().numpy()
 
 
-def _affine(layer: nn.Linear | nn.Conv2d, weight: torch.Tensor | None = None, bias: Any = "own") -> AffineLayer:
-    """The numpy layer of a torch Linear or Conv2d (its geometry), with its own or the given weight and bias."""
+def numpy_layer(layer: nn.Module, weight: torch.Tensor | None = None, bias: Any = "own") -> AffineLayer:
+    """The numpy layer of a torch Linear, Conv1d or Conv2d (its geometry), with its own or the given weight and
+    bias."""
     w = layer.weight if weight is None else weight
     b = _array(layer.bias if isinstance(bias, str) else bias, w)
     w_np = w.detach().double().cpu().numpy()
-    if isinstance(layer, nn.Conv2d):
-        return Conv.build(w_np, b, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        geometry = {key: getattr(layer, key) for key in ("stride", "padding", "dilation", "padding_mode")}
+        return Conv.build(w_np, b, **geometry)
     return Linear(w_np, b)
 
 
@@ -92,10 +94,10 @@ def _target_norm(node: GraphNode) -> np.ndarray | None:
 
 def _pair(layer: GraphNode, frozen: GraphNode, in_shape: tuple[int, ...]) -> Pair:
     first, norm1, second, norm2 = frozen.modules
-    odd, even = _affine(first), _affine(second)
+    odd, even = numpy_layer(first), numpy_layer(second)
     odd_norm = _norm(norm1)
     return Pair(
-        target=_affine(layer.modules[0], layer.weight, layer.bias),
+        target=numpy_layer(layer.modules[0], layer.weight, layer.bias),
         odd=odd,
         odd_norm=odd_norm,
         even=even,
