@@ -14,6 +14,7 @@ from torch import nn
 import verify
 from properties._support import exact_output
 from verify.core.f_max import bound_over_f_max, float64_allowance, holds_against_f_max, sampled_f_max
+from verify.core.f_max_ascent import ascend
 from verify.core.interop import refuse_tf32
 from verify.nn import fit_norm_layers, frozen_like, frozen_mlp
 from verify.nn.graph_fit import fit_graph
@@ -64,13 +65,14 @@ def test_f_max_is_below_the_maximum_on_a_dense_grid_plus_its_lipschitz_slack():
 
 
 def test_f_max_is_a_value_the_exact_target_takes_on_the_domain():
-    """The rounding allowance points the right way: at the sample point where ``|f̂| − a`` is largest, the exact
+    """The rounding allowance points the right way: at the point where ``|f̂| − a`` is largest, the exact
     (rational) ``|f|`` is at least ``f_max``, and that point lies in the box exactly. The same points as the
-    certificate's (``domain.sample(256, default_rng(seed))``)."""
+    certificate's (``domain.sample(256, default_rng(seed))`` and the points `ascend` climbs to from them)."""
     domain = verify.Box(-np.ones(3), np.ones(3))
     result = _dense([3, 4, 2], domain, seed=2)
     target = result.target
     x = domain.sample(256, np.random.default_rng(0))
+    x = np.concatenate([x, ascend(target, domain.resolve(3), x, target(x))])
     lower = np.abs(target(x)) - float64_allowance(target.magnitude(x), sum(d + 2 for d in target.widths[:-1]))
     best = np.unravel_index(int(np.argmax(lower)), lower.shape)
     assert result.certificate.f_max == float(lower[best])

@@ -44,6 +44,7 @@ from verify.core.domains import Ball, Domain
 from verify.core.error_bound import ErrorBound, error_bound
 from verify.core.errors import CertificateError
 from verify.core.f_max import float64_allowance, sampled_f_max
+from verify.core.f_max_ascent import ascended_f_max
 from verify.core.interop import dtype_name, refuse_tf32, result_spec, round_to, to_caller
 from verify.core.linear_bounds import linear_regions, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
@@ -440,7 +441,9 @@ def _sampled_check(
         min_odd_preactivation=float(min((p.min(initial=np.inf) for p in live_odd), default=np.inf)),
         rtol=rtol,
         bound_ratio=residual_ratio(difference, allowed),
-        f_max=sampled_f_max(f, float64_allowance(target_size, roundings), inside),
+        f_max=max(
+            sampled_f_max(f, float64_allowance(target_size, roundings), inside), ascended_f_max(target, domain, x, f)
+        ),
     )
 
 

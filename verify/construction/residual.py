@@ -35,6 +35,7 @@ from verify.core.domains import Domain
 from verify.core.error_bound import ErrorBound, unit_roundoff
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.f_max import float64_allowance, sampled_f_max
+from verify.core.f_max_ascent import ascended_f_max
 from verify.core.graph_bound import graph_error_bound
 from verify.core.graph_stage import residual_graph
 from verify.core.interop import round_to
@@ -269,7 +270,10 @@ def _sampled_check(
         min_odd_preactivation=float("nan"),
         rtol=rtol,
         bound_ratio=_over(float(difference.max()), bound.error_bound),
-        f_max=sampled_f_max(f, float64_allowance(size, sum(d + 2 for d in target.widths[:-1])), domain.contains(x)),
+        f_max=max(
+            sampled_f_max(f, float64_allowance(size, sum(d + 2 for d in target.widths[:-1])), domain.contains(x)),
+            ascended_f_max(target, domain, x, f),
+        ),
     )
 
 

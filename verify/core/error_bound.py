@@ -38,6 +38,9 @@ With ``s = γ/√(v+ε)``, ``t = β − s μ`` (the exact per-neuron maps of the
    ``γ (h − μ)/√(v+ε) + β`` and the fused ``h·α + (β − μα)`` has at most that many roundings on
    any path, each relative to the magnitude above (Higham Lemma 3.3 combines them). Only the final add
    and ``β − μα`` touch ``β`` itself, hence ``γ_2 |β|`` (docs/design.md §6.5 writes both formulas out).
+   On a bounded domain both layers of a block in its linear regime are also bounded from the sums of
+   their terms (`verify.core.tree_rounding.block_roundings`: the worst summation order from sorted
+   terms, BatchNorm relative to ``|M û + c|``), and each keeps the smaller bound.
 3. **The block in exact arithmetic** (with the linear regime) maps ``ẑ`` to
    ``(W + E) ẑ + b + r``, where ``E = s′ ⊙ (A diag(s) B) − W`` is the scale-equation residual and
    ``r = t′ + s′ ⊙ (A (s ⊙ c + t) + c′) − b`` the even shift's residual, both with the stored
@@ -112,6 +115,7 @@ from verify.core.domains import Ball, Box, Domain
 from verify.core.linear_bounds import LinearBounds, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
 from verify.core.residuals import StoredNorm, block_residuals
+from verify.core.tree_rounding import block_roundings
 
 __all__ = ["FLOAT_DTYPES", "OPS", "ErrorBound", "error_bound", "unit_roundoff"]
 
@@ -433,6 +437,10 @@ def _bound(
         scaled_even = np.abs(se) * (a_abs @ u_odd + np.abs(block.c_even) + np.abs(mue))
         mag_even = (scaled_even + np.abs(be)) * inflate
         rho_even = layer_rounding(scaled_even, np.abs(be), fan_even, u, tiny, inflate)
+        if linear and ranges is not None:  # the same roundings from the layers' sums, for any order (tree_rounding)
+            odd = (so, to, bo, muo, mag_odd, odd_slack)
+            rounded = block_roundings(block, g_region, ranges, odd, (se, te, be, mue), u, tiny, inflate)
+            rho_odd, rho_even = np.minimum(rho_odd, rounded[0]), np.minimum(rho_even, rounded[1])
         # Every row of the even layer (switched-off ones too: their h must stay finite for 0·h to be 0).
         h_even = (np.abs(frozen.weights[je]) @ u_odd + np.abs(frozen.biases[je])) * inflate
         # The pre-normalization values too (h = M u + c, then h − μ and γ·(h − μ) inside BatchNorm):
