@@ -20,7 +20,7 @@ def _max_examples(profile: str | None) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("profile", "examples"), [("thorough", "1000"), ("budget", "150"), ("fast", "50"), (None, "100")]
+    ("profile", "examples"), [("thorough", "1000"), ("budget", "100"), ("fast", "50"), (None, "100")]
 )
 def test_importing_properties_loads_the_named_profile(profile: str | None, examples: str) -> None:
     # None: unset leaves the user's own settings alone (Hypothesis's default, 100 examples).

@@ -96,3 +96,21 @@ def test_statistics_parsing_counts_every_phase_and_property() -> None:
     counts = _properties._hypothesis_counts(lines)
     assert counts == {"examples": 212, "properties_run": 2, "max_examples": [200]}
     assert _properties._without_statistics(lines) == ["2 passed in 1.00s"]
+
+
+def test_shards_add_their_counts_and_any_failing_shard_fails_the_claim(stand_in: Path) -> None:
+    """Two pytest processes, each on every other file: their counts are summed, and one failing test in
+    either shard fails the whole claim, naming the test."""
+    package = stand_in / "properties"
+    (package / "test_stand_in_b.py").write_text(
+        _TESTS.replace("test_one", "test_three").replace("test_two", "test_four")
+    )
+    claim = _properties.run_properties(timeout=120, profile="budget", shards=2)
+    assert claim.passed, claim.figures
+    assert claim.figures["shards"] == 2 and claim.figures["passed"] == 4
+    assert claim.figures["examples"] == 4 * EXAMPLES
+    (package / "test_stand_in_b.py").write_text("def test_broken():\n    assert 1 == 2\n")
+    claim = _properties.run_properties(timeout=120, profile="budget", shards=2)
+    assert not claim.passed
+    assert (claim.figures["passed"], claim.figures["failed"]) == (2, 1)
+    assert any("test_broken" in test for test in claim.figures["failing_tests"])

@@ -1,8 +1,9 @@
 """Claim ``properties``: the Hypothesis property suite (``properties/``) passes under the grid's profile.
 
 pytest runs on the ``properties`` package of a source checkout, in a subprocess, with
-``VERIFY_HYPOTHESIS_PROFILE`` set to the grid's profile (unless already set): ``budget`` (200
-examples per property) for the default quick grid, so that ``python -m verify`` finishes within
+``VERIFY_HYPOTHESIS_PROFILE`` set to the grid's profile (unless already set): ``budget`` (100
+examples per property, the suite's files shared by two pytest processes on a local pool of two
+workers or more) for the default quick grid, so that ``python -m verify`` finishes within
 minutes, and ``thorough`` (1000 examples per property) with ``--full``. The claim records the profile
 and how many examples Hypothesis ran (from ``--hypothesis-show-statistics``). Without a source
 checkout or pytest the claim is recorded as skipped, which is not a pass. Not a numeric claim: its
@@ -46,7 +47,7 @@ def _properties_dir() -> Path | None:
     return candidate if (candidate / "__init__.py").is_file() else None
 
 
-def run_properties(timeout: float | None = None, profile: str = "thorough") -> Claim:
+def run_properties(timeout: float | None = None, profile: str = "thorough", shards: int = 1) -> Claim:
     """Run ``pytest properties -q -p no:cacheprovider`` in a subprocess under a Hypothesis profile.
 
     ``VERIFY_HYPOTHESIS_PROFILE`` is set to ``profile`` unless already set (then that one runs, and
@@ -56,6 +57,9 @@ def run_properties(timeout: float | None = None, profile: str = "thorough") -> C
     Hypothesis's: ``examples`` (passing examples summed over every property), ``properties_run``
     (properties that reported statistics) and ``max_examples`` (the profile's setting, as Hypothesis
     reported it).
+
+    ``shards`` pytest processes run side by side, each on every ``shards``-th test file of the suite (in
+    name order); their counts are summed, and the claim passes iff every one passes.
     """
     directory = _properties_dir()
     profile = os.environ.get("VERIFY_HYPOTHESIS_PROFILE", profile)
@@ -70,23 +74,64 @@ def run_properties(timeout: float | None = None, profile: str = "thorough") -> C
     start = time.perf_counter()
     env = dict(os.environ)
     env["VERIFY_HYPOTHESIS_PROFILE"] = profile
-    argv = [sys.executable, "-m", "pytest", "properties", "-q", "-p", "no:cacheprovider", *_statistics_flag()]
-    try:
-        done = subprocess.run(
-            argv, cwd=directory.parent, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    flags = ["-q", "-p", "no:cacheprovider", *_statistics_flag()]
+    groups = _shards(directory, shards)
+    runs = [
+        subprocess.Popen(  # one pytest per shard, side by side: the suite's files dealt round-robin
+            [sys.executable, "-m", "pytest", *group, *flags],
+            cwd=directory.parent,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
+        for group in groups
+    ]
+    try:
+        outputs = [run.communicate(timeout=_remaining(timeout, start))[0] for run in runs]
     except subprocess.TimeoutExpired:
+        for run in runs:
+            run.kill()
+            run.communicate()
         figures = {"profile": profile, "reason": f"pytest did not finish within {timeout} s"}
         return Claim.checked(_NAME, _STATEMENT, False, figures, command, started=start)
+    codes = [run.returncode for run in runs]
+    code = next((c for c in codes if c != 0), 0)
+    done = subprocess.CompletedProcess(runs[0].args, code, "\n".join(outputs), "")
+    done_shards = [o.strip().splitlines() for o in outputs]
     output = (done.stdout + done.stderr).strip().splitlines()
-    counts = _pytest_counts(output)
+    counts = _summed(_pytest_counts(lines) for lines in done_shards)
     failing = [line.split(" ", 1)[1] for line in output if line.startswith(("FAILED ", "ERROR "))]
-    figures: dict[str, Any] = {"profile": profile, "exit_code": done.returncode, **counts, **_hypothesis_counts(output)}
+    figures: dict[str, Any] = {"profile": profile, "exit_code": done.returncode, "shards": len(groups), **counts}
+    figures |= _hypothesis_counts(output)
     figures |= {"failing_tests": failing, "tail": _without_statistics(output)[-15:]}
     passed = done.returncode == 0 and counts["passed"] > 0 and counts["failed"] == counts["errors"] == 0
     if not passed:
         figures["reason"] = _pytest_reason(done.returncode, counts)
     return Claim.checked(_NAME, _STATEMENT, passed, figures, command, started=start)
+
+
+def _shards(directory: Path, shards: int) -> list[list[str]]:
+    """The suite's test files (relative to the checkout) dealt round-robin into at most ``shards`` groups;
+    one group, ``["properties"]``, for ``shards <= 1``."""
+    files = sorted(path.relative_to(directory.parent).as_posix() for path in directory.glob("test_*.py"))
+    if shards <= 1 or len(files) <= 1:
+        return [["properties"]]
+    return [group for group in (files[k::shards] for k in range(shards)) if group]
+
+
+def _remaining(timeout: float | None, start: float) -> float | None:
+    """Seconds left of ``timeout`` since ``start`` (None: no limit)."""
+    return None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+
+
+def _summed(counts: Any) -> dict[str, int]:
+    """pytest's counts of every shard, added."""
+    total: dict[str, int] = {}
+    for one in counts:
+        for key, value in one.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 _STATISTICS = "Hypothesis Statistics"
@@ -161,7 +206,7 @@ def _section(claims: Sequence[Claim], config: Config) -> list[Any]:
 
 _HELP = """\
 pytest on the properties/ package of a source checkout, in a subprocess,
-under the Hypothesis profile 'budget' (200 examples per property; --full:
+under the Hypothesis profile 'budget' (100 examples per property; --full:
 'thorough', 1000), unless VERIFY_HYPOTHESIS_PROFILE is set. The report gives
 the profile and the examples run. Without a source checkout or pytest it is
 recorded as skipped, which is not a pass."""
@@ -178,4 +223,5 @@ recorded as skipped, which is not a pass."""
 )
 def run(config: Config, name: str, sweep: Sweep) -> Claim:
     """Check ``properties`` (see `run_properties`) under `profile_for` ``config``, in its own subprocess."""
-    return run_properties(profile=profile_for(config))
+    workers = getattr(sweep.runner, "workers", 1) if getattr(sweep.runner, "scheduler", None) is None else 1
+    return run_properties(profile=profile_for(config), shards=max(1, min(int(workers or 1), 2)))
