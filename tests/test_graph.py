@@ -419,3 +419,17 @@ def test_mirrored_pairs_need_no_shift_and_carry_no_margin_risk() -> None:
     x = torch.tensor(verify.Box(np.zeros(108), np.ones(108)).sample(128, np.random.default_rng(9)))
     with torch.no_grad():
         assert float((frozen(x) - target(x)).abs().max()) <= result.error_bound <= 1e-6 * result.f_max
+
+
+@pytest.mark.parametrize("fit", [fit_norm_layers, fit_graph], ids=["fit_norm_layers", "fit_graph"])
+def test_a_frozen_graph_in_train_mode_is_read_as_eval_runs_it(fit) -> None:
+    """A frozen graph module left in train mode is read as ``.eval()`` runs it, as a chain is, and fitted; the
+    same γ, β as the eval-mode module get, and the module is left in eval mode."""
+    target = _target(ResidualMLP)
+    domain = verify.Box(-1, 1)
+    expected = fit(frozen_graph(target, seed=0), target, domain)
+    frozen = frozen_graph(target, seed=0).train()
+    result = fit(frozen, target, domain)
+    assert result.holds and not any(module.training for module in frozen.modules())
+    assert all(np.array_equal(a, b) for a, b in zip(result.gamma, expected.gamma, strict=True))
+    assert result.certificate.error_bound == expected.certificate.error_bound

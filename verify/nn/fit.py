@@ -30,9 +30,9 @@ from verify.core.threads import limited
 from verify.core.tolerances import default_rtol
 from verify.nn.frozen_like import chain_networks, refuse_train_norms, uses_structure
 from verify.nn.grammar import NORM
-from verify.nn.graph import GraphNode, ModelGraph, as_chain, read_graph
+from verify.nn.graph import GraphNode, ModelGraph, as_chain
 from verify.nn.graph_fit import fit_graph
-from verify.nn.graph_match import match
+from verify.nn.graph_match import read_matched
 from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import check_dense, check_precision, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
@@ -203,7 +203,7 @@ def _fit(
     if chains is not None:  # Linear -> ReLU chains: the dense construction (docs/design.md §2-§6)
         networks = (target_from_module(chains[0]), from_module(chains[1]))  # the MLP grammar words its refusals
     check_frozen_norms(frozen)
-    target_graph, pairs = _read_graphs(target, frozen)
+    target_graph, _, pairs = read_matched(target, frozen)
     chosen = _graph_mode(target_graph, pairs) if mode == "auto" else mode
     check = "approximate" if chosen == "approximate" else None  # a dense bound that is not exact is checked too
     if chains is None:
@@ -220,22 +220,6 @@ def _fit(
     load_norm_params(frozen_chain, result)
     frozen.eval()
     return result
-
-
-def _read_graphs(target: nn.Module, frozen: nn.Module) -> tuple[ModelGraph, dict[str, GraphNode]]:
-    """Both modules read as graphs (torch.fx, `verify.nn.graph.read_graph`; the frozen one as ``frozen.eval()``
-    runs it, its training flags then put back) and the frozen graph matched node by node against the target's
-    (`verify.nn.graph_match.match`: a missing, extra or moved ReLU, a pool elsewhere, another stride, padding or
-    dilation are refused naming the node, before any solve): the target graph and the frozen pair of each of
-    its layers."""
-    flags = [(module, module.training) for module in frozen.modules()]
-    frozen.eval()
-    try:
-        target_graph = read_graph(target, "target")
-        return target_graph, match(target_graph, read_graph(frozen, "frozen"))
-    finally:
-        for module, training in flags:
-            module.training = training
 
 
 def check_frozen_norms(frozen: nn.Module) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from verify.nn.graph import ADD, COPY, INPUT, LINEAR, PAIR, RELU, GraphNode, ModelGraph
+from verify.nn.graph import ADD, COPY, INPUT, LINEAR, PAIR, RELU, GraphNode, ModelGraph, read_graph
 
-__all__ = ["match"]
+__all__ = ["match", "read_matched"]
 
 
 def _signature(graph: ModelGraph, node: GraphNode) -> tuple[Any, ...]:
@@ -131,3 +131,19 @@ def match(target: ModelGraph, frozen: ModelGraph) -> dict[str, GraphNode]:
     if missing:
         raise ValueError(f"target graph nodes {missing} do not reach the output; remove them from the forward")
     return pairs
+
+
+def read_matched(target: nn.Module, frozen: nn.Module) -> tuple[ModelGraph, ModelGraph, dict[str, GraphNode]]:
+    """Both modules read as graphs (torch.fx, `verify.nn.graph.read_graph`; the frozen one as ``frozen.eval()``
+    runs it, its training flags then put back, for a fit leaves it in eval mode) and the frozen graph matched
+    node by node against the target's (`match`: a missing, extra or moved ReLU, a pool elsewhere, another
+    stride, padding or dilation are refused naming the node, before any solve): the target graph, the frozen
+    graph and the frozen pair of each target layer."""
+    flags = [(module, module.training) for module in frozen.modules()]
+    frozen.eval()
+    try:
+        target_graph, frozen_graph = read_graph(target, "target"), read_graph(frozen, "frozen")
+    finally:
+        for module, training in flags:
+            module.training = training
+    return target_graph, frozen_graph, match(target_graph, frozen_graph)
