@@ -126,9 +126,9 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
     lowered by `verify.nn.frozen_like.chain_networks` over the domain's input shape (a ``verify.Box`` with
     ``lo``/``hi`` shaped like one input, or ``shape=``), solved in float64 and certified in the frozen
     module's dtype: γ, β are rounded to it and the rigorous bound of `verify.core.graph_bound` is computed
-    on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of up to ``2.4e-3``
-    (Conv1d) and ``2.0e-2``–``2.4e-2`` (Conv2d with a target BatchNorm) of ``f_max`` (claim ``certificate/routes``:
-    pass ``rtol=3e-2``); wide ones (hundreds of odd channels) reach ``1e2``–``4e3`` of the interval scale and
+    on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of up to ``7.5e-3`` of
+    ``f_max`` (claim ``certificate/routes``, which asks ``rtol=3e-2``: above the float32 default ``1e-3``,
+    so pass a larger ``rtol`` for such modules or run them in float64); wide ones (hundreds of odd channels) reach ``1e2``–``4e3`` of the interval scale and
     are refused: use ``module.double()``. For a module that is not float64, its own forward on points of the
     domain must then stay within the bound (`check_module_dtype`, a sanity check of the bound).
 
@@ -140,10 +140,10 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
 
     A `verify.nn.FrozenResidualMLP` (docs/design.md §8) is read with its ``to_network`` and reconstructed as a
     residual network (the target an ``nn.Sequential`` or a class whose graph is a chain), certified in the
-    module's dtype by the rigorous bound of the one graph engine (`verify.core.graph_stage`; float32: up to
-    ``1.9e-3`` of ``f_max`` for two seeds of three of a two-branch ``4 → 4 → 3`` module, ``9.7e-2`` for the
-    third, and ``1e4`` of the interval scale for three stages of three branches; a module that is not float64
-    is then sanity-checked as a convolutional one is); ``mode="auto"`` tries ``"paper"`` and uses
+    module's dtype by the rigorous bound of the one graph engine (`verify.core.graph_stage`; float32: at most
+    ``3.5e-3`` of ``f_max`` over the three seeds of claim ``certificate/routes``' two-branch module, and
+    ``3.1e-3`` for the README's three-stage, three-branch one; a module that is not float64 is then
+    sanity-checked as a convolutional one is); ``mode="auto"`` tries ``"paper"`` and uses
     ``"minimal"`` when a branch is too narrow.
 
     Modules whose graphs are not chains (residual additions, concatenations, ResNets) are read as graphs
