@@ -129,8 +129,9 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
     on the rounded values (``certificate.dtype``). Small float32 CNNs measured a bound of up to ``7.5e-3`` of
     ``f_max`` (claim ``certificate/routes``, which asks ``rtol=3e-2``: above the float32 default ``1e-3``,
     so pass a larger ``rtol`` for such modules or run them in float64); wide ones (hundreds of odd
-    channels) reach ``1e2``–``4e3`` of the interval scale and are refused: use ``module.double()``. For a module that is not float64, its own forward on points of the
-    domain must then stay within the bound (`check_module_dtype`, a sanity check of the bound).
+    channels) reach ``1e2``–``4e3`` of the interval scale and are refused: use ``module.double()``. For a
+    module that is not float64, its own forward on points of the domain must then stay within the bound
+    (`check_module_dtype`, a sanity check of the bound).
 
     ``frozen`` is left in eval mode, the mode the construction is for: BatchNorm normalizes with its
     running statistics. One train-mode forward would normalize with batch statistics instead and,
