@@ -95,19 +95,16 @@ def run_properties(timeout: float | None = None, profile: str = "thorough", shar
             run.communicate()
         figures = {"profile": profile, "reason": f"pytest did not finish within {timeout} s"}
         return Claim.checked(_NAME, _STATEMENT, False, figures, command, started=start)
-    codes = [run.returncode for run in runs]
-    code = next((c for c in codes if c != 0), 0)
-    done = subprocess.CompletedProcess(runs[0].args, code, "\n".join(outputs), "")
-    done_shards = [o.strip().splitlines() for o in outputs]
-    output = (done.stdout + done.stderr).strip().splitlines()
-    counts = _summed(_pytest_counts(lines) for lines in done_shards)
+    code = next((run.returncode for run in runs if run.returncode != 0), 0)  # the first failing shard's
+    output = "\n".join(outputs).strip().splitlines()
+    counts = _summed(_pytest_counts(one.strip().splitlines()) for one in outputs)
     failing = [line.split(" ", 1)[1] for line in output if line.startswith(("FAILED ", "ERROR "))]
-    figures: dict[str, Any] = {"profile": profile, "exit_code": done.returncode, "shards": len(groups), **counts}
+    figures: dict[str, Any] = {"profile": profile, "exit_code": code, "shards": len(groups), **counts}
     figures |= _hypothesis_counts(output)
     figures |= {"failing_tests": failing, "tail": _without_statistics(output)[-15:]}
-    passed = done.returncode == 0 and counts["passed"] > 0 and counts["failed"] == counts["errors"] == 0
+    passed = code == 0 and counts["passed"] > 0 and counts["failed"] == counts["errors"] == 0
     if not passed:
-        figures["reason"] = _pytest_reason(done.returncode, counts)
+        figures["reason"] = _pytest_reason(code, counts)
     return Claim.checked(_NAME, _STATEMENT, passed, figures, command, started=start)
 
 
