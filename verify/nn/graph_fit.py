@@ -63,7 +63,7 @@ from verify.core.numerics import residual_ratio
 from verify.core.tolerances import default_rtol
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph
 from verify.nn.graph_idioms import check_shapes, node_values
-from verify.nn.graph_lower import certified_bound, interval_bounds
+from verify.nn.graph_lower import certified_bound, interval_bounds, module_dtype
 from verify.nn.graph_match import read_matched
 from verify.nn.graph_result import GraphReconstruction, NodeFit, graph_certificate
 from verify.nn.modules import check_precision, from_module, frozen_from_layers, norm_layers
@@ -197,8 +197,10 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     left in eval mode.
     """
     check_precision(target, frozen)  # TF32 on CUDA is not the float32 the bound assumes
-    dtype = str(next(frozen.parameters()).dtype).removeprefix("torch.")
-    options = {**options, "rtol": default_rtol(options.get("rtol"), dtype)}  # None: the frozen dtype's default
+    options = {
+        **options,
+        "rtol": default_rtol(options.get("rtol"), module_dtype(frozen)),
+    }  # None: the frozen dtype's default
     target_graph, frozen_graph, pairs = read_matched(target, frozen)  # the frozen one as eval() runs it
     domain, shape = _input_box(target_graph, domain)
     constants = check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)

@@ -36,7 +36,7 @@ from verify.core.graph import Graph, LinearMap, Node, Norm, Pair
 from verify.core.graph_bound import Value, graph_error_bound
 from verify.nn.graph import ADD, INPUT, LINEAR, RELU, GraphNode, ModelGraph
 
-__all__ = ["certified_bound", "interval_bounds", "lower_graph", "numpy_layer", "run_node"]
+__all__ = ["certified_bound", "interval_bounds", "lower_graph", "module_dtype", "numpy_layer", "run_node"]
 
 _MAX_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _AVG_MODULES = (nn.AvgPool1d, nn.AvgPool2d)
@@ -252,7 +252,8 @@ def lower_graph(
     return Graph(tuple(nodes))
 
 
-def _dtype(module: nn.Module) -> str:
+def module_dtype(module: nn.Module) -> str:
+    """The dtype of ``module``'s first parameter by torch's name (``"float32"``, ``"float64"``, …)."""
     return str(next(module.parameters()).dtype).removeprefix("torch.")
 
 
@@ -277,8 +278,8 @@ def certified_bound(
     bound = graph_error_bound(
         lowered,
         domain,
-        _dtype(frozen),
-        _dtype(target),
+        module_dtype(frozen),
+        module_dtype(target),
         on_node=lambda node, value: values.__setitem__(node.name, value),
         centred=centred,
         rounding=rounding,
