@@ -111,43 +111,29 @@ import numpy as np
 
 from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.blocks import blocks
-from verify.core.domains import Ball, Box, Domain
+from verify.core.domains import Domain
+from verify.core.float_model import (
+    _HUGE,
+    _NORMAL,
+    _TINY,
+    _U64,
+    _UNIT,
+    FLOAT_DTYPES,
+    OPS,
+    _gamma,
+    layer_rounding,
+    unit_roundoff,
+)
 from verify.core.linear_bounds import LinearBounds, target_bounds
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.regions import _Region, _target_fresh, input_region, preactivation_range
 from verify.core.residuals import StoredNorm, block_residuals
 from verify.core.tree_rounding import block_roundings
 
 __all__ = ["FLOAT_DTYPES", "OPS", "ErrorBound", "error_bound", "unit_roundoff"]
 
-FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
-_UNIT = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
-_TINY = {"float64": 2.0**-1074, "float32": 2.0**-149, "float16": 2.0**-24, "bfloat16": 2.0**-133}
-_HUGE = {
-    "float64": float(np.finfo(np.float64).max),
-    "float32": float(np.finfo(np.float32).max),
-    "float16": 65504.0,
-    "bfloat16": 3.3895313892515355e38,
-}
-_NORMAL = {"float64": 2.0**-1022, "float32": 2.0**-126, "float16": 2.0**-14, "bfloat16": 2.0**-126}
-"""Smallest positive normal number of each dtype."""
 GENERATORS = 512
 """The most generators an error form keeps (module notes 3): the smallest are merged into its remainder."""
-OPS = 10
-"""Roundings of one frozen layer beyond its dot product: bias add 1, BatchNorm 9 (see module notes)."""
-_U64 = _UNIT["float64"]
-
-
-def unit_roundoff(dtype: str) -> float:
-    """Unit roundoff ``u`` of a dtype by name: ``2^-53``, ``2^-24``, ``2^-11``, ``2^-8`` (float64 … bfloat16)."""
-    if dtype not in _UNIT:
-        raise ValueError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
-    return _UNIT[dtype]
-
-
-def _gamma(m: float, u: float) -> float:
-    """Higham's ``γ_m = m u / (1 − m u)`` (``inf`` once ``m u >= 1/2``)."""
-    mu = m * u
-    return mu / (1.0 - mu) if mu < 0.5 else float("inf")
 
 
 @dataclass(frozen=True)
@@ -196,88 +182,6 @@ class ErrorBound:
         if reference < _NORMAL[self.dtype]:
             allowed = max(allowed, _NORMAL[self.dtype])
         return bool(self.error_bound <= allowed and self.error_slope <= rtol * self.scale_slope)
-
-
-@dataclass(frozen=True)
-class _Region:
-    """``z ∈ [lo, hi]`` (or the ball) exactly, and ``|ẑ − z| <= delta``."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-    delta: np.ndarray
-    ball: tuple[np.ndarray, float] | None = None
-    nonneg: bool = False
-
-    def with_delta(self, delta: np.ndarray) -> _Region:
-        return _Region(self.lo, self.hi, delta, self.ball, self.nonneg)
-
-    def outer(self) -> tuple[np.ndarray, np.ndarray]:
-        lo = self.lo - self.delta
-        return (np.maximum(lo, 0.0) if self.nonneg else lo), self.hi + self.delta
-
-    def largest(self) -> np.ndarray:
-        """``max |z_i|`` over the exact region, per entry (a ball: ``|centre_i| + radius``)."""
-        if self.ball is not None:
-            return np.abs(self.ball[0]) + self.ball[1]
-        return np.maximum(np.abs(self.lo), np.abs(self.hi))
-
-    def magnitude(self, absw: np.ndarray, inflate: float) -> np.ndarray:
-        """Upper bound of ``|W| |ẑ|`` over the region (``absw = |W|``)."""
-        if self.ball is not None:
-            centre, radius = self.ball
-            value = absw @ np.abs(centre) + radius * np.linalg.norm(absw, axis=1) + absw @ self.delta
-        else:
-            lo, hi = self.outer()
-            value = absw @ np.maximum(np.abs(lo), np.abs(hi))
-        return value * inflate
-
-    def minimum(self, a: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        """``min over ẑ of a ẑ + offset`` computed in float64 (the caller subtracts the rounding allowance)."""
-        if self.ball is not None:
-            centre, radius = self.ball
-            return a @ centre + offset - radius * np.linalg.norm(a, axis=1) - np.abs(a) @ self.delta
-        lo, hi = self.outer()
-        return np.sum(np.minimum(a * lo, a * hi), axis=1) + offset
-
-
-def input_region(domain: Domain, what: str) -> _Region:
-    """The exact region of the input: a resolved `verify.Box`, or a `verify.Ball` with its bounding box."""
-    if isinstance(domain, Ball):
-        lo, hi = domain.bounding_box()
-        return _Region(lo, hi, np.zeros_like(lo), ball=(domain.center, domain.radius))
-    if isinstance(domain, Box):
-        return _Region(domain.lo, domain.hi, np.zeros_like(domain.lo))
-    raise ValueError(f"{what} needs a verify.Ball or verify.Box, got {type(domain).__name__}")
-
-
-def layer_rounding(
-    scaled: np.ndarray, beta_abs: np.ndarray, fan_in: int, u: float, tiny: float, inflate: float
-) -> np.ndarray:
-    """Item 2 of the module notes: the rounding of one frozen layer ``N(M û + c)`` in a dtype of unit roundoff
-    ``u``, from ``scaled = |s| (|M| |û| + |c| + |μ|)`` and ``|β|``: ``γ_{fan_in + OPS} scaled + γ_2 |β| +
-    (fan_in + OPS) η``."""
-    return (_gamma(fan_in + OPS, u) * scaled + _gamma(2, u) * beta_abs) * inflate + (fan_in + OPS) * tiny
-
-
-def target_rounding(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
-    """Item 4 of the module notes: the target's error ``|ẑ^f − z|`` after one layer ``W z + b`` evaluated in
-    ``dtype``, from its error ``region.delta`` before it (``w_abs = |W|``)."""
-    return (w_abs @ region.delta + _target_fresh(region, w_abs, bias, dtype, inflate)) * inflate
-
-
-def _target_fresh(region: _Region, w_abs: np.ndarray, bias: np.ndarray, dtype: str, inflate: float) -> np.ndarray:
-    """The rounding of one target layer ``W ẑ^f + b`` in ``dtype`` itself: ``γ_{n+2}(|W| |ẑ^f| + |b|) + (n + 2) η``."""
-    fan_in = w_abs.shape[1]
-    rho = _gamma(fan_in + 2, _UNIT[dtype]) * (region.magnitude(w_abs, inflate) + np.abs(bias))
-    return rho + (fan_in + 2) * _TINY[dtype]
-
-
-def preactivation_range(
-    region: _Region, w: np.ndarray, bias: np.ndarray, inflate: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds ``lo <= W z + b <= hi`` for every exact ``z`` of ``region``, rounded outwards (the next box)."""
-    reach = 2 * _gamma(w.shape[1] + 6, _U64) * (region.magnitude(np.abs(w), inflate) + np.abs(bias))
-    return region.minimum(w, bias) - reach, -region.minimum(-w, -bias) + reach
 
 
 def error_bound(

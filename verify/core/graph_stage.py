@@ -34,7 +34,7 @@ outside ``R`` have ``γ = β = 0`` and add exactly 0):
 
        |E| |z| + |r| + |s'| |A_R| (ρ_odd + max(0, −m)) + ρ_even
 
-   (``ρ`` the layers' rounding, `verify.core.error_bound.layer_rounding`), which becomes ``|R|`` fresh
+   (``ρ`` the layers' rounding, `verify.core.float_model.layer_rounding`), which becomes ``|R|`` fresh
    generators together with the addition's rounding ``u (|W_R z + b_R| + …)``. ``E``, ``r`` and ``M``
    are computed in float64; each is bounded by its computed value plus ``2 γ^{64}`` of its terms'
    magnitude, and the rounding of the product ``(S_R + M) G`` is added to the fresh part. Then
@@ -70,18 +70,11 @@ import numpy as np
 
 from verify.core.affine_errors import SOURCES, AffineErrors
 from verify.core.domains import Domain
-from verify.core.error_bound import (
-    _U64,
-    _gamma,
-    _Region,
-    input_region,
-    layer_rounding,
-    preactivation_range,
-    target_rounding,
-)
+from verify.core.float_model import _U64, _gamma, layer_rounding
 from verify.core.graph import Graph, LinearMap, Node
 from verify.core.graph_bound import GENERATORS, Value, _tighter, _Walk
 from verify.core.networks import FrozenNetwork, TargetNetwork
+from verify.core.regions import _Region, input_region, preactivation_range, target_rounding
 from verify.core.residual import ResidualFrozenNetwork, StreamMap, check_residual_architecture, stage_rows
 
 __all__ = ["Stage", "residual_graph"]

@@ -1,7 +1,7 @@
 """The rounding of a normalized layer whose terms have both signs (docs/design.md §6.7, *signed sums*).
 
 A frozen layer ``N(M û + c)`` sums ``n`` products ``t_k = M_k û_k`` and a bias. The usual bound of a sum in
-any order, ``γ_n Σ |t_k|`` (`verify.core.error_bound.layer_rounding`), charges every addition with the sum
+any order, ``γ_n Σ |t_k|`` (`verify.core.float_model.layer_rounding`), charges every addition with the sum
 of *all* magnitudes. A partial sum adds a subset of the terms, and a subset of numbers of both signs
 lies between ``−N`` and ``P``, the sums of the negative and of the positive terms' magnitudes: every
 partial sum of any order is at most ``max(P, N)`` in magnitude. The frozen network's terms cancel (its
@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from verify.core.error_bound import OPS, _gamma
+from verify.core.float_model import OPS, _gamma
 
 __all__ = ["signed_rounding", "signed_terms"]
 
@@ -73,7 +73,7 @@ def signed_rounding(
     """``ρ`` of one frozen layer ``N(M û + c)`` computed in a dtype of unit roundoff ``u`` (module notes), from
     the bounds ``positive = P``, ``negative = N`` of its ``fan_in`` terms' signed sums and the absolute values
     of the norm's scale ``s``, the layer's bias ``c``, the running mean ``μ`` and ``β`` (all broadcast alike);
-    a bound to take the minimum of with `verify.core.error_bound.layer_rounding`'s."""
+    a bound to take the minimum of with `verify.core.float_model.layer_rounding`'s."""
     if fan_in < 0 or not 0.0 <= u < 1.0:
         raise ValueError(f"fan_in must be >= 0 and u in [0, 1), got {fan_in} and {u}")
     ops = _gamma(OPS, u)

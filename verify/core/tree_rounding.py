@@ -1,6 +1,6 @@
 """The rounding of one frozen layer, bounded for the worst summation order from its terms (docs/design.md §6.5).
 
-`verify.core.error_bound.layer_rounding` bounds a layer ``N(M v + c)`` by ``γ_{n + OPS} |s| (|M| |v| + |c| +
+`verify.core.float_model.layer_rounding` bounds a layer ``N(M v + c)`` by ``γ_{n + OPS} |s| (|M| |v| + |c| +
 |μ|) + γ_2 |β|``: every term of the dot product as if it went through all ``n`` additions, and BatchNorm's
 roundings relative to the terms too. Both are far from what a sum does when its terms differ in size and
 sign, as the even layer's do: its inputs carry the bias shifts ``τ``, and ``A τ`` is removed only by the
@@ -28,7 +28,7 @@ the caller's), the dot product's error is at most ``u (1 + γ_{m−1}) (T + Σ_j
 
 **The normalization after it** rounds relative to its input ``ĥ``, not to the dot product's terms:
 ``γ_9 |s| (|ĥ| + |μ|) + γ_2 |β|`` (the nine roundings of BatchNorm counted in
-`verify.core.error_bound.OPS`), with ``|ĥ| <= H + e`` and ``H >= |M v + c|`` over the region, again a linear
+`verify.core.float_model.OPS`), with ``|ĥ| <= H + e`` and ``H >= |M v + c|`` over the region, again a linear
 form. The layer's error (`tight_rounding`) is then ``|s| e + γ_9 |s| (H + e + |μ|) + γ_2 |β| + 9 η``; a
 switched-off neuron (``s = β = 0``) outputs 0 exactly. Since ``T + Σ_j min(…) <= m T`` and ``H <= T``, this
 is never above `layer_rounding` in exact arithmetic; the caller keeps the smaller of the two anyway.
@@ -45,7 +45,7 @@ __all__ = ["BN_OPS", "block_roundings", "layer_figures", "summation_rounding", "
 
 _U64 = 2.0**-53
 BN_OPS = 9
-"""Roundings of BatchNorm in eval mode on any path (`verify.core.error_bound.OPS` less the bias add)."""
+"""Roundings of BatchNorm in eval mode on any path (`verify.core.float_model.OPS` less the bias add)."""
 
 
 def _gamma(m: np.ndarray | float, u: float) -> np.ndarray:
