@@ -25,7 +25,7 @@ from verify.construction.residual import reconstruct_residual
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import TorchSpec, dtype_name
-from verify.core.networks import paper_width
+from verify.core.networks import FrozenNetwork, TargetNetwork, paper_width
 from verify.core.threads import limited
 from verify.core.tolerances import default_rtol
 from verify.nn.frozen_like import chain_networks, refuse_train_norms, uses_structure
@@ -36,6 +36,7 @@ from verify.nn.graph_match import read_matched
 from verify.nn.memory_plan import plan_fit
 from verify.nn.modules import check_dense, check_precision, from_module, norm_layers, target_from_module
 from verify.nn.residual import FrozenResidualMLP
+from verify.solvers.registry import AUTO_LSTSQ_LIMIT
 
 __all__ = ["DTYPE_POINTS", "MODES", "check_module_dtype", "fit_norm_layers", "forward_error", "load_norm_params"]
 
@@ -93,6 +94,10 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
     ``mode="auto"`` (the default) solves in ``"paper"`` mode when every frozen odd width is at least the
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
     ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
+    On a paper-wide dense chain over a bounded domain whose blocks have at most `AUTO_LSTSQ_LIMIT` equations
+    each, ``"auto"`` solves in both modes and keeps the lower certified bound (minimal mode's null space at
+    those widths chooses the even scales too, and spends fewer digits where the paper solution's scales are
+    large: docs/design.md §6.5, *How tight the dense bound can be*).
 
     ``mode="approximate"`` (docs/design.md §11) answers below those widths too, on a bounded domain, for
     every route of `APPROXIMATE_ROUTES`: dense chains, convolutional chains, `verify.nn.FrozenResidualMLP`
@@ -213,6 +218,8 @@ def _fit(
             return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
         result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
         check = "convolutional"  # certified in the frozen module's dtype
+    elif mode == "auto" and chosen == "paper" and domain is not None and _minimal_is_cheap(networks[0]):
+        result = _lower_bound(networks, domain, options, progress)
     else:
         result = reconstruct(*networks, domain, chosen, **options, progress=progress)
     frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (a chain: it matched)
@@ -318,6 +325,36 @@ def _dense_chains(target: nn.Module, frozen: nn.Module) -> tuple[nn.Sequential, 
 def _paper_allows(pairs: list[tuple[int, tuple[int, ...]]]) -> bool:
     """Whether every odd width ``n`` reaches the paper width of its target weight's shape ``(d_out, d_in, k…)``."""
     return all(n >= paper_width(shape[0], math.prod(shape[1:])) for n, shape in pairs)
+
+
+def _minimal_is_cheap(target: TargetNetwork) -> bool:
+    """Whether ``mode="auto"`` also tries minimal mode on a paper-wide dense chain: every block's scale equation has
+    at most `AUTO_LSTSQ_LIMIT` equations (``d_k·d_{k−1}``), where minimal mode's SVD null space takes well under a
+    second."""
+    widths = target.widths
+    return all(widths[k] * widths[k - 1] <= AUTO_LSTSQ_LIMIT for k in range(1, len(widths)))
+
+
+def _lower_bound(
+    networks: tuple[TargetNetwork, FrozenNetwork], domain: Domain, options: dict, progress: object
+) -> Reconstruction:
+    """``mode="auto"`` on a paper-wide dense chain (docs/design.md §6.5, *How tight the dense bound can be*): paper
+    mode, and minimal mode at the same widths, whose null space holds a solution per choice of the even scales;
+    the result whose certified ``error_bound`` is lower (paper mode's on a tie), or the one that certifies at all.
+    When neither certifies, paper mode's refusal is raised."""
+    try:
+        paper = reconstruct(*networks, domain, "paper", **options, progress=progress)
+    except CertificateError as refused:
+        paper, refusal = None, refused
+    try:
+        minimal = reconstruct(*networks, domain, "minimal", **options, progress=progress)
+    except (CertificateError, InfeasibleError):
+        minimal = None
+    if paper is None and minimal is None:
+        raise refusal
+    if paper is None or (minimal is not None and minimal.certificate.error_bound < paper.certificate.error_bound):
+        return minimal
+    return paper
 
 
 def _graph_mode(target: ModelGraph, pairs: dict[str, GraphNode]) -> str:
