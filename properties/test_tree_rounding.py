@@ -54,7 +54,8 @@ def test_layer_figures_bound_the_computed_layers(dtype, widths, mode, data, seed
         return figures
 
     with mock.patch.object(tree_rounding, "layer_figures", record):
-        certified_or_discard(lambda: fit_norm_layers(frozen, target, domain, rtol=1e12, progress=False))
+        # mode forced: "auto" at the paper width runs both constructions, and the figures of one are recorded here
+        certified_or_discard(lambda: fit_norm_layers(frozen, target, domain, mode=mode, rtol=1e12, progress=False))
     assert len(recorded) == 2 * (len(widths) - 1)  # both layers of every block (bounded domain, shifted blocks)
     resolved = domain.resolve(widths[0])
     rng = np.random.default_rng(seed)

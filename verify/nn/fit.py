@@ -94,8 +94,9 @@ def fit_norm_layers(frozen: nn.Module, target: nn.Module, domain: Domain | None,
     ``mode="auto"`` (the default) solves in ``"paper"`` mode when every frozen odd width is at least the
     paper width of its target layer (``d_out·d_in``; ``C_out·C_in·k_h·k_w`` for a convolution) and in
     ``"minimal"`` mode otherwise; ``result.mode`` says which was used. ``"paper"`` or ``"minimal"`` forces one.
-    On a paper-wide dense chain over a bounded domain whose blocks have at most `AUTO_LSTSQ_LIMIT` equations
-    each, ``"auto"`` solves in both modes and keeps the lower certified bound (minimal mode's null space at
+    On a dense chain over a bounded domain whose odd layers are exactly at their paper widths and whose blocks
+    have at most `AUTO_LSTSQ_LIMIT` equations each, ``"auto"`` with the default ``method`` solves in both modes
+    and keeps the lower certified bound (minimal mode's null space at
     those widths chooses the even scales too, and spends fewer digits where the paper solution's scales are
     large: docs/design.md §6.5, *How tight the dense bound can be*).
 
@@ -218,7 +219,7 @@ def _fit(
             return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
         result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
         check = "convolutional"  # certified in the frozen module's dtype
-    elif mode == "auto" and chosen == "paper" and domain is not None and _minimal_is_cheap(networks[0]):
+    elif mode == "auto" and chosen == "paper" and domain is not None and _both_modes(*networks, options):
         result = _lower_bound(networks, domain, options, progress)
     else:
         result = reconstruct(*networks, domain, chosen, **options, progress=progress)
@@ -327,12 +328,15 @@ def _paper_allows(pairs: list[tuple[int, tuple[int, ...]]]) -> bool:
     return all(n >= paper_width(shape[0], math.prod(shape[1:])) for n, shape in pairs)
 
 
-def _minimal_is_cheap(target: TargetNetwork) -> bool:
-    """Whether ``mode="auto"`` also tries minimal mode on a paper-wide dense chain: every block's scale equation has
-    at most `AUTO_LSTSQ_LIMIT` equations (``d_k·d_{k−1}``), where minimal mode's SVD null space takes well under a
-    second."""
+def _both_modes(target: TargetNetwork, frozen: FrozenNetwork, options: dict) -> bool:
+    """Whether ``mode="auto"`` also solves a dense chain in minimal mode: the default ``method``, every odd layer
+    exactly at its paper width (where paper mode's equation has one solution and minimal mode's null space
+    chooses the even scales too), and every block's scale equation at most `AUTO_LSTSQ_LIMIT` equations
+    (``d_k·d_{k−1}``), where minimal mode's SVD null space takes well under a second."""
     widths = target.widths
-    return all(widths[k] * widths[k - 1] <= AUTO_LSTSQ_LIMIT for k in range(1, len(widths)))
+    return options.get("method", "auto") == "auto" and all(
+        frozen.widths[2 * k - 1] == widths[k] * widths[k - 1] <= AUTO_LSTSQ_LIMIT for k in range(1, len(widths))
+    )
 
 
 def _lower_bound(
