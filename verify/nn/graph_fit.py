@@ -39,7 +39,7 @@ the graph is then certified with the centred bound. The graph's figures:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ from verify.core.numerics import residual_ratio
 from verify.core.tolerances import default_rtol
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph
 from verify.nn.graph_idioms import check_shapes, node_values
-from verify.nn.graph_lower import certified_bound, interval_bounds, module_dtype
+from verify.nn.graph_lower import certified_bound, interval_bounds, module_dtype, target_ranges
 from verify.nn.graph_match import read_matched
 from verify.nn.graph_result import GraphReconstruction, NodeFit, graph_certificate
 from verify.nn.modules import check_precision, from_module, frozen_from_layers, norm_layers
@@ -205,25 +205,29 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     domain, shape = _input_box(target_graph, domain)
     constants = check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)
     lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
-    bounds = interval_bounds(target_graph, lo, hi)
-
     approximate, started = options.get("mode") == APPROXIMATE, time.perf_counter()
+    # every node's range: forward linear bounds ∩ interval bounds (docs/design.md §6.9), for the shifts and the bound
+    ranges, bounds = target_ranges(target_graph, pairs, constants, interval_bounds(target_graph, lo, hi), domain)
     saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in _pair_norms(target_graph, pairs)]
     was_training = frozen.training
     frozen.eval()
     try:
         results, seconds, approximated = _fit_nodes(
-            target_graph, pairs, constants, bounds, domain, target, frozen, options
+            target_graph, pairs, constants, bounds, domain, target, frozen, options, ranges=ranges
         )
         _write(_norms(results))
         centred = bool(approximated)  # exact pairs keep today's bound, so at the paper width it is paper mode's
-        bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)
+        bound, values = certified_bound(
+            target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred, ranges=ranges
+        )
         if not approximated and _leaves_regime(values):  # shifts with room for the error carried in (module notes)
             results, seconds, _ = _fit_nodes(
-                target_graph, pairs, constants, bounds, domain, target, frozen, options, carry=True
+                target_graph, pairs, constants, bounds, domain, target, frozen, options, carry=True, ranges=ranges
             )
             _write(_norms(results))
-            bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
+            bound, values = certified_bound(
+                target_graph, pairs, constants, bounds, domain, target, frozen, ranges=ranges
+            )
         # margins over the target's own box: an enlarged pair's shift covers the error carried in, margin_ratio <= 1
         regimes = {n.name: _Regime.of(n, results[n.name], bounds[n.inputs[0]]) for n in target_graph.layers}
         certificate, nodes = _certify(
@@ -234,7 +238,16 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             mismatch, errors = 0.0, (0.0,) * len(nodes)
             if approximated:  # the parameters' own error in exact arithmetic: what the narrow pairs' mismatch costs
                 own = certified_bound(
-                    target_graph, pairs, constants, bounds, domain, target, frozen, centred=True, rounding=False
+                    target_graph,
+                    pairs,
+                    constants,
+                    bounds,
+                    domain,
+                    target,
+                    frozen,
+                    centred=True,
+                    rounding=False,
+                    ranges=ranges,
                 )[0]
                 mismatch, errors = own.error_bound, own.blocks
             certificate = ApproximateCertificate(not approximated, certificate, mismatch, errors, chosen)
@@ -251,7 +264,10 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
         frozen.train(was_training)
         raise
     mode = options.get("mode", "paper")
-    return _result(certificate, nodes, results, (target, frozen), domain, mode, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    result = _result(certificate, nodes, results, (target, frozen), domain, mode, elapsed)
+    timings = {"linear_bounds": ranges.seconds, "construction": elapsed - ranges.seconds}
+    return replace(result, ranges=ranges.widths(), timings=timings)
 
 
 def _fit_nodes(
@@ -264,6 +280,7 @@ def _fit_nodes(
     frozen: nn.Module,
     options: dict[str, Any],
     carry: bool = False,
+    ranges: Any = None,
 ) -> tuple[dict, dict[str, float], tuple[str, ...]]:
     """Every pair's one-block reconstruction in topological order: results, seconds and the pairs
     ``mode="approximate"`` could not solve exactly (docs/design.md §11).
@@ -286,7 +303,9 @@ def _fit_nodes(
         enlarged = centred or (carry and source.kind != INPUT)
         if enlarged:
             _write(_norms(results))
-            values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)[1]
+            values = certified_bound(
+                target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred, ranges=ranges
+            )[1]
             delta = torch.as_tensor(values[target_graph.aliases.get(source.name, source.name)].delta)
             delta = delta.reshape(box[0].shape).to(box[0].dtype)
             box = (box[0] - delta, box[1] + delta)
