@@ -54,6 +54,7 @@ import numpy as np
 from verify.core.convolution import AffineLayer, Conv
 from verify.core.domains import Ball, Box, Domain
 from verify.core.graph import Graph, Node
+from verify.core.graph_backward import Backward
 from verify.core.linear_bounds import _ETA, _U, _UP, RangeWidths, _concretize, _gamma
 
 __all__ = ["ENTRIES", "GraphRanges", "graph_ranges"]
@@ -299,6 +300,9 @@ def _linear_side(walk: _Ranges, batch: Callable, sides: list[_Side], terms: int)
 
 def _batch_fn(node: Node, shapes: dict) -> Callable:
     """The node's map of row matrices ``(entries, columns)``, one per input (module notes)."""
+    if node.kind == "pair":
+        layer, shape = node.op.target, shapes[node.inputs[0]]
+        return lambda x: _columns(lambda batch: layer.linear(batch, layer.weight), x, shape)
     if node.kind == "add":
         return lambda a, b: a + b
     if node.kind == "concat":
@@ -334,6 +338,7 @@ def graph_ranges(graph: Graph, domain: Domain) -> GraphRanges:
     walk = _Ranges(graph, domain)
     result = walk.result
     shapes = {node.name: node.shape for node in graph.nodes}
+    backward = Backward(graph, walk.domain, _linear_maps(graph, shapes))
     for node in graph.nodes:
         ins = list(node.inputs)
         los, his = [result.lo[n] for n in ins], [result.hi[n] for n in ins]
@@ -373,8 +378,13 @@ def graph_ranges(graph: Graph, domain: Domain) -> GraphRanges:
         if side is not None:
             lin_lo, lin_hi = walk.concretize(side, node.shape)
             lo, hi = np.maximum(lo, lin_lo), np.minimum(hi, lin_hi)
-        elif node.kind != "input":
+        back = backward.bound(node) if node.kind in _BACKWARD else None
+        if back is not None:
+            lo, hi = np.maximum(lo, back[0].reshape(node.shape)), np.minimum(hi, back[1].reshape(node.shape))
+        lo, hi = np.maximum(lo, ilo), np.minimum(hi, ihi)  # the steps from narrower boxes can differ by an ulp
+        if side is None and back is None and node.kind != "input":
             walk.fallback.append(node.name)
+        backward.ranges[node.name] = (lo.ravel(), hi.ravel())
         result.lo[node.name], result.hi[node.name] = lo, hi
         result.interval_lo[node.name], result.interval_hi[node.name] = ilo, ihi
         walk.sides[node.name] = side
@@ -382,6 +392,30 @@ def graph_ranges(graph: Graph, domain: Domain) -> GraphRanges:
     result.fallback = tuple(walk.fallback)
     result.seconds = time.perf_counter() - start
     return result
+
+
+_BACKWARD = ("pair", "add", "concat", "map", "avgpool", "adaptiveavgpool")
+"""The node kinds bounded by back-substitution too (a ReLU, flatten or reshape has its input's range mapped)."""
+
+
+def _linear_maps(graph: Graph, shapes: dict) -> dict:
+    """Per linear node: its map of row matrices, its roundings per entry ``t`` and its constant (flat)."""
+    maps = {}
+    for node in graph.nodes:
+        if node.kind in ("input", "relu", "maxpool", "stage"):
+            continue
+        terms = 0
+        constant = np.zeros(math.prod(node.shape))
+        if node.kind == "pair":
+            layer = node.op.target
+            terms = layer.flat_weight.shape[1] + 1
+            constant = np.repeat(layer.bias, constant.size // layer.out_channels)
+        elif node.kind in ("avgpool", "adaptiveavgpool"):
+            terms = node.op.terms(shapes[node.inputs[0]])
+        elif node.kind == "map":
+            terms = node.op.terms
+        maps[node.name] = (_batch_fn(node, shapes), terms, constant)
+    return maps
 
 
 def _release(graph: Graph, node: Node, sides: dict) -> None:
