@@ -85,7 +85,7 @@ def test_ranges_are_checked_against_the_graph_and_domain():
     other = _chain(rng.standard_normal((3, 2)), rng.standard_normal(3), rng.standard_normal((1, 3)), np.zeros(1))
     with pytest.raises(ValueError, match="another graph or domain"):
         graph_error_bound(other, box, ranges=ranges)
-    with pytest.raises(ValueError, match="Ball or verify.Box"):
+    with pytest.raises(ValueError, match=r"Ball or verify\.Box"):
         graph_ranges(graph, "box")
 
 
