@@ -75,12 +75,12 @@ class Backward:
             n = self.sizes[node.name]
             if all(n * self.sizes[i] <= MATRIX_ENTRIES for i in node.inputs):
                 matrices = []
-                for position, name in enumerate(node.inputs):
+                for position, name in enumerate(node.inputs):  # the images of the unit vectors: the rows of Mᵀ
                     units = [
-                        np.eye(self.sizes[i]) if j == position else np.zeros((self.sizes[i], self.sizes[name]))
+                        np.eye(self.sizes[i]) if j == position else np.zeros((self.sizes[name], self.sizes[i]))
                         for j, i in enumerate(node.inputs)
                     ]
-                    matrices.append(batch(*units))
+                    matrices.append(np.ascontiguousarray(batch(*units).T))
                 found = _Linear(tuple(matrices), constant, terms)
         self.maps[node.name] = found
         return found

@@ -6,9 +6,10 @@ two linear functions of the input, in forward mode (auto_LiRPA's ``bound_forward
 
     ``L x + l − e_lo <= z(x) <= U x + u + e_hi``  for every ``x`` of the domain,
 
-stored as one matrix per side, ``(entries, d + 1)`` (the last column the constant), with the
+stored as one matrix per side, ``(d + 1, entries)`` (one tensor of coefficients per input, a batch; the last
+row the constant), with the
 allowances ``e ≥ 0`` that bound what float64 did to them. Each node maps its inputs' functions with
-its own operation, the coefficient columns treated as a batch of tensors:
+its own operation, the coefficient tensors treated as a batch:
 
 * **pair** (the target's affine layer ``W ⋆ z + c``): ``W⁺ L + W⁻ U`` below and ``W⁺ U + W⁻ L``
   above, computed as ``(W ⋆ (L + U) ∓ |W| ⋆ (U − L)) / 2`` (two convolutions, not four); the
@@ -62,7 +63,9 @@ __all__ = ["ENTRIES", "GraphRanges", "graph_ranges"]
 ENTRIES = 2**26
 """The most entries (node entries × (inputs + 1)) one side's matrix may hold (512 MiB): beyond, intervals."""
 _CHUNK = 256
-"""Coefficient columns mapped by one call of a node's operation."""
+"""Coefficient tensors mapped by one call of a node's operation."""
+_ENTRY_CHUNK = 512
+"""Entries concretized at once."""
 
 
 def _inflate(terms: int) -> float:
@@ -72,7 +75,7 @@ def _inflate(terms: int) -> float:
 
 @dataclass(eq=False)
 class _Side:
-    """One node's linear bounds: ``lo`` / ``hi`` matrices ``(entries, d + 1)`` and their allowances."""
+    """One node's linear bounds: ``lo`` / ``hi`` matrices ``(d + 1, entries)`` and their allowances."""
 
     lo: np.ndarray
     hi: np.ndarray
@@ -80,13 +83,16 @@ class _Side:
     e_hi: np.ndarray
 
 
-def _columns(fn: Callable[[np.ndarray], np.ndarray], a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``fn`` (a batch of tensors of ``shape`` in, a batch out) on every column of ``a``, in chunks; rows out."""
-    parts = [
-        fn(np.ascontiguousarray(a[:, i : i + _CHUNK].T).reshape(-1, *shape)).reshape(min(_CHUNK, a.shape[1] - i), -1).T
-        for i in range(0, a.shape[1], _CHUNK)
-    ]
-    return np.ascontiguousarray(np.hstack(parts))
+def _rows(fn: Callable[[np.ndarray], np.ndarray], a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``fn`` (a batch of tensors of ``shape`` in, a batch out) on every row of ``a`` (one flat tensor each), in
+    chunks; one flat output per row."""
+    out = None
+    for i in range(0, a.shape[0], _CHUNK):
+        part = fn(a[i : i + _CHUNK].reshape(-1, *shape))
+        if out is None:
+            out = np.empty((a.shape[0], part[0].size))
+        out[i : i + _CHUNK] = part.reshape(part.shape[0], -1)
+    return out if out is not None else np.zeros((0, 0))
 
 
 @dataclass(eq=False)
@@ -185,8 +191,11 @@ class _Ranges:
         self.fallback: list[str] = []
 
     def magnitude(self, a: np.ndarray) -> np.ndarray:
-        """``|A| [|x|max; 1]`` per row, rounded up."""
-        return (np.abs(a) @ self.x_ext) * _inflate(self.d + 1)
+        """``[|x|max; 1] |A|`` per entry, rounded up."""
+        out = np.empty(a.shape[1])
+        for i in range(0, a.shape[1], _ENTRY_CHUNK):  # in chunks: |A| is as large as A
+            out[i : i + _ENTRY_CHUNK] = self.x_ext @ np.abs(a[:, i : i + _ENTRY_CHUNK])
+        return out * _inflate(self.d + 1)
 
     def fits(self, node: Node) -> bool:
         return math.prod(node.shape) * (self.d + 1) <= ENTRIES
@@ -194,8 +203,15 @@ class _Ranges:
     def concretize(self, side: _Side, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """The side's range over the domain, rounded outwards (module notes)."""
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            value_lo, reach_lo = _concretize(self.domain, side.lo[:, :-1], side.lo[:, -1])
-            value_hi, reach_hi = _concretize(self.domain, -side.hi[:, :-1], -side.hi[:, -1])
+            parts = [
+                (
+                    _concretize(self.domain, side.lo[:-1, c].T, side.lo[-1, c]),
+                    _concretize(self.domain, -side.hi[:-1, c].T, -side.hi[-1, c]),
+                )
+                for c in (slice(i, i + _ENTRY_CHUNK) for i in range(0, side.lo.shape[1], _ENTRY_CHUNK))
+            ]  # in chunks of entries: the concretization's temporaries are as large as the matrix
+            value_lo, reach_lo = (np.concatenate([low[j] for low, _ in parts]) for j in (0, 1))
+            value_hi, reach_hi = (np.concatenate([high[j] for _, high in parts]) for j in (0, 1))
             lo = np.nextafter(value_lo - 2.0 * (reach_lo + side.e_lo), -np.inf)
             hi = -np.nextafter(value_hi - 2.0 * (reach_hi + side.e_hi), -np.inf)
         return np.where(np.isnan(lo), -np.inf, lo).reshape(shape), np.where(np.isnan(hi), np.inf, hi).reshape(shape)
@@ -237,17 +253,17 @@ def _pair_side(walk: _Ranges, layer: AffineLayer, side: _Side, in_shape: tuple, 
     k = layer.flat_weight.shape[1]
     w, w_abs = layer.weight, np.abs(layer.weight)
     n_out = math.prod(out_shape)
-    lo, hi = np.empty((n_out, walk.d + 1)), np.empty((n_out, walk.d + 1))
+    lo, hi = np.empty((walk.d + 1, n_out)), np.empty((walk.d + 1, n_out))
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for i in range(0, walk.d + 1, _CHUNK):
-            cols = slice(i, min(i + _CHUNK, walk.d + 1))
-            total, spread = side.lo[:, cols] + side.hi[:, cols], side.hi[:, cols] - side.lo[:, cols]
-            p = _columns(lambda x: layer.linear(x, w), total, in_shape)
-            q = _columns(lambda x: layer.linear(x, w_abs), spread, in_shape)
-            lo[:, cols], hi[:, cols] = (p - q) / 2, (p + q) / 2
+            rows = slice(i, min(i + _CHUNK, walk.d + 1))
+            total, spread = side.lo[rows] + side.hi[rows], side.hi[rows] - side.lo[rows]
+            p = layer.linear(total.reshape(-1, *in_shape), w).reshape(total.shape[0], -1)
+            q = layer.linear(spread.reshape(-1, *in_shape), w_abs).reshape(total.shape[0], -1)
+            lo[rows], hi[rows] = (p - q) / 2, (p + q) / 2
         bias = np.repeat(layer.bias, n_out // layer.out_channels)
-        lo[:, -1] += bias
-        hi[:, -1] += bias
+        lo[-1] += bias
+        hi[-1] += bias
 
         def through(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
             return layer.linear(x.reshape(1, *in_shape), weight).ravel()
@@ -269,13 +285,13 @@ def _relu_side(walk: _Ranges, side: _Side, low: np.ndarray, high: np.ndarray) ->
         lower_slope = np.where(unstable, (high >= -low).astype(float), (low >= 0).astype(float))
         chord = np.where(unstable, high / np.where(unstable, high - low, 1.0), lower_slope)
         intercept = np.where(unstable, np.maximum(-chord * low, (1.0 - chord) * high) * _UP + 2.0**-1070, 0.0)
-        lo = side.lo * lower_slope[:, None]  # a slope of 0 or 1: exact
-        hi = side.hi * chord[:, None]
-        hi[:, -1] += intercept
+        lo = side.lo * lower_slope  # a slope of 0 or 1: exact
+        hi = side.hi * chord
+        hi[-1] += intercept
         m_hi = walk.magnitude(side.hi)
         rounding = np.where(
             unstable,
-            _U * chord * m_hi + _gamma(2) * (chord * np.abs(side.hi[:, -1]) + intercept) + 3 * _ETA * walk.x_sum,
+            _U * chord * m_hi + _gamma(2) * (chord * np.abs(side.hi[-1]) + intercept) + 3 * _ETA * walk.x_sum,
             0.0,
         )
         e_lo = side.e_lo * lower_slope
@@ -284,43 +300,43 @@ def _relu_side(walk: _Ranges, side: _Side, low: np.ndarray, high: np.ndarray) ->
 
 
 def _linear_side(walk: _Ranges, batch: Callable, sides: list[_Side], terms: int) -> _Side:
-    """A linear node with coefficients ``>= 0``: ``batch`` maps one row matrix per input (columns in a batch) to
+    """A linear node with coefficients ``>= 0``: ``batch`` maps one matrix per input (a batch of flat tensors) to
     the output's; both sides map through it, the allowances too, a mean's roundings on the magnitudes."""
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         lo, hi = batch(*(s.lo for s in sides)), batch(*(s.hi for s in sides))
         allowances = []
         for name, part in (("e_lo", "lo"), ("e_hi", "hi")):
-            carried = batch(*(getattr(s, name)[:, None] for s in sides))[:, 0]
+            carried = batch(*(getattr(s, name)[None] for s in sides))[0]
             if terms:
-                magnitudes = batch(*(walk.magnitude(getattr(s, part))[:, None] for s in sides))[:, 0]
+                magnitudes = batch(*(walk.magnitude(getattr(s, part))[None] for s in sides))[0]
                 carried = carried + _gamma(terms) * magnitudes + terms * _ETA * walk.x_sum
             allowances.append(carried * _inflate(terms))
     return _Side(lo, hi, *allowances)
 
 
 def _batch_fn(node: Node, shapes: dict) -> Callable:
-    """The node's map of row matrices ``(entries, columns)``, one per input (module notes)."""
+    """The node's map of matrices ``(batch, entries)`` (one flat tensor per row), one per input (module notes)."""
     if node.kind == "pair":
         layer, shape = node.op.target, shapes[node.inputs[0]]
-        return lambda x: _columns(lambda batch: layer.linear(batch, layer.weight), x, shape)
+        return lambda x: _rows(lambda batch: layer.linear(batch, layer.weight), x, shape)
     if node.kind == "add":
         return lambda a, b: a + b
     if node.kind == "concat":
-        return lambda *xs: np.vstack(xs)
+        return lambda *xs: np.hstack(xs)
     if node.kind in ("flatten", "reshape"):
         return lambda x: x
     in_shapes = [shapes[name] for name in node.inputs]
     if node.kind in ("avgpool", "adaptiveavgpool"):
-        return lambda x, op=node.op, shape=in_shapes[0]: _columns(op, x, shape)
+        return lambda x, op=node.op, shape=in_shapes[0]: _rows(op, x, shape)
 
-    def columns(*xs: np.ndarray) -> np.ndarray:  # a map runs on one tensor per input: column by column
+    def rows(*xs: np.ndarray) -> np.ndarray:  # a map runs on one tensor per input: row by row
         out = [
-            np.ravel(node.op(*(x[:, i].reshape(shape) for x, shape in zip(xs, in_shapes, strict=True))))
-            for i in range(xs[0].shape[1])
+            np.ravel(node.op(*(x[i].reshape(shape) for x, shape in zip(xs, in_shapes, strict=True))))
+            for i in range(xs[0].shape[0])
         ]
-        return np.stack(out, axis=1)
+        return np.stack(out)
 
-    return columns
+    return rows
 
 
 def graph_ranges(graph: Graph, domain: Domain) -> GraphRanges:
@@ -350,7 +366,7 @@ def graph_ranges(graph: Graph, domain: Domain) -> GraphRanges:
             lo, hi = (v.reshape(node.shape) for v in walk.box)
             ilo, ihi = lo, hi
             if walk.fits(node):
-                eye = np.hstack([np.eye(walk.d), np.zeros((walk.d, 1))])
+                eye = np.vstack([np.eye(walk.d), np.zeros((1, walk.d))])
                 zero = np.zeros(walk.d)
                 side = _Side(eye, eye.copy(), zero, zero.copy())
         elif node.kind == "pair":
