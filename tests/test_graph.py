@@ -433,3 +433,41 @@ def test_a_frozen_graph_in_train_mode_is_read_as_eval_runs_it(fit) -> None:
     assert result.holds and not any(module.training for module in frozen.modules())
     assert all(np.array_equal(a, b) for a, b in zip(result.gamma, expected.gamma, strict=True))
     assert result.certificate.error_bound == expected.certificate.error_bound
+
+
+class SmallBranch(nn.Module):
+    """``x + fc2(relu(fc1(x)))`` with ``fc2`` scaled by ``1e-3``: the branch is a thousandth of the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_rtol_judges_the_graph_bound_not_each_pair_against_its_own_output() -> None:
+    """In float32 ``fc1``'s own one-block bound is about ``2.7e-5`` of its own largest output, but ``fc2`` carries
+    a thousandth of that error to an output of size about 1: the graph's bound is about ``2e-7`` of ``f_max``.
+    At ``rtol = 1e-6`` the graph is certified (it was refused by ``fc1``'s own certificate), each pair's
+    certificate still checks its residual and margins, and torch's float32 forward of the tuned module stays
+    within the bound on fresh points, box corners included."""
+    torch.manual_seed(0)
+    target = SmallBranch().float().eval()
+    with torch.no_grad():
+        target.fc2.weight.mul_(1e-3)
+        target.fc2.bias.mul_(1e-3)
+    frozen = verify.nn.frozen_like(target, width="paper", seed=0)
+    domain = verify.Box(-1.0, 1.0, shape=(4,))
+    result = fit_norm_layers(frozen, target, domain, rtol=1e-6, progress=False)
+    cert = result.certificate
+    assert cert.holds and cert.error_bound <= 1e-6 * cert.f_max
+    own = [n.result.certificate for n in result.nodes]
+    assert max(c.error_bound / c.f_max for c in own) > 1e-6  # a pair alone would have refused at this rtol
+    assert all(b.holds for c in own for b in c.blocks)  # residuals and margins are still each pair's to prove
+    rng = np.random.default_rng(7)
+    corners = np.array(np.meshgrid(*[[-1.0, 1.0]] * 4)).reshape(4, -1).T
+    x = torch.tensor(np.vstack([rng.uniform(-1, 1, (2000, 4)), corners]), dtype=torch.float32)
+    with torch.no_grad():
+        exact = target.double()(x.double())
+        assert float((frozen(x).double() - exact).abs().max()) <= cert.error_bound
