@@ -6,7 +6,7 @@ boxes, every node's value by torch's own float64 forward of the target module (i
 node) at fresh points of the box (both extreme corners, random corners, inner points) lies in the node's
 range, widened only by the engine's own bound ``δ_f`` on that float64 evaluation's rounding at the node
 (the ranges enclose the exact values; torch's are within ``δ_f`` of them); and the ranges never exceed the
-interval ones.
+interval ones. The MLP graphs are drawn on balls too (points half inside, half on the sphere).
 """
 
 import numpy as np
@@ -38,12 +38,21 @@ def _points(lo: np.ndarray, hi: np.ndarray, count: int, rng: np.random.Generator
     width=st.integers(2, 5),
     blocks=st.integers(0, 2),
     concat=st.booleans(),
+    ball=st.booleans(),
     seed=st.integers(0, 2**16),
     centre=st.floats(-2, 2),
     half_width=st.floats(0.05, 2),
 )
 def test_graph_ranges_contain_the_true_node_values(
-    conv: bool, d_in: int, width: int, blocks: int, concat: bool, seed: int, centre: float, half_width: float
+    conv: bool,
+    d_in: int,
+    width: int,
+    blocks: int,
+    concat: bool,
+    ball: bool,
+    seed: int,
+    centre: float,
+    half_width: float,
 ) -> None:
     if conv:
         target = build_resnet((2,) if blocks < 2 else (2, 3), 1, seed)
@@ -60,6 +69,8 @@ def test_graph_ranges_contain_the_true_node_values(
         shape = (d_in,)
     lo = np.full(shape, centre - half_width)
     domain = verify.Box(lo, lo + 2 * half_width, shape=shape if conv else None)
+    if ball and not conv:  # a ball's linear bounds are concretized as a ball's
+        domain = verify.Ball(half_width, np.full(d_in, centre))
     frozen = frozen_graph(target, seed=seed + 1)
     graph, _, pairs = read_matched(target, frozen)
     domain, shape = _input_box(graph, domain)
@@ -67,7 +78,11 @@ def test_graph_ranges_contain_the_true_node_values(
     box = [torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box()]
     ranges, bounds = target_ranges(graph, pairs, constants, interval_bounds(graph, *box), domain)
     values = certified_bound(graph, pairs, constants, bounds, domain, target, frozen, ranges=ranges)[1]
-    x = _points(box[0][0].numpy(), box[1][0].numpy(), FRESH, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    if isinstance(domain, verify.Ball):  # half inside, half on the sphere
+        x = domain.sample(FRESH, rng).reshape(FRESH, *shape)
+    else:
+        x = _points(box[0][0].numpy(), box[1][0].numpy(), FRESH, rng)
     with torch.no_grad():
         computed = node_values(graph, torch.tensor(x), set(ranges.lo))
     for name in ranges.lo:
