@@ -1,8 +1,9 @@
 """Reconstruct a target graph node by node (docs/design.md §10) and certify the whole graph.
 
 Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetwork([W], [b])`` (its
-BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
-for that node's input (`verify.nn.graph_lower.interval_bounds`). A depth-1 target has no ReLU after its layer,
+BatchNorm folded) by its frozen pair, on the box of that node's input that the target graph's ranges give
+(`verify.nn.graph_lower.target_ranges`: forward and backward linear bounds intersected with interval bounds,
+docs/design.md §6.9; the graph bound is given the same ranges). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
 target. With ``mode="approximate"`` (docs/design.md §11) a narrow pair is approximated and every pair
 downstream of one is solved on its box enlarged by the graph bound of the error carried in (`_fit_nodes`);
@@ -290,7 +291,7 @@ def _fit_nodes(
     """Every pair's one-block reconstruction in topological order: results, seconds and the pairs
     ``mode="approximate"`` could not solve exactly (docs/design.md §11).
 
-    A pair is solved on the target's interval box of its input, unless an approximated pair lies upstream, or
+    A pair is solved on the target's range (linear ∩ interval) of its input, unless an approximated pair lies upstream, or
     ``carry`` asks it of every pair that does not read the input: then the box is enlarged by the rigorous
     bound ``δ`` of the error carried to that input, the graph bound (``centred=True`` below an approximated
     pair) of the prefix as now tuned (the frozen module holds the tuned pairs' γ, β; a node's value depends on
