@@ -291,8 +291,8 @@ def _fit_nodes(
     """Every pair's one-block reconstruction in topological order: results, seconds and the pairs
     ``mode="approximate"`` could not solve exactly (docs/design.md §11).
 
-    A pair is solved on the target's range (linear ∩ interval) of its input, unless an approximated pair lies upstream, or
-    ``carry`` asks it of every pair that does not read the input: then the box is enlarged by the rigorous
+    A pair is solved on the target's range (linear ∩ interval) of its input, unless an approximated pair lies
+    upstream, or ``carry`` asks it of every pair that does not read the input: then the box is enlarged by the rigorous
     bound ``δ`` of the error carried to that input, the graph bound (``centred=True`` below an approximated
     pair) of the prefix as now tuned (the frozen module holds the tuned pairs' γ, β; a node's value depends on
     its ancestors only), so the pair's odd layer is shifted for what it really receives.
