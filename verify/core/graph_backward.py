@@ -31,7 +31,7 @@ import numpy as np
 from verify.core.graph import Graph, Node
 from verify.core.linear_bounds import _ETA, _U, _UP, _concretize, _gamma
 
-__all__ = ["BUDGET", "MATRIX_ENTRIES", "Backward"]
+__all__ = ["BUDGET", "MATRIX_ENTRIES", "Backward", "relaxation"]
 
 BUDGET = 2e9
 """Largest back-substitution (multiply-adds over both sides) one node's range computes; beyond, forward only."""
@@ -48,6 +48,18 @@ class _Linear:
     matrices: tuple[np.ndarray, ...]
     constant: np.ndarray
     terms: int
+
+
+def relaxation(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ReLU relaxation on ``[low, high]`` per entry (`verify.core.linear_bounds`' module notes): the lower
+    slope ``α`` (1 or 0, adaptive; the exact slope on a stable entry), the chord's slope ``λ`` and its
+    intercept ``μ >= max(−λ l, (1 − λ) h)`` raised by ``1 + 2^-48`` and ``2^-1070`` (0 on a stable entry)."""
+    unstable = (low < 0) & (high > 0)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+        lower_slope = np.where(unstable, (high >= -low).astype(float), (low >= 0).astype(float))
+        chord = np.where(unstable, high / np.where(unstable, high - low, 1.0), lower_slope)
+        intercept = np.where(unstable, np.maximum(-chord * low, (1.0 - chord) * high) * _UP + 2.0**-1070, 0.0)
+    return lower_slope, chord, intercept
 
 
 class Backward:
@@ -136,12 +148,7 @@ class Backward:
                 linear = None if current.kind in ("relu", "maxpool") else self._materialize(current)
                 if current.kind == "relu":
                     low, high = self.ranges[current.inputs[0]]
-                    unstable = (low < 0) & (high > 0)
-                    lower_slope = np.where(unstable, (high >= -low).astype(float), (low >= 0).astype(float))
-                    chord = np.where(unstable, high / np.where(unstable, high - low, 1.0), lower_slope)
-                    intercept = np.where(
-                        unstable, np.maximum(-chord * low, (1.0 - chord) * high) * _UP + 2.0**-1070, 0.0
-                    )
+                    lower_slope, chord, intercept = relaxation(low, high)
                     slope = np.where(lam >= 0, lam * lower_slope, lam * chord)
                     negative = np.minimum(lam, 0.0)
                     h_max = np.maximum(np.abs(low), np.abs(high))

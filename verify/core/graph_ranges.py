@@ -55,8 +55,8 @@ import numpy as np
 from verify.core.convolution import AffineLayer, Conv
 from verify.core.domains import Ball, Box, Domain
 from verify.core.graph import Graph, Node
-from verify.core.graph_backward import Backward
-from verify.core.linear_bounds import _ETA, _U, _UP, RangeWidths, _concretize, _gamma
+from verify.core.graph_backward import Backward, relaxation
+from verify.core.linear_bounds import _ETA, _U, RangeWidths, _concretize, _gamma
 
 __all__ = ["ENTRIES", "GraphRanges", "graph_ranges"]
 
@@ -281,10 +281,8 @@ def _relu_side(walk: _Ranges, side: _Side, low: np.ndarray, high: np.ndarray) ->
     """The ReLU's relaxation on the input range ``[low, high]`` (module notes)."""
     low, high = low.ravel(), high.ravel()
     unstable = (low < 0) & (high > 0)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
-        lower_slope = np.where(unstable, (high >= -low).astype(float), (low >= 0).astype(float))
-        chord = np.where(unstable, high / np.where(unstable, high - low, 1.0), lower_slope)
-        intercept = np.where(unstable, np.maximum(-chord * low, (1.0 - chord) * high) * _UP + 2.0**-1070, 0.0)
+    lower_slope, chord, intercept = relaxation(low, high)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         lo = side.lo * lower_slope  # a slope of 0 or 1: exact
         hi = side.hi * chord
         hi[-1] += intercept
