@@ -25,7 +25,7 @@ from verify.nn import fit_norm_layers, frozen_like, load_norm_params
 from verify.nn.graph import read_graph
 from verify.nn.graph_fit import GraphReconstruction
 from verify.nn.graph_idioms import check_shapes
-from verify.nn.graph_lower import certified_bound, interval_bounds
+from verify.nn.graph_lower import certified_bound, interval_bounds, target_ranges
 from verify.nn.graph_match import match
 
 POINTS = 200
@@ -94,13 +94,14 @@ def test_every_route_certificate_is_a_certificate(route):
 
 
 def _graph_bound(frozen: torch.nn.Module, target: torch.nn.Module, domain: verify.Box) -> ErrorBound:
-    """`verify.nn.graph_lower.certified_bound` of the fitted modules over ``domain``, read afresh."""
+    """`verify.nn.graph_lower.certified_bound` of the fitted modules over ``domain``, read afresh (with the
+    target's graph ranges, `verify.nn.graph_lower.target_ranges`, as `fit_graph` computes them)."""
     target_graph = read_graph(target, "target")
     pairs = match(target_graph, read_graph(frozen, "frozen"))
     constants = check_shapes(target_graph, RESNET_INPUT, torch.float64, torch.device("cpu"))
     lo, hi = (torch.tensor(v.reshape(1, *RESNET_INPUT)) for v in domain.bounding_box())
-    bounds = interval_bounds(target_graph, lo, hi)
-    return certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)[0]
+    ranges, bounds = target_ranges(target_graph, pairs, constants, interval_bounds(target_graph, lo, hi), domain)
+    return certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, ranges=ranges)[0]
 
 
 def test_a_graph_result_is_a_reconstruction_with_its_pairs_as_blocks():

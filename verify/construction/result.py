@@ -46,11 +46,15 @@ class Reconstruction:
     ranges : tuple of RangeWidths
         A dense chain on a bounded domain: per pre-activation node ``h_j`` of the target, the widest
         interval-bound width against the widest width once intersected with the linear bounds
-        (`verify.core.linear_bounds`, docs/design.md §6.8), and the median ratio of the two; empty otherwise.
+        (`verify.core.linear_bounds`, docs/design.md §6.8), and the median ratio of the two; a graph
+        (`verify.nn.graph_fit.fit_graph`): the same per node of the target graph (input excluded), for its
+        forward and backward linear ranges (`verify.core.graph_ranges`, §6.9); empty otherwise.
     timings : dict
         Wall seconds of the fit's parts where measured (dense chains): ``"linear_bounds"`` (the target's
         linear bounds and the block queries of the shifts; absent on ``R^d``), ``"construction"`` (the solves
         and shifts of every block, without them) and ``"error_bound"`` (which computes its own linear bounds).
+        A graph: ``"linear_bounds"`` (the graph's ranges, computed once) and ``"construction"`` (the rest of
+        the fit: the pairs, the bound and the checks).
     solve_seconds : tuple of float
         Wall time of each block's (or branch's) scale-equation solve, in order: the time the choice of
         solution costs (docs/design.md §5, *Which solution*), beside ``seconds``, the whole construction's.

@@ -60,6 +60,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -436,6 +437,7 @@ def graph_error_bound(
     *,
     centred: bool = False,
     rounding: bool = True,
+    ranges: Any = None,
 ) -> ErrorBound:
     """Bound ``|ĝ(x) − f̂(x)|`` for every ``x`` of ``domain`` (a `verify.Box` or `verify.Ball` over the graph's
     input; a Ball enters through its bounding box), see module notes.
@@ -443,13 +445,16 @@ def graph_error_bound(
     The pairs' norms hold the stored ``(γ, β)`` (values of ``dtype``); ``dtype`` is the frozen network's
     evaluation dtype and ``target_dtype`` the target's. ``on_node(node, value)`` is called after each node
     (``value.form`` is None there). ``centred`` and ``rounding`` are those of an approximate construction
-    (module notes).
+    (module notes). ``ranges``: a `verify.core.graph_ranges.GraphRanges` of this graph's target over this
+    domain (checked: ValueError otherwise); every node's ``[lo, hi]`` is intersected with its range.
     ``error_bound`` is ``inf`` (with ``reason``) when an intermediate value may overflow the dtype.
     """
     if not isinstance(graph, Graph):
         raise ValueError(f"graph must be a verify.core.graph.Graph, got {type(graph).__name__}")
     if not isinstance(domain, (Ball, Box)):
         raise ValueError(f"graph_error_bound needs a verify.Ball or verify.Box domain, got {type(domain).__name__}")
+    if ranges is not None:
+        ranges.check(graph, domain)
     walk = _Walk(graph, dtype, target_dtype, centred, rounding)
     values: dict[str, Value] = {}
     shapes = {node.name: node.shape for node in graph.nodes}
@@ -476,6 +481,9 @@ def graph_error_bound(
             value = node.op.bound(walk, ins[0], domain.resolve(math.prod(graph.input.shape)))
         else:  # concat
             value = _concat(ins)
+        if ranges is not None:  # the target's proved range of this node (linear ∩ interval): both contain it
+            lo, hi = np.maximum(value.lo, ranges.lo[node.name]), np.minimum(value.hi, ranges.hi[node.name])
+            value = replace(value, lo=lo, hi=np.maximum(hi, lo))
         values[node.name] = value
         for name in node.inputs:  # a form no later node reads is dropped (memory)
             uses[name] -= 1

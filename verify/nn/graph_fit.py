@@ -1,8 +1,9 @@
 """Reconstruct a target graph node by node (docs/design.md §10) and certify the whole graph.
 
 Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetwork([W], [b])`` (its
-BatchNorm folded) by its frozen pair, on the box that interval bounds through the target graph give
-for that node's input (`verify.nn.graph_lower.interval_bounds`). A depth-1 target has no ReLU after its layer,
+BatchNorm folded) by its frozen pair, on the box of that node's input that the target graph's ranges give
+(`verify.nn.graph_lower.target_ranges`: forward and backward linear bounds intersected with interval bounds,
+docs/design.md §6.9; the graph bound is given the same ranges). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
 target. With ``mode="approximate"`` (docs/design.md §11) a narrow pair is approximated and every pair
 downstream of one is solved on its box enlarged by the graph bound of the error carried in (`_fit_nodes`);
@@ -42,7 +43,7 @@ can exceed ``rtol`` while the graph's output is within it). The graph's figures:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,7 @@ from verify.core.numerics import residual_ratio
 from verify.core.tolerances import default_rtol
 from verify.nn.graph import INPUT, LINEAR, GraphNode, ModelGraph
 from verify.nn.graph_idioms import check_shapes, node_values
-from verify.nn.graph_lower import certified_bound, interval_bounds, module_dtype
+from verify.nn.graph_lower import certified_bound, interval_bounds, module_dtype, target_ranges
 from verify.nn.graph_match import read_matched
 from verify.nn.graph_result import GraphReconstruction, NodeFit, graph_certificate
 from verify.nn.modules import check_precision, from_module, frozen_from_layers, norm_layers
@@ -210,25 +211,29 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     domain, shape = _input_box(target_graph, domain)
     constants = check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)
     lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
-    bounds = interval_bounds(target_graph, lo, hi)
-
     approximate, started = options.get("mode") == APPROXIMATE, time.perf_counter()
+    # every node's range: forward linear bounds ∩ interval bounds (docs/design.md §6.9), for the shifts and the bound
+    ranges, bounds = target_ranges(target_graph, pairs, constants, interval_bounds(target_graph, lo, hi), domain)
     saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in _pair_norms(target_graph, pairs)]
     was_training = frozen.training
     frozen.eval()
     try:
         results, seconds, approximated = _fit_nodes(
-            target_graph, pairs, constants, bounds, domain, target, frozen, options
+            target_graph, pairs, constants, bounds, domain, target, frozen, options, ranges=ranges
         )
         _write(_norms(results))
         centred = bool(approximated)  # exact pairs keep today's bound, so at the paper width it is paper mode's
-        bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)
+        bound, values = certified_bound(
+            target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred, ranges=ranges
+        )
         if not approximated and _leaves_regime(values):  # shifts with room for the error carried in (module notes)
             results, seconds, _ = _fit_nodes(
-                target_graph, pairs, constants, bounds, domain, target, frozen, options, carry=True
+                target_graph, pairs, constants, bounds, domain, target, frozen, options, carry=True, ranges=ranges
             )
             _write(_norms(results))
-            bound, values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen)
+            bound, values = certified_bound(
+                target_graph, pairs, constants, bounds, domain, target, frozen, ranges=ranges
+            )
         # margins over the target's own box: an enlarged pair's shift covers the error carried in, margin_ratio <= 1
         regimes = {n.name: _Regime.of(n, results[n.name], bounds[n.inputs[0]]) for n in target_graph.layers}
         certificate, nodes = _certify(
@@ -239,7 +244,16 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
             mismatch, errors = 0.0, (0.0,) * len(nodes)
             if approximated:  # the parameters' own error in exact arithmetic: what the narrow pairs' mismatch costs
                 own = certified_bound(
-                    target_graph, pairs, constants, bounds, domain, target, frozen, centred=True, rounding=False
+                    target_graph,
+                    pairs,
+                    constants,
+                    bounds,
+                    domain,
+                    target,
+                    frozen,
+                    centred=True,
+                    rounding=False,
+                    ranges=ranges,
                 )[0]
                 mismatch, errors = own.error_bound, own.blocks
             certificate = ApproximateCertificate(not approximated, certificate, mismatch, errors, chosen)
@@ -256,7 +270,10 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
         frozen.train(was_training)
         raise
     mode = options.get("mode", "paper")
-    return _result(certificate, nodes, results, (target, frozen), domain, mode, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    result = _result(certificate, nodes, results, (target, frozen), domain, mode, elapsed)
+    timings = {"linear_bounds": ranges.seconds, "construction": elapsed - ranges.seconds}
+    return replace(result, ranges=ranges.widths(), timings=timings)
 
 
 def _fit_nodes(
@@ -269,12 +286,13 @@ def _fit_nodes(
     frozen: nn.Module,
     options: dict[str, Any],
     carry: bool = False,
+    ranges: Any = None,
 ) -> tuple[dict, dict[str, float], tuple[str, ...]]:
     """Every pair's one-block reconstruction in topological order: results, seconds and the pairs
     ``mode="approximate"`` could not solve exactly (docs/design.md §11).
 
-    A pair is solved on the target's interval box of its input, unless an approximated pair lies upstream, or
-    ``carry`` asks it of every pair that does not read the input: then the box is enlarged by the rigorous
+    A pair is solved on the target's range (linear ∩ interval) of its input, unless an approximated pair lies
+    upstream, or ``carry`` asks it of every pair that does not read the input: then the box is enlarged by the rigorous
     bound ``δ`` of the error carried to that input, the graph bound (``centred=True`` below an approximated
     pair) of the prefix as now tuned (the frozen module holds the tuned pairs' γ, β; a node's value depends on
     its ancestors only), so the pair's odd layer is shifted for what it really receives.
@@ -291,7 +309,9 @@ def _fit_nodes(
         enlarged = centred or (carry and source.kind != INPUT)
         if enlarged:
             _write(_norms(results))
-            values = certified_bound(target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred)[1]
+            values = certified_bound(
+                target_graph, pairs, constants, bounds, domain, target, frozen, centred=centred, ranges=ranges
+            )[1]
             delta = torch.as_tensor(values[target_graph.aliases.get(source.name, source.name)].delta)
             delta = delta.reshape(box[0].shape).to(box[0].dtype)
             box = (box[0] - delta, box[1] + delta)

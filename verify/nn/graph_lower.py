@@ -34,9 +34,18 @@ from verify.core.domains import Domain
 from verify.core.error_bound import _U64, ErrorBound, _gamma
 from verify.core.graph import Graph, LinearMap, Node, Norm, Pair
 from verify.core.graph_bound import Value, graph_error_bound
+from verify.core.graph_ranges import GraphRanges, graph_ranges
 from verify.nn.graph import ADD, INPUT, LINEAR, RELU, GraphNode, ModelGraph
 
-__all__ = ["certified_bound", "interval_bounds", "lower_graph", "module_dtype", "numpy_layer", "run_node"]
+__all__ = [
+    "certified_bound",
+    "interval_bounds",
+    "lower_graph",
+    "module_dtype",
+    "numpy_layer",
+    "run_node",
+    "target_ranges",
+]
 
 _MAX_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _AVG_MODULES = (nn.AvgPool1d, nn.AvgPool2d)
@@ -268,11 +277,14 @@ def certified_bound(
     *,
     centred: bool = False,
     rounding: bool = True,
+    ranges: Any = None,
 ) -> tuple[ErrorBound, dict[str, Value]]:
     """The rigorous bound (`verify.core.graph_bound.graph_error_bound`) of the frozen model, as its modules now
     hold γ and β and in its dtype, against the target in its own, over ``domain``; and every node's
     `verify.core.graph_bound.Value`, by name. ``centred`` and ``rounding`` go to the engine (an approximate
-    construction, docs/design.md §11)."""
+    construction, docs/design.md §11); ``ranges`` the target's `verify.core.graph_ranges.GraphRanges` over
+    ``domain`` (`target_ranges`), which the engine checks against the graph it lowers and intersects every
+    node's range with."""
     values: dict[str, Value] = {}
     lowered = lower_graph(graph, pairs, constants, bounds)
     bound = graph_error_bound(
@@ -283,5 +295,24 @@ def certified_bound(
         on_node=lambda node, value: values.__setitem__(node.name, value),
         centred=centred,
         rounding=rounding,
+        ranges=ranges,
     )
     return bound, values
+
+
+def target_ranges(
+    graph: ModelGraph, pairs: dict[str, GraphNode], constants: dict[str, Any], bounds: dict[str, Any], domain: Domain
+) -> tuple[GraphRanges, dict[str, Any]]:
+    """The target's linear ∩ interval ranges of every node over ``domain`` (`verify.core.graph_ranges`, on the
+    lowered graph: only its target layers and parameter-free nodes are read), and ``bounds`` (`interval_bounds`)
+    with every tensor node's box replaced by that range (a batch of one, float64), aliases included."""
+    ranges = graph_ranges(lower_graph(graph, pairs, constants, bounds), domain)
+    tight = dict(bounds)
+    for name, value in bounds.items():
+        resolved = graph.aliases.get(name, name)
+        if resolved in ranges.lo and isinstance(value, tuple) and isinstance(value[0], torch.Tensor):
+            tight[name] = tuple(
+                torch.as_tensor(ends[resolved], dtype=torch.float64).reshape(value[0].shape)
+                for ends in (ranges.lo, ranges.hi)
+            )
+    return ranges, tight
