@@ -25,7 +25,7 @@ from verify.construction.residual import reconstruct_residual
 from verify.core.domains import Domain
 from verify.core.errors import CertificateError, InfeasibleError
 from verify.core.interop import TorchSpec, dtype_name
-from verify.core.networks import FrozenNetwork, TargetNetwork, paper_width
+from verify.core.networks import TargetNetwork, paper_width
 from verify.core.threads import limited
 from verify.core.tolerances import default_rtol
 from verify.nn.frozen_like import chain_networks, refuse_train_norms, uses_structure
@@ -215,11 +215,16 @@ def _fit(
     if chains is None:
         networks = chain_networks(target_graph, pairs, domain)  # a chain of the convolutional construction (§9)
         if networks is None:  # branches, additions: the graph route (docs/design.md §10)
+            if mode == "auto" and chosen == "paper" and domain is not None and _graph_minimal_is_cheap(target_graph):
+                return _graph_lower_bound(frozen, target, domain, options)
             return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
         result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
         check = "convolutional"  # certified in the frozen module's dtype
     elif mode == "auto" and chosen == "paper" and domain is not None and _minimal_is_cheap(networks[0]):
-        result = _lower_bound(networks, domain, options, progress)
+        result = _lower_bound(
+            lambda: reconstruct(*networks, domain, "paper", **options, progress=progress),
+            lambda: reconstruct(*networks, domain, "minimal", **options, progress=progress),
+        )
     else:
         result = reconstruct(*networks, domain, chosen, **options, progress=progress)
     frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (a chain: it matched)
@@ -335,26 +340,54 @@ def _minimal_is_cheap(target: TargetNetwork) -> bool:
     return all(widths[k] * widths[k - 1] <= AUTO_LSTSQ_LIMIT for k in range(1, len(widths)))
 
 
-def _lower_bound(
-    networks: tuple[TargetNetwork, FrozenNetwork], domain: Domain, options: dict, progress: object
-) -> Reconstruction:
-    """``mode="auto"`` on a paper-wide dense chain (docs/design.md §6.5, *How tight the dense bound can be*): paper
+def _lower_bound(paper_fit: Callable[[], Reconstruction], minimal_fit: Callable[[], Reconstruction]) -> Reconstruction:
+    """``mode="auto"`` on paper-wide frozen layers (docs/design.md §6.5, *How tight the dense bound can be*): paper
     mode, and minimal mode at the same widths, whose null space holds a solution per choice of the even scales;
     the result whose certified ``error_bound`` is lower (paper mode's on a tie), or the one that certifies at all.
-    When neither certifies, paper mode's refusal is raised."""
+    When neither certifies, the refusal with the lower bound is raised (paper mode's on a tie, or when minimal
+    mode is infeasible). ``paper_fit`` runs first."""
     try:
-        paper = reconstruct(*networks, domain, "paper", **options, progress=progress)
+        paper = paper_fit()
     except CertificateError as refused:
         paper, refusal = None, refused
     try:
-        minimal = reconstruct(*networks, domain, "minimal", **options, progress=progress)
-    except (CertificateError, InfeasibleError):
+        minimal = minimal_fit()
+    except InfeasibleError:
         minimal = None
+    except CertificateError as refused:
+        minimal = None
+        if paper is None and refused.certificate.error_bound < refusal.certificate.error_bound:
+            refusal = refused
     if paper is None and minimal is None:
         raise refusal
     if paper is None or (minimal is not None and minimal.certificate.error_bound < paper.certificate.error_bound):
         return minimal
     return paper
+
+
+def _graph_minimal_is_cheap(target: ModelGraph) -> bool:
+    """Whether ``mode="auto"`` also tries minimal mode on a paper-wide graph: every pair's one-block scale equation
+    (``C_out × C_in·k_h·k_w`` for a convolution, ``d_out × d_in`` for a Linear) has at most `AUTO_LSTSQ_LIMIT`
+    equations, as `_minimal_is_cheap` asks of a dense chain."""
+    return all(layer.weight.numel() <= AUTO_LSTSQ_LIMIT for layer in target.layers)
+
+
+def _graph_lower_bound(frozen: nn.Module, target: nn.Module, domain: Domain, options: dict) -> Reconstruction:
+    """`_lower_bound` on the graph route: `fit_graph` in paper and in minimal mode on the user's ``frozen``, which is
+    left holding the chosen fit's γ, β (each fit writes its own on success; a refused one leaves them unchanged)."""
+    held: dict[str, list] = {}
+
+    def fit(mode: str) -> Reconstruction:
+        result = dataclasses.replace(fit_graph(frozen, target, domain, mode=mode, **options), mode=mode)
+        held[mode] = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in norm_layers(frozen)]
+        return result
+
+    result = _lower_bound(lambda: fit("paper"), lambda: fit("minimal"))
+    with torch.no_grad():  # the last fit's parameters are in place: put the chosen one's back
+        for bn, weight, bias in held[result.mode]:
+            bn.weight.copy_(weight)
+            bn.bias.copy_(bias)
+    return result
 
 
 def _graph_mode(target: ModelGraph, pairs: dict[str, GraphNode]) -> str:
