@@ -18,6 +18,7 @@ import verify
 from verify.nn import fit_norm_layers, frozen_like, frozen_residual_mlp, target_mlp
 from verify.nn.fit import forward_error
 from verify.nn.graph_fit import GraphReconstruction
+from verify.nn.modules import norm_layers
 
 
 class Residual(nn.Module):
@@ -59,7 +60,7 @@ def test_auto_picks_the_mode_the_widths_allow_and_says_so(route: str, width: str
     target = make()
     frozen = _frozen(target, width)
     result = fit_norm_layers(frozen, target, domain)
-    if route == "mlp" and width == "paper":  # both modes run; the lower bound is kept (the test below)
+    if route in ("mlp", "graph") and width == "paper":  # both modes run; the lower bound is kept (tests below)
         assert result.mode in ("paper", "minimal")
     else:
         assert result.mode == width
@@ -152,3 +153,56 @@ def test_auto_keeps_the_lower_bound_of_paper_and_minimal_at_the_paper_width(seed
         assert np.array_equal(np.asarray(ours), np.asarray(theirs))
     if seed == 8:
         assert bounds["paper"] is None and result.mode == "minimal"
+
+
+def _graph_fit(mode: str, seed: int = 0) -> tuple[nn.Module, object]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        target = Residual().double().eval()
+    frozen = _frozen(target, "paper")
+    options = {} if mode == "auto" else {"mode": mode}
+    return frozen, fit_norm_layers(frozen, target, CASES["graph"][1], progress=False, **options)
+
+
+def _norms(frozen: nn.Module) -> list[np.ndarray]:
+    return [t.detach().numpy().copy() for bn in norm_layers(frozen) for t in (bn.weight, bn.bias)]
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_auto_on_a_paper_wide_graph_keeps_the_lower_bound_with_its_parameters(seed: int) -> None:
+    """A residual class at the paper width: ``"auto"`` fits the graph in both modes and returns the lower certified
+    bound (minimal mode's here: ``3.1e-14`` against ``5.0e-14`` for seed 0, ``5.1e-14`` against ``1.4e-13`` for
+    seed 3), the frozen module holding exactly that fit's γ, β, and torch's forward of it within the bound on fresh
+    points, corners included."""
+    forced = {mode: _graph_fit(mode, seed) for mode in ("paper", "minimal")}
+    frozen, result = _graph_fit("auto", seed)
+    best = min(forced, key=lambda mode: (forced[mode][1].certificate.error_bound, mode != "paper"))
+    assert result.mode == best
+    assert result.certificate.error_bound == forced[best][1].certificate.error_bound
+    for ours, theirs in zip(_norms(frozen), _norms(forced[best][0]), strict=True):
+        assert np.array_equal(ours, theirs)
+    corners = np.array(np.meshgrid(*[[-1.0, 1.0]] * 3)).reshape(3, -1).T
+    x = torch.tensor(np.vstack([np.random.default_rng(seed).uniform(-1, 1, (500, 3)), corners]))
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        target = Residual().double().eval()
+        assert float((frozen(x) - target(x)).abs().max()) <= result.certificate.error_bound
+
+
+def test_auto_on_a_graph_puts_back_the_chosen_fits_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both graph fits write into the user's module, minimal mode's last: when paper mode's result is chosen, its
+    γ, β are put back (``_lower_bound`` is made to prefer paper here, which the real bounds never do on this
+    target)."""
+    from verify.nn import fit as fit_module
+
+    def paper_always(paper_fit, minimal_fit):
+        paper = paper_fit()
+        minimal_fit()
+        return paper
+
+    monkeypatch.setattr(fit_module, "_lower_bound", paper_always)
+    frozen, result = _graph_fit("auto")
+    paper_frozen, _ = _graph_fit("paper")
+    assert result.mode == "paper"
+    for ours, theirs in zip(_norms(frozen), _norms(paper_frozen), strict=True):
+        assert np.array_equal(ours, theirs)

@@ -216,11 +216,17 @@ def _fit(
     if chains is None:
         networks = chain_networks(target_graph, pairs, domain)  # a chain of the convolutional construction (§9)
         if networks is None:  # branches, additions: the graph route (docs/design.md §10)
+            both = mode == "auto" and chosen == "paper" and domain is not None
+            if both and _graph_both_modes(target_graph, pairs, options):
+                return _graph_lower_bound(frozen, target, domain, options)
             return dataclasses.replace(fit_graph(frozen, target, domain, mode=chosen, **options), mode=chosen)
         result = _in_dtypes(_convolutional, networks, domain, chosen, options, _dtypes(target, frozen))
         check = "convolutional"  # certified in the frozen module's dtype
     elif mode == "auto" and chosen == "paper" and domain is not None and _both_modes(*networks, options):
-        result = _lower_bound(networks, domain, options, progress)
+        result = _lower_bound(
+            lambda: reconstruct(*networks, domain, "paper", **options, progress=progress),
+            lambda: reconstruct(*networks, domain, "minimal", **options, progress=progress),
+        )
     else:
         result = reconstruct(*networks, domain, chosen, **options, progress=progress)
     frozen_chain = as_chain(frozen, "frozen")  # the module's layers in the order they run (a chain: it matched)
@@ -339,26 +345,57 @@ def _both_modes(target: TargetNetwork, frozen: FrozenNetwork, options: dict) -> 
     )
 
 
-def _lower_bound(
-    networks: tuple[TargetNetwork, FrozenNetwork], domain: Domain, options: dict, progress: object
-) -> Reconstruction:
-    """``mode="auto"`` on a paper-wide dense chain (docs/design.md §6.5, *How tight the dense bound can be*): paper
+def _lower_bound(paper_fit: Callable[[], Reconstruction], minimal_fit: Callable[[], Reconstruction]) -> Reconstruction:
+    """``mode="auto"`` on paper-wide frozen layers (docs/design.md §6.5, *How tight the dense bound can be*): paper
     mode, and minimal mode at the same widths, whose null space holds a solution per choice of the even scales;
     the result whose certified ``error_bound`` is lower (paper mode's on a tie), or the one that certifies at all.
-    When neither certifies, paper mode's refusal is raised."""
+    When neither certifies, the refusal with the lower bound is raised (paper mode's on a tie, or when minimal
+    mode is infeasible). ``paper_fit`` runs first."""
     try:
-        paper = reconstruct(*networks, domain, "paper", **options, progress=progress)
+        paper = paper_fit()
     except CertificateError as refused:
         paper, refusal = None, refused
     try:
-        minimal = reconstruct(*networks, domain, "minimal", **options, progress=progress)
-    except (CertificateError, InfeasibleError):
+        minimal = minimal_fit()
+    except InfeasibleError:
         minimal = None
+    except CertificateError as refused:
+        minimal = None
+        if paper is None and refused.certificate.error_bound < refusal.certificate.error_bound:
+            refusal = refused
     if paper is None and minimal is None:
         raise refusal
     if paper is None or (minimal is not None and minimal.certificate.error_bound < paper.certificate.error_bound):
         return minimal
     return paper
+
+
+def _graph_both_modes(target: ModelGraph, pairs: dict[str, GraphNode], options: dict) -> bool:
+    """Whether ``mode="auto"`` also fits a graph in minimal mode, as `_both_modes` asks of a dense chain: the default
+    ``method``, every frozen pair's odd layer exactly at its target layer's paper width, and every pair's
+    one-block scale equation (``C_out × C_in·k_h·k_w`` for a convolution) at most `AUTO_LSTSQ_LIMIT` equations."""
+    shapes = [(int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape)) for layer in target.layers]
+    return options.get("method", "auto") == "auto" and all(
+        n == paper_width(shape[0], math.prod(shape[1:])) <= AUTO_LSTSQ_LIMIT for n, shape in shapes
+    )
+
+
+def _graph_lower_bound(frozen: nn.Module, target: nn.Module, domain: Domain, options: dict) -> Reconstruction:
+    """`_lower_bound` on the graph route: `fit_graph` in paper and in minimal mode on the user's ``frozen``, which is
+    left holding the chosen fit's γ, β (each fit writes its own on success; a refused one leaves them unchanged)."""
+    held: dict[str, list] = {}
+
+    def fit(mode: str) -> Reconstruction:
+        result = dataclasses.replace(fit_graph(frozen, target, domain, mode=mode, **options), mode=mode)
+        held[mode] = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in norm_layers(frozen)]
+        return result
+
+    result = _lower_bound(lambda: fit("paper"), lambda: fit("minimal"))
+    with torch.no_grad():  # the last fit's parameters are in place: put the chosen one's back
+        for bn, weight, bias in held[result.mode]:
+            bn.weight.copy_(weight)
+            bn.bias.copy_(bias)
+    return result
 
 
 def _graph_mode(target: ModelGraph, pairs: dict[str, GraphNode]) -> str:
