@@ -374,9 +374,8 @@ def _graph_both_modes(target: ModelGraph, pairs: dict[str, GraphNode], options: 
     """Whether ``mode="auto"`` also fits a graph in minimal mode, as `_both_modes` asks of a dense chain: the default
     ``method``, every frozen pair's odd layer exactly at its target layer's paper width, and every pair's
     one-block scale equation (``C_out × C_in·k_h·k_w`` for a convolution) at most `AUTO_LSTSQ_LIMIT` equations."""
-    shapes = [(int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape)) for layer in target.layers]
     return options.get("method", "auto") == "auto" and all(
-        n == paper_width(shape[0], math.prod(shape[1:])) <= AUTO_LSTSQ_LIMIT for n, shape in shapes
+        n == paper_width(shape[0], math.prod(shape[1:])) <= AUTO_LSTSQ_LIMIT for n, shape in _pair_widths(target, pairs)
     )
 
 
@@ -400,8 +399,12 @@ def _graph_lower_bound(frozen: nn.Module, target: nn.Module, domain: Domain, opt
 
 def _graph_mode(target: ModelGraph, pairs: dict[str, GraphNode]) -> str:
     """``"paper"`` where every frozen pair is paper-wide for its target layer, else ``"minimal"``."""
-    widths = [(int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape)) for layer in target.layers]
-    return "paper" if _paper_allows(widths) else "minimal"
+    return "paper" if _paper_allows(_pair_widths(target, pairs)) else "minimal"
+
+
+def _pair_widths(target: ModelGraph, pairs: dict[str, GraphNode]) -> list[tuple[int, tuple[int, ...]]]:
+    """Per target layer: its frozen pair's odd width and the layer's weight shape."""
+    return [(int(pairs[layer.name].modules[0].weight.shape[0]), tuple(layer.weight.shape)) for layer in target.layers]
 
 
 DTYPE_POINTS = 256
