@@ -406,8 +406,9 @@ def _public_model(name: str, width: float, make: Callable[[Any], Any], table: Ta
         f"{total:.0f} s ({cpu:.0f} s CPU: a shared machine's wall time counts others' work)",
         f"{peak:.2f} GiB (peak RSS so far)",
         f"{len(certificate.blocks)} pairs, frozen built in {built:.1f} s",
-        f"{outcome}; max |g-f|/max|f| {certificate.sampled.max_relative_error:.2e} on 256 images; bound/scale "
-        f"{certificate.error_bound / certificate.scale:.2e}",
+        f"{outcome}; max |g-f|/max|f| {certificate.sampled.max_relative_error:.2e} on 256 images; bound "
+        f"{certificate.error_bound:.3g}: {certificate.relative_error_bound:.2e} of f_max {certificate.f_max:.3g} "
+        f"(rtol {certificate.rtol:g}), {certificate.bound_over_scale:.2e} of the scale",
     )
     for block, time_taken in itertools.zip_longest(certificate.blocks, seconds):
         table.add_row(

@@ -173,3 +173,20 @@ def test_weights_stay_finite_and_positive_whatever_the_costs_magnitude():
         weights = _powers_of_two(costs)
         assert np.all(np.isfinite(weights)) and np.all(weights > 0)
         assert weights.max() / weights.min() <= SPREAD
+
+
+def test_an_iterative_inner_solve_takes_iterative_reweights_and_a_direct_one_reweights(monkeypatch) -> None:
+    """``weighted`` runs `REWEIGHTS` reweighted passes over an ``lstsq`` inner solve and `ITERATIVE_REWEIGHTS`
+    over an ``iterative`` one (each pass of which is a large LSMR solve): one objective per pass."""
+    from verify.solvers import min_bound, registry
+
+    equation, image = _block(0, n=18)
+    direct = solve_with("weighted", equation, block=1, image=image)
+    assert len(direct.diagnostics["objectives"]) == 1 + min_bound.REWEIGHTS
+    monkeypatch.setattr(registry, "choose", lambda *args, **kwargs: "iterative")
+    iterative = solve_with("weighted", equation, block=1, image=image)
+    assert iterative.diagnostics["weighted_by"] == "iterative"
+    assert len(iterative.diagnostics["objectives"]) == 1 + min_bound.ITERATIVE_REWEIGHTS
+    assert f"{min_bound.ITERATIVE_REWEIGHTS} reweighted" in iterative.method
+    error, terms = equation.residual(iterative.scale)
+    assert np.all(np.abs(error) <= residual_tolerance(equation.n, equation.d_out, equation.d_in) * terms)

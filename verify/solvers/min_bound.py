@@ -61,6 +61,7 @@ from verify.core.scale_equation import ScaleEquation, ScaleSolution
 __all__ = [
     "FLIP_ROWS",
     "FLOOR",
+    "ITERATIVE_REWEIGHTS",
     "REWEIGHTS",
     "SPREAD",
     "bound_objective",
@@ -77,7 +78,14 @@ REWEIGHTS = 1
 """Reweighted passes of ``weighted`` after the first (each one more minimum-norm solve of the same size):
 measured on the README's MLP at 1.5× and 2× the paper width (12 targets, float64 and float32), the
 bound's median ratio to the plain minimum norm's was 0.91, 0.87, 0.86, 0.86 after 0, 1, 2, 4 passes, and
-its largest ratio 1.06 with none, 0.96 with one; one pass doubles the solve's time, a second gains 0.01."""
+its largest ratio 1.06 with none, 0.96 with one; one pass doubles the solve's time, a second gains 0.01.
+The registry runs it where the inner solve is a direct one (``lstsq``); an ``iterative`` one takes
+`ITERATIVE_REWEIGHTS`."""
+ITERATIVE_REWEIGHTS = 0
+"""Reweighted passes when the inner minimum-norm solve is ``iterative`` (LSMR, the large pairs): measured on
+LeNet-5 at 2× paper width (`benchmarks/bench.py lenet`, float64, one core), one pass took the fit from 150 s
+to 314 s (the ``fc1`` pair, 48,000 equations, 127 s to 283 s) for a bound 0.90 times as large (0.0621
+against 0.0691): twice the time of the largest solves for a tenth of the bound."""
 SPREAD = 2.0**30
 """Largest ratio between two weights ``D_i`` (smaller ones are raised to ``max D / SPREAD``): a neuron whose
 input or output is (nearly) zero on the region would otherwise get a weight near 0 and a scaled row of ``B``

@@ -46,7 +46,7 @@ from verify.core.threads import limited
 from verify.solvers.direct import solve_direct
 from verify.solvers.iterative import solve_iterative
 from verify.solvers.lstsq import solve_lstsq
-from verify.solvers.min_bound import REWEIGHTS, solve_weighted
+from verify.solvers.min_bound import ITERATIVE_REWEIGHTS, REWEIGHTS, solve_weighted
 from verify.solvers.minimal import solve_minimal
 from verify.solvers.planning import AUTO_DIRECT_SECONDS, announce, estimate_seconds
 
@@ -96,7 +96,8 @@ def _weighted(
     equation: ScaleEquation, *, block: int, image: Any = None, mean: Any = None, device: Any = None
 ) -> ScaleSolution:
     """``weighted`` (`verify.solvers.min_bound.solve_weighted`): the minimum-norm method ``auto`` would pick for
-    the size on ``K D⁻¹``, then `verify.solvers.min_bound.REWEIGHTS` reweighted passes with it (module notes there)."""
+    the size on ``K D⁻¹``, then `verify.solvers.min_bound.REWEIGHTS` reweighted passes with it (module notes there),
+    `verify.solvers.min_bound.ITERATIVE_REWEIGHTS` when that method is ``iterative`` (each pass is a large solve)."""
     if image is None:
         raise ValueError(
             "method 'weighted' needs the odd layer's input range (a shifted block on a bounded domain); a paired "
@@ -110,7 +111,7 @@ def _weighted(
         lambda scaled: solve(inner, scaled, block=block, device=device),
         name=inner,
         mean=mean,
-        reweights=REWEIGHTS,
+        reweights=ITERATIVE_REWEIGHTS if inner == "iterative" else REWEIGHTS,
     )
 
 
