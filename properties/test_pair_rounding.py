@@ -4,10 +4,12 @@
 figures over the pair's input box: per-leaf bounds (the inputs each position reads, ``fields``), the sum of the
 leaves' sizes ``T``, the cap ``M >= max(P, N)``, ``H >= |M v + c|`` and ``Y >= |s (M v + c) + t|``. A drawn CNN
 class (two convolutions of drawn kernel, stride, padding mode and dilation, a Linear head) is fitted by the graph
-route (`verify.nn.graph_fit.fit_graph`, whose pairs are the frozen modules whole) in float32 or float64; every figure recorded from the last bound of the fit must be at least its value at the inputs torch
-itself computes for that layer (forward hooks on the fitted frozen module) at fresh points of the box: its two
-extreme corners, random corners, mixed and inner points. Then torch's forward of the fitted module against the
-target's stays within the certified bound at those points.
+route (`verify.nn.graph_fit.fit_graph`, whose pairs are the frozen modules whole) in float32 or float64; every
+figure recorded from the last bound of the fit must be at least its value at the inputs torch itself computes
+for that layer (forward hooks on the fitted frozen module) at fresh points of the box: its two extreme corners,
+random corners, mixed and inner points. Then torch's forward of the fitted module against the target's stays
+within the certified bound at those points. ``Y`` is a float64 product and sum of those: compared with four
+times that slack scaled by ``|s|``, plus ``8 · 2^-53`` of ``|s| T + |t|``.
 
 The sampled figures are float64 sums of at most ``n + 1`` terms, compared with a slack of ``2 (n + 2) 2^-53``
 of their terms' magnitude (Higham's ``γ_{n+1}``, doubled); the leaf bounds are compared exactly (a magnitude
