@@ -1,4 +1,4 @@
-"""`verify.core.pair_rounding` in the graph bound: the receptive fields it reads, and what it gains (docs/design.md §6.7).
+"""`verify.core.pair_rounding` in the graph bound: the fields it reads, and what it gains (docs/design.md §6.7).
 
 The graph bound keeps, per pair layer, the smaller of `layer_rounding`, the signed sums and the sorted-leaves
 bound, so with the sorted leaves it is never above the bound without them; on the float32 CNN class of the
