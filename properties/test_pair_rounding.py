@@ -66,14 +66,15 @@ class DrawnCNN(nn.Module):
 
 
 def _record() -> tuple[list, dict]:
-    """Patches recording, per bound of a graph, every pair layer's figures (layer, norm, weight, fields, T, cap, H,
-    Y), in the walk's order."""
+    """Patches recording, per bound of a graph, every pair layer's figures (layer, norm, weight, fields, leaves, T,
+    cap, H, Y), in the walk's order."""
     calls: list = []
     current: dict = {}
-    sum_figures, dot_rounding, tight = (
+    sum_figures, dot_rounding, tight, summation = (
         pair_rounding.sum_figures,
         pair_rounding._dot_rounding,
         pair_rounding.tight_rounding,
+        pair_rounding.summation_rounding,
     )
     odd_rounding, even_rounding, walk = graph_bound.odd_rounding, graph_bound.even_rounding, graph_bound._Walk
 
@@ -83,8 +84,12 @@ def _record() -> tuple[list, dict]:
         return cap, value
 
     def dot(weight, bias, fields, total, cap, u, tiny):
-        current["figures"][-1].update(weight=np.array(weight), bias=np.array(bias), fields=np.array(fields))
+        current["figures"][-1].update(weight=np.array(weight), bias=np.array(bias), fields=np.array(fields), leaves=[])
         return dot_rounding(weight, bias, fields, total, cap, u, tiny)
+
+    def summation_rounding(leaves, total, cap, u, tiny):  # the leaves sorted, in blocks of rows
+        current["figures"][-1]["leaves"].append(np.array(leaves))
+        return summation(leaves, total, cap, u, tiny)
 
     def tight_rounding(dot, value, scale, mean, beta, u, tiny, inflate, output=None, shift=None):
         current["figures"][-1]["output"] = None if output is None else np.array(output)
@@ -108,6 +113,7 @@ def _record() -> tuple[list, dict]:
         mock.patch.object(pair_rounding, "sum_figures", figures),
         mock.patch.object(pair_rounding, "_dot_rounding", dot),
         mock.patch.object(pair_rounding, "tight_rounding", tight_rounding),
+        mock.patch.object(pair_rounding, "summation_rounding", summation_rounding),
         mock.patch.object(graph_bound, "odd_rounding", odd),
         mock.patch.object(graph_bound, "even_rounding", even),
         mock.patch.object(graph_bound, "_Walk", Walk),
@@ -120,10 +126,17 @@ def _check(record: dict, inputs: np.ndarray) -> None:
     layer, weight, bias = record["layer"], record["weight"], record["bias"]
     n = weight.shape[1]
     norm = record["norm"]
+    leaves = np.vstack(record["leaves"])  # per row and position, or one row per channel for every position
+    rows, positions = weight.shape[0], record["fields"].shape[0]
+    per_position = leaves.shape[0] == rows * positions
+    leaves = leaves.reshape(rows, positions, n + 1) if per_position else leaves[:, None, :]
+    assert np.all(np.abs(bias)[:, None] <= leaves[:, :, n]), "the bias leaf is below |c|"
     for v in inputs:
         fields = layer.fields(v)  # (positions, inputs): what each output position reads
         assert np.all(np.abs(fields) <= record["fields"]), "a leaf bound is below a computed input"
         terms = np.abs(fields)[None, :, :] * np.abs(weight)[:, None, :]  # (rows, positions, inputs)
+        # each a float64 product, as the leaf bounds are: within 2^-52 of one another where the inputs are the box's
+        assert np.all(terms <= leaves[:, :, :n] * (1 + 2.0**-52)), "a leaf bound is below a computed product"
         size = terms.sum(axis=2) + np.abs(bias)[:, None]
         slack = 2 * (n + 2) * 2.0**-53 * size
         products = fields[None, :, :] * weight[:, None, :]
@@ -139,6 +152,7 @@ def _check(record: dict, inputs: np.ndarray) -> None:
             assert np.all(np.abs(s * h + t) - reach <= record["output"].reshape(h.shape)), "Y is below the output"
 
 
+@pytest.mark.parametrize("budget", [pair_rounding.LEAF_ENTRIES, 40], ids=["per-position", "one-row-per-channel"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @given(
     channels=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 2)),
@@ -151,8 +165,10 @@ def _check(record: dict, inputs: np.ndarray) -> None:
     seed=seeds(),
 )
 @settings(deadline=None)
-def test_pair_figures_bound_the_computed_layers(dtype, channels, size, geometry, d_out, mode, lo, width, seed):
-    """Every pair layer's figures at torch's computed inputs, and torch's output within the bound (module notes)."""
+def test_pair_figures_bound_the_computed_layers(budget, dtype, channels, size, geometry, d_out, mode, lo, width, seed):
+    """Every pair layer's figures at torch's computed inputs, and torch's output within the bound (module notes);
+    with the leaves per position, and with one row per channel for all positions (a budget of 40 leaves, in blocks
+    of rows)."""
     from verify.nn.graph_fit import fit_graph
     from verify.nn.graph_frozen import frozen_graph
 
@@ -163,6 +179,7 @@ def test_pair_figures_bound_the_computed_layers(dtype, channels, size, geometry,
     domain = verify.Box(np.full(shape, lo), np.full(shape, lo + width))
     frozen = frozen_graph(target, seed=seed + 1)  # the graph route: every pair holds its frozen modules whole
     calls, state = _record()
+    state["patches"].append(mock.patch.object(pair_rounding, "LEAF_ENTRIES", budget))
     for patch in state["patches"]:
         patch.start()
     try:

@@ -59,13 +59,19 @@ def _dot_rounding(
 ) -> np.ndarray:
     """`summation_rounding` of ``weight`` (rows × inputs) on the inputs ``fields`` (positions × inputs, bounds of
     their magnitudes) per row and position: with leaves per row and position within `LEAF_ENTRIES`, else one row
-    of leaves per channel, from each input's largest bound over the positions (module notes)."""
+    of leaves per channel, from each input's largest bound over the positions (module notes), a block of rows of at
+    most `LEAF_ENTRIES` leaves at a time."""
     if not np.all(np.isfinite(fields)):  # no finite leaf bounds: no bound from them
         return np.full(total.shape, np.inf)
     if weight.shape[0] * fields.size <= LEAF_ENTRIES:
         leaves = leaf_bounds(weight, bias, fields)
         return summation_rounding(leaves, total.ravel(), cap.ravel(), u, tiny).reshape(total.shape)
-    return summation_rounding(leaf_bounds(weight, bias, fields.max(axis=0)), total, cap, u, tiny)
+    largest, out = fields.max(axis=0), np.empty(total.shape)
+    step = max(1, LEAF_ENTRIES // (weight.shape[1] + 1))  # rows at a time: the sorted copies stay within the budget
+    for i in range(0, weight.shape[0], step):
+        rows = slice(i, i + step)
+        out[rows] = summation_rounding(leaf_bounds(weight[rows], bias[rows], largest), total[rows], cap[rows], u, tiny)
+    return out
 
 
 def _norm(norm: Norm) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
