@@ -681,7 +681,7 @@ def _range_case(seed: int, widths: list[int]) -> tuple[verify.TargetNetwork, ver
 
 
 def bench_ranges(table: Table) -> None:
-    """docs/design.md §6.8: linear bounds against interval bounds on dense chains (float64, paper width): the
+    """docs/design.md §6.9: linear bounds against interval bounds on dense chains (float64, paper width): the
     certified bound, bound / observed on 2,000 fresh points, the widths per node, and the linear bounds' time."""
     shapes = {"30 chains of RANGE_SHAPES": [(s, RANGE_SHAPES[s % 3]) for s in range(30)]}
     shapes["10 chains [6, 32, 32, 32, 3]"] = [(s, [6, 32, 32, 32, 3]) for s in range(10)]

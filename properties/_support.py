@@ -142,7 +142,7 @@ def block_matrices(
 
 
 def block_regions(target: verify.TargetNetwork, domain: verify.Domain) -> list[verify.Domain]:
-    """Regions enclosing each block's input ``z_{k-1}`` on ``domain`` (docs/design.md §2.2, §6.8), as the shifts use.
+    """Regions enclosing each block's input ``z_{k-1}`` on ``domain`` (docs/design.md §2.2, §6.9), as the shifts use.
 
     Block 1's region is the domain; block ``k``'s is the box ``[relu(lo), relu(hi)]`` of the target's
     pre-activation ranges, whose ``affine_range`` is the box's range intersected with the linear bounds

@@ -42,7 +42,7 @@ def test_every_live_odd_neuron_is_active_on_the_whole_domain(mode, data, seed):
 
     For block ``k``, let ``[mid_i − rad_i, mid_i + rad_i]`` be the range of ``(B z + c)_i`` over an
     enclosure of the block's input ``z_{k-1}`` (the domain for ``k = 1``, then the target's linear bounds
-    intersected with interval bounds, §6.8, recomputed here) and ``(s_i, τ_i)`` the odd layer's
+    intersected with interval bounds, §6.9, recomputed here) and ``(s_i, τ_i)`` the odd layer's
     affine map. Then, up to rounding:
 
     * the activity margin ``m_i = s_i mid_i + τ_i − |s_i| rad_i`` is ``>= 0``,

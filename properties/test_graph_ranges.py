@@ -1,4 +1,4 @@
-"""The graph's linear ranges contain the target's true values (docs/design.md §6.9).
+"""The graph's linear ranges contain the target's true values (docs/design.md §6.10).
 
 For drawn graphs (the residual and concatenating MLPs of `properties.test_graphs`, and small convolutional
 ResNets with identity and projection shortcuts, folded BatchNorms and average pooling) and drawn input

@@ -1,4 +1,4 @@
-"""The linear bounds contain the target's true values (docs/design.md §6.8).
+"""The linear bounds contain the target's true values (docs/design.md §6.9).
 
 For random targets and domains, every pre-activation ``h_j(x)`` of the target at fresh points of
 the domain (boundary, box corners included), computed by torch's own forward of the target as an
@@ -36,7 +36,7 @@ def _sequential(target: verify.TargetNetwork) -> torch.nn.Sequential:
 
 @given(data=st.data(), seed=seeds())
 def test_linear_bounds_contain_the_true_preactivations(data: st.DataObject, seed: int) -> None:
-    """§6.8: ``lo_j <= h_j(x) <= hi_j`` at fresh points, and ``B z`` within its queried range."""
+    """§6.9: ``lo_j <= h_j(x) <= hi_j`` at fresh points, and ``B z`` within its queried range."""
     target = data.draw(targets(min_depth=2, max_depth=4, max_width=10, biases=None, degenerate=None))
     domain = data.draw(domains(target.widths[0], flat=None)).resolve(target.widths[0])
     bounds = target_bounds(target, domain)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -22,6 +23,21 @@ import verify
 from properties._support import certified_or_discard
 from properties.strategies import domains, instances, seeds, targets
 from verify.solvers.convex import ConvexSolverError
+
+
+def mlp_modules(test: Callable[..., None]) -> Callable[..., None]:
+    """The drawn MLP fits of the module properties: target widths 1–5 at depths 1–3 (``widths``), paper or
+    minimal ``mode``, a torch ``seed`` and ``data`` for the points; no deadline (fits vary in time)."""
+    drawn = given(
+        widths=st.lists(st.integers(1, 5), min_size=2, max_size=4),
+        mode=st.sampled_from(["paper", "minimal"]),
+        data=st.data(),
+        seed=st.integers(0, 2**31 - 1),
+    )
+    return drawn(
+        settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])(test)
+    )
+
 
 torch = pytest.importorskip("torch")
 
@@ -280,13 +296,7 @@ def test_conv_error_bound_covers_fresh_points(dtype, case, width, seed):
 
 
 @pytest.mark.parametrize("dtype", MODULE_DTYPES)
-@given(
-    widths=st.lists(st.integers(1, 5), min_size=2, max_size=4),
-    mode=st.sampled_from(["paper", "minimal"]),
-    data=st.data(),
-    seed=st.integers(0, 2**31 - 1),
-)
-@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@mlp_modules
 def test_mlp_module_error_bound_covers_fresh_points(dtype, widths, mode, data, seed):
     """docs/design.md §6.5: for a `verify.nn.frozen_mlp` fitted to a `verify.nn.target_mlp` by `fit_norm_layers`,
     torch's own forward of the frozen module in ``dtype`` stays within ``certificate.error_bound`` of the target

@@ -17,26 +17,19 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
+from hypothesis import note
 
 import verify
 import verify.core.tree_rounding as tree_rounding
 from properties._support import certified_or_discard
 from properties.strategies import domains
-from properties.test_soundness import box_points, fresh_points
+from properties.test_soundness import box_points, fresh_points, mlp_modules
 
 torch = pytest.importorskip("torch")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@given(
-    widths=st.lists(st.integers(1, 5), min_size=2, max_size=4),
-    mode=st.sampled_from(["paper", "minimal"]),
-    data=st.data(),
-    seed=st.integers(0, 2**31 - 1),
-)
-@settings(deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@mlp_modules
 def test_layer_figures_bound_the_computed_layers(dtype, widths, mode, data, seed):
     """Every figure of every frozen layer is at least its value at torch's forward on fresh points (module notes)."""
     from verify.nn import fit_norm_layers, frozen_like, target_mlp

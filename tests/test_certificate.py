@@ -17,7 +17,7 @@ FROZEN = verify.FrozenNetwork.for_target(TARGET, seed=4, biases=True)
 
 def test_figures_match_an_independent_recomputation():
     result = verify.reconstruct(TARGET, FROZEN, verify.Ball(1.0, [0.5, 0.0, -0.5]), method="lstsq")
-    regions = linear_regions(target_bounds(TARGET, result.domain))  # the shifts' regions (docs/design.md §6.8)
+    regions = linear_regions(target_bounds(TARGET, result.domain))  # the shifts' regions (docs/design.md §6.9)
     for k, block in enumerate(result.certificate.blocks, start=1):
         odd, even = 2 * k - 2, 2 * k - 1
         s, tau = result.scales[odd], result.shifts[odd]

@@ -1,4 +1,4 @@
-"""The graph's linear ranges (docs/design.md §6.9): rounded outwards, tighter than intervals, checked by the
+"""The graph's linear ranges (docs/design.md §6.10): rounded outwards, tighter than intervals, checked by the
 engine against the graph it bounds, and reported by `fit_graph`."""
 
 import numpy as np

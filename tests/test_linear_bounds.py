@@ -1,4 +1,4 @@
-"""Linear bounds back-substituted to the input (docs/design.md §6.8): rounded outwards, tighter than
+"""Linear bounds back-substituted to the input (docs/design.md §6.9): rounded outwards, tighter than
 intervals, and used by both the shifts and the certified bound."""
 
 from fractions import Fraction

@@ -114,3 +114,22 @@ def test_shards_add_their_counts_and_any_failing_shard_fails_the_claim(stand_in:
     assert not claim.passed
     assert (claim.figures["passed"], claim.figures["failed"]) == (2, 1)
     assert any("test_broken" in test for test in claim.figures["failing_tests"])
+
+
+def test_shards_hold_every_file_once_and_balance_the_heavy_ones(tmp_path: Path) -> None:
+    """The real suite's files, split in two: every file in exactly one shard, and the heaviest two files
+    (by `_SECONDS`) in different shards, each shard's listed time within the heaviest file's of the other's
+    (longest processing time first leaves no shard more than one file's time above another)."""
+    directory = _properties._properties_dir()
+    assert directory is not None
+    groups = _properties._shards(directory, 2)
+    files = sorted(p.relative_to(directory.parent).as_posix() for p in directory.glob("test_*.py"))
+    assert sorted(f for group in groups for f in group) == files
+    weight = {Path(f).name: _properties._SECONDS.get(Path(f).name, _properties._LIGHT) for f in files}
+    heaviest = sorted(weight, key=weight.get, reverse=True)[:2]
+    shard_of = {Path(f).name: k for k, group in enumerate(groups) for f in group}
+    assert shard_of[heaviest[0]] != shard_of[heaviest[1]]
+    loads = [sum(weight[Path(f).name] for f in group) for group in groups]
+    assert abs(loads[0] - loads[1]) <= max(weight.values())
+    # A single file, or one shard, is one group holding the whole package.
+    assert _properties._shards(directory, 1) == [["properties"]]

@@ -251,7 +251,7 @@ def _solve(
         described = {"kind": "R^d", "checked_on_balls_of_radius": list(PAIRED_RADII)}
     else:
         domain = domain.resolve(target.widths[0])
-        linear = target_bounds(target, domain)  # linear ∩ interval ranges of every block's input (§6.8)
+        linear = target_bounds(target, domain)  # linear ∩ interval ranges of every block's input (§6.9)
         setup = linear.seconds  # spent before the construction starts; block queries are added inside it
         regions = linear_regions(linear)
         points = domain.sample(samples, np.random.default_rng(seed))

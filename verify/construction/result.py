@@ -46,9 +46,9 @@ class Reconstruction:
     ranges : tuple of RangeWidths
         A dense chain on a bounded domain: per pre-activation node ``h_j`` of the target, the widest
         interval-bound width against the widest width once intersected with the linear bounds
-        (`verify.core.linear_bounds`, docs/design.md §6.8), and the median ratio of the two; a graph
+        (`verify.core.linear_bounds`, docs/design.md §6.9), and the median ratio of the two; a graph
         (`verify.nn.graph_fit.fit_graph`): the same per node of the target graph (input excluded), for its
-        forward and backward linear ranges (`verify.core.graph_ranges`, §6.9); empty otherwise.
+        forward and backward linear ranges (`verify.core.graph_ranges`, §6.10); empty otherwise.
     timings : dict
         Wall seconds of the fit's parts where measured (dense chains): ``"linear_bounds"`` (the target's
         linear bounds and the block queries of the shifts; absent on ``R^d``), ``"construction"`` (the solves

@@ -11,7 +11,7 @@ underflow adds at most ``m · η`` (``η`` the smallest subnormal).
 
 * a box ``Z_{k−1} = [lo, hi]`` that contains the target's exact block input ``z_{k−1}`` (the domain
   itself for ``k = 1``; later boxes are interval bounds through the target, rounded outwards, and
-  intersected with the linear bounds of `verify.core.linear_bounds`, docs/design.md §6.8), and
+  intersected with the linear bounds of `verify.core.linear_bounds`, docs/design.md §6.9), and
 * ``δ_{k−1} ≥ |ẑ_{k−1} − z_{k−1}|`` componentwise, where ``ẑ`` is what ``ĝ`` computes on the
   live rows of layer ``2k−2`` after the ReLU. ``δ_0 = u |x|`` (casting ``x`` into the evaluation
   dtype; 0 in float64). Every computed ``ẑ`` lies in ``[lo − δ, hi + δ]`` (and ``ẑ ≥ 0`` for

@@ -1,4 +1,4 @@
-"""Backward (CROWN) bounds of a graph node's entries, back-substituted to the input (docs/design.md §6.9).
+"""Backward (CROWN) bounds of a graph node's entries, back-substituted to the input (docs/design.md §6.10).
 
 `verify.core.linear_bounds` back-substitutes through a dense chain; a graph's nodes have several
 inputs and consumers. Here every linear node (a pair's target layer, an addition, a concatenation, a

@@ -1,4 +1,4 @@
-"""Forward linear bounds of every target node of a `verify.core.graph.Graph`: its tighter ranges (docs/design.md §6.9).
+"""Forward linear bounds of every target node of a `verify.core.graph.Graph`: its tighter ranges (docs/design.md §6.10).
 
 Interval ranges box every node and lose the correlation between its entries; at random
 initialization they grow looser with depth. Here every node's exact target value ``z(x)`` carries

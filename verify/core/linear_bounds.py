@@ -1,4 +1,4 @@
-"""Linear bounds back-substituted to the input: tighter ranges of a dense target's nodes (docs/design.md §6.8).
+"""Linear bounds back-substituted to the input: tighter ranges of a dense target's nodes (docs/design.md §6.9).
 
 Interval bounds box every layer and lose the correlation between neurons; at random initialization
 they grow looser with width and depth. CROWN (Zhang et al., 2018; auto_LiRPA's backward mode) keeps

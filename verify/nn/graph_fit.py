@@ -3,7 +3,7 @@
 Every target Linear is a one-block problem: `verify.reconstruct` of ``TargetNetwork([W], [b])`` (its
 BatchNorm folded) by its frozen pair, on the box of that node's input that the target graph's ranges give
 (`verify.nn.graph_lower.target_ranges`: forward and backward linear bounds intersected with interval bounds,
-docs/design.md §6.9; the graph bound is given the same ranges). A depth-1 target has no ReLU after its layer,
+docs/design.md §6.10; the graph bound is given the same ranges). A depth-1 target has no ReLU after its layer,
 which is what a pair followed by an addition needs; a ReLU node after the pair is copied from the
 target. With ``mode="approximate"`` (docs/design.md §11) a narrow pair is approximated and every pair
 downstream of one is solved on its box enlarged by the graph bound of the error carried in (`_fit_nodes`);
@@ -212,7 +212,7 @@ def fit_graph(frozen: nn.Module, target: nn.Module, domain: Domain, **options: A
     constants = check_shapes(target_graph, shape, next(target.parameters()).dtype, next(target.parameters()).device)
     lo, hi = (torch.tensor(np.asarray(v, dtype=np.float64).reshape(1, *shape)) for v in domain.bounding_box())
     approximate, started = options.get("mode") == APPROXIMATE, time.perf_counter()
-    # every node's range: forward linear bounds ∩ interval bounds (docs/design.md §6.9), for the shifts and the bound
+    # every node's range: forward linear bounds ∩ interval bounds (docs/design.md §6.10), for the shifts and the bound
     ranges, bounds = target_ranges(target_graph, pairs, constants, interval_bounds(target_graph, lo, hi), domain)
     saved = [(bn, bn.weight.detach().clone(), bn.bias.detach().clone()) for bn in _pair_norms(target_graph, pairs)]
     was_training = frozen.training

@@ -58,8 +58,8 @@ def run_properties(timeout: float | None = None, profile: str = "thorough", shar
     (properties that reported statistics) and ``max_examples`` (the profile's setting, as Hypothesis
     reported it).
 
-    ``shards`` pytest processes run side by side, each on every ``shards``-th test file of the suite (in
-    name order); their counts are summed, and the claim passes iff every one passes.
+    ``shards`` pytest processes run side by side, each on a group of the suite's test files of about equal
+    time (`_shards`); their counts are summed, and the claim passes iff every one passes.
     """
     directory = _properties_dir()
     profile = os.environ.get("VERIFY_HYPOTHESIS_PROFILE", profile)
@@ -77,7 +77,7 @@ def run_properties(timeout: float | None = None, profile: str = "thorough", shar
     flags = ["-q", "-p", "no:cacheprovider", *_statistics_flag()]
     groups = _shards(directory, shards)
     runs = [
-        subprocess.Popen(  # one pytest per shard, side by side: the suite's files dealt round-robin
+        subprocess.Popen(  # one pytest per shard, side by side: the suite's files balanced by time
             [sys.executable, "-m", "pytest", *group, *flags],
             cwd=directory.parent,
             env=env,
@@ -108,13 +108,39 @@ def run_properties(timeout: float | None = None, profile: str = "thorough", shar
     return Claim.checked(_NAME, _STATEMENT, passed, figures, command, started=start)
 
 
+_SECONDS = {
+    "test_soundness.py": 44,
+    "test_graphs.py": 41,
+    "test_approximation.py": 35,
+    "test_certificate.py": 25,
+    "test_exactness.py": 18,
+    "test_inputs.py": 15,
+    "test_solver_invariance.py": 8,
+    "test_symmetry.py": 8,
+    "test_infeasible.py": 8,
+    "test_tree_rounding.py": 7,
+    "test_graph_ranges.py": 7,
+}
+"""Seconds each of the suite's heaviest files took under the ``budget`` profile (pytest ``--durations``, two
+shards side by side on two cores, 2026-12-03): only the shards' balance depends on them, never a verdict. A file
+not listed weighs `_LIGHT`."""
+_LIGHT = 3
+
+
 def _shards(directory: Path, shards: int) -> list[list[str]]:
-    """The suite's test files (relative to the checkout) dealt round-robin into at most ``shards`` groups;
-    one group, ``["properties"]``, for ``shards <= 1``."""
+    """The suite's test files (relative to the checkout) in at most ``shards`` groups of about equal time: each
+    file, heaviest first (`_SECONDS`), goes to the group with the least time so far (longest processing time
+    first); one group, ``["properties"]``, for ``shards <= 1``. Every file is in exactly one group."""
     files = sorted(path.relative_to(directory.parent).as_posix() for path in directory.glob("test_*.py"))
     if shards <= 1 or len(files) <= 1:
         return [["properties"]]
-    return [group for group in (files[k::shards] for k in range(shards)) if group]
+    groups: list[list[str]] = [[] for _ in range(min(shards, len(files)))]
+    load = [0.0] * len(groups)
+    for file in sorted(files, key=lambda f: -_SECONDS.get(Path(f).name, _LIGHT)):  # stable: ties keep name order
+        k = load.index(min(load))
+        groups[k].append(file)
+        load[k] += _SECONDS.get(Path(file).name, _LIGHT)
+    return [sorted(group) for group in groups]
 
 
 def _remaining(timeout: float | None, start: float) -> float | None:
