@@ -21,7 +21,6 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, note, settings
@@ -152,9 +151,9 @@ def _check(record: dict, inputs: np.ndarray) -> None:
             assert np.all(np.abs(s * h + t) - reach <= record["output"].reshape(h.shape)), "Y is below the output"
 
 
-@pytest.mark.parametrize("budget", [pair_rounding.LEAF_ENTRIES, 40], ids=["per-position", "one-row-per-channel"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @given(
+    budget=st.sampled_from([pair_rounding.LEAF_ENTRIES, 40]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
     channels=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 2)),
     size=st.integers(4, 6),
     geometry=st.lists(_GEOMETRY, min_size=2, max_size=2),
