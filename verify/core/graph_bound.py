@@ -19,7 +19,8 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   ``δ' = |W| ⋆ δ + |E| ⋆ |ẑ|max + |r| + |s'| |A| (ρ_odd + max(0, −m)) + ρ_even`` with
   ``ρ = γ_{n + OPS} |s|(|M| ⋆ |û| + |c| + |μ|) + γ_2 |β| + (n + OPS) η`` (`layer_rounding`), ``E``,
   ``r`` enclosed as the dense bound encloses them (`verify.core.residuals`), and ``n`` the frozen layer's
-  full fan-in ``C_in · prod(kernel)``. A *mirrored* pair (`verify.core.graph.Pair`) is linear for
+  full fan-in ``C_in · prod(kernel)``; each ``ρ`` is the smallest of that, the signed sums'
+  (`verify.core.signed_sums`) and the sorted leaves' (`verify.core.pair_rounding`). A *mirrored* pair (`verify.core.graph.Pair`) is linear for
   every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and ``E``, ``r`` are its halves'. A
   folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS`` roundings and the fold's to the
   target's: ``γ_{m + 2 + 2·OPS}(|W| ⋆ |ẑ_f| + c)`` in place of ``γ_{m+2}(|W| ⋆ |ẑ_f| + |b|)``.

@@ -7,14 +7,16 @@ of the sums of the positive and of the negative leaves; BatchNorm's roundings th
 (and its last addition on ``Y >= |s (M v + c) + t|``), not on the terms. Here the same bound is taken for the
 odd and the even layer of a graph pair (`verify.core.graph.Pair`), per output channel and position:
 
-* **The leaves.** A convolution's output ``(j, q)`` sums ``M_{j,c,k} ẑ_{c, q+k}`` over the window and the bias.
-  Each row ``j`` gets one vector of leaf bounds for all its positions: ``|M_{j,c,k}| max_q |ẑ_c|max`` (the
-  channel's largest magnitude), then ``|c_j|``. At a position whose window reads padding (exactly 0, adding
-  nothing) or smaller inputs the true leaves are below these, and the bound of a sum only grows with its leaf
-  bounds and their number (``Ā_j`` of a subset is at most that of the set), so one sorted row serves every
+* **The leaves.** A convolution's output ``(j, q)`` sums ``M_{j,c,k} ẑ_{c, q+k}`` over its receptive field
+  (`verify.core.convolution.AffineLayer.fields`; a padded entry is exactly 0, adds nothing and is left out) and
+  the bias: leaf bounds ``|M_{j,c,k}|`` times the field's magnitudes over the box, then ``|c_j|``, per row and
+  position while they number at most `LEAF_ENTRIES`. Beyond, each row ``j`` gets one vector of leaf bounds for
+  all its positions, every input's largest bound over the positions: the bound of a sum only grows with its
+  leaf bounds and their number (``Ā_j`` of a subset is at most that of the set), so one sorted row serves every
   position (`verify.core.tree_rounding.summation_rounding` with a ``(rows, positions)`` total: a binary search
-  per position, no sort per position). The even layer is 1×1: its leaves are ``A_jl û_l`` with ``û_l`` at most
-  ``u_odd`` (the odd output's upper end plus its rounding, 0 for a switched-off odd channel).
+  per position, no sort per position), in blocks of rows within the same budget. The even layer is 1×1: its
+  leaves are ``A_jl û_l`` with ``û_l`` at most ``u_odd`` (the odd output's upper end plus its rounding, 0 for a
+  switched-off odd channel).
 * **The sums, per position.** The odd layer's are over the computed input's box ``[lo, hi]``: ``T = |M| ⋆
   |ẑ|max + |c|``, ``M`` from `verify.core.signed_sums.signed_terms` (plus the bias's sign), ``H`` the range of
   ``M ⋆ ẑ + c`` and ``Y`` that of ``s (M ⋆ ẑ + c) + t`` (`verify.core.convolution.AffineLayer.range`, each plus
