@@ -22,8 +22,9 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   full fan-in ``C_in · prod(kernel)``; each ``ρ`` is the smallest of that, the signed sums'
   (`verify.core.signed_sums`) and the sorted leaves' (`verify.core.pair_rounding`). A *mirrored* pair
   (`verify.core.graph.Pair`) is linear for every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and
-  ``E``, ``r`` are its halves'. A folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS`` roundings and the fold's to the
-  target's: ``γ_{m + 2 + 2·OPS}(|W| ⋆ |ẑ_f| + c)`` in place of ``γ_{m+2}(|W| ⋆ |ẑ_f| + |b|)``.
+  ``E``, ``r`` are its halves'. A folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS``
+  roundings and the fold's to the target's: ``γ_{m + 2 + 2·OPS}(|W| ⋆ |ẑ_f| + c)`` in place of
+  ``γ_{m+2}(|W| ⋆ |ẑ_f| + |b|)``.
 * **relu**: 1-Lipschitz, ``δ`` passes; an element whose ``hi + δ ≤ 0`` is exactly 0 in both.
 * **maxpool**: 1-Lipschitz in ``∞``: ``δ' = maxpool(δ)``; max is exact in floating point.
 * **avgpool**, **adaptiveavgpool**: a mean of ``k`` terms: ``δ' = pool(δ) + γ_{k+1} pool(|ẑ|max) + (k+1) η``.
