@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from verify.core.tree_rounding import layer_figures, summation_rounding, tight_rounding
+from verify.core.tree_rounding import layer_figures, leaf_bounds, sum_figures, summation_rounding, tight_rounding
 
 U32, TINY32 = 2.0**-24, 2.0**-149
 
@@ -158,3 +158,69 @@ def test_batchnorm_alone_rounds_relative_to_its_input(seed):
     assert np.all(observed <= tight_rounding(dot, value, s, 0 * s, np.abs(beta), U32, 0, 1))
     output = np.max(np.abs(exact), axis=0) * (1 + 1e-12)  # |s v + β| over the points (float64: 1e-12 covers it)
     assert np.all(observed <= tight_rounding(dot, value, s, 0 * s, np.abs(beta), U32, 0, 1, output, np.abs(beta)))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_one_row_of_leaves_bounds_several_sums_as_each_alone(seed):
+    """``total`` and ``cap`` of shape ``(rows, sums)`` (one row of leaf bounds for every position of a convolution):
+    each column is the bound of that column alone, up to the float64 rounding of two sums of at most ``m``
+    non-negative terms added in different orders (``2 γ_m`` of the value, Higham's bound, doubled)."""
+    rng = np.random.default_rng(seed)
+    rows, m, sums = int(rng.integers(1, 6)), int(rng.integers(1, 40)), int(rng.integers(1, 7))
+    leaves = rng.exponential(size=(rows, m)) * (rng.random((rows, m)) < 0.7)  # zero leaves left out
+    total = leaves.sum(axis=1)[:, None] * rng.uniform(0.5, 1.5, (rows, sums))
+    cap = total * rng.uniform(0.0, 1.2, (rows, sums))
+    total[0, 0] = np.inf if seed % 2 else total[0, 0]  # an unbounded sum stays unbounded, and NaN-free
+    several = summation_rounding(leaves, total, cap, U32, TINY32)
+    assert several.shape == (rows, sums) and not np.any(np.isnan(several))
+    for k in range(sums):
+        alone = summation_rounding(leaves, total[:, k], cap[:, k], U32, TINY32)
+        assert np.array_equal(np.isinf(several[:, k]), np.isinf(alone))
+        finite = np.isfinite(alone)
+        gap = 4 * (m + 2) * 2.0**-53 * alone[finite]
+        assert np.all(np.abs(several[finite, k] - alone[finite]) <= gap)
+
+
+def test_one_row_of_leaves_covers_float32_sums_at_every_position():
+    """Positions whose leaves are each at most the row's bounds (some exactly 0, as padding is), each summed in
+    float32 in the worst ties order of `test_every_addition_rounding_by_u_is_covered` and at random: every error
+    within its column of the bound, from each position's own ``T`` and ``M``."""
+    rng = np.random.default_rng(1)
+    m, positions = 33, 6
+    row = np.array([1.0] + [U32] * (m - 1))
+    bounds = np.vstack([row, 2 * row])  # two rows; the second's positions use half its bounds
+    values, totals, caps = [], np.zeros((2, positions)), np.zeros((2, positions))
+    for r in range(2):
+        for q in range(positions):
+            keep = np.ones(m, dtype=bool) if q == 0 else rng.random(m) < 0.8  # padding: leaves exactly 0
+            keep[0] = True
+            leaf = np.where(keep, row, 0.0).astype(np.float32)
+            values.append((r, q, leaf))
+            totals[r, q] = np.sum(leaf.astype(np.float64))
+            caps[r, q] = totals[r, q]  # one sign: M = T
+    bound = summation_rounding(bounds, totals, caps, U32, TINY32)
+    for r, q, leaf in values:
+        exact = float(np.sum(leaf.astype(np.float64)))
+        for tree in ("left", "random"):
+            error = abs(_float32_sum(leaf[leaf > 0], tree, rng) - exact)
+            assert error <= bound[r, q]
+    assert abs(_float32_sum(values[0][2], "left", rng) - totals[0, 0]) == (m - 1) * U32  # the ties: all lost
+
+
+def test_leaf_bounds_of_several_sums_are_the_rows_of_each_and_sum_figures_cap_by_the_total():
+    weights, bias = np.array([[1.0, -2.0], [0.5, 0.0]]), np.array([3.0, -1.0])
+    largest = np.array([[1.0, 2.0], [0.0, 4.0], [3.0, 1.0]])  # three positions
+    several = leaf_bounds(weights, bias, largest)
+    rows = np.vstack([leaf_bounds(weights, bias, largest[q])[j] for j in range(2) for q in range(3)])
+    assert several.shape == (6, 3) and np.array_equal(several, rows)
+    cap, value = sum_figures(np.array([5.0]), np.array([7.0]), np.array([-9.0]), np.array([2.0]), np.array([6.0]))
+    assert cap[0] == 5.0 and value[0] == 5.0  # both at most the total
+    cap, value = sum_figures(np.array([5.0]), np.array([-1.0]), np.array([-2.0]))
+    assert cap[0] == 5.0 and value[0] == 0.0  # no positive and negative sums: the total; a value at least 0
+
+
+def test_several_sums_need_matching_totals_and_caps():
+    with pytest.raises(ValueError, match="one shape"):
+        summation_rounding(np.ones((2, 3)), np.ones((2, 4)), np.ones((2, 3)), U32, 0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        summation_rounding(np.ones((2, 3)), np.ones(3), np.ones(3), U32, 0.0)

@@ -151,6 +151,11 @@ class AffineLayer(Layer):
         """``weight ⋆ x`` without bias (``weight`` shaped like `weight`, any number of output channels)."""
         raise NotImplementedError
 
+    def fields(self, x: np.ndarray) -> np.ndarray:
+        """The inputs each output position reads, for one tensor ``x`` (no batch axis): ``(positions, in · kernel)``
+        in the order of `flat_weight`'s columns, so that ``(weight ⋆ x)[:, q] = flat_weight @ fields(x)[q]``."""
+        raise NotImplementedError
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = self.linear(x, self.weight)
         out += self._broadcast(self.bias)  # in place: the output is a fresh array
@@ -203,6 +208,9 @@ class Linear(AffineLayer):
 
     def linear(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
         return x @ weight.T
+
+    def fields(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x).reshape(1, -1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,6 +310,12 @@ class Conv(AffineLayer):
             *(slice(None, None, d) for d in self.dilation),
         )
         return view[index]
+
+    def fields(self, x: np.ndarray) -> np.ndarray:
+        windows = self.windows(x[None])[0]  # (in, *out, *kernel)
+        spatial = self.spatial
+        order = (*range(1, 1 + spatial), 0, *range(1 + spatial, 1 + 2 * spatial))
+        return np.ascontiguousarray(windows.transpose(order)).reshape(-1, self.flat_weight.shape[1])
 
     def linear(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """One GEMM: ``weight`` flattened ``(out, in·k)`` times the receptive fields of the whole batch

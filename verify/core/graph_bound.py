@@ -19,10 +19,12 @@ Transfers (``ẑ ∈ [lo − δ, hi + δ]`` is the computed input, ``|ẑ|max`` 
   ``δ' = |W| ⋆ δ + |E| ⋆ |ẑ|max + |r| + |s'| |A| (ρ_odd + max(0, −m)) + ρ_even`` with
   ``ρ = γ_{n + OPS} |s|(|M| ⋆ |û| + |c| + |μ|) + γ_2 |β| + (n + OPS) η`` (`layer_rounding`), ``E``,
   ``r`` enclosed as the dense bound encloses them (`verify.core.residuals`), and ``n`` the frozen layer's
-  full fan-in ``C_in · prod(kernel)``. A *mirrored* pair (`verify.core.graph.Pair`) is linear for
-  every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and ``E``, ``r`` are its halves'. A
-  folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS`` roundings and the fold's to the
-  target's: ``γ_{m + 2 + 2·OPS}(|W| ⋆ |ẑ_f| + c)`` in place of ``γ_{m+2}(|W| ⋆ |ẑ_f| + |b|)``.
+  full fan-in ``C_in · prod(kernel)``; each ``ρ`` is the smallest of that, the signed sums'
+  (`verify.core.signed_sums`) and the sorted leaves' (`verify.core.pair_rounding`). A *mirrored* pair
+  (`verify.core.graph.Pair`) is linear for every input (``ReLU(q) − ReLU(−q) = q``): no margin term, and
+  ``E``, ``r`` are its halves'. A folded target BatchNorm (``Pair.target_norm = c``) adds its ``OPS``
+  roundings and the fold's to the target's: ``γ_{m + 2 + 2·OPS}(|W| ⋆ |ẑ_f| + c)`` in place of
+  ``γ_{m+2}(|W| ⋆ |ẑ_f| + |b|)``.
 * **relu**: 1-Lipschitz, ``δ`` passes; an element whose ``hi + δ ≤ 0`` is exactly 0 in both.
 * **maxpool**: 1-Lipschitz in ``∞``: ``δ' = maxpool(δ)``; max is exact in floating point.
 * **avgpool**, **adaptiveavgpool**: a mean of ``k`` terms: ``δ' = pool(δ) + γ_{k+1} pool(|ẑ|max) + (k+1) η``.
@@ -69,6 +71,7 @@ from verify.core.convolution import AffineLayer
 from verify.core.domains import Ball, Box, Domain
 from verify.core.error_bound import _HUGE, _TINY, _U64, OPS, ErrorBound, _gamma, layer_rounding, unit_roundoff
 from verify.core.graph import Graph, Node, Norm, Pair
+from verify.core.pair_rounding import even_rounding, odd_rounding
 from verify.core.residuals import Residuals, StoredNorm, block_residuals
 from verify.core.signed_sums import signed_rounding, signed_terms
 
@@ -238,17 +241,24 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     pos, neg = (x * inflate for x in signed_terms(lambda x, w: _apply(odd, x, w), odd.weight, lo_g, hi_g))
     signed = signed_rounding(pos, neg, *map(ch, _norm_abs(on, odd)), p.odd_terms, u, walk.tiny, inflate)
     rho_odd = np.minimum(rho_odd, signed)
-    # The linear regime per position: the odd pre-activation's minimum over the computed input's box.
+    # The odd pre-activation's range per position over the computed input's box: the linear regime, the output.
+    scaled = odd.weight * _channels(so, odd.weight)
+    image = odd.range(lo_g, hi_g, scaled, so * odd.bias + to)
+    allowance = 2 * _gamma(odd.flat_weight.shape[1] + 12, _U64) * mag_odd
+    margin = (image.mid - image.rad).reshape(mag_odd.shape) - allowance
+    high = (image.mid + image.rad).reshape(mag_odd.shape) + allowance
+    if u > 0:  # the same rounding from the sums of its terms, for any order (`verify.core.pair_rounding`)
+        output = np.minimum(mag_odd, np.maximum(np.maximum(high, -margin), 0.0))
+        tree = odd_rounding(odd, on, lo_g, hi_g, h_odd, pos, neg, output, u, walk.tiny, inflate)
+        rho_odd = np.fmin(rho_odd, tree)  # a NaN (from infinite figures) bounds nothing
     top_odd = mag_odd  # |p| <= its magnitude, or the image's upper end where the image is computed
+    slack = np.zeros_like(rho_odd)
     if p.mirrored:  # ReLU(q) − ReLU(−q) = q: linear for every input, no regime to leave
         odd_error = rho_odd
     else:
-        scaled = odd.weight * _channels(so, odd.weight)
-        image = odd.range(lo_g, hi_g, scaled, so * odd.bias + to)
-        allowance = 2 * _gamma(odd.flat_weight.shape[1] + 12, _U64) * mag_odd
-        margin = (image.mid - image.rad).reshape(mag_odd.shape) - allowance
-        odd_error = rho_odd + np.maximum(-margin, 0.0) * inflate
-        top_odd = np.minimum(mag_odd, np.maximum((image.mid + image.rad).reshape(mag_odd.shape) + allowance, 0.0))
+        slack = np.maximum(-margin, 0.0) * inflate
+        odd_error = rho_odd + slack
+        top_odd = np.minimum(mag_odd, np.maximum(high, 0.0))
     # The even (1x1) layer on 0 <= û <= max(p, 0) + ρ_odd (a ReLU's output).
     u_odd = (top_odd + rho_odd) * inflate
     h_even = (_apply(even, u_odd, np.abs(even.weight)) + _channels(np.abs(even.bias), u_odd)) * inflate
@@ -259,6 +269,10 @@ def _pair(walk: _Walk, node: Node, v: Value) -> Value:
     ce = lambda values: _channels(values, h_even)  # noqa: E731
     signed = signed_rounding(pos, neg, *map(ce, _norm_abs(en, even)), p.even_terms, u, walk.tiny, inflate)
     rho_even = np.minimum(rho_even, signed)
+    if u > 0:
+        box = (h_even, pos, neg)
+        tree = even_rounding(p, lo_g, hi_g, u_odd, rho_odd, slack, mag_odd, *box, u, walk.tiny, inflate)
+        rho_even = np.fmin(rho_even, tree)
     inside = [
         (h_odd + ch(np.abs(on.mean))) * ch(np.maximum(1.0, np.abs(on.gamma))),
         (h_even + _channels(np.abs(en.mean), h_even)) * _channels(np.maximum(1.0, np.abs(en.gamma)), h_even),

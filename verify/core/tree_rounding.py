@@ -41,7 +41,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BN_OPS", "block_roundings", "layer_figures", "summation_rounding", "tight_rounding"]
+__all__ = [
+    "BN_OPS",
+    "block_roundings",
+    "layer_figures",
+    "leaf_bounds",
+    "sum_figures",
+    "summation_rounding",
+    "tight_rounding",
+]
 
 _U64 = 2.0**-53
 BN_OPS = 9
@@ -72,16 +80,45 @@ def layer_figures(
     """
     weights, bias = np.asarray(weights, dtype=np.float64), np.asarray(bias, dtype=np.float64)
     absw = np.abs(weights)
-    leaves = np.hstack([absw * np.asarray(largest, dtype=np.float64)[None, :], np.abs(bias)[:, None]])
+    leaves = leaf_bounds(weights, bias, largest)
     if total is None:
         total = sup(absw, np.abs(bias))
         positive = sup(np.maximum(weights, 0.0), np.maximum(bias, 0.0))
         negative = sup(np.maximum(-weights, 0.0), np.maximum(-bias, 0.0))
-        cap = np.minimum(np.maximum(positive, negative), total)
+        cap, value = sum_figures(total, sup(weights, bias), sup(-weights, -bias), positive, negative)
     else:
-        cap = total
-    value = np.minimum(np.maximum(sup(weights, bias), sup(-weights, -bias)), total)
-    return leaves, total, cap, np.maximum(value, 0.0)
+        cap, value = sum_figures(total, sup(weights, bias), sup(-weights, -bias))
+    return leaves, total, cap, value
+
+
+def leaf_bounds(weights: np.ndarray, bias: np.ndarray, largest: np.ndarray) -> np.ndarray:
+    """Per-leaf bounds ``U`` of a layer ``M v + c`` (``weights`` M, rows × inputs) whose inputs are at most
+    ``largest`` in magnitude (0: exactly 0): ``|M_jl| largest_l``, then ``|c_j|``, shape ``(rows, inputs + 1)``.
+    ``largest`` of shape ``(sums, inputs)``: the inputs of several sums per row (a convolution's positions), one
+    row of leaves per row and sum, ``(rows · sums, inputs + 1)``, row-major."""
+    weights, bias = np.asarray(weights, dtype=np.float64), np.asarray(bias, dtype=np.float64)
+    largest = np.asarray(largest, dtype=np.float64)
+    if largest.ndim == 2:
+        products = (np.abs(weights)[:, None, :] * largest[None, :, :]).reshape(-1, weights.shape[1])
+        return np.hstack([products, np.repeat(np.abs(bias), largest.shape[0])[:, None]])
+    return np.hstack([np.abs(weights) * largest[None, :], np.abs(bias)[:, None]])
+
+
+def sum_figures(
+    total: np.ndarray,
+    above: np.ndarray,
+    below: np.ndarray,
+    positive: np.ndarray | None = None,
+    negative: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(cap, value)`` of `summation_rounding` and `tight_rounding` from bounds on a layer's sums over a region:
+    ``total >= Σ_ℓ |a_ℓ|``, ``above >= M v + c``, ``below >= −(M v + c)``, and, when given, ``positive``,
+    ``negative`` at least the sums of the positive and of the negative leaves (else ``total`` caps both).
+    ``cap = min(max(positive, negative), total)``, ``value = max(0, min(max(above, below), total)) >= |M v + c|``;
+    any shapes that broadcast."""
+    cap = total if positive is None else np.minimum(np.maximum(positive, negative), total)
+    value = np.minimum(np.maximum(above, below), total)
+    return cap, np.maximum(value, 0.0)
 
 
 def summation_rounding(leaves: np.ndarray, total: np.ndarray, cap: np.ndarray, u: float, tiny: float) -> np.ndarray:
@@ -101,13 +138,42 @@ def summation_rounding(leaves: np.ndarray, total: np.ndarray, cap: np.ndarray, u
     leaves = np.asarray(leaves, dtype=np.float64)
     if leaves.ndim != 2 or np.any(leaves < 0) or np.any(np.isnan(leaves)):
         raise ValueError("leaves must be a 2-d array of non-negative bounds")
+    total = np.asarray(total, dtype=np.float64)
+    if total.ndim not in (1, 2) or total.shape[0] != leaves.shape[0] or np.shape(cap) != total.shape:
+        raise ValueError(
+            f"total and cap must have one shape, (rows,) or (rows, sums), for {leaves.shape[0]} rows of leaves; "
+            f"got {total.shape} and {np.shape(cap)}"
+        )
     count = np.sum(leaves > 0, axis=1)
     ordered = -np.sort(-leaves, axis=1)
     prefix = np.cumsum(ordered, axis=1)[:, 1:]  # A_j, j = 1 … m − 1: the j + 1 largest
-    limit = np.minimum(np.asarray(total, dtype=np.float64), cap)[:, None]
+    if total.ndim == 2:  # one row of leaf bounds for several sums (module notes)
+        nodes = _capped_prefix_sums(prefix, np.maximum(count - 1, 0), np.minimum(total, cap))
+        factor = u * (1.0 + _gamma(np.maximum(count - 1, 0), u))
+        return factor[:, None] * (total + nodes) + count[:, None] * tiny
+    limit = np.minimum(total, cap)[:, None]
     used = np.arange(prefix.shape[1])[None, :] + 2 <= count[:, None]  # A_j counts only while j + 1 <= m
     nodes = np.sum(np.where(used, np.minimum(prefix, limit), 0.0), axis=1)
     return u * (1.0 + _gamma(np.maximum(count - 1, 0), u)) * (total + nodes) + count * tiny
+
+
+def _capped_prefix_sums(prefix: np.ndarray, used: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """``Σ_{j < used_r} min(prefix_rj, limit_rk)`` per row ``r`` and column ``k``, ``prefix`` non-decreasing along each
+    row: the ``i`` entries below the limit (found by a binary search per entry) summed, plus ``used_r − i`` limits."""
+    rows = prefix.shape[0]
+    count = np.broadcast_to(used[:, None], limit.shape).astype(np.int64)
+    lower, upper = np.zeros(limit.shape, dtype=np.int64), count.copy()
+    last = max(prefix.shape[1] - 1, 0)
+    padded = prefix if prefix.shape[1] else np.zeros((rows, 1))
+    while np.any(lower < upper):  # lower ends as the number of used entries below the limit
+        middle = (lower + upper) // 2
+        below = np.take_along_axis(padded, np.minimum(middle, last), axis=1) < limit
+        active = lower < upper
+        lower = np.where(active & below, middle + 1, lower)
+        upper = np.where(active & ~below, middle, upper)
+    sums = np.hstack([np.zeros((rows, 1)), np.cumsum(prefix, axis=1)])
+    rest = count - lower
+    return np.take_along_axis(sums, lower, axis=1) + rest * np.where(rest > 0, limit, 0.0)
 
 
 def tight_rounding(

@@ -113,6 +113,7 @@ _SECONDS = {
     "test_graphs.py": 41,
     "test_approximation.py": 35,
     "test_certificate.py": 25,
+    "test_pair_rounding.py": 25,
     "test_exactness.py": 18,
     "test_inputs.py": 15,
     "test_solver_invariance.py": 8,
