@@ -85,7 +85,7 @@ ITERATIVE_REWEIGHTS = 0
 """Reweighted passes when the inner minimum-norm solve is ``iterative`` (LSMR, the large pairs): measured on
 LeNet-5 at 2× paper width (`benchmarks/bench.py lenet`, float64, one core), one pass took the fit from 150 s
 to 314 s (the ``fc1`` pair, 48,000 equations, 127 s to 283 s) for a bound 0.90 times as large (0.0621
-against 0.0691): twice the time of the largest solves for a tenth of the bound."""
+against 0.0691): twice the time of the largest solves to lower the bound by a tenth."""
 SPREAD = 2.0**30
 """Largest ratio between two weights ``D_i`` (smaller ones are raised to ``max D / SPREAD``): a neuron whose
 input or output is (nearly) zero on the region would otherwise get a weight near 0 and a scaled row of ``B``
